@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Installs everything logferry needs to build and test, idempotently:
+# Debian packages (skipped when already present) and DuckDB from the npm
+# registry into .deps/ (never committed).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+
+APT_PACKAGES=(
+  build-essential cmake ninja-build ccache pkg-config
+  libisal-dev zlib1g-dev libzstd-dev libsqlite3-dev libssl-dev libcurl4-openssl-dev
+  libsimdjson-dev nlohmann-json3-dev libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  nodejs npm python3 gzip zstd
+)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# node/npm/python3 may come from elsewhere on the machine; only require the binaries.
+filtered=()
+for p in "${missing[@]}"; do
+  case "$p" in
+    nodejs) command -v node >/dev/null || filtered+=("$p") ;;
+    npm) command -v npm >/dev/null || filtered+=("$p") ;;
+    python3) command -v python3 >/dev/null || filtered+=("$p") ;;
+    *) filtered+=("$p") ;;
+  esac
+done
+if [ ${#filtered[@]} -gt 0 ]; then
+  echo "setup: installing ${filtered[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${filtered[@]}" >/dev/null
+fi
+
+# DuckDB: the shared library ships in @duckdb/node-bindings-linux-x64, its C header
+# in the duckdb package of the same version (install scripts skipped: they download).
+DUCKDB_VERSION=1.4.4
+DUCKDB_BINDINGS_VERSION=1.4.4-r.1
+deps="$root/.deps/duckdb"
+if [ ! -f "$deps/lib/libduckdb.so" ] || [ ! -f "$deps/include/duckdb.h" ] || \
+   [ "$(cat "$deps/VERSION" 2>/dev/null)" != "$DUCKDB_BINDINGS_VERSION" ]; then
+  echo "setup: installing DuckDB $DUCKDB_VERSION from npm"
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm install --silent --ignore-scripts --no-audit --no-fund --no-save \
+      "@duckdb/node-bindings-linux-x64@$DUCKDB_BINDINGS_VERSION" "duckdb@$DUCKDB_VERSION" >/dev/null)
+  mkdir -p "$deps/lib" "$deps/include"
+  cp "$tmp/node_modules/@duckdb/node-bindings-linux-x64/libduckdb.so" "$deps/lib/"
+  cp "$tmp/node_modules/duckdb/src/duckdb/src/include/duckdb.h" "$deps/include/"
+  echo "$DUCKDB_BINDINGS_VERSION" > "$deps/VERSION"
+  rm -rf "$tmp"
+fi

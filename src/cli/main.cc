@@ -1,0 +1,538 @@
+// logferry: the command-line interface. Turns the core's Status values into
+// messages and exit codes:
+//   0  success
+//   1  verify found differences, or a command failed
+//   2  bad usage or configuration
+//   3  run --once finished, but some objects or partitions are failing
+#include <fcntl.h>
+#include <signal.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "common/strings.h"
+#include "common/time.h"
+#include "core/config.h"
+#include "core/generator.h"
+#include "core/pipeline.h"
+#include "core/verify.h"
+#include "ledger/ledger.h"
+#include "warehouse/warehouse.h"
+
+using namespace logferry;
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+void OnSignal(int) { g_stop.store(true); }
+
+[[noreturn]] void Die(const std::string& message, int code = 1) {
+  fflush(stdout);
+  fprintf(stderr, "logferry: %s\n", message.c_str());
+  exit(code);
+}
+
+template <typename T>
+T OrDie(StatusOr<T> v, int code = 1) {
+  if (!v.ok()) Die(v.status().message().empty() ? v.status().ToString() : v.status().message(),
+                   v.status().code() == StatusCode::kInvalidArgument ? 2 : code);
+  return std::move(v).value();
+}
+
+void OrDie(const Status& s, int code = 1) {
+  if (!s.ok()) Die(s.message(), s.code() == StatusCode::kInvalidArgument ? 2 : code);
+}
+
+void SetupLogging(const std::string& level, bool verbose) {
+  auto logger = spdlog::stderr_color_mt("logferry");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
+  spdlog::set_level(verbose ? spdlog::level::debug : spdlog::level::from_str(level));
+}
+
+Status EnsureDir(const std::string& dir) {
+  std::string cur;
+  for (size_t i = 0; i < dir.size(); ++i) {
+    cur += dir[i];
+    if (dir[i] == '/' || i + 1 == dir.size()) {
+      if (mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST)
+        return Status::PermissionDenied("cannot create " + cur + ": " + strerror(errno));
+    }
+  }
+  return Status::Ok();
+}
+
+struct Env {
+  Config config;
+  std::unique_ptr<Ledger> ledger;
+  std::unique_ptr<Pipeline> pipeline;
+};
+
+Env Open(const std::string& config_path, bool verbose) {
+  Env env;
+  env.config = OrDie(LoadConfig(config_path), 2);
+  SetupLogging(env.config.log_level, verbose);
+  OrDie(EnsureDir(env.config.state_dir));
+  env.ledger = OrDie(Ledger::Open(env.config.LedgerPath()));
+  env.pipeline = std::make_unique<Pipeline>(env.config, env.ledger.get());
+  OrDie(env.pipeline->Init());
+  return env;
+}
+
+TableRuntime& TableOrDie(Env& env, const std::string& name) {
+  if (name.empty()) {
+    if (env.pipeline->tables().size() == 1) return env.pipeline->tables().front();
+    Die("several tables are configured: say which with --table", 2);
+  }
+  TableRuntime* t = env.pipeline->table(name);
+  if (!t) Die("no table '" + name + "' in " + env.config.path, 2);
+  return *t;
+}
+
+int64_t ParseTimeArg(const std::string& s, const char* flag) {
+  auto t = ParseIso8601(s, 0);
+  if (!t) Die(std::string(flag) + " must be a UTC time like 2016-08-01T00 (got '" + s + "')", 2);
+  return *t;
+}
+
+// --- run ---
+
+int CmdRun(const std::string& config_path, bool once, bool verbose) {
+  Env env = Open(config_path, verbose);
+  // One daemon per state directory: two would stage the same objects twice over.
+  std::string lock_path = env.config.state_dir + "/run.lock";
+  int lock_fd = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0)
+    Die("another 'logferry run' is active on " + env.config.state_dir);
+  struct sigaction sa{};
+  sa.sa_handler = OnSignal;
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  bool tty = isatty(2);
+  if (tty && once) {
+    env.pipeline->set_progress([](const std::string& line) { fprintf(stderr, "\r\033[K%s", line.c_str()); });
+  }
+  int exit_code = 0;
+  for (;;) {
+    auto t0 = std::chrono::steady_clock::now();
+    auto stats = env.pipeline->RunOnce(g_stop);
+    if (tty && once) fprintf(stderr, "\r\033[K");
+    if (!stats.ok()) {
+      spdlog::error("pass failed: {}", stats.status().ToString());
+      if (once) return 1;
+    } else {
+      double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      const PassStats& s = *stats;
+      if (s.discovered || s.staged_objects || s.failed_objects || s.partitions_loaded || s.partitions_failed || once) {
+        spdlog::info(
+            "pass: {} new objects, {} staged ({} rows, {} bad, {} read at {:.0f} MB/s), {} failed; "
+            "{} partitions loaded, {} failed; {:.1f}s",
+            s.discovered, s.staged_objects, s.rows_staged, s.bad_records, HumanBytes(s.bytes_read),
+            s.stage_seconds > 0 ? s.bytes_read / 1e6 / s.stage_seconds : 0.0, s.failed_objects, s.partitions_loaded,
+            s.partitions_failed, secs);
+      }
+      if (once) {
+        int64_t failing = 0;
+        for (TableRuntime& t : env.pipeline->tables()) {
+          auto c = env.ledger->Counts(t.config->name, NowMicros());
+          if (c.ok()) failing += c->objects_failed + c->partitions_failed;
+        }
+        if (failing > 0) {
+          spdlog::warn("{} object(s) or partition(s) are failing; see 'logferry status'", failing);
+          exit_code = 3;
+        }
+      }
+    }
+    if (once || g_stop.load()) break;
+    auto wake = std::chrono::steady_clock::now() + std::chrono::microseconds(env.config.MinInterval());
+    while (!g_stop.load() && std::chrono::steady_clock::now() < wake)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (g_stop.load()) break;
+  }
+  if (g_stop.load()) spdlog::info("stopped by signal after finishing the current step");
+  return exit_code;
+}
+
+// --- status ---
+
+int CmdStatus(const std::string& config_path, bool as_json) {
+  Env env = Open(config_path, false);
+  int64_t now = NowMicros();
+  nlohmann::json out = nlohmann::json::array();
+  for (TableRuntime& t : env.pipeline->tables()) {
+    const TableConfig& cfg = *t.config;
+    TableCounts c = OrDie(env.ledger->Counts(cfg.name, now));
+    auto failed = OrDie(env.ledger->FailedObjects(cfg.name));
+    auto partitions = OrDie(env.ledger->Partitions(cfg.name));
+    nlohmann::json j;
+    j["table"] = cfg.name;
+    j["objects"] = {{"pending", c.objects_pending}, {"staged", c.objects_staged}, {"failed", c.objects_failed},
+                    {"superseded", c.objects_superseded}, {"found_only_by_listing", c.found_by_listing_only}};
+    j["partitions"] = {{"pending", c.partitions_pending}, {"loaded", c.partitions_loaded}, {"failing", c.partitions_failed}};
+    j["rows"] = {{"staged", c.rows_staged}, {"loaded", c.rows_loaded}, {"bad_records", c.bad_records}, {"warnings", c.warnings}};
+    j["loads_today"] = c.loads_today;
+    if (c.newest_loaded_partition_us) {
+      j["newest_loaded_partition"] = FormatIso8601(*c.newest_loaded_partition_us);
+      j["lag_seconds"] = (now - (*c.newest_loaded_partition_us + cfg.partition_unit_us)) / kMicrosPerSecond;
+    }
+    if (c.oldest_pending_partition_us) j["oldest_pending_partition"] = FormatIso8601(*c.oldest_pending_partition_us);
+    nlohmann::json fails = nlohmann::json::array();
+    for (const ObjectRow& o : failed) {
+      nlohmann::json f = {{"object", t.source->UriOf(o.key)}, {"attempts", o.attempts}, {"error", o.last_error}};
+      if (o.next_attempt_us) f["next_attempt"] = FormatIso8601(*o.next_attempt_us);
+      fails.push_back(f);
+    }
+    j["failed_objects"] = fails;
+    nlohmann::json pfails = nlohmann::json::array();
+    for (const PartitionRow& p : partitions) {
+      if (p.last_error.empty()) continue;
+      nlohmann::json f = {{"partition", FormatIso8601(p.partition_us)}, {"attempts", p.attempts}, {"error", p.last_error}};
+      if (p.next_attempt_us) f["next_attempt"] = FormatIso8601(*p.next_attempt_us);
+      pfails.push_back(f);
+    }
+    j["failing_partitions"] = pfails;
+    out.push_back(j);
+  }
+  if (as_json) {
+    std::cout << out.dump(2) << "\n";
+    return 0;
+  }
+  for (auto& j : out) {
+    printf("table %s\n", j["table"].get<std::string>().c_str());
+    auto& o = j["objects"];
+    printf("  objects     %lld staged, %lld pending, %lld failed, %lld superseded (%lld found only by listing)\n",
+           o["staged"].get<long long>(), o["pending"].get<long long>(), o["failed"].get<long long>(),
+           o["superseded"].get<long long>(), o["found_only_by_listing"].get<long long>());
+    auto& p = j["partitions"];
+    printf("  partitions  %lld loaded, %lld pending, %lld failing\n", p["loaded"].get<long long>(),
+           p["pending"].get<long long>(), p["failing"].get<long long>());
+    auto& r = j["rows"];
+    printf("  rows        %lld staged, %lld loaded, %lld bad records, %lld values repaired\n", r["staged"].get<long long>(),
+           r["loaded"].get<long long>(), r["bad_records"].get<long long>(), r["warnings"].get<long long>());
+    if (j.contains("newest_loaded_partition"))
+      printf("  lag         newest loaded partition %s (%s ago)\n", j["newest_loaded_partition"].get<std::string>().c_str(),
+             FormatDuration(j["lag_seconds"].get<int64_t>() * kMicrosPerSecond).c_str());
+    if (j.contains("oldest_pending_partition"))
+      printf("  pending     oldest %s\n", j["oldest_pending_partition"].get<std::string>().c_str());
+    printf("  loads today %lld\n", j["loads_today"].get<long long>());
+    for (auto& f : j["failed_objects"])
+      printf("  FAILED object %s (attempts %d%s): %s\n", f["object"].get<std::string>().c_str(), f["attempts"].get<int>(),
+             f.contains("next_attempt") ? (", next " + f["next_attempt"].get<std::string>()).c_str() : "",
+             f["error"].get<std::string>().c_str());
+    for (auto& f : j["failing_partitions"])
+      printf("  FAILING partition %s (attempts %d): %s\n", f["partition"].get<std::string>().c_str(), f["attempts"].get<int>(),
+             f["error"].get<std::string>().c_str());
+  }
+  return 0;
+}
+
+// --- reload ---
+
+int CmdReload(const std::string& config_path, const std::string& table, const std::string& from_s, const std::string& to_s,
+              bool verbose) {
+  Env env = Open(config_path, verbose);
+  TableRuntime& t = TableOrDie(env, table);
+  int64_t from = ParseTimeArg(from_s, "--from");
+  int64_t to = to_s.empty() ? from + t.config->partition_unit_us : ParseTimeArg(to_s, "--to");
+  if (to <= from) Die("--to must be after --from", 2);
+  auto [id, n] = OrDie(env.ledger->RecordRequest(t.config->name, "cli", "", from, to, t.config->partition_unit_us, NowMicros()));
+  if (n == 0) {
+    printf("no staged partitions of %s in %s .. %s\n", t.config->name.c_str(), FormatHour(from).c_str(), FormatHour(to).c_str());
+    OrDie(env.ledger->FinishRequest(id, "done", "0 partition(s) loaded", NowMicros()));
+    return 0;
+  }
+  PassStats stats;
+  std::atomic<bool> never{false};
+  OrDie(env.pipeline->Load(t, never, &stats, std::make_pair(from, to)));
+  OrDie(env.pipeline->FinishRequests(t));
+  printf("reloaded %lld partition(s) of %s; %lld failed\n", static_cast<long long>(stats.partitions_loaded),
+         t.config->name.c_str(), static_cast<long long>(stats.partitions_failed));
+  return stats.partitions_failed > 0 ? 1 : 0;
+}
+
+// --- verify ---
+
+int CmdVerify(const std::string& config_path, const std::string& table, bool verbose) {
+  Env env = Open(config_path, verbose);
+  VerifyReport report;
+  for (TableRuntime& t : env.pipeline->tables()) {
+    if (!table.empty() && t.config->name != table) continue;
+    OrDie(VerifyTable(t, *env.ledger, env.config, &report));
+  }
+  for (auto& n : report.notes) printf("note: %s\n", n.c_str());
+  for (auto& d : report.differences) printf("DIFFERENCE: %s\n", d.c_str());
+  printf("verify: %s — %lld source objects, %lld staged parts, %lld partitions, %lld rows in the warehouse; %zu difference(s)\n",
+         report.differences.empty() ? "OK" : "FAILED", static_cast<long long>(report.objects),
+         static_cast<long long>(report.parts), static_cast<long long>(report.partitions),
+         static_cast<long long>(report.rows), report.differences.size());
+  return report.differences.empty() ? 0 : 1;
+}
+
+// --- query ---
+
+void PrintCsvField(const std::optional<std::string>& v) {
+  if (!v) return;
+  bool quote = v->find_first_of(",\"\n\r") != std::string::npos;
+  if (!quote) {
+    fputs(v->c_str(), stdout);
+    return;
+  }
+  putchar('"');
+  for (char c : *v) {
+    if (c == '"') putchar('"');
+    putchar(c);
+  }
+  putchar('"');
+}
+
+int CmdQuery(const std::string& config_path, const std::string& table, const std::string& sql, bool csv, bool as_json) {
+  Config config = OrDie(LoadConfig(config_path), 2);
+  SetupLogging(config.log_level, false);
+  const TableConfig* tc = table.empty() ? &config.tables.front() : config.FindTable(table);
+  if (!tc) Die("no table '" + table + "'", 2);
+  WarehouseOptions wo;
+  wo.read_only = true;
+  wo.lock_timeout_us = config.lock_timeout_us;
+  auto wh = OrDie(OpenWarehouse(tc->warehouse, wo));
+  auto r = wh->Query(sql);
+  if (!r.ok()) Die("query failed: " + r.status().message());
+  if (as_json) {
+    nlohmann::json rows = nlohmann::json::array();
+    for (auto& row : r->rows) {
+      nlohmann::json o = nlohmann::json::object();
+      for (size_t i = 0; i < row.size(); ++i) o[r->columns[i]] = row[i] ? nlohmann::json(*row[i]) : nlohmann::json();
+      rows.push_back(o);
+    }
+    std::cout << rows.dump() << "\n";
+  } else if (csv) {
+    for (size_t i = 0; i < r->columns.size(); ++i) {
+      if (i) putchar(',');
+      PrintCsvField(r->columns[i]);
+    }
+    putchar('\n');
+    for (auto& row : r->rows) {
+      for (size_t i = 0; i < row.size(); ++i) {
+        if (i) putchar(',');
+        PrintCsvField(row[i]);
+      }
+      putchar('\n');
+    }
+  } else {
+    std::vector<size_t> w(r->columns.size());
+    for (size_t i = 0; i < w.size(); ++i) w[i] = r->columns[i].size();
+    for (auto& row : r->rows)
+      for (size_t i = 0; i < row.size(); ++i) w[i] = std::max(w[i], std::min<size_t>(60, row[i] ? row[i]->size() : 4));
+    auto cell = [&](const std::string& s, size_t width) {
+      std::string v = s.size() > width ? s.substr(0, width - 1) + "…" : s;
+      printf("%-*s", static_cast<int>(width + (v.size() - std::min(v.size(), width))), v.c_str());
+    };
+    for (size_t i = 0; i < w.size(); ++i) {
+      if (i) printf("  ");
+      cell(r->columns[i], w[i]);
+    }
+    printf("\n");
+    for (size_t i = 0; i < w.size(); ++i) printf("%s%s", i ? "  " : "", std::string(w[i], '-').c_str());
+    printf("\n");
+    for (auto& row : r->rows) {
+      for (size_t i = 0; i < row.size(); ++i) {
+        if (i) printf("  ");
+        cell(row[i].value_or("NULL"), w[i]);
+      }
+      printf("\n");
+    }
+    printf("(%zu row%s)\n", r->rows.size(), r->rows.size() == 1 ? "" : "s");
+  }
+  return 0;
+}
+
+// --- check ---
+
+int CmdCheck(const std::string& config_path) {
+  Config config = OrDie(LoadConfig(config_path), 2);
+  SetupLogging(config.log_level, false);
+  printf("config %s: OK (%zu table%s)\n", config_path.c_str(), config.tables.size(), config.tables.size() == 1 ? "" : "s");
+  int bad = 0;
+  auto report = [&](const std::string& what, const Status& s) {
+    printf("  %-60s %s\n", what.c_str(), s.ok() ? "OK" : ("FAILED: " + s.message()).c_str());
+    if (!s.ok()) ++bad;
+  };
+  report("state_dir " + config.state_dir, EnsureDir(config.state_dir));
+  auto ledger = Ledger::Open(config.LedgerPath());
+  report("ledger " + config.LedgerPath(), ledger.status());
+  for (const TableConfig& t : config.tables) {
+    printf("table %s\n", t.name.c_str());
+    auto src = OpenObjectStore(t.source);
+    Status s = src.status();
+    if (s.ok()) s = (*src)->List("", "", 1).status();
+    report("source " + t.source + " (list)", s);
+    auto stg = OpenObjectStore(t.staging);
+    s = stg.status();
+    if (s.ok()) {
+      std::string probe = "_logferry_check/" + std::to_string(getpid());
+      s = (*stg)->WriteAll(probe, "ok").status();
+      if (s.ok()) s = (*stg)->Delete(probe);
+    }
+    report("staging " + t.staging + " (write, delete)", s);
+    WarehouseOptions wo;
+    wo.lock_timeout_us = config.lock_timeout_us;
+    auto wh = OpenWarehouse(t.warehouse, wo);
+    s = wh.status();
+    if (s.ok()) s = (*wh)->Query("SELECT 1").status();
+    report("warehouse " + t.warehouse + " (open, query)", s);
+  }
+  return bad ? 1 : 0;
+}
+
+// --- bad-records ---
+
+int CmdBadRecords(const std::string& config_path, const std::string& table, const std::string& since, int64_t limit,
+                  bool as_json) {
+  Env env = Open(config_path, false);
+  int64_t since_us = since.empty() ? 0 : ParseTimeArg(since, "--since");
+  if (!table.empty()) TableOrDie(env, table);
+  auto rows = OrDie(env.ledger->BadRecords(table, since_us, limit));
+  if (as_json) {
+    nlohmann::json out = nlohmann::json::array();
+    for (auto& r : rows)
+      out.push_back({{"table", r.table}, {"object", r.object_key}, {"line", r.record.line}, {"byte_offset", r.record.byte_offset},
+                     {"field", r.record.field}, {"reason", r.record.reason}, {"excerpt", r.record.excerpt},
+                     {"recorded", FormatIso8601(r.created_us)}});
+    std::cout << out.dump(2) << "\n";
+    return 0;
+  }
+  for (auto& r : rows) {
+    printf("%s %s line %lld (byte %lld)%s: %s\n    %s\n", r.table.c_str(), r.object_key.c_str(),
+           static_cast<long long>(r.record.line), static_cast<long long>(r.record.byte_offset),
+           r.record.field.empty() ? "" : (" field '" + r.record.field + "'").c_str(), r.record.reason.c_str(),
+           r.record.excerpt.c_str());
+  }
+  printf("(%zu bad record%s)\n", rows.size(), rows.size() == 1 ? "" : "s");
+  return 0;
+}
+
+// --- schema ---
+
+int CmdSchema(const std::string& config_path, const std::string& table, bool bigquery, bool duckdb) {
+  Env env = Open(config_path, false);
+  TableRuntime& t = TableOrDie(env, table);
+  if (bigquery) {
+    std::cout << t.schema->ToBigQuerySchema().dump(2) << "\n";
+  } else if (duckdb) {
+    auto cols = t.schema->DuckDbColumns();
+    printf("CREATE TABLE \"%s\" (\n", t.config->name.c_str());
+    for (size_t i = 0; i < cols.size(); ++i)
+      printf("  \"%s\" %s%s\n", cols[i].first.c_str(), cols[i].second.c_str(), i + 1 < cols.size() ? "," : "");
+    printf(");\n");
+  }
+  printf("%s-- name mapping (source field -> column), schema version %lld\n", bigquery || duckdb ? "" : "",
+         static_cast<long long>(OrDie(env.ledger->SchemaVersion(t.config->name))));
+  for (auto& [raw, col] : t.schema->NameMapping()) printf("%s -> %s\n", raw.c_str(), col.c_str());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"logferry: Fluentd logs from object storage into an analytic warehouse, exactly once"};
+  app.require_subcommand(1);
+  std::string config_path = "logferry.toml";
+  std::string table, from, to, since;
+  bool once = false, as_json = false, csv = false, verbose = false, bigquery = false, duckdb = false;
+  int64_t limit = 1000;
+  std::string sql;
+
+  auto add_config = [&](CLI::App* c) {
+    c->add_option("-c,--config", config_path, "Config file (TOML)")->capture_default_str();
+    c->add_flag("-v,--verbose", verbose, "Debug logging");
+  };
+  auto* run = app.add_subcommand("run", "Discover, stage and load on a schedule (SIGTERM finishes the current step)");
+  add_config(run);
+  run->add_flag("--once", once, "One full pass, then exit");
+  auto* status = app.add_subcommand("status", "Objects by state, partitions, lag and failures");
+  add_config(status);
+  status->add_flag("--json", as_json, "Machine-readable output");
+  auto* reload = app.add_subcommand("reload", "Load partitions again from staging");
+  add_config(reload);
+  reload->add_option("--table", table, "Table (optional with one table)");
+  reload->add_option("--from", from, "First partition, UTC (e.g. 2016-08-01T00)")->required();
+  reload->add_option("--to", to, "End, exclusive (default: one partition)");
+  auto* verify = app.add_subcommand("verify", "Reconcile source, ledger, staging and warehouse; exit 1 on any difference");
+  add_config(verify);
+  verify->add_option("--table", table, "Only this table");
+  auto* query = app.add_subcommand("query", "Run SQL on the embedded warehouse");
+  add_config(query);
+  query->add_option("--table", table, "Use this table's warehouse (default: the first)");
+  query->add_flag("--csv", csv, "CSV output");
+  query->add_flag("--json", as_json, "JSON output");
+  query->add_option("sql", sql, "SQL")->required();
+  auto* check = app.add_subcommand("check", "Validate the config and reach every store");
+  add_config(check);
+  auto* bad = app.add_subcommand("bad-records", "List dead-lettered records with their raw excerpt");
+  add_config(bad);
+  bad->add_option("--table", table, "Only this table");
+  bad->add_option("--since", since, "Recorded at or after this UTC time");
+  bad->add_option("--limit", limit, "At most this many")->capture_default_str();
+  bad->add_flag("--json", as_json, "JSON output");
+  auto* schema = app.add_subcommand("schema", "Print the table schema and the name mapping");
+  add_config(schema);
+  schema->add_option("--table", table, "Table (optional with one table)");
+  schema->add_flag("--bigquery", bigquery, "As BigQuery JSON schema");
+  schema->add_flag("--duckdb", duckdb, "As DuckDB DDL");
+
+  GenOptions gen;
+  std::string gen_start = "2016-08-01T00", gen_tz = "+09:00";
+  bool no_gzip = false;
+  auto* g = app.add_subcommand("gen", "Write realistic Fluentd out_s3 objects (for demos and tests)");
+  g->add_option("--out", gen.out_dir, "Directory to write into (the bucket)")->required();
+  g->add_option("--prefix", gen.prefix, "Key prefix (Fluentd's path)")->capture_default_str();
+  g->add_option("--hours", gen.hours, "Hours of logs")->capture_default_str();
+  g->add_option("--start", gen_start, "First hour, UTC")->capture_default_str();
+  g->add_option("--rows-per-hour", gen.rows_per_hour, "Records per hour")->capture_default_str();
+  g->add_option("--split-every", gen.split_every, "Every Nth hour is written as two objects (_0, _1); 0 never")->capture_default_str();
+  g->add_option("--late-fraction", gen.late_fraction, "Fraction of records from the previous hour")->capture_default_str();
+  g->add_option("--format", gen.format, "out_file or json")->capture_default_str();
+  g->add_option("--timezone", gen_tz, "Offset of times and time slices")->capture_default_str();
+  g->add_option("--seed", gen.seed, "Random seed")->capture_default_str();
+  g->add_flag("--no-gzip", no_gzip, "Write uncompressed objects (.log)");
+  auto* ref = app.add_subcommand("config-reference", "Print the reference of every config key (Markdown)");
+  ref->group("");
+
+  CLI11_PARSE(app, argc, argv);
+  if (*run) return CmdRun(config_path, once, verbose);
+  if (*status) return CmdStatus(config_path, as_json);
+  if (*reload) return CmdReload(config_path, table, from, to, verbose);
+  if (*verify) return CmdVerify(config_path, table, verbose);
+  if (*query) return CmdQuery(config_path, table, sql, csv, as_json);
+  if (*check) return CmdCheck(config_path);
+  if (*bad) return CmdBadRecords(config_path, table, since, limit, as_json);
+  if (*schema) return CmdSchema(config_path, table, bigquery, duckdb);
+  if (*ref) {
+    std::cout << ConfigReference();
+    return 0;
+  }
+  if (*g) {
+    gen.start_us = ParseTimeArg(gen_start, "--start");
+    gen.offset_seconds = OrDie(ParseUtcOffset(gen_tz), 2);
+    gen.gzip = !no_gzip;
+    if (gen.out_dir.empty() || gen.out_dir[0] != '/') {
+      char cwd[4096];
+      if (getcwd(cwd, sizeof cwd)) gen.out_dir = std::string(cwd) + "/" + gen.out_dir;
+    }
+    GenResult r = OrDie(Generate(gen));
+    printf("wrote %lld objects, %lld records (%s uncompressed) under %s/%s\n", static_cast<long long>(r.objects),
+           static_cast<long long>(r.rows), HumanBytes(r.bytes_uncompressed).c_str(), gen.out_dir.c_str(), gen.prefix.c_str());
+    return 0;
+  }
+  return 0;
+}

@@ -1,0 +1,227 @@
+#include "common/strings.h"
+
+#include <isa-l/crc.h>
+#include <openssl/evp.h>
+
+#include <cstdio>
+
+namespace logferry {
+
+namespace {
+
+// Length of the valid UTF-8 sequence starting at p (0 if invalid).
+inline size_t Utf8SeqLen(const unsigned char* p, const unsigned char* end) {
+  unsigned char c = p[0];
+  if (c < 0x80) return 1;
+  size_t n;
+  uint32_t cp;
+  if ((c & 0xE0) == 0xC0) { n = 2; cp = c & 0x1F; }
+  else if ((c & 0xF0) == 0xE0) { n = 3; cp = c & 0x0F; }
+  else if ((c & 0xF8) == 0xF0) { n = 4; cp = c & 0x07; }
+  else return 0;
+  if (static_cast<size_t>(end - p) < n) return 0;
+  for (size_t i = 1; i < n; ++i) {
+    if ((p[i] & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (p[i] & 0x3F);
+  }
+  if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000)) return 0;  // overlong
+  if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+  return n;
+}
+
+constexpr char kReplacement[] = "\xEF\xBF\xBD";
+
+}  // namespace
+
+size_t RepairUtf8(std::string_view in, std::string* out) {
+  size_t bad = 0;
+  auto* p = reinterpret_cast<const unsigned char*>(in.data());
+  auto* end = p + in.size();
+  while (p < end) {
+    size_t n = Utf8SeqLen(p, end);
+    if (n == 0) {
+      out->append(kReplacement, 3);
+      ++bad;
+      ++p;
+    } else {
+      out->append(reinterpret_cast<const char*>(p), n);
+      p += n;
+    }
+  }
+  return bad;
+}
+
+bool IsValidUtf8(std::string_view s) {
+  auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  auto* end = p + s.size();
+  while (p < end) {
+    if (*p < 0x80) { ++p; continue; }
+    size_t n = Utf8SeqLen(p, end);
+    if (n == 0) return false;
+    p += n;
+  }
+  return true;
+}
+
+void AppendJsonString(std::string* out, std::string_view s) {
+  static const char kHex[] = "0123456789abcdef";
+  out->push_back('"');
+  auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  auto* end = p + s.size();
+  while (p < end) {
+    unsigned char c = *p;
+    if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
+      out->push_back(static_cast<char>(c));
+      ++p;
+      continue;
+    }
+    if (c >= 0x80) {
+      size_t n = Utf8SeqLen(p, end);
+      if (n == 0) {
+        out->append(kReplacement, 3);
+        ++p;
+      } else {
+        out->append(reinterpret_cast<const char*>(p), n);
+        p += n;
+      }
+      continue;
+    }
+    switch (c) {
+      case '"': out->append("\\\""); break;
+      case '\\': out->append("\\\\"); break;
+      case '\n': out->append("\\n"); break;
+      case '\r': out->append("\\r"); break;
+      case '\t': out->append("\\t"); break;
+      case '\b': out->append("\\b"); break;
+      case '\f': out->append("\\f"); break;
+      default:
+        out->append("\\u00");
+        out->push_back(kHex[c >> 4]);
+        out->push_back(kHex[c & 15]);
+    }
+    ++p;
+  }
+  out->push_back('"');
+}
+
+std::string JsonQuote(std::string_view s) {
+  std::string out;
+  AppendJsonString(&out, s);
+  return out;
+}
+
+std::string HexEncode(const void* data, size_t n) {
+  static const char kHex[] = "0123456789abcdef";
+  std::string out(n * 2, '0');
+  auto* p = static_cast<const unsigned char*>(data);
+  for (size_t i = 0; i < n; ++i) {
+    out[2 * i] = kHex[p[i] >> 4];
+    out[2 * i + 1] = kHex[p[i] & 15];
+  }
+  return out;
+}
+
+std::string Sha256Hex(std::string_view data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
+  return HexEncode(md, len);
+}
+
+uint32_t Crc32c(uint32_t crc, const void* data, size_t n) {
+  // ISA-L's crc32_iscsi takes and returns the raw register; the standard
+  // CRC32C pre- and post-inverts it.
+  return ~crc32_iscsi(static_cast<unsigned char*>(const_cast<void*>(data)), static_cast<int>(n), ~crc);
+}
+
+std::string Crc32cHex(uint32_t crc) {
+  char buf[16];
+  snprintf(buf, sizeof buf, "%08x", crc);
+  return buf;
+}
+
+std::string Excerpt(std::string_view raw, size_t max_bytes) {
+  std::string out;
+  auto* p = reinterpret_cast<const unsigned char*>(raw.data());
+  auto* end = p + raw.size();
+  while (p < end && out.size() < max_bytes) {
+    unsigned char c = *p;
+    if (c < 0x20 && c != '\t') {
+      char buf[8];
+      snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+      ++p;
+    } else if (c < 0x80) {
+      out.push_back(static_cast<char>(c));
+      ++p;
+    } else {
+      size_t n = Utf8SeqLen(p, end);
+      if (n == 0) {
+        char buf[8];
+        snprintf(buf, sizeof buf, "\\x%02x", c);
+        out += buf;
+        ++p;
+      } else {
+        out.append(reinterpret_cast<const char*>(p), n);
+        p += n;
+      }
+    }
+  }
+  if (p < end) out += "…";
+  return out;
+}
+
+std::vector<std::string> Split(std::string_view s, char sep) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  for (size_t i = 0; i <= s.size(); ++i) {
+    if (i == s.size() || s[i] == sep) {
+      out.emplace_back(s.substr(start, i - start));
+      start = i + 1;
+    }
+  }
+  return out;
+}
+
+bool StartsWith(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
+bool EndsWith(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+std::string ToLower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
+  return out;
+}
+
+std::string HumanBytes(uint64_t n) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(n);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
+  return buf;
+}
+
+bool ParseUri(std::string_view s, Uri* out) {
+  size_t p = s.find("://");
+  if (p == std::string_view::npos || p == 0) return false;
+  out->scheme = ToLower(s.substr(0, p));
+  std::string_view rest = s.substr(p + 3);
+  size_t slash = rest.find('/');
+  if (slash == std::string_view::npos) {
+    out->authority = std::string(rest);
+    out->path.clear();
+  } else {
+    out->authority = std::string(rest.substr(0, slash));
+    out->path = std::string(rest.substr(slash + 1));
+  }
+  return true;
+}
+
+}  // namespace logferry

@@ -1,0 +1,44 @@
+// Small string helpers shared across modules.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace logferry {
+
+// Appends s as a JSON string literal (with quotes). Invalid UTF-8 is replaced
+// by U+FFFD so the output is always loadable.
+void AppendJsonString(std::string* out, std::string_view s);
+std::string JsonQuote(std::string_view s);
+
+// Replaces invalid UTF-8 sequences with U+FFFD; returns how many were replaced.
+size_t RepairUtf8(std::string_view in, std::string* out);
+bool IsValidUtf8(std::string_view s);
+
+std::string HexEncode(const void* data, size_t n);
+std::string Sha256Hex(std::string_view data);
+// CRC32C (Castagnoli), as GCS and S3 checksums use; incremental.
+uint32_t Crc32c(uint32_t crc, const void* data, size_t n);
+std::string Crc32cHex(uint32_t crc);
+
+// A short excerpt of raw input for error messages and the bad-records table:
+// at most max_bytes, valid UTF-8, control bytes shown as \xNN.
+std::string Excerpt(std::string_view raw, size_t max_bytes = 200);
+
+std::vector<std::string> Split(std::string_view s, char sep);
+bool StartsWith(std::string_view s, std::string_view prefix);
+bool EndsWith(std::string_view s, std::string_view suffix);
+std::string ToLower(std::string_view s);
+std::string HumanBytes(uint64_t n);
+
+// A URI split as scheme://authority/path (path without leading '/').
+struct Uri {
+  std::string scheme;
+  std::string authority;
+  std::string path;
+};
+bool ParseUri(std::string_view s, Uri* out);
+
+}  // namespace logferry

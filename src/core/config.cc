@@ -1,0 +1,321 @@
+#include "core/config.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <thread>
+#include <toml++/toml.h>
+
+#include "common/strings.h"
+#include "common/time.h"
+
+namespace logferry {
+
+namespace {
+
+enum class Scope { kTop, kTable, kBoth };  // kBoth: in [[table]], or top level as a default for every table
+
+struct KeySpec {
+  const char* name;
+  Scope scope;
+  const char* def;  // nullptr: required
+  const char* doc;
+};
+
+const KeySpec kKeys[] = {
+    {"state_dir", Scope::kTop, nullptr, "Directory for the ledger (ledger.db) and scratch space."},
+    {"workers", Scope::kTop, "0", "Parallel staging workers; 0 means one per CPU core."},
+    {"log_level", Scope::kTop, "info", "trace, debug, info, warn or error."},
+    {"lock_timeout", Scope::kTop, "60s", "How long a command waits for the warehouse while another process holds it."},
+    {"name", Scope::kTable, nullptr, "Warehouse table name: letters, digits and underscores, not starting with a digit."},
+    {"source", Scope::kBoth, nullptr, "Where Fluentd writes objects: file:///dir/prefix/ (s3:// in a later release)."},
+    {"staging", Scope::kBoth, nullptr, "Durable staging store for normalized parts: file:///dir/ (gs:// later)."},
+    {"warehouse", Scope::kBoth, nullptr, "duckdb:///path/file.duckdb (bigquery://project/dataset later)."},
+    {"key_format", Scope::kBoth, "%{path}%{time_slice}_%{index}.%{file_extension}",
+     "Fluentd's s3_object_key_format; keys under `source` that do not match are ignored."},
+    {"time_slice_format", Scope::kBoth, "%Y%m%d%H", "Fluentd's time_slice_format (strftime layout)."},
+    {"format", Scope::kBoth, "out_file", "out_file (time<TAB>tag<TAB>json) or json (one object per line)."},
+    {"compression", Scope::kBoth, "auto", "auto (by magic bytes), gzip, zstd or none."},
+    {"time_key", Scope::kBoth, "time", "json: the field holding the event time."},
+    {"time_format", Scope::kBoth, "iso8601", "iso8601, unix, unix_ms, or a strftime layout such as %d/%b/%Y:%H:%M:%S %z."},
+    {"timezone", Scope::kBoth, "+00:00", "UTC offset for times (and time slices) without one, e.g. +09:00."},
+    {"delimiter", Scope::kBoth, "\t", "out_file: field delimiter (\"\\t\", \" \", \",\", or SPACE/TAB/COMMA)."},
+    {"output_time", Scope::kBoth, "true", "out_file: whether lines start with the time field."},
+    {"output_tag", Scope::kBoth, "true", "out_file: whether lines carry the tag field."},
+    {"partition", Scope::kBoth, "hour", "Warehouse partition unit: hour or day."},
+    {"settle", Scope::kBoth, "10m", "Wait after a partition's period ends before loading it (late objects)."},
+    {"interval", Scope::kBoth, "1m", "How often the daemon looks for work."},
+    {"max_line_bytes", Scope::kBoth, "134217728", "Longest line accepted; longer lines are dead-lettered."},
+    {"retry_base", Scope::kBoth, "30s", "First retry delay for a failed object or load (doubles each time, with jitter)."},
+    {"retry_max", Scope::kBoth, "1h", "Longest retry delay."},
+};
+
+const KeySpec* FindKey(std::string_view name) {
+  for (const KeySpec& k : kKeys)
+    if (name == k.name) return &k;
+  return nullptr;
+}
+
+std::string Where(const std::string& origin, const toml::node& n) {
+  auto line = n.source().begin.line;
+  return origin + ":" + std::to_string(line);
+}
+
+// Expands ${VAR}; "$$" is a literal '$'.
+StatusOr<std::string> ExpandEnv(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '$' && i + 1 < s.size() && s[i + 1] == '$') {
+      out += '$';
+      ++i;
+    } else if (s[i] == '$' && i + 1 < s.size() && s[i + 1] == '{') {
+      size_t end = s.find('}', i);
+      if (end == std::string::npos) return Status::InvalidArgument("unterminated ${ in '" + s + "'");
+      std::string var = s.substr(i + 2, end - i - 2);
+      const char* v = getenv(var.c_str());
+      if (!v) return Status::InvalidArgument("environment variable " + var + " is not set");
+      out += v;
+      i = end;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+// Values are read as strings whatever their TOML type, so "workers = 4" and
+// settle = "10m" go through one path.
+StatusOr<std::string> ValueText(const toml::node& n, const std::string& key, const std::string& where) {
+  if (auto s = n.as_string()) return ExpandEnv(s->get());
+  if (auto i = n.as_integer()) return std::to_string(i->get());
+  if (auto b = n.as_boolean()) return std::string(b->get() ? "true" : "false");
+  return Status::InvalidArgument(where + ": key '" + key + "' must be a string, number or boolean");
+}
+
+bool LegalTableName(const std::string& s) {
+  if (s.empty() || s.size() > 1024 || (s[0] >= '0' && s[0] <= '9')) return false;
+  for (char c : s)
+    if (!isalnum(static_cast<unsigned char>(c)) && c != '_') return false;
+  return true;
+}
+
+StatusOr<bool> ParseBool(const std::string& v) {
+  if (v == "true") return true;
+  if (v == "false") return false;
+  return Status::InvalidArgument("must be true or false");
+}
+
+}  // namespace
+
+const TableConfig* Config::FindTable(const std::string& name) const {
+  for (const TableConfig& t : tables)
+    if (t.name == name) return &t;
+  return nullptr;
+}
+
+int64_t Config::MinInterval() const {
+  int64_t m = INT64_MAX;
+  for (const TableConfig& t : tables) m = std::min(m, t.interval_us);
+  return m == INT64_MAX ? 60 * kMicrosPerSecond : m;
+}
+
+StatusOr<Config> ParseConfig(const std::string& text, const std::string& origin) {
+  toml::table root;
+  try {
+    root = toml::parse(text, origin);
+  } catch (const toml::parse_error& e) {
+    return Status::InvalidArgument(origin + ":" + std::to_string(e.source().begin.line) + ": " + std::string(e.description()));
+  }
+  Config cfg;
+  cfg.path = origin;
+  std::map<std::string, std::pair<std::string, std::string>> top;  // key -> (value, where)
+  const toml::array* tables = nullptr;
+  for (auto&& [k, node] : root) {
+    std::string key(k.str());
+    std::string where = Where(origin, node);
+    if (key == "table") {
+      tables = node.as_array();
+      if (!tables) return Status::InvalidArgument(where + ": 'table' must be an array of tables: write [[table]]");
+      continue;
+    }
+    const KeySpec* spec = FindKey(key);
+    if (!spec) return Status::InvalidArgument(where + ": unknown key '" + key + "'");
+    if (spec->scope == Scope::kTable)
+      return Status::InvalidArgument(where + ": key '" + key + "' belongs in a [[table]] section");
+    auto v = ValueText(node, key, where);
+    if (!v.ok()) return Status::InvalidArgument(where + ": key '" + key + "': " + v.status().message());
+    top[key] = {*v, where};
+  }
+  auto top_value = [&](const char* key) -> std::pair<std::string, std::string> {
+    auto it = top.find(key);
+    if (it != top.end()) return it->second;
+    const KeySpec* spec = FindKey(key);
+    return {spec->def ? spec->def : "", origin};
+  };
+  if (!top.count("state_dir")) return Status::InvalidArgument(origin + ": missing required key 'state_dir'");
+  cfg.state_dir = top["state_dir"].first;
+  {
+    auto [v, where] = top_value("workers");
+    char* end;
+    long n = strtol(v.c_str(), &end, 10);
+    if (*end || n < 0 || n > 256) return Status::InvalidArgument(where + ": key 'workers' must be 0..256 (got '" + v + "')");
+    cfg.workers = n == 0 ? static_cast<int>(std::max(1u, std::thread::hardware_concurrency())) : static_cast<int>(n);
+  }
+  cfg.log_level = top_value("log_level").first;
+  {
+    auto [v, where] = top_value("lock_timeout");
+    auto d = ParseDuration(v);
+    if (!d.ok()) return Status::InvalidArgument(where + ": key 'lock_timeout': " + d.status().message());
+    cfg.lock_timeout_us = *d;
+  }
+  if (!tables || tables->empty()) return Status::InvalidArgument(origin + ": no [[table]] section: at least one is required");
+
+  for (const toml::node& tn : *tables) {
+    const toml::table* t = tn.as_table();
+    std::string twhere = Where(origin, tn);
+    if (!t) return Status::InvalidArgument(twhere + ": [[table]] entries must be tables");
+    std::map<std::string, std::pair<std::string, std::string>> vals;
+    for (auto&& [k, node] : *t) {
+      std::string key(k.str());
+      std::string where = Where(origin, node);
+      const KeySpec* spec = FindKey(key);
+      if (!spec) return Status::InvalidArgument(where + ": unknown key '" + key + "' in [[table]]");
+      if (spec->scope == Scope::kTop) return Status::InvalidArgument(where + ": key '" + key + "' belongs at the top level, not in [[table]]");
+      auto v = ValueText(node, key, where);
+      if (!v.ok()) return Status::InvalidArgument(where + ": key '" + key + "': " + v.status().message());
+      vals[key] = {*v, where};
+    }
+    auto get = [&](const char* key) -> StatusOr<std::pair<std::string, std::string>> {
+      auto it = vals.find(key);
+      if (it != vals.end()) return it->second;
+      auto tt = top.find(key);
+      if (tt != top.end()) return tt->second;
+      const KeySpec* spec = FindKey(key);
+      if (!spec->def) return Status::InvalidArgument(twhere + ": [[table]] is missing required key '" + std::string(key) + "'");
+      return std::pair<std::string, std::string>{spec->def, twhere};
+    };
+#define LF_GET(var, key) LF_ASSIGN_OR_RETURN(auto var, get(key))
+#define LF_BAD(where, key, msg) Status::InvalidArgument(where + ": key '" + std::string(key) + "': " + (msg))
+    TableConfig tc;
+    LF_GET(name, "name");
+    if (!LegalTableName(name.first)) return LF_BAD(name.second, "name", "'" + name.first + "' is not a legal table name (letters, digits, underscores; not starting with a digit)");
+    if (cfg.FindTable(name.first)) return LF_BAD(name.second, "name", "table '" + name.first + "' is defined twice");
+    tc.name = name.first;
+    LF_GET(source, "source");
+    LF_GET(staging, "staging");
+    LF_GET(warehouse, "warehouse");
+    Uri u;
+    for (auto* kv : {&source, &staging}) {
+      if (!ParseUri(kv->first, &u) || u.scheme != "file")
+        return LF_BAD(kv->second, kv == &source ? "source" : "staging", "'" + kv->first + "' is not a supported store URI (file:///dir/)");
+    }
+    if (!ParseUri(warehouse.first, &u) || u.scheme != "duckdb")
+      return LF_BAD(warehouse.second, "warehouse", "'" + warehouse.first + "' is not a supported warehouse URI (duckdb:///path/file.duckdb)");
+    tc.source = source.first;
+    tc.staging = staging.first;
+    tc.warehouse = warehouse.first;
+    if (tc.source.back() != '/') tc.source += '/';
+    if (tc.staging.back() != '/') tc.staging += '/';
+
+    LF_GET(tz, "timezone");
+    auto off = ParseUtcOffset(tz.first);
+    if (!off.ok()) return LF_BAD(tz.second, "timezone", off.status().message());
+    tc.timezone = tz.first;
+    tc.offset_seconds = *off;
+    tc.format.offset_seconds = *off;
+
+    LF_GET(kf, "key_format");
+    LF_GET(tsf, "time_slice_format");
+    auto compiled = KeyFormat::Compile(kf.first, tsf.first, *off);
+    if (!compiled.ok()) return LF_BAD(kf.second, "key_format", compiled.status().message());
+    tc.key_format = kf.first;
+    tc.time_slice_format = tsf.first;
+
+    LF_GET(fmt, "format");
+    auto lf = ParseLogFormat(fmt.first);
+    if (!lf.ok()) return LF_BAD(fmt.second, "format", lf.status().message());
+    tc.format_name = fmt.first;
+    tc.format.format = *lf;
+    LF_GET(comp, "compression");
+    auto c = ParseCompression(comp.first);
+    if (!c.ok()) return LF_BAD(comp.second, "compression", c.status().message());
+    tc.compression = *c;
+    LF_GET(tk, "time_key");
+    tc.format.time_key = tk.first;
+    LF_GET(tf, "time_format");
+    if (tf.first == "iso8601") tc.format.time_kind = TimeFormatKind::kIso8601;
+    else if (tf.first == "unix") tc.format.time_kind = TimeFormatKind::kUnix;
+    else if (tf.first == "unix_ms") tc.format.time_kind = TimeFormatKind::kUnixMs;
+    else {
+      auto layout = TimeLayout::Compile(tf.first);
+      if (!layout.ok()) return LF_BAD(tf.second, "time_format", layout.status().message());
+      if (tf.first.find('%') == std::string::npos)
+        return LF_BAD(tf.second, "time_format", "must be iso8601, unix, unix_ms or a strftime layout (got '" + tf.first + "')");
+      tc.format.time_kind = TimeFormatKind::kLayout;
+      tc.format.time_layout = *layout;
+    }
+    LF_GET(delim, "delimiter");
+    std::string d = delim.first;
+    if (d == "TAB" || d == "\\t") d = "\t";
+    else if (d == "SPACE") d = " ";
+    else if (d == "COMMA") d = ",";
+    if (d.size() != 1) return LF_BAD(delim.second, "delimiter", "must be one character (or TAB, SPACE, COMMA)");
+    tc.format.delimiter = d[0];
+    LF_GET(ot, "output_time");
+    auto otb = ParseBool(ot.first);
+    if (!otb.ok()) return LF_BAD(ot.second, "output_time", otb.status().message());
+    tc.format.output_time = *otb;
+    LF_GET(og, "output_tag");
+    auto ogb = ParseBool(og.first);
+    if (!ogb.ok()) return LF_BAD(og.second, "output_tag", ogb.status().message());
+    tc.format.output_tag = *ogb;
+
+    LF_GET(part, "partition");
+    if (part.first == "hour") tc.partition_unit_us = kMicrosPerHour;
+    else if (part.first == "day") tc.partition_unit_us = kMicrosPerDay;
+    else return LF_BAD(part.second, "partition", "must be hour or day (got '" + part.first + "')");
+    tc.partition = part.first;
+    struct Dur {
+      const char* key;
+      int64_t* out;
+    };
+    for (Dur du : {Dur{"settle", &tc.settle_us}, Dur{"interval", &tc.interval_us}, Dur{"retry_base", &tc.retry_base_us},
+                   Dur{"retry_max", &tc.retry_max_us}}) {
+      LF_GET(v, du.key);
+      auto dur = ParseDuration(v.first);
+      if (!dur.ok()) return LF_BAD(v.second, du.key, dur.status().message());
+      *du.out = *dur;
+    }
+    if (tc.interval_us < kMicrosPerSecond / 10) return Status::InvalidArgument(twhere + ": key 'interval' must be at least 100ms");
+    LF_GET(mlb, "max_line_bytes");
+    char* end;
+    long long n = strtoll(mlb.first.c_str(), &end, 10);
+    if (*end || n < 1024 || n > (1LL << 31)) return LF_BAD(mlb.second, "max_line_bytes", "must be between 1024 and 2147483648");
+    tc.max_line_bytes = n;
+#undef LF_GET
+#undef LF_BAD
+    cfg.tables.push_back(std::move(tc));
+  }
+  return cfg;
+}
+
+StatusOr<Config> LoadConfig(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Status::NotFound("cannot read config file " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ParseConfig(ss.str(), path);
+}
+
+std::string ConfigReference() {
+  std::string out = "| key | where | default | meaning |\n| --- | --- | --- | --- |\n";
+  for (const KeySpec& k : kKeys) {
+    const char* scope = k.scope == Scope::kTop ? "top level" : k.scope == Scope::kTable ? "[[table]]" : "[[table]] or top level (default for all tables)";
+    std::string def = k.def ? std::string(k.def) : "(required)";
+    if (def == "\t") def = "\\t";
+    out += "| `" + std::string(k.name) + "` | " + scope + " | `" + def + "` | " + k.doc + " |\n";
+  }
+  return out;
+}
+
+}  // namespace logferry

@@ -1,0 +1,58 @@
+// Configuration: TOML, one [[table]] per pipeline. Every key is declared once
+// in config.cc's key table (name, where it may appear, default, doc), which
+// drives validation and the reference in docs/configuration.md.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "format/compression.h"
+#include "format/key_format.h"
+#include "format/normalizer.h"
+
+namespace logferry {
+
+struct TableConfig {
+  std::string name;
+  std::string source;
+  std::string staging;
+  std::string warehouse;
+  std::string key_format;
+  std::string time_slice_format;
+  std::string format_name;
+  FormatOptions format;
+  Compression compression = Compression::kAuto;
+  std::string timezone;
+  int32_t offset_seconds = 0;
+  std::string partition;        // "hour" | "day"
+  int64_t partition_unit_us = 0;
+  int64_t settle_us = 0;
+  int64_t interval_us = 0;
+  int64_t max_line_bytes = 0;
+  int64_t retry_base_us = 0;
+  int64_t retry_max_us = 0;
+};
+
+struct Config {
+  std::string path;
+  std::string state_dir;
+  int workers = 0;
+  std::string log_level;
+  int64_t lock_timeout_us = 0;
+  std::vector<TableConfig> tables;
+
+  const TableConfig* FindTable(const std::string& name) const;
+  int64_t MinInterval() const;
+  std::string LedgerPath() const { return state_dir + "/ledger.db"; }
+};
+
+// Parses and validates a config file. Errors name the key and line.
+StatusOr<Config> LoadConfig(const std::string& path);
+StatusOr<Config> ParseConfig(const std::string& text, const std::string& origin);
+
+// Markdown reference of every key (docs/configuration.md is generated from it).
+std::string ConfigReference();
+
+}  // namespace logferry

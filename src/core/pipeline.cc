@@ -1,0 +1,329 @@
+#include "core/pipeline.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "common/strings.h"
+#include "common/time.h"
+#include "core/stage.h"
+#include "format/normalizer.h"
+
+namespace logferry {
+
+namespace {
+
+double SecondsSince(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Object/partition retry delay: capped exponential backoff with jitter,
+// driven by how many attempts have failed so far.
+int64_t NextAttempt(const TableConfig& cfg, int failures, int64_t now_us) {
+  RetryPolicy p;
+  p.initial_backoff_us = cfg.retry_base_us;
+  p.max_backoff_us = std::max(cfg.retry_max_us, cfg.retry_base_us);
+  return now_us + p.Backoff(std::max(1, failures));
+}
+
+}  // namespace
+
+Pipeline::Pipeline(const Config& config, Ledger* ledger) : config_(config), ledger_(ledger) {}
+
+std::string Pipeline::PartKey(const std::string& table, int64_t hour_us, const std::string& version_id) {
+  std::string iso = FormatIso8601(hour_us);
+  return table + "/dt=" + iso.substr(0, 10) + "/hr=" + iso.substr(11, 2) + "/" + version_id + ".ndjson.gz";
+}
+
+Status Pipeline::Init() {
+  tables_.clear();
+  tables_.reserve(config_.tables.size());
+  for (const TableConfig& tc : config_.tables) {
+    TableRuntime t;
+    t.config = &tc;
+    LF_ASSIGN_OR_RETURN(t.source, OpenObjectStore(tc.source));
+    LF_ASSIGN_OR_RETURN(t.staging, OpenObjectStore(tc.staging));
+    LF_ASSIGN_OR_RETURN(KeyFormat kf, KeyFormat::Compile(tc.key_format, tc.time_slice_format, tc.offset_seconds));
+    t.key_format = std::make_unique<KeyFormat>(std::move(kf));
+    t.schema = std::make_unique<SchemaRegistry>(FixedColumns(tc.format.format));
+    LF_RETURN_IF_ERROR(ledger_->CheckTableSettings(tc.name, "partition=" + tc.partition + ",format=" + tc.format_name));
+    LF_ASSIGN_OR_RETURN(auto columns, ledger_->Columns(tc.name));
+    t.schema->Restore(columns);
+    tables_.push_back(std::move(t));
+  }
+  return Status::Ok();
+}
+
+TableRuntime* Pipeline::table(const std::string& name) {
+  for (TableRuntime& t : tables_)
+    if (t.config->name == name) return &t;
+  return nullptr;
+}
+
+StatusOr<int64_t> Pipeline::Discover(TableRuntime& t) {
+  auto listed = WithRetry(io_retry_, [&] { return t.source->ListAll(""); });
+  if (!listed.ok()) return listed.status().WithContext("listing " + t.source->uri());
+  std::vector<ObjectInfo> ours;
+  for (ObjectInfo& o : *listed)
+    if (t.key_format->Match(o.key)) ours.push_back(std::move(o));
+  return ledger_->RecordDiscovered(t.config->name, ours, "listing", NowMicros());
+}
+
+Status Pipeline::Stage(TableRuntime& t, const std::atomic<bool>& stop, PassStats* stats) {
+  LF_ASSIGN_OR_RETURN(std::vector<ObjectRow> due, ledger_->DueObjects(t.config->name, NowMicros()));
+  if (due.empty()) return Status::Ok();
+  const TableConfig& cfg = *t.config;
+  std::atomic<size_t> next{0};
+  std::atomic<int64_t> done{0}, failed{0}, rows{0}, bad{0};
+  std::atomic<uint64_t> bytes{0};
+  std::mutex commit_mu;  // schema records and the commit that relies on them go together
+  Status fatal;
+  std::mutex fatal_mu;
+  auto t0 = std::chrono::steady_clock::now();
+
+  auto worker = [&] {
+    RowNormalizer norm(t.schema.get(), cfg.format);
+    for (;;) {
+      if (stop.load()) return;
+      size_t i = next.fetch_add(1);
+      if (i >= due.size()) return;
+      const ObjectRow& obj = due[i];
+      auto outcome = WithRetry(io_retry_, [&] { return StageObject(t, obj, norm); });
+      int64_t now = NowMicros();
+      if (!outcome.ok()) {
+        std::string error = t.source->UriOf(obj.key) + ": " + outcome.status().ToString();
+        spdlog::warn("staging failed: {}", error);
+        Status s = ledger_->MarkFailed(obj.id, error, NextAttempt(cfg, obj.attempts + 1, now));
+        if (!s.ok()) {
+          std::lock_guard lock(fatal_mu);
+          fatal = s;
+        }
+        ++failed;
+        continue;
+      }
+      StageOutcome& o = *outcome;
+      Status s;
+      {
+        std::lock_guard lock(commit_mu);
+        std::vector<Column*> taken;
+        o.staged.columns = t.schema->TakeUnpersisted(&taken);
+        s = ledger_->CommitStaged(o.staged, now);
+        if (!s.ok()) t.schema->Requeue(taken);
+      }
+      if (!s.ok()) {
+        spdlog::error("ledger commit for {} failed: {}", t.source->UriOf(obj.key), s.ToString());
+        std::lock_guard lock(fatal_mu);
+        fatal = s;
+        ++failed;
+        continue;
+      }
+      if (o.staged.bad_total > 0)
+        spdlog::warn("{}: {} bad record(s); first at line {}: {}{}", t.source->UriOf(obj.key), o.staged.bad_total,
+                     o.staged.bad_records.front().line, o.staged.bad_records.front().reason,
+                     o.staged.bad_records.front().field.empty() ? "" : " (field '" + o.staged.bad_records.front().field + "')");
+      if (o.staged.warnings > 0)
+        spdlog::info("{}: {} value(s) repaired or rewritten; latest: {}", t.source->UriOf(obj.key), o.staged.warnings, o.warning);
+      ++done;
+      rows += o.staged.rows_staged;
+      bad += o.staged.bad_total;
+      bytes += o.bytes_uncompressed;
+      if (progress_) {
+        double secs = SecondsSince(t0);
+        char line[256];
+        snprintf(line, sizeof line, "[%s] staged %lld/%zu objects, %s, %.0f MB/s", cfg.name.c_str(),
+                 static_cast<long long>(done.load() + failed.load()), due.size(), HumanBytes(bytes.load()).c_str(),
+                 secs > 0 ? bytes.load() / 1e6 / secs : 0.0);
+        progress_(line);
+      }
+    }
+  };
+  int n = std::max(1, std::min<int>(config_.workers, static_cast<int>(due.size())));
+  std::vector<std::thread> threads;
+  for (int i = 1; i < n; ++i) threads.emplace_back(worker);
+  worker();
+  for (auto& th : threads) th.join();
+  stats->staged_objects += done;
+  stats->failed_objects += failed;
+  stats->rows_staged += rows;
+  stats->bad_records += bad;
+  stats->bytes_read += bytes;
+  stats->stage_seconds += SecondsSince(t0);
+  return fatal;
+}
+
+Status Pipeline::ProcessRequests(TableRuntime& t) {
+  auto listed = WithRetry(io_retry_, [&] { return t.staging->ListAll(kRequestsPrefix); });
+  if (!listed.ok()) return listed.status().WithContext("listing requests");
+  for (const ObjectInfo& o : *listed) {
+    if (StartsWith(o.key, kRequestsDonePrefix)) continue;
+    std::string origin_key = "request:" + t.staging->UriOf(o.key) + "#" + o.etag;
+    std::string name = o.key.substr(strlen(kRequestsPrefix));
+    auto body = t.staging->ReadAll(o.key, 1 << 20);
+    if (!body.ok()) {
+      if (body.status().IsNotFound()) continue;  // taken by another process meanwhile
+      return body.status();
+    }
+    nlohmann::json j = nlohmann::json::parse(*body, nullptr, false);
+    std::string error;
+    std::string table;
+    int64_t from = 0, to = 0;
+    if (j.is_discarded() || !j.is_object()) error = "not a JSON object";
+    else {
+      table = j.value("table", t.config->name);
+      std::string from_s = j.value("from", std::string());
+      std::string to_s = j.value("to", std::string());
+      auto f = ParseIso8601(from_s, 0);
+      if (!f) error = "'from' must be a UTC time like 2016-08-01T00";
+      else {
+        from = *f;
+        if (to_s.empty()) to = from + t.config->partition_unit_us;
+        else if (auto tt = ParseIso8601(to_s, 0)) to = *tt;
+        else error = "'to' must be a UTC time like 2016-08-02T00";
+      }
+      if (error.empty() && to <= from) error = "'to' must be after 'from'";
+    }
+    if (table != t.config->name) continue;  // another table's request
+    int64_t now = NowMicros();
+    if (!error.empty()) {
+      LF_ASSIGN_OR_RETURN(auto rec, ledger_->RecordRequest(t.config->name, t.staging->UriOf(o.key), origin_key, 0, 0,
+                                                           t.config->partition_unit_us, now));
+      LF_RETURN_IF_ERROR(ledger_->FinishRequest(rec.first, "failed", error, now));
+      spdlog::warn("request {} rejected: {}", t.staging->UriOf(o.key), error);
+    } else {
+      LF_ASSIGN_OR_RETURN(auto rec, ledger_->RecordRequest(t.config->name, t.staging->UriOf(o.key), origin_key, from, to,
+                                                           t.config->partition_unit_us, now));
+      spdlog::info("request {}: reload {} .. {} ({} partitions)", t.staging->UriOf(o.key), FormatHour(from),
+                   FormatHour(to), rec.second);
+    }
+    // Recorded in the ledger; now file it under done/ (write, then delete).
+    LF_RETURN_IF_ERROR(WithRetry(io_retry_, [&] { return t.staging->WriteAll(kRequestsDonePrefix + name, *body); }).status());
+    LF_RETURN_IF_ERROR(t.staging->Delete(o.key));
+  }
+  return Status::Ok();
+}
+
+Status Pipeline::FinishRequests(TableRuntime& t) {
+  LF_ASSIGN_OR_RETURN(auto queued, ledger_->Requests(t.config->name, "queued"));
+  if (queued.empty()) return Status::Ok();
+  LF_ASSIGN_OR_RETURN(auto parts, ledger_->Partitions(t.config->name));
+  int64_t now = NowMicros();
+  for (const RequestRow& r : queued) {
+    int64_t loaded = 0, waiting = 0;
+    std::string errors;
+    for (const PartitionRow& p : parts) {
+      if (p.partition_us >= r.to_us || p.partition_us + t.config->partition_unit_us <= r.from_us) continue;
+      if (p.requested) {
+        ++waiting;
+        if (!p.last_error.empty()) errors = p.last_error;
+      } else if (p.loaded_us && *p.loaded_us >= r.created_us) {
+        ++loaded;
+      }
+    }
+    if (waiting > 0) {
+      if (!errors.empty())
+        LF_RETURN_IF_ERROR(ledger_->FinishRequest(r.id, "queued", std::to_string(waiting) + " partition(s) failing: " + errors, now));
+      continue;
+    }
+    LF_RETURN_IF_ERROR(ledger_->FinishRequest(r.id, "done", std::to_string(loaded) + " partition(s) loaded", now));
+  }
+  return Status::Ok();
+}
+
+Status Pipeline::Load(TableRuntime& t, const std::atomic<bool>& stop, PassStats* stats,
+                      std::optional<std::pair<int64_t, int64_t>> range) {
+  const TableConfig& cfg = *t.config;
+  LF_ASSIGN_OR_RETURN(auto due, ledger_->DuePartitions(cfg.name, cfg.partition_unit_us, cfg.settle_us, NowMicros()));
+  if (range) {
+    std::erase_if(due, [&](const PartitionRow& p) {
+      return p.partition_us >= range->second || p.partition_us + cfg.partition_unit_us <= range->first;
+    });
+  }
+  if (due.empty()) return Status::Ok();
+  WarehouseOptions wo;
+  wo.lock_timeout_us = config_.lock_timeout_us;
+  wo.scratch_dir = config_.state_dir + "/scratch";
+  // Holding the warehouse open across snapshot → replace → record makes the
+  // three one unit with respect to other processes loading the same table.
+  LF_ASSIGN_OR_RETURN(auto wh, OpenWarehouse(cfg.warehouse, wo));
+  LF_RETURN_IF_ERROR(wh->EnsureTable(cfg.name, *t.schema));
+  for (const PartitionRow& p : due) {
+    if (stop.load()) break;
+    int64_t now = NowMicros();
+    LF_ASSIGN_OR_RETURN(LoadPlan plan, ledger_->BeginLoad(cfg.name, p.partition_us, now));
+    Status s;
+    // Parts are checked against their recorded checksum before they are loaded.
+    for (const PartRow& part : plan.parts) {
+      auto data = t.staging->ReadAll(part.key, 1ull << 40);
+      std::string problem;
+      if (!data.ok()) problem = data.status().ToString();
+      else if (Crc32cHex(Crc32c(0, data->data(), data->size())) != part.crc32c)
+        problem = "checksum mismatch (expected crc32c " + part.crc32c + ")";
+      if (!problem.empty()) {
+        s = Status::Corruption("staged part " + t.staging->UriOf(part.key) + ": " + problem + "; its object will be staged again");
+        (void)ledger_->Restage(part.object_id, s.message());
+        break;
+      }
+    }
+    int64_t rows = -1;
+    if (s.ok()) {
+      auto replaced = wh->ReplacePartition(plan, cfg.partition_unit_us, *t.staging, *t.schema);
+      if (replaced.ok()) rows = *replaced;
+      else s = replaced.status();
+    }
+    if (s.ok() && rows != plan.expected_rows)
+      s = Status::Internal("partition " + FormatHour(plan.partition_us) + " holds " + std::to_string(rows) +
+                           " rows after the load but the ledger expects " + std::to_string(plan.expected_rows));
+    now = NowMicros();
+    if (s.ok()) {
+      LF_RETURN_IF_ERROR(ledger_->FinishLoad(plan, rows, now));
+      ++stats->partitions_loaded;
+      spdlog::debug("loaded {} {} ({} rows, {} parts)", cfg.name, FormatHour(plan.partition_us), rows, plan.parts.size());
+    } else {
+      spdlog::warn("load of {} {} failed: {}", cfg.name, FormatHour(plan.partition_us), s.ToString());
+      LF_RETURN_IF_ERROR(ledger_->FailLoad(plan, s.ToString(), NextAttempt(cfg, p.attempts + 1, now), now));
+      ++stats->partitions_failed;
+    }
+  }
+  return Status::Ok();
+}
+
+Status Pipeline::CollectGarbage(TableRuntime& t) {
+  LF_ASSIGN_OR_RETURN(auto parts, ledger_->CollectableParts(t.config->name));
+  for (const PartRow& p : parts) {
+    LF_RETURN_IF_ERROR(t.staging->Delete(p.key));
+    LF_RETURN_IF_ERROR(ledger_->ForgetPart(p));
+  }
+  return Status::Ok();
+}
+
+StatusOr<PassStats> Pipeline::RunOnce(const std::atomic<bool>& stop) {
+  PassStats stats;
+  Status first_error;
+  for (TableRuntime& t : tables_) {
+    if (stop.load()) break;
+    auto step = [&](const char* what, Status s) {
+      if (!s.ok()) {
+        spdlog::error("{}: {} failed: {}", t.config->name, what, s.ToString());
+        if (first_error.ok()) first_error = s.WithContext(t.config->name + ": " + what);
+      }
+      return s.ok();
+    };
+    auto discovered = Discover(t);
+    if (discovered.ok()) stats.discovered += *discovered;
+    step("discover", discovered.status());
+    if (stop.load()) break;
+    step("stage", Stage(t, stop, &stats));
+    if (stop.load()) break;
+    step("requests", ProcessRequests(t));
+    step("load", Load(t, stop, &stats));
+    step("requests", FinishRequests(t));
+    step("gc", CollectGarbage(t));
+  }
+  if (!first_error.ok()) return first_error;
+  return stats;
+}
+
+}  // namespace logferry

@@ -1,0 +1,205 @@
+#include "core/stage.h"
+
+#include <cstring>
+
+#include "common/strings.h"
+#include "format/compression.h"
+
+namespace logferry {
+
+namespace {
+
+constexpr size_t kReadBlock = 4 << 20;
+constexpr size_t kRawFlush = 256 << 10;
+constexpr size_t kCompressedFlush = 1 << 20;
+
+class PartWriter {
+ public:
+  PartWriter(int64_t hour_us, std::string key, std::unique_ptr<WriteStream> out)
+      : hour_us_(hour_us), key_(std::move(key)), out_(std::move(out)) {}
+
+  Status Append(std::string_view row) {
+    raw_.append(row);
+    ++rows_;
+    if (raw_.size() >= kRawFlush) {
+      encoder_.Write(raw_, &compressed_);
+      raw_.clear();
+      if (compressed_.size() >= kCompressedFlush) {
+        LF_RETURN_IF_ERROR(out_->Write(compressed_));
+        compressed_.clear();
+      }
+    }
+    return Status::Ok();
+  }
+
+  StatusOr<WrittenObject> Finish() {
+    encoder_.Write(raw_, &compressed_);
+    raw_.clear();
+    encoder_.Finish(&compressed_);
+    LF_RETURN_IF_ERROR(out_->Write(compressed_));
+    compressed_.clear();
+    return out_->Commit();
+  }
+
+  int64_t hour_us() const { return hour_us_; }
+  int64_t rows() const { return rows_; }
+  const std::string& key() const { return key_; }
+
+ private:
+  int64_t hour_us_;
+  std::string key_;
+  std::unique_ptr<WriteStream> out_;
+  GzipEncoder encoder_{1};
+  std::string raw_, compressed_;
+  int64_t rows_ = 0;
+};
+
+bool IsBlank(std::string_view s) {
+  for (char c : s)
+    if (c != ' ' && c != '\t' && c != '\r') return false;
+  return true;
+}
+
+}  // namespace
+
+StatusOr<StageOutcome> StageObject(TableRuntime& t, const ObjectRow& obj, RowNormalizer& norm) {
+  const TableConfig& cfg = *t.config;
+  StageOutcome out;
+  out.staged.object_id = obj.id;
+  std::optional<int64_t> slice;
+  if (auto m = t.key_format->Match(obj.key)) slice = m->time_slice_us;
+
+  ReadOptions ro;
+  ro.if_etag = obj.etag;
+  LF_ASSIGN_OR_RETURN(auto raw, t.source->OpenRead(obj.key, ro));
+  LF_ASSIGN_OR_RETURN(auto in, OpenDecoder(std::move(raw), cfg.compression));
+
+  std::vector<std::unique_ptr<PartWriter>> writers;
+  PartWriter* last = nullptr;
+  auto writer_for = [&](int64_t hour) -> StatusOr<PartWriter*> {
+    if (last && last->hour_us() == hour) return last;
+    for (auto& w : writers)
+      if (w->hour_us() == hour) return last = w.get();
+    std::string key = Pipeline::PartKey(cfg.name, hour, obj.version_id);
+    LF_ASSIGN_OR_RETURN(auto ws, t.staging->OpenWrite(key));
+    writers.push_back(std::make_unique<PartWriter>(hour, key, std::move(ws)));
+    return last = writers.back().get();
+  };
+
+  const size_t pad = simdjson::SIMDJSON_PADDING;
+  const size_t max_line = static_cast<size_t>(cfg.max_line_bytes);
+  std::vector<char> buf(kReadBlock + pad);
+  size_t begin = 0, end = 0, scan = 0;
+  uint64_t base_offset = 0;  // uncompressed offset of buf[0]
+  int64_t line_no = 0;
+  bool eof = false;
+  bool skipping = false;     // inside an over-long line being discarded
+  LineError err;
+  uint64_t warnings_before = norm.warnings();
+
+  auto add_bad = [&](int64_t line, uint64_t offset, std::string field, std::string reason, std::string_view raw_line) {
+    ++out.staged.bad_total;
+    if (out.staged.bad_records.size() < kMaxStoredBadRecords) {
+      out.staged.bad_records.push_back(
+          BadRecord{line, static_cast<int64_t>(offset), std::move(field), std::move(reason), Excerpt(raw_line, 200)});
+    }
+  };
+
+  auto process = [&](size_t line_begin, size_t line_end) -> Status {
+    ++line_no;
+    std::string_view line(buf.data() + line_begin, line_end - line_begin);
+    uint64_t offset = base_offset + line_begin;
+    if (line_no == 1 && line.size() >= 3 && memcmp(line.data(), "\xEF\xBB\xBF", 3) == 0) line.remove_prefix(3);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (IsBlank(line)) return Status::Ok();
+    ++out.staged.lines_read;
+    size_t capacity = buf.size() - static_cast<size_t>(line.data() - buf.data());
+    if (!norm.Normalize(line, capacity, slice, &err)) {
+      add_bad(line_no, offset, err.field, err.reason, line);
+      return Status::Ok();
+    }
+    LF_ASSIGN_OR_RETURN(PartWriter * w, writer_for(FloorTo(norm.time(), kMicrosPerHour)));
+    ++out.staged.rows_staged;
+    return w->Append(norm.row());
+  };
+
+  int64_t skipped_line = 0;
+  uint64_t skipped_offset = 0;
+  std::string skipped_excerpt;
+  while (true) {
+    if (!skipping) {
+      const char* nl = static_cast<const char*>(memchr(buf.data() + scan, '\n', end - scan));
+      if (nl) {
+        size_t pos = static_cast<size_t>(nl - buf.data());
+        LF_RETURN_IF_ERROR(process(begin, pos));
+        begin = scan = pos + 1;
+        continue;
+      }
+      if (eof) {
+        if (begin < end) LF_RETURN_IF_ERROR(process(begin, end));
+        break;
+      }
+    } else {
+      const char* nl = static_cast<const char*>(memchr(buf.data(), '\n', end));
+      if (nl) {
+        skipping = false;
+        begin = scan = static_cast<size_t>(nl - buf.data()) + 1;
+        add_bad(skipped_line, skipped_offset, "", "line longer than max_line_bytes (" + std::to_string(max_line) + ")",
+                skipped_excerpt);
+        ++out.staged.lines_read;
+        continue;
+      }
+      if (eof) {
+        add_bad(skipped_line, skipped_offset, "", "line longer than max_line_bytes (" + std::to_string(max_line) + ")",
+                skipped_excerpt);
+        ++out.staged.lines_read;
+        break;
+      }
+      base_offset += end;
+      begin = scan = end = 0;
+    }
+    // Need more input: keep the partial line at the front of the buffer.
+    if (begin > 0) {
+      memmove(buf.data(), buf.data() + begin, end - begin);
+      base_offset += begin;
+      end -= begin;
+      scan = end;
+      begin = 0;
+    }
+    if (!skipping && end == buf.size() - pad) {
+      if (end < max_line) {
+        buf.resize(std::min(buf.size() * 2, max_line + pad + 1));
+      } else {
+        // Over-long line: dead-letter it and discard input up to its end.
+        skipping = true;
+        skipped_line = ++line_no;
+        skipped_offset = base_offset;
+        skipped_excerpt.assign(buf.data(), 200);
+        base_offset += end;
+        begin = scan = end = 0;
+      }
+    }
+    LF_ASSIGN_OR_RETURN(size_t n, in->Read(buf.data() + end, buf.size() - pad - end));
+    if (n == 0) eof = true;
+    out.bytes_uncompressed += n;
+    end += n;
+  }
+
+  for (auto& w : writers) {
+    LF_ASSIGN_OR_RETURN(WrittenObject written, w->Finish());
+    PartRow p;
+    p.object_id = obj.id;
+    p.hour_us = w->hour_us();
+    p.partition_us = FloorTo(w->hour_us(), cfg.partition_unit_us);
+    p.key = w->key();
+    p.rows = w->rows();
+    p.bytes = static_cast<int64_t>(written.size);
+    p.crc32c = written.crc32c;
+    out.staged.parts.push_back(std::move(p));
+  }
+  out.staged.warnings = static_cast<int64_t>(norm.warnings() - warnings_before);
+  if (out.staged.warnings > 0) out.staged.warning = norm.last_warning();
+  return out;
+}
+
+}  // namespace logferry

@@ -1,0 +1,28 @@
+// Staging one source object version: stream it through decompression and
+// the normalizer into one gzip NDJSON part per event-time hour.
+#pragma once
+
+#include <optional>
+
+#include "core/pipeline.h"
+#include "format/normalizer.h"
+
+namespace logferry {
+
+struct StageOutcome {
+  StagedObject staged;             // parts, bad records, counts
+  uint64_t bytes_uncompressed = 0;
+  std::string warning;
+};
+
+// Reads `object` from the table's source and writes its parts to staging.
+// Memory is bounded by the read buffer, the longest line, and one encoder
+// per distinct hour in the object. Fails (writing nothing visible to the
+// ledger) if the object cannot be read or decoded: kCorruption names the byte
+// offset; kFailedPrecondition means the object changed while being read.
+StatusOr<StageOutcome> StageObject(TableRuntime& table, const ObjectRow& object, RowNormalizer& normalizer);
+
+// How many bad records per object are kept with their excerpt (all are counted).
+constexpr size_t kMaxStoredBadRecords = 10000;
+
+}  // namespace logferry

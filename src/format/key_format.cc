@@ -1,0 +1,106 @@
+#include "format/key_format.h"
+
+namespace logferry {
+
+StatusOr<KeyFormat> KeyFormat::Compile(std::string_view fmt, std::string_view time_slice_format,
+                                       int32_t offset_seconds) {
+  KeyFormat kf;
+  LF_ASSIGN_OR_RETURN(kf.slice_, TimeLayout::Compile(time_slice_format));
+  kf.offset_ = offset_seconds;
+  std::string lit;
+  for (size_t i = 0; i < fmt.size();) {
+    if (fmt.substr(i, 2) == "%{") {
+      size_t end = fmt.find('}', i);
+      if (end == std::string_view::npos) return Status::InvalidArgument("unterminated %{ in key_format");
+      std::string_view name = fmt.substr(i + 2, end - i - 2);
+      Kind k;
+      if (name == "path") k = Kind::kPath;
+      else if (name == "time_slice") k = Kind::kTimeSlice;
+      else if (name == "index") k = Kind::kIndex;
+      else if (name == "file_extension") k = Kind::kExtension;
+      else if (name == "hex_random" || name == "uuid_flush" || name == "chunk_id" || name == "unique_id") k = Kind::kHex;
+      else if (name == "hostname" || name == "tag") k = Kind::kAnyNoSlash;
+      else return Status::InvalidArgument("unknown placeholder %{" + std::string(name) + "} in key_format");
+      if (!lit.empty()) kf.items_.push_back({Kind::kLiteral, lit});
+      lit.clear();
+      kf.items_.push_back({k, ""});
+      i = end + 1;
+    } else {
+      lit += fmt[i++];
+    }
+  }
+  if (!lit.empty()) kf.items_.push_back({Kind::kLiteral, lit});
+  return kf;
+}
+
+bool KeyFormat::MatchFrom(size_t item, std::string_view key, size_t pos, KeyMatch* m) const {
+  if (item == items_.size()) return pos == key.size();
+  const Item& it = items_[item];
+  auto try_span = [&](size_t min_len, auto&& ok_char) {
+    size_t end = pos;
+    while (end < key.size() && end - pos < min_len && ok_char(key[end])) ++end;
+    if (end - pos < min_len) return false;
+    for (;;) {
+      if (MatchFrom(item + 1, key, end, m)) return true;
+      if (end >= key.size() || !ok_char(key[end])) return false;
+      ++end;
+    }
+  };
+  switch (it.kind) {
+    case Kind::kLiteral:
+      return key.substr(pos, it.literal.size()) == it.literal && MatchFrom(item + 1, key, pos + it.literal.size(), m);
+    case Kind::kPath:
+      return try_span(0, [](char) { return true; });
+    case Kind::kAnyNoSlash:
+      return try_span(1, [](char c) { return c != '/'; });
+    case Kind::kHex:
+      return try_span(1, [](char c) { return isxdigit(static_cast<unsigned char>(c)) || c == '-'; });
+    case Kind::kExtension:
+      return try_span(1, [](char c) { return c != '/'; });
+    case Kind::kIndex: {
+      size_t end = pos;
+      while (end < key.size() && key[end] >= '0' && key[end] <= '9') ++end;
+      if (end == pos || end - pos > 12) return false;
+      int64_t saved = m->index;
+      m->index = std::stoll(std::string(key.substr(pos, end - pos)));
+      if (MatchFrom(item + 1, key, end, m)) return true;
+      m->index = saved;
+      return false;
+    }
+    case Kind::kTimeSlice: {
+      int64_t t;
+      size_t n = slice_.ParsePrefix(key.substr(pos), offset_, &t);
+      if (n == 0) return false;
+      auto saved = m->time_slice_us;
+      m->time_slice_us = t;
+      if (MatchFrom(item + 1, key, pos + n, m)) return true;
+      m->time_slice_us = saved;
+      return false;
+    }
+  }
+  return false;
+}
+
+std::optional<KeyMatch> KeyFormat::Match(std::string_view key) const {
+  KeyMatch m;
+  if (!MatchFrom(0, key, 0, &m)) return std::nullopt;
+  return m;
+}
+
+std::string KeyFormat::Format(std::string_view path, int64_t slice_us, int index, std::string_view ext) const {
+  std::string out;
+  for (const Item& it : items_) {
+    switch (it.kind) {
+      case Kind::kLiteral: out += it.literal; break;
+      case Kind::kPath: out += path; break;
+      case Kind::kTimeSlice: out += slice_.Format(slice_us, offset_); break;
+      case Kind::kIndex: out += std::to_string(index); break;
+      case Kind::kExtension: out += ext; break;
+      case Kind::kHex: out += "0123456789abcdef"; break;
+      case Kind::kAnyNoSlash: out += "host"; break;
+    }
+  }
+  return out;
+}
+
+}  // namespace logferry

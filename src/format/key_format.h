@@ -1,0 +1,46 @@
+// Fluentd out_s3's s3_object_key_format, compiled into a matcher for the keys
+// it produces. Placeholders: %{path} (any prefix, may be empty), %{time_slice}
+// (per time_slice_format), %{index} (digits), %{file_extension} (gz, json,
+// txt, zst, ...), %{hex_random}, %{uuid_flush}, %{chunk_id} (hex/uuid text),
+// %{hostname} (anything but '/').
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+#include "common/time.h"
+
+namespace logferry {
+
+struct KeyMatch {
+  std::optional<int64_t> time_slice_us;  // start of the slice, UTC
+  int64_t index = -1;
+};
+
+class KeyFormat {
+ public:
+  static StatusOr<KeyFormat> Compile(std::string_view key_format, std::string_view time_slice_format,
+                                     int32_t offset_seconds);
+  // Matches a key relative to the source root; nullopt if it is not one of ours.
+  std::optional<KeyMatch> Match(std::string_view key) const;
+  // The key Fluentd would write (used by the generator).
+  std::string Format(std::string_view path, int64_t slice_us, int index, std::string_view ext) const;
+  const TimeLayout& time_slice() const { return slice_; }
+
+ private:
+  enum class Kind { kLiteral, kPath, kTimeSlice, kIndex, kExtension, kHex, kAnyNoSlash };
+  struct Item {
+    Kind kind;
+    std::string literal;
+  };
+  bool MatchFrom(size_t item, std::string_view key, size_t pos, KeyMatch* m) const;
+
+  std::vector<Item> items_;
+  TimeLayout slice_;
+  int32_t offset_ = 0;
+};
+
+}  // namespace logferry

@@ -1,0 +1,544 @@
+#include "format/normalizer.h"
+
+#include <cstring>
+
+#include "common/strings.h"
+
+namespace logferry {
+
+namespace od = simdjson::ondemand;
+
+StatusOr<LogFormat> ParseLogFormat(std::string_view s) {
+  if (s == "out_file") return LogFormat::kOutFile;
+  if (s == "json") return LogFormat::kJson;
+  return Status::InvalidArgument("format must be out_file or json (got '" + std::string(s) + "')");
+}
+
+std::vector<std::pair<std::string, ColumnType>> FixedColumns(LogFormat format) {
+  std::vector<std::pair<std::string, ColumnType>> cols{{"_time", ColumnType::kTimestamp}};
+  if (format == LogFormat::kOutFile) cols.emplace_back("_tag", ColumnType::kString);
+  return cols;
+}
+
+namespace {
+
+std::string_view TrimRight(std::string_view s) {
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\n' || s.back() == '\r')) s.remove_suffix(1);
+  return s;
+}
+
+bool NeedsStringCheck(std::string_view quoted) {
+  // Raw text between the quotes can be copied unless it has escapes (which
+  // must be validated) or raw control bytes (which are invalid JSON).
+  for (char ch : quoted.substr(1, quoted.size() - 2)) {
+    unsigned char c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c == '\\') return true;
+  }
+  return false;
+}
+
+bool LooksLikeNumber(std::string_view s) {
+  size_t i = 0;
+  if (i < s.size() && s[i] == '-') ++i;
+  if (i >= s.size() || s[i] < '0' || s[i] > '9') return false;
+  for (; i < s.size(); ++i) {
+    char c = s[i];
+    if (!((c >= '0' && c <= '9') || c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-')) return false;
+  }
+  return true;
+}
+
+// Length of a raw (escaped) key starting right after its opening quote.
+size_t RawKeyLength(const char* p) {
+  size_t n = 0;
+  for (;;) {
+    char c = p[n];
+    if (c == '"') return n;
+    if (c == '\\') n += 2;
+    else ++n;
+  }
+}
+
+std::string ErrorText(simdjson::error_code e) { return simdjson::error_message(e); }
+
+}  // namespace
+
+std::optional<int64_t> ParseEventTime(std::string_view text, const FormatOptions& opts) {
+  switch (opts.time_kind) {
+    case TimeFormatKind::kIso8601:
+      if (auto t = ParseIso8601(text, opts.offset_seconds)) return t;
+      break;
+    case TimeFormatKind::kLayout:
+      if (auto t = opts.time_layout.Parse(text, opts.offset_seconds)) return t;
+      break;
+    default:
+      break;
+  }
+  // Epoch numbers ("1470052800", "1470052800.123"); unix_ms scales.
+  if (!LooksLikeNumber(text)) return std::nullopt;
+  char* end = nullptr;
+  std::string buf(text);
+  double v = strtod(buf.c_str(), &end);
+  if (end != buf.c_str() + buf.size()) return std::nullopt;
+  double us = opts.time_kind == TimeFormatKind::kUnixMs ? v * 1000.0 : v * 1e6;
+  // Reject what does not fit years 0001..9999.
+  if (!(us > -62135596800e6 && us < 253402300800e6)) return std::nullopt;
+  return static_cast<int64_t>(us);
+}
+
+RowNormalizer::RowNormalizer(SchemaRegistry* schema, const FormatOptions& opts) : schema_(schema), opts_(opts) {
+  time_col_ = schema_->Child(schema_->root(), std::string("\0_time", 6));
+  if (opts_.format == LogFormat::kOutFile) tag_col_ = schema_->Child(schema_->root(), std::string("\0_tag", 5));
+  row_.reserve(4096);
+}
+
+void RowNormalizer::Warn(const Column* c, std::string message) {
+  ++warnings_;
+  last_warning_ = c ? "field '" + c->path() + "': " + message : message;
+}
+
+Column* RowNormalizer::Lookup(Column* parent, std::string_view raw_key, od::field& f, LineError* err) {
+  cache_key_.assign(reinterpret_cast<const char*>(&parent), sizeof parent);
+  cache_key_.append(raw_key);
+  auto it = cache_.find(cache_key_);
+  if (it != cache_.end()) return it->second;
+  std::string_view unescaped;
+  if (f.unescaped_key().get(unescaped)) {
+    err->reason = "invalid escape in field name";
+    err->field = std::string(raw_key);
+    return nullptr;
+  }
+  Column* c = schema_->Child(parent, unescaped);
+  cache_.emplace(cache_key_, c);
+  return c;
+}
+
+bool RowNormalizer::ScalarText(od::value v, od::json_type t, Column* c, ColumnType* kind, std::string* scratch,
+                               std::string_view* text, LineError* err) {
+  std::string_view tok = TrimRight(v.raw_json_token());
+  switch (t) {
+    case od::json_type::string: {
+      *kind = ColumnType::kString;
+      if (NeedsStringCheck(tok)) {
+        std::string_view s;
+        if (auto e = v.get_string().get(s)) {
+          err->reason = "invalid string: " + ErrorText(e);
+          return false;
+        }
+        scratch->clear();
+        AppendJsonString(scratch, s);
+        *text = *scratch;
+      } else {
+        *text = tok;
+      }
+      return true;
+    }
+    case od::json_type::number: {
+      bool is_float = tok.find_first_of(".eE") != std::string_view::npos;
+      if (is_float) {
+        double d;
+        if (!v.get_double().get(d)) {
+          *kind = ColumnType::kFloat64;
+          *text = tok;
+          return true;
+        }
+      } else {
+        int64_t i;
+        if (!v.get_int64().get(i)) {
+          *kind = ColumnType::kInt64;
+          *text = tok;
+          return true;
+        }
+      }
+      if (!LooksLikeNumber(tok)) {
+        err->reason = "invalid number '" + Excerpt(tok, 40) + "'";
+        return false;
+      }
+      // Out of the warehouse's range (2^64, 1e400): kept as its literal text.
+      Warn(c, "number " + Excerpt(tok, 40) + " is out of range; kept as text");
+      *kind = ColumnType::kString;
+      scratch->clear();
+      AppendJsonString(scratch, tok);
+      *text = *scratch;
+      return true;
+    }
+    case od::json_type::boolean: {
+      bool b;
+      if (v.get_bool().get(b)) {
+        err->reason = "invalid literal '" + Excerpt(tok, 40) + "'";
+        return false;
+      }
+      *kind = ColumnType::kBool;
+      *text = b ? std::string_view("true") : std::string_view("false");
+      return true;
+    }
+    default:
+      err->reason = "unexpected JSON value";
+      return false;
+  }
+}
+
+bool RowNormalizer::EmitArray(od::array arr, Column* c, ColumnType* kind, bool* mixed, LineError* err) {
+  row_.push_back('[');
+  bool first = true;
+  *kind = ColumnType::kNone;
+  for (auto elem_result : arr) {
+    od::value elem;
+    if (auto e = elem_result.get(elem)) {
+      err->reason = "invalid array: " + ErrorText(e);
+      return false;
+    }
+    od::json_type t;
+    if (auto e = elem.type().get(t)) {
+      err->reason = "invalid array element: " + ErrorText(e);
+      return false;
+    }
+    if (t == od::json_type::null) {
+      bool n;
+      if (elem.is_null().get(n) || !n) {
+        err->reason = "invalid literal in array";
+        return false;
+      }
+      continue;  // BigQuery rejects NULL inside arrays
+    }
+    size_t mark = row_.size();
+    if (!first) row_.push_back(',');
+    ColumnType ek;
+    if (t == od::json_type::object) {
+      od::object o;
+      if (auto e = elem.get_object().get(o)) {
+        err->reason = "invalid object: " + ErrorText(e);
+        return false;
+      }
+      ek = ColumnType::kRecord;
+      row_.push_back('{');
+      size_t before = row_.size();
+      ++depth_;
+      bool ok = EmitMembers(o, c, false, err);
+      --depth_;
+      if (!ok) return false;
+      if (row_.size() == before) {  // empty object: dropped like a null
+        row_.resize(mark);
+        continue;
+      }
+      row_.push_back('}');
+    } else if (t == od::json_type::array) {
+      // Arrays of arrays have no warehouse type: the whole value becomes text.
+      od::array inner;
+      if (auto e = elem.get_array().get(inner)) {
+        err->reason = "invalid array: " + ErrorText(e);
+        return false;
+      }
+      ColumnType ik;
+      bool im;
+      ++depth_;
+      bool ok = EmitArray(inner, c, &ik, &im, err);
+      --depth_;
+      if (!ok) return false;
+      *mixed = true;
+      ek = ColumnType::kNone;
+    } else {
+      std::string_view text;
+      if (!ScalarText(elem, t, c, &ek, &scratch_, &text, err)) return false;
+      row_.append(text);
+    }
+    first = false;
+    if (*kind == ColumnType::kNone) *kind = ek;
+    else if (*kind != ek) {
+      if ((*kind == ColumnType::kInt64 && ek == ColumnType::kFloat64) ||
+          (*kind == ColumnType::kFloat64 && ek == ColumnType::kInt64))
+        *kind = ColumnType::kFloat64;
+      else
+        *mixed = true;
+    }
+  }
+  row_.push_back(']');
+  return true;
+}
+
+bool RowNormalizer::EmitValue(od::value v, Column* c, size_t key_mark, bool* emitted, LineError* err) {
+  *emitted = true;
+  od::json_type t;
+  if (auto e = v.type().get(t)) {
+    err->reason = "invalid JSON value: " + ErrorText(e);
+    return false;
+  }
+  auto to_companion = [&](std::string_view text_json, bool quote) {
+    Column* comp = schema_->CompanionOf(c);
+    std::string value(text_json);
+    row_.resize(key_mark);
+    row_.append(comp->json_key());
+    if (quote) AppendJsonString(&row_, value);
+    else row_.append(value);
+  };
+  switch (t) {
+    case od::json_type::null: {
+      bool n;
+      if (v.is_null().get(n) || !n) {
+        err->reason = "invalid literal";
+        return false;
+      }
+      *emitted = false;
+      return true;
+    }
+    case od::json_type::object: {
+      od::object o;
+      if (auto e = v.get_object().get(o)) {
+        err->reason = "invalid object: " + ErrorText(e);
+        return false;
+      }
+      Fit fit = depth_ >= kMaxNestingDepth - 1 ? Fit::kCompanion : schema_->Offer(c, ColumnType::kRecord, false);
+      if (fit != Fit::kOk) {
+        std::string_view raw;
+        if (auto e = o.raw_json().get(raw)) {
+          err->reason = "invalid object: " + ErrorText(e);
+          return false;
+        }
+        if (fit == Fit::kCompanion) {
+          Warn(c, std::string(depth_ >= kMaxNestingDepth - 1 ? "nested deeper than 15 levels"
+                                                             : "an object does not fit the column's type") +
+                      "; written as text to " + schema_->CompanionOf(c)->name());
+        }
+        to_companion(raw, true);
+        return true;
+      }
+      size_t start = row_.size();
+      row_.push_back('{');
+      ++depth_;
+      bool ok = EmitMembers(o, c, false, err);
+      --depth_;
+      if (!ok) return false;
+      if (row_.size() == start + 1) {
+        *emitted = false;
+        return true;
+      }
+      row_.push_back('}');
+      return true;
+    }
+    case od::json_type::array: {
+      od::array a;
+      if (auto e = v.get_array().get(a)) {
+        err->reason = "invalid array: " + ErrorText(e);
+        return false;
+      }
+      size_t start = row_.size();
+      ColumnType kind;
+      bool mixed = false;
+      ++depth_;
+      bool ok = EmitArray(a, c, &kind, &mixed, err);
+      --depth_;
+      if (!ok) return false;
+      if (kind == ColumnType::kNone && !mixed) {  // empty, or only nulls
+        *emitted = false;
+        return true;
+      }
+      Fit fit = mixed ? Fit::kCompanion : schema_->Offer(c, kind, true);
+      if (depth_ >= kMaxNestingDepth - 1 && kind == ColumnType::kRecord) fit = Fit::kCompanion;
+      if (fit != Fit::kOk) {
+        Warn(c, std::string(mixed ? "an array mixes types" : "an array does not fit the column's type") +
+                    "; written as text to " + schema_->CompanionOf(c)->name());
+        std::string text = row_.substr(start);
+        to_companion(text, true);
+      }
+      return true;
+    }
+    default: {
+      ColumnType kind;
+      std::string_view text;
+      if (!ScalarText(v, t, c, &kind, &scratch_, &text, err)) return false;
+      Fit fit = schema_->Offer(c, kind, false);
+      if (fit == Fit::kOk) {
+        row_.append(text);
+      } else if (fit == Fit::kAsString) {
+        AppendJsonString(&row_, text);
+      } else {
+        Warn(c, std::string("a ") + ColumnTypeName(kind) + " value does not fit the column's type " +
+                    ColumnTypeName(c->type()) + "; written as text to " + schema_->CompanionOf(c)->name());
+        if (kind == ColumnType::kString) {
+          // Already a JSON string literal: keep it as is under the companion.
+          std::string copy(text);
+          row_.resize(key_mark);
+          row_.append(schema_->CompanionOf(c)->json_key());
+          row_.append(copy);
+        } else {
+          to_companion(text, true);
+        }
+      }
+      return true;
+    }
+  }
+}
+
+bool RowNormalizer::EmitMembers(od::object obj, Column* parent, bool top, LineError* err) {
+  bool first = true;
+  for (auto field_result : obj) {
+    od::field f;
+    if (auto e = std::move(field_result).get(f)) {
+      err->reason = "invalid JSON object: " + ErrorText(e);
+      return false;
+    }
+    const char* kp = f.key().raw();
+    std::string_view raw_key(kp, RawKeyLength(kp));
+    Column* c = Lookup(parent, raw_key, f, err);
+    if (!c) return false;
+    od::value v = f.value();
+    if (top && !have_time_ && opts_.format == LogFormat::kJson && raw_key == opts_.time_key) {
+      // Event time: the value is still written as a regular column below.
+      od::json_type t;
+      if (!v.type().get(t)) {
+        std::string_view tok = TrimRight(v.raw_json_token());
+        if (t == od::json_type::string) {
+          std::string_view s;
+          if (!v.get_string().get(s)) {
+            if (auto parsed = ParseEventTime(s, opts_)) {
+              time_ = *parsed;
+              have_time_ = true;
+            } else {
+              time_error_ = "unparseable time '" + Excerpt(s, 60) + "'";
+            }
+          }
+        } else if (t == od::json_type::number) {
+          if (auto parsed = ParseEventTime(tok, opts_)) {
+            time_ = *parsed;
+            have_time_ = true;
+          } else {
+            time_error_ = "time out of range: " + Excerpt(tok, 60);
+          }
+        }
+      }
+    }
+    size_t mark = row_.size();
+    if (!first) row_.push_back(',');
+    row_.append(c->json_key());
+    bool emitted;
+    if (!EmitValue(v, c, mark + (first ? 0 : 1), &emitted, err)) {
+      if (err->field.empty()) err->field = c->path();
+      return false;
+    }
+    if (!emitted) row_.resize(mark);
+    else first = false;
+  }
+  return true;
+}
+
+bool RowNormalizer::ParseJsonLine(std::string_view json, size_t capacity, LineError* err) {
+  od::document doc;
+  auto e = parser_.iterate(json.data(), json.size(), capacity).get(doc);
+  if (e) {
+    err->reason = "invalid JSON: " + ErrorText(e);
+    return false;
+  }
+  od::object obj;
+  if (auto oe = doc.get_object().get(obj)) {
+    err->reason = oe == simdjson::INCORRECT_TYPE ? "record is not a JSON object" : "invalid JSON: " + ErrorText(oe);
+    return false;
+  }
+  if (!EmitMembers(obj, schema_->root(), true, err)) return false;
+  // A location left means unconsumed input after the object.
+  const char* rest;
+  if (!doc.current_location().get(rest)) {
+    err->reason = "trailing characters after the JSON object";
+    return false;
+  }
+  return true;
+}
+
+void RowNormalizer::AppendTimeColumn() {
+  if (row_.size() > 1) row_.push_back(',');
+  row_.append(time_col_->json_key());
+  char buf[40];
+  buf[0] = '"';
+  size_t n = FormatIso8601(time_, buf + 1);
+  buf[n + 1] = '"';
+  row_.append(buf, n + 2);
+}
+
+bool RowNormalizer::Normalize(std::string_view line, size_t capacity, std::optional<int64_t> fallback_time,
+                              LineError* err) {
+  row_.clear();
+  have_time_ = false;
+  time_error_.clear();
+  depth_ = 0;
+  err->field.clear();
+  err->reason.clear();
+
+  // Invalid UTF-8 is repaired (U+FFFD) rather than losing the record.
+  if (!simdjson::validate_utf8(line.data(), line.size())) {
+    repaired_.clear();
+    RepairUtf8(line, &repaired_);
+    size_t len = repaired_.size();
+    repaired_.append(simdjson::SIMDJSON_PADDING, ' ');
+    line = std::string_view(repaired_.data(), len);
+    capacity = repaired_.size();
+    Warn(nullptr, "invalid UTF-8 replaced with U+FFFD");
+  }
+
+  row_.push_back('{');
+  if (opts_.format == LogFormat::kOutFile) {
+    std::string_view rest = line;
+    std::string_view time_text, tag_text;
+    if (opts_.output_time) {
+      size_t p = rest.find(opts_.delimiter);
+      if (p == std::string_view::npos) {
+        err->reason = "no delimiter after the time field";
+        err->field = "time";
+        return false;
+      }
+      time_text = rest.substr(0, p);
+      rest.remove_prefix(p + 1);
+    }
+    if (opts_.output_tag) {
+      size_t p = rest.find(opts_.delimiter);
+      if (p == std::string_view::npos) {
+        err->reason = "no delimiter after the tag field";
+        err->field = "tag";
+        return false;
+      }
+      tag_text = rest.substr(0, p);
+      rest.remove_prefix(p + 1);
+    }
+    if (opts_.output_time) {
+      auto t = ParseEventTime(time_text, opts_);
+      if (!t) {
+        err->reason = "unparseable time '" + Excerpt(time_text, 60) + "'";
+        err->field = "time";
+        return false;
+      }
+      time_ = *t;
+    } else if (fallback_time) {
+      time_ = *fallback_time;
+    } else {
+      err->reason = "no event time: output_time is off and the key has no time slice";
+      return false;
+    }
+    if (opts_.output_tag) {
+      row_.append(tag_col_->json_key());
+      AppendJsonString(&row_, tag_text);
+      row_.push_back(',');
+    }
+    size_t before = row_.size();
+    size_t cap = capacity - static_cast<size_t>(rest.data() - line.data());
+    if (!ParseJsonLine(rest, cap, err)) return false;
+    if (row_.size() == before && row_.back() == ',') row_.pop_back();
+  } else {
+    if (!ParseJsonLine(line, capacity, err)) return false;
+    if (!have_time_) {
+      if (!time_error_.empty()) {
+        err->reason = time_error_;
+        err->field = opts_.time_key;
+        return false;
+      }
+      if (!fallback_time) {
+        err->reason = "no '" + opts_.time_key + "' field and the key has no time slice";
+        err->field = opts_.time_key;
+        return false;
+      }
+      time_ = *fallback_time;
+    }
+  }
+  AppendTimeColumn();
+  row_.append("}\n");
+  return true;
+}
+
+}  // namespace logferry

@@ -1,0 +1,101 @@
+// Turns one source line into one load-ready NDJSON row.
+//
+// This is the hot path of staging: one RowNormalizer per worker thread, fed
+// lines straight from the decompression buffer (no copies). JSON goes through
+// simdjson's On-Demand API; values are copied through as their raw JSON text
+// wherever that text is already valid output, so most of the work is a
+// memcpy per value and a hash lookup per key.
+#pragma once
+
+#include <simdjson.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "common/status.h"
+#include "common/time.h"
+#include "schema/schema.h"
+
+namespace logferry {
+
+enum class LogFormat { kOutFile, kJson };
+StatusOr<LogFormat> ParseLogFormat(std::string_view s);
+
+enum class TimeFormatKind { kIso8601, kUnix, kUnixMs, kLayout };
+
+struct FormatOptions {
+  LogFormat format = LogFormat::kOutFile;
+  // out_file: field delimiter and which of time/tag lead the line.
+  char delimiter = '\t';
+  bool output_time = true;
+  bool output_tag = true;
+  // json: the field holding event time.
+  std::string time_key = "time";
+  TimeFormatKind time_kind = TimeFormatKind::kIso8601;
+  TimeLayout time_layout;        // for kLayout
+  int32_t offset_seconds = 0;    // for times without an offset
+};
+
+// Parses an event time given as text per the options (numbers as epoch).
+std::optional<int64_t> ParseEventTime(std::string_view text, const FormatOptions& opts);
+
+struct LineError {
+  std::string field;   // the field at fault, when there is one
+  std::string reason;
+};
+
+// Columns every table gets from the normalizer.
+std::vector<std::pair<std::string, ColumnType>> FixedColumns(LogFormat format);
+
+class RowNormalizer {
+ public:
+  RowNormalizer(SchemaRegistry* schema, const FormatOptions& opts);
+
+  // Normalizes a line (without its newline). `capacity` is how many bytes are
+  // readable from line.data() (simdjson reads up to 64 bytes past the end).
+  // fallback_time: event time for records that carry none (the key's slice).
+  // On success row() holds the row with its trailing newline.
+  bool Normalize(std::string_view line, size_t capacity, std::optional<int64_t> fallback_time, LineError* err);
+
+  std::string_view row() const { return row_; }
+  int64_t time() const { return time_; }
+  // Values repaired or rewritten (invalid UTF-8, out-of-range numbers, type
+  // conflicts) since construction, with the latest message.
+  uint64_t warnings() const { return warnings_; }
+  const std::string& last_warning() const { return last_warning_; }
+
+ private:
+  bool EmitMembers(simdjson::ondemand::object obj, Column* parent, bool top, LineError* err);
+  // Appends the value for column c (key already written). Returns false on a
+  // parse error; sets *emitted=false when nothing was written (null, empty).
+  bool EmitValue(simdjson::ondemand::value v, Column* c, size_t key_mark, bool* emitted, LineError* err);
+  bool EmitArray(simdjson::ondemand::array arr, Column* c, ColumnType* kind, bool* mixed, LineError* err);
+  bool ScalarText(simdjson::ondemand::value v, simdjson::ondemand::json_type t, Column* c, ColumnType* kind,
+                  std::string* scratch, std::string_view* text, LineError* err);
+  Column* Lookup(Column* parent, std::string_view raw_key, simdjson::ondemand::field& f, LineError* err);
+  void Warn(const Column* c, std::string message);
+  void AppendTimeColumn();
+  bool ParseJsonLine(std::string_view json, size_t capacity, LineError* err);
+
+  SchemaRegistry* schema_;
+  FormatOptions opts_;
+  simdjson::ondemand::parser parser_;
+  std::string row_;
+  std::string scratch_;
+  std::string repaired_;
+  std::string cache_key_;
+  std::unordered_map<std::string, Column*> cache_;
+  Column* time_col_;
+  Column* tag_col_ = nullptr;
+  int64_t time_ = 0;
+  bool have_time_ = false;
+  std::string time_error_;
+  uint64_t warnings_ = 0;
+  std::string last_warning_;
+  int depth_ = 0;
+};
+
+}  // namespace logferry

@@ -1,0 +1,748 @@
+#include "ledger/ledger.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+
+#include "common/strings.h"
+#include "common/time.h"
+#include "ledger/sqlite.h"
+
+namespace logferry {
+
+const char* ObjectStateName(ObjectState s) {
+  switch (s) {
+    case ObjectState::kPending: return "pending";
+    case ObjectState::kStaged: return "staged";
+    case ObjectState::kFailed: return "failed";
+    case ObjectState::kSuperseded: return "superseded";
+  }
+  return "?";
+}
+
+namespace {
+
+ObjectState StateFromName(const std::string& s) {
+  if (s == "staged") return ObjectState::kStaged;
+  if (s == "failed") return ObjectState::kFailed;
+  if (s == "superseded") return ObjectState::kSuperseded;
+  return ObjectState::kPending;
+}
+
+// Versioned migrations: index i brings the schema from version i to i+1.
+const char* kMigrations[] = {
+    R"sql(
+CREATE TABLE table_settings(table_name TEXT PRIMARY KEY, settings TEXT NOT NULL);
+CREATE TABLE objects(
+  id INTEGER PRIMARY KEY,
+  table_name TEXT NOT NULL, key TEXT NOT NULL, etag TEXT NOT NULL, size INTEGER NOT NULL,
+  mtime_us INTEGER, version_id TEXT NOT NULL, state TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, next_attempt_us INTEGER,
+  found_by TEXT NOT NULL, discovered_us INTEGER NOT NULL, staged_us INTEGER,
+  lines_read INTEGER NOT NULL DEFAULT 0, rows_staged INTEGER NOT NULL DEFAULT 0,
+  bad_records INTEGER NOT NULL DEFAULT 0, warnings INTEGER NOT NULL DEFAULT 0, last_warning TEXT,
+  UNIQUE(table_name, key, etag));
+CREATE INDEX objects_by_state ON objects(table_name, state);
+CREATE INDEX objects_by_key ON objects(table_name, key);
+CREATE TABLE parts(
+  object_id INTEGER NOT NULL REFERENCES objects(id), hour_us INTEGER NOT NULL,
+  table_name TEXT NOT NULL, partition_us INTEGER NOT NULL, key TEXT NOT NULL,
+  rows INTEGER NOT NULL, bytes INTEGER NOT NULL, crc32c TEXT NOT NULL,
+  state TEXT NOT NULL DEFAULT 'live', obsoleted_revision INTEGER,
+  PRIMARY KEY(object_id, hour_us));
+CREATE INDEX parts_by_partition ON parts(table_name, partition_us, state);
+CREATE TABLE partitions(
+  table_name TEXT NOT NULL, partition_us INTEGER NOT NULL,
+  revision INTEGER NOT NULL DEFAULT 0, loaded_revision INTEGER NOT NULL DEFAULT 0,
+  requested INTEGER NOT NULL DEFAULT 0, generation INTEGER NOT NULL DEFAULT 0,
+  load_id TEXT, rows_loaded INTEGER NOT NULL DEFAULT 0, loaded_us INTEGER,
+  attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, next_attempt_us INTEGER, updated_us INTEGER,
+  PRIMARY KEY(table_name, partition_us));
+CREATE TABLE loads(
+  id INTEGER PRIMARY KEY, table_name TEXT NOT NULL, partition_us INTEGER NOT NULL,
+  generation INTEGER NOT NULL, load_id TEXT NOT NULL, started_us INTEGER NOT NULL,
+  finished_us INTEGER, rows INTEGER, outcome TEXT, error TEXT);
+CREATE INDEX loads_by_table ON loads(table_name, started_us);
+CREATE TABLE bad_records(
+  id INTEGER PRIMARY KEY, object_id INTEGER NOT NULL, table_name TEXT NOT NULL,
+  line INTEGER NOT NULL, byte_offset INTEGER NOT NULL, field TEXT, reason TEXT NOT NULL,
+  excerpt TEXT, created_us INTEGER NOT NULL);
+CREATE INDEX bad_records_by_object ON bad_records(object_id);
+CREATE INDEX bad_records_by_table ON bad_records(table_name, created_us);
+CREATE TABLE requests(
+  id INTEGER PRIMARY KEY, table_name TEXT NOT NULL, origin TEXT NOT NULL, origin_key TEXT UNIQUE,
+  from_us INTEGER NOT NULL, to_us INTEGER NOT NULL, state TEXT NOT NULL, detail TEXT,
+  created_us INTEGER NOT NULL, finished_us INTEGER);
+CREATE TABLE columns(
+  id INTEGER PRIMARY KEY, table_name TEXT NOT NULL, parent_path TEXT NOT NULL, raw_key BLOB NOT NULL,
+  name TEXT NOT NULL, type TEXT NOT NULL, repeated INTEGER NOT NULL, companion INTEGER NOT NULL,
+  schema_version INTEGER NOT NULL, updated_us INTEGER NOT NULL,
+  UNIQUE(table_name, parent_path, raw_key));
+CREATE TABLE schema_history(
+  table_name TEXT NOT NULL, version INTEGER NOT NULL, changes TEXT NOT NULL, created_us INTEGER NOT NULL,
+  PRIMARY KEY(table_name, version));
+)sql",
+};
+
+}  // namespace
+
+Transaction::Transaction(sqlite3* db) : db_(db) {
+  int rc = sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) {
+    status_ = SqliteStatus(db_, rc, "begin transaction");
+    done_ = true;
+  }
+}
+
+Transaction::~Transaction() {
+  if (!done_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+}
+
+Status Transaction::Commit() {
+  if (done_) return status_.ok() ? Status::Internal("transaction already finished") : status_;
+  int rc = sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) return SqliteStatus(db_, rc, "commit");
+  done_ = true;
+  return Status::Ok();
+}
+
+#define LF_TXN(name)            \
+  Transaction name(db_);        \
+  LF_RETURN_IF_ERROR(name.status())
+
+StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const std::string& path) {
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) {
+    Status s = SqliteStatus(db, rc, "open ledger " + path);
+    sqlite3_close(db);
+    return s;
+  }
+  std::unique_ptr<Ledger> ledger(new Ledger(db));
+  sqlite3_busy_timeout(db, 30000);
+  LF_RETURN_IF_ERROR(ledger->Exec("PRAGMA journal_mode=WAL"));
+  // NORMAL is durable across process crashes in WAL mode; FULL adds power-loss
+  // durability of the last commit, which matters for the ledger's promises.
+  LF_RETURN_IF_ERROR(ledger->Exec("PRAGMA synchronous=FULL"));
+  LF_RETURN_IF_ERROR(ledger->Exec("PRAGMA foreign_keys=ON"));
+  LF_RETURN_IF_ERROR(ledger->Migrate());
+  return ledger;
+}
+
+Ledger::~Ledger() { sqlite3_close(db_); }
+
+Status Ledger::Exec(std::string_view sql) {
+  char* err = nullptr;
+  int rc = sqlite3_exec(db_, std::string(sql).c_str(), nullptr, nullptr, &err);
+  if (rc != SQLITE_OK) {
+    std::string m = err ? err : "";
+    sqlite3_free(err);
+    return SqliteStatus(db_, rc, "exec: " + m);
+  }
+  return Status::Ok();
+}
+
+Status Ledger::Migrate() {
+  std::lock_guard lock(mu_);
+  LF_TXN(txn);
+  LF_RETURN_IF_ERROR(Exec("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)"));
+  int64_t version = 0;
+  {
+    Statement s(db_, "SELECT value FROM meta WHERE key='schema_version'");
+    LF_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (row) version = std::stoll(s.Text(0));
+  }
+  constexpr int64_t kTarget = sizeof(kMigrations) / sizeof(kMigrations[0]);
+  if (version > kTarget)
+    return Status::FailedPrecondition("ledger schema version " + std::to_string(version) +
+                                      " is newer than this logferry understands (" + std::to_string(kTarget) + ")");
+  for (; version < kTarget; ++version) LF_RETURN_IF_ERROR(Exec(kMigrations[version]));
+  Statement s(db_, "INSERT INTO meta(key, value) VALUES('schema_version', ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value");
+  LF_RETURN_IF_ERROR(s.Bind(1, std::to_string(version)).Run());
+  return txn.Commit();
+}
+
+std::string Ledger::VersionId(std::string_view table, std::string_view key, std::string_view etag) {
+  std::string id(table);
+  id.push_back('\0');
+  id.append(key);
+  id.push_back('\0');
+  id.append(etag);
+  return Sha256Hex(id).substr(0, 24);
+}
+
+Status Ledger::CheckTableSettings(const std::string& table, const std::string& settings) {
+  std::lock_guard lock(mu_);
+  Statement s(db_, "SELECT settings FROM table_settings WHERE table_name=?");
+  s.Bind(1, table);
+  LF_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (row) {
+    std::string existing = s.Text(0);
+    if (existing != settings)
+      return Status::FailedPrecondition("table '" + table + "' was set up with " + existing + " but the config now says " +
+                                        settings + "; these cannot change under existing data");
+    return Status::Ok();
+  }
+  Statement ins(db_, "INSERT INTO table_settings(table_name, settings) VALUES(?, ?)");
+  return ins.Bind(1, table).Bind(2, settings).Run();
+}
+
+StatusOr<int64_t> Ledger::RecordDiscovered(const std::string& table, const std::vector<ObjectInfo>& objects,
+                                           const std::string& found_by, int64_t now_us) {
+  std::lock_guard lock(mu_);
+  LF_TXN(txn);
+  int64_t added = 0;
+  for (const ObjectInfo& o : objects) {
+    Statement i2(db_,
+                 "INSERT INTO objects(table_name, key, etag, size, mtime_us, version_id, state, found_by, discovered_us) "
+                 "VALUES(?, ?, ?, ?, ?, ?, 'pending', ?, ?) ON CONFLICT(table_name, key, etag) DO NOTHING");
+    i2.Bind(1, table).Bind(2, o.key).Bind(3, o.etag).Bind(4, o.size).Bind(5, o.mtime_us);
+    i2.Bind(6, VersionId(table, o.key, o.etag)).Bind(7, found_by).Bind(8, now_us);
+    LF_RETURN_IF_ERROR(i2.Run());
+    if (sqlite3_changes(db_) > 0) {
+      ++added;
+      // A version never staged is simply replaced; a staged one stays until
+      // its successor's parts are committed (CommitStaged).
+      Statement s2(db_,
+                   "UPDATE objects SET state='superseded' WHERE table_name=? AND key=? AND etag<>? "
+                   "AND state IN ('pending', 'failed')");
+      LF_RETURN_IF_ERROR(s2.Bind(1, table).Bind(2, o.key).Bind(3, o.etag).Run());
+    }
+  }
+  LF_RETURN_IF_ERROR(txn.Commit());
+  return added;
+}
+
+ObjectRow Ledger::ReadObject(const Statement& s) const {
+  ObjectRow o;
+  o.id = s.Int(0);
+  o.table = s.Text(1);
+  o.key = s.Text(2);
+  o.etag = s.Text(3);
+  o.size = static_cast<uint64_t>(s.Int(4));
+  o.version_id = s.Text(5);
+  o.state = StateFromName(s.Text(6));
+  o.attempts = static_cast<int>(s.Int(7));
+  o.last_error = s.Text(8);
+  o.next_attempt_us = s.OptInt(9);
+  o.found_by = s.Text(10);
+  o.discovered_us = s.Int(11);
+  o.lines_read = s.Int(12);
+  o.rows_staged = s.Int(13);
+  o.bad_records = s.Int(14);
+  o.warnings = s.Int(15);
+  return o;
+}
+
+namespace {
+constexpr const char* kObjectColumns =
+    "id, table_name, key, etag, size, version_id, state, attempts, last_error, next_attempt_us, found_by, "
+    "discovered_us, lines_read, rows_staged, bad_records, warnings";
+}
+
+StatusOr<std::vector<ObjectRow>> Ledger::DueObjects(const std::string& table, int64_t now_us) {
+  std::lock_guard lock(mu_);
+  Statement s(db_, std::string("SELECT ") + kObjectColumns +
+                       " FROM objects WHERE table_name=? AND (state='pending' OR (state='failed' AND "
+                       "(next_attempt_us IS NULL OR next_attempt_us<=?))) ORDER BY key");
+  s.Bind(1, table).Bind(2, now_us);
+  std::vector<ObjectRow> out;
+  for (;;) {
+    LF_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back(ReadObject(s));
+  }
+  return out;
+}
+
+StatusOr<std::vector<ObjectRow>> Ledger::Objects(const std::string& table, std::optional<ObjectState> state) {
+  std::lock_guard lock(mu_);
+  Statement s(db_, std::string("SELECT ") + kObjectColumns + " FROM objects WHERE table_name=? AND (? IS NULL OR state=?) ORDER BY key, id");
+  s.Bind(1, table);
+  if (state) s.Bind(2, ObjectStateName(*state)).Bind(3, ObjectStateName(*state));
+  else s.BindNull(2).BindNull(3);
+  std::vector<ObjectRow> out;
+  for (;;) {
+    LF_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back(ReadObject(s));
+  }
+  return out;
+}
+
+Status Ledger::BumpPartition(const std::string& table, int64_t partition_us, int64_t now_us) {
+  Statement s(db_,
+              "INSERT INTO partitions(table_name, partition_us, revision, updated_us) VALUES(?, ?, 1, ?) "
+              "ON CONFLICT(table_name, partition_us) DO UPDATE SET revision=revision+1, updated_us=excluded.updated_us, "
+              "attempts=0, next_attempt_us=NULL");
+  return s.Bind(1, table).Bind(2, partition_us).Bind(3, now_us).Run();
+}
+
+Status Ledger::CommitStaged(const StagedObject& st, int64_t now_us) {
+  std::lock_guard lock(mu_);
+  LF_TXN(txn);
+  std::string table, key;
+  {
+    Statement s(db_, "SELECT table_name, key, state FROM objects WHERE id=?");
+    s.Bind(1, st.object_id);
+    LF_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return Status::NotFound("object " + std::to_string(st.object_id) + " is not in the ledger");
+    table = s.Text(0);
+    key = s.Text(1);
+    if (s.Text(2) == "superseded")
+      return Status::FailedPrecondition("object " + key + " was replaced by a newer version while it was staged");
+  }
+  // Re-staging the same version (after a crash or a retry) replaces its parts.
+  std::vector<int64_t> touched;
+  {
+    Statement old(db_, "SELECT partition_us FROM parts WHERE object_id=? AND state='live'");
+    old.Bind(1, st.object_id);
+    for (;;) {
+      LF_ASSIGN_OR_RETURN(bool row, old.Step());
+      if (!row) break;
+      touched.push_back(old.Int(0));
+    }
+    Statement del(db_, "DELETE FROM parts WHERE object_id=?");
+    LF_RETURN_IF_ERROR(del.Bind(1, st.object_id).Run());
+  }
+  for (const PartRow& p : st.parts) {
+    Statement ins(db_,
+                  "INSERT INTO parts(object_id, hour_us, table_name, partition_us, key, rows, bytes, crc32c) "
+                  "VALUES(?, ?, ?, ?, ?, ?, ?, ?)");
+    ins.Bind(1, st.object_id).Bind(2, p.hour_us).Bind(3, table).Bind(4, p.partition_us).Bind(5, p.key);
+    ins.Bind(6, p.rows).Bind(7, p.bytes).Bind(8, p.crc32c);
+    LF_RETURN_IF_ERROR(ins.Run());
+    touched.push_back(p.partition_us);
+  }
+  // Older staged versions of the same key are replaced by this one.
+  {
+    Statement olds(db_, "SELECT id FROM objects WHERE table_name=? AND key=? AND id<>? AND state='staged'");
+    olds.Bind(1, table).Bind(2, key).Bind(3, st.object_id);
+    std::vector<int64_t> ids;
+    for (;;) {
+      LF_ASSIGN_OR_RETURN(bool row, olds.Step());
+      if (!row) break;
+      ids.push_back(olds.Int(0));
+    }
+    for (int64_t id : ids) {
+      Statement parts(db_, "SELECT partition_us FROM parts WHERE object_id=? AND state='live'");
+      parts.Bind(1, id);
+      for (;;) {
+        LF_ASSIGN_OR_RETURN(bool row, parts.Step());
+        if (!row) break;
+        touched.push_back(parts.Int(0));
+      }
+      Statement obs(db_, "UPDATE parts SET state='obsolete' WHERE object_id=? AND state='live'");
+      LF_RETURN_IF_ERROR(obs.Bind(1, id).Run());
+      Statement sup(db_, "UPDATE objects SET state='superseded' WHERE id=?");
+      LF_RETURN_IF_ERROR(sup.Bind(1, id).Run());
+    }
+  }
+  std::sort(touched.begin(), touched.end());
+  touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
+  for (int64_t p : touched) LF_RETURN_IF_ERROR(BumpPartition(table, p, now_us));
+  // Obsolete parts remember the revision that dropped them, for collection.
+  {
+    Statement mark(db_,
+                   "UPDATE parts SET obsoleted_revision=(SELECT revision FROM partitions q WHERE q.table_name=parts.table_name "
+                   "AND q.partition_us=parts.partition_us) WHERE table_name=? AND state='obsolete' AND obsoleted_revision IS NULL");
+    LF_RETURN_IF_ERROR(mark.Bind(1, table).Run());
+  }
+  {
+    Statement del(db_, "DELETE FROM bad_records WHERE object_id=?");
+    LF_RETURN_IF_ERROR(del.Bind(1, st.object_id).Run());
+    for (const BadRecord& b : st.bad_records) {
+      Statement ins(db_,
+                    "INSERT INTO bad_records(object_id, table_name, line, byte_offset, field, reason, excerpt, created_us) "
+                    "VALUES(?, ?, ?, ?, ?, ?, ?, ?)");
+      ins.Bind(1, st.object_id).Bind(2, table).Bind(3, b.line).Bind(4, b.byte_offset).Bind(5, b.field);
+      ins.Bind(6, b.reason).Bind(7, b.excerpt).Bind(8, now_us);
+      LF_RETURN_IF_ERROR(ins.Run());
+    }
+  }
+  {
+    Statement upd(db_,
+                  "UPDATE objects SET state='staged', staged_us=?, lines_read=?, rows_staged=?, bad_records=?, warnings=?, "
+                  "last_warning=?, last_error=NULL, next_attempt_us=NULL, attempts=attempts+1 WHERE id=?");
+    upd.Bind(1, now_us).Bind(2, st.lines_read).Bind(3, st.rows_staged).Bind(4, static_cast<int64_t>(st.bad_records.size()));
+    upd.Bind(5, st.warnings).Bind(6, st.warning).Bind(7, st.object_id);
+    LF_RETURN_IF_ERROR(upd.Run());
+  }
+  if (!st.columns.empty()) {
+    int64_t version = 0;
+    {
+      Statement v(db_, "SELECT COALESCE(MAX(version), 0) FROM schema_history WHERE table_name=?");
+      v.Bind(1, table);
+      LF_ASSIGN_OR_RETURN(bool row, v.Step());
+      if (row) version = v.Int(0);
+    }
+    ++version;
+    nlohmann::json changes = nlohmann::json::array();
+    for (const ColumnRecord& c : st.columns) {
+      Statement up(db_,
+                   "INSERT INTO columns(table_name, parent_path, raw_key, name, type, repeated, companion, schema_version, updated_us) "
+                   "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(table_name, parent_path, raw_key) DO UPDATE SET "
+                   "type=excluded.type, repeated=excluded.repeated, schema_version=excluded.schema_version, updated_us=excluded.updated_us");
+      up.Bind(1, table).Bind(2, c.parent_path).BindBlob(3, c.raw_key).Bind(4, c.name).Bind(5, ColumnTypeName(c.type));
+      up.Bind(6, c.repeated ? 1 : 0).Bind(7, c.companion ? 1 : 0).Bind(8, version).Bind(9, now_us);
+      LF_RETURN_IF_ERROR(up.Run());
+      std::string path = c.parent_path.empty() ? c.name : c.parent_path + "." + c.name;
+      changes.push_back({{"column", path}, {"type", ColumnTypeName(c.type)}, {"repeated", c.repeated}});
+    }
+    Statement h(db_, "INSERT INTO schema_history(table_name, version, changes, created_us) VALUES(?, ?, ?, ?)");
+    LF_RETURN_IF_ERROR(h.Bind(1, table).Bind(2, version).Bind(3, changes.dump()).Bind(4, now_us).Run());
+  }
+  return txn.Commit();
+}
+
+Status Ledger::MarkFailed(int64_t object_id, const std::string& error, int64_t next_attempt_us) {
+  std::lock_guard lock(mu_);
+  Statement s(db_,
+              "UPDATE objects SET state='failed', attempts=attempts+1, last_error=?, next_attempt_us=? "
+              "WHERE id=? AND state IN ('pending', 'failed')");
+  return s.Bind(1, error).Bind(2, next_attempt_us).Bind(3, object_id).Run();
+}
+
+Status Ledger::Restage(int64_t object_id, const std::string& reason) {
+  std::lock_guard lock(mu_);
+  Statement s(db_, "UPDATE objects SET state='pending', last_error=? WHERE id=? AND state='staged'");
+  return s.Bind(1, reason).Bind(2, object_id).Run();
+}
+
+namespace {
+constexpr const char* kPartitionColumns =
+    "table_name, partition_us, revision, loaded_revision, requested, generation, load_id, rows_loaded, loaded_us, "
+    "attempts, last_error, next_attempt_us";
+
+PartitionRow ReadPartition(const Statement& s) {
+  PartitionRow p;
+  p.table = s.Text(0);
+  p.partition_us = s.Int(1);
+  p.revision = s.Int(2);
+  p.loaded_revision = s.Int(3);
+  p.requested = s.Int(4) != 0;
+  p.generation = s.Int(5);
+  p.load_id = s.Text(6);
+  p.rows_loaded = s.Int(7);
+  p.loaded_us = s.OptInt(8);
+  p.attempts = static_cast<int>(s.Int(9));
+  p.last_error = s.Text(10);
+  p.next_attempt_us = s.OptInt(11);
+  return p;
+}
+
+PartRow ReadPart(const Statement& s) {
+  PartRow p;
+  p.object_id = s.Int(0);
+  p.hour_us = s.Int(1);
+  p.partition_us = s.Int(2);
+  p.key = s.Text(3);
+  p.rows = s.Int(4);
+  p.bytes = s.Int(5);
+  p.crc32c = s.Text(6);
+  return p;
+}
+constexpr const char* kPartColumns = "object_id, hour_us, partition_us, key, rows, bytes, crc32c";
+}  // namespace
+
+StatusOr<std::vector<PartitionRow>> Ledger::DuePartitions(const std::string& table, int64_t unit_us, int64_t settle_us,
+                                                          int64_t now_us) {
+  std::lock_guard lock(mu_);
+  Statement s(db_, std::string("SELECT ") + kPartitionColumns +
+                       " FROM partitions WHERE table_name=? AND (revision>loaded_revision OR requested<>0) "
+                       "AND (next_attempt_us IS NULL OR next_attempt_us<=?) "
+                       "AND (requested<>0 OR partition_us+?+?<=?) ORDER BY partition_us");
+  s.Bind(1, table).Bind(2, now_us).Bind(3, unit_us).Bind(4, settle_us).Bind(5, now_us);
+  std::vector<PartitionRow> out;
+  for (;;) {
+    LF_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back(ReadPartition(s));
+  }
+  return out;
+}
+
+StatusOr<std::vector<PartitionRow>> Ledger::Partitions(const std::string& table) {
+  std::lock_guard lock(mu_);
+  Statement s(db_, std::string("SELECT ") + kPartitionColumns + " FROM partitions WHERE table_name=? ORDER BY partition_us");
+  s.Bind(1, table);
+  std::vector<PartitionRow> out;
+  for (;;) {
+    LF_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back(ReadPartition(s));
+  }
+  return out;
+}
+
+StatusOr<LoadPlan> Ledger::BeginLoad(const std::string& table, int64_t partition_us, int64_t now_us) {
+  std::lock_guard lock(mu_);
+  LF_TXN(txn);
+  LoadPlan plan;
+  plan.table = table;
+  plan.partition_us = partition_us;
+  {
+    Statement up(db_, "UPDATE partitions SET generation=generation+1 WHERE table_name=? AND partition_us=?");
+    LF_RETURN_IF_ERROR(up.Bind(1, table).Bind(2, partition_us).Run());
+    Statement s(db_, "SELECT revision, generation FROM partitions WHERE table_name=? AND partition_us=?");
+    s.Bind(1, table).Bind(2, partition_us);
+    LF_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return Status::NotFound("no partition " + FormatHour(partition_us) + " in table " + table);
+    plan.revision = s.Int(0);
+    plan.generation = s.Int(1);
+  }
+  {
+    Statement s(db_, std::string("SELECT ") + kPartColumns +
+                         " FROM parts WHERE table_name=? AND partition_us=? AND state='live' ORDER BY key");
+    s.Bind(1, table).Bind(2, partition_us);
+    for (;;) {
+      LF_ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      plan.parts.push_back(ReadPart(s));
+      plan.expected_rows += plan.parts.back().rows;
+    }
+  }
+  std::string stamp = FormatIso8601(partition_us);
+  std::string compact;
+  for (char c : stamp.substr(0, 13))
+    if (c != '-' && c != 'T') compact += c;
+  plan.load_id = "logferry_" + table + "_" + compact + "_g" + std::to_string(plan.generation);
+  Statement ins(db_,
+                "INSERT INTO loads(table_name, partition_us, generation, load_id, started_us) VALUES(?, ?, ?, ?, ?)");
+  LF_RETURN_IF_ERROR(ins.Bind(1, table).Bind(2, partition_us).Bind(3, plan.generation).Bind(4, plan.load_id).Bind(5, now_us).Run());
+  LF_RETURN_IF_ERROR(txn.Commit());
+  return plan;
+}
+
+Status Ledger::FinishLoad(const LoadPlan& plan, int64_t rows_loaded, int64_t now_us) {
+  std::lock_guard lock(mu_);
+  LF_TXN(txn);
+  // requested is cleared only if no newer request arrived meanwhile is not
+  // tracked separately: a request is satisfied by any load that starts after it.
+  Statement s(db_,
+              "UPDATE partitions SET loaded_revision=MAX(loaded_revision, ?), requested=0, load_id=?, rows_loaded=?, "
+              "loaded_us=?, attempts=0, last_error=NULL, next_attempt_us=NULL WHERE table_name=? AND partition_us=?");
+  s.Bind(1, plan.revision).Bind(2, plan.load_id).Bind(3, rows_loaded).Bind(4, now_us).Bind(5, plan.table).Bind(6, plan.partition_us);
+  LF_RETURN_IF_ERROR(s.Run());
+  Statement l(db_, "UPDATE loads SET finished_us=?, rows=?, outcome='loaded' WHERE load_id=?");
+  LF_RETURN_IF_ERROR(l.Bind(1, now_us).Bind(2, rows_loaded).Bind(3, plan.load_id).Run());
+  return txn.Commit();
+}
+
+Status Ledger::FailLoad(const LoadPlan& plan, const std::string& error, int64_t next_attempt_us, int64_t now_us) {
+  std::lock_guard lock(mu_);
+  LF_TXN(txn);
+  Statement s(db_,
+              "UPDATE partitions SET attempts=attempts+1, last_error=?, next_attempt_us=? WHERE table_name=? AND partition_us=?");
+  LF_RETURN_IF_ERROR(s.Bind(1, error).Bind(2, next_attempt_us).Bind(3, plan.table).Bind(4, plan.partition_us).Run());
+  Statement l(db_, "UPDATE loads SET finished_us=?, outcome='failed', error=? WHERE load_id=?");
+  LF_RETURN_IF_ERROR(l.Bind(1, now_us).Bind(2, error).Bind(3, plan.load_id).Run());
+  return txn.Commit();
+}
+
+StatusOr<std::vector<PartRow>> Ledger::LiveParts(const std::string& table, std::optional<int64_t> partition_us) {
+  std::lock_guard lock(mu_);
+  Statement s(db_, std::string("SELECT ") + kPartColumns +
+                       " FROM parts WHERE table_name=? AND state='live' AND (? IS NULL OR partition_us=?) ORDER BY key");
+  s.Bind(1, table).Bind(2, partition_us).Bind(3, partition_us);
+  std::vector<PartRow> out;
+  for (;;) {
+    LF_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back(ReadPart(s));
+  }
+  return out;
+}
+
+StatusOr<std::vector<PartRow>> Ledger::CollectableParts(const std::string& table) {
+  std::lock_guard lock(mu_);
+  Statement s(db_, std::string("SELECT ") + "p.object_id, p.hour_us, p.partition_us, p.key, p.rows, p.bytes, p.crc32c" +
+                       " FROM parts p JOIN partitions q ON q.table_name=p.table_name AND q.partition_us=p.partition_us "
+                       "WHERE p.table_name=? AND p.state='obsolete' AND q.loaded_revision>=p.obsoleted_revision");
+  s.Bind(1, table);
+  std::vector<PartRow> out;
+  for (;;) {
+    LF_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back(ReadPart(s));
+  }
+  return out;
+}
+
+Status Ledger::ForgetPart(const PartRow& part) {
+  std::lock_guard lock(mu_);
+  Statement s(db_, "DELETE FROM parts WHERE object_id=? AND hour_us=? AND state='obsolete'");
+  return s.Bind(1, part.object_id).Bind(2, part.hour_us).Run();
+}
+
+StatusOr<std::pair<int64_t, int64_t>> Ledger::RecordRequest(const std::string& table, const std::string& origin,
+                                                            const std::string& origin_key, int64_t from_us, int64_t to_us,
+                                                            int64_t unit_us, int64_t now_us) {
+  std::lock_guard lock(mu_);
+  LF_TXN(txn);
+  if (!origin_key.empty()) {
+    Statement f(db_, "SELECT id FROM requests WHERE origin_key=?");
+    f.Bind(1, origin_key);
+    LF_ASSIGN_OR_RETURN(bool row, f.Step());
+    if (row) return std::pair<int64_t, int64_t>{f.Int(0), 0};
+  }
+  Statement ins(db_,
+                "INSERT INTO requests(table_name, origin, origin_key, from_us, to_us, state, created_us) VALUES(?, ?, ?, ?, ?, 'queued', ?)");
+  ins.Bind(1, table).Bind(2, origin);
+  if (origin_key.empty()) ins.BindNull(3);
+  else ins.Bind(3, origin_key);
+  LF_RETURN_IF_ERROR(ins.Bind(4, from_us).Bind(5, to_us).Bind(6, now_us).Run());
+  int64_t id = sqlite3_last_insert_rowid(db_);
+  // Partitions overlapping [from, to).
+  Statement up(db_, "UPDATE partitions SET requested=1, next_attempt_us=NULL WHERE table_name=? AND partition_us<? AND partition_us+?>?");
+  LF_RETURN_IF_ERROR(up.Bind(1, table).Bind(2, to_us).Bind(3, unit_us).Bind(4, from_us).Run());
+  int64_t n = sqlite3_changes(db_);
+  LF_RETURN_IF_ERROR(txn.Commit());
+  return std::pair<int64_t, int64_t>{id, n};
+}
+
+StatusOr<std::optional<RequestRow>> Ledger::FindRequest(const std::string& origin_key) {
+  std::lock_guard lock(mu_);
+  Statement s(db_, "SELECT id, table_name, origin, from_us, to_us, state, COALESCE(detail,''), created_us FROM requests WHERE origin_key=?");
+  s.Bind(1, origin_key);
+  LF_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return std::optional<RequestRow>();
+  RequestRow r{s.Int(0), s.Text(1), s.Text(2), s.Int(3), s.Int(4), s.Text(5), s.Text(6), s.Int(7)};
+  return std::optional<RequestRow>(r);
+}
+
+Status Ledger::FinishRequest(int64_t id, const std::string& state, const std::string& detail, int64_t now_us) {
+  std::lock_guard lock(mu_);
+  Statement s(db_, "UPDATE requests SET state=?, detail=?, finished_us=? WHERE id=?");
+  return s.Bind(1, state).Bind(2, detail).Bind(3, now_us).Bind(4, id).Run();
+}
+
+StatusOr<std::vector<RequestRow>> Ledger::Requests(const std::string& table, const std::string& state) {
+  std::lock_guard lock(mu_);
+  Statement s(db_,
+              "SELECT id, table_name, origin, from_us, to_us, state, COALESCE(detail,''), created_us FROM requests "
+              "WHERE table_name=? AND (?='' OR state=?) ORDER BY id");
+  s.Bind(1, table).Bind(2, state).Bind(3, state);
+  std::vector<RequestRow> out;
+  for (;;) {
+    LF_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back(RequestRow{s.Int(0), s.Text(1), s.Text(2), s.Int(3), s.Int(4), s.Text(5), s.Text(6), s.Int(7)});
+  }
+  return out;
+}
+
+StatusOr<std::vector<ColumnRecord>> Ledger::Columns(const std::string& table) {
+  std::lock_guard lock(mu_);
+  Statement s(db_, "SELECT parent_path, raw_key, name, type, repeated, companion FROM columns WHERE table_name=? ORDER BY id");
+  s.Bind(1, table);
+  std::vector<ColumnRecord> out;
+  for (;;) {
+    LF_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    ColumnRecord c;
+    c.parent_path = s.Text(0);
+    c.raw_key = s.Blob(1);
+    c.name = s.Text(2);
+    c.type = ColumnTypeFromName(s.Text(3));
+    c.repeated = s.Int(4) != 0;
+    c.companion = s.Int(5) != 0;
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+StatusOr<int64_t> Ledger::SchemaVersion(const std::string& table) {
+  std::lock_guard lock(mu_);
+  Statement v(db_, "SELECT COALESCE(MAX(version), 0) FROM schema_history WHERE table_name=?");
+  v.Bind(1, table);
+  LF_ASSIGN_OR_RETURN(bool row, v.Step());
+  return row ? v.Int(0) : 0;
+}
+
+StatusOr<TableCounts> Ledger::Counts(const std::string& table, int64_t now_us) {
+  std::lock_guard lock(mu_);
+  TableCounts c;
+  c.table = table;
+  {
+    Statement s(db_, "SELECT state, COUNT(*), SUM(rows_staged), SUM(bad_records), SUM(warnings) FROM objects WHERE table_name=? GROUP BY state");
+    s.Bind(1, table);
+    for (;;) {
+      LF_ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      std::string st = s.Text(0);
+      int64_t n = s.Int(1);
+      if (st == "pending") c.objects_pending = n;
+      else if (st == "staged") {
+        c.objects_staged = n;
+        c.rows_staged = s.Int(2);
+        c.bad_records = s.Int(3);
+        c.warnings = s.Int(4);
+      } else if (st == "failed") c.objects_failed = n;
+      else if (st == "superseded") c.objects_superseded = n;
+    }
+  }
+  {
+    Statement s(db_, "SELECT COUNT(*) FROM objects WHERE table_name=? AND found_by='listing' AND state<>'superseded'");
+    s.Bind(1, table);
+    LF_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (row) c.found_by_listing_only = s.Int(0);
+  }
+  {
+    Statement s(db_,
+                "SELECT SUM(CASE WHEN revision>loaded_revision OR requested<>0 THEN 1 ELSE 0 END), "
+                "SUM(CASE WHEN revision<=loaded_revision AND requested=0 THEN 1 ELSE 0 END), "
+                "SUM(CASE WHEN last_error IS NOT NULL THEN 1 ELSE 0 END), SUM(rows_loaded), "
+                "MAX(CASE WHEN loaded_us IS NOT NULL THEN partition_us END), "
+                "MIN(CASE WHEN revision>loaded_revision OR requested<>0 THEN partition_us END) "
+                "FROM partitions WHERE table_name=?");
+    s.Bind(1, table);
+    LF_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (row) {
+      c.partitions_pending = s.Int(0);
+      c.partitions_loaded = s.Int(1);
+      c.partitions_failed = s.Int(2);
+      c.rows_loaded = s.Int(3);
+      c.newest_loaded_partition_us = s.OptInt(4);
+      c.oldest_pending_partition_us = s.OptInt(5);
+    }
+  }
+  {
+    Statement s(db_, "SELECT COUNT(*) FROM loads WHERE table_name=? AND started_us>=?");
+    s.Bind(1, table).Bind(2, FloorTo(now_us, kMicrosPerDay));
+    LF_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (row) c.loads_today = s.Int(0);
+  }
+  return c;
+}
+
+StatusOr<std::vector<ObjectRow>> Ledger::FailedObjects(const std::string& table) {
+  return Objects(table, ObjectState::kFailed);
+}
+
+StatusOr<std::vector<BadRecordRow>> Ledger::BadRecords(const std::string& table, int64_t since_us, int64_t limit) {
+  std::lock_guard lock(mu_);
+  Statement s(db_,
+              "SELECT b.table_name, o.key, b.line, b.byte_offset, COALESCE(b.field,''), b.reason, COALESCE(b.excerpt,''), b.created_us "
+              "FROM bad_records b JOIN objects o ON o.id=b.object_id "
+              "WHERE (?='' OR b.table_name=?) AND b.created_us>=? AND o.state<>'superseded' ORDER BY o.key, b.line LIMIT ?");
+  s.Bind(1, table).Bind(2, table).Bind(3, since_us).Bind(4, limit);
+  std::vector<BadRecordRow> out;
+  for (;;) {
+    LF_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    BadRecordRow r;
+    r.table = s.Text(0);
+    r.object_key = s.Text(1);
+    r.record.line = s.Int(2);
+    r.record.byte_offset = s.Int(3);
+    r.record.field = s.Text(4);
+    r.record.reason = s.Text(5);
+    r.record.excerpt = s.Text(6);
+    r.created_us = s.Int(7);
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+}  // namespace logferry

@@ -1,0 +1,285 @@
+#include "schema/schema.h"
+
+#include "common/strings.h"
+
+namespace logferry {
+
+const char* ColumnTypeName(ColumnType t) {
+  switch (t) {
+    case ColumnType::kNone: return "NONE";
+    case ColumnType::kBool: return "BOOL";
+    case ColumnType::kInt64: return "INT64";
+    case ColumnType::kFloat64: return "FLOAT64";
+    case ColumnType::kString: return "STRING";
+    case ColumnType::kTimestamp: return "TIMESTAMP";
+    case ColumnType::kRecord: return "RECORD";
+  }
+  return "NONE";
+}
+
+ColumnType ColumnTypeFromName(std::string_view s) {
+  if (s == "BOOL") return ColumnType::kBool;
+  if (s == "INT64") return ColumnType::kInt64;
+  if (s == "FLOAT64") return ColumnType::kFloat64;
+  if (s == "STRING") return ColumnType::kString;
+  if (s == "TIMESTAMP") return ColumnType::kTimestamp;
+  if (s == "RECORD") return ColumnType::kRecord;
+  return ColumnType::kNone;
+}
+
+namespace {
+
+const char* kReservedPrefixes[] = {"_table_", "_file_", "_partition", "_row_timestamp", "__root__", "_colon_"};
+
+std::string DuckDbType(const Column* c) {
+  if (c->repeated()) return "JSON";
+  switch (c->type()) {
+    case ColumnType::kBool: return "BOOLEAN";
+    case ColumnType::kInt64: return "BIGINT";
+    case ColumnType::kFloat64: return "DOUBLE";
+    case ColumnType::kTimestamp: return "TIMESTAMPTZ";
+    case ColumnType::kRecord: return "JSON";
+    default: return "VARCHAR";
+  }
+}
+
+}  // namespace
+
+std::string SanitizeName(std::string_view raw) {
+  std::string out;
+  out.reserve(raw.size());
+  for (size_t i = 0; i < raw.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(raw[i]);
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_') {
+      out.push_back(static_cast<char>(c));
+    } else if (c >= 0x80 && (c & 0xC0) == 0x80) {
+      continue;  // continuation byte: one '_' per character
+    } else {
+      out.push_back('_');
+    }
+  }
+  if (out.empty()) out = "field";
+  if (out[0] >= '0' && out[0] <= '9') out.insert(out.begin(), '_');
+  std::string lower = ToLower(out);
+  for (const char* p : kReservedPrefixes) {
+    if (StartsWith(lower, p)) {
+      out.insert(out.begin(), 'f');
+      break;
+    }
+  }
+  if (out.size() > kMaxColumnName) out.resize(kMaxColumnName);
+  return out;
+}
+
+Column::Column(Column* parent, std::string raw_key, std::string name)
+    : parent_(parent), raw_key_(std::move(raw_key)), name_(std::move(name)) {
+  depth_ = parent ? parent->depth_ + 1 : 0;
+  if (parent && !parent->path_.empty()) path_ = parent->path_ + "." + name_;
+  else path_ = name_;
+  json_key_ = JsonQuote(name_) + ":";
+}
+
+SchemaRegistry::SchemaRegistry(std::vector<std::pair<std::string, ColumnType>> fixed_columns)
+    : root_(nullptr, "", "") {
+  root_.type_ = ColumnType::kRecord;
+  root_.persisted_ = true;
+  for (auto& [name, type] : fixed_columns) {
+    // Fixed columns live under a raw key no source field can have (a NUL prefix).
+    Column* c = ChildLocked(&root_, std::string("\0", 1) + name, false);
+    c->type_ = type;
+    c->persisted_ = true;
+  }
+  dirty_.clear();
+  unpersisted_ = false;
+}
+
+Column* SchemaRegistry::ChildLocked(Column* parent, std::string_view raw_key, bool companion) {
+  auto it = parent->children_.find(std::string(raw_key));
+  if (it != parent->children_.end()) return it->second.get();
+  std::string base = raw_key.size() > 0 && raw_key[0] == '\0' ? std::string(raw_key.substr(1)) : SanitizeName(raw_key);
+  std::string name = base;
+  for (int n = 2; parent->taken_lower_.count(ToLower(name)); ++n) {
+    std::string suffix = "_" + std::to_string(n);
+    name = base.substr(0, kMaxColumnName - suffix.size()) + suffix;
+  }
+  auto col = std::make_unique<Column>(parent, std::string(raw_key), name);
+  col->is_companion_ = companion;
+  Column* c = col.get();
+  parent->taken_lower_.insert(ToLower(name));
+  parent->ordered_children_.push_back(c);
+  parent->children_.emplace(std::string(raw_key), std::move(col));
+  ++count_;
+  MarkDirty(c);
+  return c;
+}
+
+void SchemaRegistry::MarkDirty(Column* c) {
+  c->persisted_ = false;
+  dirty_.push_back(c);
+  unpersisted_.store(true, std::memory_order_release);
+}
+
+Column* SchemaRegistry::Child(Column* parent, std::string_view raw_key) {
+  std::lock_guard lock(mu_);
+  return ChildLocked(parent, raw_key, false);
+}
+
+Column* SchemaRegistry::CompanionOf(Column* c) {
+  if (Column* existing = c->companion_.load(std::memory_order_acquire)) return existing;
+  std::lock_guard lock(mu_);
+  if (Column* existing = c->companion_.load(std::memory_order_acquire)) return existing;
+  // The companion's raw key is the column's raw key plus a marker no JSON key
+  // contains unescaped, so it can never clash with a real field.
+  Column* comp = ChildLocked(c->parent_, c->raw_key_ + std::string("\0str", 4), true);
+  comp->type_ = ColumnType::kString;
+  c->companion_.store(comp, std::memory_order_release);
+  return comp;
+}
+
+Fit SchemaRegistry::Offer(Column* c, ColumnType kind, bool repeated) {
+  ColumnType t = c->type();
+  if (t == ColumnType::kNone) {
+    std::lock_guard lock(mu_);
+    t = c->type_.load();
+    if (t == ColumnType::kNone) {
+      c->repeated_.store(repeated, std::memory_order_release);
+      c->type_.store(kind, std::memory_order_release);
+      MarkDirty(c);
+      return Fit::kOk;
+    }
+  }
+  if (c->repeated() != repeated) return Fit::kCompanion;
+  if (t == kind) return Fit::kOk;
+  if (kind == ColumnType::kInt64 && t == ColumnType::kFloat64) return Fit::kOk;
+  if (kind == ColumnType::kFloat64 && t == ColumnType::kInt64) {
+    std::lock_guard lock(mu_);
+    if (c->type_.load() == ColumnType::kInt64) {
+      c->type_.store(ColumnType::kFloat64, std::memory_order_release);
+      MarkDirty(c);
+    }
+    return Fit::kOk;
+  }
+  if (t == ColumnType::kString && !repeated &&
+      (kind == ColumnType::kInt64 || kind == ColumnType::kFloat64 || kind == ColumnType::kBool ||
+       kind == ColumnType::kTimestamp))
+    return Fit::kAsString;
+  return Fit::kCompanion;
+}
+
+void SchemaRegistry::Requeue(const std::vector<Column*>& columns) {
+  std::lock_guard lock(mu_);
+  for (Column* c : columns) MarkDirty(c);
+}
+
+std::vector<ColumnRecord> SchemaRegistry::TakeUnpersisted(std::vector<Column*>* taken) {
+  std::lock_guard lock(mu_);
+  std::vector<ColumnRecord> out;
+  for (Column* c : dirty_) {
+    if (c->persisted_) continue;
+    c->persisted_ = true;
+    if (taken) taken->push_back(c);
+    ColumnRecord r;
+    r.parent_path = c->parent_->path_;
+    r.raw_key = c->raw_key_;
+    r.name = c->name_;
+    r.type = c->type_.load();
+    r.repeated = c->repeated_.load();
+    r.companion = c->is_companion_;
+    out.push_back(std::move(r));
+  }
+  dirty_.clear();
+  unpersisted_.store(false, std::memory_order_release);
+  return out;
+}
+
+void SchemaRegistry::Restore(const std::vector<ColumnRecord>& records) {
+  std::lock_guard lock(mu_);
+  std::unordered_map<std::string, Column*> by_path{{"", &root_}};
+  for (Column* c : root_.ordered_children_) by_path[c->path_] = c;
+  for (const ColumnRecord& r : records) {
+    auto it = by_path.find(r.parent_path);
+    if (it == by_path.end()) continue;  // orphan: parent lost; skipped rather than guessed
+    Column* parent = it->second;
+    Column* c;
+    auto existing = parent->children_.find(r.raw_key);
+    if (existing != parent->children_.end()) {
+      c = existing->second.get();
+    } else {
+      auto col = std::make_unique<Column>(parent, r.raw_key, r.name);
+      c = col.get();
+      c->is_companion_ = r.companion;
+      parent->taken_lower_.insert(ToLower(r.name));
+      parent->ordered_children_.push_back(c);
+      parent->children_.emplace(r.raw_key, std::move(col));
+      ++count_;
+    }
+    c->type_ = r.type;
+    c->repeated_ = r.repeated;
+    c->persisted_ = true;
+    by_path[c->path_] = c;
+    if (r.companion && r.raw_key.size() > 4 && EndsWith(r.raw_key, std::string_view("\0str", 4))) {
+      auto base = parent->children_.find(r.raw_key.substr(0, r.raw_key.size() - 4));
+      if (base != parent->children_.end()) base->second->companion_ = c;
+    }
+  }
+  dirty_.clear();
+  unpersisted_ = false;
+}
+
+nlohmann::json SchemaRegistry::FieldJson(const Column* c) const {
+  nlohmann::json f;
+  f["name"] = c->name_;
+  ColumnType t = c->type_.load();
+  f["type"] = ColumnTypeName(t == ColumnType::kNone ? ColumnType::kString : t);
+  f["mode"] = c->repeated_.load() ? "REPEATED" : "NULLABLE";
+  if (t == ColumnType::kRecord) {
+    nlohmann::json fields = nlohmann::json::array();
+    for (const Column* child : c->ordered_children_)
+      if (child->type_.load() != ColumnType::kNone) fields.push_back(FieldJson(child));
+    f["fields"] = fields;
+  }
+  return f;
+}
+
+nlohmann::json SchemaRegistry::ToBigQuerySchema() const {
+  std::lock_guard lock(mu_);
+  nlohmann::json fields = nlohmann::json::array();
+  for (const Column* c : root_.ordered_children_)
+    if (c->type_.load() != ColumnType::kNone) fields.push_back(FieldJson(c));
+  return fields;
+}
+
+std::vector<std::pair<std::string, std::string>> SchemaRegistry::DuckDbColumns() const {
+  std::lock_guard lock(mu_);
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const Column* c : root_.ordered_children_)
+    if (c->type_.load() != ColumnType::kNone) out.emplace_back(c->name_, DuckDbType(c));
+  return out;
+}
+
+std::vector<std::pair<std::string, std::string>> SchemaRegistry::NameMapping() const {
+  std::lock_guard lock(mu_);
+  std::vector<std::pair<std::string, std::string>> out;
+  std::vector<std::pair<const Column*, std::string>> stack;
+  for (auto it = root_.ordered_children_.rbegin(); it != root_.ordered_children_.rend(); ++it)
+    stack.emplace_back(*it, "");
+  while (!stack.empty()) {
+    auto [c, raw_parent] = stack.back();
+    stack.pop_back();
+    std::string raw = c->raw_key_;
+    if (!raw.empty() && raw[0] == '\0') raw = "(" + raw.substr(1) + ")";
+    else if (c->is_companion_) raw = raw.substr(0, raw.size() - 4) + " (values that do not fit)";
+    std::string raw_path = raw_parent.empty() ? raw : raw_parent + "." + raw;
+    out.emplace_back(raw_path, c->path_);
+    for (auto it = c->ordered_children_.rbegin(); it != c->ordered_children_.rend(); ++it)
+      stack.emplace_back(*it, raw_path);
+  }
+  return out;
+}
+
+size_t SchemaRegistry::column_count() const {
+  std::lock_guard lock(mu_);
+  return count_;
+}
+
+}  // namespace logferry

@@ -1,0 +1,146 @@
+// The table schema, established while staging.
+//
+// Every column is a node in a tree keyed by the source's raw field names.
+// The first value seen fixes a column's type; later values must fit it, so a
+// staged part always conforms to the schema the warehouse has, and a load
+// never fails on type drift:
+//   - an integer into a FLOAT64 column is written as is;
+//   - a float into an INT64 column widens the column to FLOAT64;
+//   - a scalar into a STRING column is written as its JSON text, quoted;
+//   - anything else (an object into an INT64 column, an array into a scalar
+//     one, a mixed array) goes, as its JSON text, into a STRING companion
+//     column named "<column>_str", and the object gets a warning.
+//
+// Names are made warehouse-legal by Sanitize(); two raw names that sanitize
+// to the same name (ignoring case) among siblings get suffixes _2, _3, ... in
+// the order the ledger first recorded them. The registry is shared by all
+// staging workers; nodes are never deleted, so pointers stay valid.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace logferry {
+
+enum class ColumnType : uint8_t { kNone = 0, kBool, kInt64, kFloat64, kString, kTimestamp, kRecord };
+
+const char* ColumnTypeName(ColumnType t);  // BigQuery's names: BOOL, INT64, ...
+ColumnType ColumnTypeFromName(std::string_view s);
+
+// BigQuery-legal name for a raw field name (see docs/schema.md):
+// bytes outside [A-Za-z0-9_] become '_' (one per UTF-8 character); an empty
+// name becomes "field"; a leading digit gets a '_' prefix; reserved prefixes
+// (_TABLE_, _FILE_, _PARTITION, _ROW_TIMESTAMP, __ROOT__, _COLON_) get an 'f'
+// prefix; the result is cut to 300 bytes.
+std::string SanitizeName(std::string_view raw);
+
+constexpr size_t kMaxColumnName = 300;
+constexpr int kMaxNestingDepth = 15;
+constexpr size_t kMaxColumns = 10000;
+
+class Column {
+ public:
+  Column(Column* parent, std::string raw_key, std::string name);
+
+  Column* parent() const { return parent_; }
+  const std::string& raw_key() const { return raw_key_; }
+  const std::string& name() const { return name_; }
+  // Dotted path of mapped names from the root ("" for the root).
+  const std::string& path() const { return path_; }
+  // "\"name\":", ready to append to a JSON row.
+  const std::string& json_key() const { return json_key_; }
+  int depth() const { return depth_; }
+
+  ColumnType type() const { return type_.load(std::memory_order_acquire); }
+  bool repeated() const { return repeated_.load(std::memory_order_acquire); }
+
+ private:
+  friend class SchemaRegistry;
+  Column* parent_;
+  std::string raw_key_, name_, path_, json_key_;
+  int depth_;
+  std::atomic<ColumnType> type_{ColumnType::kNone};
+  std::atomic<bool> repeated_{false};
+  std::atomic<Column*> companion_{nullptr};
+  bool is_companion_ = false;
+  // Guarded by the registry's mutex.
+  std::unordered_map<std::string, std::unique_ptr<Column>> children_;
+  std::vector<Column*> ordered_children_;
+  std::unordered_set<std::string> taken_lower_;
+  bool persisted_ = false;
+  int64_t created_version_ = 0;
+};
+
+// A column as the ledger stores it.
+struct ColumnRecord {
+  std::string parent_path;
+  std::string raw_key;
+  std::string name;
+  ColumnType type = ColumnType::kNone;
+  bool repeated = false;
+  bool companion = false;
+};
+
+// Outcome of offering a value of some kind to a column.
+enum class Fit {
+  kOk,          // write it as is
+  kAsString,    // write its JSON text as a string into this (STRING) column
+  kCompanion,   // write its JSON text as a string into CompanionOf(column)
+};
+
+class SchemaRegistry {
+ public:
+  // Top-level columns every table has: _time (TIMESTAMP), plus any extra
+  // fixed ones (e.g. _tag for out_file).
+  explicit SchemaRegistry(std::vector<std::pair<std::string, ColumnType>> fixed_columns);
+
+  Column* root() { return &root_; }
+
+  // The child of parent for a raw key, created (with a unique legal name) on
+  // first sight. Thread-safe.
+  Column* Child(Column* parent, std::string_view raw_key);
+  // Offers a value of kind `kind` (repeated if it is an array) to column c,
+  // establishing or widening its type as needed. Thread-safe.
+  Fit Offer(Column* c, ColumnType kind, bool repeated);
+  // The STRING companion column "<name>_str" of c. Thread-safe.
+  Column* CompanionOf(Column* c);
+
+  // Columns and type changes not yet written to the ledger; marks them
+  // persisted. Call inside the ledger transaction that commits parts using them.
+  std::vector<ColumnRecord> TakeUnpersisted(std::vector<Column*>* taken = nullptr);
+  // Puts columns back after the transaction that was to persist them failed.
+  void Requeue(const std::vector<Column*>& columns);
+  bool HasUnpersisted() const { return unpersisted_.load(std::memory_order_acquire); }
+  // Restores the registry from the ledger's records (parents before children).
+  void Restore(const std::vector<ColumnRecord>& records);
+
+  // Current schema as BigQuery JSON schema (array of fields).
+  nlohmann::json ToBigQuerySchema() const;
+  // Top-level columns: (name, DuckDB type). Nested and repeated columns are JSON.
+  std::vector<std::pair<std::string, std::string>> DuckDbColumns() const;
+  // (original dotted raw path, column path) for every column.
+  std::vector<std::pair<std::string, std::string>> NameMapping() const;
+  size_t column_count() const;
+
+ private:
+  Column* ChildLocked(Column* parent, std::string_view raw_key, bool companion);
+  void MarkDirty(Column* c);
+  nlohmann::json FieldJson(const Column* c) const;
+
+  mutable std::mutex mu_;
+  Column root_;
+  size_t count_ = 0;
+  std::atomic<bool> unpersisted_{false};
+  std::vector<Column*> dirty_;
+};
+
+}  // namespace logferry

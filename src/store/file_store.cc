@@ -1,0 +1,288 @@
+#include "store/file_store.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <random>
+
+#include "common/strings.h"
+
+namespace logferry {
+
+namespace {
+
+constexpr std::string_view kTempPrefix = ".lf-tmp-";
+
+Status ErrnoStatus(int err, const std::string& what) {
+  std::string m = what + ": " + strerror(err);
+  switch (err) {
+    case ENOENT: case ENOTDIR: return Status::NotFound(m);
+    case EACCES: case EPERM: case EROFS: return Status::PermissionDenied(m);
+    case EINTR: case EAGAIN: case EIO: case ENOSPC: case EMFILE: case ENFILE: case EBUSY:
+      return Status::Unavailable(m);
+    default: return Status::Internal(m);
+  }
+}
+
+std::string EtagOf(const struct stat& st) {
+  char buf[96];
+  snprintf(buf, sizeof buf, "%llx-%llx-%llx",
+           static_cast<unsigned long long>(st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec),
+           static_cast<unsigned long long>(st.st_size), static_cast<unsigned long long>(st.st_ino));
+  return buf;
+}
+
+ObjectInfo InfoOf(std::string key, const struct stat& st) {
+  ObjectInfo info;
+  info.key = std::move(key);
+  info.size = static_cast<uint64_t>(st.st_size);
+  info.mtime_us = st.st_mtim.tv_sec * 1000000LL + st.st_mtim.tv_nsec / 1000;
+  info.etag = EtagOf(st);
+  return info;
+}
+
+Status MkdirAll(const std::string& dir) {
+  std::string cur;
+  for (size_t i = 0; i < dir.size(); ++i) {
+    cur += dir[i];
+    if ((dir[i] == '/' && i > 0) || i + 1 == dir.size()) {
+      if (mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST) return ErrnoStatus(errno, "mkdir " + cur);
+    }
+  }
+  return Status::Ok();
+}
+
+Status FsyncDir(const std::string& dir) {
+  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus(errno, "open directory " + dir);
+  int rc = fsync(fd);
+  int err = errno;
+  close(fd);
+  if (rc != 0) return ErrnoStatus(err, "fsync directory " + dir);
+  return Status::Ok();
+}
+
+class FileReadStream final : public ReadStream {
+ public:
+  FileReadStream(int fd, std::string path, std::string if_etag)
+      : fd_(fd), path_(std::move(path)), if_etag_(std::move(if_etag)) {}
+  ~FileReadStream() override { close(fd_); }
+
+  StatusOr<size_t> Read(char* buf, size_t n) override {
+    for (;;) {
+      ssize_t r = read(fd_, buf, n);
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        return ErrnoStatus(errno, "read " + path_);
+      }
+      if (r == 0 && !if_etag_.empty()) {
+        // An in-place rewrite while we read would mix versions; detect it at the end.
+        struct stat st;
+        if (fstat(fd_, &st) == 0 && EtagOf(st) != if_etag_)
+          return Status::FailedPrecondition(path_ + " changed while it was read");
+      }
+      offset_ += static_cast<uint64_t>(r);
+      return static_cast<size_t>(r);
+    }
+  }
+  uint64_t Offset() const override { return offset_; }
+
+ private:
+  int fd_;
+  std::string path_;
+  std::string if_etag_;
+  uint64_t offset_ = 0;
+};
+
+class FileWriteStream final : public WriteStream {
+ public:
+  FileWriteStream(int fd, std::string key, std::string dir, std::string tmp, std::string final_path)
+      : fd_(fd), key_(std::move(key)), dir_(std::move(dir)), tmp_(std::move(tmp)), final_(std::move(final_path)) {}
+  ~FileWriteStream() override {
+    if (fd_ >= 0) {
+      close(fd_);
+      unlink(tmp_.c_str());
+    }
+  }
+
+  Status Write(std::string_view data) override {
+    if (fd_ < 0) return Status::FailedPrecondition("write after commit");
+    const char* p = data.data();
+    size_t left = data.size();
+    while (left > 0) {
+      ssize_t w = write(fd_, p, left);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        return ErrnoStatus(errno, "write " + tmp_);
+      }
+      p += w;
+      left -= static_cast<size_t>(w);
+    }
+    crc_ = Crc32c(crc_, data.data(), data.size());
+    size_ += data.size();
+    return Status::Ok();
+  }
+
+  StatusOr<WrittenObject> Commit() override {
+    if (fd_ < 0) return Status::FailedPrecondition("commit twice");
+    if (fsync(fd_) != 0) return ErrnoStatus(errno, "fsync " + tmp_);
+    struct stat st;
+    if (fstat(fd_, &st) != 0) return ErrnoStatus(errno, "fstat " + tmp_);
+    close(fd_);
+    fd_ = -1;
+    if (rename(tmp_.c_str(), final_.c_str()) != 0) {
+      Status s = ErrnoStatus(errno, "rename " + tmp_);
+      unlink(tmp_.c_str());
+      return s;
+    }
+    LF_RETURN_IF_ERROR(FsyncDir(dir_));
+    WrittenObject out;
+    out.key = key_;
+    out.size = size_;
+    out.crc32c = Crc32cHex(crc_);
+    out.etag = EtagOf(st);
+    return out;
+  }
+
+ private:
+  int fd_;
+  std::string key_, dir_, tmp_, final_;
+  uint32_t crc_ = 0;
+  uint64_t size_ = 0;
+};
+
+// Collects keys in byte order by a depth-first walk whose siblings are sorted
+// as full keys would be (a directory "d" sorts as "d/"), skipping subtrees
+// that lie entirely at or before the page token.
+Status Walk(const std::string& root, const std::string& rel_dir, std::string_view prefix, std::string_view after,
+            size_t max_keys, std::vector<ObjectInfo>* out, bool* truncated) {
+  std::string dir = root + rel_dir;
+  DIR* d = opendir(dir.c_str());
+  if (!d) {
+    if (errno == ENOENT || errno == ENOTDIR) return Status::Ok();
+    return ErrnoStatus(errno, "list " + dir);
+  }
+  struct Entry {
+    std::string sort_key;
+    bool is_dir;
+    struct stat st;
+  };
+  std::vector<Entry> entries;
+  while (struct dirent* e = readdir(d)) {
+    std::string_view name = e->d_name;
+    if (name == "." || name == ".." || StartsWith(name, kTempPrefix)) continue;
+    std::string rel = rel_dir + std::string(name);
+    struct stat st;
+    if (lstat((root + rel).c_str(), &st) != 0) continue;  // vanished meanwhile
+    bool is_dir = S_ISDIR(st.st_mode);
+    if (!is_dir && !S_ISREG(st.st_mode)) continue;
+    std::string key = is_dir ? rel + "/" : rel;
+    // Prune by prefix: a directory is kept if it could hold keys with the prefix.
+    if (is_dir) {
+      if (!StartsWith(key, prefix) && !StartsWith(prefix, key)) continue;
+      if (!after.empty() && key < after && !StartsWith(after, key)) continue;
+    } else {
+      if (!StartsWith(key, prefix)) continue;
+      if (!after.empty() && key <= after) continue;
+    }
+    entries.push_back({std::move(key), is_dir, st});
+  }
+  closedir(d);
+  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.sort_key < b.sort_key; });
+  for (Entry& e : entries) {
+    if (out->size() >= max_keys) {
+      *truncated = true;
+      return Status::Ok();
+    }
+    if (e.is_dir) {
+      LF_RETURN_IF_ERROR(Walk(root, e.sort_key, prefix, after, max_keys, out, truncated));
+      if (*truncated) return Status::Ok();
+    } else {
+      out->push_back(InfoOf(e.sort_key, e.st));
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<ObjectStore>> FileStore::Open(std::string_view uri) {
+  Uri u;
+  if (!ParseUri(uri, &u) || u.scheme != "file")
+    return Status::InvalidArgument("not a file:// URI: '" + std::string(uri) + "'");
+  if (!u.authority.empty() && u.authority != "localhost")
+    return Status::InvalidArgument("file:// URI must be file:///absolute/path (got '" + std::string(uri) + "')");
+  std::string root = "/" + u.path;
+  if (root.back() != '/') root += '/';
+  std::string norm = "file://" + root;
+  return std::unique_ptr<ObjectStore>(new FileStore(std::move(norm), std::move(root)));
+}
+
+StatusOr<ListPage> FileStore::List(std::string_view prefix, std::string_view page_token, size_t max_keys) {
+  ListPage page;
+  bool truncated = false;
+  LF_RETURN_IF_ERROR(Walk(root_, "", prefix, page_token, std::max<size_t>(max_keys, 1), &page.objects, &truncated));
+  if (truncated && !page.objects.empty()) page.next_token = page.objects.back().key;
+  return page;
+}
+
+StatusOr<ObjectInfo> FileStore::Stat(std::string_view key) {
+  LF_RETURN_IF_ERROR(ValidateKey(key));
+  std::string path = root_ + std::string(key);
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) return ErrnoStatus(errno, "stat " + path);
+  if (!S_ISREG(st.st_mode)) return Status::NotFound(path + " is not a regular file");
+  return InfoOf(std::string(key), st);
+}
+
+StatusOr<std::unique_ptr<ReadStream>> FileStore::OpenRead(std::string_view key, const ReadOptions& options) {
+  LF_RETURN_IF_ERROR(ValidateKey(key));
+  std::string path = root_ + std::string(key);
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus(errno, "open " + path);
+  if (!options.if_etag.empty()) {
+    struct stat st;
+    if (fstat(fd, &st) != 0 || EtagOf(st) != options.if_etag) {
+      close(fd);
+      return Status::FailedPrecondition(path + " is no longer the version listed (etag changed)");
+    }
+  }
+  posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  return std::unique_ptr<ReadStream>(new FileReadStream(fd, std::move(path), options.if_etag));
+}
+
+StatusOr<std::unique_ptr<WriteStream>> FileStore::OpenWrite(std::string_view key) {
+  LF_RETURN_IF_ERROR(ValidateKey(key));
+  std::string path = root_ + std::string(key);
+  std::string dir = path.substr(0, path.rfind('/') + 1);
+  LF_RETURN_IF_ERROR(MkdirAll(dir));
+  static std::atomic<uint64_t> counter{0};
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  char suffix[64];
+  snprintf(suffix, sizeof suffix, "%d-%llu-%llx", getpid(), static_cast<unsigned long long>(counter++),
+           static_cast<unsigned long long>(rng()));
+  std::string tmp = dir + std::string(kTempPrefix) + suffix;
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return ErrnoStatus(errno, "create " + tmp);
+  return std::unique_ptr<WriteStream>(new FileWriteStream(fd, std::string(key), dir, tmp, path));
+}
+
+Status FileStore::Delete(std::string_view key) {
+  LF_RETURN_IF_ERROR(ValidateKey(key));
+  std::string path = root_ + std::string(key);
+  if (unlink(path.c_str()) != 0 && errno != ENOENT) return ErrnoStatus(errno, "delete " + path);
+  return Status::Ok();
+}
+
+std::optional<std::string> FileStore::LocalPath(std::string_view key) const {
+  if (!ValidateKey(key).ok()) return std::nullopt;
+  return root_ + std::string(key);
+}
+
+}  // namespace logferry

@@ -1,0 +1,32 @@
+// file:// object store: a directory tree on the local filesystem.
+//
+// Writes are atomic (temp file in the same directory, fsync, rename, fsync of
+// the directory) so a crash leaves the old object or the new one. Temp files
+// are named ".lf-tmp-*" and never listed. The etag is derived from
+// (mtime_ns, size, inode): an atomic replace always changes it.
+#pragma once
+
+#include "store/object_store.h"
+
+namespace logferry {
+
+class FileStore final : public ObjectStore {
+ public:
+  // uri: file:///absolute/dir/ (the directory is created on first write).
+  static StatusOr<std::unique_ptr<ObjectStore>> Open(std::string_view uri);
+
+  const std::string& uri() const override { return uri_; }
+  StatusOr<ListPage> List(std::string_view prefix, std::string_view page_token, size_t max_keys) override;
+  StatusOr<ObjectInfo> Stat(std::string_view key) override;
+  StatusOr<std::unique_ptr<ReadStream>> OpenRead(std::string_view key, const ReadOptions& options) override;
+  StatusOr<std::unique_ptr<WriteStream>> OpenWrite(std::string_view key) override;
+  Status Delete(std::string_view key) override;
+  std::optional<std::string> LocalPath(std::string_view key) const override;
+
+ private:
+  FileStore(std::string uri, std::string root) : uri_(std::move(uri)), root_(std::move(root)) {}
+  std::string uri_;
+  std::string root_;  // absolute directory path with a trailing '/'
+};
+
+}  // namespace logferry

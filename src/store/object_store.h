@@ -1,0 +1,104 @@
+// The object-store interface: everything logferry reads or writes outside the
+// ledger and the warehouse goes through it. A backend is chosen by URI scheme
+// (file://, later s3:// and gs://); the store is rooted at the URI, and keys
+// are relative to that root.
+//
+// Backends classify errors (kUnavailable = transient, worth retrying; anything
+// else is permanent) and never retry on their own: the core owns retry policy.
+// All methods are thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace logferry {
+
+struct ObjectInfo {
+  std::string key;   // relative to the store's root
+  uint64_t size = 0;
+  int64_t mtime_us = 0;
+  std::string etag;  // changes whenever the content may have changed
+};
+
+struct ListPage {
+  std::vector<ObjectInfo> objects;  // sorted by key, byte order
+  std::string next_token;           // empty when this is the last page
+};
+
+// A sequential reader. Read returns the number of bytes read, 0 at the end.
+class ReadStream {
+ public:
+  virtual ~ReadStream() = default;
+  virtual StatusOr<size_t> Read(char* buf, size_t n) = 0;
+  // Bytes consumed from the underlying object so far (for error offsets).
+  virtual uint64_t Offset() const = 0;
+};
+
+struct WrittenObject {
+  std::string key;
+  uint64_t size = 0;
+  std::string crc32c;  // hex of the CRC32C of the bytes written
+  std::string etag;
+};
+
+// A writer whose object becomes visible only on Commit, all at once: a
+// reader sees the old object or the new one, never part of it. Destroying a
+// writer without Commit aborts it and leaves no trace.
+class WriteStream {
+ public:
+  virtual ~WriteStream() = default;
+  virtual Status Write(std::string_view data) = 0;
+  virtual StatusOr<WrittenObject> Commit() = 0;
+};
+
+struct ReadOptions {
+  // When set, the read fails with kFailedPrecondition if the object's etag is
+  // not this one, at the start or at any point during the read.
+  std::string if_etag;
+};
+
+class ObjectStore {
+ public:
+  virtual ~ObjectStore() = default;
+
+  // The root URI, normalized with a trailing '/'.
+  virtual const std::string& uri() const = 0;
+
+  // Lists objects whose key starts with prefix and sorts after page_token
+  // (start-after semantics), at most max_keys of them.
+  virtual StatusOr<ListPage> List(std::string_view prefix, std::string_view page_token,
+                                  size_t max_keys) = 0;
+  // kNotFound if there is no such object.
+  virtual StatusOr<ObjectInfo> Stat(std::string_view key) = 0;
+  virtual StatusOr<std::unique_ptr<ReadStream>> OpenRead(std::string_view key,
+                                                         const ReadOptions& options = {}) = 0;
+  virtual StatusOr<std::unique_ptr<WriteStream>> OpenWrite(std::string_view key) = 0;
+  // Deleting a missing object succeeds.
+  virtual Status Delete(std::string_view key) = 0;
+
+  // A path on the local filesystem holding the object, for consumers (DuckDB)
+  // that can read files directly; nullopt when the store is remote.
+  virtual std::optional<std::string> LocalPath(std::string_view key) const { return std::nullopt; }
+
+  // Conveniences built on the primitives above.
+  StatusOr<std::vector<ObjectInfo>> ListAll(std::string_view prefix);
+  StatusOr<std::string> ReadAll(std::string_view key, size_t max_bytes = 64 << 20);
+  StatusOr<WrittenObject> WriteAll(std::string_view key, std::string_view data);
+  // The full URI of a key, for messages and the ledger.
+  std::string UriOf(std::string_view key) const { return uri() + std::string(key); }
+};
+
+// Rejects keys that would escape the store's root: empty keys, absolute
+// paths, ".." or "." segments, empty segments, NUL bytes.
+Status ValidateKey(std::string_view key);
+
+// Opens the store for a URI by scheme: file:// (more in later backends).
+StatusOr<std::unique_ptr<ObjectStore>> OpenObjectStore(std::string_view uri);
+
+}  // namespace logferry

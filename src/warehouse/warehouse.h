@@ -1,0 +1,55 @@
+// The warehouse interface: where partitions end up. A backend is chosen by
+// URI scheme (duckdb://, later bigquery://).
+//
+// The contract that makes loads repeatable: ReplacePartition makes the
+// partition hold exactly the rows of the plan's parts, in one atomic step,
+// whatever it held before. Backends classify errors (kUnavailable: transient,
+// e.g. a lock held by another process); the core decides on retries.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "ledger/ledger.h"
+#include "schema/schema.h"
+#include "store/object_store.h"
+
+namespace logferry {
+
+struct QueryResult {
+  std::vector<std::string> columns;
+  std::vector<std::vector<std::optional<std::string>>> rows;
+};
+
+class Warehouse {
+ public:
+  virtual ~Warehouse() = default;
+
+  // Creates the table or brings it up to the schema (new nullable columns,
+  // widened types). Idempotent.
+  virtual Status EnsureTable(const std::string& table, const SchemaRegistry& schema) = 0;
+  // Replaces the partition [plan.partition_us, +unit_us) with the rows of the
+  // plan's parts, read from staging. Returns the partition's row count after
+  // the replacement committed.
+  virtual StatusOr<int64_t> ReplacePartition(const LoadPlan& plan, int64_t unit_us, ObjectStore& staging,
+                                             const SchemaRegistry& schema) = 0;
+  // Row counts per partition start (for verify). kNotFound if no table.
+  virtual StatusOr<std::map<int64_t, int64_t>> CountByPartition(const std::string& table, int64_t unit_us) = 0;
+  // Runs SQL and returns every value as text (NULL as nullopt).
+  virtual StatusOr<QueryResult> Query(const std::string& sql) = 0;
+};
+
+struct WarehouseOptions {
+  bool read_only = false;
+  // How long to wait for another process's lock before giving up.
+  int64_t lock_timeout_us = 60'000'000;
+  std::string scratch_dir;  // for downloading parts from remote staging
+};
+
+StatusOr<std::unique_ptr<Warehouse>> OpenWarehouse(const std::string& uri, const WarehouseOptions& options);
+
+}  // namespace logferry
