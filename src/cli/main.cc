@@ -5,6 +5,7 @@
 //   2  bad usage or configuration
 //   3  run --once finished, but some objects or partitions are failing
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -444,6 +445,10 @@ int CmdSchema(const std::string& config_path, const std::string& table, bool big
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Staging allocates multi-megabyte buffers per object; keep them on the
+  // heap for reuse instead of mmap/munmap (and page faults) every time.
+  mallopt(M_MMAP_THRESHOLD, 256 << 20);
+  mallopt(M_TRIM_THRESHOLD, 512 << 20);
   CLI::App app{"logferry: Fluentd logs from object storage into an analytic warehouse, exactly once"};
   app.require_subcommand(1);
   std::string config_path = "logferry.toml";

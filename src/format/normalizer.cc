@@ -30,11 +30,11 @@ std::string_view TrimRight(std::string_view s) {
 bool NeedsStringCheck(std::string_view quoted) {
   // Raw text between the quotes can be copied unless it has escapes (which
   // must be validated) or raw control bytes (which are invalid JSON).
-  for (char ch : quoted.substr(1, quoted.size() - 2)) {
-    unsigned char c = static_cast<unsigned char>(ch);
-    if (c < 0x20 || c == '\\') return true;
-  }
-  return false;
+  // Branch-free so the compiler vectorizes it.
+  const auto* p = reinterpret_cast<const unsigned char*>(quoted.data());
+  unsigned flag = 0;
+  for (size_t i = 1; i + 1 < quoted.size(); ++i) flag |= (p[i] < 0x20) | (p[i] == '\\');
+  return flag != 0;
 }
 
 bool LooksLikeNumber(std::string_view s) {
@@ -110,6 +110,18 @@ Column* RowNormalizer::Lookup(Column* parent, std::string_view raw_key, od::fiel
   }
   Column* c = schema_->Child(parent, unescaped);
   cache_.emplace(cache_key_, c);
+  return c;
+}
+
+Column* RowNormalizer::LookupAt(std::vector<ShapeSlot>& shape, size_t index, Column* parent, std::string_view raw_key,
+                                od::field& f, LineError* err) {
+  if (index < shape.size() && shape[index].raw_key == raw_key) return shape[index].column;
+  Column* c = Lookup(parent, raw_key, f, err);
+  if (c && index < 256) {
+    if (shape.size() <= index) shape.resize(index + 1);
+    shape[index].raw_key.assign(raw_key);
+    shape[index].column = c;
+  }
   return c;
 }
 
@@ -371,6 +383,8 @@ bool RowNormalizer::EmitValue(od::value v, Column* c, size_t key_mark, bool* emi
 
 bool RowNormalizer::EmitMembers(od::object obj, Column* parent, bool top, LineError* err) {
   bool first = true;
+  std::vector<ShapeSlot>& shape = shapes_[parent];
+  size_t index = 0;
   for (auto field_result : obj) {
     od::field f;
     if (auto e = std::move(field_result).get(f)) {
@@ -378,9 +392,20 @@ bool RowNormalizer::EmitMembers(od::object obj, Column* parent, bool top, LineEr
       return false;
     }
     const char* kp = f.key().raw();
-    std::string_view raw_key(kp, RawKeyLength(kp));
-    Column* c = Lookup(parent, raw_key, f, err);
-    if (!c) return false;
+    Column* c;
+    std::string_view raw_key;
+    size_t at = index++;
+    // Shape hit: the predicted key's bytes followed by the closing quote. No
+    // key can hold an unescaped quote, so this also proves where it ends.
+    if (at < shape.size() && kp[shape[at].raw_key.size()] == '"' &&
+        memcmp(kp, shape[at].raw_key.data(), shape[at].raw_key.size()) == 0) {
+      raw_key = shape[at].raw_key;
+      c = shape[at].column;
+    } else {
+      raw_key = std::string_view(kp, RawKeyLength(kp));
+      c = LookupAt(shape, at, parent, raw_key, f, err);
+      if (!c) return false;
+    }
     od::value v = f.value();
     if (top && !have_time_ && opts_.format == LogFormat::kJson && raw_key == opts_.time_key) {
       // Event time: the value is still written as a regular column below.
@@ -446,11 +471,15 @@ bool RowNormalizer::ParseJsonLine(std::string_view json, size_t capacity, LineEr
 void RowNormalizer::AppendTimeColumn() {
   if (row_.size() > 1) row_.push_back(',');
   row_.append(time_col_->json_key());
-  char buf[40];
-  buf[0] = '"';
-  size_t n = FormatIso8601(time_, buf + 1);
-  buf[n + 1] = '"';
-  row_.append(buf, n + 2);
+  // Log lines come in time order, many per second: format each second once.
+  if (time_ != last_time_) {
+    last_time_ = time_;
+    last_time_text_[0] = '"';
+    size_t n = FormatIso8601(time_, last_time_text_ + 1);
+    last_time_text_[n + 1] = '"';
+    last_time_len_ = n + 2;
+  }
+  row_.append(last_time_text_, last_time_len_);
 }
 
 bool RowNormalizer::Normalize(std::string_view line, size_t capacity, std::optional<int64_t> fallback_time,

@@ -68,6 +68,13 @@ class RowNormalizer {
   const std::string& last_warning() const { return last_warning_; }
 
  private:
+  // Log records repeat one shape: the same keys in the same order. Per
+  // object level, remember the key seen at each position, so the common case
+  // is one short memcmp instead of building a key and hashing it.
+  struct ShapeSlot {
+    std::string raw_key;
+    Column* column = nullptr;
+  };
   bool EmitMembers(simdjson::ondemand::object obj, Column* parent, bool top, LineError* err);
   // Appends the value for column c (key already written). Returns false on a
   // parse error; sets *emitted=false when nothing was written (null, empty).
@@ -76,6 +83,8 @@ class RowNormalizer {
   bool ScalarText(simdjson::ondemand::value v, simdjson::ondemand::json_type t, Column* c, ColumnType* kind,
                   std::string* scratch, std::string_view* text, LineError* err);
   Column* Lookup(Column* parent, std::string_view raw_key, simdjson::ondemand::field& f, LineError* err);
+  Column* LookupAt(std::vector<ShapeSlot>& shape, size_t index, Column* parent, std::string_view raw_key,
+                   simdjson::ondemand::field& f, LineError* err);
   void Warn(const Column* c, std::string message);
   void AppendTimeColumn();
   bool ParseJsonLine(std::string_view json, size_t capacity, LineError* err);
@@ -88,9 +97,13 @@ class RowNormalizer {
   std::string repaired_;
   std::string cache_key_;
   std::unordered_map<std::string, Column*> cache_;
+  std::unordered_map<const Column*, std::vector<ShapeSlot>> shapes_;
   Column* time_col_;
   Column* tag_col_ = nullptr;
   int64_t time_ = 0;
+  int64_t last_time_ = INT64_MIN;
+  char last_time_text_[40];
+  size_t last_time_len_ = 0;
   bool have_time_ = false;
   std::string time_error_;
   uint64_t warnings_ = 0;
