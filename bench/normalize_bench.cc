@@ -140,6 +140,19 @@ T OrDie(StatusOr<T> v, const std::string& what) {
   return std::move(v).value();
 }
 
+// Other processes competing for the cores inflate wall times (and, less,
+// CPU times): the load average is printed so a reader can tell.
+std::string LoadAvg() {
+  std::string s;
+  if (FILE* f = fopen("/proc/loadavg", "r")) {
+    char buf[128];
+    if (fgets(buf, sizeof buf, f)) s = buf;
+    fclose(f);
+  }
+  if (!s.empty() && s.back() == '\n') s.pop_back();
+  return s;
+}
+
 double Seconds(const timeval& tv) { return static_cast<double>(tv.tv_sec) + tv.tv_usec / 1e6; }
 
 double SelfCpu() {
@@ -613,7 +626,8 @@ int main(int argc, char** argv) {
   }
   if (!js && (!a.skip_duckdb || !a.skip_python))
     printf("note: no --json-data; DuckDB and Python are skipped (they cannot read out_file lines as JSON)\n");
-  printf("scratch: %s\n\n", a.scratch.c_str());
+  printf("scratch: %s\nload average before: %s (%u cores)\n\n", a.scratch.c_str(), LoadAvg().c_str(),
+         std::thread::hardware_concurrency());
 
   std::vector<Result> results;
   std::optional<Result> lf_of, lf_js, duck, duck_plain, duck_typed, py;
@@ -645,6 +659,7 @@ int main(int argc, char** argv) {
     }
   }
 
+  printf("\nload average after: %s\n", LoadAvg().c_str());
   printf("\nMB = 10^6 bytes of uncompressed input. per core (cpu) = MB / CPU seconds (user+sys);\n"
          "per core (wall) = MB / (wall seconds * threads).\n\n");
   printf("%-29s %-8s %3s %9s %10s %8s %8s %9s %10s %10s %8s\n", "engine", "input", "thr", "MB in", "rows", "wall s",

@@ -2,14 +2,15 @@
 # Normalization benchmark: logferry vs DuckDB vs the Python Lambda baseline.
 #
 #   bench/run.sh [BUILD_DIR] [--quick] [--threads N] [--duckdb-threads N]
-#                [--skip-python] [--data-root DIR] [--regen]
+#                [--skip-python] [--skip-duckdb] [--repeat N] [--duckdb-variants]
+#                [--breakdown] [--data-root DIR] [--regen]
 #
 # BUILD_DIR: an existing build directory holding logferry and logferry_bench
 # (default: configure and build Release into <repo>/build-bench).
 # Generates the same records twice (out_file and json, same seed) under
 # --data-root (default ${TMPDIR:-/tmp}/logferry-bench-data), about 1.1 GB
 # uncompressed each, or about 100 MB with --quick. Data sets are reused across
-# runs unless --regen.
+# runs unless --regen. The other options go to logferry_bench (see its --help).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -26,8 +27,8 @@ while [[ $# -gt 0 ]]; do
     --regen) regen=1 ;;
     --data-root) data_root="$2"; shift ;;
     --threads|--duckdb-threads|--repeat) bench_args+=("$1" "$2"); shift ;;
-    --skip-python|--skip-duckdb|--duckdb-variants) bench_args+=("$1") ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    --skip-python|--skip-duckdb|--duckdb-variants|--breakdown) bench_args+=("$1") ;;
+    -h|--help) awk 'NR > 1 && !/^#/ {exit} NR > 1 {print}' "$0"; exit 0 ;;
     -*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
     *) [[ -z "$build" ]] || { echo "run.sh: one BUILD_DIR only" >&2; exit 2; }; build="$1" ;;
   esac

@@ -513,7 +513,7 @@ int main(int argc, char** argv) {
   auto* ref = app.add_subcommand("config-reference", "Print the reference of every config key (Markdown)");
   ref->group("");
 
-  CLI11_PARSE(app, argc, argv);
+  auto Dispatch = [&]() -> int {
   if (*run) return CmdRun(config_path, once, verbose);
   if (*status) return CmdStatus(config_path, as_json);
   if (*reload) return CmdReload(config_path, table, from, to, verbose);
@@ -540,4 +540,11 @@ int main(int argc, char** argv) {
     return 0;
   }
   return 0;
+  };
+  CLI11_PARSE(app, argc, argv);
+  try {
+    return Dispatch();
+  } catch (const std::exception& e) {
+    Die(std::string("internal error: ") + e.what());
+  }
 }

@@ -29,6 +29,44 @@ int64_t NextAttempt(const TableConfig& cfg, int failures, int64_t now_us) {
   return now_us + p.Backoff(std::max(1, failures));
 }
 
+// A request object: {"table": "access", "from": "2016-08-01T00", "to": "2016-08-02T00"}.
+// Anything else is rejected with a reason (and still recorded and filed).
+void ParseRequest(const std::string& body, int64_t unit_us, std::string* table, int64_t* from, int64_t* to,
+                  std::string* error) {
+  nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    *error = "not a JSON object";
+    return;
+  }
+  auto text = [&](const char* key, std::string* out) {
+    auto it = j.find(key);
+    if (it == j.end()) return true;
+    if (!it->is_string()) {
+      *error = std::string("'") + key + "' must be a string";
+      return false;
+    }
+    *out = it->get<std::string>();
+    return true;
+  };
+  std::string from_s, to_s;
+  if (!text("table", table) || !text("from", &from_s) || !text("to", &to_s)) return;
+  auto f = ParseIso8601(from_s, 0);
+  if (!f) {
+    *error = "'from' must be a UTC time like 2016-08-01T00";
+    return;
+  }
+  *from = *f;
+  if (to_s.empty()) {
+    *to = *from + unit_us;
+  } else if (auto tt = ParseIso8601(to_s, 0)) {
+    *to = *tt;
+  } else {
+    *error = "'to' must be a UTC time like 2016-08-02T00";
+    return;
+  }
+  if (*to <= *from) *error = "'to' must be after 'from'";
+}
+
 }  // namespace
 
 Pipeline::Pipeline(const Config& config, Ledger* ledger) : config_(config), ledger_(ledger) {}
@@ -166,26 +204,11 @@ Status Pipeline::ProcessRequests(TableRuntime& t) {
       if (body.status().IsNotFound()) continue;  // taken by another process meanwhile
       return body.status();
     }
-    nlohmann::json j = nlohmann::json::parse(*body, nullptr, false);
     std::string error;
-    std::string table;
+    std::string table = t.config->name;
     int64_t from = 0, to = 0;
-    if (j.is_discarded() || !j.is_object()) error = "not a JSON object";
-    else {
-      table = j.value("table", t.config->name);
-      std::string from_s = j.value("from", std::string());
-      std::string to_s = j.value("to", std::string());
-      auto f = ParseIso8601(from_s, 0);
-      if (!f) error = "'from' must be a UTC time like 2016-08-01T00";
-      else {
-        from = *f;
-        if (to_s.empty()) to = from + t.config->partition_unit_us;
-        else if (auto tt = ParseIso8601(to_s, 0)) to = *tt;
-        else error = "'to' must be a UTC time like 2016-08-02T00";
-      }
-      if (error.empty() && to <= from) error = "'to' must be after 'from'";
-    }
-    if (table != t.config->name) continue;  // another table's request
+    ParseRequest(*body, t.config->partition_unit_us, &table, &from, &to, &error);
+    if (error.empty() && table != t.config->name) continue;  // another table's request
     int64_t now = NowMicros();
     if (!error.empty()) {
       LF_ASSIGN_OR_RETURN(auto rec, ledger_->RecordRequest(t.config->name, t.staging->UriOf(o.key), origin_key, 0, 0,
@@ -299,6 +322,19 @@ Status Pipeline::CollectGarbage(TableRuntime& t) {
   return Status::Ok();
 }
 
+Status Pipeline::SweepStaging(TableRuntime& t) {
+  const std::string prefix = t.config->name + "/";
+  LF_RETURN_IF_ERROR(t.staging->RemoveStaleTemporaries(prefix, kMicrosPerHour));
+  LF_ASSIGN_OR_RETURN(auto known, ledger_->PartKeys(t.config->name));
+  LF_ASSIGN_OR_RETURN(auto files, t.staging->ListAll(prefix));
+  for (const ObjectInfo& f : files) {
+    if (known.count(f.key)) continue;
+    spdlog::info("removing stray staged file {} (left by an interrupted run)", t.staging->UriOf(f.key));
+    LF_RETURN_IF_ERROR(t.staging->Delete(f.key));
+  }
+  return Status::Ok();
+}
+
 StatusOr<PassStats> Pipeline::RunOnce(const std::atomic<bool>& stop) {
   PassStats stats;
   Status first_error;
@@ -321,6 +357,11 @@ StatusOr<PassStats> Pipeline::RunOnce(const std::atomic<bool>& stop) {
     step("load", Load(t, stop, &stats));
     step("requests", FinishRequests(t));
     step("gc", CollectGarbage(t));
+    // Strays appear only when a run dies mid-stage: sweep on a process's
+    // first pass and hourly after that, not every pass (it lists all parts).
+    if (!stop.load() && NowMicros() - t.last_sweep_us >= kMicrosPerHour) {
+      if (step("sweep", SweepStaging(t))) t.last_sweep_us = NowMicros();
+    }
   }
   if (!first_error.ok()) return first_error;
   return stats;

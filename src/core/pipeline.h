@@ -30,6 +30,7 @@ struct TableRuntime {
   std::unique_ptr<ObjectStore> staging;
   std::unique_ptr<KeyFormat> key_format;
   std::unique_ptr<SchemaRegistry> schema;
+  int64_t last_sweep_us = 0;
 };
 
 struct PassStats {
@@ -65,6 +66,11 @@ class Pipeline {
               std::optional<std::pair<int64_t, int64_t>> range = std::nullopt);
   Status FinishRequests(TableRuntime& t);
   Status CollectGarbage(TableRuntime& t);
+  // Deletes staging files under the table's prefix that no ledger part names:
+  // parts of a staging run killed before its commit whose object version was
+  // then replaced. Only safe while nothing is being staged (run.lock held,
+  // between passes' stage steps).
+  Status SweepStaging(TableRuntime& t);
 
   TableRuntime* table(const std::string& name);
   std::vector<TableRuntime>& tables() { return tables_; }

@@ -75,16 +75,12 @@ Status VerifyTable(TableRuntime& t, Ledger& ledger, const Config& config, Verify
       diff("object " + o.key + ": its parts hold " + std::to_string(rows_by_object[o.id]) + " rows, ledger says " +
            std::to_string(o.rows_staged));
   }
-  LF_ASSIGN_OR_RETURN(auto collectable, ledger.CollectableParts(cfg.name));
-  for (const PartRow& p : collectable) known.insert(p.key);
-  // Parts replaced by newer versions whose partition is not reloaded yet are expected too.
+  // Obsolete parts (of replaced object versions) stay until their partition reloads.
+  LF_ASSIGN_OR_RETURN(auto all_keys, ledger.PartKeys(cfg.name));
   for (const ObjectInfo& f : staged_files) {
     if (known.count(f.key)) continue;
-    bool superseded_part = false;
-    for (const ObjectRow& o : objects)
-      if (o.state == ObjectState::kSuperseded && f.key.find(o.version_id) != std::string::npos) superseded_part = true;
-    if (superseded_part) note("staged part " + f.key + " belongs to a replaced object version; removed after its partition reloads");
-    else diff("staged file " + t.staging->UriOf(f.key) + " is not in the ledger");
+    if (all_keys.count(f.key)) note("staged part " + f.key + " belongs to a replaced object version; removed after its partition reloads");
+    else diff("staged file " + t.staging->UriOf(f.key) + " is not in the ledger (left by an interrupted run; the next run removes it)");
   }
 
   // Ledger ↔ warehouse: each partition holds exactly its parts' rows.

@@ -228,6 +228,7 @@ StatusOr<std::unique_ptr<ReadStream>> OpenDecoder(std::unique_ptr<ReadStream> ra
 struct GzipEncoder::Impl {
   isal_zstream stream;
   std::vector<uint8_t> level_buf;
+  std::vector<uint8_t> out_buf = std::vector<uint8_t>(256 << 10);
 };
 
 GzipEncoder::GzipEncoder(int level) : impl_(std::make_unique<Impl>()) {
@@ -253,14 +254,14 @@ void GzipEncoder::Run(const char* data, size_t n, bool last, std::string* out) {
   s.avail_in = static_cast<uint32_t>(n);
   s.end_of_stream = last ? 1 : 0;
   s.flush = NO_FLUSH;
+  // Through a scratch buffer: growing *out with resize() would zero-fill
+  // the room first, which cost more than copying the compressed bytes.
+  std::vector<uint8_t>& buf = impl_->out_buf;
   do {
-    size_t old = out->size();
-    size_t room = std::max<size_t>(n / 2 + 1024, 64 << 10);
-    out->resize(old + room);
-    s.next_out = reinterpret_cast<uint8_t*>(out->data() + old);
-    s.avail_out = static_cast<uint32_t>(room);
+    s.next_out = buf.data();
+    s.avail_out = static_cast<uint32_t>(buf.size());
     isal_deflate(&s);
-    out->resize(old + room - s.avail_out);
+    out->append(reinterpret_cast<const char*>(buf.data()), buf.size() - s.avail_out);
   } while (s.avail_in > 0 || (last && s.internal_state.state != ZSTATE_END));
 }
 

@@ -575,6 +575,19 @@ Status Ledger::ForgetPart(const PartRow& part) {
   return s.Bind(1, part.object_id).Bind(2, part.hour_us).Run();
 }
 
+StatusOr<std::set<std::string>> Ledger::PartKeys(const std::string& table) {
+  std::lock_guard lock(mu_);
+  Statement s(db_, "SELECT key FROM parts WHERE table_name=?");
+  s.Bind(1, table);
+  std::set<std::string> out;
+  for (;;) {
+    LF_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.insert(s.Text(0));
+  }
+  return out;
+}
+
 StatusOr<std::pair<int64_t, int64_t>> Ledger::RecordRequest(const std::string& table, const std::string& origin,
                                                             const std::string& origin_key, int64_t from_us, int64_t to_us,
                                                             int64_t unit_us, int64_t now_us) {

@@ -16,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -168,6 +169,8 @@ class Ledger {
   // Parts replaced by a newer object version whose partitions have since loaded.
   StatusOr<std::vector<PartRow>> CollectableParts(const std::string& table);
   Status ForgetPart(const PartRow& part);
+  // Staging keys of every part the ledger knows, live or obsolete.
+  StatusOr<std::set<std::string>> PartKeys(const std::string& table);
 
   // --- requests ---
   // Flags the partitions in [from, to) for reload; returns the request id and

@@ -280,6 +280,35 @@ Status FileStore::Delete(std::string_view key) {
   return Status::Ok();
 }
 
+namespace {
+void SweepTemporaries(const std::string& dir, int64_t cutoff_us) {
+  DIR* d = opendir(dir.c_str());
+  if (!d) return;
+  while (struct dirent* e = readdir(d)) {
+    std::string_view name = e->d_name;
+    if (name == "." || name == "..") continue;
+    std::string path = dir + std::string(name);
+    struct stat st;
+    if (lstat(path.c_str(), &st) != 0) continue;
+    if (S_ISDIR(st.st_mode)) {
+      SweepTemporaries(path + "/", cutoff_us);
+    } else if (StartsWith(name, kTempPrefix) &&
+               st.st_mtim.tv_sec * 1000000LL + st.st_mtim.tv_nsec / 1000 < cutoff_us) {
+      unlink(path.c_str());
+    }
+  }
+  closedir(d);
+}
+}  // namespace
+
+Status FileStore::RemoveStaleTemporaries(std::string_view prefix, int64_t older_than_us) {
+  std::string dir = root_ + std::string(prefix.substr(0, prefix.rfind('/') + 1));
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  SweepTemporaries(dir, now.tv_sec * 1000000LL + now.tv_nsec / 1000 - older_than_us);
+  return Status::Ok();
+}
+
 std::optional<std::string> FileStore::LocalPath(std::string_view key) const {
   if (!ValidateKey(key).ok()) return std::nullopt;
   return root_ + std::string(key);

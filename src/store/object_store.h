@@ -82,6 +82,11 @@ class ObjectStore {
   // Deleting a missing object succeeds.
   virtual Status Delete(std::string_view key) = 0;
 
+  // Removes what interrupted writes left under prefix (temp files, unfinished
+  // multipart uploads) that is older than older_than_us. Never touches
+  // committed objects.
+  virtual Status RemoveStaleTemporaries(std::string_view prefix, int64_t older_than_us) { return Status::Ok(); }
+
   // A path on the local filesystem holding the object, for consumers (DuckDB)
   // that can read files directly; nullopt when the store is remote.
   virtual std::optional<std::string> LocalPath(std::string_view key) const { return std::nullopt; }

@@ -1,0 +1,585 @@
+#include "ledger/ledger.h"
+
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "common/time.h"
+
+namespace logferry {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr int64_t kHour = kMicrosPerHour;
+
+int64_t T(const char* iso) {
+  auto t = ParseIso8601(iso);
+  EXPECT_TRUE(t) << iso;
+  return t.value_or(0);
+}
+
+ObjectInfo Obj(std::string key, std::string etag, uint64_t size = 100) {
+  ObjectInfo o;
+  o.key = std::move(key);
+  o.etag = std::move(etag);
+  o.size = size;
+  o.mtime_us = 1;
+  return o;
+}
+
+PartRow Part(int64_t hour_us, std::string key, int64_t rows) {
+  PartRow p;
+  p.hour_us = hour_us;
+  p.partition_us = hour_us;  // hourly partitions
+  p.key = std::move(key);
+  p.rows = rows;
+  p.bytes = rows * 10;
+  p.crc32c = "00000000";
+  return p;
+}
+
+class LedgerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/lf-ledger-test-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    Reopen();
+  }
+  void TearDown() override {
+    ledger_.reset();
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  void Reopen() {
+    ledger_.reset();
+    auto l = Ledger::Open(dir_ + "/ledger.db");
+    ASSERT_TRUE(l.ok()) << l.status().ToString();
+    ledger_ = std::move(l).value();
+  }
+
+  // Discovers one object and returns its row.
+  ObjectRow Discover(const std::string& key, const std::string& etag) {
+    auto n = ledger_->RecordDiscovered("t", {Obj(key, etag)}, "listing", now_);
+    EXPECT_TRUE(n.ok()) << n.status().ToString();
+    auto all = ledger_->Objects("t");
+    EXPECT_TRUE(all.ok());
+    for (auto& o : *all)
+      if (o.key == key && o.etag == etag) return o;
+    ADD_FAILURE() << "object " << key << " not recorded";
+    return {};
+  }
+
+  Status Stage(int64_t object_id, std::vector<PartRow> parts, std::vector<ColumnRecord> columns = {}) {
+    StagedObject st;
+    st.object_id = object_id;
+    for (auto& p : parts) {
+      p.object_id = object_id;
+      st.rows_staged += p.rows;
+    }
+    st.lines_read = st.rows_staged;
+    st.parts = std::move(parts);
+    st.columns = std::move(columns);
+    return ledger_->CommitStaged(st, now_);
+  }
+
+  PartitionRow Partition(int64_t p) {
+    auto parts = ledger_->Partitions("t");
+    EXPECT_TRUE(parts.ok());
+    for (auto& row : *parts)
+      if (row.partition_us == p) return row;
+    ADD_FAILURE() << "no partition " << FormatHour(p);
+    return {};
+  }
+
+  ObjectState StateOf(int64_t id) {
+    auto all = ledger_->Objects("t");
+    EXPECT_TRUE(all.ok());
+    for (auto& o : *all)
+      if (o.id == id) return o.state;
+    ADD_FAILURE() << "no object " << id;
+    return ObjectState::kPending;
+  }
+
+  std::string dir_;
+  std::unique_ptr<Ledger> ledger_;
+  int64_t now_ = T("2016-08-02T00:00:00Z");
+  const int64_t h0_ = T("2016-08-01T00:00:00Z");
+  const int64_t h1_ = T("2016-08-01T01:00:00Z");
+  const int64_t h2_ = T("2016-08-01T02:00:00Z");
+};
+
+TEST_F(LedgerTest, RecordDiscoveredIsIdempotent) {
+  std::vector<ObjectInfo> listed = {Obj("logs/2016080100_0.gz", "e1"), Obj("logs/2016080101_0.gz", "e2")};
+  auto n = ledger_->RecordDiscovered("t", listed, "listing", now_);
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(*n, 2);
+  n = ledger_->RecordDiscovered("t", listed, "listing", now_ + 1);
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 0);
+  auto all = ledger_->Objects("t");
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[0].key, "logs/2016080100_0.gz");
+  EXPECT_EQ((*all)[0].state, ObjectState::kPending);
+  EXPECT_EQ((*all)[0].found_by, "listing");
+  EXPECT_EQ((*all)[0].discovered_us, now_);
+  EXPECT_EQ((*all)[0].size, 100u);
+  EXPECT_EQ((*all)[0].version_id, Ledger::VersionId("t", "logs/2016080100_0.gz", "e1"));
+  // Tables are separate namespaces.
+  n = ledger_->RecordDiscovered("other", listed, "listing", now_);
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 2);
+  EXPECT_EQ(ledger_->Objects("t")->size(), 2u);
+}
+
+TEST_F(LedgerTest, VersionIdDependsOnEveryPart) {
+  std::string v = Ledger::VersionId("t", "k", "e");
+  EXPECT_EQ(v, Ledger::VersionId("t", "k", "e"));
+  EXPECT_NE(v, Ledger::VersionId("t2", "k", "e"));
+  EXPECT_NE(v, Ledger::VersionId("t", "k2", "e"));
+  EXPECT_NE(v, Ledger::VersionId("t", "k", "e2"));
+  // The separator keeps ("ab","c") and ("a","bc") apart.
+  EXPECT_NE(Ledger::VersionId("t", "ab", "c"), Ledger::VersionId("t", "a", "bc"));
+}
+
+TEST_F(LedgerTest, NewEtagSupersedesPendingVersion) {
+  ObjectRow v1 = Discover("k", "e1");
+  ObjectRow v2 = Discover("k", "e2");
+  EXPECT_EQ(StateOf(v1.id), ObjectState::kSuperseded);
+  EXPECT_EQ(StateOf(v2.id), ObjectState::kPending);
+  auto due = ledger_->DueObjects("t", now_);
+  ASSERT_TRUE(due.ok());
+  ASSERT_EQ(due->size(), 1u);
+  EXPECT_EQ((*due)[0].id, v2.id);
+  // A superseded version cannot be committed any more.
+  Status s = Stage(v1.id, {Part(h0_, "p/v1", 5)});
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s.ToString();
+
+  // A failed version is superseded too.
+  ASSERT_TRUE(ledger_->MarkFailed(v2.id, "boom", now_ + 1000).ok());
+  ObjectRow v3 = Discover("k", "e3");
+  EXPECT_EQ(StateOf(v2.id), ObjectState::kSuperseded);
+  EXPECT_EQ(StateOf(v3.id), ObjectState::kPending);
+}
+
+TEST_F(LedgerTest, CommitStagedCreatesPartsAndBumpsRevisions) {
+  ObjectRow o = Discover("k", "e1");
+  ASSERT_TRUE(Stage(o.id, {Part(h0_, "p/a", 10), Part(h1_, "p/b", 5)}).ok());
+  EXPECT_EQ(StateOf(o.id), ObjectState::kStaged);
+  auto live = ledger_->LiveParts("t");
+  ASSERT_TRUE(live.ok());
+  ASSERT_EQ(live->size(), 2u);
+  EXPECT_EQ((*live)[0].key, "p/a");
+  EXPECT_EQ((*live)[0].rows, 10);
+  EXPECT_EQ((*live)[0].object_id, o.id);
+  auto only_h1 = ledger_->LiveParts("t", h1_);
+  ASSERT_TRUE(only_h1.ok());
+  ASSERT_EQ(only_h1->size(), 1u);
+  EXPECT_EQ((*only_h1)[0].key, "p/b");
+
+  EXPECT_EQ(Partition(h0_).revision, 1);
+  EXPECT_EQ(Partition(h1_).revision, 1);
+  EXPECT_TRUE(Partition(h0_).pending());
+  EXPECT_EQ(ledger_->DueObjects("t", now_)->size(), 0u);
+
+  // Restaging the same version (a retry) replaces its parts and bumps again.
+  ASSERT_TRUE(Stage(o.id, {Part(h0_, "p/a", 11)}).ok());
+  live = ledger_->LiveParts("t");
+  ASSERT_EQ(live->size(), 1u);
+  EXPECT_EQ((*live)[0].rows, 11);
+  EXPECT_EQ(Partition(h0_).revision, 2);
+  EXPECT_EQ(Partition(h1_).revision, 2) << "h1 lost its rows, so it must be reloaded";
+
+  auto objs = ledger_->Objects("t", ObjectState::kStaged);
+  ASSERT_TRUE(objs.ok());
+  ASSERT_EQ(objs->size(), 1u);
+  EXPECT_EQ((*objs)[0].rows_staged, 11);
+}
+
+TEST_F(LedgerTest, SecondVersionObsoletesOldPartsAndSupersedesOldObject) {
+  ObjectRow v1 = Discover("k", "e1");
+  ASSERT_TRUE(Stage(v1.id, {Part(h0_, "p/v1-h0", 10), Part(h1_, "p/v1-h1", 3)}).ok());
+  ObjectRow v2 = Discover("k", "e2");
+  EXPECT_EQ(StateOf(v1.id), ObjectState::kStaged) << "a staged version stays until its successor commits";
+  ASSERT_TRUE(Stage(v2.id, {Part(h0_, "p/v2-h0", 12)}).ok());
+  EXPECT_EQ(StateOf(v1.id), ObjectState::kSuperseded);
+  EXPECT_EQ(StateOf(v2.id), ObjectState::kStaged);
+
+  auto live = ledger_->LiveParts("t");
+  ASSERT_TRUE(live.ok());
+  ASSERT_EQ(live->size(), 1u);
+  EXPECT_EQ((*live)[0].key, "p/v2-h0");
+  EXPECT_EQ(Partition(h0_).revision, 2);
+  EXPECT_EQ(Partition(h1_).revision, 2) << "the partition that lost v1's part must reload";
+}
+
+TEST_F(LedgerTest, DuePartitionsRespectsSettleAndRequests) {
+  ObjectRow o = Discover("k", "e1");
+  ASSERT_TRUE(Stage(o.id, {Part(h0_, "p/a", 1), Part(h2_, "p/c", 1)}).ok());
+  int64_t settle = 10 * 60 * kMicrosPerSecond;
+
+  auto due = [&](int64_t now) {
+    auto d = ledger_->DuePartitions("t", kHour, settle, now);
+    EXPECT_TRUE(d.ok()) << d.status().ToString();
+    std::vector<int64_t> out;
+    if (d.ok())
+      for (auto& p : *d) out.push_back(p.partition_us);
+    return out;
+  };
+  EXPECT_TRUE(due(h0_ + kHour).empty()) << "the hour just ended: still settling";
+  EXPECT_TRUE(due(h0_ + kHour + settle - 1).empty());
+  EXPECT_EQ(due(h0_ + kHour + settle), (std::vector<int64_t>{h0_}));
+  EXPECT_EQ(due(h2_ + kHour + settle), (std::vector<int64_t>{h0_, h2_}));
+
+  // A request makes a partition due at once, even one still settling.
+  auto r = ledger_->RecordRequest("t", "cli", "", h2_, h2_ + kHour, kHour, now_);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(due(h0_ + kHour), (std::vector<int64_t>{h2_}));
+}
+
+TEST_F(LedgerTest, BeginLoadSnapshotsAndFinishLoadClearsPending) {
+  ObjectRow o = Discover("k", "e1");
+  ASSERT_TRUE(Stage(o.id, {Part(h0_, "p/b", 2)}).ok());
+  ObjectRow o2 = Discover("k2", "e1");
+  ASSERT_TRUE(Stage(o2.id, {Part(h0_, "p/a", 3)}).ok());
+
+  auto plan = ledger_->BeginLoad("t", h0_, now_);
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  EXPECT_EQ(plan->table, "t");
+  EXPECT_EQ(plan->partition_us, h0_);
+  EXPECT_EQ(plan->revision, 2);
+  EXPECT_EQ(plan->generation, 1);
+  EXPECT_EQ(plan->load_id, "logferry_t_2016080100_g1");
+  ASSERT_EQ(plan->parts.size(), 2u);
+  EXPECT_EQ(plan->parts[0].key, "p/a") << "parts in key order";
+  EXPECT_EQ(plan->expected_rows, 5);
+
+  // New parts arriving mid-load are not in this plan, and keep the partition pending.
+  ObjectRow o3 = Discover("k3", "e1");
+  ASSERT_TRUE(Stage(o3.id, {Part(h0_, "p/c", 7)}).ok());
+  ASSERT_TRUE(ledger_->FinishLoad(*plan, 5, now_).ok());
+  PartitionRow p = Partition(h0_);
+  EXPECT_EQ(p.loaded_revision, 2);
+  EXPECT_EQ(p.revision, 3);
+  EXPECT_TRUE(p.pending());
+  EXPECT_EQ(p.rows_loaded, 5);
+  EXPECT_EQ(p.load_id, "logferry_t_2016080100_g1");
+  ASSERT_TRUE(p.loaded_us.has_value());
+
+  auto plan2 = ledger_->BeginLoad("t", h0_, now_);
+  ASSERT_TRUE(plan2.ok());
+  EXPECT_EQ(plan2->generation, 2);
+  EXPECT_EQ(plan2->load_id, "logferry_t_2016080100_g2");
+  EXPECT_EQ(plan2->expected_rows, 12);
+  ASSERT_TRUE(ledger_->FinishLoad(*plan2, 12, now_).ok());
+  p = Partition(h0_);
+  EXPECT_FALSE(p.pending());
+  EXPECT_EQ(p.loaded_revision, 3);
+  EXPECT_TRUE(ledger_->DuePartitions("t", kHour, 0, now_)->empty());
+
+  auto missing = ledger_->BeginLoad("t", h2_, now_);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(LedgerTest, FailLoadBacksOff) {
+  ObjectRow o = Discover("k", "e1");
+  ASSERT_TRUE(Stage(o.id, {Part(h0_, "p/a", 1)}).ok());
+  auto plan = ledger_->BeginLoad("t", h0_, now_);
+  ASSERT_TRUE(plan.ok());
+  int64_t retry_at = now_ + 30 * kMicrosPerSecond;
+  ASSERT_TRUE(ledger_->FailLoad(*plan, "warehouse locked", retry_at, now_).ok());
+  PartitionRow p = Partition(h0_);
+  EXPECT_EQ(p.attempts, 1);
+  EXPECT_EQ(p.last_error, "warehouse locked");
+  ASSERT_TRUE(p.next_attempt_us.has_value());
+  EXPECT_EQ(*p.next_attempt_us, retry_at);
+  EXPECT_TRUE(p.pending());
+  EXPECT_TRUE(ledger_->DuePartitions("t", kHour, 0, now_)->empty()) << "backing off";
+  EXPECT_TRUE(ledger_->DuePartitions("t", kHour, 0, retry_at - 1)->empty());
+  EXPECT_EQ(ledger_->DuePartitions("t", kHour, 0, retry_at)->size(), 1u);
+
+  auto counts = ledger_->Counts("t", now_);
+  ASSERT_TRUE(counts.ok());
+  EXPECT_EQ(counts->partitions_failed, 1);
+  EXPECT_EQ(counts->partitions_pending, 1);
+
+  // Success clears the failure.
+  auto plan2 = ledger_->BeginLoad("t", h0_, retry_at);
+  ASSERT_TRUE(plan2.ok());
+  ASSERT_TRUE(ledger_->FinishLoad(*plan2, 1, retry_at).ok());
+  p = Partition(h0_);
+  EXPECT_EQ(p.attempts, 0);
+  EXPECT_TRUE(p.last_error.empty());
+  EXPECT_FALSE(p.next_attempt_us.has_value());
+}
+
+TEST_F(LedgerTest, CollectablePartsOnlyAfterLoadPastObsoletingRevision) {
+  ObjectRow v1 = Discover("k", "e1");
+  ASSERT_TRUE(Stage(v1.id, {Part(h0_, "p/v1", 10)}).ok());
+  auto plan = ledger_->BeginLoad("t", h0_, now_);
+  ASSERT_TRUE(plan.ok());
+  ASSERT_TRUE(ledger_->FinishLoad(*plan, 10, now_).ok());
+
+  ObjectRow v2 = Discover("k", "e2");
+  ASSERT_TRUE(Stage(v2.id, {Part(h0_, "p/v2", 12)}).ok());
+  EXPECT_TRUE(ledger_->CollectableParts("t")->empty())
+      << "the warehouse still holds v1's rows until the partition reloads";
+
+  // A load that started before v2 committed does not free v1's part.
+  // (Simulated by finishing the old plan again: its revision is 1.)
+  ASSERT_TRUE(ledger_->FinishLoad(*plan, 10, now_).ok());
+  EXPECT_TRUE(ledger_->CollectableParts("t")->empty());
+
+  auto plan2 = ledger_->BeginLoad("t", h0_, now_);
+  ASSERT_TRUE(plan2.ok());
+  ASSERT_EQ(plan2->parts.size(), 1u);
+  EXPECT_EQ(plan2->parts[0].key, "p/v2");
+  EXPECT_TRUE(ledger_->CollectableParts("t")->empty()) << "not before the load finishes";
+  ASSERT_TRUE(ledger_->FinishLoad(*plan2, 12, now_).ok());
+  auto coll = ledger_->CollectableParts("t");
+  ASSERT_TRUE(coll.ok());
+  ASSERT_EQ(coll->size(), 1u);
+  EXPECT_EQ((*coll)[0].key, "p/v1");
+  ASSERT_TRUE(ledger_->ForgetPart((*coll)[0]).ok());
+  EXPECT_TRUE(ledger_->CollectableParts("t")->empty());
+  EXPECT_EQ(ledger_->LiveParts("t")->size(), 1u) << "forgetting an obsolete part leaves live ones";
+}
+
+TEST_F(LedgerTest, RecordRequestIsIdempotentWithOriginKey) {
+  ObjectRow o = Discover("k", "e1");
+  ASSERT_TRUE(Stage(o.id, {Part(h0_, "p/a", 1), Part(h1_, "p/b", 1), Part(h2_, "p/c", 1)}).ok());
+  for (int64_t p : {h0_, h1_, h2_}) {
+    auto plan = ledger_->BeginLoad("t", p, now_);
+    ASSERT_TRUE(plan.ok());
+    ASSERT_TRUE(ledger_->FinishLoad(*plan, 1, now_).ok());
+  }
+  EXPECT_TRUE(ledger_->DuePartitions("t", kHour, 0, now_)->empty());
+
+  // [h0, h2) covers h0 and h1 only.
+  auto r = ledger_->RecordRequest("t", "file:///s/_requests/a.json", "a.json", h0_, h2_, kHour, now_);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->second, 2);
+  auto due = ledger_->DuePartitions("t", kHour, 1000 * kHour, now_);
+  ASSERT_TRUE(due.ok());
+  ASSERT_EQ(due->size(), 2u);
+  EXPECT_TRUE((*due)[0].requested);
+
+  auto again = ledger_->RecordRequest("t", "file:///s/_requests/a.json", "a.json", h0_, h2_, kHour, now_);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->first, r->first) << "the same request object is recorded once";
+  auto reqs = ledger_->Requests("t", "");
+  ASSERT_TRUE(reqs.ok());
+  EXPECT_EQ(reqs->size(), 1u);
+  auto found = ledger_->FindRequest("a.json");
+  ASSERT_TRUE(found.ok());
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ((*found)->from_us, h0_);
+  EXPECT_EQ((*found)->to_us, h2_);
+  EXPECT_EQ((*found)->state, "queued");
+  EXPECT_FALSE(ledger_->FindRequest("nope")->has_value());
+
+  ASSERT_TRUE(ledger_->FinishRequest(r->first, "done", "2 partitions", now_).ok());
+  EXPECT_EQ(ledger_->Requests("t", "done")->size(), 1u);
+  EXPECT_EQ(ledger_->Requests("t", "queued")->size(), 0u);
+
+  // CLI requests (no origin key) are never deduplicated.
+  auto c1 = ledger_->RecordRequest("t", "cli", "", h2_, h2_ + kHour, kHour, now_);
+  auto c2 = ledger_->RecordRequest("t", "cli", "", h2_, h2_ + kHour, kHour, now_);
+  ASSERT_TRUE(c1.ok() && c2.ok());
+  EXPECT_NE(c1->first, c2->first);
+
+  // Loading clears the request flag.
+  auto requested = ledger_->DuePartitions("t", kHour, 0, now_);
+  ASSERT_TRUE(requested.ok());
+  EXPECT_EQ(requested->size(), 3u) << "h0 and h1 from a.json, h2 from the CLI";
+  for (auto& p : *requested) {
+    auto plan = ledger_->BeginLoad("t", p.partition_us, now_);
+    ASSERT_TRUE(plan.ok());
+    ASSERT_TRUE(ledger_->FinishLoad(*plan, 1, now_).ok());
+  }
+  EXPECT_TRUE(ledger_->DuePartitions("t", kHour, 0, now_)->empty());
+}
+
+TEST_F(LedgerTest, MarkFailedAndDueObjectsHonourNextAttempt) {
+  ObjectRow o = Discover("k", "e1");
+  ObjectRow other = Discover("j", "e1");
+  int64_t retry_at = now_ + 60 * kMicrosPerSecond;
+  ASSERT_TRUE(ledger_->MarkFailed(o.id, "corrupt gzip", retry_at).ok());
+  auto due = ledger_->DueObjects("t", now_);
+  ASSERT_TRUE(due.ok());
+  ASSERT_EQ(due->size(), 1u);
+  EXPECT_EQ((*due)[0].id, other.id);
+  due = ledger_->DueObjects("t", retry_at);
+  ASSERT_EQ(due->size(), 2u);
+  EXPECT_EQ((*due)[0].key, "j") << "due objects in key order";
+
+  auto failed = ledger_->FailedObjects("t");
+  ASSERT_TRUE(failed.ok());
+  ASSERT_EQ(failed->size(), 1u);
+  EXPECT_EQ((*failed)[0].attempts, 1);
+  EXPECT_EQ((*failed)[0].last_error, "corrupt gzip");
+  ASSERT_TRUE((*failed)[0].next_attempt_us.has_value());
+  EXPECT_EQ(*(*failed)[0].next_attempt_us, retry_at);
+
+  ASSERT_TRUE(ledger_->MarkFailed(o.id, "again", retry_at * 2).ok());
+  EXPECT_EQ((*ledger_->FailedObjects("t"))[0].attempts, 2);
+
+  // A later success clears the error.
+  ASSERT_TRUE(Stage(o.id, {Part(h0_, "p/a", 1)}).ok());
+  EXPECT_TRUE(ledger_->FailedObjects("t")->empty());
+  // A staged object cannot be marked failed by a stale worker.
+  ASSERT_TRUE(ledger_->MarkFailed(o.id, "stale", retry_at).ok());
+  EXPECT_EQ(StateOf(o.id), ObjectState::kStaged);
+
+  // Restage sends it back.
+  ASSERT_TRUE(ledger_->Restage(o.id, "part missing").ok());
+  EXPECT_EQ(StateOf(o.id), ObjectState::kPending);
+}
+
+TEST_F(LedgerTest, ReopenKeepsDataAndMigrationsAreIdempotent) {
+  ObjectRow o = Discover("k", "e1");
+  ASSERT_TRUE(Stage(o.id, {Part(h0_, "p/a", 4)}).ok());
+  ASSERT_TRUE(ledger_->CheckTableSettings("t", "partition=hour").ok());
+  Reopen();
+  Reopen();
+  auto all = ledger_->Objects("t");
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  ASSERT_EQ(all->size(), 1u);
+  EXPECT_EQ((*all)[0].state, ObjectState::kStaged);
+  EXPECT_EQ(ledger_->LiveParts("t")->size(), 1u);
+  EXPECT_EQ(Partition(h0_).revision, 1);
+  EXPECT_TRUE(ledger_->CheckTableSettings("t", "partition=hour").ok());
+  Status changed = ledger_->CheckTableSettings("t", "partition=day");
+  EXPECT_EQ(changed.code(), StatusCode::kFailedPrecondition) << changed.ToString();
+
+  // Two handles on the same file (daemon and `status`) see each other's writes.
+  auto second = Ledger::Open(dir_ + "/ledger.db");
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  ASSERT_TRUE((*second)->RecordDiscovered("t", {Obj("k2", "e")}, "listing", now_).ok());
+  EXPECT_EQ(ledger_->Objects("t")->size(), 2u);
+}
+
+TEST_F(LedgerTest, RefusesNewerSchemaVersion) {
+  ledger_.reset();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ + "/ledger.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "UPDATE meta SET value='99' WHERE key='schema_version'", nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  auto l = Ledger::Open(dir_ + "/ledger.db");
+  ASSERT_FALSE(l.ok());
+  EXPECT_EQ(l.status().code(), StatusCode::kFailedPrecondition) << l.status().ToString();
+}
+
+TEST_F(LedgerTest, ColumnsRoundTripIncludingNulBytesInRawKeys) {
+  ObjectRow o = Discover("k", "e1");
+  std::vector<ColumnRecord> cols;
+  auto add = [&](std::string parent, std::string raw, std::string name, ColumnType type, bool repeated, bool comp) {
+    ColumnRecord c;
+    c.parent_path = std::move(parent);
+    c.raw_key = std::move(raw);
+    c.name = std::move(name);
+    c.type = type;
+    c.repeated = repeated;
+    c.companion = comp;
+    cols.push_back(c);
+  };
+  add("", "status", "status", ColumnType::kInt64, false, false);
+  add("", std::string("status\0str", 10), "status_str", ColumnType::kString, false, true);
+  add("", "req", "req", ColumnType::kRecord, false, false);
+  add("req", "user-agent", "user_agent", ColumnType::kString, false, false);
+  add("", "tags", "tags", ColumnType::kString, true, false);
+  add("", "caf\xC3\xA9", "caf_", ColumnType::kBool, false, false);
+  ASSERT_TRUE(Stage(o.id, {Part(h0_, "p/a", 1)}, cols).ok());
+
+  auto back = ledger_->Columns("t");
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_EQ(back->size(), cols.size());
+  for (size_t i = 0; i < cols.size(); ++i) {
+    EXPECT_EQ((*back)[i].parent_path, cols[i].parent_path) << i;
+    EXPECT_EQ((*back)[i].raw_key, cols[i].raw_key) << i;
+    EXPECT_EQ((*back)[i].raw_key.size(), cols[i].raw_key.size()) << "NUL bytes must survive";
+    EXPECT_EQ((*back)[i].name, cols[i].name) << i;
+    EXPECT_EQ((*back)[i].type, cols[i].type) << i;
+    EXPECT_EQ((*back)[i].repeated, cols[i].repeated) << i;
+    EXPECT_EQ((*back)[i].companion, cols[i].companion) << i;
+  }
+  EXPECT_EQ(*ledger_->SchemaVersion("t"), 1);
+
+  // A widening updates the type in place and keeps the order.
+  ObjectRow o2 = Discover("k2", "e1");
+  ColumnRecord widened = cols[0];
+  widened.type = ColumnType::kFloat64;
+  ASSERT_TRUE(Stage(o2.id, {Part(h1_, "p/b", 1)}, {widened}).ok());
+  back = ledger_->Columns("t");
+  ASSERT_EQ(back->size(), cols.size());
+  EXPECT_EQ((*back)[0].name, "status");
+  EXPECT_EQ((*back)[0].type, ColumnType::kFloat64);
+  EXPECT_EQ(*ledger_->SchemaVersion("t"), 2);
+
+  // Survives a reopen and restores a registry with the same shape.
+  Reopen();
+  back = ledger_->Columns("t");
+  ASSERT_TRUE(back.ok());
+  SchemaRegistry reg({{"_time", ColumnType::kTimestamp}});
+  reg.Restore(*back);
+  Column* status = reg.Child(reg.root(), "status");
+  EXPECT_EQ(status->type(), ColumnType::kFloat64);
+  EXPECT_EQ(reg.CompanionOf(status)->name(), "status_str");
+  EXPECT_EQ(reg.Child(reg.Child(reg.root(), "req"), "user-agent")->path(), "req.user_agent");
+  EXPECT_FALSE(reg.HasUnpersisted());
+
+  // Other tables do not see these columns.
+  EXPECT_TRUE(ledger_->Columns("other")->empty());
+}
+
+TEST_F(LedgerTest, BadRecordsAreReplacedOnRestageAndHiddenWhenSuperseded) {
+  ObjectRow o = Discover("k", "e1");
+  StagedObject st;
+  st.object_id = o.id;
+  st.bad_records = {BadRecord{3, 120, "time", "unparseable time 'x'", "x\t..."}};
+  st.bad_total = 1;
+  ASSERT_TRUE(ledger_->CommitStaged(st, now_).ok());
+  auto bad = ledger_->BadRecords("t", 0, 100);
+  ASSERT_TRUE(bad.ok());
+  ASSERT_EQ(bad->size(), 1u);
+  EXPECT_EQ((*bad)[0].object_key, "k");
+  EXPECT_EQ((*bad)[0].record.line, 3);
+  EXPECT_EQ((*bad)[0].record.byte_offset, 120);
+  EXPECT_EQ((*bad)[0].record.field, "time");
+
+  ASSERT_TRUE(ledger_->CommitStaged(st, now_).ok());
+  EXPECT_EQ(ledger_->BadRecords("t", 0, 100)->size(), 1u) << "restaging replaces, never duplicates";
+
+  ObjectRow v2 = Discover("k", "e2");
+  StagedObject clean;
+  clean.object_id = v2.id;
+  ASSERT_TRUE(ledger_->CommitStaged(clean, now_).ok());
+  EXPECT_TRUE(ledger_->BadRecords("t", 0, 100)->empty()) << "bad records of a replaced version are history";
+}
+
+TEST_F(LedgerTest, CountsSummarizeStates) {
+  ObjectRow a = Discover("a", "e");
+  ObjectRow b = Discover("b", "e");
+  (void)Discover("c", "e");
+  ASSERT_TRUE(Stage(a.id, {Part(h0_, "p/a", 7)}).ok());
+  ASSERT_TRUE(ledger_->MarkFailed(b.id, "x", now_ + 1).ok());
+  auto c = ledger_->Counts("t", now_);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->objects_staged, 1);
+  EXPECT_EQ(c->objects_failed, 1);
+  EXPECT_EQ(c->objects_pending, 1);
+  EXPECT_EQ(c->rows_staged, 7);
+  EXPECT_EQ(c->partitions_pending, 1);
+  ASSERT_TRUE(c->oldest_pending_partition_us.has_value());
+  EXPECT_EQ(*c->oldest_pending_partition_us, h0_);
+}
+
+}  // namespace
+}  // namespace logferry
