@@ -163,7 +163,7 @@ Status Pipeline::Stage(TableRuntime& t, const std::atomic<bool>& stop, PassStats
                      o.staged.bad_records.front().line, o.staged.bad_records.front().reason,
                      o.staged.bad_records.front().field.empty() ? "" : " (field '" + o.staged.bad_records.front().field + "')");
       if (o.staged.warnings > 0)
-        spdlog::info("{}: {} value(s) repaired or rewritten; latest: {}", t.source->UriOf(obj.key), o.staged.warnings, o.warning);
+        spdlog::info("{}: {} value(s) repaired or rewritten; latest: {}", t.source->UriOf(obj.key), o.staged.warnings, o.staged.warning);
       ++done;
       rows += o.staged.rows_staged;
       bad += o.staged.bad_total;

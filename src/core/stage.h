@@ -12,7 +12,6 @@ namespace logferry {
 struct StageOutcome {
   StagedObject staged;             // parts, bad records, counts
   uint64_t bytes_uncompressed = 0;
-  std::string warning;
 };
 
 // Reads `object` from the table's source and writes its parts to staging.

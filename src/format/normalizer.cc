@@ -72,6 +72,30 @@ size_t RawKeyLength(const char* p) {
 
 std::string ErrorText(simdjson::error_code e) { return simdjson::error_message(e); }
 
+// Where the top-level object that `s` starts with ends (one past its '}'), or
+// npos if it never closes. Only used to explain a rejected line.
+size_t EndOfLeadingObject(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
+  if (i >= s.size() || s[i] != '{') return std::string_view::npos;
+  int depth = 0;
+  bool in_string = false;
+  for (; i < s.size(); ++i) {
+    char c = s[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      ++depth;
+    } else if ((c == '}' || c == ']') && --depth == 0) {
+      return i + 1;
+    }
+  }
+  return std::string_view::npos;
+}
+
 }  // namespace
 
 std::optional<int64_t> ParseEventTime(std::string_view text, const FormatOptions& opts) {
@@ -472,6 +496,12 @@ bool RowNormalizer::ParseJsonLine(std::string_view json, size_t capacity, LineEr
   od::object obj;
   if (auto oe = doc.get_object().get(obj)) {
     err->reason = oe == simdjson::INCORRECT_TYPE ? "record is not a JSON object" : "invalid JSON: " + ErrorText(oe);
+    // simdjson reports "{...} xyz" as an unclosed object (its last token is not '}').
+    if (oe == simdjson::INCOMPLETE_ARRAY_OR_OBJECT) {
+      size_t end = EndOfLeadingObject(json);
+      if (end != std::string_view::npos && !TrimRight(json.substr(end)).empty())
+        err->reason = "trailing characters after the JSON object";
+    }
     return false;
   }
   if (!EmitMembers(obj, schema_->root(), true, err)) return false;

@@ -3,6 +3,8 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <chrono>
+#include <thread>
 
 #include "common/strings.h"
 #include "common/time.h"
@@ -120,7 +122,15 @@ StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const std::string& path) {
   }
   std::unique_ptr<Ledger> ledger(new Ledger(db));
   sqlite3_busy_timeout(db, 30000);
-  LF_RETURN_IF_ERROR(ledger->Exec("PRAGMA journal_mode=WAL"));
+  // Switching to WAL needs a moment alone with the file and SQLite does not
+  // call the busy handler for it; WAL mode persists, so this only matters
+  // while the ledger is new. Retry briefly instead of failing.
+  for (int attempt = 0;; ++attempt) {
+    Status s = ledger->Exec("PRAGMA journal_mode=WAL");
+    if (s.ok()) break;
+    if (!s.IsTransient() || attempt >= 100) return s;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
   // NORMAL is durable across process crashes in WAL mode; FULL adds power-loss
   // durability of the last commit, which matters for the ledger's promises.
   LF_RETURN_IF_ERROR(ledger->Exec("PRAGMA synchronous=FULL"));
@@ -144,6 +154,13 @@ Status Ledger::Exec(std::string_view sql) {
 
 Status Ledger::Migrate() {
   std::lock_guard lock(mu_);
+  constexpr int64_t kTarget = sizeof(kMigrations) / sizeof(kMigrations[0]);
+  {
+    // Most opens find the schema current: check with a read, not a write lock.
+    Statement s(db_, "SELECT value FROM meta WHERE key='schema_version'");
+    auto row = s.Step();
+    if (row.ok() && *row && std::stoll(s.Text(0)) == kTarget) return Status::Ok();
+  }
   LF_TXN(txn);
   LF_RETURN_IF_ERROR(Exec("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)"));
   int64_t version = 0;
@@ -152,7 +169,6 @@ Status Ledger::Migrate() {
     LF_ASSIGN_OR_RETURN(bool row, s.Step());
     if (row) version = std::stoll(s.Text(0));
   }
-  constexpr int64_t kTarget = sizeof(kMigrations) / sizeof(kMigrations[0]);
   if (version > kTarget)
     return Status::FailedPrecondition("ledger schema version " + std::to_string(version) +
                                       " is newer than this logferry understands (" + std::to_string(kTarget) + ")");

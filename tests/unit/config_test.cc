@@ -1,0 +1,266 @@
+#include "core/config.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <regex>
+
+namespace logferry {
+namespace {
+
+constexpr const char* kMinimal = R"(state_dir = "/var/lib/logferry"
+
+[[table]]
+name = "access"
+source = "file:///data/bucket/logs/"
+staging = "file:///data/staging"
+warehouse = "duckdb:///data/logs.duckdb"
+)";
+
+StatusOr<Config> Parse(const std::string& text) { return ParseConfig(text, "test.toml"); }
+
+// The error must name the key and point at "test.toml:<line>".
+void ExpectError(const std::string& text, const std::string& key, int line) {
+  auto c = Parse(text);
+  ASSERT_FALSE(c.ok()) << "accepted:\n" << text;
+  EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument);
+  const std::string& m = c.status().message();
+  EXPECT_NE(m.find(key), std::string::npos) << "error does not name '" << key << "': " << m;
+  EXPECT_NE(m.find("test.toml:" + std::to_string(line)), std::string::npos)
+      << "error does not point at line " << line << ": " << m;
+}
+
+TEST(Config, Defaults) {
+  auto c = Parse(kMinimal);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->state_dir, "/var/lib/logferry");
+  EXPECT_EQ(c->LedgerPath(), "/var/lib/logferry/ledger.db");
+  EXPECT_GE(c->workers, 1) << "workers=0 means one per core";
+  EXPECT_EQ(c->log_level, "info");
+  EXPECT_EQ(c->lock_timeout_us, 60 * kMicrosPerSecond);
+  ASSERT_EQ(c->tables.size(), 1u);
+  const TableConfig& t = c->tables[0];
+  EXPECT_EQ(t.name, "access");
+  EXPECT_EQ(t.source, "file:///data/bucket/logs/");
+  EXPECT_EQ(t.staging, "file:///data/staging/") << "store URIs get a trailing slash";
+  EXPECT_EQ(t.warehouse, "duckdb:///data/logs.duckdb");
+  EXPECT_EQ(t.key_format, "%{path}%{time_slice}_%{index}.%{file_extension}");
+  EXPECT_EQ(t.time_slice_format, "%Y%m%d%H");
+  EXPECT_EQ(t.format.format, LogFormat::kOutFile);
+  EXPECT_EQ(t.format.delimiter, '\t');
+  EXPECT_TRUE(t.format.output_time);
+  EXPECT_TRUE(t.format.output_tag);
+  EXPECT_EQ(t.format.time_key, "time");
+  EXPECT_EQ(t.format.time_kind, TimeFormatKind::kIso8601);
+  EXPECT_EQ(t.compression, Compression::kAuto);
+  EXPECT_EQ(t.offset_seconds, 0);
+  EXPECT_EQ(t.partition, "hour");
+  EXPECT_EQ(t.partition_unit_us, kMicrosPerHour);
+  EXPECT_EQ(t.settle_us, 10 * 60 * kMicrosPerSecond);
+  EXPECT_EQ(t.interval_us, 60 * kMicrosPerSecond);
+  EXPECT_EQ(t.retry_base_us, 30 * kMicrosPerSecond);
+  EXPECT_EQ(t.retry_max_us, kMicrosPerHour);
+  EXPECT_EQ(t.max_line_bytes, 134217728);
+  EXPECT_EQ(c->FindTable("access"), &c->tables[0]);
+  EXPECT_EQ(c->FindTable("nope"), nullptr);
+  EXPECT_EQ(c->MinInterval(), 60 * kMicrosPerSecond);
+}
+
+TEST(Config, TopLevelDefaultsAreInheritedAndOverridable) {
+  auto c = Parse(R"(state_dir = "/s"
+workers = 3
+lock_timeout = "5s"
+timezone = "+09:00"
+settle = "0s"
+staging = "file:///staging/"
+warehouse = "duckdb:///w.duckdb"
+format = "json"
+
+[[table]]
+name = "a"
+source = "file:///a/"
+
+[[table]]
+name = "b"
+source = "file:///b/"
+timezone = "UTC"
+format = "out_file"
+partition = "day"
+interval = "5s"
+delimiter = "COMMA"
+output_tag = false
+time_format = "%d/%b/%Y:%H:%M:%S %z"
+compression = "zstd"
+)");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->workers, 3);
+  EXPECT_EQ(c->lock_timeout_us, 5 * kMicrosPerSecond);
+  ASSERT_EQ(c->tables.size(), 2u);
+  const TableConfig& a = c->tables[0];
+  const TableConfig& b = c->tables[1];
+  EXPECT_EQ(a.offset_seconds, 9 * 3600);
+  EXPECT_EQ(a.format.offset_seconds, 9 * 3600) << "the zone reaches the normalizer";
+  EXPECT_EQ(a.settle_us, 0);
+  EXPECT_EQ(a.staging, "file:///staging/");
+  EXPECT_EQ(a.warehouse, "duckdb:///w.duckdb");
+  EXPECT_EQ(a.format.format, LogFormat::kJson);
+  EXPECT_EQ(b.offset_seconds, 0);
+  EXPECT_EQ(b.settle_us, 0) << "inherited";
+  EXPECT_EQ(b.format.format, LogFormat::kOutFile);
+  EXPECT_EQ(b.partition_unit_us, kMicrosPerDay);
+  EXPECT_EQ(b.format.delimiter, ',');
+  EXPECT_FALSE(b.format.output_tag);
+  EXPECT_EQ(b.format.time_kind, TimeFormatKind::kLayout);
+  EXPECT_EQ(b.compression, Compression::kZstd);
+  EXPECT_EQ(c->MinInterval(), 5 * kMicrosPerSecond);
+}
+
+TEST(Config, IntegersAndBooleansAreAcceptedAsValues) {
+  auto c = Parse(std::string(kMinimal) + "max_line_bytes = 2048\noutput_time = false\n");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->tables[0].max_line_bytes, 2048);
+  EXPECT_FALSE(c->tables[0].format.output_time);
+}
+
+TEST(Config, UnknownKeysNameKeyAndLine) {
+  ExpectError(std::string("state_dir = \"/s\"\nbogus = 1\n") + std::string(kMinimal).substr(std::string(kMinimal).find("[[table]]")),
+              "bogus", 2);
+  ExpectError(std::string(kMinimal) + "sauce = \"x\"\n", "sauce", 8);
+  // A table key at top level and a top-level key in a table.
+  ExpectError(std::string("name = \"x\"\n") + kMinimal, "name", 1);
+  ExpectError(std::string(kMinimal) + "workers = 2\n", "workers", 8);
+}
+
+TEST(Config, MissingKeysNameKeyAndTableLine) {
+  ExpectError(R"(state_dir = "/s"
+
+[[table]]
+name = "a"
+staging = "file:///st/"
+warehouse = "duckdb:///w.duckdb"
+)",
+              "source", 3);
+  ExpectError(R"(state_dir = "/s"
+[[table]]
+source = "file:///a/"
+staging = "file:///st/"
+warehouse = "duckdb:///w.duckdb"
+)",
+              "name", 2);
+  auto c = Parse(std::string(kMinimal).substr(std::string(kMinimal).find('\n') + 1));
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("state_dir"), std::string::npos) << c.status().message();
+  c = Parse("state_dir = \"/s\"\n");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("[[table]]"), std::string::npos) << c.status().message();
+}
+
+TEST(Config, BadValuesNameKeyAndLine) {
+  struct Case {
+    const char* line;
+    const char* key;
+  };
+  for (const Case& bad : {Case{"timezone = \"Tokyo\"", "timezone"}, Case{"settle = \"10 minutes\"", "settle"},
+                          Case{"partition = \"week\"", "partition"}, Case{"format = \"csv\"", "format"},
+                          Case{"compression = \"bz2\"", "compression"}, Case{"delimiter = \"ab\"", "delimiter"},
+                          Case{"output_tag = \"yes\"", "output_tag"}, Case{"max_line_bytes = 10", "max_line_bytes"},
+                          Case{"time_format = \"%Q\"", "time_format"}, Case{"time_format = \"epoch\"", "time_format"},
+                          Case{"key_format = \"%{nope}\"", "key_format"}, Case{"retry_base = \"x\"", "retry_base"},
+                          Case{"source = \"s3://bucket/\"", "source"}, Case{"staging = \"/plain/path\"", "staging"},
+                          Case{"warehouse = \"bigquery://p/d\"", "warehouse"}, Case{"settle = 1.5", "settle"},
+                          Case{"settle = [\"1s\"]", "settle"}}) {
+    SCOPED_TRACE(bad.line);
+    ExpectError(std::string(kMinimal) + bad.line + "\n", bad.key, 8);
+  }
+  // Top-level values are checked too, pointing at their own line.
+  ExpectError("state_dir = \"/s\"\nworkers = 9999\n" + std::string(kMinimal).substr(std::string(kMinimal).find("[[table]]")),
+              "workers", 2);
+  ExpectError("state_dir = \"/s\"\nlock_timeout = \"soon\"\n" +
+                  std::string(kMinimal).substr(std::string(kMinimal).find("[[table]]")),
+              "lock_timeout", 2);
+  // A bad top-level default is reported where it was written, not at the table.
+  ExpectError("state_dir = \"/s\"\ntimezone = \"Mars\"\n" + std::string(kMinimal).substr(std::string(kMinimal).find("[[table]]")),
+              "timezone", 2);
+}
+
+TEST(Config, TomlSyntaxErrorsCarryALine) {
+  auto c = Parse("state_dir = \"/s\"\n[[table]\nname = 1\n");
+  ASSERT_FALSE(c.ok());
+  EXPECT_TRUE(std::regex_search(c.status().message(), std::regex("test\\.toml:\\d+"))) << c.status().message();
+}
+
+TEST(Config, EnvironmentVariablesAreExpanded) {
+  setenv("LF_TEST_ROOT", "/srv/data", 1);
+  auto c = Parse(R"(state_dir = "${LF_TEST_ROOT}/state"
+[[table]]
+name = "a"
+source = "file://${LF_TEST_ROOT}/bucket/"
+staging = "file:///st/"
+warehouse = "duckdb:///w$${x}.duckdb"
+)");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->state_dir, "/srv/data/state");
+  EXPECT_EQ(c->tables[0].source, "file:///srv/data/bucket/");
+  EXPECT_EQ(c->tables[0].warehouse, "duckdb:///w${x}.duckdb") << "$$ is a literal dollar";
+  unsetenv("LF_TEST_ROOT");
+}
+
+TEST(Config, UnsetEnvironmentVariableIsAnError) {
+  unsetenv("LF_TEST_SURELY_UNSET");
+  auto c = Parse(std::string(kMinimal) + "settle = \"${LF_TEST_SURELY_UNSET}\"\n");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("LF_TEST_SURELY_UNSET"), std::string::npos) << c.status().message();
+  EXPECT_NE(c.status().message().find("settle"), std::string::npos) << c.status().message();
+  EXPECT_NE(c.status().message().find("test.toml:8"), std::string::npos) << c.status().message();
+  c = Parse(std::string(kMinimal) + "settle = \"${UNTERMINATED\"\n");
+  ASSERT_FALSE(c.ok());
+}
+
+TEST(Config, DuplicateTableNames) {
+  std::string text = std::string(kMinimal) + R"(
+[[table]]
+name = "access"
+source = "file:///other/"
+staging = "file:///st/"
+warehouse = "duckdb:///w.duckdb"
+)";
+  ExpectError(text, "access", 10);
+}
+
+TEST(Config, IllegalTableNames) {
+  for (const char* name : {"1abc", "a-b", "", "a b", "t\xC3\xA9", "a.b"}) {
+    std::string text = std::regex_replace(std::string(kMinimal), std::regex("name = \"access\""),
+                                          std::string("name = \"") + name + "\"");
+    SCOPED_TRACE(name);
+    ExpectError(text, "name", 4);
+  }
+  for (const char* name : {"_x", "Access_2016", "a"}) {
+    std::string text = std::regex_replace(std::string(kMinimal), std::regex("name = \"access\""),
+                                          std::string("name = \"") + name + "\"");
+    EXPECT_TRUE(Parse(text).ok()) << name;
+  }
+}
+
+TEST(Config, IntervalFloor) {
+  auto c = Parse(std::string(kMinimal) + "interval = \"10ms\"\n");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("interval"), std::string::npos);
+}
+
+TEST(Config, LoadConfigReportsMissingFile) {
+  auto c = LoadConfig("/nonexistent/logferry.toml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), StatusCode::kNotFound);
+}
+
+TEST(Config, ReferenceListsEveryKey) {
+  std::string ref = ConfigReference();
+  for (const char* key : {"state_dir", "workers", "lock_timeout", "name", "source", "staging", "warehouse", "key_format",
+                          "time_slice_format", "format", "compression", "time_key", "time_format", "timezone",
+                          "delimiter", "output_time", "output_tag", "partition", "settle", "interval",
+                          "max_line_bytes", "retry_base", "retry_max", "log_level"})
+    EXPECT_NE(ref.find(std::string("`") + key + "`"), std::string::npos) << key;
+}
+
+}  // namespace
+}  // namespace logferry

@@ -1,0 +1,457 @@
+#include <fcntl.h>
+#include <poll.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <climits>
+#include <filesystem>
+#include <thread>
+
+#include "format/compression.h"
+#include "format/normalizer.h"
+#include "store/object_store.h"
+#include "warehouse/warehouse.h"
+
+extern char** environ;
+
+namespace logferry {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kHoldEnv = "LF_TEST_HOLD_WAREHOUSE";
+
+// When this binary is started with LF_TEST_HOLD_WAREHOUSE=<path>, it is the
+// lock-holding child of ReadOnlyOpenWaitsForWriter, not a test run: it opens
+// the warehouse for writing, reports on fd 3, and holds the file until its
+// stdin reaches EOF. DuckDB's file lock is per process, so the holder must be
+// a separate process; re-executing ourselves avoids fork() after DuckDB has
+// started threads.
+int HoldWarehouseAndExit(const char* path) {
+  WarehouseOptions opts;
+  opts.lock_timeout_us = 30 * kMicrosPerSecond;
+  auto w = OpenWarehouse(std::string("duckdb://") + path, opts);
+  char status = w.ok() ? 'R' : 'E';
+  if (write(3, &status, 1) != 1) return 2;
+  if (!w.ok()) return 1;
+  char c;
+  while (read(0, &c, 1) > 0) {
+  }
+  w->reset();
+  return 0;
+}
+
+[[maybe_unused]] const bool kIsHolder = [] {
+  if (const char* p = getenv(kHoldEnv)) _exit(HoldWarehouseAndExit(p));
+  return false;
+}();
+
+using nlohmann::json;
+
+int64_t T(const char* iso) {
+  auto t = ParseIso8601(iso);
+  EXPECT_TRUE(t) << iso;
+  return t.value_or(0);
+}
+
+class DuckDbWarehouseTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/lf-duckdb-test-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    auto s = OpenObjectStore("file://" + dir_ + "/staging/");
+    ASSERT_TRUE(s.ok());
+    staging_ = std::move(s).value();
+    uri_ = "duckdb://" + dir_ + "/x.duckdb";
+    schema_ = std::make_unique<SchemaRegistry>(FixedColumns(LogFormat::kOutFile));
+    Column* root = schema_->root();
+    ASSERT_EQ(schema_->Offer(schema_->Child(root, "n"), ColumnType::kInt64, false), Fit::kOk);
+    ASSERT_EQ(schema_->Offer(schema_->Child(root, "msg"), ColumnType::kString, false), Fit::kOk);
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  std::unique_ptr<Warehouse> Open(bool read_only = false) {
+    WarehouseOptions o;
+    o.read_only = read_only;
+    o.lock_timeout_us = 5 * kMicrosPerSecond;
+    auto w = OpenWarehouse(uri_, o);
+    EXPECT_TRUE(w.ok()) << w.status().ToString();
+    return w.ok() ? std::move(w).value() : nullptr;
+  }
+
+  // Writes rows as a gzip NDJSON part, the way staging does.
+  PartRow WritePart(const std::string& key, const std::vector<json>& rows) {
+    std::string ndjson;
+    for (const json& r : rows) ndjson += r.dump() + "\n";
+    auto w = staging_->WriteAll(key, GzipCompress(ndjson));
+    EXPECT_TRUE(w.ok()) << w.status().ToString();
+    PartRow p;
+    p.key = key;
+    p.rows = static_cast<int64_t>(rows.size());
+    return p;
+  }
+
+  static json Row(const char* time, int64_t n, const std::string& msg) {
+    return json{{"_time", time}, {"_tag", "app"}, {"n", n}, {"msg", msg}};
+  }
+
+  LoadPlan Plan(int64_t partition, std::vector<PartRow> parts) {
+    LoadPlan p;
+    p.table = "t";
+    p.partition_us = partition;
+    p.parts = std::move(parts);
+    for (auto& part : p.parts) p.expected_rows += part.rows;
+    return p;
+  }
+
+  std::map<std::string, std::string> ColumnTypes(Warehouse& w) {
+    auto r = w.Query("SELECT column_name, data_type FROM information_schema.columns WHERE table_name='t' ORDER BY ordinal_position");
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    std::map<std::string, std::string> out;
+    if (r.ok())
+      for (auto& row : r->rows) out[*row[0]] = *row[1];
+    return out;
+  }
+
+  std::vector<std::string> Column(Warehouse& w, const std::string& sql) {
+    auto r = w.Query(sql);
+    EXPECT_TRUE(r.ok()) << sql << ": " << r.status().ToString();
+    std::vector<std::string> out;
+    if (r.ok())
+      for (auto& row : r->rows) out.push_back(row[0].value_or("NULL"));
+    return out;
+  }
+
+  std::string dir_;
+  std::string uri_;
+  std::unique_ptr<ObjectStore> staging_;
+  std::unique_ptr<SchemaRegistry> schema_;
+  const int64_t h0_ = T("2016-08-01T00:00:00Z");
+  const int64_t h1_ = T("2016-08-01T01:00:00Z");
+};
+
+TEST_F(DuckDbWarehouseTest, EnsureTableCreatesAddsAndWidens) {
+  auto w = Open();
+  ASSERT_TRUE(w);
+  ASSERT_TRUE(w->EnsureTable("t", *schema_).ok());
+  auto types = ColumnTypes(*w);
+  EXPECT_EQ(types["_time"], "TIMESTAMP WITH TIME ZONE");
+  EXPECT_EQ(types["_tag"], "VARCHAR");
+  EXPECT_EQ(types["n"], "BIGINT");
+  EXPECT_EQ(types["msg"], "VARCHAR");
+  EXPECT_EQ(types.size(), 4u);
+  ASSERT_TRUE(w->EnsureTable("t", *schema_).ok()) << "idempotent";
+
+  // Data loaded before the schema changes must survive the changes.
+  auto n = w->ReplacePartition(Plan(h0_, {WritePart("t/p0.ndjson.gz", {Row("2016-08-01T00:10:00Z", 7, "x")})}),
+                               kMicrosPerHour, *staging_, *schema_);
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+
+  Column* root = schema_->root();
+  ASSERT_EQ(schema_->Offer(schema_->Child(root, "ok"), ColumnType::kBool, false), Fit::kOk);
+  ASSERT_EQ(schema_->Offer(schema_->Child(root, "req"), ColumnType::kRecord, false), Fit::kOk);
+  ASSERT_EQ(schema_->Offer(schema_->Child(root, "n"), ColumnType::kFloat64, false), Fit::kOk);
+  (void)schema_->CompanionOf(schema_->Child(root, "n"));
+  ASSERT_TRUE(w->EnsureTable("t", *schema_).ok());
+  types = ColumnTypes(*w);
+  EXPECT_EQ(types["ok"], "BOOLEAN");
+  EXPECT_EQ(types["req"], "JSON");
+  EXPECT_EQ(types["n"], "DOUBLE") << "BIGINT widens to DOUBLE";
+  EXPECT_EQ(types["n_str"], "VARCHAR");
+  EXPECT_EQ(Column(*w, "SELECT n FROM t"), (std::vector<std::string>{"7.0"}));
+  ASSERT_TRUE(w->EnsureTable("t", *schema_).ok()) << "idempotent after changes";
+}
+
+TEST_F(DuckDbWarehouseTest, ReplacePartitionReplacesOnlyThatHour) {
+  auto w = Open();
+  ASSERT_TRUE(w);
+  ASSERT_TRUE(w->EnsureTable("t", *schema_).ok());
+  PartRow a = WritePart("t/dt=2016-08-01/hr=00/a.ndjson.gz",
+                        {Row("2016-08-01T00:00:00Z", 1, "a1"), Row("2016-08-01T00:30:00Z", 2, "a2"),
+                         Row("2016-08-01T00:59:59.999999Z", 3, "a3")});
+  PartRow b = WritePart("t/dt=2016-08-01/hr=00/b.ndjson.gz",
+                        {Row("2016-08-01T00:05:00Z", 4, "b1"), Row("2016-08-01T00:06:00Z", 5, "b2")});
+  PartRow c = WritePart("t/dt=2016-08-01/hr=01/c.ndjson.gz",
+                        {Row("2016-08-01T01:00:00Z", 6, "c1"), Row("2016-08-01T01:10:00Z", 7, "c2"),
+                         Row("2016-08-01T01:20:00Z", 8, "c3"), Row("2016-08-01T01:59:59Z", 9, "c4")});
+
+  auto n1 = w->ReplacePartition(Plan(h1_, {c}), kMicrosPerHour, *staging_, *schema_);
+  ASSERT_TRUE(n1.ok()) << n1.status().ToString();
+  EXPECT_EQ(*n1, 4);
+  auto n0 = w->ReplacePartition(Plan(h0_, {a, b}), kMicrosPerHour, *staging_, *schema_);
+  ASSERT_TRUE(n0.ok()) << n0.status().ToString();
+  EXPECT_EQ(*n0, 5);
+
+  auto counts = w->CountByPartition("t", kMicrosPerHour);
+  ASSERT_TRUE(counts.ok()) << counts.status().ToString();
+  EXPECT_EQ(*counts, (std::map<int64_t, int64_t>{{h0_, 5}, {h1_, 4}}));
+
+  // Loading the same plan again is a no-op in effect (loads are repeatable).
+  n0 = w->ReplacePartition(Plan(h0_, {a, b}), kMicrosPerHour, *staging_, *schema_);
+  ASSERT_TRUE(n0.ok());
+  EXPECT_EQ(*n0, 5);
+
+  // Fewer parts: exactly those rows remain, the other hour is untouched.
+  n0 = w->ReplacePartition(Plan(h0_, {a}), kMicrosPerHour, *staging_, *schema_);
+  ASSERT_TRUE(n0.ok());
+  EXPECT_EQ(*n0, 3);
+  EXPECT_EQ(Column(*w, "SELECT msg FROM t ORDER BY _time, msg"),
+            (std::vector<std::string>{"a1", "a2", "a3", "c1", "c2", "c3", "c4"}));
+  EXPECT_EQ(Column(*w, "SELECT CAST(_time AS VARCHAR) FROM t WHERE msg='a3'"),
+            (std::vector<std::string>{"2016-08-01 00:59:59.999999+00"}));
+
+  // No parts at all: the hour becomes empty.
+  n0 = w->ReplacePartition(Plan(h0_, {}), kMicrosPerHour, *staging_, *schema_);
+  ASSERT_TRUE(n0.ok());
+  EXPECT_EQ(*n0, 0);
+  counts = w->CountByPartition("t", kMicrosPerHour);
+  ASSERT_TRUE(counts.ok());
+  EXPECT_EQ(*counts, (std::map<int64_t, int64_t>{{h1_, 4}}));
+}
+
+TEST_F(DuckDbWarehouseTest, DayPartitions) {
+  auto w = Open();
+  ASSERT_TRUE(w);
+  ASSERT_TRUE(w->EnsureTable("t", *schema_).ok());
+  PartRow d1 = WritePart("t/d1.ndjson.gz", {Row("2016-08-01T00:00:00Z", 1, "x"), Row("2016-08-01T23:59:00Z", 2, "y")});
+  PartRow d2 = WritePart("t/d2.ndjson.gz", {Row("2016-08-02T00:00:00Z", 3, "z")});
+  ASSERT_TRUE(w->ReplacePartition(Plan(T("2016-08-01T00:00:00Z"), {d1}), kMicrosPerDay, *staging_, *schema_).ok());
+  ASSERT_TRUE(w->ReplacePartition(Plan(T("2016-08-02T00:00:00Z"), {d2}), kMicrosPerDay, *staging_, *schema_).ok());
+  auto counts = w->CountByPartition("t", kMicrosPerDay);
+  ASSERT_TRUE(counts.ok());
+  EXPECT_EQ(*counts, (std::map<int64_t, int64_t>{{T("2016-08-01T00:00:00Z"), 2}, {T("2016-08-02T00:00:00Z"), 1}}));
+}
+
+TEST_F(DuckDbWarehouseTest, FailedReplaceLeavesPartitionAsItWas) {
+  auto w = Open();
+  ASSERT_TRUE(w);
+  ASSERT_TRUE(w->EnsureTable("t", *schema_).ok());
+  PartRow a = WritePart("t/a.ndjson.gz", {Row("2016-08-01T00:01:00Z", 1, "a")});
+  ASSERT_TRUE(w->ReplacePartition(Plan(h0_, {a}), kMicrosPerHour, *staging_, *schema_).ok());
+
+  PartRow missing;
+  missing.key = "t/missing.ndjson.gz";
+  missing.rows = 1;
+  auto r = w->ReplacePartition(Plan(h0_, {missing}), kMicrosPerHour, *staging_, *schema_);
+  EXPECT_FALSE(r.ok()) << "a missing part must fail the load";
+
+  auto corrupt = staging_->WriteAll("t/corrupt.ndjson.gz", GzipCompress("{\"_time\": not json\n"));
+  ASSERT_TRUE(corrupt.ok());
+  PartRow bad;
+  bad.key = "t/corrupt.ndjson.gz";
+  bad.rows = 1;
+  r = w->ReplacePartition(Plan(h0_, {bad}), kMicrosPerHour, *staging_, *schema_);
+  EXPECT_FALSE(r.ok()) << "an undecodable part must fail the load";
+
+  auto counts = w->CountByPartition("t", kMicrosPerHour);
+  ASSERT_TRUE(counts.ok()) << counts.status().ToString();
+  EXPECT_EQ(*counts, (std::map<int64_t, int64_t>{{h0_, 1}})) << "the old rows must still be there";
+  // The connection is usable after the rollback.
+  auto again = w->ReplacePartition(Plan(h0_, {a}), kMicrosPerHour, *staging_, *schema_);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(*again, 1);
+}
+
+TEST_F(DuckDbWarehouseTest, LoadsNormalizerOutput) {
+  // Rows as the normalizer writes them (nested objects, arrays, companions,
+  // escapes) must load into the columns the schema declares.
+  SchemaRegistry schema(FixedColumns(LogFormat::kOutFile));
+  RowNormalizer norm(&schema, FormatOptions{});
+  std::string ndjson;
+  for (const std::string rec :
+       {R"({"status":200,"req":{"path":"/a","ua":"x"},"tags":["a","b"],"msg":"quote \" and \\ and \n","f":1})",
+        R"({"status":"oops","req":{"path":"/b"},"tags":[1,"mixed"],"f":2.5})",
+        R"({"status":404,"big":18446744073709551616,"caf\u00e9":true})"}) {
+    std::string line = "2016-08-01T00:15:00Z\tapp\t" + rec;
+    std::string buf = line + std::string(simdjson::SIMDJSON_PADDING, ' ');
+    LineError err;
+    ASSERT_TRUE(norm.Normalize(std::string_view(buf.data(), line.size()), buf.size(), std::nullopt, &err))
+        << err.reason;
+    ndjson += norm.row();
+  }
+  ASSERT_TRUE(staging_->WriteAll("t/n.ndjson.gz", GzipCompress(ndjson)).ok());
+  PartRow p;
+  p.key = "t/n.ndjson.gz";
+  p.rows = 3;
+
+  auto w = Open();
+  ASSERT_TRUE(w);
+  ASSERT_TRUE(w->EnsureTable("t", schema).ok());
+  auto n = w->ReplacePartition(Plan(h0_, {p}), kMicrosPerHour, *staging_, schema);
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(*n, 3);
+  EXPECT_EQ(Column(*w, "SELECT CAST(status AS VARCHAR) FROM t ORDER BY status NULLS LAST"),
+            (std::vector<std::string>{"200", "404", "NULL"}));
+  EXPECT_EQ(Column(*w, "SELECT status_str FROM t WHERE status_str IS NOT NULL"), (std::vector<std::string>{"oops"}));
+  EXPECT_EQ(Column(*w, "SELECT req->>'path' FROM t WHERE req IS NOT NULL ORDER BY 1"),
+            (std::vector<std::string>{"/a", "/b"}));
+  EXPECT_EQ(Column(*w, "SELECT msg FROM t WHERE msg IS NOT NULL"),
+            (std::vector<std::string>{"quote \" and \\ and \n"}));
+  EXPECT_EQ(Column(*w, "SELECT CAST(f AS VARCHAR) FROM t ORDER BY f NULLS LAST"),
+            (std::vector<std::string>{"1.0", "2.5", "NULL"}));
+  EXPECT_EQ(Column(*w, "SELECT big FROM t WHERE big IS NOT NULL"),
+            (std::vector<std::string>{"18446744073709551616"}));
+  EXPECT_EQ(Column(*w, "SELECT CAST(caf_ AS VARCHAR) FROM t WHERE caf_ IS NOT NULL"),
+            (std::vector<std::string>{"true"}));
+  EXPECT_EQ(Column(*w, "SELECT _tag FROM t LIMIT 1"), (std::vector<std::string>{"app"}));
+}
+
+TEST_F(DuckDbWarehouseTest, CountByPartitionOfMissingTableIsNotFound) {
+  auto w = Open();
+  ASSERT_TRUE(w);
+  auto c = w->CountByPartition("nope", kMicrosPerHour);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(DuckDbWarehouseTest, QueryReturnsTextAndNulls) {
+  auto w = Open();
+  ASSERT_TRUE(w);
+  auto r = w->Query("SELECT 1 AS a, NULL AS b, TIMESTAMPTZ '2016-08-01 00:00:00+00' AS c, 'x''y' AS d");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->columns, (std::vector<std::string>{"a", "b", "c", "d"}));
+  ASSERT_EQ(r->rows.size(), 1u);
+  EXPECT_EQ(r->rows[0][0], std::optional<std::string>("1"));
+  EXPECT_EQ(r->rows[0][1], std::nullopt);
+  EXPECT_EQ(r->rows[0][2], std::optional<std::string>("2016-08-01 00:00:00+00")) << "timestamps are shown in UTC";
+  EXPECT_EQ(r->rows[0][3], std::optional<std::string>("x'y"));
+  auto bad = w->Query("SELEC nonsense");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(bad.status().message().find('\n'), std::string::npos) << "errors are one line";
+}
+
+TEST_F(DuckDbWarehouseTest, ReadOnlyOpenOfMissingFileIsNotFound) {
+  WarehouseOptions o;
+  o.read_only = true;
+  auto w = OpenWarehouse(uri_, o);
+  ASSERT_FALSE(w.ok());
+  EXPECT_EQ(w.status().code(), StatusCode::kNotFound);
+  EXPECT_FALSE(fs::exists(dir_ + "/x.duckdb")) << "a read-only open must not create the file";
+  EXPECT_EQ(OpenWarehouse("bigquery://p/d", {}).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(DuckDbWarehouseTest, DataSurvivesReopenAndReadOnlyCannotWrite) {
+  {
+    auto w = Open();
+    ASSERT_TRUE(w);
+    ASSERT_TRUE(w->EnsureTable("t", *schema_).ok());
+    PartRow a = WritePart("t/a.ndjson.gz", {Row("2016-08-01T00:01:00Z", 1, "a")});
+    ASSERT_TRUE(w->ReplacePartition(Plan(h0_, {a}), kMicrosPerHour, *staging_, *schema_).ok());
+  }
+  auto ro = Open(/*read_only=*/true);
+  ASSERT_TRUE(ro);
+  EXPECT_EQ(Column(*ro, "SELECT msg FROM t"), (std::vector<std::string>{"a"}));
+  EXPECT_FALSE(ro->Query("DELETE FROM t").ok()) << "read-only means read-only";
+  EXPECT_EQ(Column(*ro, "SELECT count(*) FROM t"), (std::vector<std::string>{"1"}));
+}
+
+class LockHolder {
+ public:
+  // Starts a copy of this binary that opens `db_path` for writing and holds it.
+  bool Start(const std::string& db_path) {
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return false;
+    exe[n] = '\0';
+    if (pipe(ready_) != 0 || pipe(release_) != 0) return false;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, release_[0], 0);
+    posix_spawn_file_actions_adddup2(&fa, ready_[1], 3);
+    posix_spawn_file_actions_addclose(&fa, release_[1]);
+    posix_spawn_file_actions_addclose(&fa, ready_[0]);
+    std::vector<std::string> env_strings;
+    for (char** e = environ; *e; ++e) env_strings.emplace_back(*e);
+    env_strings.push_back(std::string(kHoldEnv) + "=" + db_path);
+    std::vector<char*> envp;
+    for (auto& s : env_strings) envp.push_back(s.data());
+    envp.push_back(nullptr);
+    char* argv[] = {exe, nullptr};
+    int rc = posix_spawn(&pid_, exe, &fa, nullptr, argv, envp.data());
+    posix_spawn_file_actions_destroy(&fa);
+    close(release_[0]);
+    close(ready_[1]);
+    release_[0] = ready_[1] = -1;
+    if (rc != 0) {
+      pid_ = -1;
+      return false;
+    }
+    // Wait (bounded) for the child to hold the lock.
+    pollfd pfd{ready_[0], POLLIN, 0};
+    if (poll(&pfd, 1, 60000) != 1) return false;
+    char c = 0;
+    return read(ready_[0], &c, 1) == 1 && c == 'R';
+  }
+  // Lets the child close the warehouse and exit.
+  void Release() {
+    if (release_[1] >= 0) close(release_[1]);
+    release_[1] = -1;
+  }
+  // The child's exit status (-1 if it did not exit normally).
+  int Wait() {
+    Release();
+    if (pid_ <= 0) return -1;
+    int status = 0;
+    if (waitpid(pid_, &status, 0) != pid_) return -1;
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+  ~LockHolder() {
+    Wait();
+    if (ready_[0] >= 0) close(ready_[0]);
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int ready_[2] = {-1, -1};
+  int release_[2] = {-1, -1};
+};
+
+TEST_F(DuckDbWarehouseTest, OpenWhileAnotherProcessWritesWaitsThenFailsOrSucceeds) {
+  {
+    // The file must exist for a read-only open to try at all.
+    auto w = Open();
+    ASSERT_TRUE(w);
+    ASSERT_TRUE(w->EnsureTable("t", *schema_).ok());
+  }
+  LockHolder holder;
+  ASSERT_TRUE(holder.Start(dir_ + "/x.duckdb")) << "could not start the lock-holding child";
+
+  WarehouseOptions ro;
+  ro.read_only = true;
+  ro.lock_timeout_us = 300'000;
+  auto blocked = OpenWarehouse(uri_, ro);
+  ASSERT_FALSE(blocked.ok()) << "opened while another process holds the write lock";
+  EXPECT_EQ(blocked.status().code(), StatusCode::kUnavailable) << blocked.status().ToString();
+  EXPECT_NE(blocked.status().message().find("lock"), std::string::npos) << blocked.status().message();
+
+  WarehouseOptions rw;
+  rw.lock_timeout_us = 300'000;
+  auto blocked_rw = OpenWarehouse(uri_, rw);
+  ASSERT_FALSE(blocked_rw.ok());
+  EXPECT_EQ(blocked_rw.status().code(), StatusCode::kUnavailable) << blocked_rw.status().ToString();
+
+  // The holder lets go while we wait: the open succeeds within its timeout.
+  std::thread releaser([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    holder.Release();
+  });
+  ro.lock_timeout_us = 60 * kMicrosPerSecond;
+  auto waited = OpenWarehouse(uri_, ro);
+  releaser.join();
+  ASSERT_TRUE(waited.ok()) << waited.status().ToString();
+  EXPECT_EQ(Column(**waited, "SELECT count(*) FROM t"), (std::vector<std::string>{"0"}));
+  EXPECT_EQ(holder.Wait(), 0) << "the lock-holding child failed";
+}
+
+}  // namespace
+}  // namespace logferry
