@@ -186,7 +186,9 @@ bool RowNormalizer::ScalarText(od::value v, od::json_type t, Column* c, ColumnTy
       return true;
     }
     case od::json_type::number: {
-      bool is_float = tok.find_first_of(".eE") != std::string_view::npos;
+      // (find_first_of compiles to a memchr call per character here.)
+      bool is_float = false;
+      for (char ch : tok) is_float |= (ch == '.') | ((ch | 0x20) == 'e');
       if (is_float) {
         double d;
         if (!v.get_double().get(d)) {

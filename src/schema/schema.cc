@@ -136,7 +136,7 @@ Column* SchemaRegistry::CompanionOf(Column* c) {
   return comp;
 }
 
-Fit SchemaRegistry::Offer(Column* c, ColumnType kind, bool repeated) {
+Fit SchemaRegistry::OfferSlow(Column* c, ColumnType kind, bool repeated) {
   ColumnType t = c->type();
   if (t == ColumnType::kNone) {
     std::lock_guard lock(mu_);

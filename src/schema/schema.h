@@ -110,7 +110,11 @@ class SchemaRegistry {
   Column* Child(Column* parent, std::string_view raw_key);
   // Offers a value of kind `kind` (repeated if it is an array) to column c,
   // establishing or widening its type as needed. Thread-safe.
-  Fit Offer(Column* c, ColumnType kind, bool repeated);
+  Fit Offer(Column* c, ColumnType kind, bool repeated) {
+    // The common case, without a call: the value has the column's type.
+    if (c->type() == kind && c->repeated() == repeated) return Fit::kOk;
+    return OfferSlow(c, kind, repeated);
+  }
   // The STRING companion column "<name>_str" of c. Thread-safe.
   Column* CompanionOf(Column* c);
 
@@ -132,6 +136,7 @@ class SchemaRegistry {
   size_t column_count() const;
 
  private:
+  Fit OfferSlow(Column* c, ColumnType kind, bool repeated);
   Column* ChildLocked(Column* parent, std::string_view raw_key, bool companion);
   void MarkDirty(Column* c);
   nlohmann::json FieldJson(const Column* c) const;
