@@ -48,15 +48,27 @@ bool NeedsStringCheck(std::string_view quoted) {
   return false;
 }
 
+// RFC 8259's number grammar, strictly: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
 bool LooksLikeNumber(std::string_view s) {
-  size_t i = 0;
-  if (i < s.size() && s[i] == '-') ++i;
-  if (i >= s.size() || s[i] < '0' || s[i] > '9') return false;
-  for (; i < s.size(); ++i) {
-    char c = s[i];
-    if (!((c >= '0' && c <= '9') || c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-')) return false;
+  size_t i = 0, n = s.size();
+  auto digits = [&] {
+    size_t start = i;
+    while (i < n && s[i] >= '0' && s[i] <= '9') ++i;
+    return i > start;
+  };
+  if (i < n && s[i] == '-') ++i;
+  if (i < n && s[i] == '0') ++i;
+  else if (!digits()) return false;
+  if (i < n && s[i] == '.') {
+    ++i;
+    if (!digits()) return false;
   }
-  return true;
+  if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < n && (s[i] == '+' || s[i] == '-')) ++i;
+    if (!digits()) return false;
+  }
+  return i == n;
 }
 
 // Length of a raw (escaped) key starting right after its opening quote.
@@ -489,6 +501,13 @@ bool RowNormalizer::EmitMembers(od::object obj, Column* parent, bool top, LineEr
 }
 
 bool RowNormalizer::ParseJsonLine(std::string_view json, size_t capacity, LineError* err) {
+  if (fast_path_) {
+    size_t mark = row_.size();
+    if (FastLine(json)) return true;
+    row_.resize(mark);
+    have_time_ = false;
+    time_error_.clear();
+  }
   od::document doc;
   auto e = parser_.iterate(json.data(), json.size(), capacity).get(doc);
   if (e) {

@@ -101,6 +101,13 @@ class RowNormalizer {
   bool Normalize(std::string_view line, size_t capacity, std::optional<int64_t> fallback_time, LineError* err);
 
   std::string_view row() const { return row_.view(); }
+
+  // The fast path (on by default) handles the common shapes of log records
+  // in one pass over the bytes and defers everything else — escapes in keys,
+  // \u escapes, arrays, numbers near the limits, type conflicts, anything
+  // invalid — to the simdjson path, which alone reports errors. Tests turn it
+  // off to check both paths give identical rows.
+  void set_fast_path(bool on) { fast_path_ = on; }
   int64_t time() const { return time_; }
   // Values repaired or rewritten (invalid UTF-8, out-of-range numbers, type
   // conflicts) since construction, with the latest message.
@@ -128,6 +135,12 @@ class RowNormalizer {
   void Warn(const Column* c, std::string message);
   void AppendTimeColumn();
   bool ParseJsonLine(std::string_view json, size_t capacity, LineError* err);
+  // Returns false when the line needs the simdjson path (row_ may then hold
+  // a partial row; the caller truncates it).
+  bool FastObject(const char*& p, const char* end, Column* parent, bool top, int depth, bool* emitted);
+  bool FastLine(std::string_view json);
+  Column* ChildCached(std::vector<ShapeSlot>& shape, size_t index, Column* parent, std::string_view raw_key);
+  bool fast_path_ = true;
 
   SchemaRegistry* schema_;
   FormatOptions opts_;

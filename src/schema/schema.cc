@@ -124,6 +124,12 @@ Column* SchemaRegistry::Child(Column* parent, std::string_view raw_key) {
   return ChildLocked(parent, raw_key, false);
 }
 
+Column* SchemaRegistry::Find(Column* parent, std::string_view raw_key) {
+  std::lock_guard lock(mu_);
+  auto it = parent->children_.find(std::string(raw_key));
+  return it == parent->children_.end() ? nullptr : it->second.get();
+}
+
 Column* SchemaRegistry::CompanionOf(Column* c) {
   if (Column* existing = c->companion_.load(std::memory_order_acquire)) return existing;
   std::lock_guard lock(mu_);

@@ -108,6 +108,8 @@ class SchemaRegistry {
   // The child of parent for a raw key, created (with a unique legal name) on
   // first sight. Thread-safe.
   Column* Child(Column* parent, std::string_view raw_key);
+  // The child if it exists, else nullptr; never creates. Thread-safe.
+  Column* Find(Column* parent, std::string_view raw_key);
   // Offers a value of kind `kind` (repeated if it is an array) to column c,
   // establishing or widening its type as needed. Thread-safe.
   Fit Offer(Column* c, ColumnType kind, bool repeated) {

@@ -1,0 +1,254 @@
+// The normalizer's fast path: one pass over a record's bytes for the shapes
+// log records almost always have (objects of strings, numbers, booleans,
+// nulls and nested objects, keys without escapes). It never decides that a
+// line is bad: whenever it meets anything else it returns false and the
+// simdjson path (normalizer.cc) redoes the line, so errors, repairs and
+// companions have a single implementation. Its contract, checked by a
+// differential test: when it succeeds, the row is byte-for-byte the row the
+// simdjson path produces. To keep that true it never changes the schema: a
+// field not yet in the registry, or a value that would establish or widen a
+// column's type, is left to the simdjson path. Input UTF-8 is already
+// validated by Normalize().
+#include <cstring>
+
+#include "format/normalizer.h"
+
+namespace logferry {
+
+namespace {
+
+inline bool IsWs(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+inline void SkipWs(const char*& p, const char* end) {
+  while (p < end && IsWs(*p)) ++p;
+}
+inline bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+
+constexpr uint64_t kOnes = 0x0101010101010101ULL, kHighs = 0x8080808080808080ULL;
+inline uint64_t HasZeroByte(uint64_t x) { return (x - kOnes) & ~x & kHighs; }
+
+// Finds the closing quote of a string whose body starts at p. Returns
+// nullptr if the string has a backslash or a control byte before its end
+// (those go to the simdjson path), or never ends.
+const char* StringEnd(const char* p, const char* end) {
+  while (p + 8 <= end) {
+    uint64_t w;
+    memcpy(&w, p, 8);
+    uint64_t q = HasZeroByte(w ^ (kOnes * '"'));
+    uint64_t b = HasZeroByte(w ^ (kOnes * '\\'));
+    uint64_t c = (w - kOnes * 0x20) & ~w & kHighs;  // bytes < 0x20 (valid UTF-8: no byte >= 0x80 borrows wrongly before one)
+    if (q | b | c) {
+      // Resolve byte by byte from the first candidate.
+      for (int i = 0; i < 8; ++i) {
+        unsigned char ch = static_cast<unsigned char>(p[i]);
+        if (ch == '"') return p + i;
+        if (ch == '\\' || ch < 0x20) return nullptr;
+      }
+    }
+    p += 8;
+  }
+  for (; p < end; ++p) {
+    unsigned char ch = static_cast<unsigned char>(*p);
+    if (ch == '"') return p;
+    if (ch == '\\' || ch < 0x20) return nullptr;
+  }
+  return nullptr;
+}
+
+// Whether a value of `kind` fits column c as it is, without changing it.
+inline bool FitsAsIs(const Column* c, ColumnType kind) {
+  if (c->repeated()) return false;
+  ColumnType t = c->type();
+  return t == kind || (kind == ColumnType::kInt64 && t == ColumnType::kFloat64);
+}
+
+// Scans a JSON number strictly; nullptr if it is malformed or might be out of
+// the range the simdjson path accepts as a number (it then decides).
+const char* NumberEnd(const char* p, const char* end, bool* is_float) {
+  const char* start = p;
+  if (p < end && *p == '-') ++p;
+  if (p >= end || !IsDigit(*p)) return nullptr;
+  if (*p == '0') {
+    ++p;
+  } else {
+    while (p < end && IsDigit(*p)) ++p;
+  }
+  const char* int_end = p;
+  *is_float = false;
+  if (p < end && *p == '.') {
+    ++p;
+    if (p >= end || !IsDigit(*p)) return nullptr;
+    while (p < end && IsDigit(*p)) ++p;
+    *is_float = true;
+  }
+  if (p < end && (*p == 'e' || *p == 'E')) {
+    ++p;
+    if (p < end && (*p == '+' || *p == '-')) ++p;
+    const char* exp_start = p;
+    while (p < end && IsDigit(*p)) ++p;
+    if (p == exp_start || p - exp_start > 2) return nullptr;  // 1e400 and friends: slow path
+    *is_float = true;
+  }
+  // 19+ digit integers may not fit INT64; long mantissas are the slow path's call.
+  if (!*is_float && int_end - start > 18) return nullptr;
+  if (*is_float && p - start > 40) return nullptr;
+  return p;
+}
+
+}  // namespace
+
+Column* RowNormalizer::ChildCached(std::vector<ShapeSlot>& shape, size_t index, Column* parent,
+                                   std::string_view raw_key) {
+  if (index < shape.size() && shape[index].raw_key == raw_key) return shape[index].column;
+  cache_key_.assign(reinterpret_cast<const char*>(&parent), sizeof parent);
+  cache_key_.append(raw_key);
+  Column* c;
+  auto it = cache_.find(cache_key_);
+  if (it != cache_.end()) {
+    c = it->second;
+  } else {
+    c = schema_->Find(parent, raw_key);  // no escapes: the raw key is the key
+    if (!c) return nullptr;              // new field: the simdjson path names it
+    cache_.emplace(cache_key_, c);
+  }
+  if (index < 256) {
+    if (shape.size() <= index) shape.resize(index + 1);
+    shape[index].raw_key.assign(raw_key);
+    shape[index].column = c;
+  }
+  return c;
+}
+
+bool RowNormalizer::FastObject(const char*& p, const char* end, Column* parent, bool top, int depth, bool* emitted) {
+  // *p == '{'
+  ++p;
+  SkipWs(p, end);
+  *emitted = false;
+  size_t open_mark = row_.size();
+  if (p < end && *p == '}') {
+    ++p;
+    return true;
+  }
+  std::vector<ShapeSlot>& shape = shapes_[parent];
+  size_t index = 0;
+  bool first = true;
+  for (;;) {
+    if (p >= end || *p != '"') return false;
+    const char* ks = p + 1;
+    Column* c;
+    std::string_view raw_key;
+    size_t at = index++;
+    if (at < shape.size() && ks + shape[at].raw_key.size() < end && ks[shape[at].raw_key.size()] == '"' &&
+        memcmp(ks, shape[at].raw_key.data(), shape[at].raw_key.size()) == 0) {
+      raw_key = shape[at].raw_key;
+      c = shape[at].column;
+      p = ks + raw_key.size() + 1;
+    } else {
+      const char* ke = StringEnd(ks, end);
+      if (!ke) return false;
+      raw_key = std::string_view(ks, static_cast<size_t>(ke - ks));
+      c = ChildCached(shape, at, parent, raw_key);
+      if (!c) return false;
+      p = ke + 1;
+    }
+    SkipWs(p, end);
+    if (p >= end || *p != ':') return false;
+    ++p;
+    SkipWs(p, end);
+    if (p >= end) return false;
+
+    size_t mark = row_.size();
+    if (!first) row_.push_back(',');
+    row_.append(c->json_key());
+    bool value_emitted = true;
+    const char* vs = p;
+    switch (*p) {
+      case '"': {
+        const char* ve = StringEnd(p + 1, end);
+        if (!ve) return false;
+        p = ve + 1;
+        if (top && opts_.format == LogFormat::kJson && !have_time_ && raw_key == opts_.time_key) {
+          auto t = ParseEventTime(std::string_view(vs + 1, static_cast<size_t>(ve - vs - 1)), opts_);
+          if (!t) return false;
+          time_ = *t;
+          have_time_ = true;
+        }
+        if (!FitsAsIs(c, ColumnType::kString)) return false;
+        row_.append(vs, static_cast<size_t>(p - vs));
+        break;
+      }
+      case 't':
+      case 'f': {
+        bool is_true = *p == 't';
+        size_t n = is_true ? 4 : 5;
+        if (static_cast<size_t>(end - p) < n || memcmp(p, is_true ? "true" : "false", n) != 0) return false;
+        p += n;
+        if (top && opts_.format == LogFormat::kJson && !have_time_ && raw_key == opts_.time_key) return false;
+        if (!FitsAsIs(c, ColumnType::kBool)) return false;
+        row_.append(vs, n);
+        break;
+      }
+      case 'n': {
+        if (end - p < 4 || memcmp(p, "null", 4) != 0) return false;
+        p += 4;
+        if (top && opts_.format == LogFormat::kJson && !have_time_ && raw_key == opts_.time_key) return false;
+        value_emitted = false;
+        break;
+      }
+      case '{': {
+        if (depth + 1 >= kMaxNestingDepth - 1) return false;
+        if (top && opts_.format == LogFormat::kJson && !have_time_ && raw_key == opts_.time_key) return false;
+        if (!FitsAsIs(c, ColumnType::kRecord)) return false;
+        row_.push_back('{');
+        bool inner;
+        if (!FastObject(p, end, c, false, depth + 1, &inner)) return false;
+        if (inner) row_.push_back('}');
+        else value_emitted = false;
+        break;
+      }
+      default: {
+        bool is_float;
+        const char* ne = NumberEnd(p, end, &is_float);
+        if (!ne) return false;
+        p = ne;
+        if (top && opts_.format == LogFormat::kJson && !have_time_ && raw_key == opts_.time_key) {
+          auto t = ParseEventTime(std::string_view(vs, static_cast<size_t>(ne - vs)), opts_);
+          if (!t) return false;
+          time_ = *t;
+          have_time_ = true;
+        }
+        if (!FitsAsIs(c, is_float ? ColumnType::kFloat64 : ColumnType::kInt64)) return false;
+        row_.append(vs, static_cast<size_t>(ne - vs));
+        break;
+      }
+    }
+    if (value_emitted) first = false;
+    else row_.resize(mark);
+    SkipWs(p, end);
+    if (p >= end) return false;
+    if (*p == ',') {
+      ++p;
+      SkipWs(p, end);
+      continue;
+    }
+    if (*p == '}') {
+      ++p;
+      break;
+    }
+    return false;
+  }
+  *emitted = row_.size() > open_mark;
+  return true;
+}
+
+bool RowNormalizer::FastLine(std::string_view json) {
+  const char* p = json.data();
+  const char* end = p + json.size();
+  SkipWs(p, end);
+  if (p >= end || *p != '{') return false;
+  bool emitted;
+  if (!FastObject(p, end, schema_->root(), true, 0, &emitted)) return false;
+  SkipWs(p, end);
+  return p == end;
+}
+
+}  // namespace logferry
