@@ -108,6 +108,28 @@ class GzipDecoder final : public ReadStream {
         LF_RETURN_IF_ERROR(NextMember());
         continue;
       }
+      if (in_header_) {
+        // isal_inflate in ISAL_GZIP mode wants a whole header in one buffer;
+        // a header can straddle our input window, so read it on its own.
+        if (in_->available() == 0) {
+          LF_ASSIGN_OR_RETURN(bool more, in_->Refill());
+          if (!more)
+            return Status::Corruption("truncated gzip: input ends inside a member header at byte offset " +
+                                      std::to_string(in_->RawTotal()));
+        }
+        state_.next_in = reinterpret_cast<uint8_t*>(const_cast<char*>(in_->data()));
+        state_.avail_in = static_cast<uint32_t>(in_->available());
+        uint64_t at = in_->RawOffset();
+        int rc = isal_read_gzip_header(&state_, &header_);
+        in_->Consume(in_->available() - state_.avail_in);
+        if (rc == ISAL_DECOMP_OK) {
+          in_header_ = false;
+          state_.crc_flag = ISAL_GZIP_NO_HDR_VER;  // still checks CRC32 and size in the trailer
+        } else if (rc != ISAL_END_INPUT) {
+          return Status::Corruption(std::string(IsalError(rc)) + " in gzip header near byte offset " + std::to_string(at));
+        }
+        continue;
+      }
       if (in_->available() == 0) {
         LF_ASSIGN_OR_RETURN(bool more, in_->Refill());
         if (!more)
@@ -134,7 +156,8 @@ class GzipDecoder final : public ReadStream {
  private:
   void StartMember() {
     isal_inflate_init(&state_);
-    state_.crc_flag = ISAL_GZIP;
+    isal_gzip_header_init(&header_);
+    in_header_ = true;
   }
 
   // After a member ends: another member, zero padding, or the end.
@@ -165,6 +188,8 @@ class GzipDecoder final : public ReadStream {
 
   std::unique_ptr<BufferedInput> in_;
   inflate_state state_;
+  isal_gzip_header header_;
+  bool in_header_ = true;
   bool done_ = false;
 };
 

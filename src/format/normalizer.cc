@@ -134,8 +134,8 @@ std::optional<int64_t> ParseEventTime(std::string_view text, const FormatOptions
 }
 
 RowNormalizer::RowNormalizer(SchemaRegistry* schema, const FormatOptions& opts) : schema_(schema), opts_(opts) {
-  time_col_ = schema_->Child(schema_->root(), std::string("\0_time", 6));
-  if (opts_.format == LogFormat::kOutFile) tag_col_ = schema_->Child(schema_->root(), std::string("\0_tag", 5));
+  time_col_ = schema_->Child(schema_->root(), FixedColumnKey("_time"));
+  if (opts_.format == LogFormat::kOutFile) tag_col_ = schema_->Child(schema_->root(), FixedColumnKey("_tag"));
 }
 
 void RowNormalizer::AppendQuoted(std::string_view s) {
@@ -153,13 +153,15 @@ Column* RowNormalizer::Lookup(Column* parent, std::string_view raw_key, od::fiel
   cache_key_.assign(reinterpret_cast<const char*>(&parent), sizeof parent);
   cache_key_.append(raw_key);
   auto it = cache_.find(cache_key_);
-  if (it != cache_.end()) return it->second;
+  if (it != cache_.end() && it->second) return it->second;
   std::string_view unescaped;
   if (f.unescaped_key().get(unescaped)) {
     err->reason = "invalid escape in field name";
     err->field = std::string(raw_key);
     return nullptr;
   }
+  last_unescaped_key_.assign(unescaped);
+  if (it != cache_.end()) return nullptr;  // known to be past the column limit
   Column* c = schema_->Child(parent, unescaped);
   cache_.emplace(cache_key_, c);
   return c;
@@ -322,6 +324,31 @@ bool RowNormalizer::EmitArray(od::array arr, Column* c, ColumnType* kind, bool* 
   return true;
 }
 
+void RowNormalizer::WriteAsText(Column* c, size_t key_mark, std::string_view text, bool quote, const std::string& why) {
+  std::string value(text);  // text may point into row_, which is about to change
+  row_.resize(key_mark);
+  Column* comp = schema_->CompanionOf(c);
+  if (!comp) {
+    // No room for another column: the value goes to _overflow.
+    Warn(c, why + "; column limit reached, written to _overflow");
+    AddOverflow(c->path(), value, quote);
+    return;
+  }
+  Warn(c, why + "; written as text to " + comp->name());
+  if (key_mark > 0 && row_.back() != '{' && row_.back() != ',') row_.push_back(',');
+  row_.append(comp->json_key());
+  if (quote) AppendQuoted(value);
+  else row_.append(value);
+}
+
+void RowNormalizer::AddOverflow(const std::string& path, std::string_view value_text, bool quote) {
+  overflow_.push_back(overflow_.empty() ? '{' : ',');
+  AppendJsonString(&overflow_, path);
+  overflow_.push_back(':');
+  if (quote) AppendJsonString(&overflow_, value_text);
+  else overflow_.append(value_text);
+}
+
 bool RowNormalizer::EmitValue(od::value v, Column* c, size_t key_mark, bool* emitted, LineError* err) {
   *emitted = true;
   od::json_type t;
@@ -329,14 +356,6 @@ bool RowNormalizer::EmitValue(od::value v, Column* c, size_t key_mark, bool* emi
     err->reason = "invalid JSON value: " + ErrorText(e);
     return false;
   }
-  auto to_companion = [&](std::string_view text_json, bool quote) {
-    Column* comp = schema_->CompanionOf(c);
-    std::string value(text_json);
-    row_.resize(key_mark);
-    row_.append(comp->json_key());
-    if (quote) AppendQuoted(value);
-    else row_.append(value);
-  };
   switch (t) {
     case od::json_type::null: {
       bool n;
@@ -353,19 +372,17 @@ bool RowNormalizer::EmitValue(od::value v, Column* c, size_t key_mark, bool* emi
         err->reason = "invalid object: " + ErrorText(e);
         return false;
       }
-      Fit fit = depth_ >= kMaxNestingDepth - 1 ? Fit::kCompanion : schema_->Offer(c, ColumnType::kRecord, false);
-      if (fit != Fit::kOk) {
+      bool too_deep = depth_ >= kMaxNestingDepth - 1;
+      ColumnType ct = c->type();
+      bool fits = !too_deep && !c->repeated() && (ct == ColumnType::kRecord || ct == ColumnType::kNone);
+      if (!fits) {
         std::string_view raw;
         if (auto e = o.raw_json().get(raw)) {
           err->reason = "invalid object: " + ErrorText(e);
           return false;
         }
-        if (fit == Fit::kCompanion) {
-          Warn(c, std::string(depth_ >= kMaxNestingDepth - 1 ? "nested deeper than 15 levels"
-                                                             : "an object does not fit the column's type") +
-                      "; written as text to " + schema_->CompanionOf(c)->name());
-        }
-        to_companion(raw, true);
+        WriteAsText(c, key_mark, TrimRight(raw), true,
+                    too_deep ? "nested deeper than 15 levels" : "an object does not fit the column's type");
         return true;
       }
       size_t start = row_.size();
@@ -375,10 +392,14 @@ bool RowNormalizer::EmitValue(od::value v, Column* c, size_t key_mark, bool* emi
       --depth_;
       if (!ok) return false;
       if (row_.size() == start + 1) {
+        // No fields (or only nulls): like a null, and no RECORD without fields.
         *emitted = false;
         return true;
       }
       row_.push_back('}');
+      // The type is fixed only now that the object proved to have fields.
+      if (schema_->Offer(c, ColumnType::kRecord, false) != Fit::kOk)
+        WriteAsText(c, key_mark, row_.substr(start), true, "an object does not fit the column's type");
       return true;
     }
     case od::json_type::array: {
@@ -400,12 +421,9 @@ bool RowNormalizer::EmitValue(od::value v, Column* c, size_t key_mark, bool* emi
       }
       Fit fit = mixed ? Fit::kCompanion : schema_->Offer(c, kind, true);
       if (depth_ >= kMaxNestingDepth - 1 && kind == ColumnType::kRecord) fit = Fit::kCompanion;
-      if (fit != Fit::kOk) {
-        Warn(c, std::string(mixed ? "an array mixes types" : "an array does not fit the column's type") +
-                    "; written as text to " + schema_->CompanionOf(c)->name());
-        std::string text = row_.substr(start);
-        to_companion(text, true);
-      }
+      if (fit != Fit::kOk)
+        WriteAsText(c, key_mark, row_.substr(start), true,
+                    mixed ? "an array mixes types" : "an array does not fit the column's type");
       return true;
     }
     default: {
@@ -418,17 +436,10 @@ bool RowNormalizer::EmitValue(od::value v, Column* c, size_t key_mark, bool* emi
       } else if (fit == Fit::kAsString) {
         AppendQuoted(text);
       } else {
-        Warn(c, std::string("a ") + ColumnTypeName(kind) + " value does not fit the column's type " +
-                    ColumnTypeName(c->type()) + "; written as text to " + schema_->CompanionOf(c)->name());
-        if (kind == ColumnType::kString) {
-          // Already a JSON string literal: keep it as is under the companion.
-          std::string copy(text);
-          row_.resize(key_mark);
-          row_.append(schema_->CompanionOf(c)->json_key());
-          row_.append(copy);
-        } else {
-          to_companion(text, true);
-        }
+        // A string is already a JSON string literal: keep it as it is.
+        WriteAsText(c, key_mark, text, kind != ColumnType::kString,
+                    std::string("a ") + ColumnTypeName(kind) + " value does not fit the column's type " +
+                        ColumnTypeName(c->type()));
       }
       return true;
     }
@@ -436,8 +447,11 @@ bool RowNormalizer::EmitValue(od::value v, Column* c, size_t key_mark, bool* emi
 }
 
 bool RowNormalizer::EmitMembers(od::object obj, Column* parent, bool top, LineError* err) {
-  bool first = true;
   std::vector<ShapeSlot>& shape = shapes_[parent];
+  // Members written so far at this level, to keep only the last of duplicate keys.
+  if (members_.size() <= static_cast<size_t>(depth_)) members_.resize(depth_ + 1);
+  std::vector<Member>& members = members_[depth_];
+  members.clear();
   size_t index = 0;
   for (auto field_result : obj) {
     od::field f;
@@ -458,7 +472,7 @@ bool RowNormalizer::EmitMembers(od::object obj, Column* parent, bool top, LineEr
     } else {
       raw_key = std::string_view(kp, RawKeyLength(kp));
       c = LookupAt(shape, at, parent, raw_key, f, err);
-      if (!c) return false;
+      if (!c && !err->reason.empty()) return false;
     }
     od::value v = f.value();
     if (top && !have_time_ && opts_.format == LogFormat::kJson && raw_key == opts_.time_key) {
@@ -486,7 +500,54 @@ bool RowNormalizer::EmitMembers(od::object obj, Column* parent, bool top, LineEr
         }
       }
     }
+    if (!c) {
+      // The table has as many columns as the warehouse allows.
+      std::string_view raw;
+      od::json_type t;
+      if (auto e = v.type().get(t)) {
+        err->reason = "invalid JSON value: " + ErrorText(e);
+        return false;
+      }
+      simdjson::error_code e = simdjson::SUCCESS;
+      if (t == od::json_type::object) {
+        od::object o;
+        e = v.get_object().get(o);
+        if (!e) e = o.raw_json().get(raw);
+      } else if (t == od::json_type::array) {
+        od::array a;
+        e = v.get_array().get(a);
+        if (!e) e = a.raw_json().get(raw);
+      } else {
+        raw = v.raw_json_token();
+      }
+      if (e) {
+        err->reason = "invalid JSON value: " + ErrorText(e);
+        return false;
+      }
+      const std::string& key = last_unescaped_key_;  // set by Lookup when it returned nullptr
+      std::string path = parent->path().empty() ? key : parent->path() + "." + key;
+      Warn(nullptr, "column limit (" + std::to_string(kMaxColumns) + ") reached; field '" + path + "' written to _overflow");
+      AddOverflow(path, TrimRight(raw), false);
+      continue;
+    }
+    // Duplicate key: the last value wins, as in most JSON parsers.
+    for (size_t k = 0; k < members.size(); ++k) {
+      if (members[k].column != c) continue;
+      size_t s = members[k].start, e = members[k].end;
+      // The first member has no leading comma: take the next member's instead.
+      if (k == 0 && members.size() > 1) ++e;
+      row_.erase(s, e - s);
+      for (size_t j = k + 1; j < members.size(); ++j) {
+        members[j].start -= e - s;
+        members[j].end -= e - s;
+      }
+      if (k == 0 && members.size() > 1) members[1].start = s;
+      members.erase(members.begin() + static_cast<long>(k));
+      Warn(c, "duplicate key; kept the last value");
+      break;
+    }
     size_t mark = row_.size();
+    bool first = members.empty();
     if (!first) row_.push_back(',');
     row_.append(c->json_key());
     bool emitted;
@@ -495,7 +556,7 @@ bool RowNormalizer::EmitMembers(od::object obj, Column* parent, bool top, LineEr
       return false;
     }
     if (!emitted) row_.resize(mark);
-    else first = false;
+    else members.push_back(Member{c, mark, row_.size()});
   }
   return true;
 }
@@ -552,6 +613,7 @@ void RowNormalizer::AppendTimeColumn() {
 bool RowNormalizer::Normalize(std::string_view line, size_t capacity, std::optional<int64_t> fallback_time,
                               LineError* err) {
   row_.clear();
+  overflow_.clear();
   have_time_ = false;
   time_error_.clear();
   depth_ = 0;
@@ -637,6 +699,14 @@ bool RowNormalizer::Normalize(std::string_view line, size_t capacity, std::optio
       }
       time_ = *fallback_time;
     }
+  }
+  if (!overflow_.empty()) {
+    overflow_.push_back('}');
+    if (!overflow_col_) overflow_col_ = schema_->Child(schema_->root(), FixedColumnKey("_overflow"));
+    if (row_.size() > 1) row_.push_back(',');
+    row_.append(overflow_col_->json_key());
+    AppendQuoted(overflow_);
+    schema_->Offer(overflow_col_, ColumnType::kString, false);
   }
   AppendTimeColumn();
   row_.append("}\n");

@@ -10,6 +10,7 @@
 #include <simdjson.h>
 
 #include <cstdint>
+#include <deque>
 #include <cstdlib>
 #include <cstring>
 #include <algorithm>
@@ -68,6 +69,10 @@ class RowBuffer {
   char back() const { return data_[size_ - 1]; }
   void pop_back() { --size_; }
   void resize(size_t n) { size_ = n; }  // shrink only
+  void erase(size_t pos, size_t n) {
+    memmove(data_ + pos, data_ + pos + n, size_ - pos - n);
+    size_ -= n;
+  }
   void push_back(char c) {
     if (size_ == cap_) Grow(cap_ * 2);
     data_[size_++] = c;
@@ -135,6 +140,19 @@ class RowNormalizer {
   void Warn(const Column* c, std::string message);
   void AppendTimeColumn();
   bool ParseJsonLine(std::string_view json, size_t capacity, LineError* err);
+  // Replaces the member begun at key_mark by the value's text in c's STRING
+  // companion (or _overflow at the column limit), with a warning saying why.
+  void WriteAsText(Column* c, size_t key_mark, std::string_view text, bool quote, const std::string& why);
+  void AddOverflow(const std::string& path, std::string_view value_text, bool quote);
+  struct Member {
+    Column* column;
+    size_t start, end;  // in row_, including the leading comma
+  };
+  // Per nesting depth; a deque so growing it keeps outer frames' references valid.
+  std::deque<std::vector<Member>> members_;
+  std::string overflow_;
+  std::string last_unescaped_key_;
+  Column* overflow_col_ = nullptr;
   // Returns false when the line needs the simdjson path (row_ may then hold
   // a partial row; the caller truncates it).
   bool FastObject(const char*& p, const char* end, Column* parent, bool top, int depth, bool* emitted);

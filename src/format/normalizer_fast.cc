@@ -131,6 +131,10 @@ bool RowNormalizer::FastObject(const char*& p, const char* end, Column* parent, 
   std::vector<ShapeSlot>& shape = shapes_[parent];
   size_t index = 0;
   bool first = true;
+  // Duplicate keys are the simdjson path's business (last one wins).
+  constexpr size_t kMaxTracked = 64;
+  Column* seen[kMaxTracked];
+  size_t nseen = 0;
   for (;;) {
     if (p >= end || *p != '"') return false;
     const char* ks = p + 1;
@@ -150,6 +154,10 @@ bool RowNormalizer::FastObject(const char*& p, const char* end, Column* parent, 
       if (!c) return false;
       p = ke + 1;
     }
+    for (size_t k = 0; k < nseen; ++k)
+      if (seen[k] == c) return false;
+    if (nseen == kMaxTracked) return false;
+    seen[nseen++] = c;
     SkipWs(p, end);
     if (p >= end || *p != ':') return false;
     ++p;

@@ -500,12 +500,13 @@ StatusOr<LoadPlan> Ledger::BeginLoad(const std::string& table, int64_t partition
   {
     Statement up(db_, "UPDATE partitions SET generation=generation+1 WHERE table_name=? AND partition_us=?");
     LF_RETURN_IF_ERROR(up.Bind(1, table).Bind(2, partition_us).Run());
-    Statement s(db_, "SELECT revision, generation FROM partitions WHERE table_name=? AND partition_us=?");
+    Statement s(db_, "SELECT revision, generation, requested FROM partitions WHERE table_name=? AND partition_us=?");
     s.Bind(1, table).Bind(2, partition_us);
     LF_ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) return Status::NotFound("no partition " + FormatHour(partition_us) + " in table " + table);
     plan.revision = s.Int(0);
     plan.generation = s.Int(1);
+    plan.requested = s.Int(2);
   }
   {
     Statement s(db_, std::string("SELECT ") + kPartColumns +
@@ -533,12 +534,14 @@ StatusOr<LoadPlan> Ledger::BeginLoad(const std::string& table, int64_t partition
 Status Ledger::FinishLoad(const LoadPlan& plan, int64_t rows_loaded, int64_t now_us) {
   std::lock_guard lock(mu_);
   LF_TXN(txn);
-  // requested is cleared only if no newer request arrived meanwhile is not
-  // tracked separately: a request is satisfied by any load that starts after it.
+  // `requested` counts requests; one that arrived after the snapshot was
+  // taken is not satisfied by this load and stays.
   Statement s(db_,
-              "UPDATE partitions SET loaded_revision=MAX(loaded_revision, ?), requested=0, load_id=?, rows_loaded=?, "
+              "UPDATE partitions SET loaded_revision=MAX(loaded_revision, ?), "
+              "requested=CASE WHEN requested=? THEN 0 ELSE requested END, load_id=?, rows_loaded=?, "
               "loaded_us=?, attempts=0, last_error=NULL, next_attempt_us=NULL WHERE table_name=? AND partition_us=?");
-  s.Bind(1, plan.revision).Bind(2, plan.load_id).Bind(3, rows_loaded).Bind(4, now_us).Bind(5, plan.table).Bind(6, plan.partition_us);
+  s.Bind(1, plan.revision).Bind(2, plan.requested).Bind(3, plan.load_id).Bind(4, rows_loaded).Bind(5, now_us);
+  s.Bind(6, plan.table).Bind(7, plan.partition_us);
   LF_RETURN_IF_ERROR(s.Run());
   Statement l(db_, "UPDATE loads SET finished_us=?, rows=?, outcome='loaded' WHERE load_id=?");
   LF_RETURN_IF_ERROR(l.Bind(1, now_us).Bind(2, rows_loaded).Bind(3, plan.load_id).Run());
@@ -623,7 +626,7 @@ StatusOr<std::pair<int64_t, int64_t>> Ledger::RecordRequest(const std::string& t
   LF_RETURN_IF_ERROR(ins.Bind(4, from_us).Bind(5, to_us).Bind(6, now_us).Run());
   int64_t id = sqlite3_last_insert_rowid(db_);
   // Partitions overlapping [from, to).
-  Statement up(db_, "UPDATE partitions SET requested=1, next_attempt_us=NULL WHERE table_name=? AND partition_us<? AND partition_us+?>?");
+  Statement up(db_, "UPDATE partitions SET requested=requested+1, next_attempt_us=NULL WHERE table_name=? AND partition_us<? AND partition_us+?>?");
   LF_RETURN_IF_ERROR(up.Bind(1, table).Bind(2, to_us).Bind(3, unit_us).Bind(4, from_us).Run());
   int64_t n = sqlite3_changes(db_);
   LF_RETURN_IF_ERROR(txn.Commit());

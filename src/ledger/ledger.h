@@ -99,6 +99,7 @@ struct LoadPlan {
   std::string load_id;
   std::vector<PartRow> parts;
   int64_t expected_rows = 0;
+  int64_t requested = 0;  // the partition's request counter when the snapshot was taken
 };
 
 struct RequestRow {

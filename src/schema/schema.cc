@@ -85,7 +85,7 @@ SchemaRegistry::SchemaRegistry(std::vector<std::pair<std::string, ColumnType>> f
   root_.persisted_ = true;
   for (auto& [name, type] : fixed_columns) {
     // Fixed columns live under a raw key no source field can have (a NUL prefix).
-    Column* c = ChildLocked(&root_, std::string("\0", 1) + name, false);
+    Column* c = ChildLocked(&root_, FixedColumnKey(name), false, "");
     c->type_ = type;
     c->persisted_ = true;
   }
@@ -93,10 +93,21 @@ SchemaRegistry::SchemaRegistry(std::vector<std::pair<std::string, ColumnType>> f
   unpersisted_ = false;
 }
 
-Column* SchemaRegistry::ChildLocked(Column* parent, std::string_view raw_key, bool companion) {
+std::string FixedColumnKey(std::string_view name) { return std::string(1, kInternalKeyMarker) + std::string(name); }
+
+namespace {
+const std::string kCompanionSuffix = std::string(1, kInternalKeyMarker) + "str";
+}
+
+Column* SchemaRegistry::ChildLocked(Column* parent, std::string_view raw_key, bool companion, std::string base) {
   auto it = parent->children_.find(std::string(raw_key));
   if (it != parent->children_.end()) return it->second.get();
-  std::string base = raw_key.size() > 0 && raw_key[0] == '\0' ? std::string(raw_key.substr(1)) : SanitizeName(raw_key);
+  // BigQuery's column limit. Internal columns (_time, _tag, _overflow) are
+  // exempt; the few slots kept back make room for them.
+  if (count_ >= kMaxColumns - 8 && (raw_key.empty() || raw_key[0] != kInternalKeyMarker)) return nullptr;
+  if (base.empty()) {
+    base = raw_key.size() > 0 && raw_key[0] == kInternalKeyMarker ? std::string(raw_key.substr(1)) : SanitizeName(raw_key);
+  }
   std::string name = base;
   for (int n = 2; parent->taken_lower_.count(ToLower(name)); ++n) {
     std::string suffix = "_" + std::to_string(n);
@@ -121,7 +132,7 @@ void SchemaRegistry::MarkDirty(Column* c) {
 
 Column* SchemaRegistry::Child(Column* parent, std::string_view raw_key) {
   std::lock_guard lock(mu_);
-  return ChildLocked(parent, raw_key, false);
+  return ChildLocked(parent, raw_key, false, "");
 }
 
 Column* SchemaRegistry::Find(Column* parent, std::string_view raw_key) {
@@ -136,7 +147,10 @@ Column* SchemaRegistry::CompanionOf(Column* c) {
   if (Column* existing = c->companion_.load(std::memory_order_acquire)) return existing;
   // The companion's raw key is the column's raw key plus a marker no JSON key
   // contains unescaped, so it can never clash with a real field.
-  Column* comp = ChildLocked(c->parent_, c->raw_key_ + std::string("\0str", 4), true);
+  // Named after the column's own (possibly suffixed) name: "a_2" -> "a_2_str".
+  std::string base = c->name_.substr(0, kMaxColumnName - 4) + "_str";
+  Column* comp = ChildLocked(c->parent_, c->raw_key_ + kCompanionSuffix, true, base);
+  if (!comp) return nullptr;
   comp->type_ = ColumnType::kString;
   c->companion_.store(comp, std::memory_order_release);
   return comp;
@@ -223,7 +237,7 @@ void SchemaRegistry::Restore(const std::vector<ColumnRecord>& records) {
     c->repeated_ = r.repeated;
     c->persisted_ = true;
     by_path[c->path_] = c;
-    if (r.companion && r.raw_key.size() > 4 && EndsWith(r.raw_key, std::string_view("\0str", 4))) {
+    if (r.companion && r.raw_key.size() > 4 && EndsWith(r.raw_key, kCompanionSuffix)) {
       auto base = parent->children_.find(r.raw_key.substr(0, r.raw_key.size() - 4));
       if (base != parent->children_.end()) base->second->companion_ = c;
     }
@@ -273,7 +287,7 @@ std::vector<std::pair<std::string, std::string>> SchemaRegistry::NameMapping() c
     auto [c, raw_parent] = stack.back();
     stack.pop_back();
     std::string raw = c->raw_key_;
-    if (!raw.empty() && raw[0] == '\0') raw = "(" + raw.substr(1) + ")";
+    if (!raw.empty() && raw[0] == kInternalKeyMarker) raw = "(" + raw.substr(1) + ")";
     else if (c->is_companion_) raw = raw.substr(0, raw.size() - 4) + " (values that do not fit)";
     std::string raw_path = raw_parent.empty() ? raw : raw_parent + "." + raw;
     out.emplace_back(raw_path, c->path_);

@@ -80,6 +80,13 @@ class Column {
   int64_t created_version_ = 0;
 };
 
+// Raw keys of columns logferry makes itself (_time, _tag, companions) carry
+// this byte, which no key from a source can contain: parsed keys are valid
+// UTF-8, and 0xFF never appears in UTF-8. (A NUL would not do: JSON keys may
+// hold \u0000.)
+constexpr char kInternalKeyMarker = '\xff';
+std::string FixedColumnKey(std::string_view name);
+
 // A column as the ledger stores it.
 struct ColumnRecord {
   std::string parent_path;
@@ -106,7 +113,8 @@ class SchemaRegistry {
   Column* root() { return &root_; }
 
   // The child of parent for a raw key, created (with a unique legal name) on
-  // first sight. Thread-safe.
+  // first sight; nullptr when the table already has the most columns the
+  // warehouse allows (kMaxColumns). Thread-safe.
   Column* Child(Column* parent, std::string_view raw_key);
   // The child if it exists, else nullptr; never creates. Thread-safe.
   Column* Find(Column* parent, std::string_view raw_key);
@@ -117,7 +125,8 @@ class SchemaRegistry {
     if (c->type() == kind && c->repeated() == repeated) return Fit::kOk;
     return OfferSlow(c, kind, repeated);
   }
-  // The STRING companion column "<name>_str" of c. Thread-safe.
+  // The STRING companion column "<name>_str" of c; nullptr at the column
+  // limit. Thread-safe.
   Column* CompanionOf(Column* c);
 
   // Columns and type changes not yet written to the ledger; marks them
@@ -139,7 +148,8 @@ class SchemaRegistry {
 
  private:
   Fit OfferSlow(Column* c, ColumnType kind, bool repeated);
-  Column* ChildLocked(Column* parent, std::string_view raw_key, bool companion);
+  // base: the name to start from (empty: sanitized from raw_key).
+  Column* ChildLocked(Column* parent, std::string_view raw_key, bool companion, std::string base);
   void MarkDirty(Column* c);
   nlohmann::json FieldJson(const Column* c) const;
 

@@ -13,7 +13,7 @@ Status ValidateKey(std::string_view key) {
     if (seg == ".." || seg == ".")
       return Status::InvalidArgument("object key escapes the store root: '" + Excerpt(key) + "'");
   }
-  if (key.find("//") != std::string_view::npos)
+  if (key.find("//") != std::string_view::npos || key.back() == '/')
     return Status::InvalidArgument("object key has an empty path segment: '" + Excerpt(key) + "'");
   return Status::Ok();
 }

@@ -90,7 +90,10 @@ class DuckDbWarehouse final : public Warehouse {
     }
     if (!casts.empty()) {
       duckdb_destroy_result(&res);
-      std::string wrapped = "SELECT * REPLACE (" + casts + ") FROM (" + sql + ")";
+      // The newline ends a trailing "-- comment"; a trailing ';' cannot stay inside.
+      std::string inner = sql;
+      while (!inner.empty() && (isspace(static_cast<unsigned char>(inner.back())) || inner.back() == ';')) inner.pop_back();
+      std::string wrapped = "SELECT * REPLACE (" + casts + ") FROM (" + inner + "\n)";
       if (duckdb_query(con_, wrapped.c_str(), &res) == DuckDBError) {
         std::string err = OneLine(duckdb_result_error(&res));
         duckdb_destroy_result(&res);

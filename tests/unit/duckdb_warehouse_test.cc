@@ -121,7 +121,7 @@ class DuckDbWarehouseTest : public ::testing::Test {
     return out;
   }
 
-  std::vector<std::string> Column(Warehouse& w, const std::string& sql) {
+  std::vector<std::string> Values(Warehouse& w, const std::string& sql) {
     auto r = w.Query(sql);
     EXPECT_TRUE(r.ok()) << sql << ": " << r.status().ToString();
     std::vector<std::string> out;
@@ -166,7 +166,7 @@ TEST_F(DuckDbWarehouseTest, EnsureTableCreatesAddsAndWidens) {
   EXPECT_EQ(types["req"], "JSON");
   EXPECT_EQ(types["n"], "DOUBLE") << "BIGINT widens to DOUBLE";
   EXPECT_EQ(types["n_str"], "VARCHAR");
-  EXPECT_EQ(Column(*w, "SELECT n FROM t"), (std::vector<std::string>{"7.0"}));
+  EXPECT_EQ(Values(*w, "SELECT n FROM t"), (std::vector<std::string>{"7.0"}));
   ASSERT_TRUE(w->EnsureTable("t", *schema_).ok()) << "idempotent after changes";
 }
 
@@ -203,9 +203,9 @@ TEST_F(DuckDbWarehouseTest, ReplacePartitionReplacesOnlyThatHour) {
   n0 = w->ReplacePartition(Plan(h0_, {a}), kMicrosPerHour, *staging_, *schema_);
   ASSERT_TRUE(n0.ok());
   EXPECT_EQ(*n0, 3);
-  EXPECT_EQ(Column(*w, "SELECT msg FROM t ORDER BY _time, msg"),
+  EXPECT_EQ(Values(*w, "SELECT msg FROM t ORDER BY _time, msg"),
             (std::vector<std::string>{"a1", "a2", "a3", "c1", "c2", "c3", "c4"}));
-  EXPECT_EQ(Column(*w, "SELECT CAST(_time AS VARCHAR) FROM t WHERE msg='a3'"),
+  EXPECT_EQ(Values(*w, "SELECT CAST(_time AS VARCHAR) FROM t WHERE msg='a3'"),
             (std::vector<std::string>{"2016-08-01 00:59:59.999999+00"}));
 
   // No parts at all: the hour becomes empty.
@@ -260,27 +260,40 @@ TEST_F(DuckDbWarehouseTest, FailedReplaceLeavesPartitionAsItWas) {
   EXPECT_EQ(*again, 1);
 }
 
+// Normalizes out_file records (all at 00:15 UTC) into one staged part.
+PartRow StageRecords(SchemaRegistry& schema, ObjectStore& staging, const std::string& key,
+                     const std::vector<std::string>& records) {
+  RowNormalizer norm(&schema, FormatOptions{});
+  std::string ndjson;
+  int64_t rows = 0;
+  for (const std::string& rec : records) {
+    std::string line = "2016-08-01T00:15:00Z\tapp\t" + rec;
+    std::string buf = line + std::string(simdjson::SIMDJSON_PADDING, ' ');
+    LineError err;
+    bool ok = norm.Normalize(std::string_view(buf.data(), line.size()), buf.size(), std::nullopt, &err);
+    EXPECT_TRUE(ok) << rec << ": " << err.reason;
+    if (ok) {
+      ndjson += norm.row();
+      ++rows;
+    }
+  }
+  EXPECT_TRUE(staging.WriteAll(key, GzipCompress(ndjson)).ok());
+  PartRow p;
+  p.key = key;
+  p.rows = rows;
+  return p;
+}
+
 TEST_F(DuckDbWarehouseTest, LoadsNormalizerOutput) {
   // Rows as the normalizer writes them (nested objects, arrays, companions,
   // escapes) must load into the columns the schema declares.
   SchemaRegistry schema(FixedColumns(LogFormat::kOutFile));
-  RowNormalizer norm(&schema, FormatOptions{});
-  std::string ndjson;
-  for (const std::string rec :
-       {R"({"status":200,"req":{"path":"/a","ua":"x"},"tags":["a","b"],"msg":"quote \" and \\ and \n","f":1})",
-        R"({"status":"oops","req":{"path":"/b"},"tags":[1,"mixed"],"f":2.5})",
-        R"({"status":404,"big":18446744073709551616,"caf\u00e9":true})"}) {
-    std::string line = "2016-08-01T00:15:00Z\tapp\t" + rec;
-    std::string buf = line + std::string(simdjson::SIMDJSON_PADDING, ' ');
-    LineError err;
-    ASSERT_TRUE(norm.Normalize(std::string_view(buf.data(), line.size()), buf.size(), std::nullopt, &err))
-        << err.reason;
-    ndjson += norm.row();
-  }
-  ASSERT_TRUE(staging_->WriteAll("t/n.ndjson.gz", GzipCompress(ndjson)).ok());
-  PartRow p;
-  p.key = "t/n.ndjson.gz";
-  p.rows = 3;
+  PartRow p = StageRecords(
+      schema, *staging_, "t/n.ndjson.gz",
+      {R"({"status":200,"req":{"path":"/a","ua":"x"},"tags":["a","b"],"msg":"quote \" and \\ and \n","f":1})",
+       R"({"status":"oops","req":{"path":"/b"},"tags":[1,"mixed"],"f":2.5})",
+       R"({"status":404,"big":18446744073709551616,"caf\u00e9":true})"});
+  ASSERT_EQ(p.rows, 3);
 
   auto w = Open();
   ASSERT_TRUE(w);
@@ -288,20 +301,48 @@ TEST_F(DuckDbWarehouseTest, LoadsNormalizerOutput) {
   auto n = w->ReplacePartition(Plan(h0_, {p}), kMicrosPerHour, *staging_, schema);
   ASSERT_TRUE(n.ok()) << n.status().ToString();
   EXPECT_EQ(*n, 3);
-  EXPECT_EQ(Column(*w, "SELECT CAST(status AS VARCHAR) FROM t ORDER BY status NULLS LAST"),
+  EXPECT_EQ(Values(*w, "SELECT CAST(status AS VARCHAR) FROM t ORDER BY status NULLS LAST"),
             (std::vector<std::string>{"200", "404", "NULL"}));
-  EXPECT_EQ(Column(*w, "SELECT status_str FROM t WHERE status_str IS NOT NULL"), (std::vector<std::string>{"oops"}));
-  EXPECT_EQ(Column(*w, "SELECT req->>'path' FROM t WHERE req IS NOT NULL ORDER BY 1"),
+  EXPECT_EQ(Values(*w, "SELECT status_str FROM t WHERE status_str IS NOT NULL"), (std::vector<std::string>{"oops"}));
+  EXPECT_EQ(Values(*w, "SELECT req->>'path' FROM t WHERE req IS NOT NULL ORDER BY 1"),
             (std::vector<std::string>{"/a", "/b"}));
-  EXPECT_EQ(Column(*w, "SELECT msg FROM t WHERE msg IS NOT NULL"),
+  EXPECT_EQ(Values(*w, "SELECT msg FROM t WHERE msg IS NOT NULL"),
             (std::vector<std::string>{"quote \" and \\ and \n"}));
-  EXPECT_EQ(Column(*w, "SELECT CAST(f AS VARCHAR) FROM t ORDER BY f NULLS LAST"),
+  EXPECT_EQ(Values(*w, "SELECT CAST(f AS VARCHAR) FROM t ORDER BY f NULLS LAST"),
             (std::vector<std::string>{"1.0", "2.5", "NULL"}));
-  EXPECT_EQ(Column(*w, "SELECT big FROM t WHERE big IS NOT NULL"),
+  EXPECT_EQ(Values(*w, "SELECT big FROM t WHERE big IS NOT NULL"),
             (std::vector<std::string>{"18446744073709551616"}));
-  EXPECT_EQ(Column(*w, "SELECT CAST(caf_ AS VARCHAR) FROM t WHERE caf_ IS NOT NULL"),
+  EXPECT_EQ(Values(*w, "SELECT CAST(caf_ AS VARCHAR) FROM t WHERE caf_ IS NOT NULL"),
             (std::vector<std::string>{"true"}));
-  EXPECT_EQ(Column(*w, "SELECT _tag FROM t LIMIT 1"), (std::vector<std::string>{"app"}));
+  EXPECT_EQ(Values(*w, "SELECT _tag FROM t LIMIT 1"), (std::vector<std::string>{"app"}));
+}
+
+TEST_F(DuckDbWarehouseTest, RecordWithDuplicateKeysDoesNotPoisonThePartition) {
+  // One odd record among good ones: staging accepts it, so the load must too,
+  // or the partition fails on every retry.
+  SchemaRegistry schema(FixedColumns(LogFormat::kOutFile));
+  PartRow p = StageRecords(schema, *staging_, "t/dup.ndjson.gz", {R"({"a":1})", R"({"a":2,"a":3})", R"({"a":4})"});
+  auto w = Open();
+  ASSERT_TRUE(w);
+  ASSERT_TRUE(w->EnsureTable("t", schema).ok());
+  auto n = w->ReplacePartition(Plan(h0_, {p}), kMicrosPerHour, *staging_, schema);
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(*n, p.rows);
+}
+
+TEST_F(DuckDbWarehouseTest, FieldNameWithNulDoesNotBreakTheTable) {
+  // A key spelled with an escaped NUL before "_time" reaches the fixed _time
+  // column's raw key; its companion is then named "_time<NUL>str", and
+  // CREATE TABLE fails on it for every later load of the table.
+  SchemaRegistry schema(FixedColumns(LogFormat::kOutFile));
+  PartRow p = StageRecords(schema, *staging_, "t/nul.ndjson.gz", {R"({"a":1})", R"({"\u0000_time":"x"})"});
+  auto w = Open();
+  ASSERT_TRUE(w);
+  Status ensured = w->EnsureTable("t", schema);
+  ASSERT_TRUE(ensured.ok()) << ensured.ToString();
+  auto n = w->ReplacePartition(Plan(h0_, {p}), kMicrosPerHour, *staging_, schema);
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(*n, p.rows);
 }
 
 TEST_F(DuckDbWarehouseTest, CountByPartitionOfMissingTableIsNotFound) {
@@ -329,6 +370,24 @@ TEST_F(DuckDbWarehouseTest, QueryReturnsTextAndNulls) {
   EXPECT_EQ(bad.status().message().find('\n'), std::string::npos) << "errors are one line";
 }
 
+TEST_F(DuckDbWarehouseTest, QueryWithTimestampsAcceptsUsualSqlSpellings) {
+  // What people type at `logferry query`: a trailing semicolon, a trailing
+  // comment. Timestamp columns must not make these fail.
+  auto w = Open();
+  ASSERT_TRUE(w);
+  for (const char* sql : {"SELECT TIMESTAMPTZ '2016-08-01 00:00:00+00' AS c;",
+                          "SELECT TIMESTAMPTZ '2016-08-01 00:00:00+00' AS c -- newest first\n",
+                          "SELECT TIMESTAMPTZ '2016-08-01 00:00:00+00' AS c -- trailing comment"}) {
+    auto r = w->Query(sql);
+    if (!r.ok()) {
+      ADD_FAILURE() << sql << ": " << r.status().ToString();
+      continue;
+    }
+    ASSERT_EQ(r->rows.size(), 1u);
+    EXPECT_EQ(r->rows[0][0], std::optional<std::string>("2016-08-01 00:00:00+00")) << sql;
+  }
+}
+
 TEST_F(DuckDbWarehouseTest, ReadOnlyOpenOfMissingFileIsNotFound) {
   WarehouseOptions o;
   o.read_only = true;
@@ -349,9 +408,9 @@ TEST_F(DuckDbWarehouseTest, DataSurvivesReopenAndReadOnlyCannotWrite) {
   }
   auto ro = Open(/*read_only=*/true);
   ASSERT_TRUE(ro);
-  EXPECT_EQ(Column(*ro, "SELECT msg FROM t"), (std::vector<std::string>{"a"}));
+  EXPECT_EQ(Values(*ro, "SELECT msg FROM t"), (std::vector<std::string>{"a"}));
   EXPECT_FALSE(ro->Query("DELETE FROM t").ok()) << "read-only means read-only";
-  EXPECT_EQ(Column(*ro, "SELECT count(*) FROM t"), (std::vector<std::string>{"1"}));
+  EXPECT_EQ(Values(*ro, "SELECT count(*) FROM t"), (std::vector<std::string>{"1"}));
 }
 
 class LockHolder {
@@ -362,13 +421,13 @@ class LockHolder {
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n <= 0) return false;
     exe[n] = '\0';
-    if (pipe(ready_) != 0 || pipe(release_) != 0) return false;
+    // Close-on-exec everywhere, and above fd 3, so the child gets exactly the
+    // two ends dup2() puts at 0 and 3 and nothing else.
+    if (!MakePipe(ready_) || !MakePipe(release_)) return false;
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, release_[0], 0);
     posix_spawn_file_actions_adddup2(&fa, ready_[1], 3);
-    posix_spawn_file_actions_addclose(&fa, release_[1]);
-    posix_spawn_file_actions_addclose(&fa, ready_[0]);
     std::vector<std::string> env_strings;
     for (char** e = environ; *e; ++e) env_strings.emplace_back(*e);
     env_strings.push_back(std::string(kHoldEnv) + "=" + db_path);
@@ -387,7 +446,7 @@ class LockHolder {
     }
     // Wait (bounded) for the child to hold the lock.
     pollfd pfd{ready_[0], POLLIN, 0};
-    if (poll(&pfd, 1, 60000) != 1) return false;
+    if (poll(&pfd, 1, 45000) != 1) return false;
     char c = 0;
     return read(ready_[0], &c, 1) == 1 && c == 'R';
   }
@@ -411,6 +470,17 @@ class LockHolder {
   }
 
  private:
+  static bool MakePipe(int fds[2]) {
+    int raw[2];
+    if (pipe2(raw, O_CLOEXEC) != 0) return false;
+    for (int i = 0; i < 2; ++i) {
+      fds[i] = fcntl(raw[i], F_DUPFD_CLOEXEC, 10);
+      close(raw[i]);
+      if (fds[i] < 0) return false;
+    }
+    return true;
+  }
+
   pid_t pid_ = -1;
   int ready_[2] = {-1, -1};
   int release_[2] = {-1, -1};
@@ -449,7 +519,7 @@ TEST_F(DuckDbWarehouseTest, OpenWhileAnotherProcessWritesWaitsThenFailsOrSucceed
   auto waited = OpenWarehouse(uri_, ro);
   releaser.join();
   ASSERT_TRUE(waited.ok()) << waited.status().ToString();
-  EXPECT_EQ(Column(**waited, "SELECT count(*) FROM t"), (std::vector<std::string>{"0"}));
+  EXPECT_EQ(Values(**waited, "SELECT count(*) FROM t"), (std::vector<std::string>{"0"}));
   EXPECT_EQ(holder.Wait(), 0) << "the lock-holding child failed";
 }
 

@@ -491,7 +491,7 @@ TEST_F(LedgerTest, ColumnsRoundTripIncludingNulBytesInRawKeys) {
     cols.push_back(c);
   };
   add("", "status", "status", ColumnType::kInt64, false, false);
-  add("", std::string("status\0str", 10), "status_str", ColumnType::kString, false, true);
+  add("", "status" + std::string(1, kInternalKeyMarker) + "str", "status_str", ColumnType::kString, false, true);
   add("", "req", "req", ColumnType::kRecord, false, false);
   add("req", "user-agent", "user_agent", ColumnType::kString, false, false);
   add("", "tags", "tags", ColumnType::kString, true, false);
