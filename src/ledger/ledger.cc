@@ -262,13 +262,7 @@ StatusOr<std::vector<ObjectRow>> Ledger::DueObjects(const std::string& table, in
                        " FROM objects WHERE table_name=? AND (state='pending' OR (state='failed' AND "
                        "(next_attempt_us IS NULL OR next_attempt_us<=?))) ORDER BY key");
   s.Bind(1, table).Bind(2, now_us);
-  std::vector<ObjectRow> out;
-  for (;;) {
-    LF_ASSIGN_OR_RETURN(bool row, s.Step());
-    if (!row) break;
-    out.push_back(ReadObject(s));
-  }
-  return out;
+  return s.Collect<ObjectRow>([this](const Statement& r) { return ReadObject(r); });
 }
 
 StatusOr<std::vector<ObjectRow>> Ledger::Objects(const std::string& table, std::optional<ObjectState> state) {
@@ -277,13 +271,7 @@ StatusOr<std::vector<ObjectRow>> Ledger::Objects(const std::string& table, std::
   s.Bind(1, table);
   if (state) s.Bind(2, ObjectStateName(*state)).Bind(3, ObjectStateName(*state));
   else s.BindNull(2).BindNull(3);
-  std::vector<ObjectRow> out;
-  for (;;) {
-    LF_ASSIGN_OR_RETURN(bool row, s.Step());
-    if (!row) break;
-    out.push_back(ReadObject(s));
-  }
-  return out;
+  return s.Collect<ObjectRow>([this](const Statement& r) { return ReadObject(r); });
 }
 
 Status Ledger::BumpPartition(const std::string& table, int64_t partition_us, int64_t now_us) {
@@ -469,26 +457,14 @@ StatusOr<std::vector<PartitionRow>> Ledger::DuePartitions(const std::string& tab
                        "AND (next_attempt_us IS NULL OR next_attempt_us<=?) "
                        "AND (requested<>0 OR partition_us+?+?<=?) ORDER BY partition_us");
   s.Bind(1, table).Bind(2, now_us).Bind(3, unit_us).Bind(4, settle_us).Bind(5, now_us);
-  std::vector<PartitionRow> out;
-  for (;;) {
-    LF_ASSIGN_OR_RETURN(bool row, s.Step());
-    if (!row) break;
-    out.push_back(ReadPartition(s));
-  }
-  return out;
+  return s.Collect<PartitionRow>([](const Statement& r) { return ReadPartition(r); });
 }
 
 StatusOr<std::vector<PartitionRow>> Ledger::Partitions(const std::string& table) {
   std::lock_guard lock(mu_);
   Statement s(db_, std::string("SELECT ") + kPartitionColumns + " FROM partitions WHERE table_name=? ORDER BY partition_us");
   s.Bind(1, table);
-  std::vector<PartitionRow> out;
-  for (;;) {
-    LF_ASSIGN_OR_RETURN(bool row, s.Step());
-    if (!row) break;
-    out.push_back(ReadPartition(s));
-  }
-  return out;
+  return s.Collect<PartitionRow>([](const Statement& r) { return ReadPartition(r); });
 }
 
 StatusOr<LoadPlan> Ledger::BeginLoad(const std::string& table, int64_t partition_us, int64_t now_us) {
@@ -564,13 +540,7 @@ StatusOr<std::vector<PartRow>> Ledger::LiveParts(const std::string& table, std::
   Statement s(db_, std::string("SELECT ") + kPartColumns +
                        " FROM parts WHERE table_name=? AND state='live' AND (? IS NULL OR partition_us=?) ORDER BY key");
   s.Bind(1, table).Bind(2, partition_us).Bind(3, partition_us);
-  std::vector<PartRow> out;
-  for (;;) {
-    LF_ASSIGN_OR_RETURN(bool row, s.Step());
-    if (!row) break;
-    out.push_back(ReadPart(s));
-  }
-  return out;
+  return s.Collect<PartRow>([](const Statement& r) { return ReadPart(r); });
 }
 
 StatusOr<std::vector<PartRow>> Ledger::CollectableParts(const std::string& table) {
@@ -579,13 +549,7 @@ StatusOr<std::vector<PartRow>> Ledger::CollectableParts(const std::string& table
                        " FROM parts p JOIN partitions q ON q.table_name=p.table_name AND q.partition_us=p.partition_us "
                        "WHERE p.table_name=? AND p.state='obsolete' AND q.loaded_revision>=p.obsoleted_revision");
   s.Bind(1, table);
-  std::vector<PartRow> out;
-  for (;;) {
-    LF_ASSIGN_OR_RETURN(bool row, s.Step());
-    if (!row) break;
-    out.push_back(ReadPart(s));
-  }
-  return out;
+  return s.Collect<PartRow>([](const Statement& r) { return ReadPart(r); });
 }
 
 Status Ledger::ForgetPart(const PartRow& part) {
@@ -655,13 +619,7 @@ StatusOr<std::vector<RequestRow>> Ledger::Requests(const std::string& table, con
               "SELECT id, table_name, origin, from_us, to_us, state, COALESCE(detail,''), created_us FROM requests "
               "WHERE table_name=? AND (?='' OR state=?) ORDER BY id");
   s.Bind(1, table).Bind(2, state).Bind(3, state);
-  std::vector<RequestRow> out;
-  for (;;) {
-    LF_ASSIGN_OR_RETURN(bool row, s.Step());
-    if (!row) break;
-    out.push_back(RequestRow{s.Int(0), s.Text(1), s.Text(2), s.Int(3), s.Int(4), s.Text(5), s.Text(6), s.Int(7)});
-  }
-  return out;
+  return s.Collect<RequestRow>([](const Statement& r) { return RequestRow{r.Int(0), r.Text(1), r.Text(2), r.Int(3), r.Int(4), r.Text(5), r.Text(6), r.Int(7)}; });
 }
 
 StatusOr<std::vector<ColumnRecord>> Ledger::Columns(const std::string& table) {

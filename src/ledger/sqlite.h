@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/status.h"
 
@@ -34,6 +35,16 @@ class Statement {
   StatusOr<bool> Step();
   // Runs to completion, ignoring rows.
   Status Run();
+  // Runs to completion, turning each row into a T with read(*this).
+  template <typename T, typename Read>
+  StatusOr<std::vector<T>> Collect(Read read) {
+    std::vector<T> out;
+    for (;;) {
+      LF_ASSIGN_OR_RETURN(bool row, Step());
+      if (!row) return out;
+      out.push_back(read(*this));
+    }
+  }
 
   int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
   double Double(int col) const { return sqlite3_column_double(stmt_, col); }
