@@ -88,7 +88,15 @@ StatusOr<StageOutcome> StageObject(TableRuntime& t, const ObjectRow& obj, RowNor
 
   const size_t pad = simdjson::SIMDJSON_PADDING;
   const size_t max_line = static_cast<size_t>(cfg.max_line_bytes);
-  std::vector<char> buf(kReadBlock + pad);
+  // One read window per worker thread, reused across objects: allocating and
+  // zero-filling 4 MiB per object showed up in profiles. A window grown for a
+  // very long line is given back before the next object.
+  thread_local std::vector<char> buf;
+  if (buf.size() < kReadBlock + pad || buf.size() > 16 * kReadBlock) {
+    buf.clear();
+    buf.shrink_to_fit();
+    buf.resize(kReadBlock + pad);
+  }
   size_t begin = 0, end = 0, scan = 0;
   uint64_t base_offset = 0;  // uncompressed offset of buf[0]
   int64_t line_no = 0;

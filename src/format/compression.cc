@@ -33,18 +33,19 @@ constexpr size_t kInputBuffer = 1 << 20;
 // Input buffering shared by the decoders: a window [pos, end) of raw bytes.
 class BufferedInput {
  public:
-  explicit BufferedInput(std::unique_ptr<ReadStream> raw) : raw_(std::move(raw)), buf_(kInputBuffer) {}
+  // new char[] rather than a vector: no zero-fill of a buffer about to be overwritten.
+  explicit BufferedInput(std::unique_ptr<ReadStream> raw) : raw_(std::move(raw)), buf_(new char[kInputBuffer]) {}
 
   // Reads more, keeping unconsumed bytes. Returns false at end of input.
   StatusOr<bool> Refill() {
     if (eof_) return false;
     if (pos_ > 0) {
-      memmove(buf_.data(), buf_.data() + pos_, end_ - pos_);
+      memmove(buf_.get(), buf_.get() + pos_, end_ - pos_);
       end_ -= pos_;
       pos_ = 0;
     }
-    if (end_ == buf_.size()) return true;
-    LF_ASSIGN_OR_RETURN(size_t n, raw_->Read(buf_.data() + end_, buf_.size() - end_));
+    if (end_ == kInputBuffer) return true;
+    LF_ASSIGN_OR_RETURN(size_t n, raw_->Read(buf_.get() + end_, kInputBuffer - end_));
     if (n == 0) {
       eof_ = true;
       return false;
@@ -53,7 +54,7 @@ class BufferedInput {
     return true;
   }
   size_t available() const { return end_ - pos_; }
-  const char* data() const { return buf_.data() + pos_; }
+  const char* data() const { return buf_.get() + pos_; }
   void Consume(size_t n) { pos_ += n; }
   bool eof() const { return eof_; }
   // Offset in the raw stream of the next unconsumed byte.
@@ -62,7 +63,7 @@ class BufferedInput {
 
  private:
   std::unique_ptr<ReadStream> raw_;
-  std::vector<char> buf_;
+  std::unique_ptr<char[]> buf_;
   size_t pos_ = 0, end_ = 0;
   bool eof_ = false;
 };
@@ -252,8 +253,9 @@ StatusOr<std::unique_ptr<ReadStream>> OpenDecoder(std::unique_ptr<ReadStream> ra
 
 struct GzipEncoder::Impl {
   isal_zstream stream;
-  std::vector<uint8_t> level_buf;
-  std::vector<uint8_t> out_buf = std::vector<uint8_t>(256 << 10);
+  std::unique_ptr<uint8_t[]> level_buf;
+  static constexpr size_t kOutBuf = 256 << 10;
+  std::unique_ptr<uint8_t[]> out_buf{new uint8_t[kOutBuf]};
 };
 
 GzipEncoder::GzipEncoder(int level) : impl_(std::make_unique<Impl>()) {
@@ -265,8 +267,8 @@ GzipEncoder::GzipEncoder(int level) : impl_(std::make_unique<Impl>()) {
   else if (level == 2) lb = ISAL_DEF_LVL2_DEFAULT;
   else if (level == 3) lb = ISAL_DEF_LVL3_DEFAULT;
   if (lb > 0) {
-    impl_->level_buf.resize(lb);
-    impl_->stream.level_buf = impl_->level_buf.data();
+    impl_->level_buf.reset(new uint8_t[lb]);
+    impl_->stream.level_buf = impl_->level_buf.get();
     impl_->stream.level_buf_size = static_cast<uint32_t>(lb);
   }
 }
@@ -281,12 +283,12 @@ void GzipEncoder::Run(const char* data, size_t n, bool last, std::string* out) {
   s.flush = NO_FLUSH;
   // Through a scratch buffer: growing *out with resize() would zero-fill
   // the room first, which cost more than copying the compressed bytes.
-  std::vector<uint8_t>& buf = impl_->out_buf;
+  uint8_t* buf = impl_->out_buf.get();
   do {
-    s.next_out = buf.data();
-    s.avail_out = static_cast<uint32_t>(buf.size());
+    s.next_out = buf;
+    s.avail_out = static_cast<uint32_t>(Impl::kOutBuf);
     isal_deflate(&s);
-    out->append(reinterpret_cast<const char*>(buf.data()), buf.size() - s.avail_out);
+    out->append(reinterpret_cast<const char*>(buf), Impl::kOutBuf - s.avail_out);
   } while (s.avail_in > 0 || (last && s.internal_state.state != ZSTATE_END));
 }
 

@@ -656,13 +656,18 @@ bool RowNormalizer::Normalize(std::string_view line, size_t capacity, std::optio
       rest.remove_prefix(p + 1);
     }
     if (opts_.output_time) {
-      auto t = ParseEventTime(time_text, opts_);
-      if (!t) {
-        err->reason = "unparseable time '" + Excerpt(time_text, 60) + "'";
-        err->field = "time";
-        return false;
+      // Consecutive lines mostly carry the same second: parse each text once.
+      if (time_text != last_time_in_) {
+        auto t = ParseEventTime(time_text, opts_);
+        if (!t) {
+          err->reason = "unparseable time '" + Excerpt(time_text, 60) + "'";
+          err->field = "time";
+          return false;
+        }
+        last_time_in_.assign(time_text);
+        last_time_parsed_ = *t;
       }
-      time_ = *t;
+      time_ = last_time_parsed_;
     } else if (fallback_time) {
       time_ = *fallback_time;
     } else {

@@ -173,10 +173,27 @@ class RowNormalizer {
   std::string cache_key_;
   std::unordered_map<std::string, Column*> cache_;
   std::unordered_map<const Column*, std::vector<ShapeSlot>> shapes_;
+  // A few recent (parent, shape) pairs: a record visits the same handful of
+  // object levels every line, so this skips most hash lookups.
+  struct RecentShape {
+    const Column* parent = nullptr;
+    std::vector<ShapeSlot>* shape = nullptr;
+  };
+  RecentShape recent_shapes_[4];
+  unsigned recent_next_ = 0;
+  std::vector<ShapeSlot>& ShapeOf(const Column* parent) {
+    for (RecentShape& r : recent_shapes_)
+      if (r.parent == parent) return *r.shape;
+    std::vector<ShapeSlot>* s = &shapes_[parent];  // node-based map: the address stays valid
+    recent_shapes_[recent_next_++ & 3] = RecentShape{parent, s};
+    return *s;
+  }
   Column* time_col_;
   Column* tag_col_ = nullptr;
   int64_t time_ = 0;
   int64_t last_time_ = INT64_MIN;
+  std::string last_time_in_;
+  int64_t last_time_parsed_ = 0;
   char last_time_text_[40];
   size_t last_time_len_ = 0;
   bool have_time_ = false;

@@ -128,7 +128,7 @@ bool RowNormalizer::FastObject(const char*& p, const char* end, Column* parent, 
     ++p;
     return true;
   }
-  std::vector<ShapeSlot>& shape = shapes_[parent];
+  std::vector<ShapeSlot>& shape = ShapeOf(parent);
   size_t index = 0;
   bool first = true;
   // Duplicate keys are the simdjson path's business (last one wins).
