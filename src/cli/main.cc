@@ -36,7 +36,9 @@ namespace {
 
 std::atomic<bool> g_stop{false};
 
-void OnSignal(int) { g_stop.store(true); }
+void OnSignal(int) {
+  g_stop.store(true);
+}
 
 [[noreturn]] void Die(const std::string& message, int code = 1) {
   fflush(stdout);
@@ -46,8 +48,9 @@ void OnSignal(int) { g_stop.store(true); }
 
 template <typename T>
 T OrDie(StatusOr<T> v, int code = 1) {
-  if (!v.ok()) Die(v.status().message().empty() ? v.status().ToString() : v.status().message(),
-                   v.status().code() == StatusCode::kInvalidArgument ? 2 : code);
+  if (!v.ok())
+    Die(v.status().message().empty() ? v.status().ToString() : v.status().message(),
+        v.status().code() == StatusCode::kInvalidArgument ? 2 : code);
   return std::move(v).value();
 }
 
@@ -116,7 +119,7 @@ int CmdRun(const std::string& config_path, bool once, bool verbose) {
   int lock_fd = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0)
     Die("another 'logferry run' is active on " + env.config.state_dir);
-  struct sigaction sa{};
+  struct sigaction sa {};
   sa.sa_handler = OnSignal;
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
@@ -178,10 +181,15 @@ int CmdStatus(const std::string& config_path, bool as_json) {
     auto partitions = OrDie(env.ledger->Partitions(cfg.name));
     nlohmann::json j;
     j["table"] = cfg.name;
-    j["objects"] = {{"pending", c.objects_pending}, {"staged", c.objects_staged}, {"failed", c.objects_failed},
-                    {"superseded", c.objects_superseded}, {"found_only_by_listing", c.found_by_listing_only}};
-    j["partitions"] = {{"pending", c.partitions_pending}, {"loaded", c.partitions_loaded}, {"failing", c.partitions_failed}};
-    j["rows"] = {{"staged", c.rows_staged}, {"loaded", c.rows_loaded}, {"bad_records", c.bad_records}, {"warnings", c.warnings}};
+    j["objects"] = {{"pending", c.objects_pending},
+                    {"staged", c.objects_staged},
+                    {"failed", c.objects_failed},
+                    {"superseded", c.objects_superseded},
+                    {"found_only_by_listing", c.found_by_listing_only}};
+    j["partitions"] = {
+        {"pending", c.partitions_pending}, {"loaded", c.partitions_loaded}, {"failing", c.partitions_failed}};
+    j["rows"] = {
+        {"staged", c.rows_staged}, {"loaded", c.rows_loaded}, {"bad_records", c.bad_records}, {"warnings", c.warnings}};
     j["loads_today"] = c.loads_today;
     if (c.newest_loaded_partition_us) {
       j["newest_loaded_partition"] = FormatIso8601(*c.newest_loaded_partition_us);
@@ -198,7 +206,8 @@ int CmdStatus(const std::string& config_path, bool as_json) {
     nlohmann::json pfails = nlohmann::json::array();
     for (const PartitionRow& p : partitions) {
       if (p.last_error.empty()) continue;
-      nlohmann::json f = {{"partition", FormatIso8601(p.partition_us)}, {"attempts", p.attempts}, {"error", p.last_error}};
+      nlohmann::json f = {
+          {"partition", FormatIso8601(p.partition_us)}, {"attempts", p.attempts}, {"error", p.last_error}};
       if (p.next_attempt_us) f["next_attempt"] = FormatIso8601(*p.next_attempt_us);
       pfails.push_back(f);
     }
@@ -219,37 +228,42 @@ int CmdStatus(const std::string& config_path, bool as_json) {
     printf("  partitions  %lld loaded, %lld pending, %lld failing\n", p["loaded"].get<long long>(),
            p["pending"].get<long long>(), p["failing"].get<long long>());
     auto& r = j["rows"];
-    printf("  rows        %lld staged, %lld loaded, %lld bad records, %lld values repaired\n", r["staged"].get<long long>(),
-           r["loaded"].get<long long>(), r["bad_records"].get<long long>(), r["warnings"].get<long long>());
+    printf("  rows        %lld staged, %lld loaded, %lld bad records, %lld values repaired\n",
+           r["staged"].get<long long>(), r["loaded"].get<long long>(), r["bad_records"].get<long long>(),
+           r["warnings"].get<long long>());
     if (j.contains("newest_loaded_partition"))
-      printf("  lag         newest loaded partition %s (%s ago)\n", j["newest_loaded_partition"].get<std::string>().c_str(),
+      printf("  lag         newest loaded partition %s (%s ago)\n",
+             j["newest_loaded_partition"].get<std::string>().c_str(),
              FormatDuration(j["lag_seconds"].get<int64_t>() * kMicrosPerSecond).c_str());
     if (j.contains("oldest_pending_partition"))
       printf("  pending     oldest %s\n", j["oldest_pending_partition"].get<std::string>().c_str());
     printf("  loads today %lld\n", j["loads_today"].get<long long>());
     for (auto& f : j["failed_objects"])
-      printf("  FAILED object %s (attempts %d%s): %s\n", f["object"].get<std::string>().c_str(), f["attempts"].get<int>(),
+      printf("  FAILED object %s (attempts %d%s): %s\n", f["object"].get<std::string>().c_str(),
+             f["attempts"].get<int>(),
              f.contains("next_attempt") ? (", next " + f["next_attempt"].get<std::string>()).c_str() : "",
              f["error"].get<std::string>().c_str());
     for (auto& f : j["failing_partitions"])
-      printf("  FAILING partition %s (attempts %d): %s\n", f["partition"].get<std::string>().c_str(), f["attempts"].get<int>(),
-             f["error"].get<std::string>().c_str());
+      printf("  FAILING partition %s (attempts %d): %s\n", f["partition"].get<std::string>().c_str(),
+             f["attempts"].get<int>(), f["error"].get<std::string>().c_str());
   }
   return 0;
 }
 
 // --- reload ---
 
-int CmdReload(const std::string& config_path, const std::string& table, const std::string& from_s, const std::string& to_s,
-              bool verbose) {
+int CmdReload(const std::string& config_path, const std::string& table, const std::string& from_s,
+              const std::string& to_s, bool verbose) {
   Env env = Open(config_path, verbose);
   TableRuntime& t = TableOrDie(env, table);
   int64_t from = ParseTimeArg(from_s, "--from");
   int64_t to = to_s.empty() ? from + t.config->partition_unit_us : ParseTimeArg(to_s, "--to");
   if (to <= from) Die("--to must be after --from", 2);
-  auto [id, n] = OrDie(env.ledger->RecordRequest(t.config->name, "cli", "", from, to, t.config->partition_unit_us, NowMicros()));
+  auto [id, n] =
+      OrDie(env.ledger->RecordRequest(t.config->name, "cli", "", from, to, t.config->partition_unit_us, NowMicros()));
   if (n == 0) {
-    printf("no staged partitions of %s in %s .. %s\n", t.config->name.c_str(), FormatHour(from).c_str(), FormatHour(to).c_str());
+    printf("no staged partitions of %s in %s .. %s\n", t.config->name.c_str(), FormatHour(from).c_str(),
+           FormatHour(to).c_str());
     OrDie(env.ledger->FinishRequest(id, "done", "0 partition(s) loaded", NowMicros()));
     return 0;
   }
@@ -273,10 +287,12 @@ int CmdVerify(const std::string& config_path, const std::string& table, bool ver
   }
   for (auto& n : report.notes) printf("note: %s\n", n.c_str());
   for (auto& d : report.differences) printf("DIFFERENCE: %s\n", d.c_str());
-  printf("verify: %s — %lld source objects, %lld staged parts, %lld partitions, %lld rows in the warehouse; %zu difference(s)\n",
-         report.differences.empty() ? "OK" : "FAILED", static_cast<long long>(report.objects),
-         static_cast<long long>(report.parts), static_cast<long long>(report.partitions),
-         static_cast<long long>(report.rows), report.differences.size());
+  printf(
+      "verify: %s — %lld source objects, %lld staged parts, %lld partitions, %lld rows in the warehouse; %zu "
+      "difference(s)\n",
+      report.differences.empty() ? "OK" : "FAILED", static_cast<long long>(report.objects),
+      static_cast<long long>(report.parts), static_cast<long long>(report.partitions),
+      static_cast<long long>(report.rows), report.differences.size());
   return report.differences.empty() ? 0 : 1;
 }
 
@@ -362,7 +378,8 @@ int CmdQuery(const std::string& config_path, const std::string& table, const std
 int CmdCheck(const std::string& config_path) {
   Config config = OrDie(LoadConfig(config_path), 2);
   SetupLogging(config.log_level, false);
-  printf("config %s: OK (%zu table%s)\n", config_path.c_str(), config.tables.size(), config.tables.size() == 1 ? "" : "s");
+  printf("config %s: OK (%zu table%s)\n", config_path.c_str(), config.tables.size(),
+         config.tables.size() == 1 ? "" : "s");
   int bad = 0;
   auto report = [&](const std::string& what, const Status& s) {
     printf("  %-60s %s\n", what.c_str(), s.ok() ? "OK" : ("FAILED: " + s.message()).c_str());
@@ -406,8 +423,13 @@ int CmdBadRecords(const std::string& config_path, const std::string& table, cons
   if (as_json) {
     nlohmann::json out = nlohmann::json::array();
     for (auto& r : rows)
-      out.push_back({{"table", r.table}, {"object", r.object_key}, {"line", r.record.line}, {"byte_offset", r.record.byte_offset},
-                     {"field", r.record.field}, {"reason", r.record.reason}, {"excerpt", r.record.excerpt},
+      out.push_back({{"table", r.table},
+                     {"object", r.object_key},
+                     {"line", r.record.line},
+                     {"byte_offset", r.record.byte_offset},
+                     {"field", r.record.field},
+                     {"reason", r.record.reason},
+                     {"excerpt", r.record.excerpt},
                      {"recorded", FormatIso8601(r.created_us)}});
     std::cout << out.dump(2) << "\n";
     return 0;
@@ -472,7 +494,8 @@ int main(int argc, char** argv) {
   reload->add_option("--table", table, "Table (optional with one table)");
   reload->add_option("--from", from, "First partition, UTC (e.g. 2016-08-01T00)")->required();
   reload->add_option("--to", to, "End, exclusive (default: one partition)");
-  auto* verify = app.add_subcommand("verify", "Reconcile source, ledger, staging and warehouse; exit 1 on any difference");
+  auto* verify =
+      app.add_subcommand("verify", "Reconcile source, ledger, staging and warehouse; exit 1 on any difference");
   add_config(verify);
   verify->add_option("--table", table, "Only this table");
   auto* query = app.add_subcommand("query", "Run SQL on the embedded warehouse");
@@ -504,8 +527,10 @@ int main(int argc, char** argv) {
   g->add_option("--hours", gen.hours, "Hours of logs")->capture_default_str();
   g->add_option("--start", gen_start, "First hour, UTC")->capture_default_str();
   g->add_option("--rows-per-hour", gen.rows_per_hour, "Records per hour")->capture_default_str();
-  g->add_option("--split-every", gen.split_every, "Every Nth hour is written as two objects (_0, _1); 0 never")->capture_default_str();
-  g->add_option("--late-fraction", gen.late_fraction, "Fraction of records from the previous hour")->capture_default_str();
+  g->add_option("--split-every", gen.split_every, "Every Nth hour is written as two objects (_0, _1); 0 never")
+      ->capture_default_str();
+  g->add_option("--late-fraction", gen.late_fraction, "Fraction of records from the previous hour")
+      ->capture_default_str();
   g->add_option("--format", gen.format, "out_file or json")->capture_default_str();
   g->add_option("--timezone", gen_tz, "Offset of times and time slices")->capture_default_str();
   g->add_option("--seed", gen.seed, "Random seed")->capture_default_str();
@@ -514,32 +539,33 @@ int main(int argc, char** argv) {
   ref->group("");
 
   auto Dispatch = [&]() -> int {
-  if (*run) return CmdRun(config_path, once, verbose);
-  if (*status) return CmdStatus(config_path, as_json);
-  if (*reload) return CmdReload(config_path, table, from, to, verbose);
-  if (*verify) return CmdVerify(config_path, table, verbose);
-  if (*query) return CmdQuery(config_path, table, sql, csv, as_json);
-  if (*check) return CmdCheck(config_path);
-  if (*bad) return CmdBadRecords(config_path, table, since, limit, as_json);
-  if (*schema) return CmdSchema(config_path, table, bigquery, duckdb);
-  if (*ref) {
-    std::cout << ConfigReference();
-    return 0;
-  }
-  if (*g) {
-    gen.start_us = ParseTimeArg(gen_start, "--start");
-    gen.offset_seconds = OrDie(ParseUtcOffset(gen_tz), 2);
-    gen.gzip = !no_gzip;
-    if (gen.out_dir.empty() || gen.out_dir[0] != '/') {
-      char cwd[4096];
-      if (getcwd(cwd, sizeof cwd)) gen.out_dir = std::string(cwd) + "/" + gen.out_dir;
+    if (*run) return CmdRun(config_path, once, verbose);
+    if (*status) return CmdStatus(config_path, as_json);
+    if (*reload) return CmdReload(config_path, table, from, to, verbose);
+    if (*verify) return CmdVerify(config_path, table, verbose);
+    if (*query) return CmdQuery(config_path, table, sql, csv, as_json);
+    if (*check) return CmdCheck(config_path);
+    if (*bad) return CmdBadRecords(config_path, table, since, limit, as_json);
+    if (*schema) return CmdSchema(config_path, table, bigquery, duckdb);
+    if (*ref) {
+      std::cout << ConfigReference();
+      return 0;
     }
-    GenResult r = OrDie(Generate(gen));
-    printf("wrote %lld objects, %lld records (%s uncompressed) under %s/%s\n", static_cast<long long>(r.objects),
-           static_cast<long long>(r.rows), HumanBytes(r.bytes_uncompressed).c_str(), gen.out_dir.c_str(), gen.prefix.c_str());
+    if (*g) {
+      gen.start_us = ParseTimeArg(gen_start, "--start");
+      gen.offset_seconds = OrDie(ParseUtcOffset(gen_tz), 2);
+      gen.gzip = !no_gzip;
+      if (gen.out_dir.empty() || gen.out_dir[0] != '/') {
+        char cwd[4096];
+        if (getcwd(cwd, sizeof cwd)) gen.out_dir = std::string(cwd) + "/" + gen.out_dir;
+      }
+      GenResult r = OrDie(Generate(gen));
+      printf("wrote %lld objects, %lld records (%s uncompressed) under %s/%s\n", static_cast<long long>(r.objects),
+             static_cast<long long>(r.rows), HumanBytes(r.bytes_uncompressed).c_str(), gen.out_dir.c_str(),
+             gen.prefix.c_str());
+      return 0;
+    }
     return 0;
-  }
-  return 0;
   };
   CLI11_PARSE(app, argc, argv);
   try {

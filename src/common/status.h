@@ -16,14 +16,14 @@ namespace logferry {
 
 enum class StatusCode {
   kOk = 0,
-  kInvalidArgument,     // the caller's input is wrong (bad config, bad key)
-  kNotFound,            // the object, table or partition does not exist
+  kInvalidArgument,  // the caller's input is wrong (bad config, bad key)
+  kNotFound,         // the object, table or partition does not exist
   kAlreadyExists,
   kFailedPrecondition,  // e.g. an object changed (etag) while it was read
   kCorruption,          // data cannot be decoded (truncated gzip, bad msgpack)
   kPermissionDenied,
-  kUnavailable,         // transient: connection reset, timeout, lock held, 503
-  kResourceExhausted,   // a limit was hit (line too long, quota)
+  kUnavailable,        // transient: connection reset, timeout, lock held, 503
+  kResourceExhausted,  // a limit was hit (line too long, quota)
   kInternal,
 };
 
@@ -89,10 +89,10 @@ class [[nodiscard]] StatusOr {
 #define LF_CONCAT_INNER(a, b) a##b
 #define LF_CONCAT(a, b) LF_CONCAT_INNER(a, b)
 
-#define LF_RETURN_IF_ERROR(expr)          \
-  do {                                    \
-    ::logferry::Status _st = (expr);      \
-    if (!_st.ok()) return _st;            \
+#define LF_RETURN_IF_ERROR(expr)     \
+  do {                               \
+    ::logferry::Status _st = (expr); \
+    if (!_st.ok()) return _st;       \
   } while (0)
 
 #define LF_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
@@ -100,7 +100,6 @@ class [[nodiscard]] StatusOr {
   if (!tmp.ok()) return tmp.status();            \
   lhs = std::move(tmp).value()
 
-#define LF_ASSIGN_OR_RETURN(lhs, expr) \
-  LF_ASSIGN_OR_RETURN_IMPL(LF_CONCAT(_statusor_, __LINE__), lhs, expr)
+#define LF_ASSIGN_OR_RETURN(lhs, expr) LF_ASSIGN_OR_RETURN_IMPL(LF_CONCAT(_statusor_, __LINE__), lhs, expr)
 
 }  // namespace logferry

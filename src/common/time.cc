@@ -28,8 +28,7 @@ void CivilFromDays(int64_t z, int64_t* y, unsigned* m, unsigned* d) {
 }
 
 int64_t NowMicros() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
@@ -117,8 +116,7 @@ bool ParseFraction(std::string_view s, size_t* pos, int64_t* frac_us) {
   return true;
 }
 
-const char* kMonths[] = {"jan", "feb", "mar", "apr", "may", "jun",
-                         "jul", "aug", "sep", "oct", "nov", "dec"};
+const char* kMonths[] = {"jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"};
 
 }  // namespace
 
@@ -161,7 +159,9 @@ std::string FormatIso8601(int64_t micros) {
   return std::string(buf, FormatIso8601(micros, buf));
 }
 
-std::string FormatHour(int64_t micros) { return FormatIso8601(micros).substr(0, 13); }
+std::string FormatHour(int64_t micros) {
+  return FormatIso8601(micros).substr(0, 13);
+}
 
 std::optional<int64_t> ParseIso8601(std::string_view s, int32_t default_offset) {
   int y, mo, d, h = 0, mi = 0, sec = 0;
@@ -212,13 +212,44 @@ StatusOr<TimeLayout> TimeLayout::Compile(std::string_view layout) {
     if (i + 1 >= layout.size()) return Status::InvalidArgument("time layout ends with '%'");
     char spec = layout[++i];
     switch (spec) {
-      case '%': lit += '%'; break;
-      case 'T': flush(); t.items_.push_back({'H'}); t.items_.push_back({0, ":"}); t.items_.push_back({'M'});
-        t.items_.push_back({0, ":"}); t.items_.push_back({'S'}); t.resolution_ = std::min<int64_t>(t.resolution_, kMicrosPerSecond); break;
-      case 'F': flush(); t.items_.push_back({'Y'}); t.items_.push_back({0, "-"}); t.items_.push_back({'m'});
-        t.items_.push_back({0, "-"}); t.items_.push_back({'d'}); t.resolution_ = std::min(t.resolution_, kMicrosPerDay); break;
-      case 'Y': case 'y': case 'm': case 'd': case 'e': case 'H': case 'M': case 'S': case 'b': case 'j':
-      case 'z': case 'Z': case 'L': case 'N': case 's': case 'p': case 'I':
+      case '%':
+        lit += '%';
+        break;
+      case 'T':
+        flush();
+        t.items_.push_back({'H'});
+        t.items_.push_back({0, ":"});
+        t.items_.push_back({'M'});
+        t.items_.push_back({0, ":"});
+        t.items_.push_back({'S'});
+        t.resolution_ = std::min<int64_t>(t.resolution_, kMicrosPerSecond);
+        break;
+      case 'F':
+        flush();
+        t.items_.push_back({'Y'});
+        t.items_.push_back({0, "-"});
+        t.items_.push_back({'m'});
+        t.items_.push_back({0, "-"});
+        t.items_.push_back({'d'});
+        t.resolution_ = std::min(t.resolution_, kMicrosPerDay);
+        break;
+      case 'Y':
+      case 'y':
+      case 'm':
+      case 'd':
+      case 'e':
+      case 'H':
+      case 'M':
+      case 'S':
+      case 'b':
+      case 'j':
+      case 'z':
+      case 'Z':
+      case 'L':
+      case 'N':
+      case 's':
+      case 'p':
+      case 'I':
         flush();
         t.items_.push_back({spec});
         if (spec == 'd' || spec == 'e' || spec == 'j') t.resolution_ = std::min(t.resolution_, kMicrosPerDay);
@@ -257,16 +288,39 @@ size_t TimeLayout::ParsePrefix(std::string_view s, int32_t default_offset, int64
         if (s.substr(p, it.literal.size()) != it.literal) return 0;
         p += it.literal.size();
         break;
-      case 'Y': if (!num(4, 4, &y)) return 0; break;
-      case 'y': if (!num(2, 2, &y)) return 0; y += y < 69 ? 2000 : 1900; break;
-      case 'm': if (!num(2, 2, &mo)) return 0; break;
-      case 'd': if (!num(2, 2, &d)) return 0; break;
-      case 'e': if (p < s.size() && s[p] == ' ') ++p; if (!num(1, 2, &d)) return 0; break;
-      case 'H': if (!num(2, 2, &h)) return 0; break;
-      case 'I': if (!num(2, 2, &h)) return 0; break;
-      case 'M': if (!num(2, 2, &mi)) return 0; break;
-      case 'S': if (!num(2, 2, &sec)) return 0; if (sec == 60) sec = 59; break;
-      case 'j': if (!num(3, 3, &yday)) return 0; break;
+      case 'Y':
+        if (!num(4, 4, &y)) return 0;
+        break;
+      case 'y':
+        if (!num(2, 2, &y)) return 0;
+        y += y < 69 ? 2000 : 1900;
+        break;
+      case 'm':
+        if (!num(2, 2, &mo)) return 0;
+        break;
+      case 'd':
+        if (!num(2, 2, &d)) return 0;
+        break;
+      case 'e':
+        if (p < s.size() && s[p] == ' ') ++p;
+        if (!num(1, 2, &d)) return 0;
+        break;
+      case 'H':
+        if (!num(2, 2, &h)) return 0;
+        break;
+      case 'I':
+        if (!num(2, 2, &h)) return 0;
+        break;
+      case 'M':
+        if (!num(2, 2, &mi)) return 0;
+        break;
+      case 'S':
+        if (!num(2, 2, &sec)) return 0;
+        if (sec == 60) sec = 59;
+        break;
+      case 'j':
+        if (!num(3, 3, &yday)) return 0;
+        break;
       case 'p': {
         if (p + 2 > s.size()) return 0;
         char a = static_cast<char>(s[p] | 0x20);
@@ -301,16 +355,23 @@ size_t TimeLayout::ParsePrefix(std::string_view s, int32_t default_offset, int64
         }
         break;
       }
-      case 'L': case 'N': {
+      case 'L':
+      case 'N': {
         size_t start = p;
         int64_t v = 0;
         int n = 0;
         while (p < s.size() && s[p] >= '0' && s[p] <= '9') {
-          if (n < 6) { v = v * 10 + (s[p] - '0'); ++n; }
+          if (n < 6) {
+            v = v * 10 + (s[p] - '0');
+            ++n;
+          }
           ++p;
         }
         if (p == start) return 0;
-        while (n < 6) { v *= 10; ++n; }
+        while (n < 6) {
+          v *= 10;
+          ++n;
+        }
         frac = v;
         break;
       }
@@ -365,23 +426,71 @@ std::string TimeLayout::Format(int64_t micros, int32_t offset_seconds) const {
   std::string out;
   for (const Item& it : items_) {
     switch (it.spec) {
-      case 0: out += it.literal; break;
-      case 'Y': snprintf(buf, sizeof buf, "%04d", static_cast<int>(y)); out += buf; break;
-      case 'y': snprintf(buf, sizeof buf, "%02d", static_cast<int>(y % 100)); out += buf; break;
-      case 'm': snprintf(buf, sizeof buf, "%02u", mo); out += buf; break;
-      case 'd': snprintf(buf, sizeof buf, "%02u", d); out += buf; break;
-      case 'e': snprintf(buf, sizeof buf, "%2u", d); out += buf; break;
-      case 'H': snprintf(buf, sizeof buf, "%02u", secs / 3600); out += buf; break;
-      case 'I': snprintf(buf, sizeof buf, "%02u", (secs / 3600 + 11) % 12 + 1); out += buf; break;
-      case 'p': out += secs / 3600 >= 12 ? "PM" : "AM"; break;
-      case 'M': snprintf(buf, sizeof buf, "%02u", (secs / 60) % 60); out += buf; break;
-      case 'S': snprintf(buf, sizeof buf, "%02u", secs % 60); out += buf; break;
-      case 'j': snprintf(buf, sizeof buf, "%03d", static_cast<int>(days - DaysFromCivil(y, 1, 1) + 1)); out += buf; break;
-      case 'b': { std::string m = kMonths[mo - 1]; m[0] = static_cast<char>(m[0] - 32); out += m; break; }
-      case 'L': snprintf(buf, sizeof buf, "%03d", static_cast<int>((rem % kMicrosPerSecond) / 1000)); out += buf; break;
-      case 'N': snprintf(buf, sizeof buf, "%06d000", static_cast<int>(rem % kMicrosPerSecond)); out += buf; break;
-      case 's': out += std::to_string(FloorTo(micros, kMicrosPerSecond) / kMicrosPerSecond); break;
-      case 'z': case 'Z': {
+      case 0:
+        out += it.literal;
+        break;
+      case 'Y':
+        snprintf(buf, sizeof buf, "%04d", static_cast<int>(y));
+        out += buf;
+        break;
+      case 'y':
+        snprintf(buf, sizeof buf, "%02d", static_cast<int>(y % 100));
+        out += buf;
+        break;
+      case 'm':
+        snprintf(buf, sizeof buf, "%02u", mo);
+        out += buf;
+        break;
+      case 'd':
+        snprintf(buf, sizeof buf, "%02u", d);
+        out += buf;
+        break;
+      case 'e':
+        snprintf(buf, sizeof buf, "%2u", d);
+        out += buf;
+        break;
+      case 'H':
+        snprintf(buf, sizeof buf, "%02u", secs / 3600);
+        out += buf;
+        break;
+      case 'I':
+        snprintf(buf, sizeof buf, "%02u", (secs / 3600 + 11) % 12 + 1);
+        out += buf;
+        break;
+      case 'p':
+        out += secs / 3600 >= 12 ? "PM" : "AM";
+        break;
+      case 'M':
+        snprintf(buf, sizeof buf, "%02u", (secs / 60) % 60);
+        out += buf;
+        break;
+      case 'S':
+        snprintf(buf, sizeof buf, "%02u", secs % 60);
+        out += buf;
+        break;
+      case 'j':
+        snprintf(buf, sizeof buf, "%03d", static_cast<int>(days - DaysFromCivil(y, 1, 1) + 1));
+        out += buf;
+        break;
+      case 'b': {
+        std::string m = kMonths[mo - 1];
+        m[0] = static_cast<char>(m[0] - 32);
+        out += m;
+        break;
+      }
+      case 'L':
+        snprintf(buf, sizeof buf, "%03d", static_cast<int>((rem % kMicrosPerSecond) / 1000));
+        out += buf;
+        break;
+      case 'N':
+        snprintf(buf, sizeof buf, "%06d000", static_cast<int>(rem % kMicrosPerSecond));
+        out += buf;
+        break;
+      case 's':
+        out += std::to_string(FloorTo(micros, kMicrosPerSecond) / kMicrosPerSecond);
+        break;
+      case 'z':
+      case 'Z': {
         int32_t o = offset_seconds;
         snprintf(buf, sizeof buf, "%c%02d:%02d", o < 0 ? '-' : '+', std::abs(o) / 3600, (std::abs(o) / 60) % 60);
         out += buf;
@@ -400,8 +509,8 @@ StatusOr<int32_t> ParseUtcOffset(std::string_view s) {
   // Accept "+9" / "-5" (single-digit hours) as Fluentd does.
   if (norm.size() == 2 && (norm[0] == '+' || norm[0] == '-')) norm = std::string(1, norm[0]) + "0" + norm[1];
   if (!ParseOffsetAt(norm, &p, &off) || p != norm.size())
-    return Status::InvalidArgument("timezone must be a UTC offset like +09:00, -0530 or UTC (got '" +
-                                   std::string(s) + "')");
+    return Status::InvalidArgument("timezone must be a UTC offset like +09:00, -0530 or UTC (got '" + std::string(s) +
+                                   "')");
   return off;
 }
 
@@ -422,12 +531,18 @@ StatusOr<int64_t> ParseDuration(std::string_view s) {
     while (p < s.size() && ((s[p] >= 'a' && s[p] <= 'z'))) ++p;
     std::string_view unit = s.substr(us, p - us);
     int64_t mult;
-    if (unit == "ms") mult = 1000;
-    else if (unit == "s") mult = kMicrosPerSecond;
-    else if (unit == "m") mult = 60 * kMicrosPerSecond;
-    else if (unit == "h") mult = kMicrosPerHour;
-    else if (unit == "d") mult = kMicrosPerDay;
-    else return Status::InvalidArgument("bad duration unit in '" + std::string(s) + "' (use ms, s, m, h, d)");
+    if (unit == "ms")
+      mult = 1000;
+    else if (unit == "s")
+      mult = kMicrosPerSecond;
+    else if (unit == "m")
+      mult = 60 * kMicrosPerSecond;
+    else if (unit == "h")
+      mult = kMicrosPerHour;
+    else if (unit == "d")
+      mult = kMicrosPerDay;
+    else
+      return Status::InvalidArgument("bad duration unit in '" + std::string(s) + "' (use ms, s, m, h, d)");
     total += v * mult;
   }
   return total;
@@ -437,10 +552,15 @@ std::string FormatDuration(int64_t micros) {
   if (micros < 0) return "-" + FormatDuration(-micros);
   int64_t s = micros / kMicrosPerSecond;
   char buf[64];
-  if (s < 60) snprintf(buf, sizeof buf, "%llds", static_cast<long long>(s));
-  else if (s < 3600) snprintf(buf, sizeof buf, "%lldm%02llds", static_cast<long long>(s / 60), static_cast<long long>(s % 60));
-  else if (s < 86400) snprintf(buf, sizeof buf, "%lldh%02lldm", static_cast<long long>(s / 3600), static_cast<long long>((s / 60) % 60));
-  else snprintf(buf, sizeof buf, "%lldd%02lldh", static_cast<long long>(s / 86400), static_cast<long long>((s / 3600) % 24));
+  if (s < 60)
+    snprintf(buf, sizeof buf, "%llds", static_cast<long long>(s));
+  else if (s < 3600)
+    snprintf(buf, sizeof buf, "%lldm%02llds", static_cast<long long>(s / 60), static_cast<long long>(s % 60));
+  else if (s < 86400)
+    snprintf(buf, sizeof buf, "%lldh%02lldm", static_cast<long long>(s / 3600), static_cast<long long>((s / 60) % 60));
+  else
+    snprintf(buf, sizeof buf, "%lldd%02lldh", static_cast<long long>(s / 86400),
+             static_cast<long long>((s / 3600) % 24));
   return buf;
 }
 

@@ -1,10 +1,11 @@
 #include "core/config.h"
 
+#include <toml++/toml.h>
+
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <thread>
-#include <toml++/toml.h>
 
 #include "common/strings.h"
 #include "common/time.h"
@@ -27,7 +28,8 @@ const KeySpec kKeys[] = {
     {"workers", Scope::kTop, "0", "Parallel staging workers; 0 means one per CPU core."},
     {"log_level", Scope::kTop, "info", "trace, debug, info, warn or error."},
     {"lock_timeout", Scope::kTop, "60s", "How long a command waits for the warehouse while another process holds it."},
-    {"name", Scope::kTable, nullptr, "Warehouse table name: letters, digits and underscores, not starting with a digit."},
+    {"name", Scope::kTable, nullptr,
+     "Warehouse table name: letters, digits and underscores, not starting with a digit."},
     {"source", Scope::kBoth, nullptr, "Where Fluentd writes objects: file:///dir/prefix/ (s3:// in a later release)."},
     {"staging", Scope::kBoth, nullptr, "Durable staging store for normalized parts: file:///dir/ (gs:// later)."},
     {"warehouse", Scope::kBoth, nullptr, "duckdb:///path/file.duckdb (bigquery://project/dataset later)."},
@@ -37,7 +39,8 @@ const KeySpec kKeys[] = {
     {"format", Scope::kBoth, "out_file", "out_file (time<TAB>tag<TAB>json) or json (one object per line)."},
     {"compression", Scope::kBoth, "auto", "auto (by magic bytes), gzip, zstd or none."},
     {"time_key", Scope::kBoth, "time", "json: the field holding the event time."},
-    {"time_format", Scope::kBoth, "iso8601", "iso8601, unix, unix_ms, or a strftime layout such as %d/%b/%Y:%H:%M:%S %z."},
+    {"time_format", Scope::kBoth, "iso8601",
+     "iso8601, unix, unix_ms, or a strftime layout such as %d/%b/%Y:%H:%M:%S %z."},
     {"timezone", Scope::kBoth, "+00:00", "UTC offset for times (and time slices) without one, e.g. +09:00."},
     {"delimiter", Scope::kBoth, "\t", "out_file: field delimiter (\"\\t\", \" \", \",\", or SPACE/TAB/COMMA)."},
     {"output_time", Scope::kBoth, "true", "out_file: whether lines start with the time field."},
@@ -46,7 +49,8 @@ const KeySpec kKeys[] = {
     {"settle", Scope::kBoth, "10m", "Wait after a partition's period ends before loading it (late objects)."},
     {"interval", Scope::kBoth, "1m", "How often the daemon looks for work."},
     {"max_line_bytes", Scope::kBoth, "134217728", "Longest line accepted; longer lines are dead-lettered."},
-    {"retry_base", Scope::kBoth, "30s", "First retry delay for a failed object or load (doubles each time, with jitter)."},
+    {"retry_base", Scope::kBoth, "30s",
+     "First retry delay for a failed object or load (doubles each time, with jitter)."},
     {"retry_max", Scope::kBoth, "1h", "Longest retry delay."},
 };
 
@@ -124,7 +128,8 @@ StatusOr<Config> ParseConfig(const std::string& text, const std::string& origin)
   try {
     root = toml::parse(text, origin);
   } catch (const toml::parse_error& e) {
-    return Status::InvalidArgument(origin + ":" + std::to_string(e.source().begin.line) + ": " + std::string(e.description()));
+    return Status::InvalidArgument(origin + ":" + std::to_string(e.source().begin.line) + ": " +
+                                   std::string(e.description()));
   }
   Config cfg;
   cfg.path = origin;
@@ -158,7 +163,8 @@ StatusOr<Config> ParseConfig(const std::string& text, const std::string& origin)
     auto [v, where] = top_value("workers");
     char* end;
     long n = strtol(v.c_str(), &end, 10);
-    if (*end || n < 0 || n > 256) return Status::InvalidArgument(where + ": key 'workers' must be 0..256 (got '" + v + "')");
+    if (*end || n < 0 || n > 256)
+      return Status::InvalidArgument(where + ": key 'workers' must be 0..256 (got '" + v + "')");
     cfg.workers = n == 0 ? static_cast<int>(std::max(1u, std::thread::hardware_concurrency())) : static_cast<int>(n);
   }
   cfg.log_level = top_value("log_level").first;
@@ -168,7 +174,8 @@ StatusOr<Config> ParseConfig(const std::string& text, const std::string& origin)
     if (!d.ok()) return Status::InvalidArgument(where + ": key 'lock_timeout': " + d.status().message());
     cfg.lock_timeout_us = *d;
   }
-  if (!tables || tables->empty()) return Status::InvalidArgument(origin + ": no [[table]] section: at least one is required");
+  if (!tables || tables->empty())
+    return Status::InvalidArgument(origin + ": no [[table]] section: at least one is required");
 
   for (const toml::node& tn : *tables) {
     const toml::table* t = tn.as_table();
@@ -180,7 +187,8 @@ StatusOr<Config> ParseConfig(const std::string& text, const std::string& origin)
       std::string where = Where(origin, node);
       const KeySpec* spec = FindKey(key);
       if (!spec) return Status::InvalidArgument(where + ": unknown key '" + key + "' in [[table]]");
-      if (spec->scope == Scope::kTop) return Status::InvalidArgument(where + ": key '" + key + "' belongs at the top level, not in [[table]]");
+      if (spec->scope == Scope::kTop)
+        return Status::InvalidArgument(where + ": key '" + key + "' belongs at the top level, not in [[table]]");
       auto v = ValueText(node, key, where);
       if (!v.ok()) return Status::InvalidArgument(where + ": key '" + key + "': " + v.status().message());
       vals[key] = {*v, where};
@@ -191,14 +199,18 @@ StatusOr<Config> ParseConfig(const std::string& text, const std::string& origin)
       auto tt = top.find(key);
       if (tt != top.end()) return tt->second;
       const KeySpec* spec = FindKey(key);
-      if (!spec->def) return Status::InvalidArgument(twhere + ": [[table]] is missing required key '" + std::string(key) + "'");
+      if (!spec->def)
+        return Status::InvalidArgument(twhere + ": [[table]] is missing required key '" + std::string(key) + "'");
       return std::pair<std::string, std::string>{spec->def, twhere};
     };
 #define LF_GET(var, key) LF_ASSIGN_OR_RETURN(auto var, get(key))
 #define LF_BAD(where, key, msg) Status::InvalidArgument(where + ": key '" + std::string(key) + "': " + (msg))
     TableConfig tc;
     LF_GET(name, "name");
-    if (!LegalTableName(name.first)) return LF_BAD(name.second, "name", "'" + name.first + "' is not a legal table name (letters, digits, underscores; not starting with a digit)");
+    if (!LegalTableName(name.first))
+      return LF_BAD(
+          name.second, "name",
+          "'" + name.first + "' is not a legal table name (letters, digits, underscores; not starting with a digit)");
     if (cfg.FindTable(name.first)) return LF_BAD(name.second, "name", "table '" + name.first + "' is defined twice");
     tc.name = name.first;
     LF_GET(source, "source");
@@ -207,10 +219,12 @@ StatusOr<Config> ParseConfig(const std::string& text, const std::string& origin)
     Uri u;
     for (auto* kv : {&source, &staging}) {
       if (!ParseUri(kv->first, &u) || u.scheme != "file")
-        return LF_BAD(kv->second, kv == &source ? "source" : "staging", "'" + kv->first + "' is not a supported store URI (file:///dir/)");
+        return LF_BAD(kv->second, kv == &source ? "source" : "staging",
+                      "'" + kv->first + "' is not a supported store URI (file:///dir/)");
     }
     if (!ParseUri(warehouse.first, &u) || u.scheme != "duckdb")
-      return LF_BAD(warehouse.second, "warehouse", "'" + warehouse.first + "' is not a supported warehouse URI (duckdb:///path/file.duckdb)");
+      return LF_BAD(warehouse.second, "warehouse",
+                    "'" + warehouse.first + "' is not a supported warehouse URI (duckdb:///path/file.duckdb)");
     tc.source = source.first;
     tc.staging = staging.first;
     tc.warehouse = warehouse.first;
@@ -243,22 +257,29 @@ StatusOr<Config> ParseConfig(const std::string& text, const std::string& origin)
     LF_GET(tk, "time_key");
     tc.format.time_key = tk.first;
     LF_GET(tf, "time_format");
-    if (tf.first == "iso8601") tc.format.time_kind = TimeFormatKind::kIso8601;
-    else if (tf.first == "unix") tc.format.time_kind = TimeFormatKind::kUnix;
-    else if (tf.first == "unix_ms") tc.format.time_kind = TimeFormatKind::kUnixMs;
+    if (tf.first == "iso8601")
+      tc.format.time_kind = TimeFormatKind::kIso8601;
+    else if (tf.first == "unix")
+      tc.format.time_kind = TimeFormatKind::kUnix;
+    else if (tf.first == "unix_ms")
+      tc.format.time_kind = TimeFormatKind::kUnixMs;
     else {
       auto layout = TimeLayout::Compile(tf.first);
       if (!layout.ok()) return LF_BAD(tf.second, "time_format", layout.status().message());
       if (tf.first.find('%') == std::string::npos)
-        return LF_BAD(tf.second, "time_format", "must be iso8601, unix, unix_ms or a strftime layout (got '" + tf.first + "')");
+        return LF_BAD(tf.second, "time_format",
+                      "must be iso8601, unix, unix_ms or a strftime layout (got '" + tf.first + "')");
       tc.format.time_kind = TimeFormatKind::kLayout;
       tc.format.time_layout = *layout;
     }
     LF_GET(delim, "delimiter");
     std::string d = delim.first;
-    if (d == "TAB" || d == "\\t") d = "\t";
-    else if (d == "SPACE") d = " ";
-    else if (d == "COMMA") d = ",";
+    if (d == "TAB" || d == "\\t")
+      d = "\t";
+    else if (d == "SPACE")
+      d = " ";
+    else if (d == "COMMA")
+      d = ",";
     if (d.size() != 1) return LF_BAD(delim.second, "delimiter", "must be one character (or TAB, SPACE, COMMA)");
     tc.format.delimiter = d[0];
     LF_GET(ot, "output_time");
@@ -271,9 +292,12 @@ StatusOr<Config> ParseConfig(const std::string& text, const std::string& origin)
     tc.format.output_tag = *ogb;
 
     LF_GET(part, "partition");
-    if (part.first == "hour") tc.partition_unit_us = kMicrosPerHour;
-    else if (part.first == "day") tc.partition_unit_us = kMicrosPerDay;
-    else return LF_BAD(part.second, "partition", "must be hour or day (got '" + part.first + "')");
+    if (part.first == "hour")
+      tc.partition_unit_us = kMicrosPerHour;
+    else if (part.first == "day")
+      tc.partition_unit_us = kMicrosPerDay;
+    else
+      return LF_BAD(part.second, "partition", "must be hour or day (got '" + part.first + "')");
     tc.partition = part.first;
     struct Dur {
       const char* key;
@@ -286,11 +310,13 @@ StatusOr<Config> ParseConfig(const std::string& text, const std::string& origin)
       if (!dur.ok()) return LF_BAD(v.second, du.key, dur.status().message());
       *du.out = *dur;
     }
-    if (tc.interval_us < kMicrosPerSecond / 10) return Status::InvalidArgument(twhere + ": key 'interval' must be at least 100ms");
+    if (tc.interval_us < kMicrosPerSecond / 10)
+      return Status::InvalidArgument(twhere + ": key 'interval' must be at least 100ms");
     LF_GET(mlb, "max_line_bytes");
     char* end;
     long long n = strtoll(mlb.first.c_str(), &end, 10);
-    if (*end || n < 1024 || n > (1LL << 31)) return LF_BAD(mlb.second, "max_line_bytes", "must be between 1024 and 2147483648");
+    if (*end || n < 1024 || n > (1LL << 31))
+      return LF_BAD(mlb.second, "max_line_bytes", "must be between 1024 and 2147483648");
     tc.max_line_bytes = n;
 #undef LF_GET
 #undef LF_BAD
@@ -310,7 +336,9 @@ StatusOr<Config> LoadConfig(const std::string& path) {
 std::string ConfigReference() {
   std::string out = "| key | where | default | meaning |\n| --- | --- | --- | --- |\n";
   for (const KeySpec& k : kKeys) {
-    const char* scope = k.scope == Scope::kTop ? "top level" : k.scope == Scope::kTable ? "[[table]]" : "[[table]] or top level (default for all tables)";
+    const char* scope = k.scope == Scope::kTop     ? "top level"
+                        : k.scope == Scope::kTable ? "[[table]]"
+                                                   : "[[table]] or top level (default for all tables)";
     std::string def = k.def ? std::string(k.def) : "(required)";
     if (def == "\t") def = "\\t";
     out += "| `" + std::string(k.name) + "` | " + scope + " | `" + def + "` | " + k.doc + " |\n";

@@ -26,7 +26,7 @@ struct TableConfig {
   Compression compression = Compression::kAuto;
   std::string timezone;
   int32_t offset_seconds = 0;
-  std::string partition;        // "hour" | "day"
+  std::string partition;  // "hour" | "day"
   int64_t partition_unit_us = 0;
   int64_t settle_us = 0;
   int64_t interval_us = 0;

@@ -16,13 +16,22 @@ namespace {
 
 const char* kMethods[] = {"GET", "GET", "GET", "GET", "POST", "PUT", "DELETE", "HEAD"};
 const int kCodes[] = {200, 200, 200, 200, 200, 200, 304, 301, 404, 500, 503};
-const char* kPaths[] = {"/", "/index.html", "/api/v1/items", "/api/v1/items/%d", "/api/v1/users/%d/orders",
-                        "/static/app.%d.js", "/images/logo.png", "/search?q=term%d", "/login", "/health"};
+const char* kPaths[] = {"/",
+                        "/index.html",
+                        "/api/v1/items",
+                        "/api/v1/items/%d",
+                        "/api/v1/users/%d/orders",
+                        "/static/app.%d.js",
+                        "/images/logo.png",
+                        "/search?q=term%d",
+                        "/login",
+                        "/health"};
 const char* kAgents[] = {
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_11_6) AppleWebKit/601.7.7 (KHTML, like Gecko) Version/9.1.2 Safari/601.7.7",
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/52.0.2743.116 Safari/537.36",
-    "Mozilla/5.0 (X11; Linux x86_64; rv:48.0) Gecko/20100101 Firefox/48.0",
-    "curl/7.47.0",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_11_6) AppleWebKit/601.7.7 (KHTML, like Gecko) Version/9.1.2 "
+    "Safari/601.7.7",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/52.0.2743.116 "
+    "Safari/537.36",
+    "Mozilla/5.0 (X11; Linux x86_64; rv:48.0) Gecko/20100101 Firefox/48.0", "curl/7.47.0",
     "Googlebot/2.1 (+http://www.google.com/bot.html)"};
 const char* kReferers[] = {"-", "-", "https://www.example.com/", "https://www.google.com/search?q=logs",
                            "https://t.co/abc123"};
@@ -31,7 +40,8 @@ const char* kCountries[] = {"JP", "US", "DE", "IN", "BR"};
 }  // namespace
 
 StatusOr<GenResult> Generate(const GenOptions& o) {
-  if (o.hours <= 0 || o.rows_per_hour <= 0) return Status::InvalidArgument("--hours and --rows-per-hour must be positive");
+  if (o.hours <= 0 || o.rows_per_hour <= 0)
+    return Status::InvalidArgument("--hours and --rows-per-hour must be positive");
   if (o.format != "out_file" && o.format != "json") return Status::InvalidArgument("--format must be out_file or json");
   LF_ASSIGN_OR_RETURN(auto store, OpenObjectStore("file://" + o.out_dir));
   LF_ASSIGN_OR_RETURN(KeyFormat kf, KeyFormat::Compile("%{path}%{time_slice}_%{index}.%{file_extension}", "%Y%m%d%H",
@@ -71,13 +81,15 @@ StatusOr<GenResult> Generate(const GenOptions& o) {
                          "{\"host\":\"%u.%u.%u.%u\",\"user\":\"-\",\"method\":\"%s\",\"path\":\"%s\",\"code\":%d,"
                          "\"size\":%d,\"referer\":\"%s\",\"agent\":\"%s\",\"response-time\":%.3f,"
                          "\"geo\":{\"country\":\"%s\",\"asn\":%u}",
-                         ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255, method, path, code, size, referer, agent,
-                         latency, kCountries[rng() % 5], static_cast<unsigned>(rng() % 65000));
+                         ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255, method, path, code, size, referer,
+                         agent, latency, kCountries[rng() % 5], static_cast<unsigned>(rng() % 65000));
         std::string rec(buf, static_cast<size_t>(n));
         if (o.format == "json") rec += ",\"time\":\"" + local + "\"";
         rec += "}";
-        if (o.format == "out_file") text += local + "\tnginx.access\t" + rec + "\n";
-        else text += rec + "\n";
+        if (o.format == "out_file")
+          text += local + "\tnginx.access\t" + rec + "\n";
+        else
+          text += rec + "\n";
         ++result.rows;
       }
       result.bytes_uncompressed += text.size();

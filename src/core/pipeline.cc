@@ -159,11 +159,13 @@ Status Pipeline::Stage(TableRuntime& t, const std::atomic<bool>& stop, PassStats
         continue;
       }
       if (o.staged.bad_total > 0)
-        spdlog::warn("{}: {} bad record(s); first at line {}: {}{}", t.source->UriOf(obj.key), o.staged.bad_total,
-                     o.staged.bad_records.front().line, o.staged.bad_records.front().reason,
-                     o.staged.bad_records.front().field.empty() ? "" : " (field '" + o.staged.bad_records.front().field + "')");
+        spdlog::warn(
+            "{}: {} bad record(s); first at line {}: {}{}", t.source->UriOf(obj.key), o.staged.bad_total,
+            o.staged.bad_records.front().line, o.staged.bad_records.front().reason,
+            o.staged.bad_records.front().field.empty() ? "" : " (field '" + o.staged.bad_records.front().field + "')");
       if (o.staged.warnings > 0)
-        spdlog::info("{}: {} value(s) repaired or rewritten; latest: {}", t.source->UriOf(obj.key), o.staged.warnings, o.staged.warning);
+        spdlog::info("{}: {} value(s) repaired or rewritten; latest: {}", t.source->UriOf(obj.key), o.staged.warnings,
+                     o.staged.warning);
       ++done;
       rows += o.staged.rows_staged;
       bad += o.staged.bad_total;
@@ -216,13 +218,14 @@ Status Pipeline::ProcessRequests(TableRuntime& t) {
       LF_RETURN_IF_ERROR(ledger_->FinishRequest(rec.first, "failed", error, now));
       spdlog::warn("request {} rejected: {}", t.staging->UriOf(o.key), error);
     } else {
-      LF_ASSIGN_OR_RETURN(auto rec, ledger_->RecordRequest(t.config->name, t.staging->UriOf(o.key), origin_key, from, to,
-                                                           t.config->partition_unit_us, now));
+      LF_ASSIGN_OR_RETURN(auto rec, ledger_->RecordRequest(t.config->name, t.staging->UriOf(o.key), origin_key, from,
+                                                           to, t.config->partition_unit_us, now));
       spdlog::info("request {}: reload {} .. {} ({} partitions)", t.staging->UriOf(o.key), FormatHour(from),
                    FormatHour(to), rec.second);
     }
     // Recorded in the ledger; now file it under done/ (write, then delete).
-    LF_RETURN_IF_ERROR(WithRetry(io_retry_, [&] { return t.staging->WriteAll(kRequestsDonePrefix + name, *body); }).status());
+    LF_RETURN_IF_ERROR(
+        WithRetry(io_retry_, [&] { return t.staging->WriteAll(kRequestsDonePrefix + name, *body); }).status());
     LF_RETURN_IF_ERROR(t.staging->Delete(o.key));
   }
   return Status::Ok();
@@ -247,7 +250,8 @@ Status Pipeline::FinishRequests(TableRuntime& t) {
     }
     if (waiting > 0) {
       if (!errors.empty())
-        LF_RETURN_IF_ERROR(ledger_->FinishRequest(r.id, "queued", std::to_string(waiting) + " partition(s) failing: " + errors, now));
+        LF_RETURN_IF_ERROR(
+            ledger_->FinishRequest(r.id, "queued", std::to_string(waiting) + " partition(s) failing: " + errors, now));
       continue;
     }
     LF_RETURN_IF_ERROR(ledger_->FinishRequest(r.id, "done", std::to_string(loaded) + " partition(s) loaded", now));
@@ -281,11 +285,13 @@ Status Pipeline::Load(TableRuntime& t, const std::atomic<bool>& stop, PassStats*
     for (const PartRow& part : plan.parts) {
       auto data = t.staging->ReadAll(part.key, 1ull << 40);
       std::string problem;
-      if (!data.ok()) problem = data.status().ToString();
+      if (!data.ok())
+        problem = data.status().ToString();
       else if (Crc32cHex(Crc32c(0, data->data(), data->size())) != part.crc32c)
         problem = "checksum mismatch (expected crc32c " + part.crc32c + ")";
       if (!problem.empty()) {
-        s = Status::Corruption("staged part " + t.staging->UriOf(part.key) + ": " + problem + "; its object will be staged again");
+        s = Status::Corruption("staged part " + t.staging->UriOf(part.key) + ": " + problem +
+                               "; its object will be staged again");
         (void)ledger_->Restage(part.object_id, s.message());
         break;
       }
@@ -293,8 +299,10 @@ Status Pipeline::Load(TableRuntime& t, const std::atomic<bool>& stop, PassStats*
     int64_t rows = -1;
     if (s.ok()) {
       auto replaced = wh->ReplacePartition(plan, cfg.partition_unit_us, *t.staging, *t.schema);
-      if (replaced.ok()) rows = *replaced;
-      else s = replaced.status();
+      if (replaced.ok())
+        rows = *replaced;
+      else
+        s = replaced.status();
     }
     if (s.ok() && rows != plan.expected_rows)
       s = Status::Internal("partition " + FormatHour(plan.partition_us) + " holds " + std::to_string(rows) +
@@ -303,7 +311,8 @@ Status Pipeline::Load(TableRuntime& t, const std::atomic<bool>& stop, PassStats*
     if (s.ok()) {
       LF_RETURN_IF_ERROR(ledger_->FinishLoad(plan, rows, now));
       ++stats->partitions_loaded;
-      spdlog::debug("loaded {} {} ({} rows, {} parts)", cfg.name, FormatHour(plan.partition_us), rows, plan.parts.size());
+      spdlog::debug("loaded {} {} ({} rows, {} parts)", cfg.name, FormatHour(plan.partition_us), rows,
+                    plan.parts.size());
     } else {
       spdlog::warn("load of {} {} failed: {}", cfg.name, FormatHour(plan.partition_us), s.ToString());
       LF_RETURN_IF_ERROR(ledger_->FailLoad(plan, s.ToString(), NextAttempt(cfg, p.attempts + 1, now), now));

@@ -39,7 +39,7 @@ struct PassStats {
   int64_t failed_objects = 0;
   int64_t rows_staged = 0;
   int64_t bad_records = 0;
-  uint64_t bytes_read = 0;       // uncompressed
+  uint64_t bytes_read = 0;  // uncompressed
   int64_t partitions_loaded = 0;
   int64_t partitions_failed = 0;
   int64_t requests = 0;

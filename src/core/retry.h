@@ -41,6 +41,8 @@ auto WithRetry(const RetryPolicy& policy, Fn&& fn) -> decltype(fn()) {
   }
 }
 
-inline Status StatusOf(const Status& s) { return s; }
+inline Status StatusOf(const Status& s) {
+  return s;
+}
 
 }  // namespace logferry

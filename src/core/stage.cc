@@ -101,7 +101,7 @@ StatusOr<StageOutcome> StageObject(TableRuntime& t, const ObjectRow& obj, RowNor
   uint64_t base_offset = 0;  // uncompressed offset of buf[0]
   int64_t line_no = 0;
   bool eof = false;
-  bool skipping = false;     // inside an over-long line being discarded
+  bool skipping = false;  // inside an over-long line being discarded
   LineError err;
   uint64_t warnings_before = norm.warnings();
 

@@ -10,7 +10,7 @@
 namespace logferry {
 
 struct StageOutcome {
-  StagedObject staged;             // parts, bad records, counts
+  StagedObject staged;  // parts, bad records, counts
   uint64_t bytes_uncompressed = 0;
 };
 

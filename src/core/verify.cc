@@ -37,7 +37,8 @@ Status VerifyTable(TableRuntime& t, Ledger& ledger, const Config& config, Verify
   std::map<int64_t, int64_t> rows_by_object;
   for (const ObjectRow& o : objects) {
     if (o.state != ObjectState::kStaged) continue;
-    if (!source_keys.count(o.key)) note("staged object " + o.key + " is no longer in the source (expired or deleted); its rows stay");
+    if (!source_keys.count(o.key))
+      note("staged object " + o.key + " is no longer in the source (expired or deleted); its rows stay");
     if (o.lines_read != o.rows_staged + o.bad_records)
       diff("object " + o.key + ": lines read " + std::to_string(o.lines_read) + " != rows staged " +
            std::to_string(o.rows_staged) + " + bad records " + std::to_string(o.bad_records));
@@ -61,12 +62,13 @@ Status VerifyTable(TableRuntime& t, Ledger& ledger, const Config& config, Verify
       continue;
     }
     if (static_cast<int64_t>(it->second->size) != p.bytes) {
-      diff("staged part " + t.staging->UriOf(p.key) + " has " + std::to_string(it->second->size) + " bytes, ledger says " +
-           std::to_string(p.bytes));
+      diff("staged part " + t.staging->UriOf(p.key) + " has " + std::to_string(it->second->size) +
+           " bytes, ledger says " + std::to_string(p.bytes));
       continue;
     }
     auto data = t.staging->ReadAll(p.key, 1ull << 40);
-    if (!data.ok()) diff("staged part " + t.staging->UriOf(p.key) + ": " + data.status().ToString());
+    if (!data.ok())
+      diff("staged part " + t.staging->UriOf(p.key) + ": " + data.status().ToString());
     else if (Crc32cHex(Crc32c(0, data->data(), data->size())) != p.crc32c)
       diff("staged part " + t.staging->UriOf(p.key) + " fails its checksum");
   }
@@ -79,8 +81,11 @@ Status VerifyTable(TableRuntime& t, Ledger& ledger, const Config& config, Verify
   LF_ASSIGN_OR_RETURN(auto all_keys, ledger.PartKeys(cfg.name));
   for (const ObjectInfo& f : staged_files) {
     if (known.count(f.key)) continue;
-    if (all_keys.count(f.key)) note("staged part " + f.key + " belongs to a replaced object version; removed after its partition reloads");
-    else diff("staged file " + t.staging->UriOf(f.key) + " is not in the ledger (left by an interrupted run; the next run removes it)");
+    if (all_keys.count(f.key))
+      note("staged part " + f.key + " belongs to a replaced object version; removed after its partition reloads");
+    else
+      diff("staged file " + t.staging->UriOf(f.key) +
+           " is not in the ledger (left by an interrupted run; the next run removes it)");
   }
 
   // Ledger ↔ warehouse: each partition holds exactly its parts' rows.
@@ -92,8 +97,10 @@ Status VerifyTable(TableRuntime& t, Ledger& ledger, const Config& config, Verify
   auto wh = OpenWarehouse(cfg.warehouse, wo);
   if (wh.ok()) {
     auto c = (*wh)->CountByPartition(cfg.name, cfg.partition_unit_us);
-    if (c.ok()) counts = *c;
-    else if (!c.status().IsNotFound()) return c.status();
+    if (c.ok())
+      counts = *c;
+    else if (!c.status().IsNotFound())
+      return c.status();
   } else if (!wh.status().IsNotFound()) {
     return wh.status();
   }
@@ -108,7 +115,8 @@ Status VerifyTable(TableRuntime& t, Ledger& ledger, const Config& config, Verify
     if (p.pending()) {
       int64_t due_at = p.partition_us + cfg.partition_unit_us + cfg.settle_us;
       if (!p.requested && due_at > now && p.last_error.empty()) {
-        note(name + " waits to settle until " + FormatIso8601(due_at) + " (" + std::to_string(expected) + " rows staged)");
+        note(name + " waits to settle until " + FormatIso8601(due_at) + " (" + std::to_string(expected) +
+             " rows staged)");
         continue;
       }
       diff(name + " is not loaded" + (p.last_error.empty() ? "" : ": " + p.last_error) + " (warehouse " +
@@ -121,7 +129,8 @@ Status VerifyTable(TableRuntime& t, Ledger& ledger, const Config& config, Verify
   }
   for (auto& [part, n] : counts) {
     if (!seen.count(part) && n > 0)
-      diff("warehouse partition " + FormatHour(part) + " has " + std::to_string(n) + " rows the ledger knows nothing of");
+      diff("warehouse partition " + FormatHour(part) + " has " + std::to_string(n) +
+           " rows the ledger knows nothing of");
   }
   return Status::Ok();
 }

@@ -18,10 +18,14 @@ StatusOr<Compression> ParseCompression(std::string_view s) {
 
 const char* CompressionName(Compression c) {
   switch (c) {
-    case Compression::kAuto: return "auto";
-    case Compression::kGzip: return "gzip";
-    case Compression::kZstd: return "zstd";
-    case Compression::kNone: return "none";
+    case Compression::kAuto:
+      return "auto";
+    case Compression::kGzip:
+      return "gzip";
+    case Compression::kZstd:
+      return "zstd";
+    case Compression::kNone:
+      return "none";
   }
   return "?";
 }
@@ -89,13 +93,20 @@ class PlainDecoder final : public ReadStream {
 
 const char* IsalError(int rc) {
   switch (rc) {
-    case ISAL_INVALID_BLOCK: return "invalid deflate block";
-    case ISAL_INVALID_SYMBOL: return "invalid deflate symbol";
-    case ISAL_INVALID_LOOKBACK: return "invalid lookback distance";
-    case ISAL_INVALID_WRAPPER: return "invalid gzip header";
-    case ISAL_UNSUPPORTED_METHOD: return "unsupported compression method";
-    case ISAL_INCORRECT_CHECKSUM: return "gzip checksum mismatch";
-    default: return "gzip decoding error";
+    case ISAL_INVALID_BLOCK:
+      return "invalid deflate block";
+    case ISAL_INVALID_SYMBOL:
+      return "invalid deflate symbol";
+    case ISAL_INVALID_LOOKBACK:
+      return "invalid lookback distance";
+    case ISAL_INVALID_WRAPPER:
+      return "invalid gzip header";
+    case ISAL_UNSUPPORTED_METHOD:
+      return "unsupported compression method";
+    case ISAL_INCORRECT_CHECKSUM:
+      return "gzip checksum mismatch";
+    default:
+      return "gzip decoding error";
   }
 }
 
@@ -127,7 +138,8 @@ class GzipDecoder final : public ReadStream {
           in_header_ = false;
           state_.crc_flag = ISAL_GZIP_NO_HDR_VER;  // still checks CRC32 and size in the trailer
         } else if (rc != ISAL_END_INPUT) {
-          return Status::Corruption(std::string(IsalError(rc)) + " in gzip header near byte offset " + std::to_string(at));
+          return Status::Corruption(std::string(IsalError(rc)) + " in gzip header near byte offset " +
+                                    std::to_string(at));
         }
         continue;
       }
@@ -145,7 +157,8 @@ class GzipDecoder final : public ReadStream {
       size_t consumed = in_->available() - state_.avail_in;
       uint64_t at = in_->RawOffset();
       in_->Consume(consumed);
-      if (rc < 0) return Status::Corruption(std::string(IsalError(rc)) + " near byte offset " + std::to_string(at + consumed));
+      if (rc < 0)
+        return Status::Corruption(std::string(IsalError(rc)) + " near byte offset " + std::to_string(at + consumed));
       size_t produced = n - state_.avail_out;
       if (produced > 0) return produced;
       if (rc == ISAL_NEED_DICT) return Status::Corruption("gzip member needs a preset dictionary");
@@ -240,14 +253,20 @@ StatusOr<std::unique_ptr<ReadStream>> OpenDecoder(std::unique_ptr<ReadStream> ra
     }
     const auto* p = reinterpret_cast<const unsigned char*>(in->data());
     size_t n = in->available();
-    if (n >= 2 && p[0] == 0x1f && p[1] == 0x8b) c = Compression::kGzip;
-    else if (n >= 4 && p[0] == 0x28 && p[1] == 0xb5 && p[2] == 0x2f && p[3] == 0xfd) c = Compression::kZstd;
-    else c = Compression::kNone;
+    if (n >= 2 && p[0] == 0x1f && p[1] == 0x8b)
+      c = Compression::kGzip;
+    else if (n >= 4 && p[0] == 0x28 && p[1] == 0xb5 && p[2] == 0x2f && p[3] == 0xfd)
+      c = Compression::kZstd;
+    else
+      c = Compression::kNone;
   }
   switch (c) {
-    case Compression::kGzip: return std::unique_ptr<ReadStream>(new GzipDecoder(std::move(in)));
-    case Compression::kZstd: return std::unique_ptr<ReadStream>(new ZstdDecoder(std::move(in)));
-    default: return std::unique_ptr<ReadStream>(new PlainDecoder(std::move(in)));
+    case Compression::kGzip:
+      return std::unique_ptr<ReadStream>(new GzipDecoder(std::move(in)));
+    case Compression::kZstd:
+      return std::unique_ptr<ReadStream>(new ZstdDecoder(std::move(in)));
+    default:
+      return std::unique_ptr<ReadStream>(new PlainDecoder(std::move(in)));
   }
 }
 
@@ -263,9 +282,12 @@ GzipEncoder::GzipEncoder(int level) : impl_(std::make_unique<Impl>()) {
   impl_->stream.gzip_flag = IGZIP_GZIP;
   impl_->stream.level = static_cast<uint32_t>(level);
   size_t lb = 0;
-  if (level == 1) lb = ISAL_DEF_LVL1_DEFAULT;
-  else if (level == 2) lb = ISAL_DEF_LVL2_DEFAULT;
-  else if (level == 3) lb = ISAL_DEF_LVL3_DEFAULT;
+  if (level == 1)
+    lb = ISAL_DEF_LVL1_DEFAULT;
+  else if (level == 2)
+    lb = ISAL_DEF_LVL2_DEFAULT;
+  else if (level == 3)
+    lb = ISAL_DEF_LVL3_DEFAULT;
   if (lb > 0) {
     impl_->level_buf.reset(new uint8_t[lb]);
     impl_->stream.level_buf = impl_->level_buf.get();
@@ -296,7 +318,9 @@ void GzipEncoder::Write(std::string_view data, std::string* out) {
   if (!data.empty()) Run(data.data(), data.size(), false, out);
 }
 
-void GzipEncoder::Finish(std::string* out) { Run(nullptr, 0, true, out); }
+void GzipEncoder::Finish(std::string* out) {
+  Run(nullptr, 0, true, out);
+}
 
 std::string GzipCompress(std::string_view data, int level) {
   GzipEncoder enc(level);

@@ -14,13 +14,20 @@ StatusOr<KeyFormat> KeyFormat::Compile(std::string_view fmt, std::string_view ti
       if (end == std::string_view::npos) return Status::InvalidArgument("unterminated %{ in key_format");
       std::string_view name = fmt.substr(i + 2, end - i - 2);
       Kind k;
-      if (name == "path") k = Kind::kPath;
-      else if (name == "time_slice") k = Kind::kTimeSlice;
-      else if (name == "index") k = Kind::kIndex;
-      else if (name == "file_extension") k = Kind::kExtension;
-      else if (name == "hex_random" || name == "uuid_flush" || name == "chunk_id" || name == "unique_id") k = Kind::kHex;
-      else if (name == "hostname" || name == "tag") k = Kind::kAnyNoSlash;
-      else return Status::InvalidArgument("unknown placeholder %{" + std::string(name) + "} in key_format");
+      if (name == "path")
+        k = Kind::kPath;
+      else if (name == "time_slice")
+        k = Kind::kTimeSlice;
+      else if (name == "index")
+        k = Kind::kIndex;
+      else if (name == "file_extension")
+        k = Kind::kExtension;
+      else if (name == "hex_random" || name == "uuid_flush" || name == "chunk_id" || name == "unique_id")
+        k = Kind::kHex;
+      else if (name == "hostname" || name == "tag")
+        k = Kind::kAnyNoSlash;
+      else
+        return Status::InvalidArgument("unknown placeholder %{" + std::string(name) + "} in key_format");
       if (!lit.empty()) kf.items_.push_back({Kind::kLiteral, lit});
       lit.clear();
       kf.items_.push_back({k, ""});
@@ -91,13 +98,27 @@ std::string KeyFormat::Format(std::string_view path, int64_t slice_us, int index
   std::string out;
   for (const Item& it : items_) {
     switch (it.kind) {
-      case Kind::kLiteral: out += it.literal; break;
-      case Kind::kPath: out += path; break;
-      case Kind::kTimeSlice: out += slice_.Format(slice_us, offset_); break;
-      case Kind::kIndex: out += std::to_string(index); break;
-      case Kind::kExtension: out += ext; break;
-      case Kind::kHex: out += "0123456789abcdef"; break;
-      case Kind::kAnyNoSlash: out += "host"; break;
+      case Kind::kLiteral:
+        out += it.literal;
+        break;
+      case Kind::kPath:
+        out += path;
+        break;
+      case Kind::kTimeSlice:
+        out += slice_.Format(slice_us, offset_);
+        break;
+      case Kind::kIndex:
+        out += std::to_string(index);
+        break;
+      case Kind::kExtension:
+        out += ext;
+        break;
+      case Kind::kHex:
+        out += "0123456789abcdef";
+        break;
+      case Kind::kAnyNoSlash:
+        out += "host";
+        break;
     }
   }
   return out;

@@ -23,7 +23,8 @@ std::vector<std::pair<std::string, ColumnType>> FixedColumns(LogFormat format) {
 namespace {
 
 std::string_view TrimRight(std::string_view s) {
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\n' || s.back() == '\r')) s.remove_suffix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\n' || s.back() == '\r'))
+    s.remove_suffix(1);
   return s;
 }
 
@@ -57,8 +58,10 @@ bool LooksLikeNumber(std::string_view s) {
     return i > start;
   };
   if (i < n && s[i] == '-') ++i;
-  if (i < n && s[i] == '0') ++i;
-  else if (!digits()) return false;
+  if (i < n && s[i] == '0')
+    ++i;
+  else if (!digits())
+    return false;
   if (i < n && s[i] == '.') {
     ++i;
     if (!digits()) return false;
@@ -77,12 +80,16 @@ size_t RawKeyLength(const char* p) {
   for (;;) {
     char c = p[n];
     if (c == '"') return n;
-    if (c == '\\') n += 2;
-    else ++n;
+    if (c == '\\')
+      n += 2;
+    else
+      ++n;
   }
 }
 
-std::string ErrorText(simdjson::error_code e) { return simdjson::error_message(e); }
+std::string ErrorText(simdjson::error_code e) {
+  return simdjson::error_message(e);
+}
 
 // Where the top-level object that `s` starts with ends (one past its '}'), or
 // npos if it never closes. Only used to explain a rejected line.
@@ -95,8 +102,10 @@ size_t EndOfLeadingObject(std::string_view s) {
   for (; i < s.size(); ++i) {
     char c = s[i];
     if (in_string) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_string = false;
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_string = false;
     } else if (c == '"') {
       in_string = true;
     } else if (c == '{' || c == '[') {
@@ -311,7 +320,8 @@ bool RowNormalizer::EmitArray(od::array arr, Column* c, ColumnType* kind, bool* 
       row_.append(text);
     }
     first = false;
-    if (*kind == ColumnType::kNone) *kind = ek;
+    if (*kind == ColumnType::kNone)
+      *kind = ek;
     else if (*kind != ek) {
       if ((*kind == ColumnType::kInt64 && ek == ColumnType::kFloat64) ||
           (*kind == ColumnType::kFloat64 && ek == ColumnType::kInt64))
@@ -337,16 +347,20 @@ void RowNormalizer::WriteAsText(Column* c, size_t key_mark, std::string_view tex
   Warn(c, why + "; written as text to " + comp->name());
   if (key_mark > 0 && row_.back() != '{' && row_.back() != ',') row_.push_back(',');
   row_.append(comp->json_key());
-  if (quote) AppendQuoted(value);
-  else row_.append(value);
+  if (quote)
+    AppendQuoted(value);
+  else
+    row_.append(value);
 }
 
 void RowNormalizer::AddOverflow(const std::string& path, std::string_view value_text, bool quote) {
   overflow_.push_back(overflow_.empty() ? '{' : ',');
   AppendJsonString(&overflow_, path);
   overflow_.push_back(':');
-  if (quote) AppendJsonString(&overflow_, value_text);
-  else overflow_.append(value_text);
+  if (quote)
+    AppendJsonString(&overflow_, value_text);
+  else
+    overflow_.append(value_text);
 }
 
 bool RowNormalizer::EmitValue(od::value v, Column* c, size_t key_mark, bool* emitted, LineError* err) {
@@ -526,7 +540,8 @@ bool RowNormalizer::EmitMembers(od::object obj, Column* parent, bool top, LineEr
       }
       const std::string& key = last_unescaped_key_;  // set by Lookup when it returned nullptr
       std::string path = parent->path().empty() ? key : parent->path() + "." + key;
-      Warn(nullptr, "column limit (" + std::to_string(kMaxColumns) + ") reached; field '" + path + "' written to _overflow");
+      Warn(nullptr,
+           "column limit (" + std::to_string(kMaxColumns) + ") reached; field '" + path + "' written to _overflow");
       AddOverflow(path, TrimRight(raw), false);
       continue;
     }
@@ -555,8 +570,10 @@ bool RowNormalizer::EmitMembers(od::object obj, Column* parent, bool top, LineEr
       if (err->field.empty()) err->field = c->path();
       return false;
     }
-    if (!emitted) row_.resize(mark);
-    else members.push_back(Member{c, mark, row_.size()});
+    if (!emitted)
+      row_.resize(mark);
+    else
+      members.push_back(Member{c, mark, row_.size()});
   }
   return true;
 }

@@ -9,11 +9,11 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
 #include <cstdint>
-#include <deque>
 #include <cstdlib>
 #include <cstring>
-#include <algorithm>
+#include <deque>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -39,15 +39,15 @@ struct FormatOptions {
   // json: the field holding event time.
   std::string time_key = "time";
   TimeFormatKind time_kind = TimeFormatKind::kIso8601;
-  TimeLayout time_layout;        // for kLayout
-  int32_t offset_seconds = 0;    // for times without an offset
+  TimeLayout time_layout;      // for kLayout
+  int32_t offset_seconds = 0;  // for times without an offset
 };
 
 // Parses an event time given as text per the options (numbers as epoch).
 std::optional<int64_t> ParseEventTime(std::string_view text, const FormatOptions& opts);
 
 struct LineError {
-  std::string field;   // the field at fault, when there is one
+  std::string field;  // the field at fault, when there is one
   std::string reason;
 };
 

@@ -17,14 +17,20 @@ namespace logferry {
 
 namespace {
 
-inline bool IsWs(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+inline bool IsWs(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
 inline void SkipWs(const char*& p, const char* end) {
   while (p < end && IsWs(*p)) ++p;
 }
-inline bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+inline bool IsDigit(char c) {
+  return c >= '0' && c <= '9';
+}
 
 constexpr uint64_t kOnes = 0x0101010101010101ULL, kHighs = 0x8080808080808080ULL;
-inline uint64_t HasZeroByte(uint64_t x) { return (x - kOnes) & ~x & kHighs; }
+inline uint64_t HasZeroByte(uint64_t x) {
+  return (x - kOnes) & ~x & kHighs;
+}
 
 // Finds the closing quote of a string whose body starts at p. Returns
 // nullptr if the string has a backslash or a control byte before its end
@@ -35,7 +41,8 @@ const char* StringEnd(const char* p, const char* end) {
     memcpy(&w, p, 8);
     uint64_t q = HasZeroByte(w ^ (kOnes * '"'));
     uint64_t b = HasZeroByte(w ^ (kOnes * '\\'));
-    uint64_t c = (w - kOnes * 0x20) & ~w & kHighs;  // bytes < 0x20 (valid UTF-8: no byte >= 0x80 borrows wrongly before one)
+    uint64_t c =
+        (w - kOnes * 0x20) & ~w & kHighs;  // bytes < 0x20 (valid UTF-8: no byte >= 0x80 borrows wrongly before one)
     if (q | b | c) {
       // Resolve byte by byte from the first candidate.
       for (int i = 0; i < 8; ++i) {
@@ -209,8 +216,10 @@ bool RowNormalizer::FastObject(const char*& p, const char* end, Column* parent, 
         row_.push_back('{');
         bool inner;
         if (!FastObject(p, end, c, false, depth + 1, &inner)) return false;
-        if (inner) row_.push_back('}');
-        else value_emitted = false;
+        if (inner)
+          row_.push_back('}');
+        else
+          value_emitted = false;
         break;
       }
       default: {
@@ -229,8 +238,10 @@ bool RowNormalizer::FastObject(const char*& p, const char* end, Column* parent, 
         break;
       }
     }
-    if (value_emitted) first = false;
-    else row_.resize(mark);
+    if (value_emitted)
+      first = false;
+    else
+      row_.resize(mark);
     SkipWs(p, end);
     if (p >= end) return false;
     if (*p == ',') {

@@ -1,9 +1,8 @@
 #include "ledger/ledger.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <chrono>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "common/strings.h"
@@ -14,10 +13,14 @@ namespace logferry {
 
 const char* ObjectStateName(ObjectState s) {
   switch (s) {
-    case ObjectState::kPending: return "pending";
-    case ObjectState::kStaged: return "staged";
-    case ObjectState::kFailed: return "failed";
-    case ObjectState::kSuperseded: return "superseded";
+    case ObjectState::kPending:
+      return "pending";
+    case ObjectState::kStaged:
+      return "staged";
+    case ObjectState::kFailed:
+      return "failed";
+    case ObjectState::kSuperseded:
+      return "superseded";
   }
   return "?";
 }
@@ -108,13 +111,14 @@ Status Transaction::Commit() {
   return Status::Ok();
 }
 
-#define LF_TXN(name)            \
-  Transaction name(db_);        \
+#define LF_TXN(name)     \
+  Transaction name(db_); \
   LF_RETURN_IF_ERROR(name.status())
 
 StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const std::string& path) {
   sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  int rc =
+      sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     Status s = SqliteStatus(db, rc, "open ledger " + path);
     sqlite3_close(db);
@@ -139,7 +143,9 @@ StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const std::string& path) {
   return ledger;
 }
 
-Ledger::~Ledger() { sqlite3_close(db_); }
+Ledger::~Ledger() {
+  sqlite3_close(db_);
+}
 
 Status Ledger::Exec(std::string_view sql) {
   char* err = nullptr;
@@ -173,7 +179,9 @@ Status Ledger::Migrate() {
     return Status::FailedPrecondition("ledger schema version " + std::to_string(version) +
                                       " is newer than this logferry understands (" + std::to_string(kTarget) + ")");
   for (; version < kTarget; ++version) LF_RETURN_IF_ERROR(Exec(kMigrations[version]));
-  Statement s(db_, "INSERT INTO meta(key, value) VALUES('schema_version', ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value");
+  Statement s(
+      db_,
+      "INSERT INTO meta(key, value) VALUES('schema_version', ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value");
   LF_RETURN_IF_ERROR(s.Bind(1, std::to_string(version)).Run());
   return txn.Commit();
 }
@@ -195,8 +203,9 @@ Status Ledger::CheckTableSettings(const std::string& table, const std::string& s
   if (row) {
     std::string existing = s.Text(0);
     if (existing != settings)
-      return Status::FailedPrecondition("table '" + table + "' was set up with " + existing + " but the config now says " +
-                                        settings + "; these cannot change under existing data");
+      return Status::FailedPrecondition("table '" + table + "' was set up with " + existing +
+                                        " but the config now says " + settings +
+                                        "; these cannot change under existing data");
     return Status::Ok();
   }
   Statement ins(db_, "INSERT INTO table_settings(table_name, settings) VALUES(?, ?)");
@@ -209,9 +218,10 @@ StatusOr<int64_t> Ledger::RecordDiscovered(const std::string& table, const std::
   LF_TXN(txn);
   int64_t added = 0;
   for (const ObjectInfo& o : objects) {
-    Statement i2(db_,
-                 "INSERT INTO objects(table_name, key, etag, size, mtime_us, version_id, state, found_by, discovered_us) "
-                 "VALUES(?, ?, ?, ?, ?, ?, 'pending', ?, ?) ON CONFLICT(table_name, key, etag) DO NOTHING");
+    Statement i2(
+        db_,
+        "INSERT INTO objects(table_name, key, etag, size, mtime_us, version_id, state, found_by, discovered_us) "
+        "VALUES(?, ?, ?, ?, ?, ?, 'pending', ?, ?) ON CONFLICT(table_name, key, etag) DO NOTHING");
     i2.Bind(1, table).Bind(2, o.key).Bind(3, o.etag).Bind(4, o.size).Bind(5, o.mtime_us);
     i2.Bind(6, VersionId(table, o.key, o.etag)).Bind(7, found_by).Bind(8, now_us);
     LF_RETURN_IF_ERROR(i2.Run());
@@ -267,18 +277,22 @@ StatusOr<std::vector<ObjectRow>> Ledger::DueObjects(const std::string& table, in
 
 StatusOr<std::vector<ObjectRow>> Ledger::Objects(const std::string& table, std::optional<ObjectState> state) {
   std::lock_guard lock(mu_);
-  Statement s(db_, std::string("SELECT ") + kObjectColumns + " FROM objects WHERE table_name=? AND (? IS NULL OR state=?) ORDER BY key, id");
+  Statement s(db_, std::string("SELECT ") + kObjectColumns +
+                       " FROM objects WHERE table_name=? AND (? IS NULL OR state=?) ORDER BY key, id");
   s.Bind(1, table);
-  if (state) s.Bind(2, ObjectStateName(*state)).Bind(3, ObjectStateName(*state));
-  else s.BindNull(2).BindNull(3);
+  if (state)
+    s.Bind(2, ObjectStateName(*state)).Bind(3, ObjectStateName(*state));
+  else
+    s.BindNull(2).BindNull(3);
   return s.Collect<ObjectRow>([this](const Statement& r) { return ReadObject(r); });
 }
 
 Status Ledger::BumpPartition(const std::string& table, int64_t partition_us, int64_t now_us) {
-  Statement s(db_,
-              "INSERT INTO partitions(table_name, partition_us, revision, updated_us) VALUES(?, ?, 1, ?) "
-              "ON CONFLICT(table_name, partition_us) DO UPDATE SET revision=revision+1, updated_us=excluded.updated_us, "
-              "attempts=0, next_attempt_us=NULL");
+  Statement s(
+      db_,
+      "INSERT INTO partitions(table_name, partition_us, revision, updated_us) VALUES(?, ?, 1, ?) "
+      "ON CONFLICT(table_name, partition_us) DO UPDATE SET revision=revision+1, updated_us=excluded.updated_us, "
+      "attempts=0, next_attempt_us=NULL");
   return s.Bind(1, table).Bind(2, partition_us).Bind(3, now_us).Run();
 }
 
@@ -347,28 +361,35 @@ Status Ledger::CommitStaged(const StagedObject& st, int64_t now_us) {
   for (int64_t p : touched) LF_RETURN_IF_ERROR(BumpPartition(table, p, now_us));
   // Obsolete parts remember the revision that dropped them, for collection.
   {
-    Statement mark(db_,
-                   "UPDATE parts SET obsoleted_revision=(SELECT revision FROM partitions q WHERE q.table_name=parts.table_name "
-                   "AND q.partition_us=parts.partition_us) WHERE table_name=? AND state='obsolete' AND obsoleted_revision IS NULL");
+    Statement mark(
+        db_,
+        "UPDATE parts SET obsoleted_revision=(SELECT revision FROM partitions q WHERE q.table_name=parts.table_name "
+        "AND q.partition_us=parts.partition_us) WHERE table_name=? AND state='obsolete' AND obsoleted_revision IS "
+        "NULL");
     LF_RETURN_IF_ERROR(mark.Bind(1, table).Run());
   }
   {
     Statement del(db_, "DELETE FROM bad_records WHERE object_id=?");
     LF_RETURN_IF_ERROR(del.Bind(1, st.object_id).Run());
     for (const BadRecord& b : st.bad_records) {
-      Statement ins(db_,
-                    "INSERT INTO bad_records(object_id, table_name, line, byte_offset, field, reason, excerpt, created_us) "
-                    "VALUES(?, ?, ?, ?, ?, ?, ?, ?)");
+      Statement ins(
+          db_,
+          "INSERT INTO bad_records(object_id, table_name, line, byte_offset, field, reason, excerpt, created_us) "
+          "VALUES(?, ?, ?, ?, ?, ?, ?, ?)");
       ins.Bind(1, st.object_id).Bind(2, table).Bind(3, b.line).Bind(4, b.byte_offset).Bind(5, b.field);
       ins.Bind(6, b.reason).Bind(7, b.excerpt).Bind(8, now_us);
       LF_RETURN_IF_ERROR(ins.Run());
     }
   }
   {
-    Statement upd(db_,
-                  "UPDATE objects SET state='staged', staged_us=?, lines_read=?, rows_staged=?, bad_records=?, warnings=?, "
-                  "last_warning=?, last_error=NULL, next_attempt_us=NULL, attempts=attempts+1 WHERE id=?");
-    upd.Bind(1, now_us).Bind(2, st.lines_read).Bind(3, st.rows_staged).Bind(4, static_cast<int64_t>(st.bad_records.size()));
+    Statement upd(
+        db_,
+        "UPDATE objects SET state='staged', staged_us=?, lines_read=?, rows_staged=?, bad_records=?, warnings=?, "
+        "last_warning=?, last_error=NULL, next_attempt_us=NULL, attempts=attempts+1 WHERE id=?");
+    upd.Bind(1, now_us)
+        .Bind(2, st.lines_read)
+        .Bind(3, st.rows_staged)
+        .Bind(4, static_cast<int64_t>(st.bad_records.size()));
     upd.Bind(5, st.warnings).Bind(6, st.warning).Bind(7, st.object_id);
     LF_RETURN_IF_ERROR(upd.Run());
   }
@@ -384,9 +405,11 @@ Status Ledger::CommitStaged(const StagedObject& st, int64_t now_us) {
     nlohmann::json changes = nlohmann::json::array();
     for (const ColumnRecord& c : st.columns) {
       Statement up(db_,
-                   "INSERT INTO columns(table_name, parent_path, raw_key, name, type, repeated, companion, schema_version, updated_us) "
+                   "INSERT INTO columns(table_name, parent_path, raw_key, name, type, repeated, companion, "
+                   "schema_version, updated_us) "
                    "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(table_name, parent_path, raw_key) DO UPDATE SET "
-                   "type=excluded.type, repeated=excluded.repeated, schema_version=excluded.schema_version, updated_us=excluded.updated_us");
+                   "type=excluded.type, repeated=excluded.repeated, schema_version=excluded.schema_version, "
+                   "updated_us=excluded.updated_us");
       up.Bind(1, table).Bind(2, c.parent_path).BindBlob(3, c.raw_key).Bind(4, c.name).Bind(5, ColumnTypeName(c.type));
       up.Bind(6, c.repeated ? 1 : 0).Bind(7, c.companion ? 1 : 0).Bind(8, version).Bind(9, now_us);
       LF_RETURN_IF_ERROR(up.Run());
@@ -462,7 +485,8 @@ StatusOr<std::vector<PartitionRow>> Ledger::DuePartitions(const std::string& tab
 
 StatusOr<std::vector<PartitionRow>> Ledger::Partitions(const std::string& table) {
   std::lock_guard lock(mu_);
-  Statement s(db_, std::string("SELECT ") + kPartitionColumns + " FROM partitions WHERE table_name=? ORDER BY partition_us");
+  Statement s(db_,
+              std::string("SELECT ") + kPartitionColumns + " FROM partitions WHERE table_name=? ORDER BY partition_us");
   s.Bind(1, table);
   return s.Collect<PartitionRow>([](const Statement& r) { return ReadPartition(r); });
 }
@@ -502,7 +526,8 @@ StatusOr<LoadPlan> Ledger::BeginLoad(const std::string& table, int64_t partition
   plan.load_id = "logferry_" + table + "_" + compact + "_g" + std::to_string(plan.generation);
   Statement ins(db_,
                 "INSERT INTO loads(table_name, partition_us, generation, load_id, started_us) VALUES(?, ?, ?, ?, ?)");
-  LF_RETURN_IF_ERROR(ins.Bind(1, table).Bind(2, partition_us).Bind(3, plan.generation).Bind(4, plan.load_id).Bind(5, now_us).Run());
+  LF_RETURN_IF_ERROR(
+      ins.Bind(1, table).Bind(2, partition_us).Bind(3, plan.generation).Bind(4, plan.load_id).Bind(5, now_us).Run());
   LF_RETURN_IF_ERROR(txn.Commit());
   return plan;
 }
@@ -528,7 +553,8 @@ Status Ledger::FailLoad(const LoadPlan& plan, const std::string& error, int64_t 
   std::lock_guard lock(mu_);
   LF_TXN(txn);
   Statement s(db_,
-              "UPDATE partitions SET attempts=attempts+1, last_error=?, next_attempt_us=? WHERE table_name=? AND partition_us=?");
+              "UPDATE partitions SET attempts=attempts+1, last_error=?, next_attempt_us=? WHERE table_name=? AND "
+              "partition_us=?");
   LF_RETURN_IF_ERROR(s.Bind(1, error).Bind(2, next_attempt_us).Bind(3, plan.table).Bind(4, plan.partition_us).Run());
   Statement l(db_, "UPDATE loads SET finished_us=?, outcome='failed', error=? WHERE load_id=?");
   LF_RETURN_IF_ERROR(l.Bind(1, now_us).Bind(2, error).Bind(3, plan.load_id).Run());
@@ -537,8 +563,9 @@ Status Ledger::FailLoad(const LoadPlan& plan, const std::string& error, int64_t 
 
 StatusOr<std::vector<PartRow>> Ledger::LiveParts(const std::string& table, std::optional<int64_t> partition_us) {
   std::lock_guard lock(mu_);
-  Statement s(db_, std::string("SELECT ") + kPartColumns +
-                       " FROM parts WHERE table_name=? AND state='live' AND (? IS NULL OR partition_us=?) ORDER BY key");
+  Statement s(db_,
+              std::string("SELECT ") + kPartColumns +
+                  " FROM parts WHERE table_name=? AND state='live' AND (? IS NULL OR partition_us=?) ORDER BY key");
   s.Bind(1, table).Bind(2, partition_us).Bind(3, partition_us);
   return s.Collect<PartRow>([](const Statement& r) { return ReadPart(r); });
 }
@@ -572,8 +599,8 @@ StatusOr<std::set<std::string>> Ledger::PartKeys(const std::string& table) {
 }
 
 StatusOr<std::pair<int64_t, int64_t>> Ledger::RecordRequest(const std::string& table, const std::string& origin,
-                                                            const std::string& origin_key, int64_t from_us, int64_t to_us,
-                                                            int64_t unit_us, int64_t now_us) {
+                                                            const std::string& origin_key, int64_t from_us,
+                                                            int64_t to_us, int64_t unit_us, int64_t now_us) {
   std::lock_guard lock(mu_);
   LF_TXN(txn);
   if (!origin_key.empty()) {
@@ -583,14 +610,19 @@ StatusOr<std::pair<int64_t, int64_t>> Ledger::RecordRequest(const std::string& t
     if (row) return std::pair<int64_t, int64_t>{f.Int(0), 0};
   }
   Statement ins(db_,
-                "INSERT INTO requests(table_name, origin, origin_key, from_us, to_us, state, created_us) VALUES(?, ?, ?, ?, ?, 'queued', ?)");
+                "INSERT INTO requests(table_name, origin, origin_key, from_us, to_us, state, created_us) VALUES(?, ?, "
+                "?, ?, ?, 'queued', ?)");
   ins.Bind(1, table).Bind(2, origin);
-  if (origin_key.empty()) ins.BindNull(3);
-  else ins.Bind(3, origin_key);
+  if (origin_key.empty())
+    ins.BindNull(3);
+  else
+    ins.Bind(3, origin_key);
   LF_RETURN_IF_ERROR(ins.Bind(4, from_us).Bind(5, to_us).Bind(6, now_us).Run());
   int64_t id = sqlite3_last_insert_rowid(db_);
   // Partitions overlapping [from, to).
-  Statement up(db_, "UPDATE partitions SET requested=requested+1, next_attempt_us=NULL WHERE table_name=? AND partition_us<? AND partition_us+?>?");
+  Statement up(db_,
+               "UPDATE partitions SET requested=requested+1, next_attempt_us=NULL WHERE table_name=? AND "
+               "partition_us<? AND partition_us+?>?");
   LF_RETURN_IF_ERROR(up.Bind(1, table).Bind(2, to_us).Bind(3, unit_us).Bind(4, from_us).Run());
   int64_t n = sqlite3_changes(db_);
   LF_RETURN_IF_ERROR(txn.Commit());
@@ -599,7 +631,9 @@ StatusOr<std::pair<int64_t, int64_t>> Ledger::RecordRequest(const std::string& t
 
 StatusOr<std::optional<RequestRow>> Ledger::FindRequest(const std::string& origin_key) {
   std::lock_guard lock(mu_);
-  Statement s(db_, "SELECT id, table_name, origin, from_us, to_us, state, COALESCE(detail,''), created_us FROM requests WHERE origin_key=?");
+  Statement s(db_,
+              "SELECT id, table_name, origin, from_us, to_us, state, COALESCE(detail,''), created_us FROM requests "
+              "WHERE origin_key=?");
   s.Bind(1, origin_key);
   LF_ASSIGN_OR_RETURN(bool row, s.Step());
   if (!row) return std::optional<RequestRow>();
@@ -619,12 +653,15 @@ StatusOr<std::vector<RequestRow>> Ledger::Requests(const std::string& table, con
               "SELECT id, table_name, origin, from_us, to_us, state, COALESCE(detail,''), created_us FROM requests "
               "WHERE table_name=? AND (?='' OR state=?) ORDER BY id");
   s.Bind(1, table).Bind(2, state).Bind(3, state);
-  return s.Collect<RequestRow>([](const Statement& r) { return RequestRow{r.Int(0), r.Text(1), r.Text(2), r.Int(3), r.Int(4), r.Text(5), r.Text(6), r.Int(7)}; });
+  return s.Collect<RequestRow>([](const Statement& r) {
+    return RequestRow{r.Int(0), r.Text(1), r.Text(2), r.Int(3), r.Int(4), r.Text(5), r.Text(6), r.Int(7)};
+  });
 }
 
 StatusOr<std::vector<ColumnRecord>> Ledger::Columns(const std::string& table) {
   std::lock_guard lock(mu_);
-  Statement s(db_, "SELECT parent_path, raw_key, name, type, repeated, companion FROM columns WHERE table_name=? ORDER BY id");
+  Statement s(
+      db_, "SELECT parent_path, raw_key, name, type, repeated, companion FROM columns WHERE table_name=? ORDER BY id");
   s.Bind(1, table);
   std::vector<ColumnRecord> out;
   for (;;) {
@@ -655,21 +692,26 @@ StatusOr<TableCounts> Ledger::Counts(const std::string& table, int64_t now_us) {
   TableCounts c;
   c.table = table;
   {
-    Statement s(db_, "SELECT state, COUNT(*), SUM(rows_staged), SUM(bad_records), SUM(warnings) FROM objects WHERE table_name=? GROUP BY state");
+    Statement s(db_,
+                "SELECT state, COUNT(*), SUM(rows_staged), SUM(bad_records), SUM(warnings) FROM objects WHERE "
+                "table_name=? GROUP BY state");
     s.Bind(1, table);
     for (;;) {
       LF_ASSIGN_OR_RETURN(bool row, s.Step());
       if (!row) break;
       std::string st = s.Text(0);
       int64_t n = s.Int(1);
-      if (st == "pending") c.objects_pending = n;
+      if (st == "pending")
+        c.objects_pending = n;
       else if (st == "staged") {
         c.objects_staged = n;
         c.rows_staged = s.Int(2);
         c.bad_records = s.Int(3);
         c.warnings = s.Int(4);
-      } else if (st == "failed") c.objects_failed = n;
-      else if (st == "superseded") c.objects_superseded = n;
+      } else if (st == "failed")
+        c.objects_failed = n;
+      else if (st == "superseded")
+        c.objects_superseded = n;
     }
   }
   {
@@ -712,10 +754,12 @@ StatusOr<std::vector<ObjectRow>> Ledger::FailedObjects(const std::string& table)
 
 StatusOr<std::vector<BadRecordRow>> Ledger::BadRecords(const std::string& table, int64_t since_us, int64_t limit) {
   std::lock_guard lock(mu_);
-  Statement s(db_,
-              "SELECT b.table_name, o.key, b.line, b.byte_offset, COALESCE(b.field,''), b.reason, COALESCE(b.excerpt,''), b.created_us "
-              "FROM bad_records b JOIN objects o ON o.id=b.object_id "
-              "WHERE (?='' OR b.table_name=?) AND b.created_us>=? AND o.state<>'superseded' ORDER BY o.key, b.line LIMIT ?");
+  Statement s(
+      db_,
+      "SELECT b.table_name, o.key, b.line, b.byte_offset, COALESCE(b.field,''), b.reason, COALESCE(b.excerpt,''), "
+      "b.created_us "
+      "FROM bad_records b JOIN objects o ON o.id=b.object_id "
+      "WHERE (?='' OR b.table_name=?) AND b.created_us>=? AND o.state<>'superseded' ORDER BY o.key, b.line LIMIT ?");
   s.Bind(1, table).Bind(2, table).Bind(3, since_us).Bind(4, limit);
   std::vector<BadRecordRow> out;
   for (;;) {

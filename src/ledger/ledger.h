@@ -70,7 +70,7 @@ struct StagedObject {
   std::vector<BadRecord> bad_records;  // the first kMaxStoredBadRecords
   int64_t bad_total = 0;               // all of them
   int64_t lines_read = 0, rows_staged = 0, warnings = 0;
-  std::string warning;  // the latest, for status
+  std::string warning;                // the latest, for status
   std::vector<ColumnRecord> columns;  // schema changes the parts rely on
 };
 
@@ -107,7 +107,7 @@ struct RequestRow {
   std::string table;
   std::string origin;  // "cli" or the request object's URI
   int64_t from_us = 0, to_us = 0;
-  std::string state;   // queued | done | failed
+  std::string state;  // queued | done | failed
   std::string detail;
   int64_t created_us = 0;
 };

@@ -6,13 +6,20 @@ namespace logferry {
 
 const char* ColumnTypeName(ColumnType t) {
   switch (t) {
-    case ColumnType::kNone: return "NONE";
-    case ColumnType::kBool: return "BOOL";
-    case ColumnType::kInt64: return "INT64";
-    case ColumnType::kFloat64: return "FLOAT64";
-    case ColumnType::kString: return "STRING";
-    case ColumnType::kTimestamp: return "TIMESTAMP";
-    case ColumnType::kRecord: return "RECORD";
+    case ColumnType::kNone:
+      return "NONE";
+    case ColumnType::kBool:
+      return "BOOL";
+    case ColumnType::kInt64:
+      return "INT64";
+    case ColumnType::kFloat64:
+      return "FLOAT64";
+    case ColumnType::kString:
+      return "STRING";
+    case ColumnType::kTimestamp:
+      return "TIMESTAMP";
+    case ColumnType::kRecord:
+      return "RECORD";
   }
   return "NONE";
 }
@@ -34,12 +41,18 @@ const char* kReservedPrefixes[] = {"_table_", "_file_", "_partition", "_row_time
 std::string DuckDbType(const Column* c) {
   if (c->repeated()) return "JSON";
   switch (c->type()) {
-    case ColumnType::kBool: return "BOOLEAN";
-    case ColumnType::kInt64: return "BIGINT";
-    case ColumnType::kFloat64: return "DOUBLE";
-    case ColumnType::kTimestamp: return "TIMESTAMPTZ";
-    case ColumnType::kRecord: return "JSON";
-    default: return "VARCHAR";
+    case ColumnType::kBool:
+      return "BOOLEAN";
+    case ColumnType::kInt64:
+      return "BIGINT";
+    case ColumnType::kFloat64:
+      return "DOUBLE";
+    case ColumnType::kTimestamp:
+      return "TIMESTAMPTZ";
+    case ColumnType::kRecord:
+      return "JSON";
+    default:
+      return "VARCHAR";
   }
 }
 
@@ -74,13 +87,14 @@ std::string SanitizeName(std::string_view raw) {
 Column::Column(Column* parent, std::string raw_key, std::string name)
     : parent_(parent), raw_key_(std::move(raw_key)), name_(std::move(name)) {
   depth_ = parent ? parent->depth_ + 1 : 0;
-  if (parent && !parent->path_.empty()) path_ = parent->path_ + "." + name_;
-  else path_ = name_;
+  if (parent && !parent->path_.empty())
+    path_ = parent->path_ + "." + name_;
+  else
+    path_ = name_;
   json_key_ = JsonQuote(name_) + ":";
 }
 
-SchemaRegistry::SchemaRegistry(std::vector<std::pair<std::string, ColumnType>> fixed_columns)
-    : root_(nullptr, "", "") {
+SchemaRegistry::SchemaRegistry(std::vector<std::pair<std::string, ColumnType>> fixed_columns) : root_(nullptr, "", "") {
   root_.type_ = ColumnType::kRecord;
   root_.persisted_ = true;
   for (auto& [name, type] : fixed_columns) {
@@ -93,7 +107,9 @@ SchemaRegistry::SchemaRegistry(std::vector<std::pair<std::string, ColumnType>> f
   unpersisted_ = false;
 }
 
-std::string FixedColumnKey(std::string_view name) { return std::string(1, kInternalKeyMarker) + std::string(name); }
+std::string FixedColumnKey(std::string_view name) {
+  return std::string(1, kInternalKeyMarker) + std::string(name);
+}
 
 namespace {
 const std::string kCompanionSuffix = std::string(1, kInternalKeyMarker) + "str";
@@ -106,7 +122,8 @@ Column* SchemaRegistry::ChildLocked(Column* parent, std::string_view raw_key, bo
   // exempt; the few slots kept back make room for them.
   if (count_ >= kMaxColumns - 8 && (raw_key.empty() || raw_key[0] != kInternalKeyMarker)) return nullptr;
   if (base.empty()) {
-    base = raw_key.size() > 0 && raw_key[0] == kInternalKeyMarker ? std::string(raw_key.substr(1)) : SanitizeName(raw_key);
+    base =
+        raw_key.size() > 0 && raw_key[0] == kInternalKeyMarker ? std::string(raw_key.substr(1)) : SanitizeName(raw_key);
   }
   std::string name = base;
   for (int n = 2; parent->taken_lower_.count(ToLower(name)); ++n) {
@@ -287,8 +304,10 @@ std::vector<std::pair<std::string, std::string>> SchemaRegistry::NameMapping() c
     auto [c, raw_parent] = stack.back();
     stack.pop_back();
     std::string raw = c->raw_key_;
-    if (!raw.empty() && raw[0] == kInternalKeyMarker) raw = "(" + raw.substr(1) + ")";
-    else if (c->is_companion_) raw = raw.substr(0, raw.size() - 4) + " (values that do not fit)";
+    if (!raw.empty() && raw[0] == kInternalKeyMarker)
+      raw = "(" + raw.substr(1) + ")";
+    else if (c->is_companion_)
+      raw = raw.substr(0, raw.size() - 4) + " (values that do not fit)";
     std::string raw_path = raw_parent.empty() ? raw : raw_parent + "." + raw;
     out.emplace_back(raw_path, c->path_);
     for (auto it = c->ordered_children_.rbegin(); it != c->ordered_children_.rend(); ++it)

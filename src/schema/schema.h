@@ -21,13 +21,12 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace logferry {
 
@@ -99,9 +98,9 @@ struct ColumnRecord {
 
 // Outcome of offering a value of some kind to a column.
 enum class Fit {
-  kOk,          // write it as is
-  kAsString,    // write its JSON text as a string into this (STRING) column
-  kCompanion,   // write its JSON text as a string into CompanionOf(column)
+  kOk,         // write it as is
+  kAsString,   // write its JSON text as a string into this (STRING) column
+  kCompanion,  // write its JSON text as a string into CompanionOf(column)
 };
 
 class SchemaRegistry {

@@ -22,11 +22,23 @@ constexpr std::string_view kTempPrefix = ".lf-tmp-";
 Status ErrnoStatus(int err, const std::string& what) {
   std::string m = what + ": " + strerror(err);
   switch (err) {
-    case ENOENT: case ENOTDIR: return Status::NotFound(m);
-    case EACCES: case EPERM: case EROFS: return Status::PermissionDenied(m);
-    case EINTR: case EAGAIN: case EIO: case ENOSPC: case EMFILE: case ENFILE: case EBUSY:
+    case ENOENT:
+    case ENOTDIR:
+      return Status::NotFound(m);
+    case EACCES:
+    case EPERM:
+    case EROFS:
+      return Status::PermissionDenied(m);
+    case EINTR:
+    case EAGAIN:
+    case EIO:
+    case ENOSPC:
+    case EMFILE:
+    case ENFILE:
+    case EBUSY:
       return Status::Unavailable(m);
-    default: return Status::Internal(m);
+    default:
+      return Status::Internal(m);
   }
 }
 
@@ -292,8 +304,7 @@ void SweepTemporaries(const std::string& dir, int64_t cutoff_us) {
     if (lstat(path.c_str(), &st) != 0) continue;
     if (S_ISDIR(st.st_mode)) {
       SweepTemporaries(path + "/", cutoff_us);
-    } else if (StartsWith(name, kTempPrefix) &&
-               st.st_mtim.tv_sec * 1000000LL + st.st_mtim.tv_nsec / 1000 < cutoff_us) {
+    } else if (StartsWith(name, kTempPrefix) && st.st_mtim.tv_sec * 1000000LL + st.st_mtim.tv_nsec / 1000 < cutoff_us) {
       unlink(path.c_str());
     }
   }

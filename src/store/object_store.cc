@@ -51,7 +51,8 @@ StatusOr<WrittenObject> ObjectStore::WriteAll(std::string_view key, std::string_
 
 StatusOr<std::unique_ptr<ObjectStore>> OpenObjectStore(std::string_view uri) {
   Uri u;
-  if (!ParseUri(uri, &u)) return Status::InvalidArgument("not a URI: '" + std::string(uri) + "' (expected e.g. file:///data/logs/)");
+  if (!ParseUri(uri, &u))
+    return Status::InvalidArgument("not a URI: '" + std::string(uri) + "' (expected e.g. file:///data/logs/)");
   if (u.scheme == "file") return FileStore::Open(uri);
   return Status::InvalidArgument("unsupported store scheme '" + u.scheme + "://' in '" + std::string(uri) +
                                  "' (supported: file://)");

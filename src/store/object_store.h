@@ -20,7 +20,7 @@
 namespace logferry {
 
 struct ObjectInfo {
-  std::string key;   // relative to the store's root
+  std::string key;  // relative to the store's root
   uint64_t size = 0;
   int64_t mtime_us = 0;
   std::string etag;  // changes whenever the content may have changed
@@ -72,12 +72,10 @@ class ObjectStore {
 
   // Lists objects whose key starts with prefix and sorts after page_token
   // (start-after semantics), at most max_keys of them.
-  virtual StatusOr<ListPage> List(std::string_view prefix, std::string_view page_token,
-                                  size_t max_keys) = 0;
+  virtual StatusOr<ListPage> List(std::string_view prefix, std::string_view page_token, size_t max_keys) = 0;
   // kNotFound if there is no such object.
   virtual StatusOr<ObjectInfo> Stat(std::string_view key) = 0;
-  virtual StatusOr<std::unique_ptr<ReadStream>> OpenRead(std::string_view key,
-                                                         const ReadOptions& options = {}) = 0;
+  virtual StatusOr<std::unique_ptr<ReadStream>> OpenRead(std::string_view key, const ReadOptions& options = {}) = 0;
   virtual StatusOr<std::unique_ptr<WriteStream>> OpenWrite(std::string_view key) = 0;
   // Deleting a missing object succeeds.
   virtual Status Delete(std::string_view key) = 0;

@@ -21,8 +21,10 @@ namespace {
 std::string Ident(const std::string& name) {
   std::string out = "\"";
   for (char c : name) {
-    if (c == '"') out += "\"\"";
-    else out += c;
+    if (c == '"')
+      out += "\"\"";
+    else
+      out += c;
   }
   return out + "\"";
 }
@@ -30,8 +32,10 @@ std::string Ident(const std::string& name) {
 std::string Literal(const std::string& s) {
   std::string out = "'";
   for (char c : s) {
-    if (c == '\'') out += "''";
-    else out += c;
+    if (c == '\'')
+      out += "''";
+    else
+      out += c;
   }
   return out + "'";
 }
@@ -49,7 +53,9 @@ std::string OneLine(const char* message) {
   return out;
 }
 
-std::string TimestampLiteral(int64_t us) { return "TIMESTAMPTZ " + Literal(FormatIso8601(us)); }
+std::string TimestampLiteral(int64_t us) {
+  return "TIMESTAMPTZ " + Literal(FormatIso8601(us));
+}
 
 class DuckDbWarehouse final : public Warehouse {
  public:
@@ -92,7 +98,8 @@ class DuckDbWarehouse final : public Warehouse {
       duckdb_destroy_result(&res);
       // The newline ends a trailing "-- comment"; a trailing ';' cannot stay inside.
       std::string inner = sql;
-      while (!inner.empty() && (isspace(static_cast<unsigned char>(inner.back())) || inner.back() == ';')) inner.pop_back();
+      while (!inner.empty() && (isspace(static_cast<unsigned char>(inner.back())) || inner.back() == ';'))
+        inner.pop_back();
       std::string wrapped = "SELECT * REPLACE (" + casts + ") FROM (" + inner + "\n)";
       if (duckdb_query(con_, wrapped.c_str(), &res) == DuckDBError) {
         std::string err = OneLine(duckdb_result_error(&res));
@@ -135,8 +142,9 @@ class DuckDbWarehouse final : public Warehouse {
   }
 
   StatusOr<std::map<std::string, std::string>> ExistingColumns(const std::string& table) {
-    LF_ASSIGN_OR_RETURN(QueryResult r, Query("SELECT column_name, data_type FROM information_schema.columns WHERE table_name=" +
-                                             Literal(table) + " AND table_schema='main'"));
+    LF_ASSIGN_OR_RETURN(QueryResult r,
+                        Query("SELECT column_name, data_type FROM information_schema.columns WHERE table_name=" +
+                              Literal(table) + " AND table_schema='main'"));
     std::map<std::string, std::string> out;
     for (auto& row : r.rows) out[ToLower(row[0].value_or(""))] = row[1].value_or("");
     return out;
@@ -157,7 +165,8 @@ class DuckDbWarehouse final : public Warehouse {
         LF_RETURN_IF_ERROR(Exec("ALTER TABLE " + Ident(table) + " ADD COLUMN " + Ident(name) + " " + type));
       } else if (it->second != type && !(type == "TIMESTAMPTZ" && it->second == "TIMESTAMP WITH TIME ZONE")) {
         // Only lossless widenings reach here (BIGINT -> DOUBLE, any -> VARCHAR).
-        LF_RETURN_IF_ERROR(Exec("ALTER TABLE " + Ident(table) + " ALTER COLUMN " + Ident(name) + " SET DATA TYPE " + type));
+        LF_RETURN_IF_ERROR(
+            Exec("ALTER TABLE " + Ident(table) + " ALTER COLUMN " + Ident(name) + " SET DATA TYPE " + type));
       }
     }
     return Status::Ok();
@@ -168,7 +177,9 @@ class DuckDbWarehouse final : public Warehouse {
     std::vector<std::string> files;
     for (const PartRow& p : plan.parts) {
       auto local = staging.LocalPath(p.key);
-      if (!local) return Status::FailedPrecondition("duckdb warehouse needs local staging parts; " + staging.UriOf(p.key) + " is remote");
+      if (!local)
+        return Status::FailedPrecondition("duckdb warehouse needs local staging parts; " + staging.UriOf(p.key) +
+                                          " is remote");
       files.push_back(*local);
     }
     std::string where = "_time >= " + TimestampLiteral(plan.partition_us) + " AND _time < " +
@@ -186,7 +197,8 @@ class DuckDbWarehouse final : public Warehouse {
       list += "]";
       std::string columns = "{";
       auto cols = schema.DuckDbColumns();
-      for (size_t i = 0; i < cols.size(); ++i) columns += (i ? ", " : "") + Literal(cols[i].first) + ": " + Literal(cols[i].second);
+      for (size_t i = 0; i < cols.size(); ++i)
+        columns += (i ? ", " : "") + Literal(cols[i].first) + ": " + Literal(cols[i].second);
       columns += "}";
       s = Exec("INSERT INTO " + Ident(plan.table) + " BY NAME SELECT * FROM read_json(" + list +
                ", format='newline_delimited', compression='gzip', columns=" + columns +
@@ -252,7 +264,8 @@ StatusOr<std::unique_ptr<Warehouse>> OpenDuckDbWarehouse(const std::string& path
 
 StatusOr<std::unique_ptr<Warehouse>> OpenWarehouse(const std::string& uri, const WarehouseOptions& options) {
   Uri u;
-  if (!ParseUri(uri, &u)) return Status::InvalidArgument("not a warehouse URI: '" + uri + "' (expected duckdb:///path/file.duckdb)");
+  if (!ParseUri(uri, &u))
+    return Status::InvalidArgument("not a warehouse URI: '" + uri + "' (expected duckdb:///path/file.duckdb)");
   if (u.scheme == "duckdb") {
     std::string path = u.authority.empty() ? "/" + u.path : u.authority + "/" + u.path;
     return OpenDuckDbWarehouse(path, options);

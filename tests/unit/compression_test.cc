@@ -233,8 +233,8 @@ TEST(Compression, ZeroPaddingAfterMemberIsIgnored) {
 TEST(Compression, TrailingGarbageIsCorruptionAtItsOffset) {
   std::string a = SampleText(100);
   std::string member = GzipCompress(a);
-  for (const std::string& junk : {std::string("garbage"), std::string("X"), std::string("\x1f", 1),
-                                  std::string("\0\0\0junk", 7)}) {
+  for (const std::string& junk :
+       {std::string("garbage"), std::string("X"), std::string("\x1f", 1), std::string("\0\0\0junk", 7)}) {
     std::string data = member + junk;
     auto back = Decompress(data);
     ASSERT_FALSE(back.ok()) << "accepted trailing '" << junk << "'";
@@ -273,8 +273,8 @@ TEST(Compression, FlippedBytesAreCorruption) {
   std::string gz = GzipCompress(a);
   // The CRC32 and ISIZE trailer, and bytes inside the deflate stream (the
   // 10-byte header's mtime/xfl/os fields are not covered by any check).
-  std::vector<size_t> positions = {gz.size() - 8, gz.size() - 5, gz.size() - 4, gz.size() - 1,
-                                   20, gz.size() / 3, gz.size() / 2};
+  std::vector<size_t> positions = {gz.size() - 8, gz.size() - 5, gz.size() - 4, gz.size() - 1, 20,
+                                   gz.size() / 3, gz.size() / 2};
   for (size_t pos : positions) {
     std::string bad = gz;
     bad[pos] = static_cast<char>(bad[pos] ^ 0x5a);
@@ -335,8 +335,11 @@ TEST(Compression, ZstdTruncatedAndCorrupt) {
 
 TEST(Compression, AutoDetectionByMagicBytes) {
   // Plain text passes through untouched, including text that starts with one magic byte.
-  for (const std::string& plain : {std::string("hello\nworld\n"), std::string("\x1f" "abc", 4), std::string("("),
-                                   std::string("(\xb5/", 3), std::string("a")}) {
+  for (const std::string& plain : {std::string("hello\nworld\n"),
+                                   std::string("\x1f"
+                                               "abc",
+                                               4),
+                                   std::string("("), std::string("(\xb5/", 3), std::string("a")}) {
     auto back = Decompress(plain);
     ASSERT_TRUE(back.ok()) << back.status().ToString();
     EXPECT_EQ(*back, plain);

@@ -17,7 +17,9 @@ staging = "file:///data/staging"
 warehouse = "duckdb:///data/logs.duckdb"
 )";
 
-StatusOr<Config> Parse(const std::string& text) { return ParseConfig(text, "test.toml"); }
+StatusOr<Config> Parse(const std::string& text) {
+  return ParseConfig(text, "test.toml");
+}
 
 // The error must name the key and point at "test.toml:<line>".
 void ExpectError(const std::string& text, const std::string& key, int line) {
@@ -123,7 +125,8 @@ TEST(Config, IntegersAndBooleansAreAcceptedAsValues) {
 }
 
 TEST(Config, UnknownKeysNameKeyAndLine) {
-  ExpectError(std::string("state_dir = \"/s\"\nbogus = 1\n") + std::string(kMinimal).substr(std::string(kMinimal).find("[[table]]")),
+  ExpectError(std::string("state_dir = \"/s\"\nbogus = 1\n") +
+                  std::string(kMinimal).substr(std::string(kMinimal).find("[[table]]")),
               "bogus", 2);
   ExpectError(std::string(kMinimal) + "sauce = \"x\"\n", "sauce", 8);
   // A table key at top level and a top-level key in a table.
@@ -173,13 +176,15 @@ TEST(Config, BadValuesNameKeyAndLine) {
     ExpectError(std::string(kMinimal) + bad.line + "\n", bad.key, 8);
   }
   // Top-level values are checked too, pointing at their own line.
-  ExpectError("state_dir = \"/s\"\nworkers = 9999\n" + std::string(kMinimal).substr(std::string(kMinimal).find("[[table]]")),
-              "workers", 2);
+  ExpectError(
+      "state_dir = \"/s\"\nworkers = 9999\n" + std::string(kMinimal).substr(std::string(kMinimal).find("[[table]]")),
+      "workers", 2);
   ExpectError("state_dir = \"/s\"\nlock_timeout = \"soon\"\n" +
                   std::string(kMinimal).substr(std::string(kMinimal).find("[[table]]")),
               "lock_timeout", 2);
   // A bad top-level default is reported where it was written, not at the table.
-  ExpectError("state_dir = \"/s\"\ntimezone = \"Mars\"\n" + std::string(kMinimal).substr(std::string(kMinimal).find("[[table]]")),
+  ExpectError("state_dir = \"/s\"\ntimezone = \"Mars\"\n" +
+                  std::string(kMinimal).substr(std::string(kMinimal).find("[[table]]")),
               "timezone", 2);
 }
 
@@ -255,10 +260,10 @@ TEST(Config, LoadConfigReportsMissingFile) {
 
 TEST(Config, ReferenceListsEveryKey) {
   std::string ref = ConfigReference();
-  for (const char* key : {"state_dir", "workers", "lock_timeout", "name", "source", "staging", "warehouse", "key_format",
-                          "time_slice_format", "format", "compression", "time_key", "time_format", "timezone",
-                          "delimiter", "output_time", "output_tag", "partition", "settle", "interval",
-                          "max_line_bytes", "retry_base", "retry_max", "log_level"})
+  for (const char* key : {"state_dir",   "workers",    "lock_timeout",      "name",        "source",      "staging",
+                          "warehouse",   "key_format", "time_slice_format", "format",      "compression", "time_key",
+                          "time_format", "timezone",   "delimiter",         "output_time", "output_tag",  "partition",
+                          "settle",      "interval",   "max_line_bytes",    "retry_base",  "retry_max",   "log_level"})
     EXPECT_NE(ref.find(std::string("`") + key + "`"), std::string::npos) << key;
 }
 

@@ -1,14 +1,13 @@
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
-
 #include <climits>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "format/compression.h"
@@ -113,7 +112,8 @@ class DuckDbWarehouseTest : public ::testing::Test {
   }
 
   std::map<std::string, std::string> ColumnTypes(Warehouse& w) {
-    auto r = w.Query("SELECT column_name, data_type FROM information_schema.columns WHERE table_name='t' ORDER BY ordinal_position");
+    auto r = w.Query(
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_name='t' ORDER BY ordinal_position");
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     std::map<std::string, std::string> out;
     if (r.ok())
@@ -310,8 +310,7 @@ TEST_F(DuckDbWarehouseTest, LoadsNormalizerOutput) {
             (std::vector<std::string>{"quote \" and \\ and \n"}));
   EXPECT_EQ(Values(*w, "SELECT CAST(f AS VARCHAR) FROM t ORDER BY f NULLS LAST"),
             (std::vector<std::string>{"1.0", "2.5", "NULL"}));
-  EXPECT_EQ(Values(*w, "SELECT big FROM t WHERE big IS NOT NULL"),
-            (std::vector<std::string>{"18446744073709551616"}));
+  EXPECT_EQ(Values(*w, "SELECT big FROM t WHERE big IS NOT NULL"), (std::vector<std::string>{"18446744073709551616"}));
   EXPECT_EQ(Values(*w, "SELECT CAST(caf_ AS VARCHAR) FROM t WHERE caf_ IS NOT NULL"),
             (std::vector<std::string>{"true"}));
   EXPECT_EQ(Values(*w, "SELECT _tag FROM t LIMIT 1"), (std::vector<std::string>{"app"}));

@@ -135,15 +135,15 @@ TEST(KeyFormat, FormatRoundTrips) {
     const char* path;
     const char* ext;
   };
-  for (const Case& c : {Case{kDefaultFormat, "%Y%m%d%H", 0, "logs/", "gz"},
-                        Case{kDefaultFormat, "%Y%m%d%H", 9 * 3600, "", "json.gz"},
-                        Case{"%{path}%{time_slice}/%{index}.%{file_extension}", "%Y/%m/%d/%H", 9 * 3600, "a/b/", "gz"},
-                        Case{"%{path}%{time_slice}_%{hex_random}_%{index}.%{file_extension}", "%Y%m%d%H", -3600, "p/", "zst"},
-                        Case{"%{path}%{time_slice}_%{index}.%{file_extension}", "%Y%m%d", 0, "d/", "txt"}}) {
+  for (const Case& c :
+       {Case{kDefaultFormat, "%Y%m%d%H", 0, "logs/", "gz"}, Case{kDefaultFormat, "%Y%m%d%H", 9 * 3600, "", "json.gz"},
+        Case{"%{path}%{time_slice}/%{index}.%{file_extension}", "%Y/%m/%d/%H", 9 * 3600, "a/b/", "gz"},
+        Case{"%{path}%{time_slice}_%{hex_random}_%{index}.%{file_extension}", "%Y%m%d%H", -3600, "p/", "zst"},
+        Case{"%{path}%{time_slice}_%{index}.%{file_extension}", "%Y%m%d", 0, "d/", "txt"}}) {
     KeyFormat kf = Compile(c.fmt, c.slice, c.offset);
     int64_t unit = kf.time_slice().Resolution();
-    for (int64_t t : {T("2016-08-01T00:00:00Z"), T("2016-08-01T15:00:00Z"), T("2016-12-31T23:00:00Z"),
-                      T("2020-02-29T07:00:00Z")}) {
+    for (int64_t t :
+         {T("2016-08-01T00:00:00Z"), T("2016-08-01T15:00:00Z"), T("2016-12-31T23:00:00Z"), T("2020-02-29T07:00:00Z")}) {
       // Slice starts are aligned in local time.
       int64_t local = t + int64_t{c.offset} * kMicrosPerSecond;
       int64_t slice_start = FloorTo(local, unit) - int64_t{c.offset} * kMicrosPerSecond;

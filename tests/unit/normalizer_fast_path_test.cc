@@ -97,9 +97,15 @@ TEST(NormalizerFastPath, RandomMutationsMatch) {
       for (int e = 0; e < edits; ++e) {
         size_t pos = rng() % (line.size() + 1);
         switch (rng() % 3) {
-          case 0: if (pos < line.size()) line.erase(pos, 1); break;
-          case 1: line.insert(pos, 1, alphabet[rng() % alphabet.size()]); break;
-          default: if (pos < line.size()) line[pos] = alphabet[rng() % alphabet.size()]; break;
+          case 0:
+            if (pos < line.size()) line.erase(pos, 1);
+            break;
+          case 1:
+            line.insert(pos, 1, alphabet[rng() % alphabet.size()]);
+            break;
+          default:
+            if (pos < line.size()) line[pos] = alphabet[rng() % alphabet.size()];
+            break;
         }
       }
       if (format == LogFormat::kOutFile) line = "2016-08-01T12:00:00+09:00\tt\t" + line;

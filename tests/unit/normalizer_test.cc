@@ -1,9 +1,9 @@
 #include "format/normalizer.h"
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <set>
 
 namespace logferry {
@@ -17,7 +17,9 @@ int64_t T(const char* iso) {
   return t.value_or(0);
 }
 
-FormatOptions OutFile() { return FormatOptions{}; }
+FormatOptions OutFile() {
+  return FormatOptions{};
+}
 
 // Duplicate keys in a row make the warehouse reject the whole part
 // (DuckDB: "has duplicate key"), so no row may have them at any level.
@@ -26,9 +28,12 @@ bool HasDuplicateKeys(std::string_view row) {
   bool dup = false;
   try {
     json doc = json::parse(row, [&](int, json::parse_event_t ev, json& parsed) {
-      if (ev == json::parse_event_t::object_start) open.emplace_back();
-      else if (ev == json::parse_event_t::object_end) open.pop_back();
-      else if (ev == json::parse_event_t::key && !open.back().insert(parsed.get<std::string>()).second) dup = true;
+      if (ev == json::parse_event_t::object_start)
+        open.emplace_back();
+      else if (ev == json::parse_event_t::object_end)
+        open.pop_back();
+      else if (ev == json::parse_event_t::key && !open.back().insert(parsed.get<std::string>()).second)
+        dup = true;
       return true;
     });
     (void)doc;
@@ -274,8 +279,13 @@ TEST(Normalizer, OutOfRangeNumbersKeptAsTextWithWarning) {
 
 TEST(Normalizer, InvalidUtf8IsRepairedWithWarning) {
   Harness h(OutFile());
-  json row = h.Row(Line("{\"s\":\"a\xff" "b\",\"t\":\"ok\"}", "ta\xc3g"));
-  EXPECT_EQ(row["s"], "a\xEF\xBF\xBD" "b");
+  json row =
+      h.Row(Line("{\"s\":\"a\xff"
+                 "b\",\"t\":\"ok\"}",
+                 "ta\xc3g"));
+  EXPECT_EQ(row["s"],
+            "a\xEF\xBF\xBD"
+            "b");
   EXPECT_EQ(row["t"], "ok");
   EXPECT_EQ(row["_tag"], "ta\xEF\xBF\xBDg");
   EXPECT_GE(h.norm().warnings(), 1u);
@@ -284,8 +294,10 @@ TEST(Normalizer, InvalidUtf8IsRepairedWithWarning) {
 
 TEST(Normalizer, StringEscapesArePreserved) {
   Harness h(OutFile());
-  json row = h.Row(Line(R"({"q":"say \"hi\"","b":"back\\slash","n":"line\nbreak","u":"caf\u00e9","t":"tab\there","e":"\ud83d\ude00","s":"\/","z":"nul\u0000byte","plain":"caf)"
-                        "\xC3\xA9" R"("})"));
+  json row = h.Row(Line(
+      R"({"q":"say \"hi\"","b":"back\\slash","n":"line\nbreak","u":"caf\u00e9","t":"tab\there","e":"\ud83d\ude00","s":"\/","z":"nul\u0000byte","plain":"caf)"
+      "\xC3\xA9"
+      R"("})"));
   EXPECT_EQ(row["q"], "say \"hi\"");
   EXPECT_EQ(row["b"], "back\\slash");
   EXPECT_EQ(row["n"], "line\nbreak");
@@ -299,7 +311,9 @@ TEST(Normalizer, StringEscapesArePreserved) {
 
 TEST(Normalizer, RawControlCharacterInStringIsAnError) {
   Harness h(OutFile());
-  h.Fail(Line("{\"s\":\"a\x01" "b\"}"));
+  h.Fail(
+      Line("{\"s\":\"a\x01"
+           "b\"}"));
   h.Fail(Line("{\"s\":\"a\tb\"}"));
   // The normalizer recovers for the next line.
   json row = h.Row(Line(R"({"s":"fine"})"));
@@ -531,8 +545,8 @@ TEST(Normalizer, NulInFieldNamesCannotReachFixedOrCompanionColumns) {
   // key can carry as \u0000. Such a field must not overwrite _tag/_time nor
   // create a column whose name contains a NUL (which breaks CREATE TABLE).
   Harness h(OutFile());
-  json row = h.Row(Line(R"({"\u0000_tag":"evil","\u0000_time":"x","n\u0000str":1,"ok":1})", "real-tag",
-                        "2016-08-01T00:00:00Z"));
+  json row = h.Row(
+      Line(R"({"\u0000_tag":"evil","\u0000_time":"x","n\u0000str":1,"ok":1})", "real-tag", "2016-08-01T00:00:00Z"));
   EXPECT_EQ(row["_tag"], "real-tag") << row.dump();
   EXPECT_EQ(row["_time"], "2016-08-01T00:00:00Z") << row.dump();
   EXPECT_EQ(row["ok"], 1);

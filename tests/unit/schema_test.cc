@@ -1,12 +1,12 @@
 #include "schema/schema.h"
 
-#include "common/strings.h"
-
 #include <gtest/gtest.h>
 
 #include <map>
 #include <set>
 #include <thread>
+
+#include "common/strings.h"
 
 namespace logferry {
 namespace {
@@ -24,9 +24,11 @@ TEST(SanitizeName, ReplacesIllegalBytes) {
 }
 
 TEST(SanitizeName, OneUnderscorePerUnicodeCharacter) {
-  EXPECT_EQ(SanitizeName("caf\xC3\xA9"), "caf_");                  // café: 2-byte é
-  EXPECT_EQ(SanitizeName("\xE6\x97\xA5\xE6\x9C\xAC"), "__");       // 日本: two 3-byte chars
-  EXPECT_EQ(SanitizeName("a\xF0\x9F\x98\x80" "b"), "a_b");         // a😀b: one 4-byte char
+  EXPECT_EQ(SanitizeName("caf\xC3\xA9"), "caf_");             // café: 2-byte é
+  EXPECT_EQ(SanitizeName("\xE6\x97\xA5\xE6\x9C\xAC"), "__");  // 日本: two 3-byte chars
+  EXPECT_EQ(SanitizeName("a\xF0\x9F\x98\x80"
+                         "b"),
+            "a_b");  // a😀b: one 4-byte char
   EXPECT_EQ(SanitizeName("\xC3\xA9t\xC3\xA9"), "_t_");
 }
 
@@ -343,7 +345,7 @@ TEST(SchemaRegistry, DuckDbColumnTypes) {
   (void)reg.Child(root, "none");
   (void)reg.CompanionOf(reg.Child(root, "i"));
   std::vector<std::pair<std::string, std::string>> expected = {
-      {"_time", "TIMESTAMPTZ"}, {"_tag", "VARCHAR"}, {"i", "BIGINT"}, {"f", "DOUBLE"}, {"b", "BOOLEAN"},
+      {"_time", "TIMESTAMPTZ"}, {"_tag", "VARCHAR"}, {"i", "BIGINT"}, {"f", "DOUBLE"},     {"b", "BOOLEAN"},
       {"s", "VARCHAR"},         {"o", "JSON"},       {"ri", "JSON"},  {"i_str", "VARCHAR"}};
   EXPECT_EQ(reg.DuckDbColumns(), expected);
 }

@@ -1,7 +1,6 @@
 #include <fcntl.h>
-#include <unistd.h>
-
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -128,7 +127,8 @@ TEST_F(FileStoreTest, PaginationCoversEveryKeyExactlyOnce) {
   std::vector<std::string> keys;
   for (const auto& k : kTrickyKeys)
     if (k != "a/b") keys.push_back(k);
-  for (int i = 0; i < 23; ++i) keys.push_back("logs/" + std::to_string(2016080100 + i % 24) + "_" + std::to_string(i) + ".gz");
+  for (int i = 0; i < 23; ++i)
+    keys.push_back("logs/" + std::to_string(2016080100 + i % 24) + "_" + std::to_string(i) + ".gz");
   for (const auto& k : keys) Put(k, "v");
   std::sort(keys.begin(), keys.end());
 
