@@ -157,6 +157,9 @@ class RowNormalizer {
   // a partial row; the caller truncates it).
   bool FastObject(const char*& p, const char* end, Column* parent, bool top, int depth, bool* emitted);
   bool FastLine(std::string_view json);
+  // Sets time_ from an event time's text, reusing the last parse when the
+  // text repeats. False if it does not parse.
+  bool CachedEventTime(std::string_view text);
   Column* ChildCached(std::vector<ShapeSlot>& shape, size_t index, Column* parent, std::string_view raw_key);
   bool fast_path_ = true;
 

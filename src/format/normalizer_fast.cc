@@ -103,6 +103,19 @@ const char* NumberEnd(const char* p, const char* end, bool* is_float) {
 
 }  // namespace
 
+bool RowNormalizer::CachedEventTime(std::string_view text) {
+  // Consecutive records mostly carry the same second: parse each text once.
+  if (text != last_time_in_) {
+    auto t = ParseEventTime(text, opts_);
+    if (!t) return false;
+    last_time_in_.assign(text);
+    last_time_parsed_ = *t;
+  }
+  time_ = last_time_parsed_;
+  have_time_ = true;
+  return true;
+}
+
 Column* RowNormalizer::ChildCached(std::vector<ShapeSlot>& shape, size_t index, Column* parent,
                                    std::string_view raw_key) {
   if (index < shape.size() && shape[index].raw_key == raw_key) return shape[index].column;
@@ -182,10 +195,7 @@ bool RowNormalizer::FastObject(const char*& p, const char* end, Column* parent, 
         if (!ve) return false;
         p = ve + 1;
         if (top && opts_.format == LogFormat::kJson && !have_time_ && raw_key == opts_.time_key) {
-          auto t = ParseEventTime(std::string_view(vs + 1, static_cast<size_t>(ve - vs - 1)), opts_);
-          if (!t) return false;
-          time_ = *t;
-          have_time_ = true;
+          if (!CachedEventTime(std::string_view(vs + 1, static_cast<size_t>(ve - vs - 1)))) return false;
         }
         if (!FitsAsIs(c, ColumnType::kString)) return false;
         row_.append(vs, static_cast<size_t>(p - vs));
@@ -228,10 +238,7 @@ bool RowNormalizer::FastObject(const char*& p, const char* end, Column* parent, 
         if (!ne) return false;
         p = ne;
         if (top && opts_.format == LogFormat::kJson && !have_time_ && raw_key == opts_.time_key) {
-          auto t = ParseEventTime(std::string_view(vs, static_cast<size_t>(ne - vs)), opts_);
-          if (!t) return false;
-          time_ = *t;
-          have_time_ = true;
+          if (!CachedEventTime(std::string_view(vs, static_cast<size_t>(ne - vs)))) return false;
         }
         if (!FitsAsIs(c, is_float ? ColumnType::kFloat64 : ColumnType::kInt64)) return false;
         row_.append(vs, static_cast<size_t>(ne - vs));
