@@ -36,13 +36,19 @@ const KeySpec kKeys[] = {
     {"key_format", Scope::kBoth, "%{path}%{time_slice}_%{index}.%{file_extension}",
      "Fluentd's s3_object_key_format; keys under `source` that do not match are ignored."},
     {"time_slice_format", Scope::kBoth, "%Y%m%d%H", "Fluentd's time_slice_format (strftime layout)."},
-    {"format", Scope::kBoth, "out_file", "out_file (time<TAB>tag<TAB>json) or json (one object per line)."},
+    {"format", Scope::kBoth, "out_file",
+     "Fluentd's formatter: out_file (time<TAB>tag<TAB>json), json, ltsv, csv, tsv, single_value or msgpack."},
     {"compression", Scope::kBoth, "auto", "auto (by magic bytes), gzip, zstd or none."},
-    {"time_key", Scope::kBoth, "time", "json: the field holding the event time."},
+    {"time_key", Scope::kBoth, "time",
+     "json, ltsv, csv, tsv, msgpack: the field holding the event time (absent: the key's time slice)."},
     {"time_format", Scope::kBoth, "iso8601",
      "iso8601, unix, unix_ms, or a strftime layout such as %d/%b/%Y:%H:%M:%S %z."},
     {"timezone", Scope::kBoth, "+00:00", "UTC offset for times (and time slices) without one, e.g. +09:00."},
-    {"delimiter", Scope::kBoth, "\t", "out_file: field delimiter (\"\\t\", \" \", \",\", or SPACE/TAB/COMMA)."},
+    {"delimiter", Scope::kBoth, "\t",
+     "out_file, ltsv, tsv: field delimiter; csv: \",\" unless set (\"\\t\", \" \", \",\", or SPACE/TAB/COMMA)."},
+    {"label_delimiter", Scope::kBoth, ":", "ltsv: between a label and its value."},
+    {"keys", Scope::kBoth, "", "csv, tsv: the column names in order, as an array or a comma-separated string (required)."},
+    {"message_key", Scope::kBoth, "message", "single_value: the field each line becomes."},
     {"output_time", Scope::kBoth, "true", "out_file: whether lines start with the time field."},
     {"output_tag", Scope::kBoth, "true", "out_file: whether lines carry the tag field."},
     {"partition", Scope::kBoth, "hour", "Warehouse partition unit: hour or day."},
@@ -93,6 +99,17 @@ StatusOr<std::string> ValueText(const toml::node& n, const std::string& key, con
   if (auto s = n.as_string()) return ExpandEnv(s->get());
   if (auto i = n.as_integer()) return std::to_string(i->get());
   if (auto b = n.as_boolean()) return std::string(b->get() ? "true" : "false");
+  if (auto a = n.as_array(); a && key == "keys") {
+    // Arrays (keys) are read as a comma-separated list.
+    std::string out;
+    for (const toml::node& e : *a) {
+      auto s = e.as_string();
+      if (!s) return Status::InvalidArgument(where + ": key '" + key + "' must be an array of strings");
+      if (!out.empty()) out += ',';
+      out += s->get();
+    }
+    return out;
+  }
   return Status::InvalidArgument(where + ": key '" + key + "' must be a string, number or boolean");
 }
 
@@ -282,6 +299,19 @@ StatusOr<Config> ParseConfig(const std::string& text, const std::string& origin)
       d = ",";
     if (d.size() != 1) return LF_BAD(delim.second, "delimiter", "must be one character (or TAB, SPACE, COMMA)");
     tc.format.delimiter = d[0];
+    bool delimiter_set = vals.count("delimiter") || top.count("delimiter");
+    if (*lf == LogFormat::kCsv && !delimiter_set) tc.format.delimiter = ',';
+    LF_GET(ld, "label_delimiter");
+    if (ld.first.size() != 1) return LF_BAD(ld.second, "label_delimiter", "must be one character");
+    tc.format.label_delimiter = ld.first[0];
+    LF_GET(keys, "keys");
+    tc.format.keys.clear();
+    if (!keys.first.empty())
+      for (std::string& k : Split(keys.first, ',')) tc.format.keys.push_back(k);
+    if ((*lf == LogFormat::kCsv || *lf == LogFormat::kTsv) && tc.format.keys.empty())
+      return LF_BAD(fmt.second, "format", "format '" + fmt.first + "' needs key 'keys' (the column names, in order)");
+    LF_GET(mk, "message_key");
+    tc.format.message_key = mk.first;
     LF_GET(ot, "output_time");
     auto otb = ParseBool(ot.first);
     if (!otb.ok()) return LF_BAD(ot.second, "output_time", otb.status().message());

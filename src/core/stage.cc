@@ -4,6 +4,7 @@
 
 #include "common/strings.h"
 #include "format/compression.h"
+#include "format/msgpack_json.h"
 
 namespace logferry {
 
@@ -58,6 +59,84 @@ bool IsBlank(std::string_view s) {
   for (char c : s)
     if (c != ' ' && c != '\t' && c != '\r') return false;
   return true;
+}
+
+// Fluentd's msgpack format is a stream of maps, not lines: "line" numbers in
+// bad records are record numbers (1-based) and byte offsets point into the
+// uncompressed stream. msgpack has no framing to resynchronize on, so after
+// undecodable bytes the rest of the object is one bad record.
+template <typename WriterFor, typename AddBad>
+Status ReadMsgpack(ReadStream& in, const TableConfig& cfg, RowNormalizer& norm, std::optional<int64_t> slice,
+                   StageOutcome* out, WriterFor& writer_for, AddBad& add_bad) {
+  msgpack::unpacker unpacker;
+  std::string json;
+  LineError err;
+  int64_t record = 0;
+  uint64_t record_start = 0;
+  const size_t max_record = static_cast<size_t>(cfg.max_line_bytes);
+  auto handle = [&](const msgpack::object& o) -> Status {
+    ++record;
+    ++out->staged.lines_read;
+    json.clear();
+    MsgpackToJson(o, &json);
+    if (o.type != msgpack::type::MAP) {
+      add_bad(record, record_start, "", std::string("msgpack value is a ") + MsgpackTypeName(o) + ", not a map", json);
+      return Status::Ok();
+    }
+    size_t len = json.size();
+    json.append(simdjson::SIMDJSON_PADDING, ' ');
+    if (!norm.NormalizeJson(std::string_view(json.data(), len), json.size(), slice, &err)) {
+      add_bad(record, record_start, err.field, err.reason, std::string_view(json.data(), len));
+      return Status::Ok();
+    }
+    LF_ASSIGN_OR_RETURN(PartWriter * w, writer_for(FloorTo(norm.time(), kMicrosPerHour)));
+    ++out->staged.rows_staged;
+    return w->Append(norm.row());
+  };
+  for (;;) {
+    unpacker.reserve_buffer(1 << 20);
+    LF_ASSIGN_OR_RETURN(size_t n, in.Read(unpacker.buffer(), unpacker.buffer_capacity()));
+    out->bytes_uncompressed += n;
+    if (n == 0) break;
+    unpacker.buffer_consumed(n);
+    msgpack::object_handle oh;
+    try {
+      while (unpacker.next(oh)) {
+        LF_RETURN_IF_ERROR(handle(oh.get()));
+        record_start = unpacker.parsed_size();
+      }
+    } catch (const std::exception& e) {
+      // Undecodable bytes: everything from here on is one bad record.
+      ++out->staged.lines_read;
+      uint64_t rest = unpacker.nonparsed_size();
+      std::string excerpt(unpacker.nonparsed_buffer(), std::min<size_t>(rest, 64));
+      for (;;) {
+        char sink[65536];
+        LF_ASSIGN_OR_RETURN(size_t k, in.Read(sink, sizeof sink));
+        if (k == 0) break;
+        out->bytes_uncompressed += k;
+        rest += k;
+      }
+      add_bad(record + 1, record_start, "",
+              std::string("invalid msgpack (") + e.what() + "); the remaining " + std::to_string(rest) +
+                  " bytes cannot be decoded",
+              HexEncode(excerpt.data(), excerpt.size()));
+      return Status::Ok();
+    }
+    if (unpacker.nonparsed_size() > max_record) {
+      ++out->staged.lines_read;
+      add_bad(record + 1, record_start, "", "msgpack record larger than max_line_bytes", "");
+      return Status::Ok();
+    }
+  }
+  if (unpacker.nonparsed_size() > 0) {
+    ++out->staged.lines_read;
+    std::string excerpt(unpacker.nonparsed_buffer(), std::min<size_t>(unpacker.nonparsed_size(), 64));
+    add_bad(record + 1, record_start, "",
+            "truncated msgpack record (" + std::to_string(unpacker.nonparsed_size()) + " bytes at the end)",
+            HexEncode(excerpt.data(), excerpt.size()));
+  }
+  return Status::Ok();
 }
 
 }  // namespace
@@ -131,66 +210,75 @@ StatusOr<StageOutcome> StageObject(TableRuntime& t, const ObjectRow& obj, RowNor
     return w->Append(norm.row());
   };
 
-  int64_t skipped_line = 0;
-  uint64_t skipped_offset = 0;
-  std::string skipped_excerpt;
-  while (true) {
-    if (!skipping) {
-      const char* nl = static_cast<const char*>(memchr(buf.data() + scan, '\n', end - scan));
-      if (nl) {
-        size_t pos = static_cast<size_t>(nl - buf.data());
-        LF_RETURN_IF_ERROR(process(begin, pos));
-        begin = scan = pos + 1;
-        continue;
-      }
-      if (eof) {
-        if (begin < end) LF_RETURN_IF_ERROR(process(begin, end));
-        break;
-      }
-    } else {
-      const char* nl = static_cast<const char*>(memchr(buf.data(), '\n', end));
-      if (nl) {
-        skipping = false;
-        begin = scan = static_cast<size_t>(nl - buf.data()) + 1;
-        add_bad(skipped_line, skipped_offset, "", "line longer than max_line_bytes (" + std::to_string(max_line) + ")",
-                skipped_excerpt);
-        ++out.staged.lines_read;
-        continue;
-      }
-      if (eof) {
-        add_bad(skipped_line, skipped_offset, "", "line longer than max_line_bytes (" + std::to_string(max_line) + ")",
-                skipped_excerpt);
-        ++out.staged.lines_read;
-        break;
-      }
-      base_offset += end;
-      begin = scan = end = 0;
-    }
-    // Need more input: keep the partial line at the front of the buffer.
-    if (begin > 0) {
-      memmove(buf.data(), buf.data() + begin, end - begin);
-      base_offset += begin;
-      end -= begin;
-      scan = end;
-      begin = 0;
-    }
-    if (!skipping && end == buf.size() - pad) {
-      if (end < max_line) {
-        buf.resize(std::min(buf.size() * 2, max_line + pad + 1));
+  // Lines: split in place in the read window; a line is never copied.
+  auto read_lines = [&]() -> Status {
+    int64_t skipped_line = 0;
+    uint64_t skipped_offset = 0;
+    std::string skipped_excerpt;
+    while (true) {
+      if (!skipping) {
+        const char* nl = static_cast<const char*>(memchr(buf.data() + scan, '\n', end - scan));
+        if (nl) {
+          size_t pos = static_cast<size_t>(nl - buf.data());
+          LF_RETURN_IF_ERROR(process(begin, pos));
+          begin = scan = pos + 1;
+          continue;
+        }
+        if (eof) {
+          if (begin < end) LF_RETURN_IF_ERROR(process(begin, end));
+          break;
+        }
       } else {
-        // Over-long line: dead-letter it and discard input up to its end.
-        skipping = true;
-        skipped_line = ++line_no;
-        skipped_offset = base_offset;
-        skipped_excerpt.assign(buf.data(), 200);
+        const char* nl = static_cast<const char*>(memchr(buf.data(), '\n', end));
+        if (nl) {
+          skipping = false;
+          begin = scan = static_cast<size_t>(nl - buf.data()) + 1;
+          add_bad(skipped_line, skipped_offset, "", "line longer than max_line_bytes (" + std::to_string(max_line) + ")",
+                  skipped_excerpt);
+          ++out.staged.lines_read;
+          continue;
+        }
+        if (eof) {
+          add_bad(skipped_line, skipped_offset, "", "line longer than max_line_bytes (" + std::to_string(max_line) + ")",
+                  skipped_excerpt);
+          ++out.staged.lines_read;
+          break;
+        }
         base_offset += end;
         begin = scan = end = 0;
       }
+      // Need more input: keep the partial line at the front of the buffer.
+      if (begin > 0) {
+        memmove(buf.data(), buf.data() + begin, end - begin);
+        base_offset += begin;
+        end -= begin;
+        scan = end;
+        begin = 0;
+      }
+      if (!skipping && end == buf.size() - pad) {
+        if (end < max_line) {
+          buf.resize(std::min(buf.size() * 2, max_line + pad + 1));
+        } else {
+          // Over-long line: dead-letter it and discard input up to its end.
+          skipping = true;
+          skipped_line = ++line_no;
+          skipped_offset = base_offset;
+          skipped_excerpt.assign(buf.data(), 200);
+          base_offset += end;
+          begin = scan = end = 0;
+        }
+      }
+      LF_ASSIGN_OR_RETURN(size_t n, in->Read(buf.data() + end, buf.size() - pad - end));
+      if (n == 0) eof = true;
+      out.bytes_uncompressed += n;
+      end += n;
     }
-    LF_ASSIGN_OR_RETURN(size_t n, in->Read(buf.data() + end, buf.size() - pad - end));
-    if (n == 0) eof = true;
-    out.bytes_uncompressed += n;
-    end += n;
+    return Status::Ok();
+  };
+  if (cfg.format.format == LogFormat::kMsgpack) {
+    LF_RETURN_IF_ERROR(ReadMsgpack(*in, cfg, norm, slice, &out, writer_for, add_bad));
+  } else {
+    LF_RETURN_IF_ERROR(read_lines());
   }
 
   for (auto& w : writers) {

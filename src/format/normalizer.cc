@@ -11,7 +11,13 @@ namespace od = simdjson::ondemand;
 StatusOr<LogFormat> ParseLogFormat(std::string_view s) {
   if (s == "out_file") return LogFormat::kOutFile;
   if (s == "json") return LogFormat::kJson;
-  return Status::InvalidArgument("format must be out_file or json (got '" + std::string(s) + "')");
+  if (s == "ltsv") return LogFormat::kLtsv;
+  if (s == "csv") return LogFormat::kCsv;
+  if (s == "tsv") return LogFormat::kTsv;
+  if (s == "single_value") return LogFormat::kSingleValue;
+  if (s == "msgpack") return LogFormat::kMsgpack;
+  return Status::InvalidArgument("format must be out_file, json, ltsv, csv, tsv, single_value or msgpack (got '" +
+                                 std::string(s) + "')");
 }
 
 std::vector<std::pair<std::string, ColumnType>> FixedColumns(LogFormat format) {
@@ -142,7 +148,8 @@ std::optional<int64_t> ParseEventTime(std::string_view text, const FormatOptions
   return static_cast<int64_t>(us);
 }
 
-RowNormalizer::RowNormalizer(SchemaRegistry* schema, const FormatOptions& opts) : schema_(schema), opts_(opts) {
+RowNormalizer::RowNormalizer(SchemaRegistry* schema, const FormatOptions& opts)
+    : schema_(schema), opts_(opts), time_in_record_(opts.format != LogFormat::kOutFile) {
   time_col_ = schema_->Child(schema_->root(), FixedColumnKey("_time"));
   if (opts_.format == LogFormat::kOutFile) tag_col_ = schema_->Child(schema_->root(), FixedColumnKey("_tag"));
 }
@@ -489,7 +496,7 @@ bool RowNormalizer::EmitMembers(od::object obj, Column* parent, bool top, LineEr
       if (!c && !err->reason.empty()) return false;
     }
     od::value v = f.value();
-    if (top && !have_time_ && opts_.format == LogFormat::kJson && raw_key == opts_.time_key) {
+    if (top && !have_time_ && time_in_record_ && raw_key == opts_.time_key) {
       // Event time: the value is still written as a regular column below.
       od::json_type t;
       if (!v.type().get(t)) {
@@ -706,8 +713,35 @@ bool RowNormalizer::Normalize(std::string_view line, size_t capacity, std::optio
     size_t cap = capacity - static_cast<size_t>(rest.data() - line.data());
     if (!ParseJsonLine(rest, cap, err)) return false;
     if (row_.size() == before && row_.back() == ',') row_.pop_back();
-  } else {
+  } else if (opts_.format == LogFormat::kJson) {
     if (!ParseJsonLine(line, capacity, err)) return false;
+    return FinishRecord(fallback_time, err);
+  } else {
+    if (!TextToJson(line, err)) return false;
+    size_t len = converted_.size();
+    converted_.append(simdjson::SIMDJSON_PADDING, ' ');
+    if (!ParseJsonLine(std::string_view(converted_.data(), len), converted_.size(), err)) return false;
+    return FinishRecord(fallback_time, err);
+  }
+  return FinishRecord(fallback_time, err);
+}
+
+bool RowNormalizer::NormalizeJson(std::string_view json, size_t capacity, std::optional<int64_t> fallback_time,
+                                  LineError* err) {
+  row_.clear();
+  overflow_.clear();
+  have_time_ = false;
+  time_error_.clear();
+  depth_ = 0;
+  err->field.clear();
+  err->reason.clear();
+  row_.push_back('{');
+  if (!ParseJsonLine(json, capacity, err)) return false;
+  return FinishRecord(fallback_time, err);
+}
+
+bool RowNormalizer::FinishRecord(std::optional<int64_t> fallback_time, LineError* err) {
+  if (time_in_record_) {
     if (!have_time_) {
       if (!time_error_.empty()) {
         err->reason = time_error_;
@@ -732,6 +766,117 @@ bool RowNormalizer::Normalize(std::string_view line, size_t capacity, std::optio
   }
   AppendTimeColumn();
   row_.append("}\n");
+  return true;
+}
+
+}  // namespace logferry
+
+namespace logferry {
+
+namespace {
+
+// Appends "key":"value" (both as JSON strings) to a JSON object under construction.
+void AppendMember(std::string* out, std::string_view key, std::string_view value) {
+  out->push_back(out->size() == 1 ? ' ' : ',');
+  AppendJsonString(out, key);
+  out->push_back(':');
+  AppendJsonString(out, value);
+}
+
+// Splits a CSV line as Fluentd's csv formatter writes it: fields separated by
+// `delim`, optionally quoted with '"', a quote inside quotes doubled.
+bool SplitCsv(std::string_view line, char delim, std::vector<std::string>* fields, std::string* error) {
+  fields->clear();
+  size_t i = 0;
+  for (;;) {
+    std::string field;
+    if (i < line.size() && line[i] == '"') {
+      ++i;
+      for (;;) {
+        if (i >= line.size()) {
+          *error = "unterminated quoted field " + std::to_string(fields->size() + 1);
+          return false;
+        }
+        if (line[i] == '"') {
+          if (i + 1 < line.size() && line[i + 1] == '"') {
+            field.push_back('"');
+            i += 2;
+            continue;
+          }
+          ++i;
+          break;
+        }
+        field.push_back(line[i++]);
+      }
+      if (i < line.size() && line[i] != delim) {
+        *error = "characters after the closing quote of field " + std::to_string(fields->size() + 1);
+        return false;
+      }
+    } else {
+      size_t end = line.find(delim, i);
+      if (end == std::string_view::npos) end = line.size();
+      field.assign(line.substr(i, end - i));
+      i = end;
+    }
+    fields->push_back(std::move(field));
+    if (i >= line.size()) return true;
+    ++i;  // the delimiter
+  }
+}
+
+}  // namespace
+
+bool RowNormalizer::TextToJson(std::string_view line, LineError* err) {
+  converted_.assign("{");
+  switch (opts_.format) {
+    case LogFormat::kLtsv: {
+      size_t start = 0;
+      int n = 0;
+      while (start <= line.size()) {
+        size_t end = line.find(opts_.delimiter, start);
+        if (end == std::string_view::npos) end = line.size();
+        std::string_view field = line.substr(start, end - start);
+        ++n;
+        if (!field.empty()) {
+          size_t colon = field.find(opts_.label_delimiter);
+          if (colon == std::string_view::npos) {
+            err->reason = "LTSV field " + std::to_string(n) + " has no label ('" + Excerpt(field, 40) + "')";
+            err->field = "field " + std::to_string(n);
+            return false;
+          }
+          AppendMember(&converted_, field.substr(0, colon), field.substr(colon + 1));
+        }
+        start = end + 1;
+      }
+      break;
+    }
+    case LogFormat::kCsv:
+    case LogFormat::kTsv: {
+      std::vector<std::string> fields;
+      std::string error;
+      if (opts_.format == LogFormat::kCsv) {
+        if (!SplitCsv(line, opts_.delimiter, &fields, &error)) {
+          err->reason = "CSV: " + error;
+          return false;
+        }
+      } else {
+        for (std::string& f : Split(line, opts_.delimiter)) fields.push_back(std::move(f));
+      }
+      if (fields.size() != opts_.keys.size()) {
+        err->reason = "expected " + std::to_string(opts_.keys.size()) + " fields (keys), found " + std::to_string(fields.size());
+        return false;
+      }
+      for (size_t i = 0; i < fields.size(); ++i) AppendMember(&converted_, opts_.keys[i], fields[i]);
+      break;
+    }
+    case LogFormat::kSingleValue:
+      AppendMember(&converted_, opts_.message_key, line);
+      break;
+    default:
+      err->reason = "internal: not a text format";
+      return false;
+  }
+  converted_.push_back('}');
   return true;
 }
 

@@ -25,7 +25,11 @@
 
 namespace logferry {
 
-enum class LogFormat { kOutFile, kJson };
+// Fluentd's out_s3 formatters. out_file and json are JSON records; ltsv, csv,
+// tsv and single_value lines are turned into a JSON object of strings first;
+// msgpack is a stream of maps (not lines), decoded by StageObject and handed
+// over as JSON text.
+enum class LogFormat { kOutFile, kJson, kLtsv, kCsv, kTsv, kSingleValue, kMsgpack };
 StatusOr<LogFormat> ParseLogFormat(std::string_view s);
 
 enum class TimeFormatKind { kIso8601, kUnix, kUnixMs, kLayout };
@@ -36,8 +40,14 @@ struct FormatOptions {
   char delimiter = '\t';
   bool output_time = true;
   bool output_tag = true;
-  // json: the field holding event time.
+  // json, ltsv, csv, tsv, msgpack: the field holding event time.
   std::string time_key = "time";
+  // ltsv: between label and value (fields are split on `delimiter`).
+  char label_delimiter = ':';
+  // csv, tsv: the column names, in order (Fluentd's `fields`/`keys`).
+  std::vector<std::string> keys;
+  // single_value: the field the line becomes.
+  std::string message_key = "message";
   TimeFormatKind time_kind = TimeFormatKind::kIso8601;
   TimeLayout time_layout;      // for kLayout
   int32_t offset_seconds = 0;  // for times without an offset
@@ -104,6 +114,9 @@ class RowNormalizer {
   // fallback_time: event time for records that carry none (the key's slice).
   // On success row() holds the row with its trailing newline.
   bool Normalize(std::string_view line, size_t capacity, std::optional<int64_t> fallback_time, LineError* err);
+  // For records that arrive as JSON text built elsewhere (msgpack): `json`
+  // must be followed by at least SIMDJSON_PADDING readable bytes.
+  bool NormalizeJson(std::string_view json, size_t capacity, std::optional<int64_t> fallback_time, LineError* err);
 
   std::string_view row() const { return row_.view(); }
 
@@ -162,6 +175,11 @@ class RowNormalizer {
   bool CachedEventTime(std::string_view text);
   Column* ChildCached(std::vector<ShapeSlot>& shape, size_t index, Column* parent, std::string_view raw_key);
   bool fast_path_ = true;
+  bool time_in_record_;  // the event time is a field of the record (not out_file's prefix)
+  // ltsv/csv/tsv/single_value: the line rebuilt as a JSON object.
+  bool TextToJson(std::string_view line, LineError* err);
+  std::string converted_;
+  bool FinishRecord(std::optional<int64_t> fallback_time, LineError* err);
 
   SchemaRegistry* schema_;
   FormatOptions opts_;

@@ -164,7 +164,7 @@ TEST(Config, BadValuesNameKeyAndLine) {
     const char* key;
   };
   for (const Case& bad : {Case{"timezone = \"Tokyo\"", "timezone"}, Case{"settle = \"10 minutes\"", "settle"},
-                          Case{"partition = \"week\"", "partition"}, Case{"format = \"csv\"", "format"},
+                          Case{"partition = \"week\"", "partition"}, Case{"format = \"xml\"", "format"},
                           Case{"compression = \"bz2\"", "compression"}, Case{"delimiter = \"ab\"", "delimiter"},
                           Case{"output_tag = \"yes\"", "output_tag"}, Case{"max_line_bytes = 10", "max_line_bytes"},
                           Case{"time_format = \"%Q\"", "time_format"}, Case{"time_format = \"epoch\"", "time_format"},

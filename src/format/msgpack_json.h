@@ -1,0 +1,20 @@
+// msgpack → JSON text, for Fluentd's msgpack formatter (a stream of maps).
+#pragma once
+
+#include <msgpack.hpp>
+
+#include <string>
+
+namespace logferry {
+
+// Appends o as JSON. Strings are repaired to valid UTF-8; binary values
+// become base64 strings; Fluentd's EventTime (ext type 0, 8 bytes) becomes an
+// ISO-8601 UTC string; other ext values "ext:<type>:<base64>"; NaN and
+// infinities their names as strings; map keys that are not strings their
+// JSON text as a string.
+void MsgpackToJson(const msgpack::object& o, std::string* out);
+
+// A short name of the msgpack type of o ("array", "str", ...), for messages.
+const char* MsgpackTypeName(const msgpack::object& o);
+
+}  // namespace logferry
