@@ -195,6 +195,17 @@ Column* RowNormalizer::LookupAt(std::vector<ShapeSlot>& shape, size_t index, Col
   return c;
 }
 
+bool RowNormalizer::TimestampValue(std::string_view content, std::string* canonical) const {
+  auto t = ParseIso8601(content, opts_.offset_seconds);
+  if (!t) return false;
+  char buf[40];
+  buf[0] = '"';
+  size_t n = FormatIso8601(*t, buf + 1);
+  buf[n + 1] = '"';
+  canonical->assign(buf, n + 2);
+  return true;
+}
+
 bool RowNormalizer::ScalarText(od::value v, od::json_type t, Column* c, ColumnType* kind, std::string* scratch,
                                std::string_view* text, LineError* err) {
   std::string_view tok = TrimRight(v.raw_json_token());
@@ -213,6 +224,8 @@ bool RowNormalizer::ScalarText(od::value v, od::json_type t, Column* c, ColumnTy
       } else {
         *text = tok;
       }
+      std::string_view content = text->size() >= 2 ? text->substr(1, text->size() - 2) : std::string_view();
+      if (LooksLikeTimestamp(content) && TimestampValue(content, &ts_canonical_)) *kind = ColumnType::kTimestamp;
       return true;
     }
     case od::json_type::number: {
@@ -324,7 +337,7 @@ bool RowNormalizer::EmitArray(od::array arr, Column* c, ColumnType* kind, bool* 
     } else {
       std::string_view text;
       if (!ScalarText(elem, t, c, &ek, &scratch_, &text, err)) return false;
-      row_.append(text);
+      row_.append(ek == ColumnType::kTimestamp ? std::string_view(ts_canonical_) : text);
     }
     first = false;
     if (*kind == ColumnType::kNone)
@@ -452,13 +465,15 @@ bool RowNormalizer::EmitValue(od::value v, Column* c, size_t key_mark, bool* emi
       std::string_view text;
       if (!ScalarText(v, t, c, &kind, &scratch_, &text, err)) return false;
       Fit fit = schema_->Offer(c, kind, false);
+      bool is_string = kind == ColumnType::kString || kind == ColumnType::kTimestamp;
       if (fit == Fit::kOk) {
-        row_.append(text);
+        row_.append(kind == ColumnType::kTimestamp ? std::string_view(ts_canonical_) : text);
       } else if (fit == Fit::kAsString) {
-        AppendQuoted(text);
+        if (is_string) row_.append(text);  // the original string, as written
+        else AppendQuoted(text);
       } else {
         // A string is already a JSON string literal: keep it as it is.
-        WriteAsText(c, key_mark, text, kind != ColumnType::kString,
+        WriteAsText(c, key_mark, text, !is_string,
                     std::string("a ") + ColumnTypeName(kind) + " value does not fit the column's type " +
                         ColumnTypeName(c->type()));
       }

@@ -53,6 +53,14 @@ struct FormatOptions {
   int32_t offset_seconds = 0;  // for times without an offset
 };
 
+// Whether a string has the shape of an ISO-8601 date-time ("YYYY-MM-DDTHH:MM…"):
+// a cheap test before the real parse, which decides.
+inline bool LooksLikeTimestamp(std::string_view s) {
+  auto d = [&](size_t i) { return s[i] >= '0' && s[i] <= '9'; };
+  return s.size() >= 16 && s.size() <= 40 && d(0) && d(1) && d(2) && d(3) && s[4] == '-' && s[7] == '-' &&
+         (s[10] == 'T' || s[10] == ' ' || s[10] == 't') && s[13] == ':';
+}
+
 // Parses an event time given as text per the options (numbers as epoch).
 std::optional<int64_t> ParseEventTime(std::string_view text, const FormatOptions& opts);
 
@@ -186,6 +194,10 @@ class RowNormalizer {
   simdjson::ondemand::parser parser_;
   RowBuffer row_;
   std::string quote_scratch_;
+  // A TIMESTAMP value as written: "YYYY-MM-DDTHH:MM:SS[.ffffff]Z", which every
+  // warehouse parses, whatever offset or precision the source used.
+  std::string ts_canonical_;
+  bool TimestampValue(std::string_view content, std::string* canonical) const;
   std::string last_tag_ = std::string(1, '\0');
   std::string last_tag_json_;
   void AppendQuoted(std::string_view s);

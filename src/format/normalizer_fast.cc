@@ -209,6 +209,15 @@ bool RowNormalizer::FastObject(const char*& p, const char* end, Column* parent, 
         if (top && time_in_record_ && !have_time_ && raw_key == opts_.time_key) {
           if (!CachedEventTime(std::string_view(vs + 1, static_cast<size_t>(ve - vs - 1)))) return false;
         }
+        std::string_view content(vs + 1, static_cast<size_t>(ve - vs - 1));
+        if (LooksLikeTimestamp(content) && !(c->type() == ColumnType::kString && !c->repeated())) {
+          // A TIMESTAMP column gets the canonical UTC form; anything else
+          // (a new column, a value that does not parse) is the slow path's.
+          if (c->type() != ColumnType::kTimestamp || c->repeated() || !TimestampValue(content, &ts_canonical_))
+            return false;
+          row_.append(ts_canonical_);
+          break;
+        }
         if (!FitsAsIs(c, ColumnType::kString)) return false;
         row_.append(vs, static_cast<size_t>(p - vs));
         break;

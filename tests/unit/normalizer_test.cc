@@ -402,9 +402,28 @@ TEST(Normalizer, JsonFormatTimeKeyAsString) {
   Harness h(Json());
   json row = h.Row(R"({"time":"2016-08-01T12:00:00+09:00","msg":"x"})");
   EXPECT_EQ(row["_time"], "2016-08-01T03:00:00Z");
-  EXPECT_EQ(row["time"], "2016-08-01T12:00:00+09:00") << "the time field is still a regular column";
+  // The time field is still a regular column, typed TIMESTAMP and written in
+  // the canonical UTC form every warehouse parses.
+  EXPECT_EQ(row["time"], "2016-08-01T03:00:00Z");
+  EXPECT_EQ(h.schema().Find(h.schema().root(), "time")->type(), ColumnType::kTimestamp);
   EXPECT_EQ(row["msg"], "x");
   EXPECT_FALSE(row.contains("_tag")) << "json format has no tag";
+}
+
+TEST(Normalizer, TimestampStringsAreInferredAndCanonical) {
+  Harness h(Json());
+  json row = h.Row(R"({"time":"2016-08-01T12:00:00+09:00","seen":"2016-08-01 10:00:00.25","word":"2016-08-01 is a date"})");
+  EXPECT_EQ(row["seen"], "2016-08-01T10:00:00.250000Z") << "no offset: the configured timezone (UTC here)";
+  EXPECT_EQ(row["word"], "2016-08-01 is a date");
+  EXPECT_EQ(h.schema().Find(h.schema().root(), "seen")->type(), ColumnType::kTimestamp);
+  EXPECT_EQ(h.schema().Find(h.schema().root(), "word")->type(), ColumnType::kString);
+  // A later value that is not a valid time keeps its text in the companion.
+  row = h.Row(R"({"time":"2016-08-01T12:00:00+09:00","seen":"2016-02-30 10:00:00"})");
+  EXPECT_FALSE(row.contains("seen"));
+  EXPECT_EQ(row["seen_str"], "2016-02-30 10:00:00");
+  // A timestamp into an established STRING column stays as written.
+  row = h.Row(R"({"time":"2016-08-01T12:00:00+09:00","word":"2016-08-01T00:00:00+09:00"})");
+  EXPECT_EQ(row["word"], "2016-08-01T00:00:00+09:00");
 }
 
 TEST(Normalizer, JsonFormatTimeKeyAsEpoch) {
