@@ -243,6 +243,7 @@ bool RowNormalizer::ScalarText(od::value v, od::json_type t, Column* c, ColumnTy
         int64_t i;
         if (!v.get_int64().get(i)) {
           *kind = ColumnType::kInt64;
+          inexact_int_ = i > (int64_t{1} << 53) || i < -(int64_t{1} << 53);
           *text = tok;
           return true;
         }
@@ -463,8 +464,15 @@ bool RowNormalizer::EmitValue(od::value v, Column* c, size_t key_mark, bool* emi
     default: {
       ColumnType kind;
       std::string_view text;
+      inexact_int_ = false;
       if (!ScalarText(v, t, c, &kind, &scratch_, &text, err)) return false;
-      Fit fit = schema_->Offer(c, kind, false);
+      Fit fit;
+      if (kind == ColumnType::kInt64 && inexact_int_ && c->type() == ColumnType::kFloat64 && !c->repeated()) {
+        fit = Fit::kCompanion;  // a double cannot hold it exactly
+      } else {
+        fit = schema_->Offer(c, kind, false);
+        if (fit == Fit::kOk && kind == ColumnType::kInt64 && inexact_int_) schema_->MarkInexactInts(c);
+      }
       bool is_string = kind == ColumnType::kString || kind == ColumnType::kTimestamp;
       if (fit == Fit::kOk) {
         row_.append(kind == ColumnType::kTimestamp ? std::string_view(ts_canonical_) : text);

@@ -197,6 +197,7 @@ class RowNormalizer {
   // A TIMESTAMP value as written: "YYYY-MM-DDTHH:MM:SS[.ffffff]Z", which every
   // warehouse parses, whatever offset or precision the source used.
   std::string ts_canonical_;
+  bool inexact_int_ = false;  // the last integer ScalarText saw is beyond 2^53
   bool TimestampValue(std::string_view content, std::string* canonical) const;
   std::string last_tag_ = std::string(1, '\0');
   std::string last_tag_json_;

@@ -109,7 +109,8 @@ const char* NumberEnd(const char* p, const char* end, bool* is_float) {
     *is_float = true;
   }
   // 19+ digit integers may not fit INT64; long mantissas are the slow path's call.
-  if (!*is_float && int_end - start > 18) return nullptr;
+  // Integers of 16+ digits may exceed 2^53 (exactness rules) or INT64: the slow path decides.
+  if (!*is_float && int_end - start > 15) return nullptr;
   if (*is_float && p - start > 40) return nullptr;
   return p;
 }

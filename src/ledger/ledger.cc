@@ -87,6 +87,10 @@ CREATE TABLE schema_history(
   table_name TEXT NOT NULL, version INTEGER NOT NULL, changes TEXT NOT NULL, created_us INTEGER NOT NULL,
   PRIMARY KEY(table_name, version));
 )sql",
+    // 2: columns remember having held integers beyond 2^53 (no more lossless widening).
+    R"sql(
+ALTER TABLE columns ADD COLUMN inexact_ints INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 
 }  // namespace
@@ -406,12 +410,13 @@ Status Ledger::CommitStaged(const StagedObject& st, int64_t now_us) {
     for (const ColumnRecord& c : st.columns) {
       Statement up(db_,
                    "INSERT INTO columns(table_name, parent_path, raw_key, name, type, repeated, companion, "
-                   "schema_version, updated_us) "
-                   "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(table_name, parent_path, raw_key) DO UPDATE SET "
+                   "schema_version, updated_us, inexact_ints) "
+                   "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(table_name, parent_path, raw_key) DO UPDATE SET "
                    "type=excluded.type, repeated=excluded.repeated, schema_version=excluded.schema_version, "
-                   "updated_us=excluded.updated_us");
+                   "updated_us=excluded.updated_us, inexact_ints=excluded.inexact_ints");
       up.Bind(1, table).Bind(2, c.parent_path).BindBlob(3, c.raw_key).Bind(4, c.name).Bind(5, ColumnTypeName(c.type));
       up.Bind(6, c.repeated ? 1 : 0).Bind(7, c.companion ? 1 : 0).Bind(8, version).Bind(9, now_us);
+      up.Bind(10, c.inexact_ints ? 1 : 0);
       LF_RETURN_IF_ERROR(up.Run());
       std::string path = c.parent_path.empty() ? c.name : c.parent_path + "." + c.name;
       changes.push_back({{"column", path}, {"type", ColumnTypeName(c.type)}, {"repeated", c.repeated}});
@@ -661,7 +666,7 @@ StatusOr<std::vector<RequestRow>> Ledger::Requests(const std::string& table, con
 StatusOr<std::vector<ColumnRecord>> Ledger::Columns(const std::string& table) {
   std::lock_guard lock(mu_);
   Statement s(
-      db_, "SELECT parent_path, raw_key, name, type, repeated, companion FROM columns WHERE table_name=? ORDER BY id");
+      db_, "SELECT parent_path, raw_key, name, type, repeated, companion, inexact_ints FROM columns WHERE table_name=? ORDER BY id");
   s.Bind(1, table);
   std::vector<ColumnRecord> out;
   for (;;) {
@@ -674,6 +679,7 @@ StatusOr<std::vector<ColumnRecord>> Ledger::Columns(const std::string& table) {
     c.type = ColumnTypeFromName(s.Text(3));
     c.repeated = s.Int(4) != 0;
     c.companion = s.Int(5) != 0;
+    c.inexact_ints = s.Int(6) != 0;
     out.push_back(std::move(c));
   }
   return out;

@@ -152,6 +152,12 @@ Column* SchemaRegistry::Child(Column* parent, std::string_view raw_key) {
   return ChildLocked(parent, raw_key, false, "");
 }
 
+void SchemaRegistry::MarkInexactInts(Column* c) {
+  if (c->inexact_ints()) return;
+  std::lock_guard lock(mu_);
+  if (!c->inexact_ints_.exchange(true)) MarkDirty(c);
+}
+
 Column* SchemaRegistry::Find(Column* parent, std::string_view raw_key) {
   std::lock_guard lock(mu_);
   auto it = parent->children_.find(std::string(raw_key));
@@ -189,6 +195,8 @@ Fit SchemaRegistry::OfferSlow(Column* c, ColumnType kind, bool repeated) {
   if (t == kind) return Fit::kOk;
   if (kind == ColumnType::kInt64 && t == ColumnType::kFloat64) return Fit::kOk;
   if (kind == ColumnType::kFloat64 && t == ColumnType::kInt64) {
+    // INT64 -> FLOAT64 only while exact: not once it has held a huge integer.
+    if (c->inexact_ints()) return Fit::kCompanion;
     std::lock_guard lock(mu_);
     if (c->type_.load() == ColumnType::kInt64) {
       c->type_.store(ColumnType::kFloat64, std::memory_order_release);
@@ -222,6 +230,7 @@ std::vector<ColumnRecord> SchemaRegistry::TakeUnpersisted(std::vector<Column*>* 
     r.type = c->type_.load();
     r.repeated = c->repeated_.load();
     r.companion = c->is_companion_;
+    r.inexact_ints = c->inexact_ints_.load();
     out.push_back(std::move(r));
   }
   dirty_.clear();
@@ -252,6 +261,7 @@ void SchemaRegistry::Restore(const std::vector<ColumnRecord>& records) {
     }
     c->type_ = r.type;
     c->repeated_ = r.repeated;
+    c->inexact_ints_ = r.inexact_ints;
     c->persisted_ = true;
     by_path[c->path_] = c;
     if (r.companion && r.raw_key.size() > 4 && EndsWith(r.raw_key, kCompanionSuffix)) {

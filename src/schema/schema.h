@@ -60,6 +60,9 @@ class Column {
   int depth() const { return depth_; }
 
   ColumnType type() const { return type_.load(std::memory_order_acquire); }
+  // Has held an integer a double cannot represent exactly (|v| > 2^53), so
+  // widening to FLOAT64 would no longer be lossless.
+  bool inexact_ints() const { return inexact_ints_.load(std::memory_order_acquire); }
   bool repeated() const { return repeated_.load(std::memory_order_acquire); }
 
  private:
@@ -69,6 +72,7 @@ class Column {
   int depth_;
   std::atomic<ColumnType> type_{ColumnType::kNone};
   std::atomic<bool> repeated_{false};
+  std::atomic<bool> inexact_ints_{false};
   std::atomic<Column*> companion_{nullptr};
   bool is_companion_ = false;
   // Guarded by the registry's mutex.
@@ -94,6 +98,7 @@ struct ColumnRecord {
   ColumnType type = ColumnType::kNone;
   bool repeated = false;
   bool companion = false;
+  bool inexact_ints = false;
 };
 
 // Outcome of offering a value of some kind to a column.
@@ -127,6 +132,8 @@ class SchemaRegistry {
   // The STRING companion column "<name>_str" of c; nullptr at the column
   // limit. Thread-safe.
   Column* CompanionOf(Column* c);
+  // Records that c has held an integer beyond 2^53 (see Column::inexact_ints).
+  void MarkInexactInts(Column* c);
 
   // Columns and type changes not yet written to the ledger; marks them
   // persisted. Call inside the ledger transaction that commits parts using them.

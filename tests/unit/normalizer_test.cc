@@ -614,3 +614,43 @@ TEST(ParseEventTime, Variants) {
 
 }  // namespace
 }  // namespace logferry
+
+namespace logferry {
+namespace {
+
+TEST(Normalizer, IntToFloatWideningOnlyWhileExact) {
+  Harness h(Json());
+  // 2^60 fits INT64 but not a double exactly: the column may not widen later.
+  json row = h.Row(R"({"time":"2016-08-01T00:00:00Z","n":1152921504606846976})");
+  EXPECT_EQ(row["n"], 1152921504606846976LL);
+  row = h.Row(R"({"time":"2016-08-01T00:00:00Z","n":1.5})");
+  EXPECT_FALSE(row.contains("n"));
+  EXPECT_EQ(row["n_str"], "1.5");
+  EXPECT_EQ(h.schema().Find(h.schema().root(), "n")->type(), ColumnType::kInt64);
+
+  // Small integers widen to FLOAT64; a huge integer then goes to the companion.
+  row = h.Row(R"({"time":"2016-08-01T00:00:00Z","m":3})");
+  row = h.Row(R"({"time":"2016-08-01T00:00:00Z","m":2.5})");
+  EXPECT_EQ(row["m"], 2.5);
+  EXPECT_EQ(h.schema().Find(h.schema().root(), "m")->type(), ColumnType::kFloat64);
+  row = h.Row(R"({"time":"2016-08-01T00:00:00Z","m":9007199254740993})");
+  EXPECT_FALSE(row.contains("m"));
+  EXPECT_EQ(row["m_str"], "9007199254740993");
+}
+
+TEST(Normalizer, InexactFlagSurvivesRestore) {
+  SchemaRegistry a(FixedColumns(LogFormat::kJson));
+  Column* n = a.Child(a.root(), "n");
+  ASSERT_EQ(a.Offer(n, ColumnType::kInt64, false), Fit::kOk);
+  a.MarkInexactInts(n);
+  auto records = a.TakeUnpersisted();
+  SchemaRegistry b(FixedColumns(LogFormat::kJson));
+  b.Restore(records);
+  Column* nb = b.Find(b.root(), "n");
+  ASSERT_NE(nb, nullptr);
+  EXPECT_TRUE(nb->inexact_ints());
+  EXPECT_EQ(b.Offer(nb, ColumnType::kFloat64, false), Fit::kCompanion);
+}
+
+}  // namespace
+}  // namespace logferry
