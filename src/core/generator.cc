@@ -8,6 +8,7 @@
 #include "common/time.h"
 #include "format/compression.h"
 #include "format/key_format.h"
+#include "format/msgpack_json.h"
 #include "store/object_store.h"
 
 namespace logferry {
@@ -42,7 +43,9 @@ const char* kCountries[] = {"JP", "US", "DE", "IN", "BR"};
 StatusOr<GenResult> Generate(const GenOptions& o) {
   if (o.hours <= 0 || o.rows_per_hour <= 0)
     return Status::InvalidArgument("--hours and --rows-per-hour must be positive");
-  if (o.format != "out_file" && o.format != "json") return Status::InvalidArgument("--format must be out_file or json");
+  static const char* kFormats[] = {"out_file", "json", "ltsv", "csv", "tsv", "single_value", "msgpack"};
+  if (std::find(std::begin(kFormats), std::end(kFormats), o.format) == std::end(kFormats))
+    return Status::InvalidArgument("--format must be out_file, json, ltsv, csv, tsv, single_value or msgpack");
   LF_ASSIGN_OR_RETURN(auto store, OpenObjectStore("file://" + o.out_dir));
   LF_ASSIGN_OR_RETURN(KeyFormat kf, KeyFormat::Compile("%{path}%{time_slice}_%{index}.%{file_extension}", "%Y%m%d%H",
                                                        o.offset_seconds));
@@ -77,19 +80,69 @@ StatusOr<GenResult> Generate(const GenOptions& o) {
         double latency = static_cast<double>(rng() % 2000000) / 1000.0;
         const char* agent = kAgents[rng() % 5];
         const char* referer = kReferers[rng() % 5];
-        int n = snprintf(buf, sizeof buf,
-                         "{\"host\":\"%u.%u.%u.%u\",\"user\":\"-\",\"method\":\"%s\",\"path\":\"%s\",\"code\":%d,"
-                         "\"size\":%d,\"referer\":\"%s\",\"agent\":\"%s\",\"response-time\":%.3f,"
-                         "\"geo\":{\"country\":\"%s\",\"asn\":%u}",
-                         ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255, method, path, code, size, referer,
-                         agent, latency, kCountries[rng() % 5], static_cast<unsigned>(rng() % 65000));
-        std::string rec(buf, static_cast<size_t>(n));
-        if (o.format == "json") rec += ",\"time\":\"" + local + "\"";
-        rec += "}";
-        if (o.format == "out_file")
-          text += local + "\tnginx.access\t" + rec + "\n";
-        else
-          text += rec + "\n";
+        const char* country = kCountries[rng() % 5];
+        unsigned asn = static_cast<unsigned>(rng() % 65000);
+        char host[32];
+        snprintf(host, sizeof host, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255);
+        char latency_text[32];
+        snprintf(latency_text, sizeof latency_text, "%.3f", latency);
+        if (o.format == "out_file" || o.format == "json") {
+          int n = snprintf(buf, sizeof buf,
+                           "{\"host\":\"%s\",\"user\":\"-\",\"method\":\"%s\",\"path\":\"%s\",\"code\":%d,"
+                           "\"size\":%d,\"referer\":\"%s\",\"agent\":\"%s\",\"response-time\":%s,"
+                           "\"geo\":{\"country\":\"%s\",\"asn\":%u}",
+                           host, method, path, code, size, referer, agent, latency_text, country, asn);
+          std::string rec(buf, static_cast<size_t>(n));
+          if (o.format == "json") rec += ",\"time\":\"" + local + "\"";
+          rec += "}";
+          if (o.format == "out_file") text += local + "\tnginx.access\t" + rec + "\n";
+          else text += rec + "\n";
+        } else if (o.format == "msgpack") {
+          msgpack::sbuffer sbuf;
+          msgpack::packer<msgpack::sbuffer> pk(&sbuf);
+          pk.pack_map(11);
+          auto kv = [&](const char* k, const std::string& v) {
+            pk.pack(std::string(k));
+            pk.pack(v);
+          };
+          kv("time", local);
+          kv("host", host);
+          kv("user", "-");
+          kv("method", method);
+          kv("path", path);
+          pk.pack(std::string("code"));
+          pk.pack(code);
+          pk.pack(std::string("size"));
+          pk.pack(size);
+          kv("referer", referer);
+          kv("agent", agent);
+          pk.pack(std::string("response-time"));
+          pk.pack_double(latency);
+          pk.pack(std::string("geo"));
+          pk.pack_map(2);
+          kv("country", country);
+          pk.pack(std::string("asn"));
+          pk.pack(asn);
+          text.append(sbuf.data(), sbuf.size());
+        } else {
+          // Flat, string-valued records, as Fluentd's ltsv/csv/tsv formatters write them.
+          const std::vector<std::pair<const char*, std::string>> fields = {
+              {"time", local},   {"host", host},       {"user", "-"},     {"method", method},
+              {"path", path},    {"code", std::to_string(code)},          {"size", std::to_string(size)},
+              {"referer", referer}, {"agent", agent}, {"response_time", latency_text}, {"country", country}};
+          if (o.format == "single_value") {
+            text += std::string(host) + " - - [" + local + "] \"" + method + " " + path + " HTTP/1.1\" " +
+                    std::to_string(code) + " " + std::to_string(size) + " \"" + referer + "\" \"" + agent + "\"\n";
+          } else {
+            for (size_t f = 0; f < fields.size(); ++f) {
+              if (f) text += o.format == "csv" ? "," : "\t";
+              if (o.format == "ltsv") text += std::string(fields[f].first) + ":" + fields[f].second;
+              else if (o.format == "csv") text += "\"" + fields[f].second + "\"";
+              else text += fields[f].second;
+            }
+            text += "\n";
+          }
+        }
         ++result.rows;
       }
       result.bytes_uncompressed += text.size();
