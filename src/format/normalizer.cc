@@ -189,13 +189,18 @@ Column* RowNormalizer::LookupAt(std::vector<ShapeSlot>& shape, size_t index, Col
   Column* c = Lookup(parent, raw_key, f, err);
   if (c && index < 256) {
     if (shape.size() <= index) shape.resize(index + 1);
-    shape[index].raw_key.assign(raw_key);
-    shape[index].column = c;
+    shape[index].Set(raw_key, c);
   }
   return c;
 }
 
-bool RowNormalizer::TimestampValue(std::string_view content, std::string* canonical) const {
+bool RowNormalizer::TimestampValue(std::string_view content, std::string* canonical) {
+  // Times repeat from row to row (and json's time field is parsed once for
+  // _time already): remember the last one.
+  if (!last_ts_in_.empty() && content == last_ts_in_) {
+    canonical->assign(last_ts_out_);
+    return true;
+  }
   auto t = ParseIso8601(content, opts_.offset_seconds);
   if (!t) return false;
   char buf[40];
@@ -203,6 +208,8 @@ bool RowNormalizer::TimestampValue(std::string_view content, std::string* canoni
   size_t n = FormatIso8601(*t, buf + 1);
   buf[n + 1] = '"';
   canonical->assign(buf, n + 2);
+  last_ts_in_.assign(content);
+  last_ts_out_.assign(*canonical);
   return true;
 }
 

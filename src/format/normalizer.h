@@ -141,13 +141,27 @@ class RowNormalizer {
   const std::string& last_warning() const { return last_warning_; }
 
  private:
+
+ public:
   // Log records repeat one shape: the same keys in the same order. Per
   // object level, remember the key seen at each position, so the common case
-  // is one short memcmp instead of building a key and hashing it.
+  // is one short compare instead of building a key and hashing it.
   struct ShapeSlot {
     std::string raw_key;
     Column* column = nullptr;
+    // The key's first 8 bytes and a mask over them, for a one-load compare.
+    uint64_t prefix = 0, mask = 0;
+    void Set(std::string_view key, Column* c) {
+      raw_key.assign(key);
+      column = c;
+      size_t n = std::min<size_t>(key.size(), 8);
+      prefix = 0;
+      memcpy(&prefix, key.data(), n);
+      mask = n == 8 ? ~uint64_t{0} : ((uint64_t{1} << (8 * n)) - 1);
+    }
   };
+
+ private:
   bool EmitMembers(simdjson::ondemand::object obj, Column* parent, bool top, LineError* err);
   // Appends the value for column c (key already written). Returns false on a
   // parse error; sets *emitted=false when nothing was written (null, empty).
@@ -198,7 +212,9 @@ class RowNormalizer {
   // warehouse parses, whatever offset or precision the source used.
   std::string ts_canonical_;
   bool inexact_int_ = false;  // the last integer ScalarText saw is beyond 2^53
-  bool TimestampValue(std::string_view content, std::string* canonical) const;
+  bool TimestampValue(std::string_view content, std::string* canonical);
+  std::string last_ts_in_;  // the last timestamp text parsed, and its canonical form
+  std::string last_ts_out_;
   std::string last_tag_ = std::string(1, '\0');
   std::string last_tag_json_;
   void AppendQuoted(std::string_view s);

@@ -59,20 +59,21 @@ const char* StringEnd(const char* p, const char* end) {
   return nullptr;
 }
 
-// Whether the raw key at ks (inside the padded line buffer) is exactly the
-// slot's key followed by its closing quote, without a memcmp call for the
-// short keys logs have.
-inline bool KeyMatches(const char* ks, const char* end, const std::string& key) {
-  size_t n = key.size();
+}  // namespace
+
+// Whether the raw key at ks is exactly the slot's key followed by its closing
+// quote. The line sits in a padded buffer (SIMDJSON_PADDING readable bytes
+// past its end), so the 8-byte load may always be done.
+inline bool KeyMatches(const char* ks, const char* end, const RowNormalizer::ShapeSlot& slot) {
+  size_t n = slot.raw_key.size();
   if (ks + n >= end || ks[n] != '"') return false;
-  if (n <= 8) {
-    uint64_t a = 0, b = 0;
-    memcpy(&a, ks, n);
-    memcpy(&b, key.data(), n);
-    return a == b;
-  }
-  return memcmp(ks, key.data(), n) == 0;
+  uint64_t w;
+  memcpy(&w, ks, 8);
+  if ((w & slot.mask) != slot.prefix) return false;
+  return n <= 8 || memcmp(ks + 8, slot.raw_key.data() + 8, n - 8) == 0;
 }
+
+namespace {
 
 // Whether a value of `kind` fits column c as it is, without changing it.
 inline bool FitsAsIs(const Column* c, ColumnType kind) {
@@ -146,8 +147,7 @@ Column* RowNormalizer::ChildCached(std::vector<ShapeSlot>& shape, size_t index, 
   }
   if (index < 256) {
     if (shape.size() <= index) shape.resize(index + 1);
-    shape[index].raw_key.assign(raw_key);
-    shape[index].column = c;
+    shape[index].Set(raw_key, c);
   }
   return c;
 }
@@ -175,7 +175,7 @@ bool RowNormalizer::FastObject(const char*& p, const char* end, Column* parent, 
     Column* c;
     std::string_view raw_key;
     size_t at = index++;
-    if (at < shape.size() && KeyMatches(ks, end, shape[at].raw_key)) {
+    if (at < shape.size() && KeyMatches(ks, end, shape[at])) {
       raw_key = shape[at].raw_key;
       c = shape[at].column;
       p = ks + raw_key.size() + 1;
