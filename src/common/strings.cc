@@ -58,6 +58,22 @@ size_t RepairUtf8(std::string_view in, std::string* out) {
   return bad;
 }
 
+size_t FirstInvalidUtf8(std::string_view s) {
+  auto* begin = reinterpret_cast<const unsigned char*>(s.data());
+  auto* p = begin;
+  auto* end = p + s.size();
+  while (p < end) {
+    if (*p < 0x80) {
+      ++p;
+      continue;
+    }
+    size_t n = Utf8SeqLen(p, end);
+    if (n == 0) return static_cast<size_t>(p - begin);
+    p += n;
+  }
+  return s.size();
+}
+
 bool IsValidUtf8(std::string_view s) {
   auto* p = reinterpret_cast<const unsigned char*>(s.data());
   auto* end = p + s.size();

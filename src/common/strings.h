@@ -16,6 +16,8 @@ std::string JsonQuote(std::string_view s);
 // Replaces invalid UTF-8 sequences with U+FFFD; returns how many were replaced.
 size_t RepairUtf8(std::string_view in, std::string* out);
 bool IsValidUtf8(std::string_view s);
+// Offset of the first byte that is not valid UTF-8 (s.size() if none).
+size_t FirstInvalidUtf8(std::string_view s);
 
 std::string HexEncode(const void* data, size_t n);
 std::string Sha256Hex(std::string_view data);

@@ -69,29 +69,59 @@ template <typename WriterFor, typename AddBad>
 Status ReadMsgpack(ReadStream& in, const TableConfig& cfg, RowNormalizer& norm, std::optional<int64_t> slice,
                    StageOutcome* out, WriterFor& writer_for, AddBad& add_bad) {
   msgpack::unpacker unpacker;
-  std::string json;
+  std::string json, repair;
   LineError err;
   int64_t record = 0;
-  uint64_t record_start = 0;
+  uint64_t fed = 0;           // bytes handed to the unpacker so far
+  uint64_t record_start = 0;  // where the record being decoded starts
   const size_t max_record = static_cast<size_t>(cfg.max_line_bytes);
-  auto handle = [&](const msgpack::object& o) -> Status {
+  // A record still incomplete past this many bytes is taken as garbage:
+  // msgpack lengths are attacker-controlled and memory is not.
+  const uint64_t hard_cap = std::max<uint64_t>(4 * static_cast<uint64_t>(max_record), 256ull << 20);
+  auto handle = [&](const msgpack::object& o, uint64_t size) -> Status {
     ++record;
     ++out->staged.lines_read;
     json.clear();
-    MsgpackToJson(o, &json);
+    if (size > max_record) {
+      add_bad(record, record_start, "", "msgpack record of " + std::to_string(size) + " bytes is larger than max_line_bytes (" +
+                                            std::to_string(max_record) + ")", "");
+      return Status::Ok();
+    }
+    int repairs = MsgpackToJson(o, &json, &repair);
     if (o.type != msgpack::type::MAP) {
       add_bad(record, record_start, "", std::string("msgpack value is a ") + MsgpackTypeName(o) + ", not a map", json);
       return Status::Ok();
     }
     size_t len = json.size();
     json.append(simdjson::SIMDJSON_PADDING, ' ');
+    uint64_t warnings = norm.warnings();
     if (!norm.NormalizeJson(std::string_view(json.data(), len), json.size(), slice, &err)) {
       add_bad(record, record_start, err.field, err.reason, std::string_view(json.data(), len));
       return Status::Ok();
     }
+    for (int i = 0; i < repairs; ++i) norm.AddWarning(repair);
+    if (norm.warnings() != warnings)
+      out->staged.warning = "record " + std::to_string(record) + " (byte offset " + std::to_string(record_start) +
+                            "): " + norm.last_warning();
     LF_ASSIGN_OR_RETURN(PartWriter * w, writer_for(FloorTo(norm.time(), kMicrosPerHour)));
     ++out->staged.rows_staged;
     return w->Append(norm.row());
+  };
+  auto rest_is_garbage = [&](const std::string& why) -> Status {
+    // No framing to resynchronize on: everything from here on is one bad record.
+    ++out->staged.lines_read;
+    uint64_t rest = fed - record_start;
+    std::string excerpt(unpacker.nonparsed_buffer(), std::min<size_t>(unpacker.nonparsed_size(), 64));
+    for (;;) {
+      char sink[65536];
+      LF_ASSIGN_OR_RETURN(size_t k, in.Read(sink, sizeof sink));
+      if (k == 0) break;
+      out->bytes_uncompressed += k;
+      rest += k;
+    }
+    add_bad(record + 1, record_start, "", why + "; the remaining " + std::to_string(rest) + " bytes cannot be decoded",
+            HexEncode(excerpt.data(), excerpt.size()));
+    return Status::Ok();
   };
   for (;;) {
     unpacker.reserve_buffer(1 << 20);
@@ -99,41 +129,26 @@ Status ReadMsgpack(ReadStream& in, const TableConfig& cfg, RowNormalizer& norm, 
     out->bytes_uncompressed += n;
     if (n == 0) break;
     unpacker.buffer_consumed(n);
+    fed += n;
     msgpack::object_handle oh;
     try {
       while (unpacker.next(oh)) {
-        LF_RETURN_IF_ERROR(handle(oh.get()));
-        record_start = unpacker.parsed_size();
+        uint64_t record_end = fed - unpacker.nonparsed_size();
+        LF_RETURN_IF_ERROR(handle(oh.get(), record_end - record_start));
+        record_start = record_end;
       }
     } catch (const std::exception& e) {
-      // Undecodable bytes: everything from here on is one bad record.
-      ++out->staged.lines_read;
-      uint64_t rest = unpacker.nonparsed_size();
-      std::string excerpt(unpacker.nonparsed_buffer(), std::min<size_t>(rest, 64));
-      for (;;) {
-        char sink[65536];
-        LF_ASSIGN_OR_RETURN(size_t k, in.Read(sink, sizeof sink));
-        if (k == 0) break;
-        out->bytes_uncompressed += k;
-        rest += k;
-      }
-      add_bad(record + 1, record_start, "",
-              std::string("invalid msgpack (") + e.what() + "); the remaining " + std::to_string(rest) +
-                  " bytes cannot be decoded",
-              HexEncode(excerpt.data(), excerpt.size()));
-      return Status::Ok();
+      return rest_is_garbage(std::string("invalid msgpack (") + e.what() + ")");
     }
-    if (unpacker.nonparsed_size() > max_record) {
-      ++out->staged.lines_read;
-      add_bad(record + 1, record_start, "", "msgpack record larger than max_line_bytes", "");
-      return Status::Ok();
-    }
+    if (fed - record_start > hard_cap)
+      return rest_is_garbage("msgpack record still incomplete after " + std::to_string(fed - record_start) + " bytes");
   }
-  if (unpacker.nonparsed_size() > 0) {
+  if (fed > record_start) {
     ++out->staged.lines_read;
+    uint64_t size = fed - record_start;
     std::string excerpt(unpacker.nonparsed_buffer(), std::min<size_t>(unpacker.nonparsed_size(), 64));
     add_bad(record + 1, record_start, "",
-            "truncated msgpack record (" + std::to_string(unpacker.nonparsed_size()) + " bytes at the end)",
+            "truncated msgpack record (" + std::to_string(size) + " bytes at the end of the object)",
             HexEncode(excerpt.data(), excerpt.size()));
   }
   return Status::Ok();
@@ -200,11 +215,19 @@ StatusOr<StageOutcome> StageObject(TableRuntime& t, const ObjectRow& obj, RowNor
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (IsBlank(line)) return Status::Ok();
     ++out.staged.lines_read;
+    if (line.size() > max_line) {
+      add_bad(line_no, offset, "", "line longer than max_line_bytes (" + std::to_string(max_line) + ")", line);
+      return Status::Ok();
+    }
     size_t capacity = buf.size() - static_cast<size_t>(line.data() - buf.data());
+    uint64_t warnings = norm.warnings();
     if (!norm.Normalize(line, capacity, slice, &err)) {
       add_bad(line_no, offset, err.field, err.reason, line);
       return Status::Ok();
     }
+    if (norm.warnings() != warnings)
+      out.staged.warning =
+          "line " + std::to_string(line_no) + " (byte offset " + std::to_string(offset) + "): " + norm.last_warning();
     LF_ASSIGN_OR_RETURN(PartWriter * w, writer_for(FloorTo(norm.time(), kMicrosPerHour)));
     ++out.staged.rows_staged;
     return w->Append(norm.row());
@@ -294,7 +317,6 @@ StatusOr<StageOutcome> StageObject(TableRuntime& t, const ObjectRow& obj, RowNor
     out.staged.parts.push_back(std::move(p));
   }
   out.staged.warnings = static_cast<int64_t>(norm.warnings() - warnings_before);
-  if (out.staged.warnings > 0) out.staged.warning = norm.last_warning();
   return out;
 }
 

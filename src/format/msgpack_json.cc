@@ -26,12 +26,29 @@ uint64_t BigEndian(const char* p, int n) {
   return v;
 }
 
-// Beyond this depth values are flattened to null: the normalizer writes
-// anything past 15 levels as text anyway, and this bounds the recursion.
-constexpr int kMaxDepth = 64;
+struct Repairs {
+  int count = 0;
+  bool utf8 = false;
+  std::string key;  // the map key being written, for messages
+  std::string what;
+  void Add(std::string why) {
+    ++count;
+    what = key.empty() ? std::move(why) : "field '" + key + "': " + why;
+  }
+};
 
-void Append(const msgpack::object& o, std::string* out, int depth) {
-  if (depth > kMaxDepth) {
+void AppendString(std::string* out, std::string_view s, Repairs* r) {
+  // One warning per record for UTF-8 repairs, as for a repaired line.
+  if (!r->utf8 && !IsValidUtf8(s)) {
+    r->utf8 = true;
+    r->Add("invalid UTF-8 replaced with U+FFFD");
+  }
+  AppendJsonString(out, s);
+}
+
+void Append(const msgpack::object& o, std::string* out, int depth, Repairs* r) {
+  if (depth > kMsgpackMaxDepth) {
+    r->Add("msgpack nested deeper than " + std::to_string(kMsgpackMaxDepth) + " levels; the rest written as null");
     out->append("null");
     return;
   }
@@ -43,9 +60,13 @@ void Append(const msgpack::object& o, std::string* out, int depth) {
     case msgpack::type::FLOAT32:
     case msgpack::type::FLOAT64: {
       double d = o.via.f64;
-      if (std::isnan(d)) out->append("\"NaN\"");
-      else if (std::isinf(d)) out->append(d > 0 ? "\"Infinity\"" : "\"-Infinity\"");
-      else {
+      if (std::isnan(d)) {
+        out->append("\"NaN\"");
+        r->Add("NaN kept as text");
+      } else if (std::isinf(d)) {
+        out->append(d > 0 ? "\"Infinity\"" : "\"-Infinity\"");
+        r->Add("an infinite float kept as text");
+      } else {
         char buf[64];
         auto r = std::to_chars(buf, buf + sizeof buf, d);
         std::string_view text(buf, static_cast<size_t>(r.ptr - buf));
@@ -55,7 +76,7 @@ void Append(const msgpack::object& o, std::string* out, int depth) {
       }
       break;
     }
-    case msgpack::type::STR: AppendJsonString(out, std::string_view(o.via.str.ptr, o.via.str.size)); break;
+    case msgpack::type::STR: AppendString(out, std::string_view(o.via.str.ptr, o.via.str.size), r); break;
     case msgpack::type::BIN:
       out->push_back('"');
       AppendBase64(out, o.via.bin.ptr, o.via.bin.size);
@@ -82,7 +103,7 @@ void Append(const msgpack::object& o, std::string* out, int depth) {
       out->push_back('[');
       for (uint32_t i = 0; i < o.via.array.size; ++i) {
         if (i) out->push_back(',');
-        Append(o.via.array.ptr[i], out, depth + 1);
+        Append(o.via.array.ptr[i], out, depth + 1, r);
       }
       out->push_back(']');
       break;
@@ -92,14 +113,15 @@ void Append(const msgpack::object& o, std::string* out, int depth) {
         if (i) out->push_back(',');
         const msgpack::object& k = o.via.map.ptr[i].key;
         if (k.type == msgpack::type::STR) {
-          AppendJsonString(out, std::string_view(k.via.str.ptr, k.via.str.size));
+          r->key = Excerpt(std::string_view(k.via.str.ptr, k.via.str.size), 60);
+          AppendString(out, std::string_view(k.via.str.ptr, k.via.str.size), r);
         } else {
           std::string text;
-          Append(k, &text, depth + 1);
+          Append(k, &text, depth + 1, r);
           AppendJsonString(out, text);
         }
         out->push_back(':');
-        Append(o.via.map.ptr[i].val, out, depth + 1);
+        Append(o.via.map.ptr[i].val, out, depth + 1, r);
       }
       out->push_back('}');
       break;
@@ -108,7 +130,12 @@ void Append(const msgpack::object& o, std::string* out, int depth) {
 
 }  // namespace
 
-void MsgpackToJson(const msgpack::object& o, std::string* out) { Append(o, out, 0); }
+int MsgpackToJson(const msgpack::object& o, std::string* out, std::string* what) {
+  Repairs r;
+  Append(o, out, 0, &r);
+  if (what && r.count > 0) *what = r.what;
+  return r.count;
+}
 
 const char* MsgpackTypeName(const msgpack::object& o) {
   switch (o.type) {

@@ -12,7 +12,14 @@ namespace logferry {
 // ISO-8601 UTC string; other ext values "ext:<type>:<base64>"; NaN and
 // infinities their names as strings; map keys that are not strings their
 // JSON text as a string.
-void MsgpackToJson(const msgpack::object& o, std::string* out);
+// Returns how many values had to be repaired or rewritten (invalid UTF-8,
+// non-finite floats, nesting cut at kMsgpackMaxDepth), and in *what the last
+// reason, for the object's warnings.
+int MsgpackToJson(const msgpack::object& o, std::string* out, std::string* what = nullptr);
+
+// Deeper values are cut (written as null, with a warning): this bounds the
+// recursion. The normalizer writes anything past 15 levels as text anyway.
+constexpr int kMsgpackMaxDepth = 20000;
 
 // A short name of the msgpack type of o ("array", "str", ...), for messages.
 const char* MsgpackTypeName(const msgpack::object& o);

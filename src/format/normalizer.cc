@@ -154,6 +154,30 @@ RowNormalizer::RowNormalizer(SchemaRegistry* schema, const FormatOptions& opts)
   if (opts_.format == LogFormat::kOutFile) tag_col_ = schema_->Child(schema_->root(), FixedColumnKey("_tag"));
 }
 
+// Which field of a raw line holds byte `pos`, for messages: "time" or "tag"
+// in out_file's prefix, else the nearest JSON key (or ltsv label) before it.
+std::string RowNormalizer::FieldAt(std::string_view line, size_t pos) const {
+  if (pos >= line.size()) return "";
+  if (opts_.format == LogFormat::kOutFile) {
+    size_t first = opts_.output_time ? line.find(opts_.delimiter) : std::string_view::npos;
+    if (first != std::string_view::npos && pos < first) return "time";
+    size_t second = line.find(opts_.delimiter, first == std::string_view::npos ? 0 : first + 1);
+    if (opts_.output_tag && second != std::string_view::npos && pos < second) return "tag";
+  }
+  std::string_view before = line.substr(0, pos);
+  if (opts_.format == LogFormat::kLtsv) {
+    size_t start = before.rfind(opts_.delimiter);
+    start = start == std::string_view::npos ? 0 : start + 1;
+    size_t colon = line.find(opts_.label_delimiter, start);
+    return colon == std::string_view::npos ? "" : Excerpt(line.substr(start, colon - start), 60);
+  }
+  size_t colon = before.rfind("\":");
+  if (colon == std::string_view::npos) return "";
+  size_t open = before.rfind('"', colon - 1);
+  if (open == std::string_view::npos) return "";
+  return Excerpt(before.substr(open + 1, colon - open - 1), 60);
+}
+
 void RowNormalizer::AppendQuoted(std::string_view s) {
   quote_scratch_.clear();
   AppendJsonString(&quote_scratch_, s);
@@ -161,8 +185,19 @@ void RowNormalizer::AppendQuoted(std::string_view s) {
 }
 
 void RowNormalizer::Warn(const Column* c, std::string message) {
-  ++warnings_;
-  last_warning_ = c ? "field '" + c->path() + "': " + message : message;
+  // Counted only if the record becomes a row (see CommitWarnings): a
+  // dead-lettered line is reported as a bad record, not also as repaired.
+  ++pending_warnings_;
+  pending_warning_ = c ? "field '" + c->path() + "': " + message : message;
+}
+
+void RowNormalizer::CommitWarnings() {
+  if (pending_warnings_ > 0) {
+    warnings_ += pending_warnings_;
+    last_warning_ = std::move(pending_warning_);
+  }
+  pending_warnings_ = 0;
+  pending_warning_.clear();
 }
 
 Column* RowNormalizer::Lookup(Column* parent, std::string_view raw_key, od::field& f, LineError* err) {
@@ -526,12 +561,18 @@ bool RowNormalizer::EmitMembers(od::object obj, Column* parent, bool top, LineEr
       if (!c && !err->reason.empty()) return false;
     }
     od::value v = f.value();
-    if (top && !have_time_ && time_in_record_ && raw_key == opts_.time_key) {
-      // Event time: the value is still written as a regular column below.
+    if (top && time_in_record_ && raw_key == opts_.time_key) {
+      // Event time: the value is still written as a regular column below. A
+      // repeated key counts its last value, as the column does.
       od::json_type t;
+      have_time_ = false;
+      time_error_.clear();
       if (!v.type().get(t)) {
         std::string_view tok = TrimRight(v.raw_json_token());
-        if (t == od::json_type::string) {
+        if (t == od::json_type::boolean || t == od::json_type::object || t == od::json_type::array) {
+          time_error_ = "time is a JSON " + std::string(t == od::json_type::boolean ? "boolean" : t == od::json_type::object ? "object" : "array") +
+                        ", not a string or number";
+        } else if (t == od::json_type::string) {
           std::string_view s;
           if (!v.get_string().get(s)) {
             if (auto parsed = ParseEventTime(s, opts_)) {
@@ -668,6 +709,7 @@ bool RowNormalizer::Normalize(std::string_view line, size_t capacity, std::optio
                               LineError* err) {
   row_.clear();
   overflow_.clear();
+  pending_warnings_ = 0;
   have_time_ = false;
   time_error_.clear();
   depth_ = 0;
@@ -680,9 +722,10 @@ bool RowNormalizer::Normalize(std::string_view line, size_t capacity, std::optio
     RepairUtf8(line, &repaired_);
     size_t len = repaired_.size();
     repaired_.append(simdjson::SIMDJSON_PADDING, ' ');
+    std::string field = FieldAt(line, FirstInvalidUtf8(line));
     line = std::string_view(repaired_.data(), len);
     capacity = repaired_.size();
-    Warn(nullptr, "invalid UTF-8 replaced with U+FFFD");
+    Warn(nullptr, (field.empty() ? std::string() : "field '" + field + "': ") + "invalid UTF-8 replaced with U+FFFD");
   }
 
   row_.push_back('{');
@@ -760,6 +803,7 @@ bool RowNormalizer::NormalizeJson(std::string_view json, size_t capacity, std::o
                                   LineError* err) {
   row_.clear();
   overflow_.clear();
+  pending_warnings_ = 0;
   have_time_ = false;
   time_error_.clear();
   depth_ = 0;
@@ -796,6 +840,7 @@ bool RowNormalizer::FinishRecord(std::optional<int64_t> fallback_time, LineError
   }
   AppendTimeColumn();
   row_.append("}\n");
+  CommitWarnings();
   return true;
 }
 

@@ -139,6 +139,12 @@ class RowNormalizer {
   // conflicts) since construction, with the latest message.
   uint64_t warnings() const { return warnings_; }
   const std::string& last_warning() const { return last_warning_; }
+  // A repair made before the normalizer saw the record (msgpack decoding);
+  // call after the record became a row.
+  void AddWarning(std::string message) {
+    ++warnings_;
+    last_warning_ = std::move(message);
+  }
 
  private:
 
@@ -218,6 +224,7 @@ class RowNormalizer {
   std::string last_tag_ = std::string(1, '\0');
   std::string last_tag_json_;
   void AppendQuoted(std::string_view s);
+  std::string FieldAt(std::string_view line, size_t pos) const;
   std::string scratch_;
   std::string repaired_;
   std::string cache_key_;
@@ -249,6 +256,9 @@ class RowNormalizer {
   bool have_time_ = false;
   std::string time_error_;
   uint64_t warnings_ = 0;
+  uint64_t pending_warnings_ = 0;  // this record's, until it becomes a row
+  std::string pending_warning_;
+  void CommitWarnings();
   std::string last_warning_;
   int depth_ = 0;
 };

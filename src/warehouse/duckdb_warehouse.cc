@@ -119,9 +119,10 @@ class DuckDbWarehouse final : public Warehouse {
           row.emplace_back(std::nullopt);
           continue;
         }
-        char* v = duckdb_value_varchar(&res, c, r);
-        row.emplace_back(v ? std::string(v) : std::string());
-        duckdb_free(v);
+        // duckdb_value_string keeps NUL bytes that duckdb_value_varchar cuts at.
+        duckdb_string s = duckdb_value_string(&res, c, r);
+        row.emplace_back(s.data ? std::string(s.data, s.size) : std::string());
+        duckdb_free(s.data);
       }
       out.rows.push_back(std::move(row));
     }
@@ -212,9 +213,11 @@ class DuckDbWarehouse final : public Warehouse {
   StatusOr<std::map<int64_t, int64_t>> CountByPartition(const std::string& table, int64_t unit_us) override {
     LF_ASSIGN_OR_RETURN(auto existing, ExistingColumns(table));
     if (existing.empty()) return Status::NotFound("table " + table + " does not exist in " + path_);
-    LF_ASSIGN_OR_RETURN(QueryResult r, Query("SELECT (epoch_us(_time) // " + std::to_string(unit_us) + ") * " +
-                                             std::to_string(unit_us) + " AS p, count(*) FROM " + Ident(table) +
-                                             " GROUP BY p ORDER BY p"));
+    // floor(), not //: integer division truncates toward zero, which would
+    // put 1969-12-31T23:59 in the 1970-01-01T00 partition.
+    LF_ASSIGN_OR_RETURN(QueryResult r, Query("SELECT CAST(floor(epoch_us(_time) / " + std::to_string(unit_us) +
+                                             ") AS BIGINT) * " + std::to_string(unit_us) + " AS p, count(*) FROM " +
+                                             Ident(table) + " GROUP BY p ORDER BY p"));
     std::map<int64_t, int64_t> out;
     for (auto& row : r.rows) out[std::stoll(row[0].value_or("0"))] = std::stoll(row[1].value_or("0"));
     return out;

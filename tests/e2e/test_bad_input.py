@@ -281,8 +281,9 @@ class ValidEdgeCasesTest(unittest.TestCase):
         self.assertEqual(r.rc, 0, r)
         self.assertEqual(json.loads(r.stdout), [{"s": self.utf8_raw.decode("utf-8", "replace")}])
         self.assertGreaterEqual(self.object_row("2016080100_13.gz")[5], 1, "the repair is counted as a warning")
+        # The warning names the line, its byte offset and the field.
         self.assertEqual(self.ws.ledger_scalar("SELECT last_warning FROM objects WHERE key='2016080100_13.gz'"),
-                         "invalid UTF-8 replaced with U+FFFD")
+                         "line 2 (byte offset 55): field 's': invalid UTF-8 replaced with U+FFFD")
 
     def test_repair_is_logged_with_its_reason(self):
         # The operator's only live signal of a repaired value is this log line; it must say what was repaired.
