@@ -17,7 +17,7 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/logferry-formats-XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 keys='["time","host","user","method","path","code","size","referer","agent","response_time","country"]'
 
-printf '%-13s %10s %10s %8s %12s %12s %12s %9s\n' format records "MB in" "cpu s" "MB/s/core" "rec/s/core" "rec/s ratio" "vs json"
+printf '%-13s %10s %10s %8s %12s %12s %14s\n' format records "MB in" "cpu s" "MB/s/core" "rec/s/core" "rec/s vs json"
 declare -A rate
 for fmt in json out_file ltsv csv tsv single_value msgpack; do
   out=$("$lf" gen --out "$work/$fmt" --hours 30 --rows-per-hour "$rows" --format "$fmt" --seed 7 --split-every 0)
@@ -48,7 +48,7 @@ print(r.ru_utime + r.ru_stime)' "$lf" run -c "$work/$fmt.toml" --once)
   rps=$(awk -v r="$records" -v c="$cpu" 'BEGIN {printf "%.0f", r / c}')
   rate[$fmt]=$rps
   ratio=$(awk -v a="$rps" -v j="${rate[json]}" 'BEGIN {printf "%.2fx", a / j}')
-  printf '%-13s %10s %10.1f %8.2f %12s %12s %12s %9s\n' "$fmt" "$records" "$(awk -v b="$bytes" 'BEGIN {print b / 1e6}')" \
-    "$cpu" "$mbps" "$rps" "$rps" "$ratio"
+  printf '%-13s %10s %10.1f %8.2f %12s %12s %14s\n' "$fmt" "$records" "$(awk -v b="$bytes" 'BEGIN {print b / 1e6}')" \
+    "$cpu" "$mbps" "$rps" "$ratio"
   rm -rf "$work/staging-$fmt" "$work/state-$fmt"
 done

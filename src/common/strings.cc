@@ -95,12 +95,14 @@ void AppendJsonString(std::string* out, std::string_view s) {
   auto* p = reinterpret_cast<const unsigned char*>(s.data());
   auto* end = p + s.size();
   while (p < end) {
-    unsigned char c = *p;
-    if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
-      out->push_back(static_cast<char>(c));
-      ++p;
-      continue;
+    // Copy a run of bytes that need no escaping in one append.
+    const unsigned char* run = p;
+    while (p < end && *p >= 0x20 && *p != '"' && *p != '\\' && *p < 0x80) ++p;
+    if (p > run) {
+      out->append(reinterpret_cast<const char*>(run), static_cast<size_t>(p - run));
+      if (p == end) break;
     }
+    unsigned char c = *p;
     if (c >= 0x80) {
       size_t n = Utf8SeqLen(p, end);
       if (n == 0) {

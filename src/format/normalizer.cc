@@ -859,41 +859,49 @@ void AppendMember(std::string* out, std::string_view key, std::string_view value
 }
 
 // Splits a CSV line as Fluentd's csv formatter writes it: fields separated by
-// `delim`, optionally quoted with '"', a quote inside quotes doubled.
-bool SplitCsv(std::string_view line, char delim, std::vector<std::string>* fields, std::string* error) {
+// `delim`, optionally quoted with '"', a quote inside quotes doubled. Fields
+// are views into the line; only a field with a doubled quote is copied (into
+// `unquoted`, which is reserved so the views stay valid).
+bool SplitCsv(std::string_view line, char delim, std::vector<std::string_view>* fields, std::string* unquoted,
+              std::string* error) {
   fields->clear();
+  unquoted->clear();
+  unquoted->reserve(line.size());
   size_t i = 0;
   for (;;) {
-    std::string field;
     if (i < line.size() && line[i] == '"') {
-      ++i;
-      for (;;) {
-        if (i >= line.size()) {
-          *error = "unterminated quoted field " + std::to_string(fields->size() + 1);
-          return false;
-        }
-        if (line[i] == '"') {
-          if (i + 1 < line.size() && line[i + 1] == '"') {
-            field.push_back('"');
-            i += 2;
-            continue;
-          }
-          ++i;
-          break;
-        }
-        field.push_back(line[i++]);
+      size_t start = ++i;
+      size_t close = line.find('"', i);
+      bool doubled = false;
+      while (close != std::string_view::npos && close + 1 < line.size() && line[close + 1] == '"') {
+        doubled = true;
+        close = line.find('"', close + 2);
       }
+      if (close == std::string_view::npos) {
+        *error = "unterminated quoted field " + std::to_string(fields->size() + 1);
+        return false;
+      }
+      std::string_view body = line.substr(start, close - start);
+      if (doubled) {
+        size_t at = unquoted->size();
+        for (size_t k = 0; k < body.size(); ++k) {
+          unquoted->push_back(body[k]);
+          if (body[k] == '"') ++k;  // "" -> "
+        }
+        body = std::string_view(unquoted->data() + at, unquoted->size() - at);
+      }
+      fields->push_back(body);
+      i = close + 1;
       if (i < line.size() && line[i] != delim) {
-        *error = "characters after the closing quote of field " + std::to_string(fields->size() + 1);
+        *error = "characters after the closing quote of field " + std::to_string(fields->size());
         return false;
       }
     } else {
       size_t end = line.find(delim, i);
       if (end == std::string_view::npos) end = line.size();
-      field.assign(line.substr(i, end - i));
+      fields->push_back(line.substr(i, end - i));
       i = end;
     }
-    fields->push_back(std::move(field));
     if (i >= line.size()) return true;
     ++i;  // the delimiter
   }
@@ -927,15 +935,21 @@ bool RowNormalizer::TextToJson(std::string_view line, LineError* err) {
     }
     case LogFormat::kCsv:
     case LogFormat::kTsv: {
-      std::vector<std::string> fields;
+      std::vector<std::string_view>& fields = fields_;
       std::string error;
       if (opts_.format == LogFormat::kCsv) {
-        if (!SplitCsv(line, opts_.delimiter, &fields, &error)) {
+        if (!SplitCsv(line, opts_.delimiter, &fields, &unquoted_, &error)) {
           err->reason = "CSV: " + error;
           return false;
         }
       } else {
-        for (std::string& f : Split(line, opts_.delimiter)) fields.push_back(std::move(f));
+        fields.clear();
+        for (size_t start = 0;;) {
+          size_t end = line.find(opts_.delimiter, start);
+          fields.push_back(line.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start));
+          if (end == std::string_view::npos) break;
+          start = end + 1;
+        }
       }
       if (fields.size() != opts_.keys.size()) {
         err->reason = "expected " + std::to_string(opts_.keys.size()) + " fields (keys), found " + std::to_string(fields.size());

@@ -207,6 +207,8 @@ class RowNormalizer {
   // ltsv/csv/tsv/single_value: the line rebuilt as a JSON object.
   bool TextToJson(std::string_view line, LineError* err);
   std::string converted_;
+  std::vector<std::string_view> fields_;  // csv/tsv fields of the current line
+  std::string unquoted_;
   bool FinishRecord(std::optional<int64_t> fallback_time, LineError* err);
 
   SchemaRegistry* schema_;
