@@ -11,6 +11,8 @@ APT_PACKAGES=(
   libsimdjson-dev nlohmann-json3-dev libmsgpack-cxx-dev libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   nodejs npm python3 gzip zstd
+  # scripts/fuzz.sh: clang with libFuzzer and the sanitizer runtimes.
+  clang libclang-rt-14-dev
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -544,6 +544,8 @@ StatusOr<int64_t> ParseDuration(std::string_view s) {
     else
       return Status::InvalidArgument("bad duration unit in '" + std::string(s) + "' (use ms, s, m, h, d)");
     total += v * mult;
+    if (total > 100LL * 366 * kMicrosPerDay)
+      return Status::InvalidArgument("duration longer than 100 years: '" + std::string(s) + "'");
   }
   return total;
 }

@@ -68,7 +68,10 @@ bool IsBlank(std::string_view s) {
 template <typename WriterFor, typename AddBad>
 Status ReadMsgpack(ReadStream& in, const TableConfig& cfg, RowNormalizer& norm, std::optional<int64_t> slice,
                    StageOutcome* out, WriterFor& writer_for, AddBad& add_bad) {
-  msgpack::unpacker unpacker;
+  // Declared lengths come from the data: cap them so a corrupt header is a
+  // bad record, not an attempt to allocate terabytes.
+  msgpack::unpacker unpacker(nullptr, nullptr, MSGPACK_UNPACKER_INIT_BUFFER_SIZE,
+                             MsgpackLimits(static_cast<size_t>(cfg.max_line_bytes)));
   std::string json, repair;
   LineError err;
   int64_t record = 0;

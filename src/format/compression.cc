@@ -239,7 +239,9 @@ class ZstdDecoder final : public ReadStream {
  private:
   std::unique_ptr<BufferedInput> in_;
   ZSTD_DCtx* ctx_;
-  size_t pending_ = 0;
+  // Non-zero until a frame has been decoded to its end: an empty input is
+  // not a zstd stream (as an empty input is not a gzip one).
+  size_t pending_ = 1;
 };
 
 }  // namespace

@@ -21,6 +21,13 @@ int MsgpackToJson(const msgpack::object& o, std::string* out, std::string* what 
 // recursion. The normalizer writes anything past 15 levels as text anyway.
 constexpr int kMsgpackMaxDepth = 20000;
 
+// Limits on declared lengths for an unpacker reading records of at most
+// max_record bytes: a corrupt header then fails to parse instead of making
+// msgpack-cxx allocate what the header claims.
+inline msgpack::unpack_limit MsgpackLimits(size_t max_record) {
+  return msgpack::unpack_limit(max_record / 2, max_record / 2, max_record, max_record, max_record, kMsgpackMaxDepth);
+}
+
 // A short name of the msgpack type of o ("array", "str", ...), for messages.
 const char* MsgpackTypeName(const msgpack::object& o);
 

@@ -62,7 +62,9 @@ inline bool LooksLikeTimestamp(std::string_view s) {
 }
 
 // Parses an event time given as text per the options (numbers as epoch).
+// Times outside years 0001..9999 (UTC) are rejected.
 std::optional<int64_t> ParseEventTime(std::string_view text, const FormatOptions& opts);
+std::optional<int64_t> ParseEventTimeUnchecked(std::string_view text, const FormatOptions& opts);
 
 struct LineError {
   std::string field;  // the field at fault, when there is one
@@ -203,6 +205,7 @@ class RowNormalizer {
   bool CachedEventTime(std::string_view text);
   Column* ChildCached(std::vector<ShapeSlot>& shape, size_t index, Column* parent, std::string_view raw_key);
   bool fast_path_ = true;
+  const char* input_end_ = nullptr;  // end of the JSON text being parsed
   bool time_in_record_;  // the event time is a field of the record (not out_file's prefix)
   // ltsv/csv/tsv/single_value: the line rebuilt as a JSON object.
   bool TextToJson(std::string_view line, LineError* err);
@@ -223,7 +226,8 @@ class RowNormalizer {
   bool TimestampValue(std::string_view content, std::string* canonical);
   std::string last_ts_in_;  // the last timestamp text parsed, and its canonical form
   std::string last_ts_out_;
-  std::string last_tag_ = std::string(1, '\0');
+  std::string last_tag_;
+  bool last_tag_valid_ = false;  // any text, even empty or NUL, may be a tag
   std::string last_tag_json_;
   void AppendQuoted(std::string_view s);
   std::string FieldAt(std::string_view line, size_t pos) const;
@@ -252,6 +256,7 @@ class RowNormalizer {
   int64_t time_ = 0;
   int64_t last_time_ = INT64_MIN;
   std::string last_time_in_;
+  bool last_time_valid_ = false;  // an empty text must not match the initial empty cache
   int64_t last_time_parsed_ = 0;
   char last_time_text_[40];
   size_t last_time_len_ = 0;

@@ -120,10 +120,11 @@ const char* NumberEnd(const char* p, const char* end, bool* is_float) {
 
 bool RowNormalizer::CachedEventTime(std::string_view text) {
   // Consecutive records mostly carry the same second: parse each text once.
-  if (text != last_time_in_) {
+  if (!last_time_valid_ || text != last_time_in_) {
     auto t = ParseEventTime(text, opts_);
     if (!t) return false;
     last_time_in_.assign(text);
+    last_time_valid_ = true;
     last_time_parsed_ = *t;
   }
   time_ = last_time_parsed_;

@@ -171,7 +171,8 @@ Column* SchemaRegistry::CompanionOf(Column* c) {
   // The companion's raw key is the column's raw key plus a marker no JSON key
   // contains unescaped, so it can never clash with a real field.
   // Named after the column's own (possibly suffixed) name: "a_2" -> "a_2_str".
-  std::string base = c->name_.substr(0, kMaxColumnName - 4) + "_str";
+  // SanitizeName applies the reserved-prefix rule: "_table" -> "f_table_str".
+  std::string base = SanitizeName(c->name_.substr(0, kMaxColumnName - 4) + "_str");
   Column* comp = ChildLocked(c->parent_, c->raw_key_ + kCompanionSuffix, true, base);
   if (!comp) return nullptr;
   comp->type_ = ColumnType::kString;

@@ -78,6 +78,14 @@ TEST(NormalizerFastPath, HandPickedLinesMatchTheSimdjsonPath) {
   for (const std::string& line : kJsonLines) pair.Check(line);
 }
 
+TEST(NormalizerFastPath, EmptyTimeBeforeAnyTimeWasCached) {
+  // Found by fuzz_normalizer_tsv: the parsed-time cache started out as the
+  // empty string, so an empty time "matched" it and got time 0.
+  Pair pair(LogFormat::kJson);
+  pair.Check(R"({"time":"x","a":1})");
+  pair.Check(R"({"time":"","a":1})");
+}
+
 TEST(NormalizerFastPath, OutFileLinesMatch) {
   Pair pair(LogFormat::kOutFile);
   for (const std::string& line : kJsonLines) pair.Check("2016-08-01T12:00:00+09:00\tapp.access\t" + line);

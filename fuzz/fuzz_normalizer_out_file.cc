@@ -1,0 +1,7 @@
+// RowNormalizer over out_file lines: see normalizer_harness.h for the input
+// layout and the invariants checked.
+#include "normalizer_harness.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  return logferry::fuzz::RunNormalizer(logferry::LogFormat::kOutFile, data, size);
+}
