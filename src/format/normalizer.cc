@@ -734,8 +734,7 @@ void RowNormalizer::AppendTimeColumn() {
   row_.append(last_time_text_, last_time_len_);
 }
 
-bool RowNormalizer::Normalize(std::string_view line, size_t capacity, std::optional<int64_t> fallback_time,
-                              LineError* err) {
+void RowNormalizer::BeginRecord(LineError* err) {
   row_.clear();
   overflow_.clear();
   pending_warnings_ = 0;
@@ -744,6 +743,11 @@ bool RowNormalizer::Normalize(std::string_view line, size_t capacity, std::optio
   depth_ = 0;
   err->field.clear();
   err->reason.clear();
+}
+
+bool RowNormalizer::Normalize(std::string_view line, size_t capacity, std::optional<int64_t> fallback_time,
+                              LineError* err) {
+  BeginRecord(err);
 
   // Invalid UTF-8 is repaired (U+FFFD) rather than losing the record.
   if (!simdjson::validate_utf8(line.data(), line.size())) {
@@ -832,14 +836,7 @@ bool RowNormalizer::Normalize(std::string_view line, size_t capacity, std::optio
 
 bool RowNormalizer::NormalizeJson(std::string_view json, size_t capacity, std::optional<int64_t> fallback_time,
                                   LineError* err) {
-  row_.clear();
-  overflow_.clear();
-  pending_warnings_ = 0;
-  have_time_ = false;
-  time_error_.clear();
-  depth_ = 0;
-  err->field.clear();
-  err->reason.clear();
+  BeginRecord(err);
   row_.push_back('{');
   if (!ParseJsonLine(json, capacity, err)) return false;
   return FinishRecord(fallback_time, err);

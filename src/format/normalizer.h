@@ -212,6 +212,7 @@ class RowNormalizer {
   std::string converted_;
   std::vector<std::string_view> fields_;  // csv/tsv fields of the current line
   std::string unquoted_;
+  void BeginRecord(LineError* err);  // resets the per-record state
   bool FinishRecord(std::optional<int64_t> fallback_time, LineError* err);
 
   SchemaRegistry* schema_;
