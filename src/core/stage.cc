@@ -70,8 +70,11 @@ Status ReadMsgpack(ReadStream& in, const TableConfig& cfg, RowNormalizer& norm, 
                    StageOutcome* out, WriterFor& writer_for, AddBad& add_bad) {
   // Declared lengths come from the data: cap them so a corrupt header is a
   // bad record, not an attempt to allocate terabytes.
+  // An oversized record is skipped by its size once decoded (max_line_bytes);
+  // the decoder's own limits only stop headers claiming absurd lengths.
+  const uint64_t decode_cap = std::max<uint64_t>(4 * static_cast<uint64_t>(cfg.max_line_bytes), 256ull << 20);
   msgpack::unpacker unpacker(nullptr, nullptr, MSGPACK_UNPACKER_INIT_BUFFER_SIZE,
-                             MsgpackLimits(static_cast<size_t>(cfg.max_line_bytes)));
+                             MsgpackLimits(static_cast<size_t>(decode_cap)));
   std::string json, repair;
   LineError err;
   int64_t record = 0;
@@ -80,7 +83,7 @@ Status ReadMsgpack(ReadStream& in, const TableConfig& cfg, RowNormalizer& norm, 
   const size_t max_record = static_cast<size_t>(cfg.max_line_bytes);
   // A record still incomplete past this many bytes is taken as garbage:
   // msgpack lengths are attacker-controlled and memory is not.
-  const uint64_t hard_cap = std::max<uint64_t>(4 * static_cast<uint64_t>(max_record), 256ull << 20);
+  const uint64_t hard_cap = decode_cap;
   auto handle = [&](const msgpack::object& o, uint64_t size) -> Status {
     ++record;
     ++out->staged.lines_read;

@@ -3,6 +3,7 @@
 
 #include <msgpack.hpp>
 
+#include <algorithm>
 #include <string>
 
 namespace logferry {
@@ -24,8 +25,11 @@ constexpr int kMsgpackMaxDepth = 20000;
 // Limits on declared lengths for an unpacker reading records of at most
 // max_record bytes: a corrupt header then fails to parse instead of making
 // msgpack-cxx allocate what the header claims.
-inline msgpack::unpack_limit MsgpackLimits(size_t max_record) {
-  return msgpack::unpack_limit(max_record / 2, max_record / 2, max_record, max_record, max_record, kMsgpackMaxDepth);
+inline msgpack::unpack_limit MsgpackLimits(size_t max_bytes) {
+  // msgpack-cxx allocates an array's or map's slots when it reads the header
+  // (about 24 bytes a slot), so counts get a tighter bound than byte lengths.
+  size_t max_count = std::min<size_t>(max_bytes, size_t{16} << 20);
+  return msgpack::unpack_limit(max_count, max_count, max_bytes, max_bytes, max_bytes, kMsgpackMaxDepth);
 }
 
 // A short name of the msgpack type of o ("array", "str", ...), for messages.

@@ -201,19 +201,17 @@ std::string Ledger::VersionId(std::string_view table, std::string_view key, std:
 
 Status Ledger::CheckTableSettings(const std::string& table, const std::string& settings) {
   std::lock_guard lock(mu_);
+  // INSERT OR IGNORE first: two processes opening a new ledger at once must
+  // not race between a SELECT and an INSERT.
+  Statement ins(db_, "INSERT OR IGNORE INTO table_settings(table_name, settings) VALUES(?, ?)");
+  LF_RETURN_IF_ERROR(ins.Bind(1, table).Bind(2, settings).Run());
   Statement s(db_, "SELECT settings FROM table_settings WHERE table_name=?");
   s.Bind(1, table);
   LF_ASSIGN_OR_RETURN(bool row, s.Step());
-  if (row) {
-    std::string existing = s.Text(0);
-    if (existing != settings)
-      return Status::FailedPrecondition("table '" + table + "' was set up with " + existing +
-                                        " but the config now says " + settings +
-                                        "; these cannot change under existing data");
-    return Status::Ok();
-  }
-  Statement ins(db_, "INSERT INTO table_settings(table_name, settings) VALUES(?, ?)");
-  return ins.Bind(1, table).Bind(2, settings).Run();
+  if (row && s.Text(0) != settings)
+    return Status::FailedPrecondition("table '" + table + "' was set up with " + s.Text(0) + " but the config now says " +
+                                      settings + "; these cannot change under existing data");
+  return Status::Ok();
 }
 
 StatusOr<int64_t> Ledger::RecordDiscovered(const std::string& table, const std::vector<ObjectInfo>& objects,
