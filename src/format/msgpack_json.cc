@@ -115,6 +115,11 @@ void Append(const msgpack::object& o, std::string* out, int depth, Repairs* r) {
         if (k.type == msgpack::type::STR) {
           r->key = Excerpt(std::string_view(k.via.str.ptr, k.via.str.size), 60);
           AppendString(out, std::string_view(k.via.str.ptr, k.via.str.size), r);
+        } else if (k.type == msgpack::type::MAP || k.type == msgpack::type::ARRAY) {
+          // A container as a key has no useful name, and its text quoted
+          // inside a key inside a key grows exponentially (found by fuzzing).
+          r->Add(std::string("a msgpack ") + MsgpackTypeName(k) + " used as a map key is named by its type");
+          AppendJsonString(out, std::string("(") + MsgpackTypeName(k) + ")");
         } else {
           std::string text;
           Append(k, &text, depth + 1, r);
