@@ -9,6 +9,7 @@ APT_PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config
   libisal-dev zlib1g-dev libzstd-dev libsqlite3-dev libssl-dev libcurl4-openssl-dev
   libsimdjson-dev nlohmann-json3-dev libmsgpack-cxx-dev libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev
+  libpugixml-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   nodejs npm python3 gzip zstd
   # scripts/fuzz.sh: clang with libFuzzer and the sanitizer runtimes.
