@@ -124,6 +124,7 @@ int CmdRun(const std::string& config_path, bool once, bool verbose) {
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
   bool tty = isatty(2);
+  env.pipeline->set_single_pass(once);
   if (tty && once) {
     env.pipeline->set_progress([](const std::string& line) { fprintf(stderr, "\r\033[K%s", line.c_str()); });
   }
@@ -184,8 +185,18 @@ int CmdStatus(const std::string& config_path, bool as_json) {
     j["objects"] = {{"pending", c.objects_pending},
                     {"staged", c.objects_staged},
                     {"failed", c.objects_failed},
-                    {"superseded", c.objects_superseded},
-                    {"found_only_by_listing", c.found_by_listing_only}};
+                    {"superseded", c.objects_superseded}};
+    if (!cfg.notifications.empty()) {
+      // With events, an object the listing had to find means an event was lost.
+      j["objects"]["found_only_by_listing"] = c.found_by_listing_only;
+      nlohmann::json failing = nlohmann::json::array();
+      for (const NotificationRow& n : OrDie(env.ledger->Notifications(cfg.name, "failing")))
+        failing.push_back({{"message_id", n.message_id},
+                           {"receive_count", n.receive_count},
+                           {"error", n.detail},
+                           {"updated", FormatIso8601(n.updated_us)}});
+      j["notifications"] = {{"queue", cfg.notifications}, {"failing", failing}};
+    }
     j["partitions"] = {
         {"pending", c.partitions_pending}, {"loaded", c.partitions_loaded}, {"failing", c.partitions_failed}};
     j["rows"] = {
@@ -221,9 +232,19 @@ int CmdStatus(const std::string& config_path, bool as_json) {
   for (auto& j : out) {
     printf("table %s\n", j["table"].get<std::string>().c_str());
     auto& o = j["objects"];
-    printf("  objects     %lld staged, %lld pending, %lld failed, %lld superseded (%lld found only by listing)\n",
-           o["staged"].get<long long>(), o["pending"].get<long long>(), o["failed"].get<long long>(),
-           o["superseded"].get<long long>(), o["found_only_by_listing"].get<long long>());
+    printf("  objects     %lld staged, %lld pending, %lld failed, %lld superseded", o["staged"].get<long long>(),
+           o["pending"].get<long long>(), o["failed"].get<long long>(), o["superseded"].get<long long>());
+    if (o.contains("found_only_by_listing"))
+      printf(" (%lld found only by listing)", o["found_only_by_listing"].get<long long>());
+    printf("\n");
+    if (j.contains("notifications")) {
+      auto& n = j["notifications"];
+      printf("  events      %s: %zu notification(s) failing\n", n["queue"].get<std::string>().c_str(),
+             n["failing"].size());
+      for (auto& f : n["failing"])
+        printf("    message %s (received %lld times): %s\n", f["message_id"].get<std::string>().c_str(),
+               f["receive_count"].get<long long>(), f["error"].get<std::string>().c_str());
+    }
     auto& p = j["partitions"];
     printf("  partitions  %lld loaded, %lld pending, %lld failing\n", p["loaded"].get<long long>(),
            p["pending"].get<long long>(), p["failing"].get<long long>());
@@ -298,15 +319,43 @@ int CmdVerify(const std::string& config_path, const std::string& table, bool ver
 
 // --- query ---
 
-void PrintCsvField(const std::optional<std::string>& v) {
-  if (!v) return;
-  bool quote = v->find_first_of(",\"\n\r") != std::string::npos;
+// Table and CSV output are for people and spreadsheets: a control character
+// in a value is shown escaped (\0 for NUL, \xHH for the others; the table
+// also shows tab, LF and CR as \t, \n, \r, which CSV keeps inside quotes).
+// A backslash is not escaped, so only --json gives the exact value.
+std::string Escaped(std::string_view v, bool keep_line_breaks) {
+  std::string out;
+  out.reserve(v.size());
+  for (char ch : v) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c >= 0x20 && c != 0x7f) {
+      out.push_back(ch);
+    } else if (keep_line_breaks && (c == '\t' || c == '\n' || c == '\r')) {
+      out.push_back(ch);
+    } else if (c == 0) {
+      out += "\\0";
+    } else if (c == '\t' || c == '\n' || c == '\r') {
+      out += c == '\t' ? "\\t" : c == '\n' ? "\\n" : "\\r";
+    } else {
+      static const char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
+
+void PrintCsvField(const std::optional<std::string>& value) {
+  if (!value) return;
+  std::string v = Escaped(*value, true);
+  bool quote = v.find_first_of(",\"\n\r") != std::string::npos;
   if (!quote) {
-    fputs(v->c_str(), stdout);
+    fputs(v.c_str(), stdout);
     return;
   }
   putchar('"');
-  for (char c : *v) {
+  for (char c : v) {
     if (c == '"') putchar('"');
     putchar(c);
   }
@@ -325,6 +374,7 @@ int CmdQuery(const std::string& config_path, const std::string& table, const std
   auto r = wh->Query(sql);
   if (!r.ok()) Die("query failed: " + r.status().message());
   if (as_json) {
+    // Every value as a JSON string (NULL as null), complete: NUL is \u0000.
     nlohmann::json rows = nlohmann::json::array();
     for (auto& row : r->rows) {
       nlohmann::json o = nlohmann::json::object();
@@ -346,6 +396,9 @@ int CmdQuery(const std::string& config_path, const std::string& table, const std
       putchar('\n');
     }
   } else {
+    for (auto& row : r->rows)
+      for (auto& v : row)
+        if (v) v = Escaped(*v, false);
     std::vector<size_t> w(r->columns.size());
     for (size_t i = 0; i < w.size(); ++i) w[i] = r->columns[i].size();
     for (auto& row : r->rows)
@@ -390,11 +443,11 @@ int CmdCheck(const std::string& config_path) {
   report("ledger " + config.LedgerPath(), ledger.status());
   for (const TableConfig& t : config.tables) {
     printf("table %s\n", t.name.c_str());
-    auto src = OpenObjectStore(t.source);
+    auto src = OpenTableStore(t.source, t.source_store);
     Status s = src.status();
     if (s.ok()) s = (*src)->List("", "", 1).status();
     report("source " + t.source + " (list)", s);
-    auto stg = OpenObjectStore(t.staging);
+    auto stg = OpenTableStore(t.staging, t.staging_store);
     s = stg.status();
     if (s.ok()) {
       std::string probe = "_logferry_check/" + std::to_string(getpid());
@@ -402,6 +455,17 @@ int CmdCheck(const std::string& config_path) {
       if (s.ok()) s = (*stg)->Delete(probe);
     }
     report("staging " + t.staging + " (write, delete)", s);
+    if (!t.notifications.empty()) {
+      auto q = aws::SqsQueue::Open(t.notifications, t.source_store.region, SharedAwsCredentials(), RetryPolicy{});
+      s = q.status();
+      std::string depth;
+      if (s.ok()) {
+        auto d = (*q)->Depth();
+        s = d.status();
+        if (d.ok()) depth = ", " + std::to_string(d->first) + " waiting, " + std::to_string(d->second) + " in flight";
+      }
+      report("notifications " + t.notifications + " (attributes" + depth + ")", s);
+    }
     WarehouseOptions wo;
     wo.lock_timeout_us = config.lock_timeout_us;
     auto wh = OpenWarehouse(t.warehouse, wo);

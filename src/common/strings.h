@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,6 +22,12 @@ size_t FirstInvalidUtf8(std::string_view s);
 
 std::string HexEncode(const void* data, size_t n);
 std::string Sha256Hex(std::string_view data);
+// Raw digests (32 and 16 bytes) and standard base64 with padding.
+std::string Sha256Raw(std::string_view data);
+std::string Md5Raw(std::string_view data);
+std::string Base64Encode(std::string_view data);
+// nullopt on characters outside the alphabet or bad padding.
+std::optional<std::string> Base64Decode(std::string_view data);
 // CRC32C (Castagnoli), as GCS and S3 checksums use; incremental.
 uint32_t Crc32c(uint32_t crc, const void* data, size_t n);
 std::string Crc32cHex(uint32_t crc);

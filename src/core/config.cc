@@ -30,8 +30,26 @@ const KeySpec kKeys[] = {
     {"lock_timeout", Scope::kTop, "60s", "How long a command waits for the warehouse while another process holds it."},
     {"name", Scope::kTable, nullptr,
      "Warehouse table name: letters, digits and underscores, not starting with a digit."},
-    {"source", Scope::kBoth, nullptr, "Where Fluentd writes objects: file:///dir/prefix/ (s3:// in a later release)."},
-    {"staging", Scope::kBoth, nullptr, "Durable staging store for normalized parts: file:///dir/ (gs:// later)."},
+    {"source", Scope::kBoth, nullptr, "Where Fluentd writes objects: file:///dir/prefix/ or s3://bucket/prefix/."},
+    {"staging", Scope::kBoth, nullptr,
+     "Durable staging store for normalized parts: file:///dir/ or s3://bucket/prefix/ (gs:// later)."},
+    {"endpoint", Scope::kBoth, "",
+     "s3://: an S3-compatible endpoint (http://127.0.0.1:9000 for MinIO, https://ACCOUNT.r2.cloudflarestorage.com, "
+     "https://storage.googleapis.com with HMAC keys) for both source and staging; empty: AWS_ENDPOINT_URL_S3, "
+     "AWS_ENDPOINT_URL, else AWS."},
+    {"source_endpoint", Scope::kBoth, "", "s3://: overrides `endpoint` for the source."},
+    {"staging_endpoint", Scope::kBoth, "", "s3://: overrides `endpoint` for the staging store."},
+    {"region", Scope::kBoth, "", "AWS region for S3 and SQS; empty: AWS_REGION, AWS_DEFAULT_REGION, us-east-1."},
+    {"s3_addressing", Scope::kBoth, "auto",
+     "auto (virtual-hosted on AWS, path-style on a custom endpoint or a bucket with dots), virtual or path."},
+    {"notifications", Scope::kBoth, "",
+     "SQS queue URL receiving the source bucket's S3 event notifications, exactly as AWS prints it "
+     "(https://sqs.REGION.amazonaws.com/ACCOUNT/QUEUE). Empty: discover by listing only."},
+    {"reconcile_every", Scope::kBoth, "1h",
+     "With notifications: how often a full listing looks for objects whose events were lost (0: every interval)."},
+    {"sqs_wait", Scope::kBoth, "20s", "With notifications: long-poll wait of each ReceiveMessage (0s..20s)."},
+    {"sqs_visibility", Scope::kBoth, "5m",
+     "With notifications: how long a received message stays hidden; extended while its objects are still staging."},
     {"warehouse", Scope::kBoth, nullptr, "duckdb:///path/file.duckdb (bigquery://project/dataset later)."},
     {"key_format", Scope::kBoth, "%{path}%{time_slice}_%{index}.%{file_extension}",
      "Fluentd's s3_object_key_format; keys under `source` that do not match are ignored."},
@@ -235,9 +253,12 @@ StatusOr<Config> ParseConfig(const std::string& text, const std::string& origin)
     LF_GET(warehouse, "warehouse");
     Uri u;
     for (auto* kv : {&source, &staging}) {
-      if (!ParseUri(kv->first, &u) || u.scheme != "file")
+      if (!ParseUri(kv->first, &u) || (u.scheme != "file" && u.scheme != "s3"))
         return LF_BAD(kv->second, kv == &source ? "source" : "staging",
-                      "'" + kv->first + "' is not a supported store URI (file:///dir/)");
+                      "'" + kv->first + "' is not a supported store URI (file:///dir/, s3://bucket/prefix/)");
+      if (u.scheme == "s3" && u.authority.empty())
+        return LF_BAD(kv->second, kv == &source ? "source" : "staging",
+                      "'" + kv->first + "' names no bucket (s3://bucket/prefix/)");
     }
     if (!ParseUri(warehouse.first, &u) || u.scheme != "duckdb")
       return LF_BAD(warehouse.second, "warehouse",
@@ -247,6 +268,39 @@ StatusOr<Config> ParseConfig(const std::string& text, const std::string& origin)
     tc.warehouse = warehouse.first;
     if (tc.source.back() != '/') tc.source += '/';
     if (tc.staging.back() != '/') tc.staging += '/';
+
+    LF_GET(endpoint, "endpoint");
+    LF_GET(source_endpoint, "source_endpoint");
+    LF_GET(staging_endpoint, "staging_endpoint");
+    LF_GET(region, "region");
+    LF_GET(addressing, "s3_addressing");
+    if (addressing.first != "auto" && addressing.first != "virtual" && addressing.first != "path")
+      return LF_BAD(addressing.second, "s3_addressing", "must be auto, virtual or path (got '" + addressing.first + "')");
+    for (auto* kv : {&endpoint, &source_endpoint, &staging_endpoint}) {
+      if (kv->first.empty()) continue;
+      if (!ParseUri(kv->first, &u) || (u.scheme != "http" && u.scheme != "https") || (u.path != "" && u.path != "/"))
+        return LF_BAD(kv->second, kv == &endpoint ? "endpoint" : kv == &source_endpoint ? "source_endpoint" : "staging_endpoint",
+                      "'" + kv->first + "' is not an endpoint URL (http(s)://host[:port])");
+      while (kv->first.size() > 1 && kv->first.back() == '/') kv->first.pop_back();
+    }
+    tc.source_store.endpoint = source_endpoint.first.empty() ? endpoint.first : source_endpoint.first;
+    tc.staging_store.endpoint = staging_endpoint.first.empty() ? endpoint.first : staging_endpoint.first;
+    tc.source_store.region = tc.staging_store.region = region.first;
+    tc.source_store.addressing = tc.staging_store.addressing = addressing.first;
+    LF_GET(notifications, "notifications");
+    if (!notifications.first.empty()) {
+      // The path (after the host's '/') is ACCOUNT/QUEUE.
+      bool parsed = ParseUri(notifications.first, &u);
+      auto segments = Split(u.path, '/');
+      std::erase(segments, std::string());
+      if (!parsed || (u.scheme != "http" && u.scheme != "https") || segments.size() != 2 ||
+          std::count(u.path.begin(), u.path.end(), '/') != 1)
+        return LF_BAD(notifications.second, "notifications",
+                      "'" + notifications.first + "' is not an SQS queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/QUEUE)");
+      if (!StartsWith(tc.source, "s3://"))
+        return LF_BAD(notifications.second, "notifications", "S3 event notifications need an s3:// source");
+    }
+    tc.notifications = notifications.first;
 
     LF_GET(tz, "timezone");
     auto off = ParseUtcOffset(tz.first);
@@ -334,12 +388,17 @@ StatusOr<Config> ParseConfig(const std::string& text, const std::string& origin)
       int64_t* out;
     };
     for (Dur du : {Dur{"settle", &tc.settle_us}, Dur{"interval", &tc.interval_us}, Dur{"retry_base", &tc.retry_base_us},
-                   Dur{"retry_max", &tc.retry_max_us}}) {
+                   Dur{"retry_max", &tc.retry_max_us}, Dur{"reconcile_every", &tc.reconcile_every_us},
+                   Dur{"sqs_wait", &tc.sqs_wait_us}, Dur{"sqs_visibility", &tc.sqs_visibility_us}}) {
       LF_GET(v, du.key);
       auto dur = ParseDuration(v.first);
       if (!dur.ok()) return LF_BAD(v.second, du.key, dur.status().message());
       *du.out = *dur;
     }
+    if (tc.sqs_wait_us > 20 * kMicrosPerSecond)
+      return Status::InvalidArgument(twhere + ": key 'sqs_wait' must be at most 20s (SQS's limit)");
+    if (tc.sqs_visibility_us < 10 * kMicrosPerSecond || tc.sqs_visibility_us > 12 * kMicrosPerHour)
+      return Status::InvalidArgument(twhere + ": key 'sqs_visibility' must be between 10s and 12h (SQS's limit)");
     if (tc.interval_us < kMicrosPerSecond / 10)
       return Status::InvalidArgument(twhere + ": key 'interval' must be at least 100ms");
     LF_GET(mlb, "max_line_bytes");

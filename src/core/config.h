@@ -11,6 +11,7 @@
 #include "format/compression.h"
 #include "format/key_format.h"
 #include "format/normalizer.h"
+#include "store/object_store.h"
 
 namespace logferry {
 
@@ -19,6 +20,14 @@ struct TableConfig {
   std::string source;
   std::string staging;
   std::string warehouse;
+  // How to reach each side (endpoint, region, addressing); the core adds the
+  // retry policy and shared credentials when it opens the stores.
+  StoreOptions source_store;
+  StoreOptions staging_store;
+  std::string notifications;  // SQS queue URL, or empty
+  int64_t reconcile_every_us = 0;
+  int64_t sqs_wait_us = 0;
+  int64_t sqs_visibility_us = 0;
   std::string key_format;
   std::string time_slice_format;
   std::string format_name;

@@ -3,12 +3,15 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "aws/credentials.h"
 #include "common/strings.h"
 #include "common/time.h"
+#include "core/s3_events.h"
 #include "core/stage.h"
 #include "format/normalizer.h"
 
@@ -69,6 +72,33 @@ void ParseRequest(const std::string& body, int64_t unit_us, std::string* table, 
 
 }  // namespace
 
+namespace {
+
+// One request to a remote service: retried quickly, a few times, because a
+// reset or a 503 is common and cheap to retry; the object-level backoff
+// (retry_base/retry_max) takes over when this gives up.
+RetryPolicy StoreRetryPolicy() {
+  RetryPolicy p;
+  p.max_attempts = 6;
+  p.initial_backoff_us = 100'000;
+  p.max_backoff_us = 5'000'000;
+  return p;
+}
+
+}  // namespace
+
+std::shared_ptr<aws::CredentialsProvider> SharedAwsCredentials() {
+  static const std::shared_ptr<aws::CredentialsProvider> chain = aws::MakeDefaultChain();
+  return chain;
+}
+
+StatusOr<std::unique_ptr<ObjectStore>> OpenTableStore(const std::string& uri, const StoreOptions& side) {
+  StoreOptions options = side;
+  options.retry = StoreRetryPolicy();
+  if (StartsWith(uri, "s3://")) options.aws_credentials = SharedAwsCredentials();
+  return OpenObjectStore(uri, options);
+}
+
 Pipeline::Pipeline(const Config& config, Ledger* ledger) : config_(config), ledger_(ledger) {}
 
 std::string Pipeline::PartKey(const std::string& table, int64_t hour_us, const std::string& version_id) {
@@ -82,8 +112,16 @@ Status Pipeline::Init() {
   for (const TableConfig& tc : config_.tables) {
     TableRuntime t;
     t.config = &tc;
-    LF_ASSIGN_OR_RETURN(t.source, OpenObjectStore(tc.source));
-    LF_ASSIGN_OR_RETURN(t.staging, OpenObjectStore(tc.staging));
+    LF_ASSIGN_OR_RETURN(t.source, OpenTableStore(tc.source, tc.source_store));
+    LF_ASSIGN_OR_RETURN(t.staging, OpenTableStore(tc.staging, tc.staging_store));
+    if (!tc.notifications.empty()) {
+      Uri u;
+      ParseUri(tc.source, &u);
+      t.source_bucket = u.authority;
+      t.source_prefix = u.path;  // "logs/" (ParseUri drops the leading '/')
+      LF_ASSIGN_OR_RETURN(t.queue, aws::SqsQueue::Open(tc.notifications, tc.source_store.region, SharedAwsCredentials(),
+                                                       StoreRetryPolicy()));
+    }
     LF_ASSIGN_OR_RETURN(KeyFormat kf, KeyFormat::Compile(tc.key_format, tc.time_slice_format, tc.offset_seconds));
     t.key_format = std::make_unique<KeyFormat>(std::move(kf));
     t.schema = std::make_unique<SchemaRegistry>(FixedColumns(tc.format.format));
@@ -101,13 +139,172 @@ TableRuntime* Pipeline::table(const std::string& name) {
   return nullptr;
 }
 
-StatusOr<int64_t> Pipeline::Discover(TableRuntime& t) {
-  auto listed = WithRetry(io_retry_, [&] { return t.source->ListAll(""); });
-  if (!listed.ok()) return listed.status().WithContext("listing " + t.source->uri());
-  std::vector<ObjectInfo> ours;
-  for (ObjectInfo& o : *listed)
-    if (t.key_format->Match(o.key)) ours.push_back(std::move(o));
-  return ledger_->RecordDiscovered(t.config->name, ours, "listing", NowMicros());
+StatusOr<int64_t> Pipeline::Discover(TableRuntime& t, PassStats* stats) {
+  int64_t added = 0;
+  Status event_error;
+  if (t.queue) {
+    auto received = ReceiveNotifications(t, stats);
+    if (received.ok()) {
+      added += *received;
+    } else {
+      // Lost or late events are what the listing is for: report and go on.
+      event_error = received.status().WithContext("receiving notifications from " + t.queue->url());
+    }
+  }
+  int64_t now = NowMicros();
+  bool list_now = !t.queue || t.last_listing_us == 0 || now - t.last_listing_us >= t.config->reconcile_every_us ||
+                  !event_error.ok();
+  if (list_now) {
+    auto listed = WithRetry(io_retry_, [&] { return t.source->ListAll(""); });
+    if (!listed.ok()) return listed.status().WithContext("listing " + t.source->uri());
+    std::vector<ObjectInfo> ours;
+    for (ObjectInfo& o : *listed)
+      if (t.key_format->Match(o.key)) ours.push_back(std::move(o));
+    LF_ASSIGN_OR_RETURN(int64_t found, ledger_->RecordDiscovered(t.config->name, ours, "listing", now));
+    if (t.queue && found > 0)
+      spdlog::warn("{}: the listing found {} object(s) no notification announced", t.config->name, found);
+    added += found;
+    t.last_listing_us = now;
+  }
+  if (!event_error.ok()) return event_error;
+  return added;
+}
+
+StatusOr<int64_t> Pipeline::ReceiveNotifications(TableRuntime& t, PassStats* stats) {
+  const TableConfig& cfg = *t.config;
+  int wait_s = static_cast<int>(cfg.sqs_wait_us / kMicrosPerSecond);
+  if (single_pass_) wait_s = std::min(wait_s, 1);
+  int visibility_s = static_cast<int>(cfg.sqs_visibility_us / kMicrosPerSecond);
+  int64_t added = 0;
+  // Bounded per pass so staging and loading are never starved by a deep
+  // queue; what is left waits for the next pass.
+  for (int batch = 0; batch < 100; ++batch) {
+    LF_ASSIGN_OR_RETURN(auto messages, t.queue->Receive(10, batch == 0 ? wait_s : 0, visibility_s));
+    if (messages.empty()) break;
+    if (stats) stats->messages_received += static_cast<int64_t>(messages.size());
+    for (const aws::SqsMessage& m : messages) {
+      LF_ASSIGN_OR_RETURN(int64_t n, HandleNotification(t, m));
+      added += n;
+    }
+  }
+  return added;
+}
+
+StatusOr<int64_t> Pipeline::HandleNotification(TableRuntime& t, const aws::SqsMessage& m) {
+  const TableConfig& cfg = *t.config;
+  int64_t now = NowMicros();
+  auto parsed = ParseS3EventMessage(m.body);
+  if (!parsed.ok()) {
+    // Never deleted: the queue's redrive policy moves it to its dead-letter
+    // queue after maxReceiveCount deliveries.
+    spdlog::warn("{}: notification {} from {} is not usable and stays on the queue: {}", cfg.name, m.message_id,
+                 t.queue->url(), parsed.status().message());
+    NotificationRow row{m.message_id, cfg.name, t.queue->url(), "failing", m.receive_count, parsed.status().message(),
+                        Excerpt(m.body, 200), now};
+    LF_RETURN_IF_ERROR(ledger_->RecordNotification(row));
+    return int64_t{0};
+  }
+  HeldMessage held;
+  held.receipt_handle = m.receipt_handle;
+  held.receive_count = m.receive_count;
+  held.received_us = now;
+  std::vector<ObjectInfo> found;
+  for (const S3EventObject& e : parsed->created) {
+    if (e.bucket != t.source_bucket || !StartsWith(e.key, t.source_prefix)) continue;
+    std::string key = e.key.substr(t.source_prefix.size());
+    if (!t.key_format->Match(key)) continue;
+    // The object as it is now: the event may be older than an overwrite,
+    // and its etag is the version the ledger must name.
+    auto info = WithRetry(io_retry_, [&] { return t.source->Stat(key); });
+    if (info.status().IsNotFound()) continue;  // deleted since; nothing to stage
+    if (!info.ok()) return info.status().WithContext("checking " + t.source->UriOf(key) + " announced by an event");
+    held.objects.emplace_back(info->key, info->etag);
+    found.push_back(std::move(*info));
+  }
+  int64_t added = 0;
+  if (!found.empty()) {
+    LF_ASSIGN_OR_RETURN(added, ledger_->RecordDiscovered(cfg.name, found, "event", now));
+  }
+  std::lock_guard lock(*t.held_mu);
+  auto it = t.held.find(m.message_id);
+  if (it != t.held.end()) {
+    // Redelivered while held: only the newest receipt handle can delete it.
+    it->second.receipt_handle = m.receipt_handle;
+    it->second.receive_count = m.receive_count;
+  } else {
+    t.held.emplace(m.message_id, std::move(held));
+  }
+  return added;
+}
+
+Status Pipeline::SettleNotifications(TableRuntime& t, PassStats* stats) {
+  if (!t.queue) return Status::Ok();
+  const TableConfig& cfg = *t.config;
+  std::vector<std::pair<std::string, HeldMessage>> held;
+  {
+    std::lock_guard lock(*t.held_mu);
+    held.assign(t.held.begin(), t.held.end());
+  }
+  Status first_error;
+  for (auto& [id, m] : held) {
+    bool staged = true;
+    std::string failing;
+    for (const auto& [key, etag] : m.objects) {
+      LF_ASSIGN_OR_RETURN(auto row, ledger_->FindObject(cfg.name, key, etag));
+      if (!row || row->state == ObjectState::kStaged || row->state == ObjectState::kSuperseded) continue;
+      staged = false;
+      if (row->state == ObjectState::kFailed && row->attempts >= 3) failing = t.source->UriOf(key) + ": " + row->last_error;
+    }
+    int64_t now = NowMicros();
+    if (!staged) {
+      if (!failing.empty()) {
+        NotificationRow row{id, cfg.name, t.queue->url(), "failing", m.receive_count, failing, "", now};
+        LF_RETURN_IF_ERROR(ledger_->RecordNotification(row));
+      }
+      continue;
+    }
+    Status s = t.queue->Delete(m.receipt_handle);
+    if (!s.ok() && s.code() != StatusCode::kInvalidArgument) {
+      if (first_error.ok()) first_error = s;
+      continue;
+    }
+    // An expired receipt (kInvalidArgument) means the message was or will
+    // be redelivered; that delivery deletes it.
+    if (s.ok() && stats) ++stats->messages_deleted;
+    {
+      std::lock_guard lock(*t.held_mu);
+      auto it = t.held.find(id);
+      if (it != t.held.end() && it->second.receipt_handle == m.receipt_handle) t.held.erase(it);
+    }
+    NotificationRow row{id, cfg.name, t.queue->url(), "done", m.receive_count, "", "", now};
+    auto prior = ledger_->Notifications(cfg.name, "failing");
+    if (prior.ok())
+      for (const NotificationRow& p : *prior)
+        if (p.message_id == id) LF_RETURN_IF_ERROR(ledger_->RecordNotification(row));
+  }
+  return first_error;
+}
+
+void Pipeline::ExtendHeldNotifications(TableRuntime& t) {
+  if (!t.queue) return;
+  int visibility_s = static_cast<int>(t.config->sqs_visibility_us / kMicrosPerSecond);
+  std::vector<std::pair<std::string, std::string>> receipts;
+  {
+    std::lock_guard lock(*t.held_mu);
+    for (const auto& [id, m] : t.held) receipts.emplace_back(id, m.receipt_handle);
+  }
+  for (const auto& [id, receipt] : receipts) {
+    Status s = t.queue->ExtendVisibility(receipt, visibility_s);
+    if (s.ok()) continue;
+    // The receipt expired: the message is back on the queue and will be
+    // received again; forget this delivery.
+    spdlog::debug("{}: cannot extend notification {}: {}", t.config->name, id, s.ToString());
+    if (s.code() == StatusCode::kInvalidArgument) {
+      std::lock_guard lock(*t.held_mu);
+      auto it = t.held.find(id);
+      if (it != t.held.end() && it->second.receipt_handle == receipt) t.held.erase(it);
+    }
+  }
 }
 
 Status Pipeline::Stage(TableRuntime& t, const std::atomic<bool>& stop, PassStats* stats) {
@@ -356,11 +553,36 @@ StatusOr<PassStats> Pipeline::RunOnce(const std::atomic<bool>& stop) {
       }
       return s.ok();
     };
-    auto discovered = Discover(t);
+    auto discovered = Discover(t, &stats);
     if (discovered.ok()) stats.discovered += *discovered;
     step("discover", discovered.status());
     if (stop.load()) break;
-    step("stage", Stage(t, stop, &stats));
+    {
+      // Held notifications stay invisible for as long as staging takes.
+      std::mutex mu;
+      std::condition_variable cv;
+      bool staging = true;
+      std::thread heartbeat;
+      if (t.queue) {
+        int64_t every_us = std::max<int64_t>(t.config->sqs_visibility_us / 3, kMicrosPerSecond);
+        heartbeat = std::thread([&] {
+          std::unique_lock lock(mu);
+          while (!cv.wait_for(lock, std::chrono::microseconds(every_us), [&] { return !staging; })) {
+            lock.unlock();
+            ExtendHeldNotifications(t);
+            lock.lock();
+          }
+        });
+      }
+      step("stage", Stage(t, stop, &stats));
+      {
+        std::lock_guard lock(mu);
+        staging = false;
+      }
+      cv.notify_all();
+      if (heartbeat.joinable()) heartbeat.join();
+    }
+    step("notifications", SettleNotifications(t, &stats));
     if (stop.load()) break;
     step("requests", ProcessRequests(t));
     step("load", Load(t, stop, &stats));

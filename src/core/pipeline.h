@@ -10,19 +10,38 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
+#include <mutex>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "aws/sqs.h"
 #include "core/config.h"
-#include "core/retry.h"
+#include "common/retry.h"
 #include "ledger/ledger.h"
 #include "schema/schema.h"
 #include "store/object_store.h"
 #include "warehouse/warehouse.h"
 
 namespace logferry {
+
+// Opens one side of a table (its source or staging store) with the core's
+// per-request retry policy and the process's shared AWS credentials.
+StatusOr<std::unique_ptr<ObjectStore>> OpenTableStore(const std::string& uri, const StoreOptions& side);
+// The process's AWS credential chain, shared so temporary credentials are
+// fetched and refreshed once.
+std::shared_ptr<aws::CredentialsProvider> SharedAwsCredentials();
+
+// A notification received but not yet deleted: it is deleted only once every
+// object it announced is durably staged (ledger committed).
+struct HeldMessage {
+  std::string receipt_handle;
+  int receive_count = 0;
+  std::vector<std::pair<std::string, std::string>> objects;  // (key, etag) in the source store
+  int64_t received_us = 0;
+};
 
 struct TableRuntime {
   const TableConfig* config = nullptr;
@@ -31,6 +50,12 @@ struct TableRuntime {
   std::unique_ptr<KeyFormat> key_format;
   std::unique_ptr<SchemaRegistry> schema;
   int64_t last_sweep_us = 0;
+  // Event-driven discovery (notifications = queue URL).
+  std::unique_ptr<aws::SqsQueue> queue;
+  std::string source_bucket, source_prefix;
+  int64_t last_listing_us = 0;
+  std::unique_ptr<std::mutex> held_mu = std::make_unique<std::mutex>();
+  std::map<std::string, HeldMessage> held;  // by message id
 };
 
 struct PassStats {
@@ -43,6 +68,8 @@ struct PassStats {
   int64_t partitions_loaded = 0;
   int64_t partitions_failed = 0;
   int64_t requests = 0;
+  int64_t messages_received = 0;
+  int64_t messages_deleted = 0;
   double stage_seconds = 0;
 };
 
@@ -58,7 +85,13 @@ class Pipeline {
   StatusOr<PassStats> RunOnce(const std::atomic<bool>& stop);
 
   // Steps, public for the CLI (reload) and tests.
-  StatusOr<int64_t> Discover(TableRuntime& t);
+  // Receives event notifications (when configured) and lists the source
+  // (always without notifications; every reconcile_every with them).
+  StatusOr<int64_t> Discover(TableRuntime& t, PassStats* stats = nullptr);
+  // Deletes held notifications whose objects are now staged.
+  Status SettleNotifications(TableRuntime& t, PassStats* stats);
+  // Keeps held notifications invisible while their objects are being staged.
+  void ExtendHeldNotifications(TableRuntime& t);
   Status Stage(TableRuntime& t, const std::atomic<bool>& stop, PassStats* stats);
   Status ProcessRequests(TableRuntime& t);
   // Loads due partitions; with a range, only those starting in [from, to).
@@ -77,6 +110,8 @@ class Pipeline {
 
   // Called with a one-line progress summary while staging (for terminals).
   void set_progress(std::function<void(const std::string&)> fn) { progress_ = std::move(fn); }
+  // A single pass (run --once) long-polls briefly; the daemon waits longer.
+  void set_single_pass(bool single) { single_pass_ = single; }
 
   static std::string PartKey(const std::string& table, int64_t hour_us, const std::string& version_id);
   static constexpr const char* kRequestsPrefix = "_requests/";
@@ -88,6 +123,10 @@ class Pipeline {
   std::vector<TableRuntime> tables_;
   std::function<void(const std::string&)> progress_;
   RetryPolicy io_retry_;
+  bool single_pass_ = false;
+
+  StatusOr<int64_t> ReceiveNotifications(TableRuntime& t, PassStats* stats);
+  StatusOr<int64_t> HandleNotification(TableRuntime& t, const aws::SqsMessage& m);
 };
 
 }  // namespace logferry

@@ -91,6 +91,14 @@ CREATE TABLE schema_history(
     R"sql(
 ALTER TABLE columns ADD COLUMN inexact_ints INTEGER NOT NULL DEFAULT 0;
 )sql",
+    // 3: event notifications that could not be handled (left on the queue
+    // for its dead-letter policy), and which objects events announced.
+    R"sql(
+CREATE TABLE notifications(
+  message_id TEXT PRIMARY KEY, table_name TEXT NOT NULL, queue TEXT NOT NULL, state TEXT NOT NULL,
+  receive_count INTEGER NOT NULL, detail TEXT, excerpt TEXT, first_us INTEGER NOT NULL, updated_us INTEGER NOT NULL);
+CREATE INDEX notifications_by_table ON notifications(table_name, state);
+)sql",
 };
 
 }  // namespace
@@ -227,7 +235,13 @@ StatusOr<int64_t> Ledger::RecordDiscovered(const std::string& table, const std::
     i2.Bind(1, table).Bind(2, o.key).Bind(3, o.etag).Bind(4, o.size).Bind(5, o.mtime_us);
     i2.Bind(6, VersionId(table, o.key, o.etag)).Bind(7, found_by).Bind(8, now_us);
     LF_RETURN_IF_ERROR(i2.Run());
-    if (sqlite3_changes(db_) > 0) {
+    if (sqlite3_changes(db_) == 0 && found_by != "listing") {
+      // Seen by listing first, then announced: not "found only by listing".
+      Statement u(db_,
+                  "UPDATE objects SET found_by='listing+' || ? WHERE table_name=? AND key=? AND etag=? "
+                  "AND found_by='listing'");
+      LF_RETURN_IF_ERROR(u.Bind(1, found_by).Bind(2, table).Bind(3, o.key).Bind(4, o.etag).Run());
+    } else if (sqlite3_changes(db_) > 0) {
       ++added;
       // A version never staged is simply replaced; a staged one stays until
       // its successor's parts are committed (CommitStaged).
@@ -287,6 +301,48 @@ StatusOr<std::vector<ObjectRow>> Ledger::Objects(const std::string& table, std::
   else
     s.BindNull(2).BindNull(3);
   return s.Collect<ObjectRow>([this](const Statement& r) { return ReadObject(r); });
+}
+
+StatusOr<std::optional<ObjectRow>> Ledger::FindObject(const std::string& table, const std::string& key,
+                                                      const std::string& etag) {
+  std::lock_guard lock(mu_);
+  Statement s(db_, std::string("SELECT ") + kObjectColumns + " FROM objects WHERE table_name=? AND key=? AND etag=?");
+  s.Bind(1, table).Bind(2, key).Bind(3, etag);
+  LF_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return std::optional<ObjectRow>();
+  return std::optional<ObjectRow>(ReadObject(s));
+}
+
+Status Ledger::RecordNotification(const NotificationRow& n) {
+  std::lock_guard lock(mu_);
+  Statement s(db_,
+              "INSERT INTO notifications(message_id, table_name, queue, state, receive_count, detail, excerpt, first_us, "
+              "updated_us) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(message_id) DO UPDATE SET "
+              "state=excluded.state, receive_count=excluded.receive_count, detail=excluded.detail, "
+              "updated_us=excluded.updated_us");
+  s.Bind(1, n.message_id).Bind(2, n.table).Bind(3, n.queue).Bind(4, n.state).Bind(5, n.receive_count);
+  s.Bind(6, n.detail).Bind(7, n.excerpt).Bind(8, n.updated_us).Bind(9, n.updated_us);
+  return s.Run();
+}
+
+StatusOr<std::vector<NotificationRow>> Ledger::Notifications(const std::string& table, const std::string& state) {
+  std::lock_guard lock(mu_);
+  Statement s(db_,
+              "SELECT message_id, table_name, queue, state, receive_count, detail, excerpt, updated_us FROM "
+              "notifications WHERE table_name=? AND state=? ORDER BY updated_us");
+  s.Bind(1, table).Bind(2, state);
+  return s.Collect<NotificationRow>([](const Statement& r) {
+    NotificationRow n;
+    n.message_id = r.Text(0);
+    n.table = r.Text(1);
+    n.queue = r.Text(2);
+    n.state = r.Text(3);
+    n.receive_count = r.Int(4);
+    n.detail = r.Text(5);
+    n.excerpt = r.Text(6);
+    n.updated_us = r.Int(7);
+    return n;
+  });
 }
 
 Status Ledger::BumpPartition(const std::string& table, int64_t partition_us, int64_t now_us) {
@@ -723,6 +779,12 @@ StatusOr<TableCounts> Ledger::Counts(const std::string& table, int64_t now_us) {
     s.Bind(1, table);
     LF_ASSIGN_OR_RETURN(bool row, s.Step());
     if (row) c.found_by_listing_only = s.Int(0);
+  }
+  {
+    Statement s(db_, "SELECT COUNT(*) FROM notifications WHERE table_name=? AND state='failing'");
+    s.Bind(1, table);
+    LF_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (row) c.notifications_failing = s.Int(0);
   }
   {
     Statement s(db_,

@@ -119,10 +119,25 @@ struct BadRecordRow {
   int64_t created_us = 0;
 };
 
+// An event notification that could not be handled: its body is not an S3
+// event, or an object it names keeps failing. It stays on the queue, so the
+// queue's redrive policy moves it to a dead-letter queue.
+struct NotificationRow {
+  std::string message_id;
+  std::string table;
+  std::string queue;
+  std::string state;  // "failing" | "done" (handled after all)
+  int64_t receive_count = 0;
+  std::string detail;
+  std::string excerpt;
+  int64_t updated_us = 0;
+};
+
 struct TableCounts {
   std::string table;
   int64_t objects_pending = 0, objects_staged = 0, objects_failed = 0, objects_superseded = 0;
   int64_t found_by_listing_only = 0;
+  int64_t notifications_failing = 0;
   int64_t partitions_pending = 0, partitions_loaded = 0, partitions_failed = 0;
   int64_t rows_staged = 0, rows_loaded = 0, bad_records = 0, warnings = 0;
   std::optional<int64_t> newest_loaded_partition_us;
@@ -136,7 +151,7 @@ class Ledger {
   ~Ledger();
 
   static std::string VersionId(std::string_view table, std::string_view key, std::string_view etag);
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 3;
 
   // Per-table settings that must not change under existing data (partition unit).
   Status CheckTableSettings(const std::string& table, const std::string& settings);
@@ -148,6 +163,10 @@ class Ledger {
   // Objects to stage now: pending, or failed and due for a retry.
   StatusOr<std::vector<ObjectRow>> DueObjects(const std::string& table, int64_t now_us);
   StatusOr<std::vector<ObjectRow>> Objects(const std::string& table, std::optional<ObjectState> state = {});
+  StatusOr<std::optional<ObjectRow>> FindObject(const std::string& table, const std::string& key,
+                                                const std::string& etag);
+  Status RecordNotification(const NotificationRow& n);
+  StatusOr<std::vector<NotificationRow>> Notifications(const std::string& table, const std::string& state);
 
   // --- staging ---
   Status CommitStaged(const StagedObject& staged, int64_t now_us);

@@ -2,6 +2,7 @@
 
 #include "common/strings.h"
 #include "store/file_store.h"
+#include "store/s3_store.h"
 
 namespace logferry {
 
@@ -49,13 +50,14 @@ StatusOr<WrittenObject> ObjectStore::WriteAll(std::string_view key, std::string_
   return w->Commit();
 }
 
-StatusOr<std::unique_ptr<ObjectStore>> OpenObjectStore(std::string_view uri) {
+StatusOr<std::unique_ptr<ObjectStore>> OpenObjectStore(std::string_view uri, const StoreOptions& options) {
   Uri u;
   if (!ParseUri(uri, &u))
     return Status::InvalidArgument("not a URI: '" + std::string(uri) + "' (expected e.g. file:///data/logs/)");
   if (u.scheme == "file") return FileStore::Open(uri);
+  if (u.scheme == "s3") return OpenS3Store(uri, options);
   return Status::InvalidArgument("unsupported store scheme '" + u.scheme + "://' in '" + std::string(uri) +
-                                 "' (supported: file://)");
+                                 "' (supported: file://, s3://)");
 }
 
 }  // namespace logferry

@@ -15,9 +15,14 @@
 #include <string_view>
 #include <vector>
 
+#include "common/retry.h"
 #include "common/status.h"
 
 namespace logferry {
+
+namespace aws {
+class CredentialsProvider;
+}
 
 struct ObjectInfo {
   std::string key;  // relative to the store's root
@@ -101,7 +106,26 @@ class ObjectStore {
 // paths, ".." or "." segments, empty segments, NUL bytes.
 Status ValidateKey(std::string_view key);
 
-// Opens the store for a URI by scheme: file:// (more in later backends).
-StatusOr<std::unique_ptr<ObjectStore>> OpenObjectStore(std::string_view uri);
+// How to reach a remote store. Every field has a working default, so a
+// file:// store ignores them all.
+struct StoreOptions {
+  // s3://: an S3-compatible endpoint such as http://127.0.0.1:9000 (MinIO,
+  // moto, R2, GCS interop); empty means AWS_ENDPOINT_URL_S3,
+  // AWS_ENDPOINT_URL, else AWS itself.
+  std::string endpoint;
+  std::string region;      // s3://: empty means AWS_REGION, AWS_DEFAULT_REGION, us-east-1
+  std::string addressing;  // s3://: "auto" (virtual-hosted on AWS, path-style elsewhere), "virtual", "path"
+  // Applied per request by remote stores; the core sets it from its config.
+  RetryPolicy retry;
+  // s3://: shared so several stores refresh one set of temporary
+  // credentials; null means the default chain.
+  std::shared_ptr<aws::CredentialsProvider> aws_credentials;
+  // Transfer units for remote stores: ranged reads and multipart parts.
+  size_t read_chunk_bytes = 8 << 20;
+  size_t part_bytes = 8 << 20;
+};
+
+// Opens the store for a URI by scheme: file://, s3://.
+StatusOr<std::unique_ptr<ObjectStore>> OpenObjectStore(std::string_view uri, const StoreOptions& options = {});
 
 }  // namespace logferry

@@ -6,8 +6,11 @@
 #include <duckdb.h>
 #include <unistd.h>
 
+#include <charconv>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "common/strings.h"
@@ -57,6 +60,92 @@ std::string TimestampLiteral(int64_t us) {
   return "TIMESTAMPTZ " + Literal(FormatIso8601(us));
 }
 
+ValueKind KindOf(duckdb_type t) {
+  switch (t) {
+    case DUCKDB_TYPE_BOOLEAN:
+      return ValueKind::kBool;
+    case DUCKDB_TYPE_TINYINT:
+    case DUCKDB_TYPE_SMALLINT:
+    case DUCKDB_TYPE_INTEGER:
+    case DUCKDB_TYPE_BIGINT:
+    case DUCKDB_TYPE_UTINYINT:
+    case DUCKDB_TYPE_USMALLINT:
+    case DUCKDB_TYPE_UINTEGER:
+    case DUCKDB_TYPE_UBIGINT:
+    case DUCKDB_TYPE_HUGEINT:
+    case DUCKDB_TYPE_UHUGEINT:
+    case DUCKDB_TYPE_FLOAT:
+    case DUCKDB_TYPE_DOUBLE:
+    case DUCKDB_TYPE_DECIMAL:
+      return ValueKind::kNumber;
+    default:
+      return ValueKind::kText;
+  }
+}
+
+// Types read straight from a chunk's vector (everything a wrapped SELECT
+// returns is VARCHAR; other statements return these in practice).
+bool ReadableFromVector(duckdb_type t) {
+  switch (t) {
+    case DUCKDB_TYPE_VARCHAR:
+    case DUCKDB_TYPE_BOOLEAN:
+    case DUCKDB_TYPE_TINYINT:
+    case DUCKDB_TYPE_SMALLINT:
+    case DUCKDB_TYPE_INTEGER:
+    case DUCKDB_TYPE_BIGINT:
+    case DUCKDB_TYPE_UTINYINT:
+    case DUCKDB_TYPE_USMALLINT:
+    case DUCKDB_TYPE_UINTEGER:
+    case DUCKDB_TYPE_UBIGINT:
+    case DUCKDB_TYPE_FLOAT:
+    case DUCKDB_TYPE_DOUBLE:
+      return true;
+    default:
+      return false;
+  }
+}
+
+template <typename T>
+std::string NumberText(T v) {
+  char buf[64];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);  // shortest form that reads back the same
+  return std::string(buf, r.ptr);
+}
+
+// Value `row` of a vector of type t (ReadableFromVector(t)) as text.
+std::string VectorText(const void* data, duckdb_type t, idx_t row) {
+  switch (t) {
+    case DUCKDB_TYPE_VARCHAR: {
+      auto* s = const_cast<duckdb_string_t*>(static_cast<const duckdb_string_t*>(data) + row);
+      return std::string(duckdb_string_t_data(s), duckdb_string_t_length(*s));
+    }
+    case DUCKDB_TYPE_BOOLEAN:
+      return static_cast<const bool*>(data)[row] ? "true" : "false";
+    case DUCKDB_TYPE_TINYINT:
+      return std::to_string(static_cast<const int8_t*>(data)[row]);
+    case DUCKDB_TYPE_SMALLINT:
+      return std::to_string(static_cast<const int16_t*>(data)[row]);
+    case DUCKDB_TYPE_INTEGER:
+      return std::to_string(static_cast<const int32_t*>(data)[row]);
+    case DUCKDB_TYPE_BIGINT:
+      return std::to_string(static_cast<const int64_t*>(data)[row]);
+    case DUCKDB_TYPE_UTINYINT:
+      return std::to_string(static_cast<const uint8_t*>(data)[row]);
+    case DUCKDB_TYPE_USMALLINT:
+      return std::to_string(static_cast<const uint16_t*>(data)[row]);
+    case DUCKDB_TYPE_UINTEGER:
+      return std::to_string(static_cast<const uint32_t*>(data)[row]);
+    case DUCKDB_TYPE_UBIGINT:
+      return std::to_string(static_cast<const uint64_t*>(data)[row]);
+    case DUCKDB_TYPE_FLOAT:
+      return NumberText(static_cast<const float*>(data)[row]);
+    case DUCKDB_TYPE_DOUBLE:
+      return NumberText(static_cast<const double*>(data)[row]);
+    default:
+      return "";
+  }
+}
+
 class DuckDbWarehouse final : public Warehouse {
  public:
   DuckDbWarehouse(duckdb_database db, duckdb_connection con, std::string path, WarehouseOptions opts)
@@ -77,54 +166,86 @@ class DuckDbWarehouse final : public Warehouse {
     return Status::Ok();
   }
 
+  // Values come from DuckDB's data chunks: a string there has an explicit
+  // length, where the value accessors (duckdb_value_varchar/_string) stop at
+  // the first NUL byte. A SELECT is prepared first, for its column types,
+  // and then run wrapped so that DuckDB itself casts every column to text
+  // (its own rendering of timestamps, decimals, nested values); other
+  // statements (PRAGMA, SHOW, ...) are run as they are.
   StatusOr<QueryResult> Query(const std::string& sql) override {
-    duckdb_result res;
-    if (duckdb_query(con_, sql.c_str(), &res) == DuckDBError) {
-      std::string err = OneLine(duckdb_result_error(&res));
-      duckdb_destroy_result(&res);
+    duckdb_prepared_statement stmt = nullptr;
+    if (duckdb_prepare(con_, sql.c_str(), &stmt) == DuckDBError) {
+      std::string err = OneLine(duckdb_prepare_error(stmt));
+      duckdb_destroy_prepare(&stmt);
       return Status::InvalidArgument(err);
     }
-    // duckdb_value_varchar() cannot render some types (TIMESTAMPTZ among
-    // them); have DuckDB cast those to text itself.
-    std::string casts;
-    for (idx_t c = 0; c < duckdb_column_count(&res); ++c) {
-      duckdb_type t = duckdb_column_type(&res, c);
-      if (t == DUCKDB_TYPE_TIMESTAMP_TZ || t == DUCKDB_TYPE_TIME_TZ) {
-        std::string name = Ident(duckdb_column_name(&res, c));
-        casts += (casts.empty() ? "" : ", ") + ("CAST(" + name + " AS VARCHAR) AS " + name);
-      }
+    QueryResult out;
+    std::vector<duckdb_type> types;
+    bool all_text = true;
+    for (idx_t c = 0; c < duckdb_prepared_statement_column_count(stmt); ++c) {
+      out.columns.emplace_back(duckdb_prepared_statement_column_name(stmt, c));
+      types.push_back(duckdb_prepared_statement_column_type(stmt, c));
+      out.kinds.push_back(KindOf(types.back()));
+      all_text &= types.back() == DUCKDB_TYPE_VARCHAR;
     }
-    if (!casts.empty()) {
-      duckdb_destroy_result(&res);
+    bool wrap = !all_text && duckdb_prepared_statement_type(stmt) == DUCKDB_STATEMENT_TYPE_SELECT;
+    duckdb_result res;
+    duckdb_state state = DuckDBError;
+    std::string wrap_error;
+    if (wrap) {
       // The newline ends a trailing "-- comment"; a trailing ';' cannot stay inside.
       std::string inner = sql;
       while (!inner.empty() && (isspace(static_cast<unsigned char>(inner.back())) || inner.back() == ';'))
         inner.pop_back();
-      std::string wrapped = "SELECT * REPLACE (" + casts + ") FROM (" + inner + "\n)";
-      if (duckdb_query(con_, wrapped.c_str(), &res) == DuckDBError) {
-        std::string err = OneLine(duckdb_result_error(&res));
+      std::string wrapped = "SELECT CAST(COLUMNS(*) AS VARCHAR) FROM (" + inner + "\n)";
+      state = duckdb_query(con_, wrapped.c_str(), &res);
+      // Some statements of the SELECT kind cannot be a subquery (PRAGMA
+      // table_info): those run as they are.
+      if (state == DuckDBError) {
+        wrap_error = OneLine(duckdb_result_error(&res));
         duckdb_destroy_result(&res);
-        return Status::InvalidArgument(err);
+        wrap = false;
       }
     }
-    QueryResult out;
-    idx_t cols = duckdb_column_count(&res);
-    idx_t rows = duckdb_row_count(&res);
-    for (idx_t c = 0; c < cols; ++c) out.columns.emplace_back(duckdb_column_name(&res, c));
-    out.rows.reserve(rows);
-    for (idx_t r = 0; r < rows; ++r) {
-      std::vector<std::optional<std::string>> row;
-      for (idx_t c = 0; c < cols; ++c) {
-        if (duckdb_value_is_null(&res, c, r)) {
-          row.emplace_back(std::nullopt);
-          continue;
-        }
-        // duckdb_value_string keeps NUL bytes that duckdb_value_varchar cuts at.
-        duckdb_string s = duckdb_value_string(&res, c, r);
-        row.emplace_back(s.data ? std::string(s.data, s.size) : std::string());
-        duckdb_free(s.data);
+    if (!wrap) {
+      for (idx_t c = 0; c < types.size(); ++c) {
+        if (ReadableFromVector(types[c])) continue;
+        duckdb_destroy_prepare(&stmt);
+        // (When the wrapped query failed for a reason of its own, that is the answer.)
+        return Status::InvalidArgument(!wrap_error.empty() ? wrap_error
+                                                           : "column '" + out.columns[c] +
+                                                                 "' has a type only a SELECT can show (try SELECT * "
+                                                                 "FROM (...) or a table function such as "
+                                                                 "pragma_table_info)");
       }
-      out.rows.push_back(std::move(row));
+      state = duckdb_execute_prepared(stmt, &res);
+    }
+    duckdb_destroy_prepare(&stmt);
+    if (state == DuckDBError) {
+      std::string err = OneLine(duckdb_result_error(&res));
+      duckdb_destroy_result(&res);
+      return Status::InvalidArgument(err);
+    }
+    if (duckdb_column_count(&res) != out.columns.size()) {
+      duckdb_destroy_result(&res);
+      return Status::Internal("duckdb: the query's columns changed between prepare and run");
+    }
+    while (duckdb_data_chunk chunk = duckdb_fetch_chunk(res)) {
+      idx_t n = duckdb_data_chunk_get_size(chunk);
+      size_t first = out.rows.size();
+      out.rows.resize(first + n);
+      for (idx_t c = 0; c < out.columns.size(); ++c) {
+        duckdb_vector vec = duckdb_data_chunk_get_vector(chunk, c);
+        duckdb_type t = wrap ? DUCKDB_TYPE_VARCHAR : types[c];
+        const void* data = duckdb_vector_get_data(vec);
+        uint64_t* validity = duckdb_vector_get_validity(vec);
+        for (idx_t r = 0; r < n; ++r) {
+          std::optional<std::string>& v = out.rows[first + r].emplace_back();
+          if (validity && !duckdb_validity_row_is_valid(validity, r)) continue;
+          v = VectorText(data, t, r);
+        }
+      }
+      duckdb_destroy_data_chunk(&chunk);
     }
     duckdb_destroy_result(&res);
     return out;
@@ -176,11 +297,34 @@ class DuckDbWarehouse final : public Warehouse {
   StatusOr<int64_t> ReplacePartition(const LoadPlan& plan, int64_t unit_us, ObjectStore& staging,
                                      const SchemaRegistry& schema) override {
     std::vector<std::string> files;
+    // Parts in a remote staging store are copied to scratch first: DuckDB
+    // here has no httpfs. The copies are checked and removed after the load.
+    std::vector<std::string> copies;
+    struct RemoveCopies {
+      std::vector<std::string>* paths;
+      ~RemoveCopies() {
+        for (const std::string& p : *paths) ::unlink(p.c_str());
+      }
+    } remove_copies{&copies};
     for (const PartRow& p : plan.parts) {
       auto local = staging.LocalPath(p.key);
-      if (!local)
-        return Status::FailedPrecondition("duckdb warehouse needs local staging parts; " + staging.UriOf(p.key) +
-                                          " is remote");
+      if (!local) {
+        if (opts_.scratch_dir.empty())
+          return Status::FailedPrecondition("duckdb warehouse needs a scratch directory to load " +
+                                            staging.UriOf(p.key));
+        LF_ASSIGN_OR_RETURN(std::string data, staging.ReadAll(p.key, 1ull << 40));
+        if (Crc32cHex(Crc32c(0, data.data(), data.size())) != p.crc32c)
+          return Status::Unavailable("staged part " + staging.UriOf(p.key) + " read back with a different crc32c");
+        std::error_code ec;
+        std::filesystem::create_directories(opts_.scratch_dir, ec);
+        std::string path = opts_.scratch_dir + "/" + Sha256Hex(p.key).substr(0, 32) + ".ndjson.gz";
+        copies.push_back(path);
+        std::ofstream out(path, std::ios::binary | std::ios::trunc);
+        out.write(data.data(), static_cast<std::streamsize>(data.size()));
+        out.close();
+        if (!out) return Status::Unavailable("cannot write scratch copy " + path + " of " + staging.UriOf(p.key));
+        local = path;
+      }
       files.push_back(*local);
     }
     std::string where = "_time >= " + TimestampLiteral(plan.partition_us) + " AND _time < " +

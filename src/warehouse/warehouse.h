@@ -20,8 +20,16 @@
 
 namespace logferry {
 
+// What a column's values are, so that output formats can keep numbers and
+// booleans apart from text (JSON). Everything else (dates, timestamps,
+// nested values, blobs) is text.
+enum class ValueKind { kText, kNumber, kBool };
+
 struct QueryResult {
   std::vector<std::string> columns;
+  std::vector<ValueKind> kinds;  // one per column
+  // Values as DuckDB casts them to text, complete (NUL bytes included). A
+  // number's text may still be "nan" or "inf", which JSON has no form for.
   std::vector<std::vector<std::optional<std::string>>> rows;
 };
 
@@ -39,7 +47,8 @@ class Warehouse {
                                              const SchemaRegistry& schema) = 0;
   // Row counts per partition start (for verify). kNotFound if no table.
   virtual StatusOr<std::map<int64_t, int64_t>> CountByPartition(const std::string& table, int64_t unit_us) = 0;
-  // Runs SQL and returns every value as text (NULL as nullopt).
+  // Runs one SQL statement and returns every value as text (NULL as
+  // nullopt) with each column's kind. kInvalidArgument if the SQL fails.
   virtual StatusOr<QueryResult> Query(const std::string& sql) = 0;
 };
 

@@ -259,6 +259,7 @@ class Workspace:
         self.state = os.path.join(self.root, "state")
         self.warehouse = os.path.join(self.root, "logs.duckdb")
         self.config_path = os.path.join(self.root, "logferry.toml")
+        self.env = None  # environment for logferry processes (None: inherit)
         self._procs = []
         if testcase is not None:
             testcase.addCleanup(self.cleanup)
@@ -325,7 +326,7 @@ class Workspace:
 
     def cli(self, command, *args, timeout=120):
         """`logferry COMMAND -c CONFIG ARGS...`"""
-        return run([command, "-c", self.config_path] + list(args), timeout=timeout)
+        return run([command, "-c", self.config_path] + list(args), timeout=timeout, env=self.env)
 
     def run_once(self, timeout=300, expect_rc=None):
         r = self.cli("run", "--once", timeout=timeout)
@@ -342,7 +343,7 @@ class Workspace:
         log = open(os.path.join(self.root, log_name), "ab")
         try:
             p = subprocess.Popen([BIN] + [str(a) for a in args] + ["-c", self.config_path], stdout=log,
-                                 stderr=subprocess.STDOUT)
+                                 stderr=subprocess.STDOUT, env=self.env)
         finally:
             log.close()
         self._procs.append(p)

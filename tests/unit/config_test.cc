@@ -252,6 +252,59 @@ TEST(Config, IntervalFloor) {
   EXPECT_NE(c.status().message().find("interval"), std::string::npos);
 }
 
+TEST(Config, S3EndpointsPerSideAndNotifications) {
+  auto c = Parse(R"(state_dir = "/s"
+endpoint = "http://127.0.0.1:9000/"
+region = "eu-west-1"
+
+[[table]]
+name = "access"
+source = "s3://app-logs/logs/"
+staging = "s3://staging/parts"
+staging_endpoint = "https://storage.googleapis.com"
+warehouse = "duckdb:///data/logs.duckdb"
+notifications = "https://sqs.eu-west-1.amazonaws.com/123456789012/s3-events"
+reconcile_every = "30m"
+s3_addressing = "path"
+)");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  const TableConfig& t = c->tables[0];
+  EXPECT_EQ(t.source_store.endpoint, "http://127.0.0.1:9000");  // top-level default, trailing '/' dropped
+  EXPECT_EQ(t.staging_store.endpoint, "https://storage.googleapis.com");
+  EXPECT_EQ(t.source_store.region, "eu-west-1");
+  EXPECT_EQ(t.staging_store.addressing, "path");
+  EXPECT_EQ(t.staging, "s3://staging/parts/");
+  EXPECT_EQ(t.notifications, "https://sqs.eu-west-1.amazonaws.com/123456789012/s3-events");
+  EXPECT_EQ(t.reconcile_every_us, 30 * 60 * kMicrosPerSecond);
+  EXPECT_EQ(t.sqs_wait_us, 20 * kMicrosPerSecond);
+  EXPECT_EQ(t.sqs_visibility_us, 300 * kMicrosPerSecond);
+}
+
+TEST(Config, BadS3AndQueueSettingsNameTheKey) {
+  std::string base = std::string(kMinimal);
+  ExpectError(base + "endpoint = \"127.0.0.1:9000\"\n", "endpoint", 8);
+  ExpectError(base + "s3_addressing = \"sideways\"\n", "s3_addressing", 8);
+  // Event notifications announce objects in S3, so they need an s3:// source.
+  ExpectError(base + "notifications = \"https://sqs.us-east-1.amazonaws.com/1/q\"\n", "notifications", 8);
+  ExpectError(R"(state_dir = "/s"
+[[table]]
+name = "a"
+source = "s3://b/logs/"
+staging = "file:///s"
+warehouse = "duckdb:///w.duckdb"
+notifications = "https://sqs.us-east-1.amazonaws.com/no-account"
+)",
+              "notifications", 7);
+  ExpectError(R"(state_dir = "/s"
+[[table]]
+name = "a"
+source = "s3:///logs/"
+staging = "file:///s"
+warehouse = "duckdb:///w.duckdb"
+)",
+              "source", 4);
+}
+
 TEST(Config, LoadConfigReportsMissingFile) {
   auto c = LoadConfig("/nonexistent/logferry.toml");
   ASSERT_FALSE(c.ok());

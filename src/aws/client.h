@@ -1,0 +1,64 @@
+// One signed AWS call with the core's retry policy: signs each attempt afresh
+// (the date moves, credentials refresh), classifies the response, and retries
+// only what the classification calls transient. S3 and SQS build on it.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "aws/credentials.h"
+#include "aws/sigv4.h"
+#include "common/retry.h"
+#include "common/status.h"
+#include "http/http_client.h"
+
+namespace logferry::aws {
+
+// An AWS error as the service reported it: S3's <Error> XML, the query
+// protocol's <ErrorResponse>, or JSON 1.0's {"__type", "message"}.
+struct AwsError {
+  std::string code;  // "SlowDown", "NoSuchKey", "AWS.SimpleQueueService.NonExistentQueue"
+  std::string message;
+  std::string request_id;
+};
+AwsError ParseAwsError(const HttpResponse& response);
+
+// The default classification of a non-2xx response: by status, refined by
+// the error code (RequestTimeout is a 400 that is worth retrying; BadDigest
+// means the body was damaged in transit). The message names the operation and
+// the resource, the status and the code, never a header or a credential.
+Status ErrorStatus(std::string_view what, const HttpResponse& response);
+
+struct ClientOptions {
+  std::string service;  // signing name: "s3", "sqs"
+  std::string region;
+  std::shared_ptr<CredentialsProvider> credentials;
+  RetryPolicy retry;
+  const HttpClient* http = nullptr;  // default: HttpClient::Default()
+  bool s3_signing = false;           // single-encoded paths + x-amz-content-sha256
+};
+
+class Client {
+ public:
+  explicit Client(ClientOptions options);
+
+  // Sends request (body, if any, hashed for the signature), retrying
+  // transient failures. check turns a response into OK or an error; the
+  // default accepts 2xx and otherwise returns ErrorStatus(what, response).
+  // The returned response passed check.
+  StatusOr<HttpResponse> Send(std::string_view what, const HttpRequest& request,
+                              const std::function<Status(const HttpResponse&)>& check = {}) const;
+
+  const ClientOptions& options() const { return options_; }
+
+ private:
+  ClientOptions options_;
+};
+
+// The region the AWS tools would use: AWS_REGION, AWS_DEFAULT_REGION, else
+// fallback.
+std::string RegionFromEnvironment(std::string_view fallback = "us-east-1");
+
+}  // namespace logferry::aws
