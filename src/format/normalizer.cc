@@ -163,7 +163,7 @@ std::optional<int64_t> ParseEventTimeUnchecked(std::string_view text, const Form
 }
 
 RowNormalizer::RowNormalizer(SchemaRegistry* schema, const FormatOptions& opts)
-    : schema_(schema), opts_(opts), time_in_record_(opts.format != LogFormat::kOutFile) {
+    : time_in_record_(opts.format != LogFormat::kOutFile), schema_(schema), opts_(opts) {
   time_col_ = schema_->Child(schema_->root(), FixedColumnKey("_time"));
   if (opts_.format == LogFormat::kOutFile) tag_col_ = schema_->Child(schema_->root(), FixedColumnKey("_tag"));
 }
