@@ -91,12 +91,14 @@ def _reset(sock):
 
 
 class FaultProxy:
-    def __init__(self, upstream_port, rate=0.15, max_faults=40, stall_seconds=1.5, seed=None, kinds=KINDS):
+    def __init__(self, upstream_port, rate=0.15, max_faults=40, stall_seconds=1.5, seed=None, kinds=KINDS,
+                 match=None):
         self.upstream_port = upstream_port
         self.rate = rate
         self.max_faults = max_faults
         self.stall_seconds = stall_seconds
         self.kinds = kinds
+        self.match = match  # request line (bytes) -> whether it may get a fault; None: all
         self.rng = random.Random(seed)
         self.lock = threading.Lock()
         self.faults = {k: 0 for k in KINDS}
@@ -121,7 +123,11 @@ class FaultProxy:
         except OSError:
             pass
 
-    def _pick(self):
+    def _pick(self, request):
+        if self.match is not None and not self.match(request.split(b"\r\n", 1)[0]):
+            with self.lock:
+                self.requests += 1
+            return None
         with self.lock:
             self.requests += 1
             if sum(self.faults.values()) >= self.max_faults or self.rng.random() >= self.rate:
@@ -147,7 +153,7 @@ class FaultProxy:
                 if request is None:
                     client.close()
                     return
-                fault = self._pick()
+                fault = self._pick(request)
                 if fault == "reset":
                     _reset(client)
                     return

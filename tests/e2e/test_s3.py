@@ -194,5 +194,35 @@ class FaultInjection(S3Case):
         print("faults injected: %s over %d requests" % (proxy.faults, proxy.requests))
 
 
+class SlowStaging(S3Case):
+    def test_visibility_is_extended_while_an_object_stages(self):
+        self.ws.gen(hours=1, rows_per_hour=500, split_every=0)
+        self.assertEqual(len(os.listdir(self.ws.source_dir)), 1)
+        self.upload(self.ws.source_dir)
+        # The one object's first ranged GET is held for 14 s: longer than the
+        # 10 s visibility timeout the message was received with.
+        proxy = faultproxy.FaultProxy(self.moto.port, rate=1.0, max_faults=1, stall_seconds=14, kinds=("stall",),
+                                      match=lambda line: line.startswith(b"GET /%s/logs/" % BUCKET.encode()))
+        self.addCleanup(proxy.stop)
+        t = self.ws.table_config(source="s3://%s/logs/" % BUCKET, endpoint=proxy.endpoint,
+                                 notifications=self.queue_url, sqs_visibility="10s", sqs_wait="1s")
+        self.ws.write_config(tables=[t])
+        run = self.ws.start("run", "--once")
+        wait_for(lambda: proxy.faults["stall"] == 1, 30, "the stalled GET")
+        time.sleep(11)
+        self.assertIsNone(run.poll(), "staging should still be stalled")
+        # Past the original timeout, the messages (the object's event and the
+        # s3:TestEvent) are still in flight, not back on the queue.
+        visible, in_flight = self.moto.queue_depth(self.queue_url)
+        self.assertEqual(visible, 0)
+        self.assertEqual(in_flight, 2)
+        self.assertEqual(run.wait(timeout=60), 0)
+        self.assertEqual(self.moto.queue_depth(self.queue_url), (0, 0))
+        self.assertEqual(self.ws.warehouse_hour_counts(), lf.count_source(self.ws.source_dir).per_hour)
+        r = self.ws.cli("check")
+        self.assertEqual(r.rc, 0, r)
+        self.assertRegex(r.stdout, r"notifications .*s3-events.* OK")
+
+
 if __name__ == "__main__":
     unittest.main()
