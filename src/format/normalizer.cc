@@ -2,8 +2,6 @@
 
 #include <cstring>
 
-#include <nlohmann/json.hpp>
-
 #include "common/strings.h"
 
 namespace logferry {
@@ -125,7 +123,111 @@ size_t EndOfLeadingObject(std::string_view s) {
   return std::string_view::npos;
 }
 
+void AppendUtf8(uint32_t cp, std::string* out) {
+  if (cp < 0x80) {
+    out->push_back(static_cast<char>(cp));
+  } else if (cp < 0x800) {
+    out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
+    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else if (cp < 0x10000) {
+    out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
+    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else {
+    out->push_back(static_cast<char>(0xF0 | (cp >> 18)));
+    out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  }
+}
+
+// The four hex digits of a JSON unicode escape at p (p[0..3] must be readable).
+std::optional<uint32_t> Hex4(const char* p) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) {
+    char c = p[i];
+    uint32_t d;
+    if (c >= '0' && c <= '9')
+      d = static_cast<uint32_t>(c - '0');
+    else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+      d = static_cast<uint32_t>((c | 0x20) - 'a' + 10);
+    else
+      return std::nullopt;
+    v = v << 4 | d;
+  }
+  return v;
+}
+
 }  // namespace
+
+int UnescapeJsonLossy(std::string_view body, std::string* out) {
+  out->clear();
+  int replaced = 0;
+  size_t i = 0, n = body.size();
+  while (i < n) {
+    size_t run = i;
+    while (run < n && body[run] != '\\' && static_cast<unsigned char>(body[run]) >= 0x20) ++run;
+    out->append(body.data() + i, run - i);
+    i = run;
+    if (i == n) break;
+    if (body[i] != '\\' || i + 1 == n) return -1;  // a raw control byte, or a lone backslash
+    char e = body[i + 1];
+    i += 2;
+    switch (e) {
+      case '"':
+        out->push_back('"');
+        continue;
+      case '\\':
+        out->push_back('\\');
+        continue;
+      case '/':
+        out->push_back('/');
+        continue;
+      case 'b':
+        out->push_back('\b');
+        continue;
+      case 'f':
+        out->push_back('\f');
+        continue;
+      case 'n':
+        out->push_back('\n');
+        continue;
+      case 'r':
+        out->push_back('\r');
+        continue;
+      case 't':
+        out->push_back('\t');
+        continue;
+      case 'u':
+        break;
+      default:
+        return -1;
+    }
+    if (n - i < 4) return -1;
+    std::optional<uint32_t> cp = Hex4(body.data() + i);
+    if (!cp) return -1;
+    i += 4;
+    if (*cp >= 0xD800 && *cp <= 0xDBFF && n - i >= 6 && body[i] == '\\' && body[i + 1] == 'u') {
+      std::optional<uint32_t> low = Hex4(body.data() + i + 2);
+      if (!low) return -1;
+      if (*low >= 0xDC00 && *low <= 0xDFFF) {
+        AppendUtf8(0x10000 + ((*cp - 0xD800) << 10) + (*low - 0xDC00), out);
+        i += 6;
+        continue;
+      }
+    }
+    if (*cp >= 0xD800 && *cp <= 0xDFFF) {
+      // An unpaired surrogate (the escape after a high one, if any, is decoded on its own).
+      AppendUtf8(0xFFFD, out);
+      ++replaced;
+      continue;
+    }
+    AppendUtf8(*cp, out);
+  }
+  return replaced;
+}
+
+namespace {}  // namespace
 
 namespace {
 // Event times must be writable as YYYY-MM-DD in UTC: years 0001..9999.
@@ -220,14 +322,25 @@ Column* RowNormalizer::Lookup(Column* parent, std::string_view raw_key, od::fiel
   auto it = cache_.find(cache_key_);
   if (it != cache_.end() && it->second) return it->second;
   std::string_view unescaped;
-  if (f.unescaped_key().get(unescaped)) {
-    err->reason = "invalid escape in field name";
-    err->field = std::string(raw_key);
-    return nullptr;
+  key_repaired_ = false;
+  if (auto e = f.unescaped_key().get(unescaped)) {
+    // As for values: unpaired surrogate escapes are repaired, other errors are not.
+    if (e != simdjson::STRING_ERROR || UnescapeJsonLossy(raw_key, &lossy_) <= 0) {
+      err->reason = "invalid escape in field name";
+      err->field = std::string(raw_key);
+      return nullptr;
+    }
+    unescaped = lossy_;
+    key_repaired_ = true;
   }
   last_unescaped_key_.assign(unescaped);
   if (it != cache_.end()) return nullptr;  // known to be past the column limit
   Column* c = schema_->Child(parent, unescaped);
+  if (key_repaired_) {
+    // Not cached, so that every record with this name is counted as repaired.
+    Warn(c, "unpaired surrogate escape in the field name replaced with U+FFFD");
+    return c;
+  }
   cache_.emplace(cache_key_, c);
   return c;
 }
@@ -236,7 +349,7 @@ Column* RowNormalizer::LookupAt(std::vector<ShapeSlot>& shape, size_t index, Col
                                 od::field& f, LineError* err) {
   if (index < shape.size() && shape[index].raw_key == raw_key) return shape[index].column;
   Column* c = Lookup(parent, raw_key, f, err);
-  if (c && index < 256) {
+  if (c && index < 256 && !key_repaired_) {
     if (shape.size() <= index) shape.resize(index + 1);
     shape[index].Set(raw_key, c);
   }
@@ -272,8 +385,16 @@ bool RowNormalizer::ScalarText(od::value v, od::json_type t, Column* c, ColumnTy
       if (NeedsStringCheck(tok)) {
         std::string_view s;
         if (auto e = v.get_string().get(s)) {
-          err->reason = "invalid string: " + ErrorText(e);
-          return false;
+          // simdjson rejects unpaired surrogate escapes; those alone are repaired.
+          int replaced = e == simdjson::STRING_ERROR && tok.size() >= 2
+                             ? UnescapeJsonLossy(tok.substr(1, tok.size() - 2), &lossy_)
+                             : -1;
+          if (replaced <= 0) {
+            err->reason = "invalid string: " + ErrorText(e);
+            return false;
+          }
+          Warn(c, "unpaired surrogate escape replaced with U+FFFD");
+          s = lossy_;
         }
         scratch->clear();
         AppendJsonString(scratch, s);
@@ -534,8 +655,10 @@ bool RowNormalizer::EmitValue(od::value v, Column* c, size_t key_mark, bool* emi
       if (fit == Fit::kOk) {
         row_.append(kind == ColumnType::kTimestamp ? std::string_view(ts_canonical_) : text);
       } else if (fit == Fit::kAsString) {
-        if (is_string) row_.append(text);  // the original string, as written
-        else AppendQuoted(text);
+        if (is_string)
+          row_.append(text);  // the original string, as written
+        else
+          AppendQuoted(text);
       } else {
         // A string is already a JSON string literal: keep it as it is.
         WriteAsText(c, key_mark, text, !is_string,
@@ -585,20 +708,22 @@ bool RowNormalizer::EmitMembers(od::object obj, Column* parent, bool top, LineEr
       if (!v.type().get(t)) {
         std::string_view tok = TrimRight(v.raw_json_token());
         if (t == od::json_type::boolean || t == od::json_type::object || t == od::json_type::array) {
-          time_error_ = "time is a JSON " + std::string(t == od::json_type::boolean ? "boolean" : t == od::json_type::object ? "object" : "array") +
+          time_error_ = "time is a JSON " +
+                        std::string(t == od::json_type::boolean  ? "boolean"
+                                    : t == od::json_type::object ? "object"
+                                                                 : "array") +
                         ", not a string or number";
         } else if (t == od::json_type::string) {
           // Not v.get_string(): the value is unescaped again when it is
           // written, and unescaping one value twice overruns simdjson's
           // string buffer (found by fuzz_normalizer_csv). Escapes in a time
-          // are rare: those few are decoded by nlohmann.
+          // are rare: those few are decoded here.
           std::string decoded;
           std::string_view s = tok.size() >= 2 ? tok.substr(1, tok.size() - 2) : std::string_view();
           bool ok = true;
           if (s.find('\\') != std::string_view::npos) {
-            nlohmann::json j = nlohmann::json::parse(tok, nullptr, false);
-            ok = j.is_string();
-            if (ok) decoded = j.get<std::string>();
+            ok = UnescapeJsonLossy(s, &decoded) == 0;  // a repaired time is no time
+            if (!ok) time_error_ = "unparseable time " + Excerpt(tok, 60);
             s = decoded;
           }
           if (ok) {
@@ -980,7 +1105,8 @@ bool RowNormalizer::TextToJson(std::string_view line, LineError* err) {
         }
       }
       if (fields.size() != opts_.keys.size()) {
-        err->reason = "expected " + std::to_string(opts_.keys.size()) + " fields (keys), found " + std::to_string(fields.size());
+        err->reason =
+            "expected " + std::to_string(opts_.keys.size()) + " fields (keys), found " + std::to_string(fields.size());
         return false;
       }
       for (size_t i = 0; i < fields.size(); ++i) AppendMember(&converted_, opts_.keys[i], fields[i]);

@@ -66,6 +66,15 @@ inline bool LooksLikeTimestamp(std::string_view s) {
 std::optional<int64_t> ParseEventTime(std::string_view text, const FormatOptions& opts);
 std::optional<int64_t> ParseEventTimeUnchecked(std::string_view text, const FormatOptions& opts);
 
+// Decodes the body of a JSON string (the text between its quotes) as
+// simdjson does, except that an unpaired surrogate escape (a backslash-u of
+// U+D800..U+DFFF without its partner) becomes U+FFFD instead of failing: such
+// text has no UTF-8 form, and the policy repairs odd values rather than
+// losing the record. For the rare strings simdjson rejects, so not fast.
+// Returns how many escapes were replaced, or -1 if the text is invalid for
+// another reason (an unknown escape, a raw control byte), leaving *out unspecified.
+int UnescapeJsonLossy(std::string_view body, std::string* out);
+
 struct LineError {
   std::string field;  // the field at fault, when there is one
   std::string reason;
@@ -149,7 +158,6 @@ class RowNormalizer {
   }
 
  private:
-
  public:
   // Log records repeat one shape: the same keys in the same order. Per
   // object level, remember the key seen at each position, so the common case
@@ -206,7 +214,7 @@ class RowNormalizer {
   Column* ChildCached(std::vector<ShapeSlot>& shape, size_t index, Column* parent, std::string_view raw_key);
   bool fast_path_ = true;
   const char* input_end_ = nullptr;  // end of the JSON text being parsed
-  bool time_in_record_;  // the event time is a field of the record (not out_file's prefix)
+  bool time_in_record_;              // the event time is a field of the record (not out_file's prefix)
   // ltsv/csv/tsv/single_value: the line rebuilt as a JSON object.
   bool TextToJson(std::string_view line, LineError* err);
   std::string converted_;
@@ -234,6 +242,8 @@ class RowNormalizer {
   std::string FieldAt(std::string_view line, size_t pos) const;
   std::string scratch_;
   std::string repaired_;
+  std::string lossy_;          // a string or key decoded by UnescapeJsonLossy
+  bool key_repaired_ = false;  // the last Lookup repaired its key (not cached)
   std::string cache_key_;
   std::unordered_map<std::string, Column*> cache_;
   std::unordered_map<const Column*, std::vector<ShapeSlot>> shapes_;

@@ -70,8 +70,6 @@ def line_offsets(content):
 KNOWN_OPEN = {
     "csv_quoted_newline": "a CSV value with a newline inside quotes spans two physical lines; "
                           "line splitting does not yet keep quoted newlines together",
-    "json_lone_surrogate": "a lone \\ud800 escape should be repaired to U+FFFD; simdjson 3.0.1 rejects it and the "
-                           "line is dead-lettered",
     "escaped_nul": "the value is stored intact, but `logferry query` output cuts strings at NUL "
                    "(DuckDB's C API value accessors)",
     "sv_odd_bytes": "as escaped_nul: NUL inside a value is stored intact but cut in `query` output",

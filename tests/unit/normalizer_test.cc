@@ -292,6 +292,64 @@ TEST(Normalizer, InvalidUtf8IsRepairedWithWarning) {
   EXPECT_NE(h.norm().last_warning().find("UTF-8"), std::string::npos) << h.norm().last_warning();
 }
 
+TEST(Normalizer, UnpairedSurrogateEscapesAreRepairedWithWarning) {
+  // simdjson rejects these strings; the policy keeps the row with U+FFFD, as
+  // for invalid UTF-8, and counts one warning per repaired value.
+  Harness h(OutFile());
+  json row =
+      h.Row(Line(R"({"a":"x\ud800y","b":"\udc00","c":"\ud800\u0041","d":"\ud83d\ude00","e":"\ud800\ud83d\ude00z"})"));
+  EXPECT_EQ(row["a"], "x\xEF\xBF\xBDy");
+  EXPECT_EQ(row["b"], "\xEF\xBF\xBD");
+  EXPECT_EQ(row["c"],
+            "\xEF\xBF\xBD"
+            "A");                           // the escape after a lone high one stands alone
+  EXPECT_EQ(row["d"], "\xF0\x9F\x98\x80");  // a valid pair is untouched
+  EXPECT_EQ(row["e"], "\xEF\xBF\xBD\xF0\x9F\x98\x80z");
+  EXPECT_EQ(h.norm().warnings(), 4u);
+  EXPECT_NE(h.norm().last_warning().find("field 'e'"), std::string::npos) << h.norm().last_warning();
+  EXPECT_NE(h.norm().last_warning().find("U+FFFD"), std::string::npos) << h.norm().last_warning();
+
+  // Inside arrays, and in a field name (every record with it counts).
+  json arr = h.Row(Line(R"({"arr":["ok","\udfff"],"k\ud800":1})"));
+  EXPECT_EQ(arr["arr"], json::array({"ok", "\xEF\xBF\xBD"}));
+  EXPECT_EQ(arr["k_"], 1) << arr.dump();
+  EXPECT_EQ(h.norm().warnings(), 6u);
+  h.Row(Line(R"({"k\ud800":2})"));
+  EXPECT_EQ(h.norm().warnings(), 7u);
+
+  // Other invalid strings are still bad records, and a dead-lettered line counts no warning.
+  EXPECT_NE(h.Fail(Line(R"({"s":"\ud800","t":"\x41"})")).reason.find("invalid string"), std::string::npos);
+  EXPECT_NE(h.Fail(Line(R"({"s":"\ud80"})")).reason.find("invalid string"), std::string::npos);
+  EXPECT_EQ(h.norm().warnings(), 7u);
+}
+
+TEST(Normalizer, UnpairedSurrogateInTheTimeIsNoTime) {
+  Harness h(Json());
+  LineError e = h.Fail(R"({"time":"2016-08-01T00:00:00Z\ud800","x":1})", T("2016-08-01T05:00:00Z"));
+  EXPECT_EQ(e.field, "time");
+  EXPECT_NE(e.reason.find("unparseable time"), std::string::npos) << e.reason;
+  // An escaped but valid time still parses.
+  h.Row(R"({"time":"2016-08-01T01:02:03\u005a"})");
+  EXPECT_EQ(h.norm().time(), T("2016-08-01T01:02:03Z"));
+}
+
+TEST(Normalizer, UnescapeJsonLossy) {
+  std::string out;
+  EXPECT_EQ(UnescapeJsonLossy(R"(plain)", &out), 0);
+  EXPECT_EQ(out, "plain");
+  EXPECT_EQ(UnescapeJsonLossy(R"(\"\\\/\b\f\n\r\t\u00e9\u0000)", &out), 0);
+  EXPECT_EQ(out, std::string("\"\\/\b\f\n\r\t\xC3\xA9\0", 11));
+  EXPECT_EQ(UnescapeJsonLossy(R"(\ud800\udc00)", &out), 0);
+  EXPECT_EQ(out, "\xF0\x90\x80\x80");
+  EXPECT_EQ(UnescapeJsonLossy(R"(\uDBFF\uDFFF\uDC00\uD800)", &out), 2);
+  EXPECT_EQ(out, "\xF4\x8F\xBF\xBF\xEF\xBF\xBD\xEF\xBF\xBD");
+  EXPECT_EQ(UnescapeJsonLossy(R"(\ud800\u12)", &out), -1);  // truncated escape
+  EXPECT_EQ(UnescapeJsonLossy(R"(\ud800\ug000)", &out), -1);
+  EXPECT_EQ(UnescapeJsonLossy(R"(\x)", &out), -1);
+  EXPECT_EQ(UnescapeJsonLossy("\\", &out), -1);
+  EXPECT_EQ(UnescapeJsonLossy(std::string_view("a\x01", 2), &out), -1);
+}
+
 TEST(Normalizer, StringEscapesArePreserved) {
   Harness h(OutFile());
   json row = h.Row(Line(
@@ -323,7 +381,7 @@ TEST(Normalizer, RawControlCharacterInStringIsAnError) {
 TEST(Normalizer, InvalidEscapeIsAnError) {
   Harness h(OutFile());
   h.Fail(Line(R"({"s":"bad \x escape"})"));
-  h.Fail(Line(R"({"s":"\ud800"})"));
+  h.Fail(Line(R"({"s":"\ud80"})"));  // (an unpaired surrogate is repaired: UnpairedSurrogateEscapes...)
 }
 
 TEST(Normalizer, LineErrors) {
@@ -412,7 +470,8 @@ TEST(Normalizer, JsonFormatTimeKeyAsString) {
 
 TEST(Normalizer, TimestampStringsAreInferredAndCanonical) {
   Harness h(Json());
-  json row = h.Row(R"({"time":"2016-08-01T12:00:00+09:00","seen":"2016-08-01 10:00:00.25","word":"2016-08-01 is a date"})");
+  json row =
+      h.Row(R"({"time":"2016-08-01T12:00:00+09:00","seen":"2016-08-01 10:00:00.25","word":"2016-08-01 is a date"})");
   EXPECT_EQ(row["seen"], "2016-08-01T10:00:00.250000Z") << "no offset: the configured timezone (UTC here)";
   EXPECT_EQ(row["word"], "2016-08-01 is a date");
   EXPECT_EQ(h.schema().Find(h.schema().root(), "seen")->type(), ColumnType::kTimestamp);
