@@ -72,7 +72,8 @@ class EventDrivenDiscovery(S3Case):
         self.ws.gen(out=lost, hours=2, rows_per_hour=1000, start="2016-08-01T06", seed=7)
         self.config(reconcile_every="4s", interval="300ms", sqs_wait="1s")
 
-        daemon = self.ws.start("run")
+        # Debug logging on: not even debug output may carry a secret.
+        daemon = self.ws.start("run", "-v")
         # Configuring the notification queued an s3:TestEvent; once the daemon
         # deleted it, its first pass (including the startup listing) is over.
         wait_for(lambda: self.moto.queue_depth(self.queue_url) == (0, 0), 60, "the test event to be consumed")
