@@ -281,6 +281,17 @@ std::string RowNormalizer::FieldAt(std::string_view line, size_t pos) const {
     if (opts_.output_tag && second != std::string_view::npos && pos < second) return "tag";
   }
   std::string_view before = line.substr(0, pos);
+  if (opts_.format == LogFormat::kSingleValue) return opts_.message_key;
+  if (opts_.format == LogFormat::kCsv || opts_.format == LogFormat::kTsv) {
+    // The column the byte falls in: delimiters before it (csv: outside quotes).
+    size_t index = 0;
+    bool quoted = false;
+    for (char c : before) {
+      if (opts_.format == LogFormat::kCsv && c == '"') quoted = !quoted;
+      if (c == opts_.delimiter && !quoted) ++index;
+    }
+    return index < opts_.keys.size() ? opts_.keys[index] : "";
+  }
   if (opts_.format == LogFormat::kLtsv) {
     size_t start = before.rfind(opts_.delimiter);
     start = start == std::string_view::npos ? 0 : start + 1;

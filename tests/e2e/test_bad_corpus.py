@@ -70,9 +70,6 @@ def line_offsets(content):
 KNOWN_OPEN = {
     "csv_quoted_newline": "a CSV value with a newline inside quotes spans two physical lines; "
                           "line splitting does not yet keep quoted newlines together",
-    "escaped_nul": "the value is stored intact, but `logferry query` output cuts strings at NUL "
-                   "(DuckDB's C API value accessors)",
-    "sv_odd_bytes": "as escaped_nul: NUL inside a value is stored intact but cut in `query` output",
 }
 
 
@@ -321,6 +318,20 @@ class BadCorpusTest(unittest.TestCase):
                     self.assertEqual(r.rc, 0, r)
                     self.assertEqual(json.loads(r.stdout), as_text(want), q)
 
+
+    def test_query_output_shows_control_characters_escaped(self):
+        # --json is exact (JSON's own escapes); the table and CSV show NUL as \0 and other control
+        # characters as \xHH, so a value is never cut or able to break the layout.
+        f = [f for f in mf.FIXTURES if f.name == "escaped_nul"][0]
+        q = "SELECT s, 'x' || chr(10) || 'y' AS nl FROM {t} WHERE fx='escaped_nul' AND i=0".format(t=f.table)
+        r = self.ws.cli("query", "--table", f.table, "--json", q)
+        self.assertEqual((r.rc, json.loads(r.stdout)), (0, [{"s": "a\x00b\x1fc", "nl": "x\ny"}]), r)
+        r = self.ws.cli("query", "--table", f.table, "--csv", q)
+        self.assertEqual((r.rc, r.stdout), (0, 's,nl\na\\0b\\x1fc,"x\ny"\n'), r)
+        r = self.ws.cli("query", "--table", f.table, q)
+        self.assertEqual(r.rc, 0, r)
+        self.assertIn("a\\0b\\x1fc  x\\ny", r.stdout)
+        self.assertEqual(r.stdout.count("\n"), 4, r.stdout)   # header, rule, one row, "(1 row)"
 
 if __name__ == "__main__":
     unittest.main()

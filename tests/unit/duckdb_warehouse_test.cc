@@ -369,6 +369,90 @@ TEST_F(DuckDbWarehouseTest, QueryReturnsTextAndNulls) {
   EXPECT_EQ(bad.status().message().find('\n'), std::string::npos) << "errors are one line";
 }
 
+TEST_F(DuckDbWarehouseTest, QueryKeepsNulAndControlBytes) {
+  // DuckDB's value accessors stop at NUL; Query reads strings with their
+  // length, inlined (up to 12 bytes) or not, through the cast wrapper or not.
+  auto w = Open();
+  ASSERT_TRUE(w);
+  const std::string short_s(
+      "a\0b\x1f"
+      "c",
+      5),
+      long_s("nul\0inside a longer string\x01", 27);
+  for (const char* sql : {"SELECT 'a' || chr(0) || 'b' || chr(31) || 'c' AS s, "
+                          "'nul' || chr(0) || 'inside a longer string' || chr(1) AS l",
+                          "SELECT 'a' || chr(0) || 'b' || chr(31) || 'c' AS s, "
+                          "'nul' || chr(0) || 'inside a longer string' || chr(1) AS l, 1 AS n"}) {
+    auto r = w->Query(sql);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    ASSERT_EQ(r->rows.size(), 1u);
+    EXPECT_EQ(r->rows[0][0], std::optional<std::string>(short_s)) << sql;
+    EXPECT_EQ(r->rows[0][1], std::optional<std::string>(long_s)) << sql;
+  }
+}
+
+TEST_F(DuckDbWarehouseTest, QueryReportsEachColumnsKind) {
+  auto w = Open();
+  ASSERT_TRUE(w);
+  auto r = w->Query(
+      "SELECT 1::TINYINT a, 2::BIGINT b, 3.5::DOUBLE c, 1.25::DECIMAL(5,2) d, true e, 'x' f, DATE '2016-08-01' g, "
+      "NULL::INTEGER h, 'nan'::DOUBLE i, 170141183460469231731687303715884105727::HUGEINT j, [1,2] k, "
+      "18446744073709551615::UBIGINT l");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  using K = ValueKind;
+  EXPECT_EQ(r->kinds, (std::vector<K>{K::kNumber, K::kNumber, K::kNumber, K::kNumber, K::kBool, K::kText, K::kText,
+                                      K::kNumber, K::kNumber, K::kNumber, K::kText, K::kNumber}));
+  ASSERT_EQ(r->rows.size(), 1u);
+  std::vector<std::optional<std::string>> want{"1",          "2",
+                                               "3.5",        "1.25",
+                                               "true",       "x",
+                                               "2016-08-01", std::nullopt,
+                                               "nan",        "170141183460469231731687303715884105727",
+                                               "[1, 2]",     "18446744073709551615"};
+  EXPECT_EQ(r->rows[0], want);
+}
+
+TEST_F(DuckDbWarehouseTest, QueryReadsEveryChunk) {
+  // DuckDB hands results out 2048 rows at a time.
+  auto w = Open();
+  ASSERT_TRUE(w);
+  auto r = w->Query("SELECT i, 'v' || i AS s FROM range(5000) t(i) ORDER BY i");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->rows.size(), 5000u);
+  for (size_t i = 0; i < r->rows.size(); i += 997) {
+    EXPECT_EQ(r->rows[i][0], std::optional<std::string>(std::to_string(i)));
+    EXPECT_EQ(r->rows[i][1], std::optional<std::string>("v" + std::to_string(i)));
+  }
+}
+
+TEST_F(DuckDbWarehouseTest, QueryRunsStatementsOtherThanSelect) {
+  auto w = Open();
+  ASSERT_TRUE(w);
+  ASSERT_TRUE(w->EnsureTable("t", *schema_).ok());
+  auto r = w->Query("PRAGMA table_info('t')");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_FALSE(r->rows.empty());
+  EXPECT_EQ(r->columns[1], "name");
+  EXPECT_EQ(r->rows[0][1], std::optional<std::string>("_time"));
+  auto d = w->Query("DESCRIBE t");
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_EQ(d->rows.size(), r->rows.size());
+  // One statement at a time.
+  EXPECT_EQ(w->Query("SELECT 1; SELECT 2").status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(DuckDbWarehouseTest, QueryErrorsAtRunTimeAreReported) {
+  auto w = Open();
+  ASSERT_TRUE(w);
+  for (const char* sql : {"SELECT CAST('x' || range AS INTEGER) AS n FROM range(3)",
+                          "SELECT CAST('x' || range AS DATE) AS d FROM range(3)"}) {
+    auto r = w->Query(sql);
+    ASSERT_FALSE(r.ok()) << sql;
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(r.status().message().find("Conversion Error"), std::string::npos) << r.status().ToString();
+  }
+}
+
 TEST_F(DuckDbWarehouseTest, QueryWithTimestampsAcceptsUsualSqlSpellings) {
   // What people type at `logferry query`: a trailing semicolon, a trailing
   // comment. Timestamp columns must not make these fail.

@@ -107,6 +107,30 @@ TEST(Formats, SingleValueKeepsTheWholeLine) {
   EXPECT_EQ(r.row["_time"], "2016-08-01T00:00:00Z");
 }
 
+TEST(Formats, RepairWarningsNameTheFieldInTextFormats) {
+  // The warning is the operator's only sign of a repair: it names the field
+  // the bad byte is in (csv/tsv: by column, single_value: message_key).
+  auto warning = [](const FormatOptions& o, const std::string& line) {
+    SchemaRegistry schema(FixedColumns(o.format));
+    RowNormalizer n(&schema, o);
+    std::string buf = line + std::string(simdjson::SIMDJSON_PADDING, ' ');
+    LineError err;
+    EXPECT_TRUE(n.Normalize(std::string_view(buf.data(), line.size()), buf.size(), 0, &err)) << err.reason;
+    EXPECT_EQ(n.warnings(), 1u);
+    return n.last_warning();
+  };
+  FormatOptions sv = Opts(LogFormat::kSingleValue);
+  sv.message_key = "log";
+  EXPECT_EQ(warning(sv, "bad\xff"), "field 'log': invalid UTF-8 replaced with U+FFFD");
+  FormatOptions csv = Opts(LogFormat::kCsv);
+  csv.delimiter = ',';
+  csv.keys = {"a", "b", "c"};
+  EXPECT_EQ(warning(csv, "\"x,y\",\"1\",\"b\xffz\""), "field 'c': invalid UTF-8 replaced with U+FFFD");
+  FormatOptions tsv = Opts(LogFormat::kTsv);
+  tsv.keys = {"a", "b"};
+  EXPECT_EQ(warning(tsv, "x\tb\xff"), "field 'b': invalid UTF-8 replaced with U+FFFD");
+}
+
 std::string Pack(const std::function<void(msgpack::packer<msgpack::sbuffer>&)>& fn) {
   msgpack::sbuffer buf;
   msgpack::packer<msgpack::sbuffer> pk(&buf);
@@ -160,7 +184,8 @@ TEST(Formats, MsgpackEventTimeExtBecomesIsoTime) {
   std::string packed = Pack([](auto& pk) {
     pk.pack_map(1);
     pk.pack(std::string("time"));
-    const char body[8] = {0x57, static_cast<char>(0x9E), static_cast<char>(0xB8), 0x00, 0x07, 0x5B, static_cast<char>(0xCD), 0x15};
+    const char body[8] = {
+        0x57, static_cast<char>(0x9E), static_cast<char>(0xB8), 0x00, 0x07, 0x5B, static_cast<char>(0xCD), 0x15};
     pk.pack_ext(8, 0);
     pk.pack_ext_body(body, 8);
   });
