@@ -214,14 +214,17 @@ class ZstdDecoder final : public ReadStream {
 
   StatusOr<size_t> Read(char* buf, size_t n) override {
     for (;;) {
-      if (in_->available() == 0) {
-        LF_ASSIGN_OR_RETURN(bool more, in_->Refill());
-        if (!more) {
-          if (pending_ != 0)
-            return Status::Corruption("truncated zstd frame at byte offset " + std::to_string(in_->RawTotal()));
-          return size_t{0};
-        }
+      if (frame_start_) LF_RETURN_IF_ERROR(StartFrame());
+      if (in_->available() == 0) LF_RETURN_IF_ERROR(in_->Refill().status());
+      const bool input_done = in_->available() == 0;
+      if (input_done && frame_start_) {
+        // Between frames: the end, unless there was no frame at all (an
+        // empty input is not a zstd stream, as an empty input is not gzip).
+        if (frames_ == 0) return Status::Corruption("truncated zstd frame at byte offset 0");
+        return size_t{0};
       }
+      // With the input used up, a call still flushes output libzstd holds
+      // back when earlier reads were smaller than a block.
       ZSTD_inBuffer zin{in_->data(), in_->available(), 0};
       ZSTD_outBuffer zout{buf, n, 0};
       size_t rc = ZSTD_decompressStream(ctx_, &zout, &zin);
@@ -230,18 +233,59 @@ class ZstdDecoder final : public ReadStream {
       if (ZSTD_isError(rc))
         return Status::Corruption(std::string("zstd: ") + ZSTD_getErrorName(rc) + " near byte offset " +
                                   std::to_string(at + zin.pos));
-      pending_ = rc;
+      frame_output_ += zout.pos;
+      if (rc == 0) LF_RETURN_IF_ERROR(EndFrame());
       if (zout.pos > 0) return zout.pos;
+      if (input_done && rc != 0)
+        return Status::Corruption("truncated zstd frame at byte offset " + std::to_string(in_->RawTotal()));
     }
   }
   uint64_t Offset() const override { return in_->RawOffset(); }
 
  private:
+  // Reads the next frame's header for its declared content size. libzstd
+  // 1.5.4 checks that size only when it decodes a frame in one call; streamed
+  // into small reads, a frame whose blocks hold less than its header
+  // declares ended quietly (found by fuzz_decompress), so the count is
+  // checked here, whatever the read sizes.
+  Status StartFrame() {
+    // 18: the longest frame header (ZSTD_FRAMEHEADERSIZE_MAX, outside zstd's stable API).
+    while (in_->available() < 18) {
+      LF_ASSIGN_OR_RETURN(bool more, in_->Refill());
+      if (!more) break;
+    }
+    declared_size_ = ZSTD_CONTENTSIZE_UNKNOWN;
+    frame_output_ = 0;
+    frame_start_ = false;
+    if (in_->available() == 0) {
+      frame_start_ = true;  // the end of the input (decided by the caller)
+      return Status::Ok();
+    }
+    frame_offset_ = in_->RawOffset();
+    // An unreadable header is left to ZSTD_decompressStream to report. (A
+    // skippable frame declares 0 and produces nothing.)
+    unsigned long long size = ZSTD_getFrameContentSize(in_->data(), in_->available());
+    if (size != ZSTD_CONTENTSIZE_ERROR) declared_size_ = size;
+    return Status::Ok();
+  }
+
+  Status EndFrame() {
+    if (declared_size_ != ZSTD_CONTENTSIZE_UNKNOWN && frame_output_ != declared_size_)
+      return Status::Corruption("zstd frame at byte offset " + std::to_string(frame_offset_) + " declares " +
+                                std::to_string(declared_size_) + " bytes of content but holds " +
+                                std::to_string(frame_output_) + " (truncated or corrupt)");
+    ++frames_;
+    frame_start_ = true;
+    return Status::Ok();
+  }
+
   std::unique_ptr<BufferedInput> in_;
   ZSTD_DCtx* ctx_;
-  // Non-zero until a frame has been decoded to its end: an empty input is
-  // not a zstd stream (as an empty input is not a gzip one).
-  size_t pending_ = 1;
+  bool frame_start_ = true;    // the next byte starts a frame
+  uint64_t frames_ = 0;        // frames decoded to their end
+  uint64_t frame_offset_ = 0;  // where the current frame starts in the raw stream
+  unsigned long long declared_size_ = ZSTD_CONTENTSIZE_UNKNOWN;
+  uint64_t frame_output_ = 0;  // bytes the current frame has produced
 };
 
 }  // namespace

@@ -333,6 +333,39 @@ TEST(Compression, ZstdTruncatedAndCorrupt) {
   }
 }
 
+// Found by fuzz_decompress (fuzz/corpus/fuzz_decompress/regression-zstd-
+// truncated-frame-small-reads): a frame whose header declares 509 bytes of
+// content but whose only block is an empty last block. Read whole, libzstd
+// reports the size mismatch; streamed into small output buffers it used to
+// end the frame quietly with no bytes. Every read size must say corrupt.
+TEST(Compression, ZstdFrameShorterThanItsDeclaredSizeIsCorruptForAnyReadSize) {
+  const std::string frame("\x28\xb5\x2f\xfd\x50\x7e\xfd\x00\x01\x00\x00", 11);
+  for (size_t in_chunk : {1, 2, 5, 13, 4096}) {
+    for (size_t out_chunk : {1, 7, 61, 509, 65536}) {
+      auto got = DecodeChunked(frame, in_chunk, out_chunk, Compression::kZstd);
+      ASSERT_FALSE(got.ok()) << in_chunk << "/" << out_chunk << " decoded " << got->size() << " bytes";
+      EXPECT_EQ(got.status().code(), StatusCode::kCorruption) << got.status().ToString();
+    }
+  }
+  // The same for every frame of a valid object cut short, at every length, read
+  // whole and in small pieces.
+  std::string z = ZstdCompress(SampleText(40), 3);
+  for (size_t len = 1; len < z.size(); ++len) {
+    for (size_t out_chunk : {1, 61, 65536}) {
+      auto got = DecodeChunked(z.substr(0, len), 7, out_chunk, Compression::kZstd);
+      ASSERT_FALSE(got.ok()) << "cut at " << len << " of " << z.size() << ", reads of " << out_chunk;
+      EXPECT_EQ(got.status().code(), StatusCode::kCorruption);
+    }
+  }
+  // And a valid frame still decodes with any read size.
+  std::string text = SampleText(40);
+  for (size_t out_chunk : {1, 7, 61, 509, 65536}) {
+    auto got = DecodeChunked(ZstdCompress(text, 3), 3, out_chunk, Compression::kZstd);
+    ASSERT_TRUE(got.ok()) << out_chunk << ": " << got.status().ToString();
+    EXPECT_EQ(*got, text);
+  }
+}
+
 TEST(Compression, AutoDetectionByMagicBytes) {
   // Plain text passes through untouched, including text that starts with one magic byte.
   for (const std::string& plain : {std::string("hello\nworld\n"),
