@@ -367,9 +367,7 @@ int CmdQuery(const std::string& config_path, const std::string& table, const std
   SetupLogging(config.log_level, false);
   const TableConfig* tc = table.empty() ? &config.tables.front() : config.FindTable(table);
   if (!tc) Die("no table '" + table + "'", 2);
-  WarehouseOptions wo;
-  wo.read_only = true;
-  wo.lock_timeout_us = config.lock_timeout_us;
+  WarehouseOptions wo = WarehouseOptionsFor(config, *tc, /*read_only=*/true);
   auto wh = OrDie(OpenWarehouse(tc->warehouse, wo));
   auto r = wh->Query(sql);
   if (!r.ok()) Die("query failed: " + r.status().message());
@@ -443,11 +441,11 @@ int CmdCheck(const std::string& config_path) {
   report("ledger " + config.LedgerPath(), ledger.status());
   for (const TableConfig& t : config.tables) {
     printf("table %s\n", t.name.c_str());
-    auto src = OpenTableStore(t.source, t.source_store);
+    auto src = OpenTableStore(t.source, t.source_store, t.credentials);
     Status s = src.status();
     if (s.ok()) s = (*src)->List("", "", 1).status();
     report("source " + t.source + " (list)", s);
-    auto stg = OpenTableStore(t.staging, t.staging_store);
+    auto stg = OpenTableStore(t.staging, t.staging_store, t.credentials);
     s = stg.status();
     if (s.ok()) {
       std::string probe = "_logferry_check/" + std::to_string(getpid());
@@ -466,8 +464,7 @@ int CmdCheck(const std::string& config_path) {
       }
       report("notifications " + t.notifications + " (attributes" + depth + ")", s);
     }
-    WarehouseOptions wo;
-    wo.lock_timeout_us = config.lock_timeout_us;
+    WarehouseOptions wo = WarehouseOptionsFor(config, t, /*read_only=*/false);
     auto wh = OpenWarehouse(t.warehouse, wo);
     s = wh.status();
     if (s.ok()) s = (*wh)->Query("SELECT 1").status();

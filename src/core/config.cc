@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 #include <thread>
+#include <tuple>
 
 #include "common/strings.h"
 #include "common/time.h"
@@ -30,9 +31,10 @@ const KeySpec kKeys[] = {
     {"lock_timeout", Scope::kTop, "60s", "How long a command waits for the warehouse while another process holds it."},
     {"name", Scope::kTable, nullptr,
      "Warehouse table name: letters, digits and underscores, not starting with a digit."},
-    {"source", Scope::kBoth, nullptr, "Where Fluentd writes objects: file:///dir/prefix/ or s3://bucket/prefix/."},
+    {"source", Scope::kBoth, nullptr,
+     "Where Fluentd writes objects: file:///dir/prefix/, s3://bucket/prefix/ or gs://bucket/prefix/."},
     {"staging", Scope::kBoth, nullptr,
-     "Durable staging store for normalized parts: file:///dir/ or s3://bucket/prefix/ (gs:// later)."},
+     "Durable staging store for normalized parts: file:///dir/, s3://bucket/prefix/ or gs://bucket/prefix/."},
     {"endpoint", Scope::kBoth, "",
      "s3://: an S3-compatible endpoint (http://127.0.0.1:9000 for MinIO, https://ACCOUNT.r2.cloudflarestorage.com, "
      "https://storage.googleapis.com with HMAC keys) for both source and staging; empty: AWS_ENDPOINT_URL_S3, "
@@ -50,7 +52,19 @@ const KeySpec kKeys[] = {
     {"sqs_wait", Scope::kBoth, "20s", "With notifications: long-poll wait of each ReceiveMessage (0s..20s)."},
     {"sqs_visibility", Scope::kBoth, "5m",
      "With notifications: how long a received message stays hidden; extended while its objects are still staging."},
-    {"warehouse", Scope::kBoth, nullptr, "duckdb:///path/file.duckdb (bigquery://project/dataset later)."},
+    {"warehouse", Scope::kBoth, nullptr,
+     "duckdb:///path/file.duckdb, or bigquery://project/dataset (staging must then be gs://)."},
+    {"credentials", Scope::kBoth, "",
+     "gs:// and bigquery://: a Google credentials file (service-account key or authorized_user); empty: "
+     "GOOGLE_APPLICATION_CREDENTIALS, the gcloud ADC file, GOOGLE_OAUTH_ACCESS_TOKEN, the metadata server."},
+    {"bigquery_endpoint", Scope::kBoth, "", "bigquery://: the REST API's base URL; empty: https://bigquery.googleapis.com."},
+    {"location", Scope::kBoth, "US", "bigquery://: where the dataset lives and jobs run."},
+    {"clustering", Scope::kBoth, "", "bigquery://: clustering columns for a new table, comma-separated (up to 4)."},
+    {"daily_load_budget", Scope::kBoth, "1000",
+     "bigquery://: most load jobs per table per UTC day (BigQuery allows 1,500, failures included); partitions "
+     "past it wait for the next day."},
+    {"max_uris_per_load", Scope::kBoth, "10000",
+     "bigquery://: most staged files one load job names; a partition with more goes through a scratch table."},
     {"key_format", Scope::kBoth, "%{path}%{time_slice}_%{index}.%{file_extension}",
      "Fluentd's s3_object_key_format; keys under `source` that do not match are ignored."},
     {"time_slice_format", Scope::kBoth, "%Y%m%d%H", "Fluentd's time_slice_format (strftime layout)."},
@@ -253,16 +267,27 @@ StatusOr<Config> ParseConfig(const std::string& text, const std::string& origin)
     LF_GET(warehouse, "warehouse");
     Uri u;
     for (auto* kv : {&source, &staging}) {
-      if (!ParseUri(kv->first, &u) || (u.scheme != "file" && u.scheme != "s3"))
+      if (!ParseUri(kv->first, &u) || (u.scheme != "file" && u.scheme != "s3" && u.scheme != "gs"))
         return LF_BAD(kv->second, kv == &source ? "source" : "staging",
-                      "'" + kv->first + "' is not a supported store URI (file:///dir/, s3://bucket/prefix/)");
-      if (u.scheme == "s3" && u.authority.empty())
+                      "'" + kv->first +
+                          "' is not a supported store URI (file:///dir/, s3://bucket/prefix/, gs://bucket/prefix/)");
+      if (u.scheme != "file" && u.authority.empty())
         return LF_BAD(kv->second, kv == &source ? "source" : "staging",
-                      "'" + kv->first + "' names no bucket (s3://bucket/prefix/)");
+                      "'" + kv->first + "' names no bucket (" + u.scheme + "://bucket/prefix/)");
     }
-    if (!ParseUri(warehouse.first, &u) || u.scheme != "duckdb")
+    if (!ParseUri(warehouse.first, &u) || (u.scheme != "duckdb" && u.scheme != "bigquery"))
       return LF_BAD(warehouse.second, "warehouse",
-                    "'" + warehouse.first + "' is not a supported warehouse URI (duckdb:///path/file.duckdb)");
+                    "'" + warehouse.first +
+                        "' is not a supported warehouse URI (duckdb:///path/file.duckdb, bigquery://project/dataset)");
+    if (u.scheme == "bigquery") {
+      std::string ds = u.path;
+      while (!ds.empty() && ds.back() == '/') ds.pop_back();
+      if (u.authority.empty() || ds.empty() || ds.find('/') != std::string::npos)
+        return LF_BAD(warehouse.second, "warehouse", "'" + warehouse.first + "' is not bigquery://project/dataset");
+      if (!StartsWith(staging.first, "gs://"))
+        return LF_BAD(staging.second, "staging",
+                      "a bigquery:// warehouse loads from Cloud Storage: staging must be gs://bucket/prefix/");
+    }
     tc.source = source.first;
     tc.staging = staging.first;
     tc.warehouse = warehouse.first;
@@ -301,6 +326,26 @@ StatusOr<Config> ParseConfig(const std::string& text, const std::string& origin)
         return LF_BAD(notifications.second, "notifications", "S3 event notifications need an s3:// source");
     }
     tc.notifications = notifications.first;
+    LF_GET(credentials, "credentials");
+    tc.credentials = credentials.first;
+    LF_GET(bq_endpoint, "bigquery_endpoint");
+    tc.bigquery_endpoint = bq_endpoint.first;
+    LF_GET(location, "location");
+    tc.location = location.first;
+    LF_GET(clustering, "clustering");
+    tc.clustering.clear();
+    for (std::string& c : Split(clustering.first, ','))
+      if (!c.empty()) tc.clustering.push_back(c);
+    if (tc.clustering.size() > 4) return LF_BAD(clustering.second, "clustering", "at most 4 columns");
+    for (auto [key, out, lo, hi] : {std::tuple<const char*, int64_t*, int64_t, int64_t>{"daily_load_budget", &tc.daily_load_budget, 1, 1500},
+                                    {"max_uris_per_load", &tc.max_uris_per_load, 1, 10000}}) {
+      LF_GET(v, key);
+      char* end;
+      long long n = strtoll(v.first.c_str(), &end, 10);
+      if (*end || v.first.empty() || n < lo || n > hi)
+        return LF_BAD(v.second, key, "must be between " + std::to_string(lo) + " and " + std::to_string(hi));
+      *out = n;
+    }
 
     LF_GET(tz, "timezone");
     auto off = ParseUtcOffset(tz.first);

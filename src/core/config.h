@@ -25,6 +25,13 @@ struct TableConfig {
   StoreOptions source_store;
   StoreOptions staging_store;
   std::string notifications;  // SQS queue URL, or empty
+  // Google (gs://, bigquery://).
+  std::string credentials;
+  std::string bigquery_endpoint;
+  std::string location;
+  std::vector<std::string> clustering;
+  int64_t daily_load_budget = 0;
+  int64_t max_uris_per_load = 0;
   int64_t reconcile_every_us = 0;
   int64_t sqs_wait_us = 0;
   int64_t sqs_visibility_us = 0;

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "aws/credentials.h"
+#include "gcp/credentials.h"
 #include "common/strings.h"
 #include "common/time.h"
 #include "core/s3_events.h"
@@ -92,11 +93,45 @@ std::shared_ptr<aws::CredentialsProvider> SharedAwsCredentials() {
   return chain;
 }
 
-StatusOr<std::unique_ptr<ObjectStore>> OpenTableStore(const std::string& uri, const StoreOptions& side) {
+std::shared_ptr<gcp::TokenProvider> SharedGcpTokens(const std::string& credentials_file) {
+  static std::mutex mu;
+  static std::map<std::string, std::shared_ptr<gcp::TokenProvider>> providers;
+  std::lock_guard lock(mu);
+  auto& p = providers[credentials_file];
+  if (!p) {
+    gcp::TokenOptions o;
+    o.key_file = credentials_file;
+    p = gcp::MakeTokenProvider(o);
+  }
+  return p;
+}
+
+StatusOr<std::unique_ptr<ObjectStore>> OpenTableStore(const std::string& uri, const StoreOptions& side,
+                                                      const std::string& google_credentials) {
   StoreOptions options = side;
   options.retry = StoreRetryPolicy();
   if (StartsWith(uri, "s3://")) options.aws_credentials = SharedAwsCredentials();
+  // With STORAGE_EMULATOR_HOST and no credentials configured, the store
+  // talks to the emulator without real credentials, as Google's libraries do.
+  const char* emulator = getenv("STORAGE_EMULATOR_HOST");
+  bool emulated = emulator && *emulator && options.endpoint.empty() && google_credentials.empty();
+  if (StartsWith(uri, "gs://") && !emulated) options.gcp_tokens = SharedGcpTokens(google_credentials);
   return OpenObjectStore(uri, options);
+}
+
+WarehouseOptions WarehouseOptionsFor(const Config& config, const TableConfig& tc, bool read_only) {
+  WarehouseOptions wo;
+  wo.read_only = read_only;
+  wo.lock_timeout_us = config.lock_timeout_us;
+  wo.scratch_dir = config.state_dir + "/scratch";
+  wo.endpoint = tc.bigquery_endpoint;
+  wo.location = tc.location;
+  wo.clustering = tc.clustering;
+  wo.partition_unit_us = tc.partition_unit_us;
+  wo.max_uris_per_load = static_cast<size_t>(tc.max_uris_per_load);
+  wo.retry = StoreRetryPolicy();
+  if (StartsWith(tc.warehouse, "bigquery://")) wo.gcp_tokens = SharedGcpTokens(tc.credentials);
+  return wo;
 }
 
 Pipeline::Pipeline(const Config& config, Ledger* ledger) : config_(config), ledger_(ledger) {}
@@ -112,8 +147,8 @@ Status Pipeline::Init() {
   for (const TableConfig& tc : config_.tables) {
     TableRuntime t;
     t.config = &tc;
-    LF_ASSIGN_OR_RETURN(t.source, OpenTableStore(tc.source, tc.source_store));
-    LF_ASSIGN_OR_RETURN(t.staging, OpenTableStore(tc.staging, tc.staging_store));
+    LF_ASSIGN_OR_RETURN(t.source, OpenTableStore(tc.source, tc.source_store, tc.credentials));
+    LF_ASSIGN_OR_RETURN(t.staging, OpenTableStore(tc.staging, tc.staging_store, tc.credentials));
     if (!tc.notifications.empty()) {
       Uri u;
       ParseUri(tc.source, &u);
@@ -466,9 +501,8 @@ Status Pipeline::Load(TableRuntime& t, const std::atomic<bool>& stop, PassStats*
     });
   }
   if (due.empty()) return Status::Ok();
-  WarehouseOptions wo;
-  wo.lock_timeout_us = config_.lock_timeout_us;
-  wo.scratch_dir = config_.state_dir + "/scratch";
+  WarehouseOptions wo = WarehouseOptionsFor(config_, cfg, /*read_only=*/false);
+  bool budgeted = StartsWith(cfg.warehouse, "bigquery://");
   // Holding the warehouse open across snapshot → replace → record makes the
   // three one unit with respect to other processes loading the same table.
   LF_ASSIGN_OR_RETURN(auto wh, OpenWarehouse(cfg.warehouse, wo));
@@ -476,6 +510,16 @@ Status Pipeline::Load(TableRuntime& t, const std::atomic<bool>& stop, PassStats*
   for (const PartitionRow& p : due) {
     if (stop.load()) break;
     int64_t now = NowMicros();
+    if (budgeted) {
+      // BigQuery counts every load job against a per-table daily quota,
+      // failed ones too: past the budget, partitions wait for tomorrow.
+      LF_ASSIGN_OR_RETURN(TableCounts counts, ledger_->Counts(cfg.name, now));
+      if (counts.loads_today >= cfg.daily_load_budget) {
+        spdlog::warn("{}: {} load jobs today reach daily_load_budget {}; {} partition(s) wait for the next UTC day",
+                     cfg.name, counts.loads_today, cfg.daily_load_budget, due.size());
+        break;
+      }
+    }
     LF_ASSIGN_OR_RETURN(LoadPlan plan, ledger_->BeginLoad(cfg.name, p.partition_us, now));
     Status s;
     // Parts are checked against their recorded checksum before they are loaded.

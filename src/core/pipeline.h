@@ -29,7 +29,14 @@ namespace logferry {
 
 // Opens one side of a table (its source or staging store) with the core's
 // per-request retry policy and the process's shared AWS credentials.
-StatusOr<std::unique_ptr<ObjectStore>> OpenTableStore(const std::string& uri, const StoreOptions& side);
+StatusOr<std::unique_ptr<ObjectStore>> OpenTableStore(const std::string& uri, const StoreOptions& side,
+                                                      const std::string& google_credentials = "");
+// How a table's warehouse is reached (BigQuery settings, shared Google
+// tokens, the per-request retry policy, the scratch directory).
+WarehouseOptions WarehouseOptionsFor(const Config& config, const TableConfig& table, bool read_only);
+// Google tokens for a credentials file ("" = Application Default
+// Credentials), one provider per file for the whole process.
+std::shared_ptr<gcp::TokenProvider> SharedGcpTokens(const std::string& credentials_file);
 // The process's AWS credential chain, shared so temporary credentials are
 // fetched and refreshed once.
 std::shared_ptr<aws::CredentialsProvider> SharedAwsCredentials();

@@ -90,9 +90,7 @@ Status VerifyTable(TableRuntime& t, Ledger& ledger, const Config& config, Verify
 
   // Ledger ↔ warehouse: each partition holds exactly its parts' rows.
   LF_ASSIGN_OR_RETURN(auto partitions, ledger.Partitions(cfg.name));
-  WarehouseOptions wo;
-  wo.read_only = true;
-  wo.lock_timeout_us = config.lock_timeout_us;
+  WarehouseOptions wo = WarehouseOptionsFor(config, cfg, /*read_only=*/true);
   std::map<int64_t, int64_t> counts;
   auto wh = OpenWarehouse(cfg.warehouse, wo);
   if (wh.ok()) {

@@ -98,6 +98,7 @@ CREATE TABLE notifications(
   message_id TEXT PRIMARY KEY, table_name TEXT NOT NULL, queue TEXT NOT NULL, state TEXT NOT NULL,
   receive_count INTEGER NOT NULL, detail TEXT, excerpt TEXT, first_us INTEGER NOT NULL, updated_us INTEGER NOT NULL);
 CREATE INDEX notifications_by_table ON notifications(table_name, state);
+ALTER TABLE loads ADD COLUMN revision INTEGER;
 )sql",
 };
 
@@ -556,9 +557,25 @@ StatusOr<LoadPlan> Ledger::BeginLoad(const std::string& table, int64_t partition
   LoadPlan plan;
   plan.table = table;
   plan.partition_us = partition_us;
+  // A load that never recorded an outcome (the process died during it) of
+  // the same revision is resumed under the same generation, so a warehouse
+  // whose loads are jobs finds that job by its id instead of running
+  // another. Anything else gets a new generation, hence a new id.
+  bool resume = false;
   {
-    Statement up(db_, "UPDATE partitions SET generation=generation+1 WHERE table_name=? AND partition_us=?");
-    LF_RETURN_IF_ERROR(up.Bind(1, table).Bind(2, partition_us).Run());
+    Statement last(db_,
+                   "SELECT l.outcome IS NULL AND l.revision = p.revision FROM loads l JOIN partitions p "
+                   "ON p.table_name = l.table_name AND p.partition_us = l.partition_us AND p.generation = l.generation "
+                   "WHERE l.table_name=? AND l.partition_us=? ORDER BY l.id DESC LIMIT 1");
+    last.Bind(1, table).Bind(2, partition_us);
+    LF_ASSIGN_OR_RETURN(bool row, last.Step());
+    resume = row && last.Int(0) == 1;
+  }
+  {
+    if (!resume) {
+      Statement up(db_, "UPDATE partitions SET generation=generation+1 WHERE table_name=? AND partition_us=?");
+      LF_RETURN_IF_ERROR(up.Bind(1, table).Bind(2, partition_us).Run());
+    }
     Statement s(db_, "SELECT revision, generation, requested FROM partitions WHERE table_name=? AND partition_us=?");
     s.Bind(1, table).Bind(2, partition_us);
     LF_ASSIGN_OR_RETURN(bool row, s.Step());
@@ -583,10 +600,18 @@ StatusOr<LoadPlan> Ledger::BeginLoad(const std::string& table, int64_t partition
   for (char c : stamp.substr(0, 13))
     if (c != '-' && c != 'T') compact += c;
   plan.load_id = "logferry_" + table + "_" + compact + "_g" + std::to_string(plan.generation);
-  Statement ins(db_,
-                "INSERT INTO loads(table_name, partition_us, generation, load_id, started_us) VALUES(?, ?, ?, ?, ?)");
-  LF_RETURN_IF_ERROR(
-      ins.Bind(1, table).Bind(2, partition_us).Bind(3, plan.generation).Bind(4, plan.load_id).Bind(5, now_us).Run());
+  if (!resume) {
+    Statement ins(db_,
+                  "INSERT INTO loads(table_name, partition_us, generation, load_id, started_us, revision) "
+                  "VALUES(?, ?, ?, ?, ?, ?)");
+    LF_RETURN_IF_ERROR(ins.Bind(1, table)
+                           .Bind(2, partition_us)
+                           .Bind(3, plan.generation)
+                           .Bind(4, plan.load_id)
+                           .Bind(5, now_us)
+                           .Bind(6, plan.revision)
+                           .Run());
+  }
   LF_RETURN_IF_ERROR(txn.Commit());
   return plan;
 }

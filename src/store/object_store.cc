@@ -2,6 +2,7 @@
 
 #include "common/strings.h"
 #include "store/file_store.h"
+#include "store/gcs_store.h"
 #include "store/s3_store.h"
 
 namespace logferry {
@@ -56,8 +57,9 @@ StatusOr<std::unique_ptr<ObjectStore>> OpenObjectStore(std::string_view uri, con
     return Status::InvalidArgument("not a URI: '" + std::string(uri) + "' (expected e.g. file:///data/logs/)");
   if (u.scheme == "file") return FileStore::Open(uri);
   if (u.scheme == "s3") return OpenS3Store(uri, options);
+  if (u.scheme == "gs") return OpenGcsStore(uri, options);
   return Status::InvalidArgument("unsupported store scheme '" + u.scheme + "://' in '" + std::string(uri) +
-                                 "' (supported: file://, s3://)");
+                                 "' (supported: file://, s3://, gs://)");
 }
 
 }  // namespace logferry

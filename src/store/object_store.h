@@ -23,6 +23,9 @@ namespace logferry {
 namespace aws {
 class CredentialsProvider;
 }
+namespace gcp {
+class TokenProvider;
+}
 
 struct ObjectInfo {
   std::string key;  // relative to the store's root
@@ -111,7 +114,8 @@ Status ValidateKey(std::string_view key);
 struct StoreOptions {
   // s3://: an S3-compatible endpoint such as http://127.0.0.1:9000 (MinIO,
   // moto, R2, GCS interop); empty means AWS_ENDPOINT_URL_S3,
-  // AWS_ENDPOINT_URL, else AWS itself.
+  // AWS_ENDPOINT_URL, else AWS itself. gs://: the JSON API's base URL;
+  // empty means STORAGE_EMULATOR_HOST, else https://storage.googleapis.com.
   std::string endpoint;
   std::string region;      // s3://: empty means AWS_REGION, AWS_DEFAULT_REGION, us-east-1
   std::string addressing;  // s3://: "auto" (virtual-hosted on AWS, path-style elsewhere), "virtual", "path"
@@ -120,12 +124,18 @@ struct StoreOptions {
   // s3://: shared so several stores refresh one set of temporary
   // credentials; null means the default chain.
   std::shared_ptr<aws::CredentialsProvider> aws_credentials;
+  // gs://: null means Application Default Credentials (or, with
+  // STORAGE_EMULATOR_HOST set, no real credentials).
+  std::shared_ptr<gcp::TokenProvider> gcp_tokens;
+  // Upload size above which gs:// uses a resumable upload in chunks of
+  // part_bytes (a multiple of 256 KiB); below, one multipart request.
+  size_t resumable_threshold = 8 << 20;
   // Transfer units for remote stores: ranged reads and multipart parts.
   size_t read_chunk_bytes = 8 << 20;
   size_t part_bytes = 8 << 20;
 };
 
-// Opens the store for a URI by scheme: file://, s3://.
+// Opens the store for a URI by scheme: file://, s3://, gs://.
 StatusOr<std::unique_ptr<ObjectStore>> OpenObjectStore(std::string_view uri, const StoreOptions& options = {});
 
 }  // namespace logferry

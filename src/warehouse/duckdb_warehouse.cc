@@ -409,15 +409,4 @@ StatusOr<std::unique_ptr<Warehouse>> OpenDuckDbWarehouse(const std::string& path
   }
 }
 
-StatusOr<std::unique_ptr<Warehouse>> OpenWarehouse(const std::string& uri, const WarehouseOptions& options) {
-  Uri u;
-  if (!ParseUri(uri, &u))
-    return Status::InvalidArgument("not a warehouse URI: '" + uri + "' (expected duckdb:///path/file.duckdb)");
-  if (u.scheme == "duckdb") {
-    std::string path = u.authority.empty() ? "/" + u.path : u.authority + "/" + u.path;
-    return OpenDuckDbWarehouse(path, options);
-  }
-  return Status::InvalidArgument("unsupported warehouse scheme '" + u.scheme + "://' (supported: duckdb://)");
-}
-
 }  // namespace logferry

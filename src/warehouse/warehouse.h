@@ -13,12 +13,17 @@
 #include <string>
 #include <vector>
 
+#include "common/retry.h"
 #include "common/status.h"
 #include "ledger/ledger.h"
 #include "schema/schema.h"
 #include "store/object_store.h"
 
 namespace logferry {
+
+namespace gcp {
+class TokenProvider;
+}
 
 // What a column's values are, so that output formats can keep numbers and
 // booleans apart from text (JSON). Everything else (dates, timestamps,
@@ -54,6 +59,14 @@ class Warehouse {
 
 struct WarehouseOptions {
   bool read_only = false;
+  // bigquery:// settings (ignored by duckdb://).
+  std::string endpoint;  // empty: https://bigquery.googleapis.com
+  std::string location = "US";
+  std::vector<std::string> clustering;
+  int64_t partition_unit_us = 3'600'000'000;  // HOUR (or DAY) time partitioning on _time
+  size_t max_uris_per_load = 10'000;          // BigQuery's limit per load job
+  std::shared_ptr<gcp::TokenProvider> gcp_tokens;
+  RetryPolicy retry;  // per request
   // How long to wait for another process's lock before giving up.
   int64_t lock_timeout_us = 60'000'000;
   std::string scratch_dir;  // for downloading parts from remote staging

@@ -478,7 +478,7 @@ TEST_F(DuckDbWarehouseTest, ReadOnlyOpenOfMissingFileIsNotFound) {
   ASSERT_FALSE(w.ok());
   EXPECT_EQ(w.status().code(), StatusCode::kNotFound);
   EXPECT_FALSE(fs::exists(dir_ + "/x.duckdb")) << "a read-only open must not create the file";
-  EXPECT_EQ(OpenWarehouse("bigquery://p/d", {}).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(OpenWarehouse("snowflake://p/d", {}).status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST_F(DuckDbWarehouseTest, DataSurvivesReopenAndReadOnlyCannotWrite) {

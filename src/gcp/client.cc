@@ -1,0 +1,74 @@
+#include "gcp/client.h"
+
+#include <nlohmann/json.hpp>
+
+#include "common/strings.h"
+
+namespace logferry::gcp {
+
+GoogleError ParseGoogleError(const HttpResponse& response) {
+  GoogleError e;
+  e.code = response.status;
+  auto j = nlohmann::json::parse(response.body, nullptr, false);
+  if (!j.is_object()) {
+    e.message = Excerpt(response.body, 200);
+    return e;
+  }
+  auto err = j.find("error");
+  if (err == j.end()) return e;
+  if (err->is_string()) {  // OAuth endpoints: {"error": "invalid_grant", ...}
+    e.reason = err->get<std::string>();
+    e.message = j.value("error_description", "");
+    return e;
+  }
+  if (!err->is_object()) return e;
+  e.message = err->value("message", "");
+  auto errors = err->find("errors");
+  if (errors != err->end() && errors->is_array() && !errors->empty() && (*errors)[0].is_object())
+    e.reason = (*errors)[0].value("reason", "");
+  if (e.reason.empty()) e.reason = err->value("status", "");
+  return e;
+}
+
+Status ErrorStatus(std::string_view what, const HttpResponse& response) {
+  GoogleError e = ParseGoogleError(response);
+  StatusCode code = ClassifyHttpStatus(response.status);
+  if (e.reason == "rateLimitExceeded" || e.reason == "backendError" || e.reason == "internalError" ||
+      e.reason == "jobRateLimitExceeded")
+    code = StatusCode::kUnavailable;
+  if (e.reason == "quotaExceeded") code = StatusCode::kResourceExhausted;
+  if (e.reason == "conditionNotMet") code = StatusCode::kFailedPrecondition;
+  if (code == StatusCode::kOk) code = StatusCode::kInternal;
+  std::string message = std::string(what) + ": HTTP " + std::to_string(response.status);
+  if (!e.reason.empty()) message += " " + e.reason;
+  if (!e.message.empty()) message += ": " + Excerpt(e.message, 400);
+  return Status(code, std::move(message));
+}
+
+Client::Client(std::shared_ptr<TokenProvider> tokens, RetryPolicy retry, const HttpClient* http)
+    : tokens_(std::move(tokens)), retry_(retry), http_(http ? http : &HttpClient::Default()) {}
+
+StatusOr<HttpResponse> Client::SendOnce(std::string_view what, const HttpRequest& request) const {
+  if (!tokens_) return Status::PermissionDenied(std::string(what) + ": no Google credentials");
+  LF_ASSIGN_OR_RETURN(AccessToken token, tokens_->Get());
+  HttpRequest authorized = request;
+  authorized.headers.emplace_back("Authorization", "Bearer " + token.token);
+  auto response = http_->Send(authorized);
+  if (!response.ok()) return response.status().WithContext(what);
+  return response;
+}
+
+StatusOr<HttpResponse> Client::Send(std::string_view what, const HttpRequest& request,
+                                    const std::function<Status(const HttpResponse&)>& check) const {
+  auto attempt = [&]() -> StatusOr<HttpResponse> {
+    LF_ASSIGN_OR_RETURN(HttpResponse response, SendOnce(what, request));
+    Status verdict = check ? check(response)
+                           : (response.status >= 200 && response.status < 300 ? Status::Ok()
+                                                                               : ErrorStatus(what, response));
+    if (!verdict.ok()) return verdict;
+    return response;
+  };
+  return WithRetry(retry_, attempt);
+}
+
+}  // namespace logferry::gcp

@@ -1,0 +1,50 @@
+// One authorized Google API call with the core's retry policy: a bearer
+// token from the TokenProvider on each attempt, Google's JSON error shape
+// parsed into a Status, transient failures retried. GCS and BigQuery build
+// on it.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "common/retry.h"
+#include "common/status.h"
+#include "gcp/credentials.h"
+#include "http/http_client.h"
+
+namespace logferry::gcp {
+
+struct GoogleError {
+  int code = 0;
+  std::string reason;  // errors[0].reason: "notFound", "duplicate", "rateLimitExceeded", "conditionNotMet"
+  std::string message;
+};
+GoogleError ParseGoogleError(const HttpResponse& response);
+
+// By status, refined by reason (rateLimitExceeded and backendError are
+// transient even as 403/400 in BigQuery's answers). The message names what
+// was attempted, the status, the reason and Google's message; never a token.
+Status ErrorStatus(std::string_view what, const HttpResponse& response);
+
+class Client {
+ public:
+  Client(std::shared_ptr<TokenProvider> tokens, RetryPolicy retry, const HttpClient* http = nullptr);
+
+  // check: response → OK or error (default: 2xx is OK, else ErrorStatus).
+  StatusOr<HttpResponse> Send(std::string_view what, const HttpRequest& request,
+                              const std::function<Status(const HttpResponse&)>& check = {}) const;
+  // Without retries, for callers that must look at each failure (resumable
+  // uploads ask the server where to resume).
+  StatusOr<HttpResponse> SendOnce(std::string_view what, const HttpRequest& request) const;
+
+  const RetryPolicy& retry() const { return retry_; }
+
+ private:
+  std::shared_ptr<TokenProvider> tokens_;
+  RetryPolicy retry_;
+  const HttpClient* http_;
+};
+
+}  // namespace logferry::gcp

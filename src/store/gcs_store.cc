@@ -1,0 +1,449 @@
+#include "store/gcs_store.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <thread>
+#include <chrono>
+
+#include "common/strings.h"
+#include "common/time.h"
+#include "gcp/client.h"
+#include "gcp/credentials.h"
+#include "http/http_client.h"
+
+namespace logferry {
+namespace {
+
+using nlohmann::json;
+
+constexpr size_t kResumableQuantum = 256 << 10;  // chunk sizes must be multiples of this
+
+std::string Env(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : "";
+}
+
+uint64_t JsonU64(const json& j, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end()) return 0;
+  if (it->is_string()) return std::strtoull(it->get<std::string>().c_str(), nullptr, 10);
+  if (it->is_number_unsigned()) return it->get<uint64_t>();
+  return 0;
+}
+
+ObjectInfo InfoFrom(const json& o, const std::string& prefix) {
+  ObjectInfo info;
+  std::string name = o.value("name", "");
+  info.key = name.substr(std::min(prefix.size(), name.size()));
+  info.size = JsonU64(o, "size");
+  info.mtime_us = ParseIso8601(o.value("updated", "")).value_or(0);
+  // The generation changes on every write of the object; GCS's etag field
+  // also changes with metadata-only updates.
+  info.etag = o.contains("generation") ? (o["generation"].is_string() ? o["generation"].get<std::string>()
+                                                                       : o["generation"].dump())
+                                       : "";
+  return info;
+}
+
+std::string RandomBoundary() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  char buf[40];
+  snprintf(buf, sizeof buf, "logferry_%016llx%016llx", static_cast<unsigned long long>(rng()),
+           static_cast<unsigned long long>(rng()));
+  return buf;
+}
+
+class GcsStore;
+
+class GcsReadStream final : public ReadStream {
+ public:
+  GcsReadStream(const GcsStore* store, std::string key, ObjectInfo info, std::string crc32c)
+      : store_(store), key_(std::move(key)), info_(std::move(info)), want_crc_(std::move(crc32c)) {}
+  StatusOr<size_t> Read(char* buf, size_t n) override;
+  uint64_t Offset() const override { return offset_; }
+
+ private:
+  const GcsStore* store_;
+  std::string key_;
+  ObjectInfo info_;
+  std::string want_crc_;  // base64, from the object's metadata
+  uint32_t crc_ = 0;
+  uint64_t offset_ = 0;
+  std::string chunk_;
+  size_t chunk_pos_ = 0;
+};
+
+class GcsWriteStream final : public WriteStream {
+ public:
+  GcsWriteStream(const GcsStore* store, std::string key) : store_(store), key_(std::move(key)) {}
+  Status Write(std::string_view data) override;
+  StatusOr<WrittenObject> Commit() override;
+
+ private:
+  Status SendChunk(bool last);
+
+  const GcsStore* store_;
+  std::string key_;
+  std::string buffer_;  // not yet acknowledged by the server
+  uint64_t sent_ = 0;   // bytes the server has persisted
+  uint64_t size_ = 0;
+  uint32_t crc_ = 0;
+  std::string session_;  // resumable upload session URI
+  json result_;
+  bool done_ = false;
+};
+
+class GcsStore final : public ObjectStore {
+ public:
+  GcsStore(std::string uri, std::string bucket, std::string prefix, std::string endpoint, StoreOptions options)
+      : uri_(std::move(uri)),
+        bucket_(std::move(bucket)),
+        prefix_(std::move(prefix)),
+        endpoint_(std::move(endpoint)),
+        options_(std::move(options)),
+        client_(options_.gcp_tokens, options_.retry) {}
+
+  const std::string& uri() const override { return uri_; }
+
+  StatusOr<ListPage> List(std::string_view prefix, std::string_view page_token, size_t max_keys) override {
+    std::string full_prefix = prefix_ + std::string(prefix);
+    std::string start = page_token.empty() ? "" : prefix_ + std::string(page_token);
+    ListPage page;
+    std::string google_token;
+    // startOffset is inclusive; the interface's token is exclusive, so an
+    // object named exactly like the token is skipped. A page can come back
+    // short of max_keys: follow Google's own token until it is full.
+    for (int round = 0; round < 1000 && page.objects.size() < max_keys; ++round) {
+      std::string url = BucketUrl() + "/o?prefix=" + UriEncode(full_prefix) +
+                        "&maxResults=" + std::to_string(std::clamp<size_t>(max_keys - page.objects.size(), 1, 1000));
+      if (!start.empty()) url += "&startOffset=" + UriEncode(start);
+      if (!google_token.empty()) url += "&pageToken=" + UriEncode(google_token);
+      HttpRequest req;
+      req.url = url;
+      LF_ASSIGN_OR_RETURN(HttpResponse resp, client_.Send("GCS list " + uri_ + std::string(prefix), req));
+      json j = json::parse(resp.body, nullptr, false);
+      if (!j.is_object()) return Status::Unavailable("GCS list " + uri_ + ": unparseable response");
+      for (const json& o : j.value("items", json::array())) {
+        ObjectInfo info = InfoFrom(o, prefix_);
+        std::string name = prefix_ + info.key;
+        if (!StartsWith(name, full_prefix) || (!start.empty() && name <= start)) continue;
+        page.objects.push_back(std::move(info));
+      }
+      google_token = j.value("nextPageToken", "");
+      if (google_token.empty()) break;
+    }
+    std::sort(page.objects.begin(), page.objects.end(),
+              [](const ObjectInfo& a, const ObjectInfo& b) { return a.key < b.key; });
+    if (page.objects.size() > max_keys) page.objects.resize(max_keys);
+    if (!google_token.empty() || page.objects.size() == max_keys) {
+      if (!page.objects.empty()) page.next_token = page.objects.back().key;
+    }
+    return page;
+  }
+
+  StatusOr<std::pair<ObjectInfo, std::string>> StatWithCrc(std::string_view key) const {
+    LF_RETURN_IF_ERROR(ValidateKey(key));
+    HttpRequest req;
+    req.url = ObjectUrl(key);
+    LF_ASSIGN_OR_RETURN(HttpResponse resp, client_.Send("GCS stat " + UriOf(key), req));
+    json j = json::parse(resp.body, nullptr, false);
+    if (!j.is_object()) return Status::Unavailable("GCS stat " + UriOf(key) + ": unparseable response");
+    return std::make_pair(InfoFrom(j, prefix_), j.value("crc32c", ""));
+  }
+
+  StatusOr<ObjectInfo> Stat(std::string_view key) override {
+    LF_ASSIGN_OR_RETURN(auto info, StatWithCrc(key));
+    return info.first;
+  }
+
+  StatusOr<std::unique_ptr<ReadStream>> OpenRead(std::string_view key, const ReadOptions& options) override {
+    LF_ASSIGN_OR_RETURN(auto info, StatWithCrc(key));
+    if (!options.if_etag.empty() && info.first.etag != options.if_etag)
+      return Status::FailedPrecondition("GCS object " + UriOf(key) + " changed: generation is " + info.first.etag +
+                                        ", expected " + options.if_etag);
+    return std::unique_ptr<ReadStream>(
+        new GcsReadStream(this, std::string(key), std::move(info.first), std::move(info.second)));
+  }
+
+  StatusOr<std::unique_ptr<WriteStream>> OpenWrite(std::string_view key) override {
+    LF_RETURN_IF_ERROR(ValidateKey(key));
+    return std::unique_ptr<WriteStream>(new GcsWriteStream(this, std::string(key)));
+  }
+
+  Status Delete(std::string_view key) override {
+    LF_RETURN_IF_ERROR(ValidateKey(key));
+    HttpRequest req;
+    req.method = "DELETE";
+    req.url = ObjectUrl(key);
+    std::string what = "GCS delete " + UriOf(key);
+    auto check = [&](const HttpResponse& r) {
+      return (r.status >= 200 && r.status < 300) || r.status == 404 ? Status::Ok() : gcp::ErrorStatus(what, r);
+    };
+    return client_.Send(what, req, check).status();
+  }
+
+  // ---- used by the streams ----
+
+  std::string BucketUrl() const { return endpoint_ + "/storage/v1/b/" + UriEncode(bucket_); }
+  std::string ObjectUrl(std::string_view key) const {
+    return BucketUrl() + "/o/" + UriEncode(prefix_ + std::string(key));
+  }
+  std::string UploadUrl(const char* type) const {
+    return endpoint_ + "/upload/storage/v1/b/" + UriEncode(bucket_) + "/o?uploadType=" + type;
+  }
+  std::string Name(std::string_view key) const { return prefix_ + std::string(key); }
+
+  StatusOr<std::string> ReadRange(const std::string& key, const std::string& generation, uint64_t offset,
+                                  uint64_t n) const {
+    HttpRequest req;
+    req.url = ObjectUrl(key) + "?alt=media&ifGenerationMatch=" + generation;
+    req.headers = {{"Range", "bytes=" + std::to_string(offset) + "-" + std::to_string(offset + n - 1)}};
+    std::string what = "GCS read " + UriOf(key) + " bytes " + std::to_string(offset) + "+" + std::to_string(n);
+    auto check = [&](const HttpResponse& r) -> Status {
+      std::string_view served = r.Header("x-goog-generation");
+      if (r.status == 412 || (!served.empty() && served != generation))
+        return Status::FailedPrecondition("GCS object " + UriOf(key) + " was replaced while it was read (generation " +
+                                          generation + " is gone)");
+      if (r.status != 206 && r.status != 200) return gcp::ErrorStatus(what, r);
+      uint64_t want = r.status == 206 ? n : std::min<uint64_t>(n, r.body.size());
+      if (r.body.size() != want) return Status::Unavailable(what + ": got " + std::to_string(r.body.size()) + " bytes");
+      return Status::Ok();
+    };
+    LF_ASSIGN_OR_RETURN(HttpResponse resp, client_.Send(what, req, check));
+    if (resp.status == 200) return offset >= resp.body.size() ? std::string() : resp.body.substr(offset, n);
+    return std::move(resp.body);
+  }
+
+  StatusOr<json> UploadWhole(const std::string& key, std::string_view data, uint32_t crc) const {
+    std::string boundary = RandomBoundary();
+    json meta = {{"name", Name(key)}, {"crc32c", Crc32cBase64(crc)}};
+    std::string body = "--" + boundary + "\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n" + meta.dump() +
+                       "\r\n--" + boundary + "\r\nContent-Type: application/octet-stream\r\n\r\n";
+    body.append(data);
+    body += "\r\n--" + boundary + "--\r\n";
+    HttpRequest req;
+    req.method = "POST";
+    req.url = UploadUrl("multipart");
+    req.body = body;
+    req.headers = {{"Content-Type", "multipart/related; boundary=" + boundary}};
+    req.timeout_ms = 60'000 + static_cast<int64_t>(data.size() / 1000);
+    LF_ASSIGN_OR_RETURN(HttpResponse resp, client_.Send("GCS upload " + UriOf(key), req));
+    return ParseUploaded(key, resp, crc);
+  }
+
+  StatusOr<json> ParseUploaded(const std::string& key, const HttpResponse& resp, uint32_t crc) const {
+    json j = json::parse(resp.body, nullptr, false);
+    if (!j.is_object()) return Status::Unavailable("GCS upload " + UriOf(key) + ": unparseable response");
+    std::string stored = j.value("crc32c", "");
+    if (!stored.empty() && stored != Crc32cBase64(crc)) {
+      // The server stored other bytes than we sent: remove that generation
+      // (only that one) and let the caller retry.
+      HttpRequest del;
+      del.method = "DELETE";
+      del.url = ObjectUrl(key) + "?ifGenerationMatch=" + InfoFrom(j, prefix_).etag;
+      (void)client_.SendOnce("GCS delete damaged " + UriOf(key), del);
+      return Status::Unavailable("GCS upload " + UriOf(key) + ": stored crc32c " + stored + " but sent " +
+                                 Crc32cBase64(crc));
+    }
+    return j;
+  }
+
+  StatusOr<std::string> StartResumable(const std::string& key) const {
+    HttpRequest req;
+    req.method = "POST";
+    req.url = UploadUrl("resumable");
+    std::string body = json({{"name", Name(key)}}).dump();
+    req.body = body;
+    req.headers = {{"Content-Type", "application/json; charset=UTF-8"}};
+    LF_ASSIGN_OR_RETURN(HttpResponse resp, client_.Send("GCS start upload " + UriOf(key), req));
+    std::string location(resp.Header("location"));
+    if (location.empty()) return Status::Unavailable("GCS start upload " + UriOf(key) + ": no session URI");
+    return location;
+  }
+
+  const gcp::Client& client() const { return client_; }
+  const StoreOptions& options() const { return options_; }
+
+ private:
+  std::string uri_;
+  std::string bucket_;
+  std::string prefix_;
+  std::string endpoint_;
+  StoreOptions options_;
+  gcp::Client client_;
+};
+
+StatusOr<size_t> GcsReadStream::Read(char* buf, size_t n) {
+  if (chunk_pos_ == chunk_.size()) {
+    if (offset_ >= info_.size) {
+      if (!want_crc_.empty() && Crc32cBase64(crc_) != want_crc_)
+        return Status::Unavailable("GCS object " + store_->UriOf(key_) + " read back with crc32c " +
+                                   Crc32cBase64(crc_) + ", expected " + want_crc_);
+      want_crc_.clear();  // checked once
+      return size_t{0};
+    }
+    uint64_t want = std::min<uint64_t>(store_->options().read_chunk_bytes, info_.size - offset_);
+    LF_ASSIGN_OR_RETURN(chunk_, store_->ReadRange(key_, info_.etag, offset_, want));
+    chunk_pos_ = 0;
+    if (chunk_.empty())
+      return Status::FailedPrecondition("GCS object " + store_->UriOf(key_) + " ended at byte " +
+                                        std::to_string(offset_) + " of " + std::to_string(info_.size));
+    crc_ = Crc32c(crc_, chunk_.data(), chunk_.size());
+  }
+  size_t k = std::min(n, chunk_.size() - chunk_pos_);
+  std::memcpy(buf, chunk_.data() + chunk_pos_, k);
+  chunk_pos_ += k;
+  offset_ += k;
+  return k;
+}
+
+Status GcsWriteStream::Write(std::string_view data) {
+  if (done_) return Status::FailedPrecondition("write after commit: " + store_->UriOf(key_));
+  crc_ = Crc32c(crc_, data.data(), data.size());
+  size_ += data.size();
+  buffer_.append(data);
+  size_t part = std::max(kResumableQuantum, store_->options().part_bytes / kResumableQuantum * kResumableQuantum);
+  if (session_.empty() && buffer_.size() <= store_->options().resumable_threshold) return Status::Ok();
+  if (session_.empty()) {
+    LF_ASSIGN_OR_RETURN(session_, store_->StartResumable(key_));
+  }
+  while (buffer_.size() >= part + kResumableQuantum) LF_RETURN_IF_ERROR(SendChunk(false));
+  return Status::Ok();
+}
+
+// Sends the next chunk of a resumable upload (all of the buffer when last).
+// A failure of the request itself is answered by asking the session how
+// much it has, then going on from there; the policy bounds the attempts.
+Status GcsWriteStream::SendChunk(bool last) {
+  size_t part = std::max(kResumableQuantum, store_->options().part_bytes / kResumableQuantum * kResumableQuantum);
+  const RetryPolicy& policy = store_->client().retry();
+  std::string what = "GCS upload " + store_->UriOf(key_);
+  for (int attempt = 1;; ++attempt) {
+    size_t n = last ? buffer_.size() : part;
+    HttpRequest req;
+    req.method = "PUT";
+    req.url = session_;
+    req.body = std::string_view(buffer_).substr(0, n);
+    std::string total = last ? std::to_string(size_) : "*";
+    req.headers = {{"Content-Type", "application/octet-stream"},
+                   {"Content-Range", n == 0 ? "bytes */" + total
+                                            : "bytes " + std::to_string(sent_) + "-" + std::to_string(sent_ + n - 1) +
+                                                  "/" + total}};
+    req.timeout_ms = 60'000 + static_cast<int64_t>(n / 1000);
+    auto resp = store_->client().SendOnce(what, req);
+    if (resp.ok() && (resp->status == 200 || resp->status == 201)) {
+      LF_ASSIGN_OR_RETURN(result_, store_->ParseUploaded(key_, *resp, crc_));
+      sent_ = size_;
+      buffer_.clear();
+      return Status::Ok();
+    }
+    if (resp.ok() && resp->status == 308) {
+      // "Range: bytes=0-N": N+1 bytes persisted (none without the header).
+      uint64_t persisted = 0;
+      std::string_view range = resp->Header("range");
+      if (auto dash = range.rfind('-'); dash != std::string_view::npos)
+        persisted = std::strtoull(std::string(range.substr(dash + 1)).c_str(), nullptr, 10) + 1;
+      if (persisted < sent_ || persisted > sent_ + buffer_.size())
+        return Status::Internal(what + ": the server reports " + std::to_string(persisted) +
+                                " bytes persisted, outside what was sent");
+      buffer_.erase(0, persisted - sent_);
+      bool progressed = persisted > sent_;
+      sent_ = persisted;
+      if (!last && progressed) return Status::Ok();
+      if (progressed) attempt = 0;  // a partial write is progress, not a failed attempt
+      continue;
+    }
+    Status failure = resp.ok() ? gcp::ErrorStatus(what, *resp) : resp.status();
+    if (resp.ok() && resp->status == 404) return Status::Unavailable(what + ": the upload session expired");
+    if (!failure.IsTransient() || attempt >= policy.max_attempts) return failure;
+    std::this_thread::sleep_for(std::chrono::microseconds(policy.Backoff(attempt)));
+    // Where are we? An empty PUT with "bytes */total" asks without sending.
+    HttpRequest probe;
+    probe.method = "PUT";
+    probe.url = session_;
+    probe.headers = {{"Content-Type", "application/octet-stream"},
+                     {"Content-Range", "bytes */" + (last ? std::to_string(size_) : std::string("*"))}};
+    auto status = store_->client().SendOnce(what + " (status)", probe);
+    if (status.ok() && (status->status == 200 || status->status == 201)) {
+      LF_ASSIGN_OR_RETURN(result_, store_->ParseUploaded(key_, *status, crc_));
+      sent_ = size_;
+      buffer_.clear();
+      return Status::Ok();
+    }
+    if (status.ok() && status->status == 308) {
+      uint64_t persisted = 0;
+      std::string_view range = status->Header("range");
+      if (auto dash = range.rfind('-'); dash != std::string_view::npos)
+        persisted = std::strtoull(std::string(range.substr(dash + 1)).c_str(), nullptr, 10) + 1;
+      if (persisted >= sent_ && persisted <= sent_ + buffer_.size()) {
+        buffer_.erase(0, persisted - sent_);
+        sent_ = persisted;
+        if (!last && buffer_.size() < part + kResumableQuantum) return Status::Ok();
+      }
+    }
+  }
+}
+
+StatusOr<WrittenObject> GcsWriteStream::Commit() {
+  if (done_) return Status::FailedPrecondition("commit after commit: " + store_->UriOf(key_));
+  done_ = true;
+  if (session_.empty()) {
+    LF_ASSIGN_OR_RETURN(result_, store_->UploadWhole(key_, buffer_, crc_));
+  } else {
+    LF_RETURN_IF_ERROR(SendChunk(/*last=*/true));
+  }
+  WrittenObject out;
+  out.key = key_;
+  out.size = size_;
+  out.crc32c = Crc32cHex(crc_);
+  out.etag = InfoFrom(result_, "").etag;
+  buffer_.clear();
+  buffer_.shrink_to_fit();
+  return out;
+}
+
+}  // namespace
+
+std::string Crc32cBase64(uint32_t crc) {
+  char be[4] = {static_cast<char>(crc >> 24), static_cast<char>(crc >> 16), static_cast<char>(crc >> 8),
+                static_cast<char>(crc)};
+  return Base64Encode(std::string_view(be, 4));
+}
+
+std::string GcsEndpoint(const StoreOptions& options) {
+  std::string e = options.endpoint;
+  if (e.empty()) {
+    e = Env("STORAGE_EMULATOR_HOST");
+    if (!e.empty() && e.find("://") == std::string::npos) e = "http://" + e;
+  }
+  if (e.empty()) e = "https://storage.googleapis.com";
+  while (!e.empty() && e.back() == '/') e.pop_back();
+  return e;
+}
+
+StatusOr<std::unique_ptr<ObjectStore>> OpenGcsStore(std::string_view uri, const StoreOptions& options) {
+  Uri u;
+  if (!ParseUri(uri, &u) || u.scheme != "gs" || u.authority.empty())
+    return Status::InvalidArgument("not a gs URI: '" + std::string(uri) + "' (expected gs://bucket/prefix/)");
+  std::string prefix = u.path;
+  while (!prefix.empty() && prefix.front() == '/') prefix.erase(0, 1);
+  if (!prefix.empty() && prefix.back() != '/') prefix += '/';
+  if (!prefix.empty()) LF_RETURN_IF_ERROR(ValidateKey(prefix.substr(0, prefix.size() - 1)));
+  StoreOptions opts = options;
+  if (!opts.gcp_tokens) {
+    // Google's libraries talk to an emulator without credentials.
+    opts.gcp_tokens = options.endpoint.empty() && !Env("STORAGE_EMULATOR_HOST").empty()
+                          ? std::shared_ptr<gcp::TokenProvider>(gcp::MakeStaticTokenProvider("emulator"))
+                          : std::shared_ptr<gcp::TokenProvider>(gcp::MakeTokenProvider());
+  }
+  std::string root = "gs://" + u.authority + "/" + prefix;
+  std::string endpoint = GcsEndpoint(opts);
+  return std::unique_ptr<ObjectStore>(
+      new GcsStore(std::move(root), u.authority, std::move(prefix), std::move(endpoint), std::move(opts)));
+}
+
+}  // namespace logferry

@@ -1,0 +1,349 @@
+// bigquery://project/dataset through the BigQuery REST API v2.
+//
+// A partition is replaced by one load job: the explicit list of the
+// partition's staged gs:// parts (never a wildcard, which would pick up
+// orphans), destination table$YYYYMMDDHH (or $YYYYMMDD), WRITE_TRUNCATE.
+// The job id is the ledger's load id (table, partition, generation), so after
+// a crash the same job is found (409 → jobs.get) instead of loading twice.
+// More parts than one job may name go to a scratch table first and are
+// copied over the partition in one step.
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <set>
+#include <thread>
+
+#include "common/strings.h"
+#include "common/time.h"
+#include "gcp/client.h"
+#include "gcp/credentials.h"
+#include "warehouse/warehouse.h"
+
+namespace logferry {
+namespace {
+
+using nlohmann::json;
+
+std::string Decorator(int64_t partition_us, int64_t unit_us) {
+  std::string iso = FormatIso8601(partition_us);  // YYYY-MM-DDTHH:...
+  std::string d = iso.substr(0, 4) + iso.substr(5, 2) + iso.substr(8, 2);
+  if (unit_us < kMicrosPerDay) d += iso.substr(11, 2);
+  return d;
+}
+
+class BigQueryWarehouse final : public Warehouse {
+ public:
+  BigQueryWarehouse(std::string project, std::string dataset, WarehouseOptions opts)
+      : project_(std::move(project)),
+        dataset_(std::move(dataset)),
+        opts_(std::move(opts)),
+        endpoint_(opts_.endpoint.empty() ? "https://bigquery.googleapis.com" : opts_.endpoint),
+        client_(opts_.gcp_tokens, opts_.retry) {
+    while (!endpoint_.empty() && endpoint_.back() == '/') endpoint_.pop_back();
+  }
+
+  Status EnsureTable(const std::string& table, const SchemaRegistry& schema) override {
+    LF_RETURN_IF_ERROR(EnsureDataset());
+    json fields = schema.ToBigQuerySchema();
+    HttpRequest get;
+    get.url = TableUrl(table);
+    auto existing = client_.Send("BigQuery tables.get " + Name(table), get, AcceptNotFound("tables.get", table));
+    LF_RETURN_IF_ERROR(existing.status());
+    if (existing->status == 404) {
+      json body = {{"tableReference", {{"projectId", project_}, {"datasetId", dataset_}, {"tableId", table}}},
+                   {"schema", {{"fields", fields}}},
+                   {"timePartitioning",
+                    {{"type", opts_.partition_unit_us >= kMicrosPerDay ? "DAY" : "HOUR"}, {"field", "_time"}}}};
+      if (!opts_.clustering.empty()) body["clustering"] = {{"fields", opts_.clustering}};
+      HttpRequest insert;
+      insert.method = "POST";
+      insert.url = DatasetUrl() + "/tables";
+      std::string text = body.dump();
+      insert.body = text;
+      insert.headers = {{"Content-Type", "application/json"}};
+      auto created = client_.Send("BigQuery tables.insert " + Name(table), insert, AcceptConflict("tables.insert", table));
+      return created.status();
+    }
+    // New fields are added by patching in the whole schema; BigQuery keeps
+    // existing columns as they are (it cannot change a column's type).
+    json current = json::parse(existing->body, nullptr, false);
+    json have = current.is_object() ? current.value("schema", json::object()).value("fields", json::array())
+                                    : json::array();
+    if (FieldNames(have) == FieldNames(fields) && NestedCount(have) == NestedCount(fields)) return Status::Ok();
+    json merged = MergeFields(have, fields);
+    HttpRequest patch;
+    patch.method = "PATCH";
+    patch.url = TableUrl(table);
+    std::string text = json({{"schema", {{"fields", merged}}}}).dump();
+    patch.body = text;
+    patch.headers = {{"Content-Type", "application/json"}};
+    return client_.Send("BigQuery tables.patch " + Name(table), patch).status();
+  }
+
+  StatusOr<int64_t> ReplacePartition(const LoadPlan& plan, int64_t unit_us, ObjectStore& staging,
+                                     const SchemaRegistry& schema) override {
+    if (!StartsWith(staging.uri(), "gs://"))
+      return Status::FailedPrecondition("the bigquery warehouse loads from a gs:// staging store, not " + staging.uri());
+    std::vector<std::string> uris;
+    for (const PartRow& p : plan.parts) uris.push_back(staging.UriOf(p.key));
+    if (uris.empty())
+      return Status::FailedPrecondition("partition " + FormatHour(plan.partition_us) +
+                                        " has no staged parts; clearing a BigQuery partition is not supported yet");
+    std::string decorated = plan.table + "$" + Decorator(plan.partition_us, unit_us);
+    json fields = schema.ToBigQuerySchema();
+    if (uris.size() <= opts_.max_uris_per_load) {
+      LF_ASSIGN_OR_RETURN(json job, RunLoad(plan.load_id, uris, decorated, fields, "WRITE_TRUNCATE", unit_us));
+      return OutputRows(job);
+    }
+    // Too many parts for one job: load them in batches into a scratch
+    // table, then replace the partition with one copy job.
+    std::string scratch = plan.table + "__lf_scratch_" + Decorator(plan.partition_us, unit_us);
+    int64_t rows = 0;
+    for (size_t i = 0, batch = 0; i < uris.size(); i += opts_.max_uris_per_load, ++batch) {
+      std::vector<std::string> slice(uris.begin() + i,
+                                     uris.begin() + std::min(uris.size(), i + opts_.max_uris_per_load));
+      LF_ASSIGN_OR_RETURN(json job, RunLoad(plan.load_id + "_b" + std::to_string(batch), slice, scratch, fields,
+                                            batch == 0 ? "WRITE_TRUNCATE" : "WRITE_APPEND", unit_us));
+      rows += OutputRows(job);
+    }
+    json copy = {{"copy",
+                  {{"sourceTable", TableRef(scratch)},
+                   {"destinationTable", TableRef(decorated)},
+                   {"writeDisposition", "WRITE_TRUNCATE"},
+                   {"createDisposition", "CREATE_NEVER"}}}};
+    LF_RETURN_IF_ERROR(RunJob(plan.load_id + "_copy", copy, [](const json&) { return Status::Ok(); }).status());
+    HttpRequest drop;
+    drop.method = "DELETE";
+    drop.url = TableUrl(scratch);
+    (void)client_.Send("BigQuery tables.delete " + Name(scratch), drop, AcceptNotFound("tables.delete", scratch));
+    return rows;
+  }
+
+  StatusOr<std::map<int64_t, int64_t>> CountByPartition(const std::string& table, int64_t unit_us) override {
+    std::string sql = "SELECT TIMESTAMP_TRUNC(_time, " + std::string(unit_us >= kMicrosPerDay ? "DAY" : "HOUR") +
+                      ") AS p, COUNT(*) AS n FROM `" + project_ + "." + dataset_ + "." + table + "` GROUP BY p";
+    LF_ASSIGN_OR_RETURN(QueryResult r, Query(sql));
+    std::map<int64_t, int64_t> out;
+    for (const auto& row : r.rows) {
+      if (row.size() < 2 || !row[0] || !row[1]) continue;
+      // TIMESTAMP values come back as seconds since the epoch, as text.
+      double seconds = std::strtod(row[0]->c_str(), nullptr);
+      out[static_cast<int64_t>(seconds) * kMicrosPerSecond] = std::strtoll(row[1]->c_str(), nullptr, 10);
+    }
+    return out;
+  }
+
+  StatusOr<QueryResult> Query(const std::string& sql) override {
+    json body = {{"query", sql}, {"useLegacySql", false}, {"location", opts_.location}, {"timeoutMs", 10000}};
+    HttpRequest req;
+    req.method = "POST";
+    req.url = ProjectUrl() + "/queries";
+    std::string text = body.dump();
+    req.body = text;
+    req.headers = {{"Content-Type", "application/json"}};
+    LF_ASSIGN_OR_RETURN(HttpResponse resp, client_.Send("BigQuery jobs.query", req));
+    json j = json::parse(resp.body, nullptr, false);
+    // Not complete within timeoutMs: poll getQueryResults (bounded).
+    for (int i = 0; i < 120 && j.is_object() && !j.value("jobComplete", true); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::min(2000, 100 << std::min(i, 4))));
+      std::string id = j["jobReference"].value("jobId", "");
+      HttpRequest poll;
+      poll.url = ProjectUrl() + "/queries/" + UriEncode(id) + "?location=" + UriEncode(opts_.location);
+      LF_ASSIGN_OR_RETURN(HttpResponse r2, client_.Send("BigQuery jobs.getQueryResults " + id, poll));
+      j = json::parse(r2.body, nullptr, false);
+    }
+    if (!j.is_object() || !j.value("jobComplete", false))
+      return Status::Unavailable("BigQuery query did not complete: " + Excerpt(sql, 200));
+    QueryResult out;
+    for (const json& f : j.value("schema", json::object()).value("fields", json::array()))
+      out.columns.push_back(f.value("name", ""));
+    for (const json& row : j.value("rows", json::array())) {
+      std::vector<std::optional<std::string>> values;
+      for (const json& cell : row.value("f", json::array())) {
+        const json& v = cell.contains("v") ? cell["v"] : json();
+        if (v.is_null())
+          values.emplace_back(std::nullopt);
+        else if (v.is_string())
+          values.emplace_back(v.get<std::string>());
+        else
+          values.emplace_back(v.dump());
+      }
+      out.rows.push_back(std::move(values));
+    }
+    return out;
+  }
+
+ private:
+  std::string ProjectUrl() const { return endpoint_ + "/bigquery/v2/projects/" + UriEncode(project_); }
+  std::string DatasetUrl() const { return ProjectUrl() + "/datasets/" + UriEncode(dataset_); }
+  std::string TableUrl(const std::string& table) const { return DatasetUrl() + "/tables/" + UriEncode(table); }
+  std::string Name(const std::string& table) const { return project_ + "." + dataset_ + "." + table; }
+  json TableRef(const std::string& table) const {
+    return {{"projectId", project_}, {"datasetId", dataset_}, {"tableId", table}};
+  }
+
+  std::function<Status(const HttpResponse&)> AcceptNotFound(const char* op, const std::string& table) const {
+    std::string what = std::string("BigQuery ") + op + " " + Name(table);
+    return [what](const HttpResponse& r) {
+      return (r.status >= 200 && r.status < 300) || r.status == 404 ? Status::Ok() : gcp::ErrorStatus(what, r);
+    };
+  }
+  std::function<Status(const HttpResponse&)> AcceptConflict(const char* op, const std::string& table) const {
+    std::string what = std::string("BigQuery ") + op + " " + Name(table);
+    return [what](const HttpResponse& r) {
+      return (r.status >= 200 && r.status < 300) || r.status == 409 ? Status::Ok() : gcp::ErrorStatus(what, r);
+    };
+  }
+
+  Status EnsureDataset() {
+    if (dataset_checked_) return Status::Ok();
+    HttpRequest get;
+    get.url = DatasetUrl();
+    LF_ASSIGN_OR_RETURN(HttpResponse r, client_.Send("BigQuery datasets.get " + project_ + "." + dataset_, get,
+                                                     AcceptNotFound("datasets.get", "")));
+    if (r.status == 404) {
+      json body = {{"datasetReference", {{"projectId", project_}, {"datasetId", dataset_}}},
+                   {"location", opts_.location}};
+      HttpRequest insert;
+      insert.method = "POST";
+      insert.url = ProjectUrl() + "/datasets";
+      std::string text = body.dump();
+      insert.body = text;
+      insert.headers = {{"Content-Type", "application/json"}};
+      LF_RETURN_IF_ERROR(client_.Send("BigQuery datasets.insert " + project_ + "." + dataset_, insert,
+                                      AcceptConflict("datasets.insert", ""))
+                             .status());
+    }
+    dataset_checked_ = true;
+    return Status::Ok();
+  }
+
+  static std::set<std::string> FieldNames(const json& fields) {
+    std::set<std::string> names;
+    for (const json& f : fields) names.insert(f.value("name", ""));
+    return names;
+  }
+  static size_t NestedCount(const json& fields) {
+    size_t n = 0;
+    for (const json& f : fields) n += 1 + (f.contains("fields") ? NestedCount(f["fields"]) : 0);
+    return n;
+  }
+  // Existing fields first, as they are; then the new ones (recursively for
+  // RECORDs).
+  static json MergeFields(const json& have, const json& want) {
+    json out = have;
+    for (const json& w : want) {
+      bool found = false;
+      for (json& h : out) {
+        if (h.value("name", "") != w.value("name", "")) continue;
+        found = true;
+        if (h.contains("fields") && w.contains("fields")) h["fields"] = MergeFields(h["fields"], w["fields"]);
+      }
+      if (!found) out.push_back(w);
+    }
+    return out;
+  }
+
+  static int64_t OutputRows(const json& job) {
+    const json& load = job.value("statistics", json::object()).value("load", json::object());
+    auto it = load.find("outputRows");
+    if (it == load.end()) return 0;
+    return it->is_string() ? std::strtoll(it->get<std::string>().c_str(), nullptr, 10) : it->get<int64_t>();
+  }
+
+  StatusOr<json> RunLoad(const std::string& job_id, const std::vector<std::string>& uris, const std::string& dest,
+                         const json& fields, const char* disposition, int64_t unit_us) {
+    json load = {{"sourceUris", uris},
+                 {"destinationTable", TableRef(dest)},
+                 {"writeDisposition", disposition},
+                 {"createDisposition", "CREATE_IF_NEEDED"},
+                 {"sourceFormat", "NEWLINE_DELIMITED_JSON"},
+                 {"schema", {{"fields", fields}}},
+                 {"timePartitioning", {{"type", unit_us >= kMicrosPerDay ? "DAY" : "HOUR"}, {"field", "_time"}}},
+                 {"schemaUpdateOptions", {"ALLOW_FIELD_ADDITION"}},
+                 {"ignoreUnknownValues", false},
+                 {"maxBadRecords", 0}};
+    std::set<std::string> want(uris.begin(), uris.end());
+    // A job found under this id must be this load (same files), not one left
+    // by another ledger that reused the id.
+    auto same_sources = [want, job_id](const json& job) -> Status {
+      const json& cfg = job.value("configuration", json::object()).value("load", json::object());
+      std::set<std::string> have;
+      for (const json& u : cfg.value("sourceUris", json::array())) have.insert(u.get<std::string>());
+      if (have != want)
+        return Status::FailedPrecondition("BigQuery job " + job_id +
+                                          " already exists with other source files (was the ledger reset?)");
+      return Status::Ok();
+    };
+    return RunJob(job_id, {{"load", load}}, same_sources);
+  }
+
+  // Inserts the job (or finds it, on 409) and polls it to DONE with backoff.
+  StatusOr<json> RunJob(const std::string& job_id, const json& configuration,
+                        const std::function<Status(const json&)>& same_job) {
+    json body = {{"jobReference", {{"projectId", project_}, {"jobId", job_id}, {"location", opts_.location}}},
+                 {"configuration", configuration}};
+    HttpRequest insert;
+    insert.method = "POST";
+    insert.url = ProjectUrl() + "/jobs";
+    std::string text = body.dump();
+    insert.body = text;
+    insert.headers = {{"Content-Type", "application/json"}};
+    LF_ASSIGN_OR_RETURN(HttpResponse r, client_.Send("BigQuery jobs.insert " + job_id, insert,
+                                                     AcceptConflict("jobs.insert", job_id)));
+    json job = json::parse(r.body, nullptr, false);
+    bool found_existing = r.status == 409;
+    for (int i = 0; i < 600; ++i) {
+      if (!found_existing && job.is_object() &&
+          job.value("status", json::object()).value("state", "") == "DONE")
+        break;
+      if (i > 0 || found_existing)
+        std::this_thread::sleep_for(std::chrono::milliseconds(std::min(5000, 200 << std::min(i, 5))));
+      HttpRequest get;
+      get.url = ProjectUrl() + "/jobs/" + UriEncode(job_id) + "?location=" + UriEncode(opts_.location);
+      LF_ASSIGN_OR_RETURN(HttpResponse g, client_.Send("BigQuery jobs.get " + job_id, get));
+      job = json::parse(g.body, nullptr, false);
+      if (found_existing) {
+        LF_RETURN_IF_ERROR(same_job(job));
+        found_existing = false;
+      }
+    }
+    if (!job.is_object() || job.value("status", json::object()).value("state", "") != "DONE")
+      return Status::Unavailable("BigQuery job " + job_id + " did not finish in time; it is polled again next pass");
+    const json& status = job["status"];
+    if (status.contains("errorResult")) {
+      const json& e = status["errorResult"];
+      std::string message = "BigQuery job " + job_id + " failed: " + e.value("reason", "") + ": " +
+                            e.value("message", "");
+      for (const json& d : status.value("errors", json::array())) {
+        std::string loc = d.value("location", "");
+        message += "; " + (loc.empty() ? "" : loc + ": ") + d.value("message", "");
+        if (message.size() > 2000) break;
+      }
+      std::string reason = e.value("reason", "");
+      // A failed job id cannot be used again: the ledger's next generation
+      // gives the retry a new one.
+      bool transient = reason == "backendError" || reason == "internalError" || reason == "rateLimitExceeded";
+      return Status(transient ? StatusCode::kUnavailable : StatusCode::kInvalidArgument, message);
+    }
+    return job;
+  }
+
+  std::string project_;
+  std::string dataset_;
+  WarehouseOptions opts_;
+  std::string endpoint_;
+  gcp::Client client_;
+  bool dataset_checked_ = false;
+};
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Warehouse>> OpenBigQueryWarehouse(const std::string& project, const std::string& dataset,
+                                                           const WarehouseOptions& opts) {
+  WarehouseOptions o = opts;
+  if (!o.gcp_tokens) o.gcp_tokens = gcp::MakeTokenProvider();
+  return std::unique_ptr<Warehouse>(new BigQueryWarehouse(project, dataset, std::move(o)));
+}
+
+}  // namespace logferry

@@ -1,0 +1,216 @@
+// The GCS store's protocol paths that the Cloud Storage emulator cannot
+// exercise (it finalizes chunked resumable uploads early and ignores
+// preconditions), against a LOCAL STAND-IN written from Google's documented
+// JSON API protocol: resumable uploads answer 308 with "Range: bytes=0-N",
+// a status probe is a PUT with "Content-Range: bytes */TOTAL". The emulator
+// itself is used by the end-to-end tests.
+#include <gtest/gtest.h>
+
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "common/strings.h"
+#include "gcp/credentials.h"
+#include "local_http_server.h"
+#include "store/gcs_store.h"
+
+namespace logferry {
+namespace {
+
+using nlohmann::json;
+using testutil::LocalHttpRequest;
+using testutil::LocalHttpResponse;
+using testutil::LocalHttpServer;
+
+std::string RandomBytes(size_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::string s(n, '\0');
+  for (char& c : s) c = static_cast<char>(rng());
+  return s;
+}
+
+StoreOptions Options(const std::string& endpoint) {
+  StoreOptions o;
+  o.endpoint = endpoint;
+  o.gcp_tokens = gcp::MakeStaticTokenProvider("test-token-not-for-messages");
+  o.retry.max_attempts = 4;
+  o.retry.initial_backoff_us = 1000;
+  o.retry.max_backoff_us = 2000;
+  o.resumable_threshold = 256 << 10;
+  o.part_bytes = 512 << 10;
+  o.read_chunk_bytes = 100'000;
+  return o;
+}
+
+TEST(GcsStore, Crc32cIsBase64OfBigEndianBytes) {
+  // CRC32C("123456789") = 0xE3069283, the standard check value.
+  EXPECT_EQ(Crc32cBase64(Crc32c(0, "123456789", 9)), "4waSgw==");
+}
+
+TEST(GcsStore, EndpointFollowsStorageEmulatorHost) {
+  unsetenv("STORAGE_EMULATOR_HOST");
+  EXPECT_EQ(GcsEndpoint({}), "https://storage.googleapis.com");
+  setenv("STORAGE_EMULATOR_HOST", "127.0.0.1:9199", 1);
+  EXPECT_EQ(GcsEndpoint({}), "http://127.0.0.1:9199");
+  setenv("STORAGE_EMULATOR_HOST", "http://localhost:9023/", 1);
+  EXPECT_EQ(GcsEndpoint({}), "http://localhost:9023");
+  StoreOptions o;
+  o.endpoint = "https://gcs.example.com";
+  EXPECT_EQ(GcsEndpoint(o), "https://gcs.example.com");
+  unsetenv("STORAGE_EMULATOR_HOST");
+}
+
+// A resumable-upload session that drops the connection in the middle of the
+// second chunk after persisting part of it, as a real network might.
+TEST(GcsStore, ResumableUploadContinuesFromWhatTheServerPersisted) {
+  std::mutex mu;
+  std::string base;  // the stand-in's own URL, for the session URI
+  std::string stored;
+  bool dropped = false;
+  int probes = 0;
+  LocalHttpServer server([&](const LocalHttpRequest& r) -> LocalHttpResponse {
+    std::lock_guard lock(mu);
+    if (r.method == "POST" && r.path == "/upload/storage/v1/b/bkt/o") {
+      EXPECT_NE(r.query.find("uploadType=resumable"), std::string::npos);
+      EXPECT_EQ(json::parse(r.body).value("name", ""), "pre/big.bin");
+      EXPECT_EQ(r.Header("authorization"), "Bearer test-token-not-for-messages");
+      return {200, {{"Location", base + "/session?upload_id=xyz"}}, ""};
+    }
+    if (r.method == "PUT" && r.path == "/session") {
+      std::string range = r.Header("content-range");  // "bytes a-b/total" or "bytes */total"
+      std::string total = range.substr(range.find('/') + 1);
+      if (range.rfind("bytes */", 0) == 0) {
+        ++probes;
+      } else {
+        size_t a = std::stoull(range.substr(6, range.find('-') - 6));
+        EXPECT_EQ(a, stored.size()) << "a chunk must start where the server's data ends";
+        if (!dropped && !stored.empty()) {
+          dropped = true;
+          stored += r.body.substr(0, 256 << 10);
+          LocalHttpResponse reset;
+          reset.close_without_reply = true;
+          return reset;
+        }
+        stored += r.body;
+      }
+      if (total != "*" && stored.size() == std::stoull(total)) {
+        json o = {{"name", "pre/big.bin"},
+                  {"bucket", "bkt"},
+                  {"generation", "1700000000000001"},
+                  {"size", std::to_string(stored.size())},
+                  {"crc32c", Crc32cBase64(Crc32c(0, stored.data(), stored.size()))}};
+        return {200, {{"Content-Type", "application/json"}}, o.dump()};
+      }
+      if (stored.empty()) return {308, {}, ""};
+      return {308, {{"Range", "bytes=0-" + std::to_string(stored.size() - 1)}}, ""};
+    }
+    return {404, {}, R"({"error":{"code":404,"message":"not here","errors":[{"reason":"notFound"}]}})"};
+  });
+  base = server.Url();
+  auto store = OpenObjectStore("gs://bkt/pre/", Options(server.Url()));
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  std::string data = RandomBytes((3 << 19) + 12345, 7);  // three 512 KiB chunks and a bit
+  auto w = (*store)->OpenWrite("big.bin");
+  ASSERT_TRUE(w.ok());
+  for (size_t off = 0; off < data.size(); off += 100'000)
+    ASSERT_TRUE((*w)->Write(std::string_view(data).substr(off, 100'000)).ok());
+  auto done = (*w)->Commit();
+  ASSERT_TRUE(done.ok()) << done.status().ToString();
+  EXPECT_TRUE(dropped);
+  EXPECT_GE(probes, 1) << "after the drop the client asks the session how much it has";
+  EXPECT_EQ(stored.size(), data.size());
+  EXPECT_TRUE(stored == data) << "the resumed upload is byte for byte the data written";
+  EXPECT_EQ(done->etag, "1700000000000001");
+  EXPECT_EQ(done->crc32c, Crc32cHex(Crc32c(0, data.data(), data.size())));
+}
+
+// A multipart upload whose stored CRC32C differs from the bytes sent is
+// rejected (and that generation removed), not recorded as written.
+TEST(GcsStore, UploadWithWrongStoredChecksumIsRetriedNotAccepted) {
+  std::mutex mu;
+  int uploads = 0;
+  std::vector<std::string> deletes;
+  LocalHttpServer server([&](const LocalHttpRequest& r) -> LocalHttpResponse {
+    std::lock_guard lock(mu);
+    if (r.method == "POST" && r.path == "/upload/storage/v1/b/bkt/o") {
+      EXPECT_NE(r.query.find("uploadType=multipart"), std::string::npos);
+      EXPECT_NE(r.Header("content-type").find("multipart/related; boundary="), std::string::npos);
+      ++uploads;
+      json o = {{"name", "small"}, {"generation", std::to_string(uploads)}, {"size", "5"},
+                {"crc32c", uploads == 1 ? "AAAAAA==" : Crc32cBase64(Crc32c(0, "hello", 5))}};
+      return {200, {}, o.dump()};
+    }
+    if (r.method == "DELETE") {
+      deletes.push_back(r.target);
+      return {204, {}, ""};
+    }
+    return {404, {}, ""};
+  });
+  auto store = OpenObjectStore("gs://bkt/", Options(server.Url()));
+  ASSERT_TRUE(store.ok());
+  auto first = (*store)->WriteAll("small", "hello");
+  ASSERT_FALSE(first.ok());
+  EXPECT_TRUE(first.status().IsTransient()) << first.status().ToString();
+  ASSERT_EQ(deletes.size(), 1u);
+  EXPECT_NE(deletes[0].find("ifGenerationMatch=1"), std::string::npos) << deletes[0];
+  auto second = (*store)->WriteAll("small", "hello");
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  EXPECT_EQ(second->etag, "2");
+}
+
+// Reads are pinned to the generation seen at open and checked against the
+// object's CRC32C at the end.
+TEST(GcsStore, ReadsDetectReplacementAndDamage) {
+  std::mutex mu;
+  std::string content = RandomBytes(250'000, 9);
+  std::string generation = "11";
+  std::string served_generation = "11";
+  bool damage = false;
+  LocalHttpServer server([&](const LocalHttpRequest& r) -> LocalHttpResponse {
+    std::lock_guard lock(mu);
+    if (r.method == "GET" && r.path == "/storage/v1/b/bkt/o/f" && r.query.find("alt=media") == std::string::npos) {
+      json o = {{"name", "f"}, {"generation", generation}, {"size", std::to_string(content.size())},
+                {"crc32c", Crc32cBase64(Crc32c(0, content.data(), content.size()))},
+                {"updated", "2016-08-01T00:00:00.000Z"}};
+      return {200, {}, o.dump()};
+    }
+    if (r.method == "GET" && r.path == "/storage/v1/b/bkt/o/f") {
+      EXPECT_NE(r.query.find("ifGenerationMatch=" + generation), std::string::npos) << r.query;
+      std::string range = r.Header("range");  // bytes=a-b
+      size_t a = std::stoull(range.substr(6, range.find('-') - 6));
+      size_t b = std::stoull(range.substr(range.find('-') + 1));
+      std::string body = content.substr(a, b - a + 1);
+      if (damage && a > 0) body[0] ^= 1;
+      return {206, {{"x-goog-generation", served_generation}}, body};
+    }
+    return {404, {}, ""};
+  });
+  auto store = OpenObjectStore("gs://bkt/", Options(server.Url()));
+  ASSERT_TRUE(store.ok());
+  auto whole = (*store)->ReadAll("f");
+  ASSERT_TRUE(whole.ok()) << whole.status().ToString();
+  EXPECT_TRUE(*whole == content);
+
+  damage = true;
+  auto damaged = (*store)->ReadAll("f");
+  ASSERT_FALSE(damaged.ok());
+  EXPECT_NE(damaged.status().message().find("crc32c"), std::string::npos) << damaged.status().ToString();
+  damage = false;
+
+  auto r = (*store)->OpenRead("f");
+  ASSERT_TRUE(r.ok());
+  char buf[100'000];
+  ASSERT_TRUE((*r)->Read(buf, sizeof buf).ok());
+  {
+    std::lock_guard lock(mu);
+    served_generation = "12";  // replaced between two chunks
+  }
+  auto next = (*r)->Read(buf, sizeof buf);
+  ASSERT_FALSE(next.ok());
+  EXPECT_EQ(next.status().code(), StatusCode::kFailedPrecondition) << next.status().ToString();
+  EXPECT_EQ(next.status().message().find("test-token-not-for-messages"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace logferry
