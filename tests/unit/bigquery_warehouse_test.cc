@@ -1,0 +1,199 @@
+// The BigQuery warehouse's job protocol against a LOCAL STAND-IN of the
+// BigQuery REST API (jobs.insert, jobs.get, tables, datasets, jobs.query)
+// written from Google's documentation. Request bodies are checked against
+// Google's discovery document by the end-to-end stand-in
+// (tests/e2e/bq_standin.py); this test pins what logferry sends and how it
+// treats answers: job ids, 409 → jobs.get, errors, outputRows, batching.
+#include <gtest/gtest.h>
+
+#include <mutex>
+#include <nlohmann/json.hpp>
+
+#include "format/normalizer.h"
+#include "gcp/credentials.h"
+#include "local_http_server.h"
+#include "store/object_store.h"
+#include "warehouse/warehouse.h"
+
+namespace logferry {
+namespace {
+
+using nlohmann::json;
+using testutil::LocalHttpRequest;
+using testutil::LocalHttpResponse;
+using testutil::LocalHttpServer;
+
+// A remote staging store that only names objects (the warehouse never reads
+// them: BigQuery does).
+class NamesOnlyStore final : public ObjectStore {
+ public:
+  const std::string& uri() const override { return uri_; }
+  StatusOr<ListPage> List(std::string_view, std::string_view, size_t) override { return ListPage{}; }
+  StatusOr<ObjectInfo> Stat(std::string_view) override { return Status::NotFound("x"); }
+  StatusOr<std::unique_ptr<ReadStream>> OpenRead(std::string_view, const ReadOptions&) override {
+    return Status::NotFound("x");
+  }
+  StatusOr<std::unique_ptr<WriteStream>> OpenWrite(std::string_view) override { return Status::NotFound("x"); }
+  Status Delete(std::string_view) override { return Status::Ok(); }
+
+ private:
+  std::string uri_ = "gs://stage/parts/";
+};
+
+struct FakeBigQuery {
+  std::mutex mu;
+  std::map<std::string, json> jobs;  // by id
+  std::vector<std::string> inserted;
+  int gets = 0;
+  json error_result;  // set: jobs finish with it
+  int64_t rows_per_uri = 10;
+
+  LocalHttpResponse Handle(const LocalHttpRequest& r) {
+    std::lock_guard lock(mu);
+    const std::string jobs_path = "/bigquery/v2/projects/proj/jobs";
+    if (r.method == "POST" && r.path == jobs_path) {
+      json body = json::parse(r.body);
+      std::string id = body["jobReference"]["jobId"];
+      if (jobs.count(id))
+        return {409, {}, R"({"error":{"code":409,"message":"Already Exists: Job proj:US.)" + id +
+                             R"(","errors":[{"reason":"duplicate"}],"status":"ALREADY_EXISTS"}})"};
+      inserted.push_back(id);
+      json job = body;
+      job["status"] = {{"state", "RUNNING"}};
+      jobs[id] = job;
+      return {200, {}, job.dump()};
+    }
+    if (r.method == "GET" && r.path.rfind(jobs_path + "/", 0) == 0) {
+      ++gets;
+      std::string id = r.path.substr(jobs_path.size() + 1);
+      auto it = jobs.find(id);
+      if (it == jobs.end()) return {404, {}, R"({"error":{"code":404,"message":"no job","errors":[{"reason":"notFound"}]}})"};
+      json& job = it->second;
+      job["status"] = {{"state", "DONE"}};
+      if (!error_result.is_null()) {
+        job["status"]["errorResult"] = error_result;
+        job["status"]["errors"] = json::array({error_result});
+      } else if (job["configuration"].contains("load")) {
+        size_t n = job["configuration"]["load"]["sourceUris"].size();
+        job["statistics"] = {{"load", {{"outputRows", std::to_string(n * rows_per_uri)}}}};
+      }
+      return {200, {}, job.dump()};
+    }
+    return {404, {}, R"({"error":{"code":404,"message":"not found","errors":[{"reason":"notFound"}]}})"};
+  }
+};
+
+class BigQueryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_ = std::make_unique<LocalHttpServer>([this](const LocalHttpRequest& r) { return bq_.Handle(r); });
+  }
+
+  std::unique_ptr<Warehouse> Open(size_t max_uris = 10'000) {
+    WarehouseOptions o;
+    o.endpoint = server_->Url();
+    o.gcp_tokens = gcp::MakeStaticTokenProvider("tok");
+    o.max_uris_per_load = max_uris;
+    o.retry.max_attempts = 2;
+    o.retry.initial_backoff_us = 1000;
+    auto w = OpenWarehouse("bigquery://proj/logs", o);
+    EXPECT_TRUE(w.ok()) << w.status().ToString();
+    return std::move(*w);
+  }
+
+  LoadPlan Plan(int parts, int generation = 1) {
+    LoadPlan p;
+    p.table = "access";
+    p.partition_us = 1470009600LL * 1'000'000 + 3 * 3'600'000'000LL;  // 2016-08-01T03
+    p.generation = generation;
+    p.load_id = "logferry_access_2016080103_g" + std::to_string(generation);
+    for (int i = 0; i < parts; ++i) {
+      PartRow r;
+      r.key = "access/dt=2016-08-01/hr=03/" + std::to_string(i) + ".ndjson.gz";
+      r.rows = 10;
+      p.parts.push_back(r);
+      p.expected_rows += 10;
+    }
+    return p;
+  }
+
+  FakeBigQuery bq_;
+  std::unique_ptr<LocalHttpServer> server_;
+  NamesOnlyStore staging_;
+  SchemaRegistry schema_{FixedColumns(LogFormat::kOutFile)};
+};
+
+TEST_F(BigQueryTest, OneDecoratedTruncatingLoadPerPartitionNamedByTheLedger) {
+  auto wh = Open();
+  auto rows = wh->ReplacePartition(Plan(3), 3'600'000'000LL, staging_, schema_);
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  EXPECT_EQ(*rows, 30);
+  ASSERT_EQ(bq_.inserted, std::vector<std::string>{"logferry_access_2016080103_g1"});
+  const json& load = bq_.jobs["logferry_access_2016080103_g1"]["configuration"]["load"];
+  EXPECT_EQ(load["destinationTable"]["tableId"], "access$2016080103");
+  EXPECT_EQ(load["writeDisposition"], "WRITE_TRUNCATE");
+  EXPECT_EQ(load["sourceFormat"], "NEWLINE_DELIMITED_JSON");
+  ASSERT_EQ(load["sourceUris"].size(), 3u);
+  EXPECT_EQ(load["sourceUris"][0], "gs://stage/parts/access/dt=2016-08-01/hr=03/0.ndjson.gz");
+  for (const auto& u : load["sourceUris"]) EXPECT_EQ(u.get<std::string>().find('*'), std::string::npos);
+  EXPECT_EQ(load["timePartitioning"]["field"], "_time");
+  EXPECT_EQ(load["timePartitioning"]["type"], "HOUR");
+}
+
+TEST_F(BigQueryTest, AfterACrashTheSameJobIsFoundInsteadOfLoadingTwice) {
+  auto wh = Open();
+  ASSERT_TRUE(wh->ReplacePartition(Plan(2), 3'600'000'000LL, staging_, schema_).ok());
+  // The process died before the ledger recorded the outcome; the retry uses
+  // the same generation, hence the same job id.
+  auto again = Open()->ReplacePartition(Plan(2), 3'600'000'000LL, staging_, schema_);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(*again, 20);
+  EXPECT_EQ(bq_.inserted.size(), 1u) << "no second load job";
+  // A job under that id with other files is not this load.
+  auto other = Open()->ReplacePartition(Plan(3), 3'600'000'000LL, staging_, schema_);
+  ASSERT_FALSE(other.ok());
+  EXPECT_NE(other.status().message().find("other source files"), std::string::npos) << other.status().ToString();
+}
+
+TEST_F(BigQueryTest, JobErrorsNameTheFileAndAreNotRetriedUnderTheSameId) {
+  bq_.error_result = {{"reason", "invalid"},
+                      {"location", "gs://stage/parts/access/dt=2016-08-01/hr=03/1.ndjson.gz"},
+                      {"message", "Error while reading data, error message: JSON parsing error in row starting at position 0"}};
+  auto r = Open()->ReplacePartition(Plan(2), 3'600'000'000LL, staging_, schema_);
+  ASSERT_FALSE(r.ok());
+  EXPECT_FALSE(r.status().IsTransient());
+  EXPECT_NE(r.status().message().find("hr=03/1.ndjson.gz"), std::string::npos) << r.status().ToString();
+  EXPECT_NE(r.status().message().find("logferry_access_2016080103_g1"), std::string::npos);
+  bq_.error_result = {{"reason", "backendError"}, {"message", "try again"}};
+  auto t = Open()->ReplacePartition(Plan(2, 2), 3'600'000'000LL, staging_, schema_);
+  ASSERT_FALSE(t.ok());
+  EXPECT_TRUE(t.status().IsTransient()) << t.status().ToString();
+}
+
+TEST_F(BigQueryTest, TooManyPartsGoThroughAScratchTableAndOneCopy) {
+  auto r = Open(/*max_uris=*/2)->ReplacePartition(Plan(5), 3'600'000'000LL, staging_, schema_);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(*r, 50);
+  ASSERT_EQ(bq_.inserted.size(), 4u);  // 3 batches + 1 copy
+  const json& first = bq_.jobs[bq_.inserted[0]]["configuration"]["load"];
+  EXPECT_EQ(first["writeDisposition"], "WRITE_TRUNCATE");
+  EXPECT_EQ(bq_.jobs[bq_.inserted[1]]["configuration"]["load"]["writeDisposition"], "WRITE_APPEND");
+  std::string scratch = first["destinationTable"]["tableId"];
+  EXPECT_EQ(scratch.find('$'), std::string::npos);
+  const json& copy = bq_.jobs[bq_.inserted[3]]["configuration"]["copy"];
+  EXPECT_EQ(copy["sourceTable"]["tableId"], scratch);
+  EXPECT_EQ(copy["destinationTable"]["tableId"], "access$2016080103");
+  EXPECT_EQ(copy["writeDisposition"], "WRITE_TRUNCATE");
+}
+
+TEST_F(BigQueryTest, DayPartitionsUseTheDayDecorator) {
+  LoadPlan p = Plan(1);
+  p.partition_us = 1470009600LL * 1'000'000;
+  auto r = Open()->ReplacePartition(p, 24 * 3'600'000'000LL, staging_, schema_);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(bq_.jobs[bq_.inserted[0]]["configuration"]["load"]["destinationTable"]["tableId"], "access$20160801");
+  EXPECT_EQ(bq_.jobs[bq_.inserted[0]]["configuration"]["load"]["timePartitioning"]["type"], "DAY");
+}
+
+}  // namespace
+}  // namespace logferry
