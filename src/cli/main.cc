@@ -202,6 +202,7 @@ int CmdStatus(const std::string& config_path, bool as_json) {
     j["rows"] = {
         {"staged", c.rows_staged}, {"loaded", c.rows_loaded}, {"bad_records", c.bad_records}, {"warnings", c.warnings}};
     j["loads_today"] = c.loads_today;
+    if (StartsWith(cfg.warehouse, "bigquery://")) j["daily_load_budget"] = cfg.daily_load_budget;
     if (c.newest_loaded_partition_us) {
       j["newest_loaded_partition"] = FormatIso8601(*c.newest_loaded_partition_us);
       j["lag_seconds"] = (now - (*c.newest_loaded_partition_us + cfg.partition_unit_us)) / kMicrosPerSecond;
@@ -258,7 +259,11 @@ int CmdStatus(const std::string& config_path, bool as_json) {
              FormatDuration(j["lag_seconds"].get<int64_t>() * kMicrosPerSecond).c_str());
     if (j.contains("oldest_pending_partition"))
       printf("  pending     oldest %s\n", j["oldest_pending_partition"].get<std::string>().c_str());
-    printf("  loads today %lld\n", j["loads_today"].get<long long>());
+    if (j.contains("daily_load_budget"))
+      printf("  loads today %lld of a budget of %lld load jobs (BigQuery allows 1,500 per table per day)\n",
+             j["loads_today"].get<long long>(), j["daily_load_budget"].get<long long>());
+    else
+      printf("  loads today %lld\n", j["loads_today"].get<long long>());
     for (auto& f : j["failed_objects"])
       printf("  FAILED object %s (attempts %d%s): %s\n", f["object"].get<std::string>().c_str(),
              f["attempts"].get<int>(),
