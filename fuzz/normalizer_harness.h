@@ -18,6 +18,12 @@
 //     out_file with output_tag);
 //   - out_file with output_time: the event time is what ParseEventTime makes
 //     of the line's first field on its own.
+// csv lines are joined into records as staging joins them (a line that ends
+// inside quotes goes on in the next; src/core/stage.cc), and CsvContinuation
+// must agree with the normalizer's own split: a record it ends is not open
+// at its end, text it calls malformed fails for another reason, the input's
+// end is a record end exactly when the normalizer sees the quotes closed,
+// and scanning in small pieces finds what one scan finds.
 // And at the end of the input:
 //   - both registries hold the same schema;
 //   - every row fits that schema: each key is a column at its level and each
@@ -185,8 +191,11 @@ class Differential {
   std::optional<int64_t> Line(std::string_view line, size_t capacity, std::optional<int64_t> fallback) {
     Outcome f = RunLine(fast_, line, capacity, fallback, false);
     Compare(line, f, RunLine(slow_, line, capacity, fallback, false));
+    open_quote_ = f.open_quote;
     return f.ok ? std::optional<int64_t>(f.time) : std::nullopt;
   }
+  // Whether the last Line() failed because it ends inside a quoted field (csv).
+  bool open_quote() const { return open_quote_; }
   // A record given as JSON text (msgpack), likewise padded.
   void Json(std::string_view text, size_t capacity, std::optional<int64_t> fallback) {
     Compare(text, RunLine(fast_, text, capacity, fallback, true), RunLine(slow_, text, capacity, fallback, true));
@@ -208,6 +217,7 @@ class Differential {
     bool ok = false;
     std::string row;
     std::string reason, field;
+    bool open_quote = false;
     int64_t time = 0;
   };
 
@@ -222,6 +232,7 @@ class Differential {
     } else {
       o.reason = err.reason;
       o.field = err.field;
+      o.open_quote = err.open_quote;
     }
     return o;
   }
@@ -231,7 +242,9 @@ class Differential {
                       "\nslow: " + (s.ok ? s.row : s.reason + " [" + s.field + "]");
     Require(f.ok == s.ok, "fast and slow paths disagree on success", ctx);
     Require(f.row == s.row, "fast and slow paths give different rows", ctx);
-    Require(f.reason == s.reason && f.field == s.field, "fast and slow paths give different errors", ctx);
+    Require(f.reason == s.reason && f.field == s.field && f.open_quote == s.open_quote,
+            "fast and slow paths give different errors", ctx);
+    Require(f.ok || !f.open_quote || format_ == LogFormat::kCsv, "an open quote outside csv", ctx);
     if (!f.ok) {
       Require(!f.reason.empty(), "a rejected line has no reason", ctx);
       return;
@@ -255,7 +268,30 @@ class Differential {
   SchemaRegistry fast_schema_, slow_schema_;
   RowNormalizer fast_, slow_;
   std::vector<json> rows_;
+  bool open_quote_ = false;
 };
+
+// csv: where the record whose first line ends at `first_end` (inside quotes)
+// ends, scanning `rest` (the text from the record's start) once and again in
+// pieces of 1 to 7 bytes, which must agree.
+inline CsvContinuation::Result ScanCsvRecord(std::string_view rest, size_t first_end, char delimiter, size_t* pos,
+                                             bool* can_end) {
+  CsvContinuation whole(delimiter);
+  *pos = first_end + 1;
+  CsvContinuation::Result r = whole.Scan(rest.data(), rest.size(), pos);
+  *can_end = whole.CanEndHere();
+  CsvContinuation pieces(delimiter);
+  size_t p = first_end + 1, upto = p;
+  CsvContinuation::Result q = CsvContinuation::Result::kMore;
+  for (size_t k = 0; q == CsvContinuation::Result::kMore; ++k) {
+    upto = std::min(rest.size(), upto + 1 + k % 7);
+    q = pieces.Scan(rest.data(), upto, &p);
+    if (upto == rest.size()) break;
+  }
+  Require(q == r && p == *pos && pieces.CanEndHere() == *can_end, "CsvContinuation depends on how it is fed",
+          "record: " + std::string(rest.substr(0, std::min<size_t>(rest.size(), 200))));
+  return r;
+}
 
 inline std::optional<int64_t> FallbackFor(uint8_t b) {
   return (b & 32) ? std::optional<int64_t>(1470052800 * kMicrosPerSecond) : std::nullopt;
@@ -282,6 +318,33 @@ inline int RunNormalizer(LogFormat format, const uint8_t* data, size_t size) {
     if (nl == std::string_view::npos) nl = text.size();
     std::string_view line = text.substr(start, nl - start);
     auto t = diff.Line(line, cap - start, FallbackFor(b));
+    if (format == LogFormat::kCsv && diff.open_quote() && nl < text.size()) {
+      // Staging reads on: the record is these lines joined, if CsvContinuation finds its end.
+      std::string_view rest = text.substr(start);
+      size_t end;
+      bool can_end;
+      CsvContinuation::Result r = ScanCsvRecord(rest, nl - start, opts.delimiter, &end, &can_end);
+      size_t consumed = 0;  // the record and its line break, when it is one
+      if (r == CsvContinuation::Result::kEnd) {
+        consumed = end + 1;
+      } else if (r == CsvContinuation::Result::kMore && can_end) {
+        consumed = rest.size();
+      } else if (r == CsvContinuation::Result::kMalformed) {
+        // Up to that line's end the text fails, and not for an open quote.
+        size_t line_end = rest.find('\n', end);
+        std::string_view bad = rest.substr(0, line_end == std::string_view::npos ? rest.size() : line_end);
+        Require(!diff.Line(bad, cap - start, FallbackFor(b)) && !diff.open_quote(),
+                "text CsvContinuation calls malformed is a record, or open", std::string(bad));
+      }
+      if (consumed > 0) {
+        std::string_view record = rest.substr(0, r == CsvContinuation::Result::kEnd ? end : rest.size());
+        if (!record.empty() && record.back() == '\r') record.remove_suffix(1);  // as staging strips a line's CR
+        diff.Line(record, cap - start, FallbackFor(b));
+        Require(!diff.open_quote(), "a record CsvContinuation ends is still open", std::string(record));
+        start += consumed;
+        continue;
+      }
+    }
     start = nl + 1;
     if (t && format == LogFormat::kOutFile && opts.output_time) {
       // The event time is the first field's, parsed on its own.

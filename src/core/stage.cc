@@ -1,5 +1,6 @@
 #include "core/stage.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "common/strings.h"
@@ -89,8 +90,10 @@ Status ReadMsgpack(ReadStream& in, const TableConfig& cfg, RowNormalizer& norm, 
     ++out->staged.lines_read;
     json.clear();
     if (size > max_record) {
-      add_bad(record, record_start, "", "msgpack record of " + std::to_string(size) + " bytes is larger than max_line_bytes (" +
-                                            std::to_string(max_record) + ")", "");
+      add_bad(record, record_start, "",
+              "msgpack record of " + std::to_string(size) + " bytes is larger than max_line_bytes (" +
+                  std::to_string(max_record) + ")",
+              "");
       return Status::Ok();
     }
     int repairs = MsgpackToJson(o, &json, &repair);
@@ -213,30 +216,68 @@ StatusOr<StageOutcome> StageObject(TableRuntime& t, const ObjectRow& obj, RowNor
     }
   };
 
-  auto process = [&](size_t line_begin, size_t line_end) -> Status {
-    ++line_no;
-    std::string_view line(buf.data() + line_begin, line_end - line_begin);
-    uint64_t offset = base_offset + line_begin;
-    if (line_no == 1 && line.size() >= 3 && memcmp(line.data(), "\xEF\xBB\xBF", 3) == 0) line.remove_prefix(3);
+  // One record: a line, or for csv the lines a quoted line break joins.
+  // `rec_line` is its first line's number. With `may_continue`, a csv line
+  // that ends inside a quoted field is not judged: the result is true and
+  // the caller reads on (the record is then counted once, when it ends).
+  auto process = [&](size_t rec_begin, size_t rec_end, int64_t rec_line, bool may_continue) -> StatusOr<bool> {
+    std::string_view line(buf.data() + rec_begin, rec_end - rec_begin);
+    uint64_t offset = base_offset + rec_begin;
+    if (rec_line == 1 && line.size() >= 3 && memcmp(line.data(), "\xEF\xBB\xBF", 3) == 0) line.remove_prefix(3);
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (IsBlank(line)) return Status::Ok();
-    ++out.staged.lines_read;
+    if (IsBlank(line)) return false;
     if (line.size() > max_line) {
-      add_bad(line_no, offset, "", "line longer than max_line_bytes (" + std::to_string(max_line) + ")", line);
-      return Status::Ok();
+      ++out.staged.lines_read;
+      add_bad(rec_line, offset, "", "line longer than max_line_bytes (" + std::to_string(max_line) + ")", line);
+      return false;
     }
     size_t capacity = buf.size() - static_cast<size_t>(line.data() - buf.data());
     uint64_t warnings = norm.warnings();
     if (!norm.Normalize(line, capacity, slice, &err)) {
-      add_bad(line_no, offset, err.field, err.reason, line);
-      return Status::Ok();
+      if (may_continue && err.open_quote) return true;
+      ++out.staged.lines_read;
+      add_bad(rec_line, offset, err.field, err.reason, line);
+      return false;
     }
+    ++out.staged.lines_read;
     if (norm.warnings() != warnings)
       out.staged.warning =
-          "line " + std::to_string(line_no) + " (byte offset " + std::to_string(offset) + "): " + norm.last_warning();
+          "line " + std::to_string(rec_line) + " (byte offset " + std::to_string(offset) + "): " + norm.last_warning();
     LF_ASSIGN_OR_RETURN(PartWriter * w, writer_for(FloorTo(norm.time(), kMicrosPerHour)));
     ++out.staged.rows_staged;
-    return w->Append(norm.row());
+    LF_RETURN_IF_ERROR(w->Append(norm.row()));
+    return false;
+  };
+
+  // csv: a record whose quoted field runs past the end of its first line.
+  // It ends at the first line break outside quotes. If its quoting goes wrong
+  // instead (text after a closing quote), or the object ends inside the
+  // quotes, or it would grow past max_line_bytes, the first line alone is
+  // the bad record and the lines after it are read as records of their own,
+  // so nothing else is lost. Positions are relative to `begin`, which moves
+  // when the buffer is compacted.
+  const bool csv = cfg.format.format == LogFormat::kCsv;
+  bool continuing = false;
+  std::optional<CsvContinuation> cont;
+  size_t cont_scanned = 0;    // how far the record has been scanned
+  size_t first_line_len = 0;  // its first line (without the line break)
+  LineError first_err;        // why its first line alone is not a record
+  // Ends the record in progress at `len` (a record), or as its first line only.
+  auto finish_record = [&](size_t len) -> Status {
+    int64_t rec_line = line_no;
+    LF_RETURN_IF_ERROR(process(begin, begin + len, rec_line, false).status());
+    line_no += std::count(buf.data() + begin, buf.data() + begin + len, '\n');
+    begin = scan = std::min(begin + len + 1, end);  // (at the end of the input there is no line break)
+    continuing = false;
+    return Status::Ok();
+  };
+  auto first_line_only = [&](const std::string& why) {
+    std::string_view first(buf.data() + begin, first_line_len);
+    if (!first.empty() && first.back() == '\r') first.remove_suffix(1);
+    ++out.staged.lines_read;
+    add_bad(line_no, base_offset + begin, first_err.field, first_err.reason + why, first);
+    begin = scan = std::min(begin + first_line_len + 1, end);
+    continuing = false;
   };
 
   // Lines: split in place in the read window; a line is never copied.
@@ -245,16 +286,56 @@ StatusOr<StageOutcome> StageObject(TableRuntime& t, const ObjectRow& obj, RowNor
     uint64_t skipped_offset = 0;
     std::string skipped_excerpt;
     while (true) {
-      if (!skipping) {
+      if (continuing) {
+        // At most max_line_bytes + 1 bytes of the record are looked at: one
+        // more means it is too long, whatever follows.
+        size_t limit = std::min(end - begin, max_line + 1);
+        CsvContinuation::Result r = cont->Scan(buf.data() + begin, limit, &cont_scanned);
+        if (r == CsvContinuation::Result::kEnd) {
+          LF_RETURN_IF_ERROR(finish_record(cont_scanned));
+          continue;
+        }
+        if (r == CsvContinuation::Result::kMalformed) {
+          first_line_only("");
+          continue;
+        }
+        if (limit > max_line) {
+          first_line_only("; no closing quote within max_line_bytes (" + std::to_string(max_line) + ")");
+          continue;
+        }
+        if (eof) {
+          if (cont->CanEndHere()) {
+            LF_RETURN_IF_ERROR(finish_record(end - begin));
+          } else {
+            first_line_only("; no closing quote before the end of the object");
+          }
+          continue;
+        }
+      } else if (!skipping) {
         const char* nl = static_cast<const char*>(memchr(buf.data() + scan, '\n', end - scan));
         if (nl) {
           size_t pos = static_cast<size_t>(nl - buf.data());
-          LF_RETURN_IF_ERROR(process(begin, pos));
+          LF_ASSIGN_OR_RETURN(bool open, process(begin, pos, ++line_no, csv));
+          if (open) {
+            continuing = true;
+            cont.emplace(cfg.format.delimiter);
+            first_line_len = pos - begin;
+            cont_scanned = first_line_len + 1;
+            first_err = err;
+            continue;
+          }
           begin = scan = pos + 1;
           continue;
         }
         if (eof) {
-          if (begin < end) LF_RETURN_IF_ERROR(process(begin, end));
+          if (begin < end) {
+            LF_ASSIGN_OR_RETURN(bool open, process(begin, end, ++line_no, csv));
+            if (open) {
+              first_line_len = end - begin;
+              first_err = err;
+              first_line_only("; no closing quote before the end of the object");
+            }
+          }
           break;
         }
       } else {
@@ -262,21 +343,21 @@ StatusOr<StageOutcome> StageObject(TableRuntime& t, const ObjectRow& obj, RowNor
         if (nl) {
           skipping = false;
           begin = scan = static_cast<size_t>(nl - buf.data()) + 1;
-          add_bad(skipped_line, skipped_offset, "", "line longer than max_line_bytes (" + std::to_string(max_line) + ")",
-                  skipped_excerpt);
+          add_bad(skipped_line, skipped_offset, "",
+                  "line longer than max_line_bytes (" + std::to_string(max_line) + ")", skipped_excerpt);
           ++out.staged.lines_read;
           continue;
         }
         if (eof) {
-          add_bad(skipped_line, skipped_offset, "", "line longer than max_line_bytes (" + std::to_string(max_line) + ")",
-                  skipped_excerpt);
+          add_bad(skipped_line, skipped_offset, "",
+                  "line longer than max_line_bytes (" + std::to_string(max_line) + ")", skipped_excerpt);
           ++out.staged.lines_read;
           break;
         }
         base_offset += end;
         begin = scan = end = 0;
       }
-      // Need more input: keep the partial line at the front of the buffer.
+      // Need more input: keep the partial line (or record) at the front of the buffer.
       if (begin > 0) {
         memmove(buf.data(), buf.data() + begin, end - begin);
         base_offset += begin;
@@ -285,7 +366,9 @@ StatusOr<StageOutcome> StageObject(TableRuntime& t, const ObjectRow& obj, RowNor
         begin = 0;
       }
       if (!skipping && end == buf.size() - pad) {
-        if (end < max_line) {
+        // (A csv record being continued is at most max_line_bytes here: one
+        // byte more and it would have been cut short above.)
+        if (end < max_line || continuing) {
           buf.resize(std::min(buf.size() * 2, max_line + pad + 1));
         } else {
           // Over-long line: dead-letter it and discard input up to its end.

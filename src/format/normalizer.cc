@@ -879,6 +879,7 @@ void RowNormalizer::BeginRecord(LineError* err) {
   depth_ = 0;
   err->field.clear();
   err->reason.clear();
+  err->open_quote = false;
 }
 
 bool RowNormalizer::Normalize(std::string_view line, size_t capacity, std::optional<int64_t> fallback_time,
@@ -1027,7 +1028,7 @@ void AppendMember(std::string* out, std::string_view key, std::string_view value
 // are views into the line; only a field with a doubled quote is copied (into
 // `unquoted`, which is reserved so the views stay valid).
 bool SplitCsv(std::string_view line, char delim, std::vector<std::string_view>* fields, std::string* unquoted,
-              std::string* error) {
+              std::string* error, bool* open_quote) {
   fields->clear();
   unquoted->clear();
   unquoted->reserve(line.size());
@@ -1043,6 +1044,7 @@ bool SplitCsv(std::string_view line, char delim, std::vector<std::string_view>* 
       }
       if (close == std::string_view::npos) {
         *error = "unterminated quoted field " + std::to_string(fields->size() + 1);
+        *open_quote = true;
         return false;
       }
       std::string_view body = line.substr(start, close - start);
@@ -1073,6 +1075,63 @@ bool SplitCsv(std::string_view line, char delim, std::vector<std::string_view>* 
 
 }  // namespace
 
+CsvContinuation::Result CsvContinuation::Scan(const char* text, size_t size, size_t* pos) {
+  size_t i = *pos;
+  while (i < size) {
+    char c = text[i];
+    switch (state_) {
+      case State::kQuoted: {
+        // Inside quotes everything, line breaks included, is the value.
+        const void* q = memchr(text + i, '"', size - i);
+        if (!q) {
+          i = size;
+          break;
+        }
+        i = static_cast<size_t>(static_cast<const char*>(q) - text) + 1;
+        state_ = State::kQuoteInQuoted;
+        break;
+      }
+      case State::kQuoteInQuoted:  // a quote inside quotes: doubled, or the closing one
+        if (c == '"') {
+          state_ = State::kQuoted;
+        } else if (c == delimiter_) {
+          state_ = State::kFieldStart;
+        } else if (c == '\n') {
+          *pos = i;
+          return Result::kEnd;
+        } else if (c == '\r') {
+          state_ = State::kCrAfterQuote;
+        } else {
+          *pos = i;
+          return Result::kMalformed;
+        }
+        ++i;
+        break;
+      case State::kCrAfterQuote:
+        *pos = i;
+        return c == '\n' ? Result::kEnd : Result::kMalformed;
+      case State::kFieldStart:
+        if (c == '"') {
+          state_ = State::kQuoted;
+          ++i;
+        } else {
+          state_ = State::kUnquoted;
+        }
+        break;
+      case State::kUnquoted:  // up to a delimiter or the line end, quotes included
+        if (c == '\n') {
+          *pos = i;
+          return Result::kEnd;
+        }
+        if (c == delimiter_) state_ = State::kFieldStart;
+        ++i;
+        break;
+    }
+  }
+  *pos = size;
+  return Result::kMore;
+}
+
 bool RowNormalizer::TextToJson(std::string_view line, LineError* err) {
   converted_.assign("{");
   switch (opts_.format) {
@@ -1102,7 +1161,7 @@ bool RowNormalizer::TextToJson(std::string_view line, LineError* err) {
       std::vector<std::string_view>& fields = fields_;
       std::string error;
       if (opts_.format == LogFormat::kCsv) {
-        if (!SplitCsv(line, opts_.delimiter, &fields, &unquoted_, &error)) {
+        if (!SplitCsv(line, opts_.delimiter, &fields, &unquoted_, &error, &err->open_quote)) {
           err->reason = "CSV: " + error;
           return false;
         }

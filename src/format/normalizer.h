@@ -78,6 +78,33 @@ int UnescapeJsonLossy(std::string_view body, std::string* out);
 struct LineError {
   std::string field;  // the field at fault, when there is one
   std::string reason;
+  // csv: the line ends inside a quoted field, so the record may go on in the
+  // next line (the reader decides; see CsvContinuation).
+  bool open_quote = false;
+};
+
+// Where a csv record ends when a quoted field holds line breaks: Ruby's CSV,
+// which Fluentd's csv formatter uses, writes such a value as it is, inside
+// quotes (RFC 4180). Fed the text after a first line that ended inside a
+// quoted field (LineError::open_quote), in pieces as they are read; it
+// follows the quoting as SplitCsv does.
+class CsvContinuation {
+ public:
+  enum class Result {
+    kMore,       // all of text[*pos, size) belongs to the record: *pos == size
+    kEnd,        // the record ends at the line break at *pos
+    kMalformed,  // a closing quote followed by something other than a delimiter or line end, at *pos
+  };
+  explicit CsvContinuation(char delimiter) : delimiter_(delimiter) {}
+  // Scans text[*pos, size), carrying on from where the last call stopped.
+  Result Scan(const char* text, size_t size, size_t* pos);
+  // Whether the text scanned so far is a complete record (the input ends here).
+  bool CanEndHere() const { return state_ != State::kQuoted; }
+
+ private:
+  enum class State { kQuoted, kQuoteInQuoted, kCrAfterQuote, kFieldStart, kUnquoted };
+  State state_ = State::kQuoted;
+  char delimiter_;
 };
 
 // Columns every table gets from the normalizer.

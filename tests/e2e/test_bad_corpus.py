@@ -67,10 +67,7 @@ def line_offsets(content):
 
 # Fixtures whose expected behaviour is not implemented yet (tracked in the
 # project's issue on formats and bad input); everything else is asserted.
-KNOWN_OPEN = {
-    "csv_quoted_newline": "a CSV value with a newline inside quotes spans two physical lines; "
-                          "line splitting does not yet keep quoted newlines together",
-}
+KNOWN_OPEN = {}
 
 
 class BadCorpusTest(unittest.TestCase):

@@ -89,6 +89,71 @@ TEST(Formats, CsvWrongFieldCountOrBrokenQuotesAreBadRecords) {
   EXPECT_NE(open.reason.find("unterminated"), std::string::npos) << open.reason;
 }
 
+TEST(Formats, CsvLineEndingInsideQuotesAsksForTheNextLine) {
+  FormatOptions o = Opts(LogFormat::kCsv);
+  o.delimiter = ',';
+  o.keys = {"a", "b"};
+  SchemaRegistry schema(FixedColumns(o.format));
+  RowNormalizer n(&schema, o);
+  auto run = [&](const std::string& line, LineError* err) {
+    std::string buf = line + std::string(simdjson::SIMDJSON_PADDING, ' ');
+    return n.Normalize(std::string_view(buf.data(), line.size()), buf.size(), 0, err);
+  };
+  LineError err;
+  EXPECT_FALSE(run("\"1\",\"first line", &err));
+  EXPECT_TRUE(err.open_quote) << err.reason;
+  EXPECT_FALSE(run("\"1\",\"say \"\"hi\"\"", &err));  // a doubled quote, then the line ends inside the value
+  EXPECT_TRUE(err.open_quote) << err.reason;
+  // Joined, the record parses, line breaks kept.
+  ASSERT_TRUE(run("\"1\",\"first line\nsecond\r\nthird\"", &err)) << err.reason;
+  EXPECT_EQ(json::parse(n.row())["b"], "first line\nsecond\r\nthird");
+  EXPECT_FALSE(err.open_quote);
+  // Other quoting errors and field counts are not an open quote.
+  EXPECT_FALSE(run("\"1\",\"x\"y", &err));
+  EXPECT_FALSE(err.open_quote) << err.reason;
+  EXPECT_FALSE(run("\"1\"", &err));
+  EXPECT_FALSE(err.open_quote) << err.reason;
+}
+
+TEST(Formats, CsvContinuationFindsTheRecordEnd) {
+  using R = CsvContinuation::Result;
+  // Each call continues after the first line, which ended inside quotes.
+  auto scan_all = [](const std::string& rest, size_t piece, size_t* pos) {
+    CsvContinuation c(',');
+    *pos = 0;
+    for (size_t upto = std::min(piece, rest.size());; upto = std::min(upto + piece, rest.size())) {
+      R r = c.Scan(rest.data(), upto, pos);
+      if (r != R::kMore || upto == rest.size()) return std::make_pair(r, c.CanEndHere());
+    }
+  };
+  for (size_t piece : {1, 2, 3, 1000}) {
+    size_t pos;
+    // The value goes on over a line break and a doubled quote, then more fields, then the next record.
+    std::string rest = "more \"\"quoted\"\"\nstill\",\"x\",plain\n\"next\",\"record\"\n";
+    auto [r, can_end] = scan_all(rest, piece, &pos);
+    EXPECT_EQ(r, R::kEnd) << piece;
+    EXPECT_EQ(pos, rest.find("\n\"next\"")) << piece;
+    // CRLF after the closing quote ends the record too.
+    std::string crlf = "tail\"\r\n\"next\"\n";
+    std::tie(r, can_end) = scan_all(crlf, piece, &pos);
+    EXPECT_EQ(r, R::kEnd);
+    EXPECT_EQ(pos, 6u);
+    // Text after a closing quote: not a continuation.
+    std::tie(r, can_end) = scan_all("\"csv\",\"2\"\n", piece, &pos);
+    EXPECT_EQ(r, R::kMalformed);
+    EXPECT_EQ(pos, 1u);
+    std::tie(r, can_end) = scan_all("x\"\ry\n", piece, &pos);
+    EXPECT_EQ(r, R::kMalformed);
+    // The input ends: inside the quotes it is no record; after them it is.
+    std::tie(r, can_end) = scan_all("no closing quote\nat all", piece, &pos);
+    EXPECT_EQ(r, R::kMore);
+    EXPECT_FALSE(can_end);
+    std::tie(r, can_end) = scan_all("closed\",last", piece, &pos);
+    EXPECT_EQ(r, R::kMore);
+    EXPECT_TRUE(can_end);
+  }
+}
+
 TEST(Formats, TsvSplitsOnTabsWithoutQuoting) {
   FormatOptions o = Opts(LogFormat::kTsv);
   o.keys = {"a", "b"};
