@@ -20,7 +20,8 @@ class PartWriter {
   PartWriter(int64_t hour_us, std::string key, std::unique_ptr<WriteStream> out)
       : hour_us_(hour_us), key_(std::move(key)), out_(std::move(out)) {}
 
-  Status Append(std::string_view row) {
+  // Inlined: it runs per row, and out of line it cost 0.6% of staging (callgrind).
+  [[gnu::always_inline]] Status Append(std::string_view row) {
     raw_.append(row);
     ++rows_;
     if (raw_.size() >= kRawFlush) {
@@ -217,27 +218,32 @@ StatusOr<StageOutcome> StageObject(TableRuntime& t, const ObjectRow& obj, RowNor
   };
 
   // One record: a line, or for csv the lines a quoted line break joins.
-  // `rec_line` is its first line's number. With `may_continue`, a csv line
-  // that ends inside a quoted field is not judged: the result is true and
+  // `rec_line` is its first line's number. With `open_quote` (csv), a line
+  // that ends inside a quoted field is not judged: *open_quote is set and
   // the caller reads on (the record is then counted once, when it ends).
-  auto process = [&](size_t rec_begin, size_t rec_end, int64_t rec_line, bool may_continue) -> StatusOr<bool> {
+  // (Status and an out-parameter rather than StatusOr<bool>: this runs per
+  // line, and the variant cost 0.2% of staging in callgrind.)
+  auto process = [&](size_t rec_begin, size_t rec_end, int64_t rec_line, bool* open_quote) -> Status {
     std::string_view line(buf.data() + rec_begin, rec_end - rec_begin);
     uint64_t offset = base_offset + rec_begin;
     if (rec_line == 1 && line.size() >= 3 && memcmp(line.data(), "\xEF\xBB\xBF", 3) == 0) line.remove_prefix(3);
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (IsBlank(line)) return false;
+    if (IsBlank(line)) return Status::Ok();
     if (line.size() > max_line) {
       ++out.staged.lines_read;
       add_bad(rec_line, offset, "", "line longer than max_line_bytes (" + std::to_string(max_line) + ")", line);
-      return false;
+      return Status::Ok();
     }
     size_t capacity = buf.size() - static_cast<size_t>(line.data() - buf.data());
     uint64_t warnings = norm.warnings();
     if (!norm.Normalize(line, capacity, slice, &err)) {
-      if (may_continue && err.open_quote) return true;
+      if (open_quote && err.open_quote) {
+        *open_quote = true;
+        return Status::Ok();
+      }
       ++out.staged.lines_read;
       add_bad(rec_line, offset, err.field, err.reason, line);
-      return false;
+      return Status::Ok();
     }
     ++out.staged.lines_read;
     if (norm.warnings() != warnings)
@@ -245,8 +251,7 @@ StatusOr<StageOutcome> StageObject(TableRuntime& t, const ObjectRow& obj, RowNor
           "line " + std::to_string(rec_line) + " (byte offset " + std::to_string(offset) + "): " + norm.last_warning();
     LF_ASSIGN_OR_RETURN(PartWriter * w, writer_for(FloorTo(norm.time(), kMicrosPerHour)));
     ++out.staged.rows_staged;
-    LF_RETURN_IF_ERROR(w->Append(norm.row()));
-    return false;
+    return w->Append(norm.row());
   };
 
   // csv: a record whose quoted field runs past the end of its first line.
@@ -265,7 +270,7 @@ StatusOr<StageOutcome> StageObject(TableRuntime& t, const ObjectRow& obj, RowNor
   // Ends the record in progress at `len` (a record), or as its first line only.
   auto finish_record = [&](size_t len) -> Status {
     int64_t rec_line = line_no;
-    LF_RETURN_IF_ERROR(process(begin, begin + len, rec_line, false).status());
+    LF_RETURN_IF_ERROR(process(begin, begin + len, rec_line, nullptr));
     line_no += std::count(buf.data() + begin, buf.data() + begin + len, '\n');
     begin = scan = std::min(begin + len + 1, end);  // (at the end of the input there is no line break)
     continuing = false;
@@ -315,7 +320,8 @@ StatusOr<StageOutcome> StageObject(TableRuntime& t, const ObjectRow& obj, RowNor
         const char* nl = static_cast<const char*>(memchr(buf.data() + scan, '\n', end - scan));
         if (nl) {
           size_t pos = static_cast<size_t>(nl - buf.data());
-          LF_ASSIGN_OR_RETURN(bool open, process(begin, pos, ++line_no, csv));
+          bool open = false;
+          LF_RETURN_IF_ERROR(process(begin, pos, ++line_no, csv ? &open : nullptr));
           if (open) {
             continuing = true;
             cont.emplace(cfg.format.delimiter);
@@ -329,7 +335,8 @@ StatusOr<StageOutcome> StageObject(TableRuntime& t, const ObjectRow& obj, RowNor
         }
         if (eof) {
           if (begin < end) {
-            LF_ASSIGN_OR_RETURN(bool open, process(begin, end, ++line_no, csv));
+            bool open = false;
+            LF_RETURN_IF_ERROR(process(begin, end, ++line_no, csv ? &open : nullptr));
             if (open) {
               first_line_len = end - begin;
               first_err = err;
