@@ -37,10 +37,12 @@ const KeySpec kKeys[] = {
      "Durable staging store for normalized parts: file:///dir/, s3://bucket/prefix/ or gs://bucket/prefix/."},
     {"endpoint", Scope::kBoth, "",
      "s3://: an S3-compatible endpoint (http://127.0.0.1:9000 for MinIO, https://ACCOUNT.r2.cloudflarestorage.com, "
-     "https://storage.googleapis.com with HMAC keys) for both source and staging; empty: AWS_ENDPOINT_URL_S3, "
+     "https://storage.googleapis.com with HMAC keys) for the s3:// source and staging; empty: AWS_ENDPOINT_URL_S3, "
      "AWS_ENDPOINT_URL, else AWS."},
-    {"source_endpoint", Scope::kBoth, "", "s3://: overrides `endpoint` for the source."},
-    {"staging_endpoint", Scope::kBoth, "", "s3://: overrides `endpoint` for the staging store."},
+    {"source_endpoint", Scope::kBoth, "",
+     "Overrides `endpoint` for the source; for gs:// the JSON API base URL (default STORAGE_EMULATOR_HOST, else "
+     "https://storage.googleapis.com)."},
+    {"staging_endpoint", Scope::kBoth, "", "Overrides `endpoint` for the staging store (gs:// as for source_endpoint)."},
     {"region", Scope::kBoth, "", "AWS region for S3 and SQS; empty: AWS_REGION, AWS_DEFAULT_REGION, us-east-1."},
     {"s3_addressing", Scope::kBoth, "auto",
      "auto (virtual-hosted on AWS, path-style on a custom endpoint or a bucket with dots), virtual or path."},
@@ -308,8 +310,14 @@ StatusOr<Config> ParseConfig(const std::string& text, const std::string& origin)
                       "'" + kv->first + "' is not an endpoint URL (http(s)://host[:port])");
       while (kv->first.size() > 1 && kv->first.back() == '/') kv->first.pop_back();
     }
-    tc.source_store.endpoint = source_endpoint.first.empty() ? endpoint.first : source_endpoint.first;
-    tc.staging_store.endpoint = staging_endpoint.first.empty() ? endpoint.first : staging_endpoint.first;
+    // `endpoint` is for the S3 sides; the per-side keys also take a gs://
+    // side's JSON API base URL.
+    auto side_endpoint = [&](const std::string& uri, const std::string& specific) {
+      if (!specific.empty()) return specific;
+      return StartsWith(uri, "s3://") ? endpoint.first : std::string();
+    };
+    tc.source_store.endpoint = side_endpoint(source.first, source_endpoint.first);
+    tc.staging_store.endpoint = side_endpoint(staging.first, staging_endpoint.first);
     tc.source_store.region = tc.staging_store.region = region.first;
     tc.source_store.addressing = tc.staging_store.addressing = addressing.first;
     LF_GET(notifications, "notifications");
