@@ -69,3 +69,21 @@ if [ ! -f "$suite/index.json" ] || [ "$(cat "$suite/VERSION" 2>/dev/null)" != "$
   echo "$SIGV4_SUITE_VERSION" > "$suite/VERSION"
   rm -rf "$tmp"
 fi
+
+# The Cloud Storage emulator from firebase-tools, for the GCS end-to-end tests
+# (tests/e2e/gcs_emulator.js loads it straight from node_modules: the firebase
+# CLI itself wants Java 21 and a downloaded jar). Install scripts are skipped;
+# it is 312 MB and about two minutes, so only when missing or another version.
+FIREBASE_TOOLS_VERSION=15.34.2
+firebase="$root/.deps/firebase-tools"
+if [ ! -f "$firebase/node_modules/firebase-tools/lib/emulator/storage/index.js" ] || \
+   [ "$(cat "$firebase/VERSION" 2>/dev/null)" != "$FIREBASE_TOOLS_VERSION" ]; then
+  echo "setup: installing firebase-tools $FIREBASE_TOOLS_VERSION (Cloud Storage emulator) from npm"
+  rm -rf "$firebase"
+  tmp="$firebase.tmp"
+  rm -rf "$tmp" && mkdir -p "$tmp"
+  (cd "$tmp" && npm install --silent --ignore-scripts --no-audit --no-fund --no-save \
+      "firebase-tools@$FIREBASE_TOOLS_VERSION" >/dev/null)
+  echo "$FIREBASE_TOOLS_VERSION" > "$tmp/VERSION"
+  mv "$tmp" "$firebase"
+fi
