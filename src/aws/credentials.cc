@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/refreshing_cache.h"
 #include "common/strings.h"
 #include "common/time.h"
 
@@ -249,38 +250,10 @@ class DefaultChain : public CredentialsProvider {
   }
 
   StatusOr<Credentials> Get() override {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      int64_t now = options_.now_us();
-      if (cached_ && !NeedsRefresh(*cached_, now)) return *cached_;
-      // Another thread is refreshing and these still work: no need to wait.
-      if (cached_ && refreshing_ && !Expired(*cached_, now)) return *cached_;
-    }
-    std::lock_guard<std::mutex> one_refresh(refresh_mu_);
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (cached_ && !NeedsRefresh(*cached_, options_.now_us())) return *cached_;  // refreshed meanwhile
-      refreshing_ = true;
-    }
-    StatusOr<Credentials> fresh = Resolve();
-    std::lock_guard<std::mutex> lock(mu_);
-    refreshing_ = false;
-    if (fresh.ok()) {
-      cached_ = *fresh;
-      return *cached_;
-    }
-    // A failed early refresh is not an outage yet: keep using what we have
-    // until it really expires, and try again on the next call.
-    if (cached_ && !Expired(*cached_, options_.now_us())) return *cached_;
-    return fresh.status();
+    return cache_.Get([this] { return Resolve(); });
   }
 
  private:
-  static bool NeedsRefresh(const Credentials& c, int64_t now) {
-    return c.expires_at_us != 0 && now >= c.expires_at_us - kRefreshBeforeUs;
-  }
-  static bool Expired(const Credentials& c, int64_t now) { return c.expires_at_us != 0 && now >= c.expires_at_us; }
-
   std::string Env(const char* name) const { return options_.getenv(name); }
 
   const HttpClient& MetadataHttp() const {
@@ -572,10 +545,7 @@ class DefaultChain : public CredentialsProvider {
   }
 
   ChainOptions options_;
-  std::mutex mu_;          // guards cached_ and refreshing_
-  std::mutex refresh_mu_;  // one refresh at a time
-  std::optional<Credentials> cached_;
-  bool refreshing_ = false;
+  RefreshingCache<Credentials> cache_{kRefreshBeforeUs, [this] { return options_.now_us(); }};
 };
 
 class StaticProvider : public CredentialsProvider {

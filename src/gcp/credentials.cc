@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/refreshing_cache.h"
 #include "common/strings.h"
 #include "common/time.h"
 
@@ -387,38 +388,10 @@ class DefaultProvider : public TokenProvider {
   }
 
   StatusOr<AccessToken> Get() override {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      int64_t now = options_.now_us();
-      if (cached_ && !NeedsRefresh(*cached_, now)) return *cached_;
-      // Another thread is refreshing and this one still works: no need to wait.
-      if (cached_ && refreshing_ && !Expired(*cached_, now)) return *cached_;
-    }
-    std::lock_guard<std::mutex> one_refresh(refresh_mu_);
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (cached_ && !NeedsRefresh(*cached_, options_.now_us())) return *cached_;  // refreshed meanwhile
-      refreshing_ = true;
-    }
-    StatusOr<AccessToken> fresh = Fetch();
-    std::lock_guard<std::mutex> lock(mu_);
-    refreshing_ = false;
-    if (fresh.ok()) {
-      cached_ = *fresh;
-      return *cached_;
-    }
-    // A failed early refresh is not an outage yet: keep using what we have
-    // until it really expires, and try again on the next call.
-    if (cached_ && !Expired(*cached_, options_.now_us())) return *cached_;
-    return fresh.status();
+    return cache_.Get([this] { return Fetch(); });
   }
 
  private:
-  static bool NeedsRefresh(const AccessToken& t, int64_t now) {
-    return t.expires_at_us != 0 && now >= t.expires_at_us - kRefreshBeforeUs;
-  }
-  static bool Expired(const AccessToken& t, int64_t now) { return t.expires_at_us != 0 && now >= t.expires_at_us; }
-
   std::string Env(const char* name) const { return options_.getenv(name); }
   const HttpClient& Http() const { return options_.http ? *options_.http : HttpClient::Default(); }
   // Not options_.http: that one is set up for the token endpoints (TLS, a CA
@@ -432,7 +405,7 @@ class DefaultProvider : public TokenProvider {
     return *client;
   }
 
-  // REQUIRES: refresh_mu_ held. The source is chosen once; later refreshes
+  // REQUIRES: called only by cache_ (never two at once). The source is chosen once; later refreshes
   // ask it again (a key file is not re-read, and a metadata server that
   // answered once is not mistaken for absent when it blips).
   StatusOr<AccessToken> Fetch() {
@@ -535,10 +508,8 @@ class DefaultProvider : public TokenProvider {
   }
 
   TokenOptions options_;
-  std::mutex mu_;          // guards cached_ and refreshing_
-  std::mutex refresh_mu_;  // one refresh at a time; guards source_
-  std::optional<AccessToken> cached_;
-  bool refreshing_ = false;
+  // Its fetches never overlap, which is what guards source_.
+  RefreshingCache<AccessToken> cache_{kRefreshBeforeUs, [this] { return options_.now_us(); }};
   std::unique_ptr<Source> source_;
 };
 
