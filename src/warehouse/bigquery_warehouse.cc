@@ -182,17 +182,19 @@ class BigQueryWarehouse final : public Warehouse {
     return {{"projectId", project_}, {"datasetId", dataset_}, {"tableId", table}};
   }
 
-  std::function<Status(const HttpResponse&)> AcceptNotFound(const char* op, const std::string& table) const {
+  // 2xx, or the one other status the caller treats as an answer (404 "not
+  // there yet", 409 "already there").
+  std::function<Status(const HttpResponse&)> Accept(int also, const char* op, const std::string& table) const {
     std::string what = std::string("BigQuery ") + op + " " + Name(table);
-    return [what](const HttpResponse& r) {
-      return (r.status >= 200 && r.status < 300) || r.status == 404 ? Status::Ok() : gcp::ErrorStatus(what, r);
+    return [what, also](const HttpResponse& r) {
+      return (r.status >= 200 && r.status < 300) || r.status == also ? Status::Ok() : gcp::ErrorStatus(what, r);
     };
   }
+  std::function<Status(const HttpResponse&)> AcceptNotFound(const char* op, const std::string& table) const {
+    return Accept(404, op, table);
+  }
   std::function<Status(const HttpResponse&)> AcceptConflict(const char* op, const std::string& table) const {
-    std::string what = std::string("BigQuery ") + op + " " + Name(table);
-    return [what](const HttpResponse& r) {
-      return (r.status >= 200 && r.status < 300) || r.status == 409 ? Status::Ok() : gcp::ErrorStatus(what, r);
-    };
+    return Accept(409, op, table);
   }
 
   Status EnsureDataset() {
