@@ -82,6 +82,9 @@ if [ ! -f "$firebase/node_modules/firebase-tools/lib/emulator/storage/index.js" 
   rm -rf "$firebase"
   tmp="$firebase.tmp"
   rm -rf "$tmp" && mkdir -p "$tmp"
+  # A package.json of its own, so npm installs here and not into a parent
+  # folder that has one.
+  echo '{"private": true}' > "$tmp/package.json"
   (cd "$tmp" && npm install --silent --ignore-scripts --no-audit --no-fund --no-save \
       "firebase-tools@$FIREBASE_TOOLS_VERSION" >/dev/null)
   echo "$FIREBASE_TOOLS_VERSION" > "$tmp/VERSION"
