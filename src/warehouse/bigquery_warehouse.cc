@@ -262,9 +262,12 @@ class BigQueryWarehouse final : public Warehouse {
                  {"sourceFormat", "NEWLINE_DELIMITED_JSON"},
                  {"schema", {{"fields", fields}}},
                  {"timePartitioning", {{"type", unit_us >= kMicrosPerDay ? "DAY" : "HOUR"}, {"field", "_time"}}},
-                 {"schemaUpdateOptions", {"ALLOW_FIELD_ADDITION"}},
                  {"ignoreUnknownValues", false},
                  {"maxBadRecords", 0}};
+    // BigQuery accepts schema update options only when appending or when
+    // truncating one partition, not when truncating a whole (scratch) table.
+    if (dest.find('$') != std::string::npos || std::string_view(disposition) == "WRITE_APPEND")
+      load["schemaUpdateOptions"] = {"ALLOW_FIELD_ADDITION"};
     std::set<std::string> want(uris.begin(), uris.end());
     // A job found under this id must be this load (same files), not one left
     // by another ledger that reused the id.

@@ -178,6 +178,8 @@ TEST_F(BigQueryTest, TooManyPartsGoThroughAScratchTableAndOneCopy) {
   const json& first = bq_.jobs[bq_.inserted[0]]["configuration"]["load"];
   EXPECT_EQ(first["writeDisposition"], "WRITE_TRUNCATE");
   EXPECT_EQ(bq_.jobs[bq_.inserted[1]]["configuration"]["load"]["writeDisposition"], "WRITE_APPEND");
+  // Schema update options are refused when truncating a whole table.
+  EXPECT_FALSE(first.contains("schemaUpdateOptions"));
   std::string scratch = first["destinationTable"]["tableId"];
   EXPECT_EQ(scratch.find('$'), std::string::npos);
   const json& copy = bq_.jobs[bq_.inserted[3]]["configuration"]["copy"];
