@@ -39,7 +39,7 @@ def wait_for(predicate, timeout, what):
         time.sleep(0.1)
 
 
-class CrossCloud(unittest.TestCase):
+class CrossCloudBase(unittest.TestCase):
     def setUp(self):
         self.moto = moto.Moto(self)
         self.gcs = gcs.GcsEmulator(self)
@@ -87,6 +87,8 @@ class CrossCloud(unittest.TestCase):
                 out.append(body_of(r))
         return out
 
+
+class CrossCloud(CrossCloudBase):
     def test_s3_to_gcs_to_bigquery_with_reloads_and_a_kill_during_a_load(self):
         self.ws.gen(hours=6, rows_per_hour=1500)
         self.upload()
@@ -147,6 +149,29 @@ class CrossCloud(unittest.TestCase):
         st = json.loads(self.ws.cli("status", "--json").stdout)[0]
         self.assertEqual(st["loads_today"], self.ws.ledger_scalar("SELECT count(*) FROM loads"))
         self.assertIn("daily_load_budget", st)
+
+
+class ScratchAndCopy(CrossCloudBase):
+    def test_partitions_with_more_parts_than_one_job_may_name_go_through_a_scratch_table(self):
+        t = self.ws.table_config(source="s3://%s/logs/" % BUCKET, endpoint=self.moto.endpoint,
+                                 staging="gs://%s/parts/" % STAGING_BUCKET,
+                                 warehouse="bigquery://%s/%s" % (PROJECT, DATASET),
+                                 bigquery_endpoint=self.bq.endpoint, max_uris_per_load=1)
+        self.ws.write_config(tables=[t])
+        self.ws.gen(hours=3, rows_per_hour=1000, split_every=1)  # two objects an hour, late rows: 2+ parts
+        self.upload()
+        self.ws.run_once(expect_rc=0)
+        self.assertEqual(self.bq_counts(), self.expected())
+        copies = [body_of(r) for r in self.bq.requests_for(method_id="bigquery.jobs.insert")
+                  if r.status == 200 and "copy" in body_of(r).get("configuration", {})]
+        self.assertGreater(len(copies), 0)
+        for c in copies:
+            self.assertEqual(c["configuration"]["copy"]["writeDisposition"], "WRITE_TRUNCATE")
+            self.assertIn("$", c["configuration"]["copy"]["destinationTable"]["tableId"])
+        for job in self.load_jobs():
+            self.assertEqual(len(job["configuration"]["load"]["sourceUris"]), 1)
+        r = self.ws.verify()
+        self.assertEqual(r.rc, 0, r)
 
 
 if __name__ == "__main__":
