@@ -130,6 +130,36 @@ class EventDrivenDiscovery(S3Case):
         self.assertEqual(sum(self.moto.queue_depth(self.queue_url)), 1)
         self.assertEqual(self.ws.warehouse_hour_counts(), lf.count_source(self.ws.source_dir).per_hour)
 
+    def test_message_whose_object_keeps_failing_is_recorded_and_kept(self):
+        self.ws.gen(hours=2, rows_per_hour=500, split_every=0)
+        names = sorted(os.listdir(self.ws.source_dir))
+        bad = os.path.join(self.ws.source_dir, names[0])
+        with open(bad, "rb") as f:
+            data = f.read()
+        with open(bad, "wb") as f:
+            f.write(data[: len(data) // 2])  # a truncated gzip member: cannot be read
+        self.config(retry_base="200ms", retry_max="1s", interval="200ms", sqs_wait="1s", sqs_visibility="10s")
+        daemon = self.ws.start("run")
+        wait_for(lambda: self.moto.queue_depth(self.queue_url) == (0, 0), 60, "the test event to be consumed")
+        self.upload(self.ws.source_dir)
+
+        def failing():
+            st = self.status()
+            return st["notifications"]["failing"] if st["notifications"]["failing"] else None
+
+        rows = wait_for(failing, 90, "the notification of the failing object to be recorded")
+        self.assertEqual(len(rows), 1, rows)
+        self.assertIn(names[0], rows[0]["error"])
+        self.assertIn("CORRUPTION", rows[0]["error"])
+        # The good object's message was deleted; the failing one stays for the
+        # queue's redrive policy.
+        self.assertEqual(sum(self.moto.queue_depth(self.queue_url)), 1)
+        daemon.terminate()
+        daemon.wait(timeout=60)
+        st = self.status()
+        self.assertEqual(st["objects"]["failed"], 1)
+        self.assertEqual(st["objects"]["staged"], len(names) - 1)
+
 
 class S3Staging(S3Case):
     def test_s3_source_and_staging_exact_counts_and_duplicate_events(self):
