@@ -63,6 +63,12 @@ std::string_view UrlForMessages(std::string_view url) {
   return url.substr(0, url.find('?'));
 }
 
+bool IsLocalOnlyHost(std::string_view host) {
+  return host == "169.254.169.254" || host == "169.254.170.2" || host == "169.254.170.23" ||
+         host == "[fd00:ec2::254]" || host == "[fd00:ec2::23]" || host == "metadata.google.internal" ||
+         host == "localhost" || host == "[::1]" || StartsWith(host, "127.");
+}
+
 }  // namespace
 
 std::string_view HttpResponse::Header(std::string_view lower_name) const {
@@ -102,6 +108,11 @@ StatusOr<HttpResponse> HttpClient::Send(const HttpRequest& request) const {
   curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, options_.verify_tls ? 2L : 0L);
   if (!options_.ca_file.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO, options_.ca_file.c_str());
   curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+  // Metadata and container-credential endpoints are link-local or loopback:
+  // a configured HTTP proxy must never see those requests (the SDKs bypass
+  // proxies for them too).
+  Url url;
+  if (ParseUrl(request.url, &url) && IsLocalOnlyHost(url.host)) curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");
   // Bodies are compared against checksums of the stored bytes: no transparent
   // decoding of Content-Encoding.
   curl_easy_setopt(curl, CURLOPT_HTTP_CONTENT_DECODING, 0L);
