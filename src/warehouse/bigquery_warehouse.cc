@@ -15,6 +15,7 @@
 
 #include "common/strings.h"
 #include "common/time.h"
+#include "format/compression.h"
 #include "gcp/client.h"
 #include "gcp/credentials.h"
 #include "warehouse/warehouse.h"
@@ -86,9 +87,14 @@ class BigQueryWarehouse final : public Warehouse {
       return Status::FailedPrecondition("the bigquery warehouse loads from a gs:// staging store, not " + staging.uri());
     std::vector<std::string> uris;
     for (const PartRow& p : plan.parts) uris.push_back(staging.UriOf(p.key));
-    if (uris.empty())
-      return Status::FailedPrecondition("partition " + FormatHour(plan.partition_us) +
-                                        " has no staged parts; clearing a BigQuery partition is not supported yet");
+    if (uris.empty()) {
+      // Every row of the partition went away (its objects were replaced by
+      // versions with none in this period). A load job needs a file, so an
+      // empty one truncates the partition to nothing.
+      std::string empty_key = "_logferry/empty.ndjson.gz";  // outside every table prefix: never swept
+      LF_RETURN_IF_ERROR(staging.WriteAll(empty_key, GzipCompress("")).status());
+      uris.push_back(staging.UriOf(empty_key));
+    }
     std::string decorated = plan.table + "$" + Decorator(plan.partition_us, unit_us);
     json fields = schema.ToBigQuerySchema();
     if (uris.size() <= opts_.max_uris_per_load) {

@@ -27,13 +27,28 @@ using testutil::LocalHttpServer;
 // them: BigQuery does).
 class NamesOnlyStore final : public ObjectStore {
  public:
+  std::vector<std::string> written;
   const std::string& uri() const override { return uri_; }
   StatusOr<ListPage> List(std::string_view, std::string_view, size_t) override { return ListPage{}; }
   StatusOr<ObjectInfo> Stat(std::string_view) override { return Status::NotFound("x"); }
   StatusOr<std::unique_ptr<ReadStream>> OpenRead(std::string_view, const ReadOptions&) override {
     return Status::NotFound("x");
   }
-  StatusOr<std::unique_ptr<WriteStream>> OpenWrite(std::string_view) override { return Status::NotFound("x"); }
+  StatusOr<std::unique_ptr<WriteStream>> OpenWrite(std::string_view key) override {
+    struct Writer final : WriteStream {
+      NamesOnlyStore* store;
+      std::string key;
+      Status Write(std::string_view) override { return Status::Ok(); }
+      StatusOr<WrittenObject> Commit() override {
+        store->written.push_back(key);
+        return WrittenObject{key, 0, "", "1"};
+      }
+    };
+    auto w = std::make_unique<Writer>();
+    w->store = this;
+    w->key = std::string(key);
+    return std::unique_ptr<WriteStream>(std::move(w));
+  }
   Status Delete(std::string_view) override { return Status::Ok(); }
 
  private:
@@ -74,7 +89,9 @@ struct FakeBigQuery {
         job["status"]["errorResult"] = error_result;
         job["status"]["errors"] = json::array({error_result});
       } else if (job["configuration"].contains("load")) {
-        size_t n = job["configuration"]["load"]["sourceUris"].size();
+        size_t n = 0;
+        for (const auto& u : job["configuration"]["load"]["sourceUris"])
+          if (u.get<std::string>().find("empty") == std::string::npos) ++n;
         job["statistics"] = {{"load", {{"outputRows", std::to_string(n * rows_per_uri)}}}};
       }
       return {200, {}, job.dump()};
@@ -186,6 +203,16 @@ TEST_F(BigQueryTest, TooManyPartsGoThroughAScratchTableAndOneCopy) {
   EXPECT_EQ(copy["sourceTable"]["tableId"], scratch);
   EXPECT_EQ(copy["destinationTable"]["tableId"], "access$2016080103");
   EXPECT_EQ(copy["writeDisposition"], "WRITE_TRUNCATE");
+}
+
+TEST_F(BigQueryTest, APartitionWithNoPartsLeftIsTruncatedWithAnEmptyFile) {
+  auto r = Open()->ReplacePartition(Plan(0), 3'600'000'000LL, staging_, schema_);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(*r, 0);
+  ASSERT_EQ(staging_.written, std::vector<std::string>{"_logferry/empty.ndjson.gz"});
+  const json& load = bq_.jobs[bq_.inserted[0]]["configuration"]["load"];
+  EXPECT_EQ(load["sourceUris"], json::array({"gs://stage/parts/_logferry/empty.ndjson.gz"}));
+  EXPECT_EQ(load["writeDisposition"], "WRITE_TRUNCATE");
 }
 
 TEST_F(BigQueryTest, DayPartitionsUseTheDayDecorator) {
