@@ -51,7 +51,7 @@ ObjectInfo InfoFrom(const json& o, const std::string& prefix) {
 
 std::string RandomBoundary() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
-  char buf[40];
+  char buf[48];
   snprintf(buf, sizeof buf, "logferry_%016llx%016llx", static_cast<unsigned long long>(rng()),
            static_cast<unsigned long long>(rng()));
   return buf;
