@@ -212,5 +212,58 @@ TEST(GcsStore, ReadsDetectReplacementAndDamage) {
   EXPECT_EQ(next.status().message().find("test-token-not-for-messages"), std::string::npos);
 }
 
+// Listing pages through Google's pageToken and honours the interface's
+// start-after token whether or not the server implements startOffset (the
+// emulator does not; GCS does).
+TEST(GcsStore, ListingPagesCompletelyWithOrWithoutStartOffset) {
+  std::vector<std::string> names;
+  for (int i = 0; i < 23; ++i) names.push_back("pre/k" + std::string(i < 10 ? "0" : "") + std::to_string(i));
+  names.push_back("other/x");
+  std::sort(names.begin(), names.end());
+  for (bool honour_start_offset : {false, true}) {
+    LocalHttpServer server([&](const LocalHttpRequest& r) -> LocalHttpResponse {
+      auto param = [&](const std::string& key) -> std::string {
+        for (const std::string& kv : Split(r.query, '&'))
+          if (kv.rfind(key + "=", 0) == 0) return UriDecode(kv.substr(key.size() + 1));
+        return "";
+      };
+      std::string prefix = param("prefix"), token = param("pageToken"), start = param("startOffset");
+      size_t max = std::stoul(param("maxResults"));
+      json items = json::array();
+      std::string next;
+      for (const std::string& n : names) {
+        if (n.rfind(prefix, 0) != 0 || (!token.empty() && n <= token)) continue;
+        if (honour_start_offset && !start.empty() && n < start) continue;
+        if (items.size() == std::min<size_t>(max, 5)) {  // the server pages at 5 whatever is asked
+          next = items.back()["name"];
+          break;
+        }
+        items.push_back({{"name", n}, {"generation", "1"}, {"size", "1"}});
+      }
+      json body = {{"items", items}};
+      if (!next.empty()) body["nextPageToken"] = next;
+      return {200, {}, body.dump()};
+    });
+    auto store = OpenObjectStore("gs://bkt/pre/", Options(server.Url()));
+    ASSERT_TRUE(store.ok());
+    auto all = (*store)->ListAll("");
+    ASSERT_TRUE(all.ok()) << all.status().ToString();
+    ASSERT_EQ(all->size(), 23u) << "honour_start_offset=" << honour_start_offset;
+    std::vector<std::string> want;
+    for (const std::string& n : names)
+      if (n.rfind("pre/", 0) == 0) want.push_back(n.substr(4));
+    std::vector<std::string> got;
+    for (const ObjectInfo& o : *all) got.push_back(o.key);
+    EXPECT_EQ(got, want);
+    for (size_t i = 1; i < all->size(); ++i) EXPECT_LT((*all)[i - 1].key, (*all)[i].key);
+    // Start-after semantics: a page after "k07" begins at "k08".
+    auto page = (*store)->List("", "k07", 3);
+    ASSERT_TRUE(page.ok());
+    ASSERT_EQ(page->objects.size(), 3u);
+    EXPECT_EQ(page->objects[0].key, "k08");
+    EXPECT_EQ(page->next_token, "k10");
+  }
+}
+
 }  // namespace
 }  // namespace logferry
