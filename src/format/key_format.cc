@@ -40,22 +40,31 @@ StatusOr<KeyFormat> KeyFormat::Compile(std::string_view fmt, std::string_view ti
   return kf;
 }
 
-bool KeyFormat::MatchFrom(size_t item, std::string_view key, size_t pos, KeyMatch* m) const {
+bool KeyFormat::MatchFrom(size_t item, std::string_view key, size_t pos, KeyMatch* m, std::vector<bool>* failed) const {
   if (item == items_.size()) return pos == key.size();
+  const size_t state = item * (key.size() + 1) + pos;
+  if ((*failed)[state]) return false;
+  if (MatchItem(item, key, pos, m, failed)) return true;
+  (*failed)[state] = true;
+  return false;
+}
+
+bool KeyFormat::MatchItem(size_t item, std::string_view key, size_t pos, KeyMatch* m, std::vector<bool>* failed) const {
   const Item& it = items_[item];
   auto try_span = [&](size_t min_len, auto&& ok_char) {
     size_t end = pos;
     while (end < key.size() && end - pos < min_len && ok_char(key[end])) ++end;
     if (end - pos < min_len) return false;
     for (;;) {
-      if (MatchFrom(item + 1, key, end, m)) return true;
+      if (MatchFrom(item + 1, key, end, m, failed)) return true;
       if (end >= key.size() || !ok_char(key[end])) return false;
       ++end;
     }
   };
   switch (it.kind) {
     case Kind::kLiteral:
-      return key.substr(pos, it.literal.size()) == it.literal && MatchFrom(item + 1, key, pos + it.literal.size(), m);
+      return key.substr(pos, it.literal.size()) == it.literal &&
+             MatchFrom(item + 1, key, pos + it.literal.size(), m, failed);
     case Kind::kPath:
       return try_span(0, [](char) { return true; });
     case Kind::kAnyNoSlash:
@@ -70,7 +79,7 @@ bool KeyFormat::MatchFrom(size_t item, std::string_view key, size_t pos, KeyMatc
       if (end == pos || end - pos > 12) return false;
       int64_t saved = m->index;
       m->index = std::stoll(std::string(key.substr(pos, end - pos)));
-      if (MatchFrom(item + 1, key, end, m)) return true;
+      if (MatchFrom(item + 1, key, end, m, failed)) return true;
       m->index = saved;
       return false;
     }
@@ -80,7 +89,7 @@ bool KeyFormat::MatchFrom(size_t item, std::string_view key, size_t pos, KeyMatc
       if (n == 0) return false;
       auto saved = m->time_slice_us;
       m->time_slice_us = t;
-      if (MatchFrom(item + 1, key, pos + n, m)) return true;
+      if (MatchFrom(item + 1, key, pos + n, m, failed)) return true;
       m->time_slice_us = saved;
       return false;
     }
@@ -90,7 +99,8 @@ bool KeyFormat::MatchFrom(size_t item, std::string_view key, size_t pos, KeyMatc
 
 std::optional<KeyMatch> KeyFormat::Match(std::string_view key) const {
   KeyMatch m;
-  if (!MatchFrom(0, key, 0, &m)) return std::nullopt;
+  std::vector<bool> failed(items_.size() * (key.size() + 1));
+  if (!MatchFrom(0, key, 0, &m, &failed)) return std::nullopt;
   return m;
 }
 

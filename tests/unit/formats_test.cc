@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "format/key_format.h"
 #include "format/msgpack_json.h"
 #include "format/normalizer.h"
 
@@ -194,6 +195,24 @@ TEST(Formats, RepairWarningsNameTheFieldInTextFormats) {
   FormatOptions tsv = Opts(LogFormat::kTsv);
   tsv.keys = {"a", "b"};
   EXPECT_EQ(warning(tsv, "x\tb\xff"), "field 'b': invalid UTF-8 replaced with U+FFFD");
+}
+
+// Found by fuzz_key_format (fuzz/corpus/fuzz_key_format/regression-three-
+// variable-placeholders): every variable-width placeholder backtracks over
+// its span, so three of them took time cubic in the key length. Object keys
+// come from the bucket, so an odd key must not stall discovery.
+TEST(Formats, KeyFormatWithSeveralVariablePlaceholdersMatchesInPolynomialTime) {
+  auto kf =
+      KeyFormat::Compile("%{path}%{tag}%{path}%{hostname}%{time_slice}/%{index}.%{file_extension}", "%Y%m%d%H", 0);
+  ASSERT_TRUE(kf.ok()) << kf.status().ToString();
+  // No match: every split of 1,000 bytes over four spans is ruled out once, not once per route to it.
+  EXPECT_FALSE(kf->Match(std::string(1000, 'a')).has_value());
+  EXPECT_FALSE(kf->Match(std::string(500, 'a') + "2016080112/" + std::string(489, 'b')).has_value());
+  // What matches still matches, with its slice and index.
+  auto m = kf->Match("logs/app/web1/srv2016080112/7.json.gz");
+  ASSERT_TRUE(m.has_value());
+  EXPECT_EQ(m->time_slice_us, ParseIso8601("2016-08-01T12:00:00Z"));
+  EXPECT_EQ(m->index, 7);
 }
 
 std::string Pack(const std::function<void(msgpack::packer<msgpack::sbuffer>&)>& fn) {
