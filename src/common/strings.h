@@ -25,6 +25,20 @@ std::string Sha256Hex(std::string_view data);
 // Raw digests (32 and 16 bytes) and standard base64 with padding.
 std::string Sha256Raw(std::string_view data);
 std::string Md5Raw(std::string_view data);
+// An incremental MD5 (GCS reports it for objects uploaded in one piece).
+class Md5 {
+ public:
+  Md5();
+  ~Md5();
+  Md5(const Md5&) = delete;
+  Md5& operator=(const Md5&) = delete;
+  void Update(const void* data, size_t n);
+  // The raw 16-byte digest of everything so far; Update may go on after it.
+  std::string Digest() const;
+
+ private:
+  void* ctx_;  // EVP_MD_CTX, kept out of this header
+};
 std::string Base64Encode(std::string_view data);
 // nullopt on characters outside the alphabet or bad padding.
 std::optional<std::string> Base64Decode(std::string_view data);

@@ -9,12 +9,12 @@
 #include <thread>
 
 #include "aws/credentials.h"
-#include "gcp/credentials.h"
 #include "common/strings.h"
 #include "common/time.h"
 #include "core/s3_events.h"
 #include "core/stage.h"
 #include "format/normalizer.h"
+#include "gcp/credentials.h"
 
 namespace logferry {
 
@@ -234,8 +234,9 @@ StatusOr<int64_t> Pipeline::HandleNotification(TableRuntime& t, const aws::SqsMe
     // queue after maxReceiveCount deliveries.
     spdlog::warn("{}: notification {} from {} is not usable and stays on the queue: {}", cfg.name, m.message_id,
                  t.queue->url(), parsed.status().message());
-    NotificationRow row{m.message_id, cfg.name, t.queue->url(), "failing", m.receive_count, parsed.status().message(),
-                        Excerpt(m.body, 200), now};
+    NotificationRow row{
+        m.message_id,         cfg.name, t.queue->url(), "failing", m.receive_count, parsed.status().message(),
+        Excerpt(m.body, 200), now};
     LF_RETURN_IF_ERROR(ledger_->RecordNotification(row));
     return int64_t{0};
   }
@@ -288,7 +289,8 @@ Status Pipeline::SettleNotifications(TableRuntime& t, PassStats* stats) {
       LF_ASSIGN_OR_RETURN(auto row, ledger_->FindObject(cfg.name, key, etag));
       if (!row || row->state == ObjectState::kStaged || row->state == ObjectState::kSuperseded) continue;
       staged = false;
-      if (row->state == ObjectState::kFailed && row->attempts >= 3) failing = t.source->UriOf(key) + ": " + row->last_error;
+      if (row->state == ObjectState::kFailed && row->attempts >= 3)
+        failing = t.source->UriOf(key) + ": " + row->last_error;
     }
     int64_t now = NowMicros();
     if (!staged) {
@@ -433,9 +435,14 @@ Status Pipeline::ProcessRequests(TableRuntime& t) {
     if (StartsWith(o.key, kRequestsDonePrefix)) continue;
     std::string origin_key = "request:" + t.staging->UriOf(o.key) + "#" + o.etag;
     std::string name = o.key.substr(strlen(kRequestsPrefix));
-    auto body = t.staging->ReadAll(o.key, 1 << 20);
+    // Read and later delete exactly the version listed: a request written
+    // again under the same name meanwhile is a new request for the next pass.
+    ReadOptions pinned;
+    pinned.if_etag = o.etag;
+    auto body = t.staging->ReadAll(o.key, 1 << 20, pinned);
     if (!body.ok()) {
-      if (body.status().IsNotFound()) continue;  // taken by another process meanwhile
+      // Taken by another process, or replaced since the listing.
+      if (body.status().IsNotFound() || body.status().code() == StatusCode::kFailedPrecondition) continue;
       return body.status();
     }
     std::string error;
@@ -458,7 +465,12 @@ Status Pipeline::ProcessRequests(TableRuntime& t) {
     // Recorded in the ledger; now file it under done/ (write, then delete).
     LF_RETURN_IF_ERROR(
         WithRetry(io_retry_, [&] { return t.staging->WriteAll(kRequestsDonePrefix + name, *body); }).status());
-    LF_RETURN_IF_ERROR(t.staging->Delete(o.key));
+    Status removed = t.staging->DeleteIfUnchanged(o.key, o.etag);
+    if (removed.code() == StatusCode::kFailedPrecondition)
+      spdlog::info("request {} was written again while it was filed; the new one is read next pass",
+                   t.staging->UriOf(o.key));
+    else
+      LF_RETURN_IF_ERROR(removed);
   }
   return Status::Ok();
 }

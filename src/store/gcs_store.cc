@@ -1,13 +1,12 @@
 #include "store/gcs_store.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
-#include <chrono>
 
 #include "common/strings.h"
 #include "common/time.h"
@@ -43,10 +42,31 @@ ObjectInfo InfoFrom(const json& o, const std::string& prefix) {
   info.mtime_us = ParseIso8601(o.value("updated", "")).value_or(0);
   // The generation changes on every write of the object; GCS's etag field
   // also changes with metadata-only updates.
-  info.etag = o.contains("generation") ? (o["generation"].is_string() ? o["generation"].get<std::string>()
-                                                                       : o["generation"].dump())
-                                       : "";
+  info.etag = o.contains("generation")
+                  ? (o["generation"].is_string() ? o["generation"].get<std::string>() : o["generation"].dump())
+                  : "";
   return info;
+}
+
+// The object's hashes as the server reports them: x-goog-hash may come
+// once per algorithm or as one comma-separated list ("crc32c=..,md5=..").
+struct GoogHashes {
+  std::string crc32c;  // base64
+  std::string md5;     // base64; absent for composite objects
+};
+
+GoogHashes ParseGoogHash(const HttpResponse& r) {
+  GoogHashes h;
+  for (const auto& [name, value] : r.headers) {
+    if (name != "x-goog-hash") continue;
+    for (const std::string& item : Split(value, ',')) {
+      std::string_view v = item;
+      while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+      if (StartsWith(v, "crc32c=")) h.crc32c = std::string(v.substr(7));
+      if (StartsWith(v, "md5=")) h.md5 = std::string(v.substr(4));
+    }
+  }
+  return h;
 }
 
 std::string RandomBoundary() {
@@ -61,8 +81,8 @@ class GcsStore;
 
 class GcsReadStream final : public ReadStream {
  public:
-  GcsReadStream(const GcsStore* store, std::string key, ObjectInfo info, std::string crc32c)
-      : store_(store), key_(std::move(key)), info_(std::move(info)), want_crc_(std::move(crc32c)) {}
+  GcsReadStream(const GcsStore* store, std::string key, ObjectInfo info, GoogHashes want)
+      : store_(store), key_(std::move(key)), info_(std::move(info)), want_(std::move(want)) {}
   StatusOr<size_t> Read(char* buf, size_t n) override;
   uint64_t Offset() const override { return offset_; }
 
@@ -70,8 +90,13 @@ class GcsReadStream final : public ReadStream {
   const GcsStore* store_;
   std::string key_;
   ObjectInfo info_;
-  std::string want_crc_;  // base64, from the object's metadata
+  // From the object's metadata, then from x-goog-hash of what was served;
+  // checked once the last byte is read.
+  GoogHashes want_;
+  GoogHashes served_;
+  bool checked_ = false;
   uint32_t crc_ = 0;
+  Md5 md5_;
   uint64_t offset_ = 0;
   std::string chunk_;
   size_t chunk_pos_ = 0;
@@ -92,6 +117,7 @@ class GcsWriteStream final : public WriteStream {
   uint64_t sent_ = 0;   // bytes the server has persisted
   uint64_t size_ = 0;
   uint32_t crc_ = 0;
+  Md5 md5_;
   std::string session_;  // resumable upload session URI
   json result_;
   bool done_ = false;
@@ -145,23 +171,23 @@ class GcsStore final : public ObjectStore {
     return page;
   }
 
-  StatusOr<std::pair<ObjectInfo, std::string>> StatWithCrc(std::string_view key) const {
+  StatusOr<std::pair<ObjectInfo, GoogHashes>> StatWithHashes(std::string_view key) const {
     LF_RETURN_IF_ERROR(ValidateKey(key));
     HttpRequest req;
     req.url = ObjectUrl(key);
     LF_ASSIGN_OR_RETURN(HttpResponse resp, client_.Send("GCS stat " + UriOf(key), req));
     json j = json::parse(resp.body, nullptr, false);
     if (!j.is_object()) return Status::Unavailable("GCS stat " + UriOf(key) + ": unparseable response");
-    return std::make_pair(InfoFrom(j, prefix_), j.value("crc32c", ""));
+    return std::make_pair(InfoFrom(j, prefix_), GoogHashes{j.value("crc32c", ""), j.value("md5Hash", "")});
   }
 
   StatusOr<ObjectInfo> Stat(std::string_view key) override {
-    LF_ASSIGN_OR_RETURN(auto info, StatWithCrc(key));
+    LF_ASSIGN_OR_RETURN(auto info, StatWithHashes(key));
     return info.first;
   }
 
   StatusOr<std::unique_ptr<ReadStream>> OpenRead(std::string_view key, const ReadOptions& options) override {
-    LF_ASSIGN_OR_RETURN(auto info, StatWithCrc(key));
+    LF_ASSIGN_OR_RETURN(auto info, StatWithHashes(key));
     if (!options.if_etag.empty() && info.first.etag != options.if_etag)
       return Status::FailedPrecondition("GCS object " + UriOf(key) + " changed: generation is " + info.first.etag +
                                         ", expected " + options.if_etag);
@@ -186,6 +212,22 @@ class GcsStore final : public ObjectStore {
     return client_.Send(what, req, check).status();
   }
 
+  Status DeleteIfUnchanged(std::string_view key, std::string_view etag) override {
+    LF_RETURN_IF_ERROR(ValidateKey(key));
+    HttpRequest req;
+    req.method = "DELETE";
+    req.url = ObjectUrl(key) + "?ifGenerationMatch=" + UriEncode(etag);
+    std::string what = "GCS delete " + UriOf(key) + " (generation " + std::string(etag) + ")";
+    auto check = [&](const HttpResponse& r) {
+      if ((r.status >= 200 && r.status < 300) || r.status == 404) return Status::Ok();
+      if (r.status == 412)
+        return Status::FailedPrecondition(UriOf(key) + " was replaced (generation " + std::string(etag) +
+                                          " is gone); not deleted");
+      return gcp::ErrorStatus(what, r);
+    };
+    return client_.Send(what, req, check).status();
+  }
+
   // ---- used by the streams ----
 
   std::string BucketUrl() const { return endpoint_ + "/storage/v1/b/" + UriEncode(bucket_); }
@@ -197,8 +239,8 @@ class GcsStore final : public ObjectStore {
   }
   std::string Name(std::string_view key) const { return prefix_ + std::string(key); }
 
-  StatusOr<std::string> ReadRange(const std::string& key, const std::string& generation, uint64_t offset,
-                                  uint64_t n) const {
+  StatusOr<std::string> ReadRange(const std::string& key, const std::string& generation, uint64_t offset, uint64_t n,
+                                  GoogHashes* served) const {
     HttpRequest req;
     req.url = ObjectUrl(key) + "?alt=media&ifGenerationMatch=" + generation;
     req.headers = {{"Range", "bytes=" + std::to_string(offset) + "-" + std::to_string(offset + n - 1)}};
@@ -214,13 +256,17 @@ class GcsStore final : public ObjectStore {
       return Status::Ok();
     };
     LF_ASSIGN_OR_RETURN(HttpResponse resp, client_.Send(what, req, check));
+    *served = ParseGoogHash(resp);
     if (resp.status == 200) return offset >= resp.body.size() ? std::string() : resp.body.substr(offset, n);
     return std::move(resp.body);
   }
 
-  StatusOr<json> UploadWhole(const std::string& key, std::string_view data, uint32_t crc) const {
+  // The object's checksums go into its metadata: GCS computes its own over
+  // the bytes it received and refuses the upload when they differ.
+  StatusOr<json> UploadWhole(const std::string& key, std::string_view data, uint32_t crc,
+                             const std::string& md5) const {
     std::string boundary = RandomBoundary();
-    json meta = {{"name", Name(key)}, {"crc32c", Crc32cBase64(crc)}};
+    json meta = {{"name", Name(key)}, {"crc32c", Crc32cBase64(crc)}, {"md5Hash", Base64Encode(md5)}};
     std::string body = "--" + boundary + "\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n" + meta.dump() +
                        "\r\n--" + boundary + "\r\nContent-Type: application/octet-stream\r\n\r\n";
     body.append(data);
@@ -232,22 +278,28 @@ class GcsStore final : public ObjectStore {
     req.headers = {{"Content-Type", "multipart/related; boundary=" + boundary}};
     req.timeout_ms = 60'000 + static_cast<int64_t>(data.size() / 1000);
     LF_ASSIGN_OR_RETURN(HttpResponse resp, client_.Send("GCS upload " + UriOf(key), req));
-    return ParseUploaded(key, resp, crc);
+    return ParseUploaded(key, resp, crc, md5);
   }
 
-  StatusOr<json> ParseUploaded(const std::string& key, const HttpResponse& resp, uint32_t crc) const {
+  StatusOr<json> ParseUploaded(const std::string& key, const HttpResponse& resp, uint32_t crc,
+                               const std::string& md5) const {
     json j = json::parse(resp.body, nullptr, false);
     if (!j.is_object()) return Status::Unavailable("GCS upload " + UriOf(key) + ": unparseable response");
-    std::string stored = j.value("crc32c", "");
-    if (!stored.empty() && stored != Crc32cBase64(crc)) {
+    // An md5Hash is absent where GCS keeps none (composite objects).
+    std::string mismatch;
+    std::string stored_crc = j.value("crc32c", ""), stored_md5 = j.value("md5Hash", "");
+    if (!stored_crc.empty() && stored_crc != Crc32cBase64(crc))
+      mismatch = "crc32c " + stored_crc + " but sent " + Crc32cBase64(crc);
+    else if (!stored_md5.empty() && stored_md5 != Base64Encode(md5))
+      mismatch = "md5 " + stored_md5 + " but sent " + Base64Encode(md5);
+    if (!mismatch.empty()) {
       // The server stored other bytes than we sent: remove that generation
       // (only that one) and let the caller retry.
       HttpRequest del;
       del.method = "DELETE";
       del.url = ObjectUrl(key) + "?ifGenerationMatch=" + InfoFrom(j, prefix_).etag;
       (void)client_.SendOnce("GCS delete damaged " + UriOf(key), del);
-      return Status::Unavailable("GCS upload " + UriOf(key) + ": stored crc32c " + stored + " but sent " +
-                                 Crc32cBase64(crc));
+      return Status::Unavailable("GCS upload " + UriOf(key) + ": stored " + mismatch);
     }
     return j;
   }
@@ -280,19 +332,32 @@ class GcsStore final : public ObjectStore {
 StatusOr<size_t> GcsReadStream::Read(char* buf, size_t n) {
   if (chunk_pos_ == chunk_.size()) {
     if (offset_ >= info_.size) {
-      if (!want_crc_.empty() && Crc32cBase64(crc_) != want_crc_)
-        return Status::Unavailable("GCS object " + store_->UriOf(key_) + " read back with crc32c " +
-                                   Crc32cBase64(crc_) + ", expected " + want_crc_);
-      want_crc_.clear();  // checked once
+      if (!checked_) {
+        checked_ = true;
+        std::string crc = Crc32cBase64(crc_), md5 = Base64Encode(md5_.Digest());
+        for (const GoogHashes& h : {want_, served_}) {
+          if (!h.crc32c.empty() && h.crc32c != crc)
+            return Status::Unavailable("GCS object " + store_->UriOf(key_) + " read back with crc32c " + crc +
+                                       ", expected " + h.crc32c);
+          if (!h.md5.empty() && h.md5 != md5)
+            return Status::Unavailable("GCS object " + store_->UriOf(key_) + " read back with md5 " + md5 +
+                                       ", expected " + h.md5);
+        }
+      }
       return size_t{0};
     }
     uint64_t want = std::min<uint64_t>(store_->options().read_chunk_bytes, info_.size - offset_);
-    LF_ASSIGN_OR_RETURN(chunk_, store_->ReadRange(key_, info_.etag, offset_, want));
+    GoogHashes served;
+    LF_ASSIGN_OR_RETURN(chunk_, store_->ReadRange(key_, info_.etag, offset_, want, &served));
+    // A ranged response still carries the whole object's hashes.
+    if (!served.crc32c.empty()) served_.crc32c = served.crc32c;
+    if (!served.md5.empty()) served_.md5 = served.md5;
     chunk_pos_ = 0;
     if (chunk_.empty())
       return Status::FailedPrecondition("GCS object " + store_->UriOf(key_) + " ended at byte " +
                                         std::to_string(offset_) + " of " + std::to_string(info_.size));
     crc_ = Crc32c(crc_, chunk_.data(), chunk_.size());
+    md5_.Update(chunk_.data(), chunk_.size());
   }
   size_t k = std::min(n, chunk_.size() - chunk_pos_);
   std::memcpy(buf, chunk_.data() + chunk_pos_, k);
@@ -304,6 +369,7 @@ StatusOr<size_t> GcsReadStream::Read(char* buf, size_t n) {
 Status GcsWriteStream::Write(std::string_view data) {
   if (done_) return Status::FailedPrecondition("write after commit: " + store_->UriOf(key_));
   crc_ = Crc32c(crc_, data.data(), data.size());
+  md5_.Update(data.data(), data.size());
   size_ += data.size();
   buffer_.append(data);
   size_t part = std::max(kResumableQuantum, store_->options().part_bytes / kResumableQuantum * kResumableQuantum);
@@ -330,13 +396,17 @@ Status GcsWriteStream::SendChunk(bool last) {
     req.body = std::string_view(buffer_).substr(0, n);
     std::string total = last ? std::to_string(size_) : "*";
     req.headers = {{"Content-Type", "application/octet-stream"},
-                   {"Content-Range", n == 0 ? "bytes */" + total
-                                            : "bytes " + std::to_string(sent_) + "-" + std::to_string(sent_ + n - 1) +
-                                                  "/" + total}};
+                   {"Content-Range",
+                    n == 0 ? "bytes */" + total
+                           : "bytes " + std::to_string(sent_) + "-" + std::to_string(sent_ + n - 1) + "/" + total}};
+    // The final request carries the whole object's hashes, so GCS checks
+    // them before it finalizes the object.
+    if (last)
+      req.headers.push_back({"X-Goog-Hash", "crc32c=" + Crc32cBase64(crc_) + ",md5=" + Base64Encode(md5_.Digest())});
     req.timeout_ms = 60'000 + static_cast<int64_t>(n / 1000);
     auto resp = store_->client().SendOnce(what, req);
     if (resp.ok() && (resp->status == 200 || resp->status == 201)) {
-      LF_ASSIGN_OR_RETURN(result_, store_->ParseUploaded(key_, *resp, crc_));
+      LF_ASSIGN_OR_RETURN(result_, store_->ParseUploaded(key_, *resp, crc_, md5_.Digest()));
       sent_ = size_;
       buffer_.clear();
       return Status::Ok();
@@ -369,7 +439,7 @@ Status GcsWriteStream::SendChunk(bool last) {
                      {"Content-Range", "bytes */" + (last ? std::to_string(size_) : std::string("*"))}};
     auto status = store_->client().SendOnce(what + " (status)", probe);
     if (status.ok() && (status->status == 200 || status->status == 201)) {
-      LF_ASSIGN_OR_RETURN(result_, store_->ParseUploaded(key_, *status, crc_));
+      LF_ASSIGN_OR_RETURN(result_, store_->ParseUploaded(key_, *status, crc_, md5_.Digest()));
       sent_ = size_;
       buffer_.clear();
       return Status::Ok();
@@ -392,7 +462,7 @@ StatusOr<WrittenObject> GcsWriteStream::Commit() {
   if (done_) return Status::FailedPrecondition("commit after commit: " + store_->UriOf(key_));
   done_ = true;
   if (session_.empty()) {
-    LF_ASSIGN_OR_RETURN(result_, store_->UploadWhole(key_, buffer_, crc_));
+    LF_ASSIGN_OR_RETURN(result_, store_->UploadWhole(key_, buffer_, crc_, md5_.Digest()));
   } else {
     LF_RETURN_IF_ERROR(SendChunk(/*last=*/true));
   }

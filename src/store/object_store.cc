@@ -31,8 +31,8 @@ StatusOr<std::vector<ObjectInfo>> ObjectStore::ListAll(std::string_view prefix) 
   return all;
 }
 
-StatusOr<std::string> ObjectStore::ReadAll(std::string_view key, size_t max_bytes) {
-  LF_ASSIGN_OR_RETURN(std::unique_ptr<ReadStream> in, OpenRead(key));
+StatusOr<std::string> ObjectStore::ReadAll(std::string_view key, size_t max_bytes, const ReadOptions& options) {
+  LF_ASSIGN_OR_RETURN(std::unique_ptr<ReadStream> in, OpenRead(key, options));
   std::string out;
   char buf[65536];
   for (;;) {
@@ -43,6 +43,15 @@ StatusOr<std::string> ObjectStore::ReadAll(std::string_view key, size_t max_byte
       return Status::ResourceExhausted(UriOf(key) + " is larger than " + HumanBytes(max_bytes));
   }
   return out;
+}
+
+Status ObjectStore::DeleteIfUnchanged(std::string_view key, std::string_view etag) {
+  auto info = Stat(key);
+  if (!info.ok()) return info.status().IsNotFound() ? Status::Ok() : info.status();
+  if (info->etag != etag)
+    return Status::FailedPrecondition(UriOf(key) + " changed (etag " + info->etag + ", expected " + std::string(etag) +
+                                      "); not deleted");
+  return Delete(key);
 }
 
 StatusOr<WrittenObject> ObjectStore::WriteAll(std::string_view key, std::string_view data) {

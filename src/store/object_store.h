@@ -87,6 +87,12 @@ class ObjectStore {
   virtual StatusOr<std::unique_ptr<WriteStream>> OpenWrite(std::string_view key) = 0;
   // Deleting a missing object succeeds.
   virtual Status Delete(std::string_view key) = 0;
+  // Deletes the object only while its etag is still `etag`: a newer object
+  // written under the same key in the meantime is kept (kFailedPrecondition).
+  // Atomic where the store has conditional deletes (gs:// ifGenerationMatch);
+  // the default checks with Stat first, which leaves a window of one round
+  // trip.
+  virtual Status DeleteIfUnchanged(std::string_view key, std::string_view etag);
 
   // Removes what interrupted writes left under prefix (temp files, unfinished
   // multipart uploads) that is older than older_than_us. Never touches
@@ -99,7 +105,7 @@ class ObjectStore {
 
   // Conveniences built on the primitives above.
   StatusOr<std::vector<ObjectInfo>> ListAll(std::string_view prefix);
-  StatusOr<std::string> ReadAll(std::string_view key, size_t max_bytes = 64 << 20);
+  StatusOr<std::string> ReadAll(std::string_view key, size_t max_bytes = 64 << 20, const ReadOptions& options = {});
   StatusOr<WrittenObject> WriteAll(std::string_view key, std::string_view data);
   // The full URI of a key, for messages and the ledger.
   std::string UriOf(std::string_view key) const { return uri() + std::string(key); }

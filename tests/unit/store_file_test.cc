@@ -371,6 +371,23 @@ TEST_F(FileStoreTest, DeleteRemovesAndMissingIsOk) {
   EXPECT_TRUE(never.ok()) << never.ToString();
 }
 
+TEST_F(FileStoreTest, DeleteIfUnchangedKeepsANewerObject) {
+  Put("r/req.json", "{\"from\":\"a\"}");
+  auto first = store_->Stat("r/req.json");
+  ASSERT_TRUE(first.ok());
+  Put("r/req.json", "{\"from\":\"b\"}");  // written again after it was listed
+  Status kept = store_->DeleteIfUnchanged("r/req.json", first->etag);
+  EXPECT_EQ(kept.code(), StatusCode::kFailedPrecondition) << kept.ToString();
+  auto body = store_->ReadAll("r/req.json");
+  ASSERT_TRUE(body.ok());
+  EXPECT_EQ(*body, "{\"from\":\"b\"}");
+  auto second = store_->Stat("r/req.json");
+  ASSERT_TRUE(second.ok());
+  EXPECT_TRUE(store_->DeleteIfUnchanged("r/req.json", second->etag).ok());
+  EXPECT_EQ(store_->Stat("r/req.json").status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(store_->DeleteIfUnchanged("r/req.json", second->etag).ok()) << "missing means deleted";
+}
+
 TEST_F(FileStoreTest, LocalPathPointsAtTheFile) {
   Put("p/q", "data");
   auto p = store_->LocalPath("p/q");

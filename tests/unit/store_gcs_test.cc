@@ -69,6 +69,7 @@ TEST(GcsStore, ResumableUploadContinuesFromWhatTheServerPersisted) {
   std::string stored;
   bool dropped = false;
   int probes = 0;
+  std::string final_hash;  // X-Goog-Hash of the request that finished the upload
   LocalHttpServer server([&](const LocalHttpRequest& r) -> LocalHttpResponse {
     std::lock_guard lock(mu);
     if (r.method == "POST" && r.path == "/upload/storage/v1/b/bkt/o") {
@@ -95,6 +96,7 @@ TEST(GcsStore, ResumableUploadContinuesFromWhatTheServerPersisted) {
         stored += r.body;
       }
       if (total != "*" && stored.size() == std::stoull(total)) {
+        final_hash = r.Header("x-goog-hash");
         json o = {{"name", "pre/big.bin"},
                   {"bucket", "bkt"},
                   {"generation", "1700000000000001"},
@@ -123,6 +125,9 @@ TEST(GcsStore, ResumableUploadContinuesFromWhatTheServerPersisted) {
   EXPECT_TRUE(stored == data) << "the resumed upload is byte for byte the data written";
   EXPECT_EQ(done->etag, "1700000000000001");
   EXPECT_EQ(done->crc32c, Crc32cHex(Crc32c(0, data.data(), data.size())));
+  // GCS validates the whole object against the hashes on the final request.
+  EXPECT_EQ(final_hash,
+            "crc32c=" + Crc32cBase64(Crc32c(0, data.data(), data.size())) + ",md5=" + Base64Encode(Md5Raw(data)));
 }
 
 // A multipart upload whose stored CRC32C differs from the bytes sent is
@@ -136,9 +141,18 @@ TEST(GcsStore, UploadWithWrongStoredChecksumIsRetriedNotAccepted) {
     if (r.method == "POST" && r.path == "/upload/storage/v1/b/bkt/o") {
       EXPECT_NE(r.query.find("uploadType=multipart"), std::string::npos);
       EXPECT_NE(r.Header("content-type").find("multipart/related; boundary="), std::string::npos);
+      // The metadata part names both checksums, for GCS to check on arrival.
+      size_t meta_at = r.body.find("{\"");
+      json meta = json::parse(r.body.substr(meta_at, r.body.find("\r\n", meta_at) - meta_at));
+      EXPECT_EQ(meta.value("crc32c", ""), Crc32cBase64(Crc32c(0, "hello", 5)));
+      EXPECT_EQ(meta.value("md5Hash", ""), Base64Encode(Md5Raw("hello")));
       ++uploads;
-      json o = {{"name", "small"}, {"generation", std::to_string(uploads)}, {"size", "5"},
-                {"crc32c", uploads == 1 ? "AAAAAA==" : Crc32cBase64(Crc32c(0, "hello", 5))}};
+      // First a damaged CRC32C, then a damaged MD5, then the truth.
+      json o = {{"name", "small"},
+                {"generation", std::to_string(uploads)},
+                {"size", "5"},
+                {"crc32c", uploads == 1 ? "AAAAAA==" : Crc32cBase64(Crc32c(0, "hello", 5))},
+                {"md5Hash", uploads == 2 ? Base64Encode(Md5Raw("hellp")) : Base64Encode(Md5Raw("hello"))}};
       return {200, {}, o.dump()};
     }
     if (r.method == "DELETE") {
@@ -152,11 +166,18 @@ TEST(GcsStore, UploadWithWrongStoredChecksumIsRetriedNotAccepted) {
   auto first = (*store)->WriteAll("small", "hello");
   ASSERT_FALSE(first.ok());
   EXPECT_TRUE(first.status().IsTransient()) << first.status().ToString();
+  EXPECT_NE(first.status().message().find("crc32c"), std::string::npos) << first.status().ToString();
   ASSERT_EQ(deletes.size(), 1u);
   EXPECT_NE(deletes[0].find("ifGenerationMatch=1"), std::string::npos) << deletes[0];
   auto second = (*store)->WriteAll("small", "hello");
-  ASSERT_TRUE(second.ok()) << second.status().ToString();
-  EXPECT_EQ(second->etag, "2");
+  ASSERT_FALSE(second.ok());
+  EXPECT_TRUE(second.status().IsTransient()) << second.status().ToString();
+  EXPECT_NE(second.status().message().find("md5"), std::string::npos) << second.status().ToString();
+  ASSERT_EQ(deletes.size(), 2u);
+  EXPECT_NE(deletes[1].find("ifGenerationMatch=2"), std::string::npos) << deletes[1];
+  auto third = (*store)->WriteAll("small", "hello");
+  ASSERT_TRUE(third.ok()) << third.status().ToString();
+  EXPECT_EQ(third->etag, "3");
 }
 
 // Reads are pinned to the generation seen at open and checked against the
@@ -170,7 +191,9 @@ TEST(GcsStore, ReadsDetectReplacementAndDamage) {
   LocalHttpServer server([&](const LocalHttpRequest& r) -> LocalHttpResponse {
     std::lock_guard lock(mu);
     if (r.method == "GET" && r.path == "/storage/v1/b/bkt/o/f" && r.query.find("alt=media") == std::string::npos) {
-      json o = {{"name", "f"}, {"generation", generation}, {"size", std::to_string(content.size())},
+      json o = {{"name", "f"},
+                {"generation", generation},
+                {"size", std::to_string(content.size())},
                 {"crc32c", Crc32cBase64(Crc32c(0, content.data(), content.size()))},
                 {"updated", "2016-08-01T00:00:00.000Z"}};
       return {200, {}, o.dump()};
@@ -263,6 +286,93 @@ TEST(GcsStore, ListingPagesCompletelyWithOrWithoutStartOffset) {
     EXPECT_EQ(page->objects[0].key, "k08");
     EXPECT_EQ(page->next_token, "k10");
   }
+}
+
+// Downloads are checked against every hash GCS reports: the metadata's
+// crc32c and md5Hash, and x-goog-hash on the media responses (which may
+// come as one header per algorithm or as one list).
+TEST(GcsStore, ReadsCheckXGoogHashAndMd5) {
+  std::mutex mu;
+  std::string content = RandomBytes(150'000, 11);
+  std::string crc = Crc32cBase64(Crc32c(0, content.data(), content.size()));
+  std::string md5 = Base64Encode(Md5Raw(content));
+  std::string meta_md5 = md5;
+  std::vector<std::pair<std::string, std::string>> served;
+  LocalHttpServer server([&](const LocalHttpRequest& r) -> LocalHttpResponse {
+    std::lock_guard lock(mu);
+    if (r.method == "GET" && r.query.find("alt=media") == std::string::npos) {
+      json o = {{"name", "f"}, {"generation", "5"}, {"size", std::to_string(content.size())}};
+      if (!meta_md5.empty()) o["md5Hash"] = meta_md5;
+      return {200, {}, o.dump()};
+    }
+    std::string range = r.Header("range");
+    size_t a = std::stoull(range.substr(6, range.find('-') - 6));
+    size_t b = std::stoull(range.substr(range.find('-') + 1));
+    LocalHttpResponse resp{206, served, content.substr(a, b - a + 1)};
+    resp.headers.push_back({"x-goog-generation", "5"});
+    return resp;
+  });
+  auto store = OpenObjectStore("gs://bkt/", Options(server.Url()));
+  ASSERT_TRUE(store.ok());
+  auto read = [&] { return (*store)->ReadAll("f"); };
+
+  served = {{"x-goog-hash", "crc32c=" + crc}, {"x-goog-hash", "md5=" + md5}};
+  auto good = read();
+  ASSERT_TRUE(good.ok()) << good.status().ToString();
+  EXPECT_TRUE(*good == content);
+
+  served = {{"x-goog-hash", "crc32c=" + crc + ",md5=" + Base64Encode(Md5Raw("other bytes"))}};
+  auto bad_md5 = read();
+  ASSERT_FALSE(bad_md5.ok());
+  EXPECT_TRUE(bad_md5.status().IsTransient());
+  EXPECT_NE(bad_md5.status().message().find("md5"), std::string::npos) << bad_md5.status().ToString();
+
+  served = {{"x-goog-hash", "crc32c=AAAAAA=="}};
+  auto bad_crc = read();
+  ASSERT_FALSE(bad_crc.ok());
+  EXPECT_NE(bad_crc.status().message().find("crc32c"), std::string::npos) << bad_crc.status().ToString();
+
+  // No x-goog-hash at all: the metadata's md5Hash still has to match.
+  served = {};
+  meta_md5 = Base64Encode(Md5Raw("other bytes"));
+  auto bad_meta = read();
+  ASSERT_FALSE(bad_meta.ok());
+  EXPECT_NE(bad_meta.status().message().find("md5"), std::string::npos) << bad_meta.status().ToString();
+
+  // Composite objects have no MD5 anywhere: CRC32C alone is enough.
+  meta_md5.clear();
+  served = {{"x-goog-hash", "crc32c=" + crc}};
+  EXPECT_TRUE(read().ok());
+}
+
+// A delete that must not remove a newer object written under the same name
+// is sent with ifGenerationMatch; GCS answers 412 when the generation is gone.
+TEST(GcsStore, DeleteIfUnchangedIsConditionalOnTheGeneration) {
+  std::mutex mu;
+  std::string generation = "7";
+  bool exists = true;
+  std::vector<std::string> targets;
+  LocalHttpServer server([&](const LocalHttpRequest& r) -> LocalHttpResponse {
+    std::lock_guard lock(mu);
+    if (r.method != "DELETE") return {404, {}, ""};
+    targets.push_back(r.target);
+    if (!exists) return {404, {}, R"({"error":{"code":404,"message":"No such object"}})"};
+    if (r.query.find("ifGenerationMatch=" + generation) == std::string::npos)
+      return {412, {}, R"({"error":{"code":412,"message":"conditionNotMet","errors":[{"reason":"conditionNotMet"}]}})"};
+    exists = false;
+    return {204, {}, ""};
+  });
+  auto store = OpenObjectStore("gs://bkt/pre/", Options(server.Url()));
+  ASSERT_TRUE(store.ok());
+  generation = "8";  // written again since generation 7 was listed
+  Status kept = (*store)->DeleteIfUnchanged("_requests/r.json", "7");
+  EXPECT_EQ(kept.code(), StatusCode::kFailedPrecondition) << kept.ToString();
+  EXPECT_TRUE(exists);
+  ASSERT_EQ(targets.size(), 1u) << "a failed precondition is final, not retried";
+  EXPECT_NE(targets[0].find("/o/pre%2F_requests%2Fr.json?ifGenerationMatch=7"), std::string::npos) << targets[0];
+  EXPECT_TRUE((*store)->DeleteIfUnchanged("_requests/r.json", "8").ok());
+  EXPECT_FALSE(exists);
+  EXPECT_TRUE((*store)->DeleteIfUnchanged("_requests/r.json", "8").ok()) << "a missing object is deleted already";
 }
 
 }  // namespace
