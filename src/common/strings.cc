@@ -3,7 +3,13 @@
 #include <isa-l/crc.h>
 #include <openssl/evp.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+#include <algorithm>
 #include <cstdio>
+#include <cstring>
 
 namespace logferry {
 
@@ -89,14 +95,68 @@ bool IsValidUtf8(std::string_view s) {
   return true;
 }
 
-void AppendJsonString(std::string* out, std::string_view s) {
+#if defined(__SSE2__)
+namespace {
+
+// Bit i set where p[i] needs escaping or UTF-8 checking: a quote, a
+// backslash, or (one signed compare) a control byte or any byte >= 0x80.
+inline unsigned SpecialMask16(const void* p) {
+  __m128i v = _mm_loadu_si128(static_cast<const __m128i*>(p));
+  __m128i special =
+      _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+                   _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
+  return static_cast<unsigned>(_mm_movemask_epi8(special));
+}
+
+}  // namespace
+#endif
+
+size_t AppendJsonString(std::string* out, std::string_view s) {
   static const char kHex[] = "0123456789abcdef";
+  size_t replaced = 0;
+#if defined(__SSE2__)
+  // Most values in logs are short and need no escaping: quote them in a
+  // stack buffer and append once (one copy, no per-byte loop).
+  constexpr size_t kShort = 64;
+  if (s.size() <= kShort) {
+    alignas(16) char buf[kShort + 32];
+    buf[0] = '"';
+    std::memcpy(buf + 1, s.data(), s.size());
+    bool plain = true;
+    for (size_t i = 0; i < s.size(); i += 16) {
+      unsigned mask = SpecialMask16(buf + 1 + i);
+      size_t valid = std::min<size_t>(16, s.size() - i);
+      if (valid < 16) mask &= (1u << valid) - 1;
+      if (mask) {
+        plain = false;
+        break;
+      }
+    }
+    if (plain) {
+      buf[s.size() + 1] = '"';
+      out->append(buf, s.size() + 2);
+      return 0;
+    }
+  }
+#endif
   out->push_back('"');
   auto* p = reinterpret_cast<const unsigned char*>(s.data());
   auto* end = p + s.size();
   while (p < end) {
     // Copy a run of bytes that need no escaping in one append.
     const unsigned char* run = p;
+#if defined(__SSE2__)
+    // Sixteen bytes at a time: a signed compare below 0x20 catches control
+    // bytes and every byte >= 0x80 at once. Most of a log line is such a run.
+    while (end - p >= 16) {
+      unsigned mask = SpecialMask16(p);
+      if (mask != 0) {
+        p += __builtin_ctz(mask);
+        break;
+      }
+      p += 16;
+    }
+#endif
     while (p < end && *p >= 0x20 && *p != '"' && *p != '\\' && *p < 0x80) ++p;
     if (p > run) {
       out->append(reinterpret_cast<const char*>(run), static_cast<size_t>(p - run));
@@ -107,6 +167,7 @@ void AppendJsonString(std::string* out, std::string_view s) {
       size_t n = Utf8SeqLen(p, end);
       if (n == 0) {
         out->append(kReplacement, 3);
+        ++replaced;
         ++p;
       } else {
         out->append(reinterpret_cast<const char*>(p), n);
@@ -144,6 +205,7 @@ void AppendJsonString(std::string* out, std::string_view s) {
     ++p;
   }
   out->push_back('"');
+  return replaced;
 }
 
 std::string JsonQuote(std::string_view s) {

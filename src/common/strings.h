@@ -10,8 +10,8 @@
 namespace logferry {
 
 // Appends s as a JSON string literal (with quotes). Invalid UTF-8 is replaced
-// by U+FFFD so the output is always loadable.
-void AppendJsonString(std::string* out, std::string_view s);
+// by U+FFFD so the output is always loadable; returns how many bytes were.
+size_t AppendJsonString(std::string* out, std::string_view s);
 std::string JsonQuote(std::string_view s);
 
 // Replaces invalid UTF-8 sequences with U+FFFD; returns how many were replaced.

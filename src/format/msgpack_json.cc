@@ -29,21 +29,22 @@ uint64_t BigEndian(const char* p, int n) {
 struct Repairs {
   int count = 0;
   bool utf8 = false;
-  std::string key;  // the map key being written, for messages
+  // The map key being written, for messages; turned into text only when a
+  // repair needs it (most records need none).
+  std::string_view key;
   std::string what;
   void Add(std::string why) {
     ++count;
-    what = key.empty() ? std::move(why) : "field '" + key + "': " + why;
+    what = key.empty() ? std::move(why) : "field '" + Excerpt(key, 60) + "': " + why;
   }
 };
 
 void AppendString(std::string* out, std::string_view s, Repairs* r) {
   // One warning per record for UTF-8 repairs, as for a repaired line.
-  if (!r->utf8 && !IsValidUtf8(s)) {
+  if (AppendJsonString(out, s) > 0 && !r->utf8) {
     r->utf8 = true;
     r->Add("invalid UTF-8 replaced with U+FFFD");
   }
-  AppendJsonString(out, s);
 }
 
 void Append(const msgpack::object& o, std::string* out, int depth, Repairs* r) {
@@ -53,10 +54,18 @@ void Append(const msgpack::object& o, std::string* out, int depth, Repairs* r) {
     return;
   }
   switch (o.type) {
-    case msgpack::type::NIL: out->append("null"); break;
-    case msgpack::type::BOOLEAN: out->append(o.via.boolean ? "true" : "false"); break;
-    case msgpack::type::POSITIVE_INTEGER: out->append(std::to_string(o.via.u64)); break;
-    case msgpack::type::NEGATIVE_INTEGER: out->append(std::to_string(o.via.i64)); break;
+    case msgpack::type::NIL:
+      out->append("null");
+      break;
+    case msgpack::type::BOOLEAN:
+      out->append(o.via.boolean ? "true" : "false");
+      break;
+    case msgpack::type::POSITIVE_INTEGER:
+      out->append(std::to_string(o.via.u64));
+      break;
+    case msgpack::type::NEGATIVE_INTEGER:
+      out->append(std::to_string(o.via.i64));
+      break;
     case msgpack::type::FLOAT32:
     case msgpack::type::FLOAT64: {
       double d = o.via.f64;
@@ -76,7 +85,9 @@ void Append(const msgpack::object& o, std::string* out, int depth, Repairs* r) {
       }
       break;
     }
-    case msgpack::type::STR: AppendString(out, std::string_view(o.via.str.ptr, o.via.str.size), r); break;
+    case msgpack::type::STR:
+      AppendString(out, std::string_view(o.via.str.ptr, o.via.str.size), r);
+      break;
     case msgpack::type::BIN:
       out->push_back('"');
       AppendBase64(out, o.via.bin.ptr, o.via.bin.size);
@@ -113,7 +124,7 @@ void Append(const msgpack::object& o, std::string* out, int depth, Repairs* r) {
         if (i) out->push_back(',');
         const msgpack::object& k = o.via.map.ptr[i].key;
         if (k.type == msgpack::type::STR) {
-          r->key = Excerpt(std::string_view(k.via.str.ptr, k.via.str.size), 60);
+          r->key = std::string_view(k.via.str.ptr, k.via.str.size);
           AppendString(out, std::string_view(k.via.str.ptr, k.via.str.size), r);
         } else if (k.type == msgpack::type::MAP || k.type == msgpack::type::ARRAY) {
           // A container as a key has no useful name, and its text quoted
@@ -144,17 +155,26 @@ int MsgpackToJson(const msgpack::object& o, std::string* out, std::string* what)
 
 const char* MsgpackTypeName(const msgpack::object& o) {
   switch (o.type) {
-    case msgpack::type::NIL: return "nil";
-    case msgpack::type::BOOLEAN: return "bool";
+    case msgpack::type::NIL:
+      return "nil";
+    case msgpack::type::BOOLEAN:
+      return "bool";
     case msgpack::type::POSITIVE_INTEGER:
-    case msgpack::type::NEGATIVE_INTEGER: return "integer";
+    case msgpack::type::NEGATIVE_INTEGER:
+      return "integer";
     case msgpack::type::FLOAT32:
-    case msgpack::type::FLOAT64: return "float";
-    case msgpack::type::STR: return "str";
-    case msgpack::type::BIN: return "bin";
-    case msgpack::type::EXT: return "ext";
-    case msgpack::type::ARRAY: return "array";
-    case msgpack::type::MAP: return "map";
+    case msgpack::type::FLOAT64:
+      return "float";
+    case msgpack::type::STR:
+      return "str";
+    case msgpack::type::BIN:
+      return "bin";
+    case msgpack::type::EXT:
+      return "ext";
+    case msgpack::type::ARRAY:
+      return "array";
+    case msgpack::type::MAP:
+      return "map";
   }
   return "unknown";
 }
