@@ -1,18 +1,14 @@
-// Fluentd's msgpack format: a stream of maps, decoded with msgpack-c's
-// unpacker, turned into JSON text by MsgpackToJson and normalized with
-// NormalizeJson.
-//
-// The unpacking loop mirrors ReadMsgpack in src/core/stage.cc (a template in
-// an anonymous namespace there, so not callable from here): a default
-// msgpack::unpacker fed the stream in chunks, a decoding exception ending the
-// object, a record larger than max_line_bytes skipped, one still incomplete
-// past a hard cap ending the object. Keep the two in step.
+// Fluentd's msgpack format: a stream of maps, decoded by MsgpackStream (the
+// code ReadMsgpack in src/core/stage.cc runs) straight into JSON text and
+// normalized with NormalizeJson.
 //
 // Input: byte 0 picks format options as for the other normalizer targets;
 // byte 1 the chunk size the stream is fed in; the rest is the stream.
-// Checked: MsgpackToJson always yields valid JSON (nlohmann parses it); maps
-// go through the fast/slow differential and row checks of
-// normalizer_harness.h.
+// Checked: every record decodes to valid JSON (nlohmann parses it) and to
+// exactly what MsgpackToJson writes from msgpack-cxx's object tree for the
+// same bytes (a differential between the visitor and the unpacker); records
+// are contiguous; maps go through the fast/slow differential and row checks
+// of normalizer_harness.h.
 #include <msgpack.hpp>
 
 #include "format/msgpack_json.h"
@@ -35,40 +31,52 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const size_t chunk = 1 + data[1] % 64 * (data[1] >= 128 ? 997 : 1);
   data += 2;
   size -= 2;
+  const char* stream_bytes = reinterpret_cast<const char*>(data);
   Differential diff(LogFormat::kMsgpack, OptionsFor(LogFormat::kMsgpack, b));
 
-  msgpack::unpacker unpacker(nullptr, nullptr, MSGPACK_UNPACKER_INIT_BUFFER_SIZE, MsgpackLimits(1 << 20));
-  std::string text, repair;
-  uint64_t fed = 0, record_start = 0;
-  auto handle = [&](const msgpack::object& o, uint64_t record_size) {
-    if (record_size > kMaxRecord) return;  // a bad record, skipped
-    text.clear();
-    MsgpackToJson(o, &text, &repair);
-    Require(json::accept(text), "MsgpackToJson wrote invalid JSON", text);
-    if (o.type != msgpack::type::MAP) return;
-    size_t len = text.size();
-    text.append(simdjson::SIMDJSON_PADDING, ' ');
-    diff.Json(std::string_view(text.data(), len), text.size(), FallbackFor(b));
+  MsgpackStream stream;
+  MsgpackStream::Record rec;
+  uint64_t next_offset = 0;
+  auto handle = [&]() {
+    Require(rec.offset == next_offset, "records are not contiguous", std::to_string(rec.offset));
+    next_offset = rec.offset + rec.size;
+    Require(json::accept(rec.json), "MsgpackStream wrote invalid JSON", rec.json);
+    // The same bytes through msgpack-cxx's object unpacker (its limits may
+    // refuse what the visitor takes: then there is nothing to compare).
+    try {
+      size_t off = 0;
+      msgpack::object_handle oh =
+          msgpack::unpack(stream_bytes + rec.offset, rec.size, off, nullptr, nullptr, MsgpackLimits(1 << 20));
+      std::string text, repair;
+      int repairs = MsgpackToJson(oh.get(), &text, &repair);
+      Require(off == rec.size, "the unpacker and the visitor disagree on the record's size", rec.json);
+      Require(text == rec.json, "MsgpackStream and MsgpackToJson disagree", text + "\nvs\n" + rec.json);
+      Require(repairs == rec.repairs && repair == rec.repair, "repairs differ", repair + "\nvs\n" + rec.repair);
+      Require(std::string(MsgpackTypeName(oh.get())) == rec.type, "types differ", rec.type);
+    } catch (const std::exception&) {
+    }
+    if (rec.size > kMaxRecord) return;  // a bad record, skipped
+    if (std::string_view(rec.type) != "map") return;
+    size_t len = rec.json.size();
+    rec.json.append(simdjson::SIMDJSON_PADDING, ' ');
+    diff.Json(std::string_view(rec.json.data(), len), rec.json.size(), FallbackFor(b));
   };
   size_t pos = 0;
-  while (pos < size) {
+  for (bool at_end = false; !at_end;) {
     size_t n = std::min(chunk, size - pos);
-    unpacker.reserve_buffer(n);
-    memcpy(unpacker.buffer(), data + pos, n);
-    unpacker.buffer_consumed(n);
+    char* room = stream.Reserve(chunk);
+    memcpy(room, data + pos, n);
+    stream.Commit(n);
     pos += n;
-    fed += n;
-    msgpack::object_handle oh;
-    try {
-      while (unpacker.next(oh)) {
-        uint64_t record_end = fed - unpacker.nonparsed_size();
-        handle(oh.get(), record_end - record_start);
-        record_start = record_end;
-      }
-    } catch (const std::exception&) {
+    at_end = n == 0;
+    MsgpackStream::Result r;
+    while ((r = stream.Next(&rec, at_end)) == MsgpackStream::Result::kRecord) handle();
+    if (r == MsgpackStream::Result::kInvalid) {
+      Require(stream.invalid_at() >= next_offset && stream.invalid_at() < stream.fed(), "invalid_at out of range",
+              std::to_string(stream.invalid_at()));
       break;  // undecodable: the rest of the object is one bad record
     }
-    if (fed - record_start > kHardCap) break;
+    if (stream.Pending().size() > kHardCap) break;
   }
   diff.Finish();
   return 0;

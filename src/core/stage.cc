@@ -70,58 +70,52 @@ bool IsBlank(std::string_view s) {
 template <typename WriterFor, typename AddBad>
 Status ReadMsgpack(ReadStream& in, const TableConfig& cfg, RowNormalizer& norm, std::optional<int64_t> slice,
                    StageOutcome* out, WriterFor& writer_for, AddBad& add_bad) {
-  // Declared lengths come from the data: cap them so a corrupt header is a
-  // bad record, not an attempt to allocate terabytes.
-  // An oversized record is skipped by its size once decoded (max_line_bytes);
-  // the decoder's own limits only stop headers claiming absurd lengths.
-  const uint64_t decode_cap = std::max<uint64_t>(4 * static_cast<uint64_t>(cfg.max_line_bytes), 256ull << 20);
-  msgpack::unpacker unpacker(nullptr, nullptr, MSGPACK_UNPACKER_INIT_BUFFER_SIZE,
-                             MsgpackLimits(static_cast<size_t>(decode_cap)));
-  std::string json, repair;
+  // An oversized record is dead-lettered by its size once decoded
+  // (max_line_bytes). One still incomplete past this many bytes ends the
+  // object as garbage: msgpack lengths come from the data, memory does not.
+  const uint64_t hard_cap = std::max<uint64_t>(4 * static_cast<uint64_t>(cfg.max_line_bytes), 256ull << 20);
+  const size_t max_record = static_cast<size_t>(cfg.max_line_bytes);
+  MsgpackStream stream;
+  MsgpackStream::Record rec;
   LineError err;
   int64_t record = 0;
-  uint64_t fed = 0;           // bytes handed to the unpacker so far
-  uint64_t record_start = 0;  // where the record being decoded starts
-  const size_t max_record = static_cast<size_t>(cfg.max_line_bytes);
-  // A record still incomplete past this many bytes is taken as garbage:
-  // msgpack lengths are attacker-controlled and memory is not.
-  const uint64_t hard_cap = decode_cap;
-  auto handle = [&](const msgpack::object& o, uint64_t size) -> Status {
+  auto handle = [&]() -> Status {
     ++record;
     ++out->staged.lines_read;
-    json.clear();
-    if (size > max_record) {
-      add_bad(record, record_start, "",
-              "msgpack record of " + std::to_string(size) + " bytes is larger than max_line_bytes (" +
+    if (rec.size > max_record) {
+      add_bad(record, rec.offset, "",
+              "msgpack record of " + std::to_string(rec.size) + " bytes is larger than max_line_bytes (" +
                   std::to_string(max_record) + ")",
               "");
       return Status::Ok();
     }
-    int repairs = MsgpackToJson(o, &json, &repair);
-    if (o.type != msgpack::type::MAP) {
-      add_bad(record, record_start, "", std::string("msgpack value is a ") + MsgpackTypeName(o) + ", not a map", json);
+    if (std::string_view(rec.type) != "map") {
+      add_bad(record, rec.offset, "", std::string("msgpack value is a ") + rec.type + ", not a map", rec.json);
       return Status::Ok();
     }
-    size_t len = json.size();
-    json.append(simdjson::SIMDJSON_PADDING, ' ');
+    size_t len = rec.json.size();
+    rec.json.append(simdjson::SIMDJSON_PADDING, ' ');
     uint64_t warnings = norm.warnings();
-    if (!norm.NormalizeJson(std::string_view(json.data(), len), json.size(), slice, &err)) {
-      add_bad(record, record_start, err.field, err.reason, std::string_view(json.data(), len));
+    if (!norm.NormalizeJson(std::string_view(rec.json.data(), len), rec.json.size(), slice, &err)) {
+      add_bad(record, rec.offset, err.field, err.reason, std::string_view(rec.json.data(), len));
       return Status::Ok();
     }
-    for (int i = 0; i < repairs; ++i) norm.AddWarning(repair);
+    for (int i = 0; i < rec.repairs; ++i) norm.AddWarning(rec.repair);
     if (norm.warnings() != warnings)
-      out->staged.warning = "record " + std::to_string(record) + " (byte offset " + std::to_string(record_start) +
+      out->staged.warning = "record " + std::to_string(record) + " (byte offset " + std::to_string(rec.offset) +
                             "): " + norm.last_warning();
     LF_ASSIGN_OR_RETURN(PartWriter * w, writer_for(FloorTo(norm.time(), kMicrosPerHour)));
     ++out->staged.rows_staged;
     return w->Append(norm.row());
   };
+  // No framing to resynchronize on: from undecodable bytes on, the rest of
+  // the object is one bad record.
   auto rest_is_garbage = [&](const std::string& why) -> Status {
-    // No framing to resynchronize on: everything from here on is one bad record.
     ++out->staged.lines_read;
-    uint64_t rest = fed - record_start;
-    std::string excerpt(unpacker.nonparsed_buffer(), std::min<size_t>(unpacker.nonparsed_size(), 64));
+    std::string_view pending = stream.Pending();
+    uint64_t start = stream.fed() - pending.size();
+    std::string excerpt(pending.substr(0, 64));
+    uint64_t rest = pending.size();
     for (;;) {
       char sink[65536];
       LF_ASSIGN_OR_RETURN(size_t k, in.Read(sink, sizeof sink));
@@ -129,36 +123,43 @@ Status ReadMsgpack(ReadStream& in, const TableConfig& cfg, RowNormalizer& norm, 
       out->bytes_uncompressed += k;
       rest += k;
     }
-    add_bad(record + 1, record_start, "", why + "; the remaining " + std::to_string(rest) + " bytes cannot be decoded",
+    add_bad(record + 1, start, "", why + "; the remaining " + std::to_string(rest) + " bytes cannot be decoded",
             HexEncode(excerpt.data(), excerpt.size()));
     return Status::Ok();
   };
-  for (;;) {
-    unpacker.reserve_buffer(1 << 20);
-    LF_ASSIGN_OR_RETURN(size_t n, in.Read(unpacker.buffer(), unpacker.buffer_capacity()));
+  for (bool at_end = false; !at_end;) {
+    char* room = stream.Reserve(1 << 20);
+    LF_ASSIGN_OR_RETURN(size_t n, in.Read(room, 1 << 20));
+    stream.Commit(n);
     out->bytes_uncompressed += n;
-    if (n == 0) break;
-    unpacker.buffer_consumed(n);
-    fed += n;
-    msgpack::object_handle oh;
-    try {
-      while (unpacker.next(oh)) {
-        uint64_t record_end = fed - unpacker.nonparsed_size();
-        LF_RETURN_IF_ERROR(handle(oh.get(), record_end - record_start));
-        record_start = record_end;
+    at_end = n == 0;
+    for (;;) {
+      MsgpackStream::Result r = stream.Next(&rec, at_end);
+      if (r == MsgpackStream::Result::kRecord) {
+        LF_RETURN_IF_ERROR(handle());
+        continue;
       }
-    } catch (const std::exception& e) {
-      return rest_is_garbage(std::string("invalid msgpack (") + e.what() + ")");
+      if (r == MsgpackStream::Result::kInvalid) {
+        std::string_view pending = stream.Pending();
+        uint64_t at = stream.invalid_at(), start = stream.fed() - pending.size();
+        uint8_t byte = at - start < pending.size() ? static_cast<uint8_t>(pending[at - start]) : 0;
+        char what[96];
+        snprintf(what, sizeof what, "invalid msgpack (byte 0x%02x at offset %llu)", byte,
+                 static_cast<unsigned long long>(at));
+        return rest_is_garbage(what);
+      }
+      break;
     }
-    if (fed - record_start > hard_cap)
-      return rest_is_garbage("msgpack record still incomplete after " + std::to_string(fed - record_start) + " bytes");
+    if (!at_end && stream.Pending().size() > hard_cap)
+      return rest_is_garbage("msgpack record still incomplete after " + std::to_string(stream.Pending().size()) +
+                             " bytes");
   }
-  if (fed > record_start) {
+  if (!stream.Pending().empty()) {
     ++out->staged.lines_read;
-    uint64_t size = fed - record_start;
-    std::string excerpt(unpacker.nonparsed_buffer(), std::min<size_t>(unpacker.nonparsed_size(), 64));
-    add_bad(record + 1, record_start, "",
-            "truncated msgpack record (" + std::to_string(size) + " bytes at the end of the object)",
+    std::string_view pending = stream.Pending();
+    std::string excerpt(pending.substr(0, 64));
+    add_bad(record + 1, stream.fed() - pending.size(), "",
+            "truncated msgpack record (" + std::to_string(pending.size()) + " bytes at the end of the object)",
             HexEncode(excerpt.data(), excerpt.size()));
   }
   return Status::Ok();

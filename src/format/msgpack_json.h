@@ -1,10 +1,12 @@
 // msgpack → JSON text, for Fluentd's msgpack formatter (a stream of maps).
 #pragma once
 
-#include <msgpack.hpp>
-
 #include <algorithm>
+#include <cstdint>
+#include <memory>
+#include <msgpack.hpp>
 #include <string>
+#include <string_view>
 
 namespace logferry {
 
@@ -31,6 +33,54 @@ inline msgpack::unpack_limit MsgpackLimits(size_t max_bytes) {
   size_t max_count = std::min<size_t>(max_bytes, size_t{16} << 20);
   return msgpack::unpack_limit(max_count, max_count, max_bytes, max_bytes, max_bytes, kMsgpackMaxDepth);
 }
+
+// Fluentd's msgpack format is maps back to back with no framing. This takes
+// the stream in chunks and decodes it record by record straight into JSON
+// text (MsgpackToJson's rules) with msgpack-cxx's visitor parser: no object
+// tree is built, and a length declared in a header allocates nothing, since
+// a record is decoded only once all of its bytes have arrived.
+class MsgpackStream {
+ public:
+  struct Record {
+    std::string json;       // the value as JSON text
+    const char* type = "";  // its msgpack type ("map" for a record)
+    uint64_t offset = 0;    // where it starts in the stream
+    uint64_t size = 0;      // its encoded size in bytes
+    int repairs = 0;        // values repaired or rewritten (see MsgpackToJson)
+    std::string repair;     // the last reason
+  };
+  enum class Result {
+    kRecord,    // *rec holds the next record
+    kNeedMore,  // feed more bytes; at the end, Pending() is a truncated record
+    kInvalid,   // Pending() starts with bytes that are not msgpack
+  };
+
+  MsgpackStream();
+  ~MsgpackStream();
+  MsgpackStream(const MsgpackStream&) = delete;
+  MsgpackStream& operator=(const MsgpackStream&) = delete;
+
+  // Room for n more bytes; then Commit how many were written there.
+  char* Reserve(size_t n);
+  void Commit(size_t k);
+  // The next complete record. Pass at_end once no more bytes will come.
+  Result Next(Record* rec, bool at_end = false);
+  // Bytes taken in so far, and those not yet decoded into records.
+  uint64_t fed() const { return fed_; }
+  std::string_view Pending() const;
+  // After kInvalid: the stream offset of the byte the parser stopped at.
+  uint64_t invalid_at() const { return invalid_at_; }
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::string buf_;
+  size_t pos_ = 0;         // start of the undecoded bytes in buf_
+  size_t committed_ = 0;   // buf_'s size before the last Reserve
+  size_t incomplete_ = 0;  // undecoded bytes when the last try fell short
+  uint64_t fed_ = 0;
+  uint64_t invalid_at_ = 0;
+};
 
 // A short name of the msgpack type of o ("array", "str", ...), for messages.
 const char* MsgpackTypeName(const msgpack::object& o);
