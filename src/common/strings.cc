@@ -44,6 +44,20 @@ inline size_t Utf8SeqLen(const unsigned char* p, const unsigned char* end) {
 
 constexpr char kReplacement[] = "\xEF\xBF\xBD";
 
+// Copies the UTF-8 sequence at *p, or U+FFFD for one byte that starts none;
+// returns whether it had to replace.
+inline bool AppendUtf8Sequence(std::string* out, const unsigned char** p, const unsigned char* end) {
+  size_t n = Utf8SeqLen(*p, end);
+  if (n == 0) {
+    out->append(kReplacement, 3);
+    ++*p;
+    return true;
+  }
+  out->append(reinterpret_cast<const char*>(*p), n);
+  *p += n;
+  return false;
+}
+
 }  // namespace
 
 size_t RepairUtf8(std::string_view in, std::string* out) {
@@ -51,15 +65,7 @@ size_t RepairUtf8(std::string_view in, std::string* out) {
   auto* p = reinterpret_cast<const unsigned char*>(in.data());
   auto* end = p + in.size();
   while (p < end) {
-    size_t n = Utf8SeqLen(p, end);
-    if (n == 0) {
-      out->append(kReplacement, 3);
-      ++bad;
-      ++p;
-    } else {
-      out->append(reinterpret_cast<const char*>(p), n);
-      p += n;
-    }
+    bad += AppendUtf8Sequence(out, &p, end);
   }
   return bad;
 }
@@ -164,15 +170,7 @@ size_t AppendJsonString(std::string* out, std::string_view s) {
     }
     unsigned char c = *p;
     if (c >= 0x80) {
-      size_t n = Utf8SeqLen(p, end);
-      if (n == 0) {
-        out->append(kReplacement, 3);
-        ++replaced;
-        ++p;
-      } else {
-        out->append(reinterpret_cast<const char*>(p), n);
-        p += n;
-      }
+      replaced += AppendUtf8Sequence(out, &p, end);
       continue;
     }
     switch (c) {

@@ -91,11 +91,9 @@ int64_t Compose(int y, int mo, int d, int h, int mi, int sec, int64_t frac_us, i
   return secs * kMicrosPerSecond + frac_us;
 }
 
-// Parses ".ffffff..." at pos (any number of digits, kept to microseconds).
-bool ParseFraction(std::string_view s, size_t* pos, int64_t* frac_us) {
+// Parses "ffffff..." at pos (any number of digits, kept to microseconds).
+bool ParseFractionDigits(std::string_view s, size_t* pos, int64_t* frac_us) {
   size_t p = *pos;
-  if (p >= s.size() || (s[p] != '.' && s[p] != ',')) return false;
-  ++p;
   size_t start = p;
   int64_t v = 0;
   int n = 0;
@@ -112,6 +110,16 @@ bool ParseFraction(std::string_view s, size_t* pos, int64_t* frac_us) {
     ++n;
   }
   *frac_us = v;
+  *pos = p;
+  return true;
+}
+
+// Parses ".ffffff..." (or ",ffffff...") at pos.
+bool ParseFraction(std::string_view s, size_t* pos, int64_t* frac_us) {
+  size_t p = *pos;
+  if (p >= s.size() || (s[p] != '.' && s[p] != ',')) return false;
+  ++p;
+  if (!ParseFractionDigits(s, &p, frac_us)) return false;
   *pos = p;
   return true;
 }
@@ -356,25 +364,9 @@ size_t TimeLayout::ParsePrefix(std::string_view s, int32_t default_offset, int64
         break;
       }
       case 'L':
-      case 'N': {
-        size_t start = p;
-        int64_t v = 0;
-        int n = 0;
-        while (p < s.size() && s[p] >= '0' && s[p] <= '9') {
-          if (n < 6) {
-            v = v * 10 + (s[p] - '0');
-            ++n;
-          }
-          ++p;
-        }
-        if (p == start) return 0;
-        while (n < 6) {
-          v *= 10;
-          ++n;
-        }
-        frac = v;
+      case 'N':
+        if (!ParseFractionDigits(s, &p, &frac)) return 0;
         break;
-      }
       case 's': {
         bool neg = p < s.size() && s[p] == '-';
         if (neg) ++p;

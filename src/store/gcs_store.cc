@@ -110,6 +110,8 @@ class GcsWriteStream final : public WriteStream {
 
  private:
   Status SendChunk(bool last);
+  static uint64_t Persisted(const HttpResponse& r);
+  Status Finished(const HttpResponse& r);
 
   const GcsStore* store_;
   std::string key_;
@@ -405,18 +407,9 @@ Status GcsWriteStream::SendChunk(bool last) {
       req.headers.push_back({"X-Goog-Hash", "crc32c=" + Crc32cBase64(crc_) + ",md5=" + Base64Encode(md5_.Digest())});
     req.timeout_ms = 60'000 + static_cast<int64_t>(n / 1000);
     auto resp = store_->client().SendOnce(what, req);
-    if (resp.ok() && (resp->status == 200 || resp->status == 201)) {
-      LF_ASSIGN_OR_RETURN(result_, store_->ParseUploaded(key_, *resp, crc_, md5_.Digest()));
-      sent_ = size_;
-      buffer_.clear();
-      return Status::Ok();
-    }
+    if (resp.ok() && (resp->status == 200 || resp->status == 201)) return Finished(*resp);
     if (resp.ok() && resp->status == 308) {
-      // "Range: bytes=0-N": N+1 bytes persisted (none without the header).
-      uint64_t persisted = 0;
-      std::string_view range = resp->Header("range");
-      if (auto dash = range.rfind('-'); dash != std::string_view::npos)
-        persisted = std::strtoull(std::string(range.substr(dash + 1)).c_str(), nullptr, 10) + 1;
+      uint64_t persisted = Persisted(*resp);
       if (persisted < sent_ || persisted > sent_ + buffer_.size())
         return Status::Internal(what + ": the server reports " + std::to_string(persisted) +
                                 " bytes persisted, outside what was sent");
@@ -438,17 +431,9 @@ Status GcsWriteStream::SendChunk(bool last) {
     probe.headers = {{"Content-Type", "application/octet-stream"},
                      {"Content-Range", "bytes */" + (last ? std::to_string(size_) : std::string("*"))}};
     auto status = store_->client().SendOnce(what + " (status)", probe);
-    if (status.ok() && (status->status == 200 || status->status == 201)) {
-      LF_ASSIGN_OR_RETURN(result_, store_->ParseUploaded(key_, *status, crc_, md5_.Digest()));
-      sent_ = size_;
-      buffer_.clear();
-      return Status::Ok();
-    }
+    if (status.ok() && (status->status == 200 || status->status == 201)) return Finished(*status);
     if (status.ok() && status->status == 308) {
-      uint64_t persisted = 0;
-      std::string_view range = status->Header("range");
-      if (auto dash = range.rfind('-'); dash != std::string_view::npos)
-        persisted = std::strtoull(std::string(range.substr(dash + 1)).c_str(), nullptr, 10) + 1;
+      uint64_t persisted = Persisted(*status);
       if (persisted >= sent_ && persisted <= sent_ + buffer_.size()) {
         buffer_.erase(0, persisted - sent_);
         sent_ = persisted;
@@ -456,6 +441,22 @@ Status GcsWriteStream::SendChunk(bool last) {
       }
     }
   }
+}
+
+// "Range: bytes=0-N" on a 308: N+1 bytes persisted (none without it).
+uint64_t GcsWriteStream::Persisted(const HttpResponse& r) {
+  std::string_view range = r.Header("range");
+  auto dash = range.rfind('-');
+  if (dash == std::string_view::npos) return 0;
+  return std::strtoull(std::string(range.substr(dash + 1)).c_str(), nullptr, 10) + 1;
+}
+
+// The session answered with the finished object.
+Status GcsWriteStream::Finished(const HttpResponse& r) {
+  LF_ASSIGN_OR_RETURN(result_, store_->ParseUploaded(key_, r, crc_, md5_.Digest()));
+  sent_ = size_;
+  buffer_.clear();
+  return Status::Ok();
 }
 
 StatusOr<WrittenObject> GcsWriteStream::Commit() {
