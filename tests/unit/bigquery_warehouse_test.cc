@@ -3,7 +3,8 @@
 // written from Google's documentation. Request bodies are checked against
 // Google's discovery document by the end-to-end stand-in
 // (tests/e2e/bq_standin.py); this test pins what logferry sends and how it
-// treats answers: job ids, 409 → jobs.get, errors, outputRows, batching.
+// treats answers: job ids, 409 → jobs.get, errors, outputRows, batching,
+// scratch tables.
 #include <gtest/gtest.h>
 
 #include <mutex>
@@ -62,13 +63,45 @@ struct FakeBigQuery {
   int gets = 0;
   json error_result;  // set: jobs finish with it
   int64_t rows_per_uri = 10;
+  std::map<std::string, json> tables;  // by id, as inserted
+  std::vector<std::string> tables_inserted, tables_deleted;
+  std::vector<std::string> queries;  // jobs.query SQL
+  json query_rows = json::array();   // what jobs.query answers
+  std::string refuse_jobs_ending;    // jobs.insert of such ids answers 500
 
   LocalHttpResponse Handle(const LocalHttpRequest& r) {
     std::lock_guard lock(mu);
     const std::string jobs_path = "/bigquery/v2/projects/proj/jobs";
+    const std::string tables_path = "/bigquery/v2/projects/proj/datasets/logs/tables";
+    if (r.method == "POST" && r.path == tables_path) {
+      json body = json::parse(r.body);
+      std::string id = body["tableReference"]["tableId"];
+      if (tables.count(id)) return {409, {}, R"({"error":{"code":409,"errors":[{"reason":"duplicate"}]}})"};
+      tables[id] = body;
+      tables_inserted.push_back(id);
+      return {200, {}, body.dump()};
+    }
+    if (r.method == "DELETE" && r.path.rfind(tables_path + "/", 0) == 0) {
+      std::string id = r.path.substr(tables_path.size() + 1);
+      tables_deleted.push_back(id);
+      if (!tables.erase(id)) return {404, {}, R"({"error":{"code":404,"errors":[{"reason":"notFound"}]}})"};
+      return {204, {}, ""};
+    }
+    if (r.method == "POST" && r.path == "/bigquery/v2/projects/proj/queries") {
+      queries.push_back(json::parse(r.body)["query"]);
+      json answer = {
+          {"jobComplete", true},
+          {"jobReference", {{"jobId", "q" + std::to_string(queries.size())}}},
+          {"schema", {{"fields", {{{"name", "p"}, {"type", "TIMESTAMP"}}, {{"name", "n"}, {"type", "INTEGER"}}}}}},
+          {"rows", query_rows}};
+      return {200, {}, answer.dump()};
+    }
     if (r.method == "POST" && r.path == jobs_path) {
       json body = json::parse(r.body);
       std::string id = body["jobReference"]["jobId"];
+      if (!refuse_jobs_ending.empty() && id.size() >= refuse_jobs_ending.size() &&
+          id.compare(id.size() - refuse_jobs_ending.size(), std::string::npos, refuse_jobs_ending) == 0)
+        return {500, {}, R"({"error":{"code":500,"errors":[{"reason":"backendError"}]}})"};
       if (jobs.count(id))
         return {409, {}, R"({"error":{"code":409,"message":"Already Exists: Job proj:US.)" + id +
                              R"(","errors":[{"reason":"duplicate"}],"status":"ALREADY_EXISTS"}})"};
@@ -222,6 +255,44 @@ TEST_F(BigQueryTest, DayPartitionsUseTheDayDecorator) {
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(bq_.jobs[bq_.inserted[0]]["configuration"]["load"]["destinationTable"]["tableId"], "access$20160801");
   EXPECT_EQ(bq_.jobs[bq_.inserted[0]]["configuration"]["load"]["timePartitioning"]["type"], "DAY");
+}
+
+TEST_F(BigQueryTest, QuotaAndRateErrorsAreTransient) {
+  for (const char* reason : {"quotaExceeded", "rateLimitExceeded"}) {
+    bq_.error_result = {{"reason", reason}, {"message", "Quota exceeded: too many table update operations"}};
+    auto r = Open()->ReplacePartition(Plan(1, reason[0] == 'q' ? 1 : 2), 3'600'000'000LL, staging_, schema_);
+    ASSERT_FALSE(r.ok()) << reason;
+    EXPECT_TRUE(r.status().IsTransient()) << r.status().ToString();
+    EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
+    EXPECT_NE(r.status().message().find(reason), std::string::npos);
+  }
+}
+
+TEST_F(BigQueryTest, TooManyPartsUseAnExpiringScratchTableNamedAfterTheLoad) {
+  auto r = Open(/*max_uris=*/2)->ReplacePartition(Plan(3), 3'600'000'000LL, staging_, schema_);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  const std::string scratch = "logferry_access_2016080103_g1_scratch";
+  ASSERT_EQ(bq_.tables_inserted, std::vector<std::string>{scratch});
+  EXPECT_EQ(bq_.tables_deleted, std::vector<std::string>{scratch});
+  EXPECT_EQ(bq_.jobs["logferry_access_2016080103_g1_b0"]["configuration"]["load"]["createDisposition"], "CREATE_NEVER");
+  // Restarted after the copy, with the scratch table gone: the copy is
+  // found, nothing runs again.
+  size_t jobs = bq_.inserted.size();
+  ASSERT_TRUE(Open(2)->ReplacePartition(Plan(3), 3'600'000'000LL, staging_, schema_).ok());
+  EXPECT_EQ(bq_.inserted.size(), jobs);
+  // Restarted before the copy, with the scratch table expired: no copy of
+  // an empty table over the partition.
+  bq_.refuse_jobs_ending = "_copy";
+  ASSERT_FALSE(Open(2)->ReplacePartition(Plan(3, 2), 3'600'000'000LL, staging_, schema_).ok());
+  const json& left = bq_.tables["logferry_access_2016080103_g2_scratch"];
+  EXPECT_GT(std::stoll(left.value("expirationTime", "0")), static_cast<int64_t>(time(nullptr)) * 1000)
+      << "a scratch table left behind expires by itself";
+  bq_.tables.clear();
+  bq_.refuse_jobs_ending.clear();
+  auto lost = Open(2)->ReplacePartition(Plan(3, 2), 3'600'000'000LL, staging_, schema_);
+  ASSERT_FALSE(lost.ok());
+  EXPECT_NE(lost.status().message().find("lost its rows"), std::string::npos) << lost.status().ToString();
+  EXPECT_EQ(bq_.jobs.count("logferry_access_2016080103_g2_copy"), 0u);
 }
 
 }  // namespace
