@@ -507,20 +507,29 @@ Status Pipeline::Load(TableRuntime& t, const std::atomic<bool>& stop, PassStats*
   // three one unit with respect to other processes loading the same table.
   LF_ASSIGN_OR_RETURN(auto wh, OpenWarehouse(cfg.warehouse, wo));
   LF_RETURN_IF_ERROR(wh->EnsureTable(cfg.name, *t.schema));
-  for (const PartitionRow& p : due) {
+  for (size_t i = 0; i < due.size(); ++i) {
+    const PartitionRow& p = due[i];
     if (stop.load()) break;
     int64_t now = NowMicros();
+    LF_ASSIGN_OR_RETURN(LoadPlan plan, ledger_->BeginLoad(cfg.name, p.partition_us, now));
     if (budgeted) {
-      // BigQuery counts every load job against a per-table daily quota,
-      // failed ones too: past the budget, partitions wait for tomorrow.
+      // BigQuery counts every load job against a per-table quota over a
+      // rolling day, failed ones too: past the budget, partitions wait
+      // until jobs leave the 24-hour window. A job the ledger already holds
+      // was counted when it was first sent; a restart that finds it costs
+      // nothing more, so the budget never stops it.
+      LF_ASSIGN_OR_RETURN(bool known, ledger_->LoadJobKnown(plan.load_id));
       LF_ASSIGN_OR_RETURN(TableCounts counts, ledger_->Counts(cfg.name, now));
-      if (counts.loads_today >= cfg.daily_load_budget) {
-        spdlog::warn("{}: {} load jobs today reach daily_load_budget {}; {} partition(s) wait for the next UTC day",
-                     cfg.name, counts.loads_today, cfg.daily_load_budget, due.size());
+      if (!known && counts.load_jobs_24h >= cfg.daily_load_budget) {
+        std::string frees =
+            counts.oldest_load_job_24h_us ? FormatIso8601(*counts.oldest_load_job_24h_us + kMicrosPerDay) : "?";
+        spdlog::warn(
+            "{}: {} load jobs in the last 24 hours reach daily_load_budget {}; {} partition(s) wait for the "
+            "load budget (the next job may start at {})",
+            cfg.name, counts.load_jobs_24h, cfg.daily_load_budget, due.size() - i, frees);
         break;
       }
     }
-    LF_ASSIGN_OR_RETURN(LoadPlan plan, ledger_->BeginLoad(cfg.name, p.partition_us, now));
     Status s;
     // Parts are checked against their recorded checksum before they are loaded.
     for (const PartRow& part : plan.parts) {
@@ -539,6 +548,10 @@ Status Pipeline::Load(TableRuntime& t, const std::atomic<bool>& stop, PassStats*
     }
     int64_t rows = -1;
     if (s.ok()) {
+      // Counted before it is sent: a crash after this line may have started
+      // the job, and BigQuery counts it whether or not we see it finish.
+      // A load stopped before this point (a damaged part) costs nothing.
+      LF_RETURN_IF_ERROR(ledger_->RecordLoadJob({plan}, plan.load_id, now));
       auto replaced = wh->ReplacePartition(plan, cfg.partition_unit_us, *t.staging, *t.schema);
       if (replaced.ok())
         rows = *replaced;

@@ -147,8 +147,11 @@ class CrossCloud(CrossCloudBase):
         r = self.ws.verify()
         self.assertEqual(r.rc, 0, r)
         st = json.loads(self.ws.cli("status", "--json").stdout)[0]
-        self.assertEqual(st["loads_today"], self.ws.ledger_scalar("SELECT count(*) FROM loads"))
-        self.assertIn("daily_load_budget", st)
+        # One job per load here (nothing merged), the killed one counted once.
+        self.assertEqual(st["load_jobs_24h"], self.ws.ledger_scalar("SELECT count(*) FROM loads"))
+        self.assertEqual(st["load_jobs_24h"], len(self.load_jobs()))
+        self.assertEqual(st["daily_load_budget"], 1000)
+        self.assertNotIn("load_budget_frees_at", st)
 
 
 class ScratchAndCopy(CrossCloudBase):
