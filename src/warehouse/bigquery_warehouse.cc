@@ -6,7 +6,8 @@
 // The job id is the ledger's load id (table, partition, generation), so after
 // a crash the same job is found (409 → jobs.get) instead of loading twice.
 // More parts than one job may name go to a scratch table first and are
-// copied over the partition in one step.
+// copied over the partition in one step. When the daily job budget is short,
+// several partitions are replaced by one merged job (ReplacePartitions).
 #include <nlohmann/json.hpp>
 
 #include <chrono>
@@ -128,6 +129,90 @@ class BigQueryWarehouse final : public Warehouse {
     };
     LF_RETURN_IF_ERROR(RunJob(copy_id, copy, same_tables).status());
     DropTable(scratch);
+    return rows;
+  }
+
+  // A merged load: every part of the plans goes into one scratch table, then
+  // one multi-statement transaction deletes the partitions' periods from the
+  // table and inserts the scratch rows. The table sees one job instead of
+  // one per partition, which is what keeps a backlog inside its daily
+  // load-job quota (the loads are jobs on the scratch table).
+  StatusOr<std::map<int64_t, int64_t>> ReplacePartitions(const std::vector<LoadPlan>& plans, int64_t unit_us,
+                                                         ObjectStore& staging, const SchemaRegistry& schema) override {
+    if (plans.empty()) return std::map<int64_t, int64_t>{};
+    if (plans.size() == 1) {
+      LF_ASSIGN_OR_RETURN(int64_t rows, ReplacePartition(plans[0], unit_us, staging, schema));
+      return std::map<int64_t, int64_t>{{plans[0].partition_us, rows}};
+    }
+    if (!StartsWith(staging.uri(), "gs://"))
+      return Status::FailedPrecondition("the bigquery warehouse loads from a gs:// staging store, not " +
+                                        staging.uri());
+    const std::string& table = plans[0].table;
+    const std::string job = Ledger::MergedLoadId(plans);
+    std::vector<std::string> uris;
+    int64_t expected = 0;
+    for (const LoadPlan& plan : plans) {
+      if (plan.table != table) return Status::InvalidArgument("a merged load covers one table");
+      for (const PartRow& p : plan.parts) uris.push_back(staging.UriOf(p.key));
+      expected += plan.expected_rows;
+    }
+    if (uris.empty()) {
+      // Nothing left in any of the partitions: the transaction deletes
+      // their periods and inserts the rows of one empty file.
+      std::string empty_key = "_logferry/empty.ndjson.gz";
+      LF_RETURN_IF_ERROR(staging.WriteAll(empty_key, GzipCompress("")).status());
+      uris.push_back(staging.UriOf(empty_key));
+    }
+    json fields = schema.ToBigQuerySchema();
+    std::string scratch = job + "_scratch";
+    LF_ASSIGN_OR_RETURN(bool fresh, CreateScratch(scratch, fields, unit_us));
+    bool resumed = false;
+    LF_ASSIGN_OR_RETURN(int64_t loaded, LoadScratch(job, uris, scratch, fields, unit_us, &resumed));
+    // Checked before the table is touched: a short scratch table would
+    // replace the partitions with too few rows.
+    if (loaded != expected)
+      return Status::Internal("merged load " + job + ": the scratch table received " + std::to_string(loaded) +
+                              " rows but the ledger expects " + std::to_string(expected));
+    const std::string dml_id = job + "_dml";
+    if (fresh && resumed) LF_RETURN_IF_ERROR(RequireJob(dml_id, scratch));
+    std::string columns;
+    for (const json& f : fields) columns += (columns.empty() ? "`" : ", `") + f.value("name", "") + "`";
+    std::string ranges;
+    for (const LoadPlan& plan : plans)
+      ranges += std::string(ranges.empty() ? "" : " OR ") + "(_time >= TIMESTAMP('" + FormatIso8601(plan.partition_us) +
+                "') AND _time < TIMESTAMP('" + FormatIso8601(plan.partition_us + unit_us) + "'))";
+    std::string target = "`" + Name(table) + "`";
+    std::string script = "BEGIN TRANSACTION;\nDELETE FROM " + target + " WHERE " + ranges + ";\nINSERT INTO " + target +
+                         " (" + columns + ") SELECT " + columns + " FROM `" + Name(scratch) + "`;\nCOMMIT TRANSACTION;";
+    json query = {{"query", {{"query", script}, {"useLegacySql", false}}}};
+    // A job found under this id must be this transaction, as a load found
+    // under its id must name the same files.
+    auto same_script = [dml_id, script](const json& found) -> Status {
+      const json& cfg = found.value("configuration", json::object()).value("query", json::object());
+      if (cfg.value("query", "") != script)
+        return Status::FailedPrecondition("BigQuery job " + dml_id +
+                                          " already exists with another script (was the ledger reset?)");
+      return Status::Ok();
+    };
+    LF_RETURN_IF_ERROR(RunJob(dml_id, query, same_script).status());
+    DropTable(scratch);
+    // What the partitions hold now, counted by the warehouse itself.
+    int64_t lo = plans.front().partition_us, hi = plans.front().partition_us + unit_us;
+    for (const LoadPlan& plan : plans) {
+      lo = std::min(lo, plan.partition_us);
+      hi = std::max(hi, plan.partition_us + unit_us);
+    }
+    std::string sql = "SELECT TIMESTAMP_TRUNC(_time, " + std::string(unit_us >= kMicrosPerDay ? "DAY" : "HOUR") +
+                      ") AS p, COUNT(*) AS n FROM " + target + " WHERE _time >= TIMESTAMP('" + FormatIso8601(lo) +
+                      "') AND _time < TIMESTAMP('" + FormatIso8601(hi) + "') GROUP BY p";
+    LF_ASSIGN_OR_RETURN(QueryResult counted, Query(sql));
+    std::map<int64_t, int64_t> rows;
+    for (const LoadPlan& plan : plans) rows[plan.partition_us] = 0;
+    for (const auto& row : counted.rows) {
+      if (row.size() < 2 || !row[0] || !row[1]) continue;
+      int64_t p = static_cast<int64_t>(std::strtod(row[0]->c_str(), nullptr)) * kMicrosPerSecond;
+      if (rows.count(p)) rows[p] = std::strtoll(row[1]->c_str(), nullptr, 10);
+    }
     return rows;
   }
 
