@@ -201,8 +201,13 @@ int CmdStatus(const std::string& config_path, bool as_json) {
         {"pending", c.partitions_pending}, {"loaded", c.partitions_loaded}, {"failing", c.partitions_failed}};
     j["rows"] = {
         {"staged", c.rows_staged}, {"loaded", c.rows_loaded}, {"bad_records", c.bad_records}, {"warnings", c.warnings}};
-    j["loads_today"] = c.loads_today;
-    if (StartsWith(cfg.warehouse, "bigquery://")) j["daily_load_budget"] = cfg.daily_load_budget;
+    j["load_jobs_24h"] = c.load_jobs_24h;
+    if (StartsWith(cfg.warehouse, "bigquery://")) {
+      j["daily_load_budget"] = cfg.daily_load_budget;
+      // Past the budget, loads wait until the oldest counted job leaves the window.
+      if (c.load_jobs_24h >= cfg.daily_load_budget && c.oldest_load_job_24h_us)
+        j["load_budget_frees_at"] = FormatIso8601(*c.oldest_load_job_24h_us + kMicrosPerDay);
+    }
     if (c.newest_loaded_partition_us) {
       j["newest_loaded_partition"] = FormatIso8601(*c.newest_loaded_partition_us);
       j["lag_seconds"] = (now - (*c.newest_loaded_partition_us + cfg.partition_unit_us)) / kMicrosPerSecond;
@@ -259,11 +264,15 @@ int CmdStatus(const std::string& config_path, bool as_json) {
              FormatDuration(j["lag_seconds"].get<int64_t>() * kMicrosPerSecond).c_str());
     if (j.contains("oldest_pending_partition"))
       printf("  pending     oldest %s\n", j["oldest_pending_partition"].get<std::string>().c_str());
-    if (j.contains("daily_load_budget"))
-      printf("  loads today %lld of a budget of %lld load jobs (BigQuery allows 1,500 per table per day)\n",
-             j["loads_today"].get<long long>(), j["daily_load_budget"].get<long long>());
-    else
-      printf("  loads today %lld\n", j["loads_today"].get<long long>());
+    if (j.contains("daily_load_budget")) {
+      printf("  load jobs   %lld in the last 24 hours, of a budget of %lld (BigQuery allows 1,500 per table per day)\n",
+             j["load_jobs_24h"].get<long long>(), j["daily_load_budget"].get<long long>());
+      if (j.contains("load_budget_frees_at"))
+        printf("  WAITING     load budget used up: pending partitions wait; the next job may start at %s\n",
+               j["load_budget_frees_at"].get<std::string>().c_str());
+    } else {
+      printf("  load jobs   %lld in the last 24 hours\n", j["load_jobs_24h"].get<long long>());
+    }
     for (auto& f : j["failed_objects"])
       printf("  FAILED object %s (attempts %d%s): %s\n", f["object"].get<std::string>().c_str(),
              f["attempts"].get<int>(),

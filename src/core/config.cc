@@ -63,8 +63,8 @@ const KeySpec kKeys[] = {
     {"location", Scope::kBoth, "US", "bigquery://: where the dataset lives and jobs run."},
     {"clustering", Scope::kBoth, "", "bigquery://: clustering columns for a new table, comma-separated (up to 4)."},
     {"daily_load_budget", Scope::kBoth, "1000",
-     "bigquery://: most load jobs per table per UTC day (BigQuery allows 1,500, failures included); partitions "
-     "past it wait for the next day."},
+     "bigquery://: most load jobs per table in any 24 hours (BigQuery allows 1,500 a day, failures included); "
+     "when it runs short a UTC day's partitions are merged into one job, and past it partitions wait."},
     {"max_uris_per_load", Scope::kBoth, "10000",
      "bigquery://: most staged files one load job names; a partition with more goes through a scratch table."},
     {"key_format", Scope::kBoth, "%{path}%{time_slice}_%{index}.%{file_extension}",

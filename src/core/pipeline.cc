@@ -519,57 +519,141 @@ Status Pipeline::Load(TableRuntime& t, const std::atomic<bool>& stop, PassStats*
   // three one unit with respect to other processes loading the same table.
   LF_ASSIGN_OR_RETURN(auto wh, OpenWarehouse(cfg.warehouse, wo));
   LF_RETURN_IF_ERROR(wh->EnsureTable(cfg.name, *t.schema));
+  // BigQuery counts every load job against a per-table quota over a rolling
+  // day, failed ones too. Partitions are loaded one job each while the
+  // budget covers that; when the partitions due outnumber the jobs left,
+  // each UTC day's partitions are replaced by one merged job. Whatever the
+  // budget still cannot cover waits until jobs leave the 24-hour window.
+  bool merge = false;
+  if (budgeted) {
+    LF_ASSIGN_OR_RETURN(TableCounts counts, ledger_->Counts(cfg.name, NowMicros()));
+    int64_t left = cfg.daily_load_budget - counts.load_jobs_24h;
+    int64_t jobs_wanted = static_cast<int64_t>(due.size());
+    merge = cfg.partition_unit_us < kMicrosPerDay && jobs_wanted > left;
+  }
+  std::vector<std::vector<PartitionRow>> batches;
   for (const PartitionRow& p : due) {
+    if (merge && !batches.empty() &&
+        FloorTo(batches.back().front().partition_us, kMicrosPerDay) == FloorTo(p.partition_us, kMicrosPerDay))
+      batches.back().push_back(p);
+    else
+      batches.push_back({p});
+  }
+  if (merge)
+    spdlog::info(
+        "{}: {} partitions due, more than the load jobs left in daily_load_budget: merged into {} job(s), "
+        "one per UTC day",
+        cfg.name, due.size(), batches.size());
+  auto job_id_of = [](const std::vector<LoadPlan>& plans) {
+    return plans.size() == 1 ? plans[0].load_id : Ledger::MergedLoadId(plans);
+  };
+  for (size_t b = 0; b < batches.size(); ++b) {
+    const std::vector<PartitionRow>& batch = batches[b];
     if (stop.load()) break;
     int64_t now = NowMicros();
-    if (budgeted) {
-      // BigQuery counts every load job against a per-table daily quota,
-      // failed ones too: past the budget, partitions wait for tomorrow.
+    std::vector<LoadPlan> plans;
+    for (const PartitionRow& p : batch) {
+      LF_ASSIGN_OR_RETURN(LoadPlan plan, ledger_->BeginLoad(cfg.name, p.partition_us, now));
+      plans.push_back(std::move(plan));
+    }
+    // A job the ledger already holds was counted when it was first sent; a
+    // restart that finds it costs nothing more, so the budget never stops it.
+    auto over_budget = [&](const std::string& job_id) -> StatusOr<bool> {
+      if (!budgeted) return false;
+      LF_ASSIGN_OR_RETURN(bool known, ledger_->LoadJobKnown(job_id));
+      if (known) return false;
       LF_ASSIGN_OR_RETURN(TableCounts counts, ledger_->Counts(cfg.name, now));
-      if (counts.loads_today >= cfg.daily_load_budget) {
-        spdlog::warn("{}: {} load jobs today reach daily_load_budget {}; {} partition(s) wait for the next UTC day",
-                     cfg.name, counts.loads_today, cfg.daily_load_budget, due.size());
-        break;
+      if (counts.load_jobs_24h < cfg.daily_load_budget) return false;
+      size_t waiting = 0;
+      for (size_t i = b; i < batches.size(); ++i) waiting += batches[i].size();
+      std::string frees =
+          counts.oldest_load_job_24h_us ? FormatIso8601(*counts.oldest_load_job_24h_us + kMicrosPerDay) : "?";
+      spdlog::warn(
+          "{}: {} load jobs in the last 24 hours reach daily_load_budget {}; {} partition(s) wait for the "
+          "load budget (the next job may start at {})",
+          cfg.name, counts.load_jobs_24h, cfg.daily_load_budget, waiting, frees);
+      return true;
+    };
+    LF_ASSIGN_OR_RETURN(bool wait, over_budget(job_id_of(plans)));
+    if (wait) break;
+    // A partition with a missing or damaged part leaves the batch (its
+    // object is staged again) instead of holding the others back.
+    std::vector<LoadPlan> ready;
+    std::vector<int> attempts;
+    for (size_t i = 0; i < plans.size(); ++i) {
+      Status checked = CheckStagedParts(t, plans[i]);
+      if (checked.ok()) {
+        ready.push_back(plans[i]);
+        attempts.push_back(batch[i].attempts);
+        continue;
       }
+      spdlog::warn("load of {} {} failed: {}", cfg.name, FormatHour(plans[i].partition_us), checked.ToString());
+      LF_RETURN_IF_ERROR(
+          ledger_->FailLoad(plans[i], checked.ToString(), NextAttempt(cfg, batch[i].attempts + 1, now), now));
+      ++stats->partitions_failed;
     }
-    LF_ASSIGN_OR_RETURN(LoadPlan plan, ledger_->BeginLoad(cfg.name, p.partition_us, now));
+    if (ready.empty()) continue;
+    std::string job_id = job_id_of(ready);
+    if (ready.size() != plans.size()) {
+      LF_ASSIGN_OR_RETURN(wait, over_budget(job_id));
+      if (wait) break;
+    }
+    // Counted before it is sent: a crash after this line may have started
+    // the job, and BigQuery counts it whether or not we see it finish.
+    LF_RETURN_IF_ERROR(ledger_->RecordLoadJob(ready, job_id, now));
     Status s;
-    // Parts are checked against their recorded checksum before they are loaded.
-    for (const PartRow& part : plan.parts) {
-      auto data = t.staging->ReadAll(part.key, 1ull << 40);
-      std::string problem;
-      if (!data.ok())
-        problem = data.status().ToString();
-      else if (Crc32cHex(Crc32c(0, data->data(), data->size())) != part.crc32c)
-        problem = "checksum mismatch (expected crc32c " + part.crc32c + ")";
-      if (!problem.empty()) {
-        s = Status::Corruption("staged part " + t.staging->UriOf(part.key) + ": " + problem +
-                               "; its object will be staged again");
-        (void)ledger_->Restage(part.object_id, s.message());
-        break;
-      }
-    }
-    int64_t rows = -1;
-    if (s.ok()) {
-      auto replaced = wh->ReplacePartition(plan, cfg.partition_unit_us, *t.staging, *t.schema);
+    std::map<int64_t, int64_t> rows;
+    if (ready.size() == 1) {
+      auto replaced = wh->ReplacePartition(ready[0], cfg.partition_unit_us, *t.staging, *t.schema);
+      if (replaced.ok())
+        rows[ready[0].partition_us] = *replaced;
+      else
+        s = replaced.status();
+    } else {
+      auto replaced = wh->ReplacePartitions(ready, cfg.partition_unit_us, *t.staging, *t.schema);
       if (replaced.ok())
         rows = *replaced;
       else
         s = replaced.status();
     }
-    if (s.ok() && rows != plan.expected_rows)
-      s = Status::Internal("partition " + FormatHour(plan.partition_us) + " holds " + std::to_string(rows) +
-                           " rows after the load but the ledger expects " + std::to_string(plan.expected_rows));
     now = NowMicros();
-    if (s.ok()) {
-      LF_RETURN_IF_ERROR(ledger_->FinishLoad(plan, rows, now));
-      ++stats->partitions_loaded;
-      spdlog::debug("loaded {} {} ({} rows, {} parts)", cfg.name, FormatHour(plan.partition_us), rows,
-                    plan.parts.size());
-    } else {
-      spdlog::warn("load of {} {} failed: {}", cfg.name, FormatHour(plan.partition_us), s.ToString());
-      LF_RETURN_IF_ERROR(ledger_->FailLoad(plan, s.ToString(), NextAttempt(cfg, p.attempts + 1, now), now));
-      ++stats->partitions_failed;
+    for (size_t i = 0; i < ready.size(); ++i) {
+      const LoadPlan& plan = ready[i];
+      Status ps = s;
+      int64_t n = rows.count(plan.partition_us) ? rows[plan.partition_us] : -1;
+      if (ps.ok() && n != plan.expected_rows)
+        ps = Status::Internal("partition " + FormatHour(plan.partition_us) + " holds " + std::to_string(n) +
+                              " rows after the load but the ledger expects " + std::to_string(plan.expected_rows));
+      if (ps.ok()) {
+        LF_RETURN_IF_ERROR(ledger_->FinishLoad(plan, n, now));
+        ++stats->partitions_loaded;
+        spdlog::debug("loaded {} {} ({} rows, {} parts, job {})", cfg.name, FormatHour(plan.partition_us), n,
+                      plan.parts.size(), job_id);
+      } else {
+        spdlog::warn("load of {} {} failed: {}", cfg.name, FormatHour(plan.partition_us), ps.ToString());
+        LF_RETURN_IF_ERROR(ledger_->FailLoad(plan, ps.ToString(), NextAttempt(cfg, attempts[i] + 1, now), now));
+        ++stats->partitions_failed;
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+// Parts are checked against their recorded checksum before they are loaded;
+// a missing or damaged one sends its object back to be staged again.
+Status Pipeline::CheckStagedParts(TableRuntime& t, const LoadPlan& plan) {
+  for (const PartRow& part : plan.parts) {
+    auto data = t.staging->ReadAll(part.key, 1ull << 40);
+    std::string problem;
+    if (!data.ok())
+      problem = data.status().ToString();
+    else if (Crc32cHex(Crc32c(0, data->data(), data->size())) != part.crc32c)
+      problem = "checksum mismatch (expected crc32c " + part.crc32c + ")";
+    if (!problem.empty()) {
+      Status s = Status::Corruption("staged part " + t.staging->UriOf(part.key) + ": " + problem +
+                                    "; its object will be staged again");
+      (void)ledger_->Restage(part.object_id, s.message());
+      return s;
     }
   }
   return Status::Ok();

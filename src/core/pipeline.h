@@ -133,6 +133,7 @@ class Pipeline {
   bool single_pass_ = false;
 
   StatusOr<int64_t> ReceiveNotifications(TableRuntime& t, PassStats* stats);
+  Status CheckStagedParts(TableRuntime& t, const LoadPlan& plan);
   StatusOr<int64_t> HandleNotification(TableRuntime& t, const aws::SqsMessage& m);
 };
 

@@ -100,6 +100,20 @@ CREATE TABLE notifications(
 CREATE INDEX notifications_by_table ON notifications(table_name, state);
 ALTER TABLE loads ADD COLUMN revision INTEGER;
 )sql",
+    // 4: warehouse jobs, counted against the daily load budget. A job is
+    // recorded when it is about to be sent, not when its loads begin, so a
+    // load that never reached the warehouse costs nothing; a merged load is
+    // one job for several partitions' loads (loads.job_id). Earlier loads
+    // were one job each.
+    R"sql(
+ALTER TABLE loads ADD COLUMN job_id TEXT;
+UPDATE loads SET job_id=load_id;
+CREATE TABLE load_jobs(
+  job_id TEXT PRIMARY KEY, table_name TEXT NOT NULL, sent_us INTEGER NOT NULL, partitions INTEGER NOT NULL);
+CREATE INDEX load_jobs_by_table ON load_jobs(table_name, sent_us);
+INSERT OR IGNORE INTO load_jobs(job_id, table_name, sent_us, partitions)
+  SELECT load_id, table_name, started_us, 1 FROM loads;
+)sql",
 };
 
 }  // namespace
@@ -645,6 +659,54 @@ Status Ledger::FailLoad(const LoadPlan& plan, const std::string& error, int64_t 
   return txn.Commit();
 }
 
+Status Ledger::RecordLoadJob(const std::vector<LoadPlan>& plans, const std::string& job_id, int64_t now_us) {
+  if (plans.empty()) return Status::InvalidArgument("a load job needs at least one partition");
+  std::lock_guard lock(mu_);
+  LF_TXN(txn);
+  // A job resumed after a crash keeps its first sending time: it was
+  // counted then, and BigQuery does not count it again.
+  Statement ins(db_,
+                "INSERT INTO load_jobs(job_id, table_name, sent_us, partitions) VALUES(?, ?, ?, ?) "
+                "ON CONFLICT(job_id) DO NOTHING");
+  LF_RETURN_IF_ERROR(ins.Bind(1, job_id)
+                         .Bind(2, plans.front().table)
+                         .Bind(3, now_us)
+                         .Bind(4, static_cast<int64_t>(plans.size()))
+                         .Run());
+  for (const LoadPlan& plan : plans) {
+    Statement s(db_, "UPDATE loads SET job_id=? WHERE load_id=?");
+    LF_RETURN_IF_ERROR(s.Bind(1, job_id).Bind(2, plan.load_id).Run());
+  }
+  return txn.Commit();
+}
+
+StatusOr<bool> Ledger::LoadJobKnown(const std::string& job_id) {
+  std::lock_guard lock(mu_);
+  Statement s(db_, "SELECT 1 FROM load_jobs WHERE job_id=?");
+  s.Bind(1, job_id);
+  return s.Step();
+}
+
+std::string Ledger::MergedLoadId(const std::vector<LoadPlan>& plans) {
+  if (plans.empty()) return "";
+  // Every (partition, generation) goes into the name, so a restart with the
+  // same batch finds its job and a batch with any other content never does.
+  std::vector<std::pair<int64_t, int64_t>> members;
+  for (const LoadPlan& plan : plans) members.emplace_back(plan.partition_us, plan.generation);
+  std::sort(members.begin(), members.end());
+  std::string key = plans.front().table;
+  for (const auto& [partition_us, generation] : members) {
+    key.push_back('\n');
+    key.append(std::to_string(partition_us)).push_back('/');
+    key.append(std::to_string(generation));
+  }
+  std::string first;
+  for (char c : FormatIso8601(members.front().first).substr(0, 13))
+    if (c != '-' && c != 'T') first += c;
+  return "logferry_" + plans.front().table + "_" + first + "_m" + std::to_string(plans.size()) + "_" +
+         Sha256Hex(key).substr(0, 16);
+}
+
 StatusOr<std::vector<PartRow>> Ledger::LiveParts(const std::string& table, std::optional<int64_t> partition_us) {
   std::lock_guard lock(mu_);
   Statement s(db_,
@@ -831,10 +893,14 @@ StatusOr<TableCounts> Ledger::Counts(const std::string& table, int64_t now_us) {
     }
   }
   {
-    Statement s(db_, "SELECT COUNT(*) FROM loads WHERE table_name=? AND started_us>=?");
-    s.Bind(1, table).Bind(2, FloorTo(now_us, kMicrosPerDay));
+    // BigQuery's per-table quota is over a rolling day, not a calendar day.
+    Statement s(db_, "SELECT COUNT(*), MIN(sent_us) FROM load_jobs WHERE table_name=? AND sent_us>?");
+    s.Bind(1, table).Bind(2, now_us - kMicrosPerDay);
     LF_ASSIGN_OR_RETURN(bool row, s.Step());
-    if (row) c.loads_today = s.Int(0);
+    if (row) {
+      c.load_jobs_24h = s.Int(0);
+      c.oldest_load_job_24h_us = s.OptInt(1);
+    }
   }
   return c;
 }

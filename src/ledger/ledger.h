@@ -142,7 +142,10 @@ struct TableCounts {
   int64_t rows_staged = 0, rows_loaded = 0, bad_records = 0, warnings = 0;
   std::optional<int64_t> newest_loaded_partition_us;
   std::optional<int64_t> oldest_pending_partition_us;
-  int64_t loads_today = 0;
+  // Warehouse load jobs sent in the 24 hours before now (the rolling window
+  // of BigQuery's per-table quota), and when the oldest of them was sent.
+  int64_t load_jobs_24h = 0;
+  std::optional<int64_t> oldest_load_job_24h_us;
 };
 
 class Ledger {
@@ -151,7 +154,7 @@ class Ledger {
   ~Ledger();
 
   static std::string VersionId(std::string_view table, std::string_view key, std::string_view etag);
-  static constexpr int kSchemaVersion = 3;
+  static constexpr int kSchemaVersion = 4;
 
   // Per-table settings that must not change under existing data (partition unit).
   Status CheckTableSettings(const std::string& table, const std::string& settings);
@@ -184,6 +187,16 @@ class Ledger {
   StatusOr<LoadPlan> BeginLoad(const std::string& table, int64_t partition_us, int64_t now_us);
   Status FinishLoad(const LoadPlan& plan, int64_t rows_loaded, int64_t now_us);
   Status FailLoad(const LoadPlan& plan, const std::string& error, int64_t next_attempt_us, int64_t now_us);
+  // Records that a warehouse job for these plans' loads is about to be sent
+  // (once per job id: a resumed job is not counted again). Only recorded
+  // jobs count against the daily budget, so loads that stopped before
+  // reaching the warehouse cost nothing.
+  Status RecordLoadJob(const std::vector<LoadPlan>& plans, const std::string& job_id, int64_t now_us);
+  StatusOr<bool> LoadJobKnown(const std::string& job_id);
+  // The job id of a merged load, from the table and every (partition,
+  // generation) in it: a restart that resumes the same generations finds
+  // the same job, and a batch with other contents never collides with it.
+  static std::string MergedLoadId(const std::vector<LoadPlan>& plans);
   // Live parts of a partition (for verify).
   StatusOr<std::vector<PartRow>> LiveParts(const std::string& table, std::optional<int64_t> partition_us = {});
   // Parts replaced by a newer object version whose partitions have since loaded.

@@ -6,7 +6,8 @@
 // The job id is the ledger's load id (table, partition, generation), so after
 // a crash the same job is found (409 → jobs.get) instead of loading twice.
 // More parts than one job may name go to a scratch table first and are
-// copied over the partition in one step.
+// copied over the partition in one step. When the daily job budget is short,
+// several partitions are replaced by one merged job (ReplacePartitions).
 #include <nlohmann/json.hpp>
 
 #include <chrono>
@@ -24,6 +25,10 @@ namespace logferry {
 namespace {
 
 using nlohmann::json;
+
+// Long enough for a restarted daemon to resume the job that uses a scratch
+// table; short enough that leftovers do not linger.
+constexpr int64_t kScratchLifetimeMs = 2 * 24 * 3600 * 1000LL;
 
 std::string Decorator(int64_t partition_us, int64_t unit_us) {
   std::string iso = FormatIso8601(partition_us);  // YYYY-MM-DDTHH:...
@@ -103,25 +108,111 @@ class BigQueryWarehouse final : public Warehouse {
     }
     // Too many parts for one job: load them in batches into a scratch
     // table, then replace the partition with one copy job.
-    std::string scratch = plan.table + "__lf_scratch_" + Decorator(plan.partition_us, unit_us);
-    int64_t rows = 0;
-    for (size_t i = 0, batch = 0; i < uris.size(); i += opts_.max_uris_per_load, ++batch) {
-      std::vector<std::string> slice(uris.begin() + i,
-                                     uris.begin() + std::min(uris.size(), i + opts_.max_uris_per_load));
-      LF_ASSIGN_OR_RETURN(json job, RunLoad(plan.load_id + "_b" + std::to_string(batch), slice, scratch, fields,
-                                            batch == 0 ? "WRITE_TRUNCATE" : "WRITE_APPEND", unit_us));
-      rows += OutputRows(job);
-    }
+    std::string scratch = plan.load_id + "_scratch";
+    LF_ASSIGN_OR_RETURN(bool fresh, CreateScratch(scratch, fields, unit_us));
+    bool resumed = false;
+    LF_ASSIGN_OR_RETURN(int64_t rows, LoadScratch(plan.load_id, uris, scratch, fields, unit_us, &resumed));
+    std::string copy_id = plan.load_id + "_copy";
+    if (fresh && resumed) LF_RETURN_IF_ERROR(RequireJob(copy_id, scratch));
     json copy = {{"copy",
                   {{"sourceTable", TableRef(scratch)},
                    {"destinationTable", TableRef(decorated)},
                    {"writeDisposition", "WRITE_TRUNCATE"},
                    {"createDisposition", "CREATE_NEVER"}}}};
-    LF_RETURN_IF_ERROR(RunJob(plan.load_id + "_copy", copy, [](const json&) { return Status::Ok(); }).status());
-    HttpRequest drop;
-    drop.method = "DELETE";
-    drop.url = TableUrl(scratch);
-    (void)client_.Send("BigQuery tables.delete " + Name(scratch), drop, AcceptNotFound("tables.delete", scratch));
+    auto same_tables = [copy_id, scratch, decorated](const json& job) -> Status {
+      const json& cfg = job.value("configuration", json::object()).value("copy", json::object());
+      if (cfg.value("sourceTable", json::object()).value("tableId", "") != scratch ||
+          cfg.value("destinationTable", json::object()).value("tableId", "") != decorated)
+        return Status::FailedPrecondition("BigQuery job " + copy_id +
+                                          " already exists copying other tables (was the ledger reset?)");
+      return Status::Ok();
+    };
+    LF_RETURN_IF_ERROR(RunJob(copy_id, copy, same_tables).status());
+    DropTable(scratch);
+    return rows;
+  }
+
+  // A merged load: every part of the plans goes into one scratch table, then
+  // one multi-statement transaction deletes the partitions' periods from the
+  // table and inserts the scratch rows. The table sees one job instead of
+  // one per partition, which is what keeps a backlog inside its daily
+  // load-job quota (the loads are jobs on the scratch table).
+  StatusOr<std::map<int64_t, int64_t>> ReplacePartitions(const std::vector<LoadPlan>& plans, int64_t unit_us,
+                                                         ObjectStore& staging, const SchemaRegistry& schema) override {
+    if (plans.empty()) return std::map<int64_t, int64_t>{};
+    if (plans.size() == 1) {
+      LF_ASSIGN_OR_RETURN(int64_t rows, ReplacePartition(plans[0], unit_us, staging, schema));
+      return std::map<int64_t, int64_t>{{plans[0].partition_us, rows}};
+    }
+    if (!StartsWith(staging.uri(), "gs://"))
+      return Status::FailedPrecondition("the bigquery warehouse loads from a gs:// staging store, not " +
+                                        staging.uri());
+    const std::string& table = plans[0].table;
+    const std::string job = Ledger::MergedLoadId(plans);
+    std::vector<std::string> uris;
+    int64_t expected = 0;
+    for (const LoadPlan& plan : plans) {
+      if (plan.table != table) return Status::InvalidArgument("a merged load covers one table");
+      for (const PartRow& p : plan.parts) uris.push_back(staging.UriOf(p.key));
+      expected += plan.expected_rows;
+    }
+    if (uris.empty()) {
+      // Nothing left in any of the partitions: the transaction deletes
+      // their periods and inserts the rows of one empty file.
+      std::string empty_key = "_logferry/empty.ndjson.gz";
+      LF_RETURN_IF_ERROR(staging.WriteAll(empty_key, GzipCompress("")).status());
+      uris.push_back(staging.UriOf(empty_key));
+    }
+    json fields = schema.ToBigQuerySchema();
+    std::string scratch = job + "_scratch";
+    LF_ASSIGN_OR_RETURN(bool fresh, CreateScratch(scratch, fields, unit_us));
+    bool resumed = false;
+    LF_ASSIGN_OR_RETURN(int64_t loaded, LoadScratch(job, uris, scratch, fields, unit_us, &resumed));
+    // Checked before the table is touched: a short scratch table would
+    // replace the partitions with too few rows.
+    if (loaded != expected)
+      return Status::Internal("merged load " + job + ": the scratch table received " + std::to_string(loaded) +
+                              " rows but the ledger expects " + std::to_string(expected));
+    const std::string dml_id = job + "_dml";
+    if (fresh && resumed) LF_RETURN_IF_ERROR(RequireJob(dml_id, scratch));
+    std::string columns;
+    for (const json& f : fields) columns += (columns.empty() ? "`" : ", `") + f.value("name", "") + "`";
+    std::string ranges;
+    for (const LoadPlan& plan : plans)
+      ranges += std::string(ranges.empty() ? "" : " OR ") + "(_time >= TIMESTAMP('" + FormatIso8601(plan.partition_us) +
+                "') AND _time < TIMESTAMP('" + FormatIso8601(plan.partition_us + unit_us) + "'))";
+    std::string target = "`" + Name(table) + "`";
+    std::string script = "BEGIN TRANSACTION;\nDELETE FROM " + target + " WHERE " + ranges + ";\nINSERT INTO " + target +
+                         " (" + columns + ") SELECT " + columns + " FROM `" + Name(scratch) + "`;\nCOMMIT TRANSACTION;";
+    json query = {{"query", {{"query", script}, {"useLegacySql", false}}}};
+    // A job found under this id must be this transaction, as a load found
+    // under its id must name the same files.
+    auto same_script = [dml_id, script](const json& found) -> Status {
+      const json& cfg = found.value("configuration", json::object()).value("query", json::object());
+      if (cfg.value("query", "") != script)
+        return Status::FailedPrecondition("BigQuery job " + dml_id +
+                                          " already exists with another script (was the ledger reset?)");
+      return Status::Ok();
+    };
+    LF_RETURN_IF_ERROR(RunJob(dml_id, query, same_script).status());
+    DropTable(scratch);
+    // What the partitions hold now, counted by the warehouse itself.
+    int64_t lo = plans.front().partition_us, hi = plans.front().partition_us + unit_us;
+    for (const LoadPlan& plan : plans) {
+      lo = std::min(lo, plan.partition_us);
+      hi = std::max(hi, plan.partition_us + unit_us);
+    }
+    std::string sql = "SELECT TIMESTAMP_TRUNC(_time, " + std::string(unit_us >= kMicrosPerDay ? "DAY" : "HOUR") +
+                      ") AS p, COUNT(*) AS n FROM " + target + " WHERE _time >= TIMESTAMP('" + FormatIso8601(lo) +
+                      "') AND _time < TIMESTAMP('" + FormatIso8601(hi) + "') GROUP BY p";
+    LF_ASSIGN_OR_RETURN(QueryResult counted, Query(sql));
+    std::map<int64_t, int64_t> rows;
+    for (const LoadPlan& plan : plans) rows[plan.partition_us] = 0;
+    for (const auto& row : counted.rows) {
+      if (row.size() < 2 || !row[0] || !row[1]) continue;
+      int64_t p = static_cast<int64_t>(std::strtod(row[0]->c_str(), nullptr)) * kMicrosPerSecond;
+      if (rows.count(p)) rows[p] = std::strtoll(row[1]->c_str(), nullptr, 10);
+    }
     return rows;
   }
 
@@ -252,6 +343,69 @@ class BigQueryWarehouse final : public Warehouse {
     return out;
   }
 
+  // A scratch table is named after the job that uses it, so a restart of
+  // that job finds its own rows and no other job's. It expires by itself:
+  // one left by a killed run that is never resumed (its partitions failed
+  // or changed, so they load under new ids) goes away without a sweeper.
+  // Returns whether it was created now (false: it was there already).
+  StatusOr<bool> CreateScratch(const std::string& scratch, const json& fields, int64_t unit_us) {
+    json body = {{"tableReference", TableRef(scratch)},
+                 {"schema", {{"fields", fields}}},
+                 {"timePartitioning", {{"type", unit_us >= kMicrosPerDay ? "DAY" : "HOUR"}, {"field", "_time"}}},
+                 {"expirationTime", std::to_string(NowMicros() / 1000 + kScratchLifetimeMs)}};
+    HttpRequest insert;
+    insert.method = "POST";
+    insert.url = DatasetUrl() + "/tables";
+    std::string text = body.dump();
+    insert.body = text;
+    insert.headers = {{"Content-Type", "application/json"}};
+    LF_ASSIGN_OR_RETURN(HttpResponse r, client_.Send("BigQuery tables.insert " + Name(scratch), insert,
+                                                     AcceptConflict("tables.insert", scratch)));
+    return r.status != 409;
+  }
+
+  // Loads the URIs into the scratch table, max_uris_per_load per job (the
+  // first truncates, so a restarted job starts from nothing); returns the
+  // rows the jobs report. *resumed: some job had run before (found by id).
+  StatusOr<int64_t> LoadScratch(const std::string& job_prefix, const std::vector<std::string>& uris,
+                                const std::string& scratch, const json& fields, int64_t unit_us, bool* resumed) {
+    int64_t rows = 0;
+    for (size_t i = 0, batch = 0; i < uris.size(); i += opts_.max_uris_per_load, ++batch) {
+      std::vector<std::string> slice(uris.begin() + i,
+                                     uris.begin() + std::min(uris.size(), i + opts_.max_uris_per_load));
+      bool found = false;
+      // CREATE_NEVER: a table these jobs created would have no expiration.
+      LF_ASSIGN_OR_RETURN(json job,
+                          RunLoad(job_prefix + "_b" + std::to_string(batch), slice, scratch, fields,
+                                  batch == 0 ? "WRITE_TRUNCATE" : "WRITE_APPEND", unit_us, "CREATE_NEVER", &found));
+      *resumed = *resumed || found;
+      rows += OutputRows(job);
+    }
+    return rows;
+  }
+
+  // The scratch table was created now, yet its loads had run before: its
+  // rows are gone (expired, or dropped after the job below finished). Only
+  // the job that read it may still be found; running it now would replace
+  // the partitions with an empty table.
+  Status RequireJob(const std::string& job_id, const std::string& scratch) {
+    HttpRequest get;
+    get.url = ProjectUrl() + "/jobs/" + UriEncode(job_id) + "?location=" + UriEncode(opts_.location);
+    LF_ASSIGN_OR_RETURN(HttpResponse r,
+                        client_.Send("BigQuery jobs.get " + job_id, get, AcceptNotFound("jobs.get", job_id)));
+    if (r.status != 404) return Status::Ok();
+    return Status::Unavailable("scratch table " + Name(scratch) + " lost its rows before job " + job_id +
+                               " ran; the partitions load again under new generations");
+  }
+
+  void DropTable(const std::string& table) {
+    HttpRequest drop;
+    drop.method = "DELETE";
+    drop.url = TableUrl(table);
+    // Best effort: a scratch table left behind expires.
+    (void)client_.Send("BigQuery tables.delete " + Name(table), drop, AcceptNotFound("tables.delete", table));
+  }
+
   static int64_t OutputRows(const json& job) {
     const json& load = job.value("statistics", json::object()).value("load", json::object());
     auto it = load.find("outputRows");
@@ -260,11 +414,12 @@ class BigQueryWarehouse final : public Warehouse {
   }
 
   StatusOr<json> RunLoad(const std::string& job_id, const std::vector<std::string>& uris, const std::string& dest,
-                         const json& fields, const char* disposition, int64_t unit_us) {
+                         const json& fields, const char* disposition, int64_t unit_us,
+                         const char* create = "CREATE_IF_NEEDED", bool* found_existing = nullptr) {
     json load = {{"sourceUris", uris},
                  {"destinationTable", TableRef(dest)},
                  {"writeDisposition", disposition},
-                 {"createDisposition", "CREATE_IF_NEEDED"},
+                 {"createDisposition", create},
                  {"sourceFormat", "NEWLINE_DELIMITED_JSON"},
                  {"schema", {{"fields", fields}}},
                  {"timePartitioning", {{"type", unit_us >= kMicrosPerDay ? "DAY" : "HOUR"}, {"field", "_time"}}},
@@ -286,12 +441,12 @@ class BigQueryWarehouse final : public Warehouse {
                                           " already exists with other source files (was the ledger reset?)");
       return Status::Ok();
     };
-    return RunJob(job_id, {{"load", load}}, same_sources);
+    return RunJob(job_id, {{"load", load}}, same_sources, found_existing);
   }
 
   // Inserts the job (or finds it, on 409) and polls it to DONE with backoff.
   StatusOr<json> RunJob(const std::string& job_id, const json& configuration,
-                        const std::function<Status(const json&)>& same_job) {
+                        const std::function<Status(const json&)>& same_job, bool* found_existing_out = nullptr) {
     json body = {{"jobReference", {{"projectId", project_}, {"jobId", job_id}, {"location", opts_.location}}},
                  {"configuration", configuration}};
     HttpRequest insert;
@@ -304,6 +459,7 @@ class BigQueryWarehouse final : public Warehouse {
                                                      AcceptConflict("jobs.insert", job_id)));
     json job = json::parse(r.body, nullptr, false);
     bool found_existing = r.status == 409;
+    if (found_existing_out) *found_existing_out = found_existing;
     for (int i = 0; i < 600; ++i) {
       if (!found_existing && job.is_object() &&
           job.value("status", json::object()).value("state", "") == "DONE")
@@ -333,8 +489,9 @@ class BigQueryWarehouse final : public Warehouse {
       }
       std::string reason = e.value("reason", "");
       // A failed job id cannot be used again: the ledger's next generation
-      // gives the retry a new one.
-      bool transient = reason == "backendError" || reason == "internalError" || reason == "rateLimitExceeded";
+      // gives the retry a new one. Quota and rate errors pass with time.
+      bool transient = reason == "backendError" || reason == "internalError" || reason == "rateLimitExceeded" ||
+                       reason == "quotaExceeded";
       return Status(transient ? StatusCode::kUnavailable : StatusCode::kInvalidArgument, message);
     }
     return job;

@@ -50,6 +50,19 @@ class Warehouse {
   // the replacement committed.
   virtual StatusOr<int64_t> ReplacePartition(const LoadPlan& plan, int64_t unit_us, ObjectStore& staging,
                                              const SchemaRegistry& schema) = 0;
+  // Replaces several partitions of one table (a merged load, used when the
+  // daily job budget is short) and returns each one's row count after the
+  // replacement. The default replaces them one by one, each atomically but
+  // not together: a failure part-way leaves the earlier ones replaced.
+  // BigQuery overrides it with one job for all of them.
+  virtual StatusOr<std::map<int64_t, int64_t>> ReplacePartitions(const std::vector<LoadPlan>& plans, int64_t unit_us,
+                                                                 ObjectStore& staging, const SchemaRegistry& schema) {
+    std::map<int64_t, int64_t> rows;
+    for (const LoadPlan& plan : plans) {
+      LF_ASSIGN_OR_RETURN(rows[plan.partition_us], ReplacePartition(plan, unit_us, staging, schema));
+    }
+    return rows;
+  }
   // Row counts per partition start (for verify). kNotFound if no table.
   virtual StatusOr<std::map<int64_t, int64_t>> CountByPartition(const std::string& table, int64_t unit_us) = 0;
   // Runs one SQL statement and returns every value as text (NULL as

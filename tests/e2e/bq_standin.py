@@ -65,8 +65,9 @@ Semantics:
     write/create dispositions as above (the API's default for copies is
     WRITE_EMPTY). statistics.copy.copiedRows.
   * Query jobs (jobs.insert with configuration.query, or jobs.query) answer
-    exactly one statement, the per-partition count (case-insensitive
-    keywords, any whitespace; COUNT_QUERY_RE is the grammar):
+    two statements: the per-partition count and the merge script (below).
+    The count (case-insensitive keywords, any whitespace; COUNT_QUERY_RE is
+    the grammar):
 
         SELECT TIMESTAMP_TRUNC(<col>, HOUR|DAY) AS <p>, COUNT(*) AS <n>
         FROM `project.dataset.table`            -- or `dataset.table`
@@ -84,17 +85,39 @@ Semantics:
     formatOptions.useInt64Timestamp=true; maxResults/pageToken paging. Any
     other SQL fails with invalidQuery naming this grammar. A table with
     requirePartitionFilter needs the WHERE clause.
+  * The merge script (MERGE_SCRIPT_RE), the one DML the loader sends, to
+    replace several partitions with the rows of a scratch table at once:
+
+        BEGIN TRANSACTION;
+        DELETE FROM `p.d.table` WHERE (<col> >= TIMESTAMP('..') AND <col> < TIMESTAMP('..')) OR ...;
+        INSERT INTO `p.d.table` (`c1`, `c2`, ...) SELECT `c1`, `c2`, ... FROM `p.d.scratch`;
+        COMMIT TRANSACTION;
+
+    run all or nothing. Checked as BigQuery would: both tables exist in the
+    job's location; every INSERT column exists in the table and in the
+    scratch table with the same type and mode (RECORDs field by field, in
+    order, since BigQuery matches STRUCT fields by position); table columns
+    left out must not be REQUIRED. Checked as stand-in rules, stricter than
+    BigQuery, because breaking them would make a reload duplicate rows: the
+    column lists are required and equal; the ranges filter the table's
+    partitioning column; that column is inserted; and every scratch row has
+    a non-NULL value in it that falls inside one of the deleted ranges.
+    statistics.query.numDmlAffectedRows counts deleted + inserted rows.
 
 Test hooks: `requests` (every request: method, path, query, body, status),
 `fail_next_jobs(n, ...)` (the next n jobs finish DONE with the given
 errorResult and no effect), `fail_next_requests(n, code=503, ...)` (5xx
 before the request takes effect, or with after_effect=True once it has, like
-a lost response), `polls_until_done`, and readers of the stored state
-(`partition_counts`, `rows`, `table`, `job`).
+a lost response), `misreport_next_loads(n, delta)` (the next n load jobs
+report outputRows off by delta, their effect unchanged), `polls_until_done`,
+`held_job_types` (jobs of these types stay RUNNING however often they are
+polled), and readers of the stored state (`partition_counts`, `rows`,
+`table`, `table_ids`, `job`, `merge_scripts`).
 
 Not emulated: storage/billing/quotas (1,500 loads per table per day is not
-counted), streaming inserts, tabledata.list, DML or any other SQL, CSV /
-Avro / Parquet loads, autodetect, real time-travel or partition expiration,
+counted), streaming inserts, tabledata.list, any SQL beyond the two
+statements above, CSV / Avro / Parquet loads, autodetect, real time-travel,
+partition or table expiration (expirationTime is stored, never acted on),
 IAM, job cancellation, ingestion-time-partitioned tables beyond the basics,
 and all the error texts BigQuery has that are not listed above (the ones
 used are modelled on BigQuery's but not verified against it).
@@ -155,6 +178,19 @@ COUNT_QUERY_RE = re.compile(
         \s+GROUP\s+BY\s+(?P<g>[A-Za-z_][A-Za-z0-9_]*|1)
         (?:\s+ORDER\s+BY\s+(?P<o>[A-Za-z_][A-Za-z0-9_]*|1)(?:\s+(?P<dir>ASC|DESC))?)?
         \s*;?\s*$""", re.IGNORECASE | re.VERBOSE)
+# The one script the loader sends (a merged load, when its daily job budget
+# is short): in one transaction, delete some time ranges of a table and insert
+# a scratch table's rows.
+MERGE_SCRIPT_RE = re.compile(
+    r"""^\s*BEGIN\s+TRANSACTION\s*;
+        \s*DELETE\s+FROM\s+`(?P<dtable>[^`]+)`\s+WHERE\s+(?P<ranges>.+?)\s*;
+        \s*INSERT\s+INTO\s+`(?P<itable>[^`]+)`\s*(?:\((?P<icols>[^)]*)\))?
+        \s*SELECT\s+(?P<scols>.+?)\s+FROM\s+`(?P<stable>[^`]+)`\s*;
+        \s*COMMIT\s+TRANSACTION\s*;?\s*$""", re.IGNORECASE | re.VERBOSE | re.DOTALL)
+RANGE_RE = re.compile(
+    r"""\(\s*`?(?P<c1>[A-Za-z_][A-Za-z0-9_]*)`?\s*>=\s*TIMESTAMP\s*\(\s*'(?P<lo>[^']*)'\s*\)
+        \s+AND\s+`?(?P<c2>[A-Za-z_][A-Za-z0-9_]*)`?\s*<\s*TIMESTAMP\s*\(\s*'(?P<hi>[^']*)'\s*\)\s*\)""",
+    re.IGNORECASE | re.VERBOSE)
 COUNT_QUERY_TEXT = ("SELECT TIMESTAMP_TRUNC(col, HOUR|DAY) AS p, COUNT(*) AS n FROM `project.dataset.table` "
                     "[WHERE col >= TIMESTAMP('..') AND col < TIMESTAMP('..')] GROUP BY p [ORDER BY p [ASC|DESC]]")
 
@@ -807,6 +843,7 @@ class Job:
         self.error_result, self.errors = None, []
         self.statistics = {}
         self.forced_failure = None  # from fail_next_jobs
+        self.misreport = 0  # from misreport_next_loads
         self.result = None  # query: (schema fields, [row cells])
         self.created_ms = _now_ms()
         self.start_ms = self.end_ms = None
@@ -882,6 +919,8 @@ class BigQueryStandin:
         self.datasets = {}  # (project, dataset) -> Dataset
         self.jobs = {}  # (project, job id) -> Job
         self._job_faults = []  # [dict(reason, message, job_type)]
+        self._misreports = []  # [outputRows delta] for the next load jobs
+        self.held_job_types = set()  # "LOAD", "COPY", "QUERY": never finish while listed
         self._request_faults = []  # [dict(code, reason, message, method, path_contains, after_effect)]
         self._job_counter = 0
         standin = self
@@ -943,12 +982,19 @@ class BigQueryStandin:
                 self._request_faults.append({"code": code, "reason": reason, "message": message, "method": method,
                                              "path_contains": path_contains, "after_effect": after_effect})
 
+    def misreport_next_loads(self, n, delta=1):
+        """The next `n` load jobs inserted report statistics.load.outputRows
+        off by `delta` (what they store is unchanged)."""
+        with self.lock:
+            self._misreports.extend([delta] * n)
+
     def reset(self):
         with self.lock:
             self.requests.clear()
             self.datasets.clear()
             self.jobs.clear()
             self._job_faults.clear()
+            self._misreports.clear()
             self._request_faults.clear()
 
     # -- readers for tests -------------------------------------------------
@@ -964,6 +1010,11 @@ class BigQueryStandin:
         with self.lock:
             ds = self.datasets.get((project, dataset))
             return ds.tables.get(table) if ds else None
+
+    def table_ids(self, project, dataset):
+        with self.lock:
+            ds = self.datasets.get((project, dataset))
+            return sorted(ds.tables) if ds else []
 
     def partition_counts(self, project, dataset, table):
         """{partition id: rows} for the non-empty partitions."""
@@ -985,6 +1036,14 @@ class BigQueryStandin:
     def job(self, project, job_id):
         with self.lock:
             return self.jobs.get((project, job_id))
+
+    def merge_scripts(self, project=None):
+        """Query jobs inserted (not found again by a 409) whose SQL is a
+        merge script, oldest first."""
+        with self.lock:
+            return [j for (p, _), j in self.jobs.items()
+                    if j.type == "QUERY" and (project is None or p == project) and
+                    MERGE_SCRIPT_RE.match(j.configuration["query"].get("query") or "")]
 
     # -- dispatch ----------------------------------------------------------
 
@@ -1265,6 +1324,8 @@ class BigQueryStandin:
             if f["job_type"] is None or f["job_type"].upper() == job_type:
                 job.forced_failure = self._job_faults.pop(i)
                 break
+        if job_type == "LOAD" and self._misreports:
+            job.misreport = self._misreports.pop(0)
         self.jobs[(project, job_id)] = job
         if self.polls_until_done <= 0:
             self._finish(job)
@@ -1282,7 +1343,7 @@ class BigQueryStandin:
         if job.state == "DONE":
             return
         job.polls += 1
-        if job.polls >= self.polls_until_done:
+        if job.polls >= self.polls_until_done and job.type not in self.held_job_types:
             self._finish(job)
         else:
             job.state = "RUNNING"
@@ -1572,7 +1633,7 @@ class BigQueryStandin:
         if table is None:
             ds.tables[name] = target
         job.statistics["load"] = {"inputFiles": str(len(uris)), "inputFileBytes": str(in_bytes),
-                                  "outputRows": str(len(new_rows)), "outputBytes": str(out_bytes),
+                                  "outputRows": str(len(new_rows) + job.misreport), "outputBytes": str(out_bytes),
                                   "badRecords": str(bad)}
         if errors:
             job.errors = errors[:100]
@@ -1665,6 +1726,9 @@ class BigQueryStandin:
         for k in ("queryParameters", "destinationTable", "tableDefinitions", "userDefinedFunctionResources"):
             if q.get(k):
                 raise JobFailure("invalidQuery", "bq_standin does not emulate configuration.query.%s" % k)
+        script = MERGE_SCRIPT_RE.match(sql)
+        if script:
+            return self._run_merge_script(job, script)
         m = COUNT_QUERY_RE.match(sql)
         if not m:
             raise JobFailure("invalidQuery", "bq_standin answers only the per-partition count query: %s; got: %s"
@@ -1723,6 +1787,115 @@ class BigQueryStandin:
         job.result = (schema, [[k, counts[k]] for k in keys])
         job.statistics["query"] = {"totalBytesProcessed": "0", "totalBytesBilled": "0", "cacheHit": False,
                                    "statementType": "SELECT", "totalSlotMs": "0"}
+        job.statistics["totalBytesProcessed"] = "0"
+
+    def _table_by_name(self, name, job):
+        parts = name.split(".")
+        if len(parts) != 3:
+            raise JobFailure("invalidQuery", "bq_standin: name tables as `project.dataset.table`: %s" % name)
+        ds = self.datasets.get((parts[0], parts[1]))
+        table = ds.tables.get(parts[2]) if ds else None
+        if table is None or ds.location.lower() != job.location.lower():
+            raise JobFailure("notFound", "Not found: Table %s:%s.%s was not found in location %s"
+                             % (parts[0], parts[1], parts[2], job.location))
+        return ds, table
+
+    @staticmethod
+    def _same_type(a, b):
+        """Whether a value of field `b` may be inserted into field `a`
+        without coercion (RECORDs field by field, by position)."""
+        if a["type"] != b["type"] or a["mode"] != b["mode"]:
+            return False
+        if a["type"] != "RECORD":
+            return True
+        fa, fb = a.get("fields") or [], b.get("fields") or []
+        return len(fa) == len(fb) and all(x["name"].lower() == y["name"].lower() and
+                                          BigQueryStandin._same_type(x, y) for x, y in zip(fa, fb))
+
+    def _run_merge_script(self, job, m):
+        """DELETE the time ranges, INSERT the scratch rows, atomically (the
+        new partitions are computed first, then swapped in)."""
+        if m.group("dtable") != m.group("itable"):
+            raise JobFailure("invalidQuery", "bq_standin: the merge script deletes from and inserts into one table")
+        if m.group("stable") == m.group("dtable"):
+            raise JobFailure("invalidQuery", "bq_standin: the merge script inserts from another (scratch) table")
+        _, table = self._table_by_name(m.group("dtable"), job)
+        _, scratch = self._table_by_name(m.group("stable"), job)
+        field = table.field()
+        if not field:
+            raise JobFailure("invalidQuery", "bq_standin: the merge script replaces periods of a table partitioned "
+                             "by a column; %s is not" % table.name)
+        ranges = []
+        rest = RANGE_RE.sub(lambda r: ranges.append(r) or "", m.group("ranges"))
+        if not ranges or re.sub(r"(?i)\bOR\b|\s", "", rest):
+            raise JobFailure("invalidQuery", "bq_standin: DELETE ... WHERE must be (col >= TIMESTAMP(..) AND col < "
+                             "TIMESTAMP(..)) OR ...; got: %s" % m.group("ranges")[:200])
+        bounds = []
+        for r in ranges:
+            if r.group("c1").lower() != field.lower() or r.group("c2").lower() != field.lower():
+                raise JobFailure("invalidQuery", "bq_standin: the ranges must filter %s" % field)
+            lo, hi = parse_timestamp(r.group("lo")), parse_timestamp(r.group("hi"))
+            if lo is None or hi is None:
+                raise JobFailure("invalidQuery", "Could not cast literal to type TIMESTAMP")
+            bounds.append((lo, hi))
+        if m.group("icols") is None:
+            raise JobFailure("invalidQuery", "bq_standin: INSERT must list its columns")
+        icols = [c.strip().strip("`") for c in m.group("icols").split(",") if c.strip()]
+        scols = [c.strip().strip("`") for c in m.group("scols").split(",")]
+        if [c.lower() for c in icols] != [c.lower() for c in scols]:
+            raise JobFailure("invalidQuery", "bq_standin: INSERT and SELECT must name the same columns in order")
+        if len(set(c.lower() for c in icols)) != len(icols):
+            raise JobFailure("invalidQuery", "Column name %s is duplicated in the INSERT column list" % icols[0])
+        tfields = {f["name"].lower(): f for f in table.fields}
+        sfields = {f["name"].lower(): f for f in scratch.fields}
+        for c in icols:
+            t, sf = tfields.get(c.lower()), sfields.get(c.lower())
+            if t is None:
+                raise JobFailure("invalidQuery", "Column %s is not present in table %s" % (c, table.name))
+            if sf is None:
+                raise JobFailure("invalidQuery", "Unrecognized name: %s (not a column of %s)" % (c, scratch.name))
+            if not self._same_type(t, sf):
+                raise JobFailure("invalidQuery", "Query column %s has type %s %s which cannot be inserted into "
+                                 "column %s, which has type %s %s" % (c, sf["mode"], sf["type"], c, t["mode"],
+                                                                      t["type"]))
+        for f in table.fields:
+            if f["mode"] == "REQUIRED" and f["name"].lower() not in {c.lower() for c in icols}:
+                raise JobFailure("invalidQuery", "Required field %s cannot be omitted from the INSERT" % f["name"])
+        if field.lower() not in {c.lower() for c in icols}:
+            raise JobFailure("invalidQuery", "bq_standin: the merge script must insert the partitioning column %s"
+                             % field)
+        keep_cols = {c.lower() for c in icols}
+
+        def inside(t):
+            return t is not None and any(lo <= t < hi for lo, hi in bounds)
+
+        inserted_rows = []
+        for rows in scratch.partitions.values():
+            for row in rows:
+                row = {k: v for k, v in row.items() if k.lower() in keep_cols}
+                t = row_time(row, field, table.fields)
+                if t is None:
+                    raise JobFailure("invalidQuery", "bq_standin: a scratch row has NULL %s; the merge would put it "
+                                     "outside every replaced period (a reload would not remove it)" % field)
+                if not inside(t):
+                    raise JobFailure("invalidQuery", "bq_standin: a scratch row's %s (%d microseconds since the "
+                                     "epoch) is outside the periods the script deletes (a reload would duplicate it)"
+                                     % (field, t))
+                inserted_rows.append((partition_id(t, table.unit()), row))
+        new = {}
+        deleted = 0
+        for pid, rows in table.partitions.items():
+            keep = [r for r in rows if not inside(row_time(r, field, table.fields))]
+            deleted += len(rows) - len(keep)
+            new[pid] = keep
+        for pid, row in inserted_rows:
+            new.setdefault(pid, []).append(row)
+        table.partitions = new
+        table.modified_ms = _now_ms()
+        job.result = ([], [])
+        job.statistics["query"] = {"totalBytesProcessed": "0", "totalBytesBilled": "0", "cacheHit": False,
+                                   "statementType": "SCRIPT",
+                                   "numDmlAffectedRows": str(deleted + len(inserted_rows))}
         job.statistics["totalBytesProcessed"] = "0"
 
 

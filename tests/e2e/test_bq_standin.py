@@ -452,5 +452,97 @@ class JobLifecycleTest(StandinTestCase):
         self.assertIn("changed type", err["error"]["message"])
 
 
+def merge_script(ranges, columns=("_time", "status", "path"), scratch="access_scratch", select=None):
+    """The transaction logferry sends for a merged load (bigquery_warehouse.cc)."""
+    cols = ", ".join("`%s`" % c for c in columns)
+    where = " OR ".join("(_time >= TIMESTAMP('%s') AND _time < TIMESTAMP('%s'))" % r for r in ranges)
+    return ("BEGIN TRANSACTION;\nDELETE FROM `{p}.{d}.{t}` WHERE {w};\nINSERT INTO `{p}.{d}.{t}` ({c}) SELECT {s} "
+            "FROM `{p}.{d}.{x}`;\nCOMMIT TRANSACTION;").format(p=PROJECT, d=DATASET, t=TABLE, w=where, c=cols,
+                                                              s=select or cols, x=scratch)
+
+
+def query_job(job_id, sql):
+    return {"jobReference": {"projectId": PROJECT, "jobId": job_id, "location": "US"},
+            "configuration": {"query": {"query": sql, "useLegacySql": False}}}
+
+
+class MergeScriptTest(StandinTestCase):
+    """The merged load's transaction: DELETE periods, INSERT a scratch table."""
+
+    H1 = ("2016-08-01T01:00:00Z", "2016-08-01T02:00:00Z")
+    H2 = ("2016-08-01T02:00:00Z", "2016-08-01T03:00:00Z")
+
+    def scratch(self, rows, fields=None, name="access_scratch"):
+        status, body = self.bq.api("POST", "projects/%s/datasets/%s/tables" % (PROJECT, DATASET),
+                                   {"tableReference": {"projectId": PROJECT, "datasetId": DATASET, "tableId": name},
+                                    "schema": {"fields": fields or SCHEMA},
+                                    "timePartitioning": {"type": "HOUR", "field": "_time"},
+                                    "expirationTime": str(int(time.time() * 1000) + 3600_000)})
+        self.assertEqual(status, 200, body)
+        self.assertIn("expirationTime", body)
+        job = load_job(name + "_b0", [self.put(name + ".ndjson.gz", rows)], name, schemaUpdateOptions=None,
+                       createDisposition="CREATE_NEVER")
+        if fields:
+            job["configuration"]["load"]["schema"]["fields"] = fields
+        self.run_job(job)
+
+    def setUp(self):
+        super().setUp()
+        self.make_dataset_and_table()
+        for h in range(4):
+            self.run_job(load_job("l%d" % h, [self.put("h%d.ndjson.gz" % h, rows_for(h, 3))],
+                                  TABLE + "$20160801%02d" % h))
+
+    def test_the_periods_are_replaced_by_the_scratch_rows_at_once(self):
+        self.scratch(rows_for(1, 5, start=100) + rows_for(2, 1, start=200))
+        job = self.run_job(query_job("m_dml", merge_script([self.H1, self.H2])))
+        self.assertEqual(job["statistics"]["query"]["numDmlAffectedRows"], str(6 + 6))
+        self.assertEqual(self.bq.partition_counts(PROJECT, DATASET, TABLE),
+                         {"2016080100": 3, "2016080101": 5, "2016080102": 1, "2016080103": 3})
+        self.assertEqual(sorted(r["path"] for r in self.bq.rows(PROJECT, DATASET, TABLE, "2016080102")), ["/p/200"])
+        self.assertEqual([j.id for j in self.bq.merge_scripts()], ["m_dml"])
+        # An emptied period: its range deleted, nothing inserted for it.
+        self.scratch(rows_for(1, 2), name="other_scratch")
+        self.run_job(query_job("m2_dml", merge_script([self.H1, self.H2], scratch="other_scratch")))
+        self.assertEqual(self.bq.partition_counts(PROJECT, DATASET, TABLE),
+                         {"2016080100": 3, "2016080101": 2, "2016080103": 3})
+
+    def assert_refused(self, sql, needle, reason="invalidQuery"):
+        before = self.bq.partition_counts(PROJECT, DATASET, TABLE)
+        job = self.run_job(query_job("bad_%d" % len(self.bq.jobs), sql), expect_error=True)
+        self.assertEqual(job["status"]["errorResult"]["reason"], reason, job["status"])
+        self.assertIn(needle, job["status"]["errorResult"]["message"])
+        self.assertEqual(self.bq.partition_counts(PROJECT, DATASET, TABLE), before, "all or nothing")
+
+    def test_columns_must_exist_on_both_sides_with_the_same_types(self):
+        self.scratch(rows_for(1, 2))
+        self.assert_refused(merge_script([self.H1], columns=("_time", "status", "path", "ua")),
+                            "Column ua is not present in table")
+        self.assert_refused(merge_script([self.H1], columns=("_time", "status")).replace(
+            "INSERT INTO `p.ds.access` (`_time`, `status`)", "INSERT INTO `p.ds.access`"), "must list its columns")
+        self.assert_refused(merge_script([self.H1], select="`_time`, `path`, `status`"),
+                            "must name the same columns in order")
+        self.assert_refused(merge_script([self.H1], columns=("status", "path")),
+                            "must insert the partitioning column _time")
+        self.assert_refused(merge_script([self.H1]).replace("(_time >=", "(status >=", 1), "must filter _time")
+        wide = SCHEMA + [{"name": "ua", "type": "STRING", "mode": "NULLABLE"}]
+        status, _ = self.bq.api("PATCH", "projects/%s/datasets/%s/tables/%s" % (PROJECT, DATASET, TABLE),
+                                {"schema": {"fields": wide}})
+        self.assertEqual(status, 200)
+        self.assert_refused(merge_script([self.H1], columns=("_time", "status", "path", "ua")),
+                            "Unrecognized name: ua")
+        self.scratch([dict(r, status=str(r["status"])) for r in rows_for(1, 2)], name="typed_scratch",
+                     fields=[SCHEMA[0], {"name": "status", "type": "STRING", "mode": "NULLABLE"}, SCHEMA[2]])
+        self.assert_refused(merge_script([self.H1], scratch="typed_scratch"),
+                            "Query column status has type NULLABLE STRING which cannot be inserted")
+
+    def test_rows_that_a_reload_would_not_replace_are_refused(self):
+        self.scratch(rows_for(1, 2) + [{"_time": None, "status": 1, "path": "/null"}])
+        self.assert_refused(merge_script([self.H1]), "has NULL _time")
+        self.scratch(rows_for(1, 2) + rows_for(3, 1), name="wide_scratch")
+        self.assert_refused(merge_script([self.H1], scratch="wide_scratch"), "outside the periods the script deletes")
+        self.assert_refused(merge_script([self.H1], scratch="missing_scratch"), "Not found: Table", "notFound")
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -5,6 +5,7 @@ staged objects from the emulator).
 
 Expected numbers come from reading the generated objects locally."""
 
+import datetime
 import json
 import os
 import shutil
@@ -108,6 +109,9 @@ class CrossCloud(CrossCloudBase):
         self.assertEqual(staged, sorted("parts/" + k for (k,) in self.ws.ledger("SELECT key FROM parts")))
         table = self.bq.table(PROJECT, DATASET, "access")
         self.assertIsNotNone(table)
+        resource = table.resource(self.bq.endpoint, "US")
+        self.assertEqual(resource["timePartitioning"], {"type": "HOUR", "field": "_time"})
+        self.assertEqual(resource["clustering"], {"fields": ["host"]})
         r = self.ws.verify()
         self.assertEqual(r.rc, 0, r)
         self.assertEqual(self.moto.queue_depth(self.queue_url), (0, 0))
@@ -147,8 +151,11 @@ class CrossCloud(CrossCloudBase):
         r = self.ws.verify()
         self.assertEqual(r.rc, 0, r)
         st = json.loads(self.ws.cli("status", "--json").stdout)[0]
-        self.assertEqual(st["loads_today"], self.ws.ledger_scalar("SELECT count(*) FROM loads"))
-        self.assertIn("daily_load_budget", st)
+        # One job per load here (nothing merged), the killed one counted once.
+        self.assertEqual(st["load_jobs_24h"], self.ws.ledger_scalar("SELECT count(*) FROM loads"))
+        self.assertEqual(st["load_jobs_24h"], len(self.load_jobs()))
+        self.assertEqual(st["daily_load_budget"], 1000)
+        self.assertNotIn("load_budget_frees_at", st)
 
 
 class ScratchAndCopy(CrossCloudBase):
@@ -170,6 +177,207 @@ class ScratchAndCopy(CrossCloudBase):
             self.assertIn("$", c["configuration"]["copy"]["destinationTable"]["tableId"])
         for job in self.load_jobs():
             self.assertEqual(len(job["configuration"]["load"]["sourceUris"]), 1)
+        r = self.ws.verify()
+        self.assertEqual(r.rc, 0, r)
+
+
+def day_of(partition):
+    """'2016080103' -> '20160801'."""
+    return partition[:8]
+
+
+def us_of(partition):
+    """'2016080103' -> epoch microseconds."""
+    p = partition
+    return lf.us_of_hour("%s-%s-%sT%s" % (p[:4], p[4:6], p[6:8], p[8:10]))
+
+
+class LoadBudget(CrossCloudBase):
+    """A small daily_load_budget with many hourly partitions due: they are
+    merged into one job per UTC day, and past the budget they wait."""
+
+    def configure(self, budget, settle):
+        t = self.ws.table_config(source="s3://%s/logs/" % BUCKET, endpoint=self.moto.endpoint,
+                                 staging="gs://%s/parts/" % STAGING_BUCKET,
+                                 warehouse="bigquery://%s/%s" % (PROJECT, DATASET),
+                                 bigquery_endpoint=self.bq.endpoint, daily_load_budget=budget, settle=settle)
+        self.ws.write_config(tables=[t])
+
+    def status(self):
+        r = self.ws.cli("status", "--json")
+        self.assertEqual(r.rc, 0, r)
+        return json.loads(r.stdout)[0]
+
+    def job_inserts(self):
+        return [r for r in self.bq.requests_for(method_id="bigquery.jobs.insert") if r.status == 200]
+
+    def loaded_by_job(self):
+        """{job id: sorted partitions 'YYYYMMDDHH'} of the loads the ledger recorded as loaded."""
+        out = {}
+        for p, job in self.ws.ledger("SELECT partition_us, job_id FROM loads WHERE outcome='loaded'"):
+            out.setdefault(job, []).append(lf.hour_of_us(p).replace("-", "").replace("T", ""))
+        return {j: sorted(ps) for j, ps in out.items()}
+
+    def test_merged_per_day_under_a_small_budget_then_waiting_then_resumed_after_a_kill(self):
+        # 48 hours from 2016-07-31T12 UTC: hourly partitions over three UTC days.
+        self.ws.gen(hours=48, rows_per_hour=20, start="2016-07-31T12")
+        self.upload()
+        expected = self.expected()
+        days = sorted({day_of(p) for p in expected})
+        self.assertEqual(len(days), 3, expected)
+        by_day = {d: sorted(p for p in expected if day_of(p) == d) for d in days}
+
+        # Everything staged, nothing due yet.
+        self.configure(budget=2, settle="200000h")
+        self.ws.run_once(expect_rc=0)
+        self.assertEqual(self.job_inserts(), [])
+        # One damaged part in the second day.
+        damaged = by_day[days[1]][5]
+        key = self.ws.ledger_scalar("SELECT key FROM parts WHERE state='live' AND partition_us=? LIMIT 1",
+                                    (us_of(damaged),))
+        self.assertIsNotNone(key)
+        self.gcs.upload(STAGING_BUCKET, "parts/" + key, b"not what the ledger recorded")
+
+        # Due now: 48 partitions, 2 jobs left. One merged job per UTC day;
+        # the damaged partition leaves its batch (alone in backoff); the
+        # third day waits for the budget.
+        self.configure(budget=2, settle="0s")
+        r = self.ws.run_once(expect_rc=3)
+        self.assertIn("wait for the load budget", r.output)
+        scripts = self.bq.merge_scripts()
+        self.assertEqual(len(scripts), 2)
+        want = {p: n for p, n in expected.items() if day_of(p) in days[:2] and p != damaged}
+        self.assertEqual(self.bq_counts(), want)
+        self.assertEqual(self.ws.ledger_scalar("SELECT count(*) FROM load_jobs"), 2)
+        groups = self.loaded_by_job()
+        self.assertEqual(sorted(groups.values()), [by_day[days[0]], [p for p in by_day[days[1]] if p != damaged]])
+        self.assertEqual(sorted(groups), sorted(j.id[:-len("_dml")] for j in scripts))
+        for job_id in groups:
+            self.assertRegex(job_id, r"^logferry_access_\d{10}_m\d+_[0-9a-f]{16}$")
+        self.assertIsNone(self.ws.ledger_scalar(
+            "SELECT job_id FROM loads WHERE partition_us=? ORDER BY id DESC LIMIT 1", (us_of(damaged),)),
+            "a load stopped before BigQuery is no job")
+        st = self.status()
+        self.assertEqual((st["load_jobs_24h"], st["daily_load_budget"]), (2, 2))
+        self.assertIn("load_budget_frees_at", st)
+        self.assertEqual(st["partitions"]["pending"], len(by_day[days[2]]) + 1)
+        self.assertEqual(st["partitions"]["failing"], 1)
+        self.assertIn("checksum mismatch", st["failing_partitions"][0]["error"])
+        text = self.ws.cli("status").stdout
+        self.assertIn("load jobs   2 in the last 24 hours, of a budget of 2", text)
+        self.assertIn("load budget used up", text)
+        # Scratch tables: created to expire, dropped after their transaction.
+        now_ms = time.time() * 1000
+        scratch = [body_of(r) for r in self.bq.requests_for(method_id="bigquery.tables.insert")
+                   if body_of(r)["tableReference"]["tableId"] != "access"]
+        self.assertEqual(len(scratch), 2)
+        for body in scratch:
+            self.assertGreater(int(body["expirationTime"]), now_ms)
+        self.assertEqual(self.bq.table_ids(PROJECT, DATASET), ["access"])
+
+        # Budget used up: the next run (which stages the damaged part's
+        # object again) sends nothing.
+        before = len(self.job_inserts())
+        self.ws.run_once()
+        self.assertEqual(len(self.job_inserts()), before)
+        self.assertEqual(self.bq_counts(), want)
+
+        # More budget; SIGKILL while the next transaction runs. The restart
+        # finds that job (409 → jobs.get) and counts it once.
+        again = sorted(lf.hour_of_us(p).replace("-", "").replace("T", "") for (p,) in self.ws.ledger(
+            "SELECT DISTINCT partition_us FROM parts WHERE object_id=(SELECT object_id FROM parts WHERE key=?)",
+            (key,)))
+        self.assertIn(damaged, again)
+        self.assertEqual({day_of(p) for p in again}, {days[1]}, "chosen so that one job reloads them")
+        self.configure(budget=4, settle="0s")
+        wait_for(lambda: (self.ws.ledger_scalar("SELECT next_attempt_us FROM partitions WHERE partition_us=?",
+                                                (us_of(damaged),)) or 0) < time.time() * 1e6,
+                 30, "the damaged partition's backoff to pass")
+        self.bq.held_job_types = {"QUERY"}
+        p = self.ws.start("run", "--once")
+        wait_for(lambda: len(self.bq.merge_scripts()) == 3 or p.poll() is not None, 120,
+                 "the third merged transaction to be inserted")
+        self.assertTrue(lf.kill_hard(p), "logferry exited before the kill")
+        dml_id = self.bq.merge_scripts()[-1].id
+        self.bq.held_job_types = set()
+        self.ws.run_once(expect_rc=0)
+        # Staged again, the damaged part's object rewrote all its parts (late
+        # rows put it in two hours), so those partitions load again: one job
+        # for them (merged if several), one for the third day.
+        self.assertEqual(sorted(p for p, n in self.ws.ledger("SELECT partition_us, generation FROM partitions")
+                                if n > 1), [us_of(p) for p in again])
+        self.assertEqual(len(self.bq.merge_scripts()), 2 + (len(again) > 1) + 1,
+                         "a transaction ran twice after the kill")
+        conflicts = [r for r in self.bq.requests_for(method_id="bigquery.jobs.insert")
+                     if r.status == 409 and body_of(r)["jobReference"]["jobId"] == dml_id]
+        self.assertEqual(len(conflicts), 1, "the restart re-inserted the same job id and found it")
+        self.assertEqual(self.bq_counts(), expected)
+        self.assertEqual(self.ws.ledger_scalar("SELECT count(*) FROM load_jobs"), 4)
+        groups = self.loaded_by_job()
+        self.assertIn(again, groups.values())
+        self.assertIn(by_day[days[2]], groups.values())
+        st = self.status()
+        self.assertEqual((st["load_jobs_24h"], st["partitions"]["pending"], st["partitions"]["failing"]), (4, 0, 0))
+        r = self.ws.verify()
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(self.bq.table_ids(PROJECT, DATASET), ["access"])
+
+        # Nothing new: nothing sent.
+        before = len(self.job_inserts())
+        self.ws.run_once(expect_rc=0)
+        self.assertEqual(len(self.job_inserts()), before)
+        self.assertEqual(self.ws.ledger_scalar("SELECT count(*) FROM load_jobs"), 4)
+
+
+class DayPartitions(CrossCloudBase):
+    def test_day_partitions_new_fields_and_a_load_whose_row_count_disagrees(self):
+        t = self.ws.table_config(source="s3://%s/logs/" % BUCKET, endpoint=self.moto.endpoint,
+                                 staging="gs://%s/parts/" % STAGING_BUCKET,
+                                 warehouse="bigquery://%s/%s" % (PROJECT, DATASET),
+                                 bigquery_endpoint=self.bq.endpoint, partition="day", clustering="path,host")
+        self.ws.write_config(tables=[t])
+        self.ws.gen(hours=6, rows_per_hour=50)
+        self.upload()
+
+        def expected_by_day():
+            out = {}
+            for p, n in self.expected().items():
+                out[day_of(p)] = out.get(day_of(p), 0) + n
+            return out
+
+        self.ws.run_once(expect_rc=0)
+        self.assertEqual(self.bq_counts(), expected_by_day())
+        resource = self.bq.table(PROJECT, DATASET, "access").resource(self.bq.endpoint, "US")
+        self.assertEqual(resource["timePartitioning"], {"type": "DAY", "field": "_time"})
+        self.assertEqual(resource["clustering"], {"fields": ["path", "host"]})
+        for job in self.load_jobs():
+            self.assertRegex(job["configuration"]["load"]["destinationTable"]["tableId"], r"^access\$\d{8}$")
+
+        # An object with a field the table does not have: tables.patch adds it.
+        when = datetime.datetime(2016, 8, 1, 3, 30, tzinfo=datetime.timezone.utc)
+        lf.write_object(os.path.join(self.ws.source_dir, "2016080112_7.gz"),
+                        [lf.out_file_line(when, {"host": "h1", "path": "/new", "referrer_id": 7})])
+        self.upload()
+        self.ws.run_once(expect_rc=0)
+        patches = [body_of(r) for r in self.bq.requests_for(method_id="bigquery.tables.patch") if r.status == 200]
+        self.assertEqual(len(patches), 1)
+        self.assertIn("referrer_id", [f["name"] for f in patches[0]["schema"]["fields"]])
+        fields = {f["name"]: f["type"] for f in self.bq.table(PROJECT, DATASET, "access").fields}
+        self.assertEqual(fields.get("referrer_id"), "INTEGER")
+        self.assertEqual(self.bq_counts(), expected_by_day())
+
+        # BigQuery reports one row more than the ledger holds: the load fails.
+        self.bq.misreport_next_loads(1, delta=1)
+        r = self.ws.cli("reload", "--table", "access", "--from", "2016-08-01T00", "--to", "2016-08-02T00")
+        self.assertEqual(r.rc, 1, r)
+        st = json.loads(self.ws.cli("status", "--json").stdout)[0]
+        self.assertEqual(len(st["failing_partitions"]), 1, st)
+        self.assertEqual(st["failing_partitions"][0]["partition"], "2016-08-01T00:00:00Z")
+        self.assertIn("rows after the load but the ledger expects %d" % expected_by_day()["20160801"],
+                      st["failing_partitions"][0]["error"])
+        r = self.ws.cli("reload", "--table", "access", "--from", "2016-08-01T00", "--to", "2016-08-02T00")
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(self.bq_counts(), expected_by_day())
         r = self.ws.verify()
         self.assertEqual(r.rc, 0, r)
 

@@ -3,7 +3,8 @@
 // written from Google's documentation. Request bodies are checked against
 // Google's discovery document by the end-to-end stand-in
 // (tests/e2e/bq_standin.py); this test pins what logferry sends and how it
-// treats answers: job ids, 409 → jobs.get, errors, outputRows, batching.
+// treats answers: job ids, 409 → jobs.get, errors, outputRows, batching,
+// scratch tables, merged loads.
 #include <gtest/gtest.h>
 
 #include <mutex>
@@ -62,13 +63,45 @@ struct FakeBigQuery {
   int gets = 0;
   json error_result;  // set: jobs finish with it
   int64_t rows_per_uri = 10;
+  std::map<std::string, json> tables;  // by id, as inserted
+  std::vector<std::string> tables_inserted, tables_deleted;
+  std::vector<std::string> queries;  // jobs.query SQL
+  json query_rows = json::array();   // what jobs.query answers
+  std::string refuse_jobs_ending;    // jobs.insert of such ids answers 500
 
   LocalHttpResponse Handle(const LocalHttpRequest& r) {
     std::lock_guard lock(mu);
     const std::string jobs_path = "/bigquery/v2/projects/proj/jobs";
+    const std::string tables_path = "/bigquery/v2/projects/proj/datasets/logs/tables";
+    if (r.method == "POST" && r.path == tables_path) {
+      json body = json::parse(r.body);
+      std::string id = body["tableReference"]["tableId"];
+      if (tables.count(id)) return {409, {}, R"({"error":{"code":409,"errors":[{"reason":"duplicate"}]}})"};
+      tables[id] = body;
+      tables_inserted.push_back(id);
+      return {200, {}, body.dump()};
+    }
+    if (r.method == "DELETE" && r.path.rfind(tables_path + "/", 0) == 0) {
+      std::string id = r.path.substr(tables_path.size() + 1);
+      tables_deleted.push_back(id);
+      if (!tables.erase(id)) return {404, {}, R"({"error":{"code":404,"errors":[{"reason":"notFound"}]}})"};
+      return {204, {}, ""};
+    }
+    if (r.method == "POST" && r.path == "/bigquery/v2/projects/proj/queries") {
+      queries.push_back(json::parse(r.body)["query"]);
+      json answer = {
+          {"jobComplete", true},
+          {"jobReference", {{"jobId", "q" + std::to_string(queries.size())}}},
+          {"schema", {{"fields", {{{"name", "p"}, {"type", "TIMESTAMP"}}, {{"name", "n"}, {"type", "INTEGER"}}}}}},
+          {"rows", query_rows}};
+      return {200, {}, answer.dump()};
+    }
     if (r.method == "POST" && r.path == jobs_path) {
       json body = json::parse(r.body);
       std::string id = body["jobReference"]["jobId"];
+      if (!refuse_jobs_ending.empty() && id.size() >= refuse_jobs_ending.size() &&
+          id.compare(id.size() - refuse_jobs_ending.size(), std::string::npos, refuse_jobs_ending) == 0)
+        return {500, {}, R"({"error":{"code":500,"errors":[{"reason":"backendError"}]}})"};
       if (jobs.count(id))
         return {409, {}, R"({"error":{"code":409,"message":"Already Exists: Job proj:US.)" + id +
                              R"(","errors":[{"reason":"duplicate"}],"status":"ALREADY_EXISTS"}})"};
@@ -132,6 +165,29 @@ class BigQueryTest : public ::testing::Test {
       p.expected_rows += 10;
     }
     return p;
+  }
+
+  // Hourly plans of 2016-08-01, `parts` parts of 10 rows each.
+  std::vector<LoadPlan> Plans(std::vector<int> hours, int parts, int generation = 1) {
+    std::vector<LoadPlan> out;
+    for (int h : hours) {
+      LoadPlan p = Plan(parts, generation);
+      p.partition_us = 1470009600LL * 1'000'000 + h * 3'600'000'000LL;
+      char hh[3];
+      snprintf(hh, sizeof hh, "%02d", h);
+      p.load_id = std::string("logferry_access_20160801") + hh + "_g" + std::to_string(generation);
+      for (auto& part : p.parts) part.key.replace(part.key.find("hr=03"), 5, std::string("hr=") + hh);
+      out.push_back(p);
+    }
+    return out;
+  }
+
+  // What jobs.query answers: rows per hour of 2016-08-01, as BigQuery
+  // writes TIMESTAMPs (seconds, as text).
+  void CountsAre(std::map<int, int> rows_by_hour) {
+    bq_.query_rows = json::array();
+    for (auto [h, n] : rows_by_hour)
+      bq_.query_rows.push_back({{"f", {{{"v", std::to_string(1470009600LL + h * 3600)}}, {{"v", std::to_string(n)}}}}});
   }
 
   FakeBigQuery bq_;
@@ -222,6 +278,157 @@ TEST_F(BigQueryTest, DayPartitionsUseTheDayDecorator) {
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(bq_.jobs[bq_.inserted[0]]["configuration"]["load"]["destinationTable"]["tableId"], "access$20160801");
   EXPECT_EQ(bq_.jobs[bq_.inserted[0]]["configuration"]["load"]["timePartitioning"]["type"], "DAY");
+}
+
+TEST_F(BigQueryTest, QuotaAndRateErrorsAreTransient) {
+  for (const char* reason : {"quotaExceeded", "rateLimitExceeded"}) {
+    bq_.error_result = {{"reason", reason}, {"message", "Quota exceeded: too many table update operations"}};
+    auto r = Open()->ReplacePartition(Plan(1, reason[0] == 'q' ? 1 : 2), 3'600'000'000LL, staging_, schema_);
+    ASSERT_FALSE(r.ok()) << reason;
+    EXPECT_TRUE(r.status().IsTransient()) << r.status().ToString();
+    EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
+    EXPECT_NE(r.status().message().find(reason), std::string::npos);
+  }
+}
+
+TEST_F(BigQueryTest, AMergedLoadIsOneTransactionOverAScratchTableNamedAfterItsJob) {
+  std::vector<LoadPlan> plans = Plans({1, 2, 5}, 2);
+  plans[2].generation = 3;  // generations may differ within a batch
+  const std::string job = Ledger::MergedLoadId(plans);
+  CountsAre({{1, 20}, {2, 20}, {5, 20}});
+  auto rows = Open(/*max_uris=*/4)->ReplacePartitions(plans, 3'600'000'000LL, staging_, schema_);
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  EXPECT_EQ(*rows, (std::map<int64_t, int64_t>{
+                       {plans[0].partition_us, 20}, {plans[1].partition_us, 20}, {plans[2].partition_us, 20}}));
+  // Six parts, four per job: two loads into the scratch table, then the transaction.
+  ASSERT_EQ(bq_.inserted, (std::vector<std::string>{job + "_b0", job + "_b1", job + "_dml"}));
+  const std::string scratch = job + "_scratch";
+  ASSERT_EQ(bq_.tables_inserted, std::vector<std::string>{scratch});
+  EXPECT_EQ(bq_.tables.count(scratch), 0u) << "dropped after success";
+  EXPECT_EQ(bq_.tables_deleted, std::vector<std::string>{scratch});
+  const json& b0 = bq_.jobs[job + "_b0"]["configuration"]["load"];
+  EXPECT_EQ(b0["destinationTable"]["tableId"], scratch);
+  EXPECT_EQ(b0["writeDisposition"], "WRITE_TRUNCATE");
+  EXPECT_EQ(b0["createDisposition"], "CREATE_NEVER") << "only the table created with an expiration is written";
+  EXPECT_EQ(b0["sourceUris"].size(), 4u);
+  EXPECT_EQ(bq_.jobs[job + "_b1"]["configuration"]["load"]["writeDisposition"], "WRITE_APPEND");
+  std::string script = bq_.jobs[job + "_dml"]["configuration"]["query"]["query"];
+  EXPECT_EQ(bq_.jobs[job + "_dml"]["configuration"]["query"]["useLegacySql"], false);
+  EXPECT_EQ(script.rfind("BEGIN TRANSACTION;", 0), 0u) << script;
+  EXPECT_NE(script.find("DELETE FROM `proj.logs.access` WHERE (_time >= TIMESTAMP('2016-08-01T01:00:00Z') AND "
+                        "_time < TIMESTAMP('2016-08-01T02:00:00Z')) OR (_time >= TIMESTAMP('2016-08-01T02:00:00Z')"),
+            std::string::npos)
+      << script;
+  EXPECT_NE(script.find("TIMESTAMP('2016-08-01T05:00:00Z') AND _time < TIMESTAMP('2016-08-01T06:00:00Z'))"),
+            std::string::npos)
+      << script;
+  EXPECT_NE(script.find("SELECT `_time`"), std::string::npos) << script;
+  EXPECT_NE(script.find("FROM `proj.logs." + scratch + "`;"), std::string::npos) << script;
+  EXPECT_NE(script.find("COMMIT TRANSACTION;"), std::string::npos) << script;
+  ASSERT_EQ(bq_.queries.size(), 1u);
+  EXPECT_NE(bq_.queries[0].find("_time >= TIMESTAMP('2016-08-01T01:00:00Z') AND _time < "
+                                "TIMESTAMP('2016-08-01T06:00:00Z')"),
+            std::string::npos)
+      << bq_.queries[0];
+}
+
+TEST_F(BigQueryTest, TheScratchTableExpiresByItself) {
+  std::vector<LoadPlan> plans = Plans({1, 2}, 1);
+  bq_.refuse_jobs_ending = "_dml";  // the run dies before the transaction
+  int64_t before_ms = static_cast<int64_t>(time(nullptr)) * 1000;
+  ASSERT_FALSE(Open()->ReplacePartitions(plans, 3'600'000'000LL, staging_, schema_).ok());
+  const std::string scratch = Ledger::MergedLoadId(plans) + "_scratch";
+  ASSERT_TRUE(bq_.tables.count(scratch)) << "left behind";
+  const json& t = bq_.tables[scratch];
+  int64_t expires = std::stoll(t["expirationTime"].get<std::string>());
+  EXPECT_GT(expires, before_ms + 3600 * 1000) << "outlives a restart";
+  EXPECT_LT(expires, before_ms + 8LL * 24 * 3600 * 1000) << "but not for long";
+  EXPECT_EQ(t["timePartitioning"]["type"], "HOUR");
+  EXPECT_EQ(t["schema"]["fields"], schema_.ToBigQuerySchema());
+  EXPECT_TRUE(bq_.tables_deleted.empty());
+}
+
+TEST_F(BigQueryTest, ARestartedMergedLoadFindsItsJobsAndNothingElse) {
+  std::vector<LoadPlan> plans = Plans({1, 2, 3}, 1);
+  CountsAre({{1, 10}, {2, 10}, {3, 10}});
+  ASSERT_TRUE(Open()->ReplacePartitions(plans, 3'600'000'000LL, staging_, schema_).ok());
+  size_t jobs = bq_.inserted.size();
+  // The process died before the ledger recorded the outcome: the same batch
+  // (same generations) finds the same jobs instead of running them again,
+  // even though the scratch table is gone.
+  auto again = Open()->ReplacePartitions(plans, 3'600'000'000LL, staging_, schema_);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(bq_.inserted.size(), jobs) << "no second job";
+  EXPECT_EQ(again->at(plans[1].partition_us), 10);
+
+  // Another generation of one partition is another batch, another job.
+  std::vector<LoadPlan> next = plans;
+  next[1].generation = 2;
+  ASSERT_NE(Ledger::MergedLoadId(next), Ledger::MergedLoadId(plans));
+  ASSERT_TRUE(Open()->ReplacePartitions(next, 3'600'000'000LL, staging_, schema_).ok());
+  EXPECT_EQ(bq_.inserted.size(), 2 * jobs);
+
+  // A transaction found under the id must be this one.
+  std::vector<LoadPlan> other = Plans({7, 8}, 1);
+  std::string dml = Ledger::MergedLoadId(other) + "_dml";
+  bq_.jobs[dml] = {{"configuration", {{"query", {{"query", "DELETE FROM `proj.logs.access` WHERE TRUE"}}}}},
+                   {"status", {{"state", "DONE"}}}};
+  auto clash = Open()->ReplacePartitions(other, 3'600'000'000LL, staging_, schema_);
+  ASSERT_FALSE(clash.ok());
+  EXPECT_NE(clash.status().message().find("already exists with another script"), std::string::npos)
+      << clash.status().ToString();
+}
+
+TEST_F(BigQueryTest, AMergedLoadNeverRunsItsTransactionOnAScratchTableThatLostItsRows) {
+  std::vector<LoadPlan> plans = Plans({1, 2}, 1);
+  bq_.refuse_jobs_ending = "_dml";  // the loads ran, then the run died
+  ASSERT_FALSE(Open()->ReplacePartitions(plans, 3'600'000'000LL, staging_, schema_).ok());
+  // The scratch table expired before the restart: its loads are found by
+  // id, but its rows are gone.
+  bq_.tables.clear();
+  bq_.refuse_jobs_ending.clear();
+  auto r = Open()->ReplacePartitions(plans, 3'600'000'000LL, staging_, schema_);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.status().IsTransient()) << r.status().ToString();
+  EXPECT_NE(r.status().message().find("lost its rows"), std::string::npos) << r.status().ToString();
+  EXPECT_EQ(bq_.jobs.count(Ledger::MergedLoadId(plans) + "_dml"), 0u) << "the partitions were not emptied";
+}
+
+TEST_F(BigQueryTest, AMergedLoadWhoseScratchRowsDisagreeWithTheLedgerStopsBeforeTheTable) {
+  std::vector<LoadPlan> plans = Plans({1, 2}, 2);
+  bq_.rows_per_uri = 9;  // BigQuery reports fewer rows than the parts hold
+  auto r = Open()->ReplacePartitions(plans, 3'600'000'000LL, staging_, schema_);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("received 36 rows but the ledger expects 40"), std::string::npos)
+      << r.status().ToString();
+  for (const std::string& id : bq_.inserted) EXPECT_EQ(id.find("_dml"), std::string::npos) << id;
+}
+
+TEST_F(BigQueryTest, TooManyPartsUseAnExpiringScratchTableNamedAfterTheLoad) {
+  auto r = Open(/*max_uris=*/2)->ReplacePartition(Plan(3), 3'600'000'000LL, staging_, schema_);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  const std::string scratch = "logferry_access_2016080103_g1_scratch";
+  ASSERT_EQ(bq_.tables_inserted, std::vector<std::string>{scratch});
+  EXPECT_EQ(bq_.tables_deleted, std::vector<std::string>{scratch});
+  EXPECT_EQ(bq_.jobs["logferry_access_2016080103_g1_b0"]["configuration"]["load"]["createDisposition"], "CREATE_NEVER");
+  // Restarted after the copy, with the scratch table gone: the copy is
+  // found, nothing runs again.
+  size_t jobs = bq_.inserted.size();
+  ASSERT_TRUE(Open(2)->ReplacePartition(Plan(3), 3'600'000'000LL, staging_, schema_).ok());
+  EXPECT_EQ(bq_.inserted.size(), jobs);
+  // Restarted before the copy, with the scratch table expired: no copy of
+  // an empty table over the partition.
+  bq_.refuse_jobs_ending = "_copy";
+  ASSERT_FALSE(Open(2)->ReplacePartition(Plan(3, 2), 3'600'000'000LL, staging_, schema_).ok());
+  const json& left = bq_.tables["logferry_access_2016080103_g2_scratch"];
+  EXPECT_GT(std::stoll(left.value("expirationTime", "0")), static_cast<int64_t>(time(nullptr)) * 1000)
+      << "a scratch table left behind expires by itself";
+  bq_.tables.clear();
+  bq_.refuse_jobs_ending.clear();
+  auto lost = Open(2)->ReplacePartition(Plan(3, 2), 3'600'000'000LL, staging_, schema_);
+  ASSERT_FALSE(lost.ok());
+  EXPECT_NE(lost.status().message().find("lost its rows"), std::string::npos) << lost.status().ToString();
+  EXPECT_EQ(bq_.jobs.count("logferry_access_2016080103_g2_copy"), 0u);
 }
 
 }  // namespace

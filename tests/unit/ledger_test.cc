@@ -580,5 +580,117 @@ TEST_F(LedgerTest, CountsSummarizeStates) {
   EXPECT_EQ(*c->oldest_pending_partition_us, h0_);
 }
 
+TEST_F(LedgerTest, OnlyJobsRecordedAsSentCountAgainstTheBudgetOverARollingDay) {
+  ObjectRow o = Discover("k", "e1");
+  ASSERT_TRUE(Stage(o.id, {Part(h0_, "p/a", 1), Part(h1_, "p/b", 2), Part(h2_, "p/c", 3)}).ok());
+  std::vector<LoadPlan> plans;
+  for (int64_t h : {h0_, h1_, h2_}) {
+    auto plan = ledger_->BeginLoad("t", h, now_);
+    ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+    plans.push_back(*plan);
+  }
+  // Loads begun but never sent (a crash, or a part that failed its check)
+  // cost nothing.
+  EXPECT_EQ(ledger_->Counts("t", now_)->load_jobs_24h, 0);
+  Reopen();
+  EXPECT_EQ(ledger_->Counts("t", now_)->load_jobs_24h, 0);
+
+  // Three partitions in one merged job: one job.
+  std::string merged = Ledger::MergedLoadId(plans);
+  EXPECT_FALSE(*ledger_->LoadJobKnown(merged));
+  ASSERT_TRUE(ledger_->RecordLoadJob(plans, merged, now_).ok());
+  EXPECT_TRUE(*ledger_->LoadJobKnown(merged));
+  auto c = ledger_->Counts("t", now_);
+  EXPECT_EQ(c->load_jobs_24h, 1);
+  ASSERT_TRUE(c->oldest_load_job_24h_us.has_value());
+  EXPECT_EQ(*c->oldest_load_job_24h_us, now_);
+  // The same job again (a restart finding it) is not a second job, and
+  // keeps its first sending time.
+  ASSERT_TRUE(ledger_->RecordLoadJob(plans, merged, now_ + kHour).ok());
+  c = ledger_->Counts("t", now_ + kHour);
+  EXPECT_EQ(c->load_jobs_24h, 1);
+  EXPECT_EQ(*c->oldest_load_job_24h_us, now_);
+  int64_t jobs_named = 0;
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open((dir_ + "/ledger.db").c_str(), &db), SQLITE_OK);
+    sqlite3_stmt* st = nullptr;
+    ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM loads WHERE job_id=?", -1, &st, nullptr), SQLITE_OK);
+    sqlite3_bind_text(st, 1, merged.c_str(), -1, SQLITE_TRANSIENT);
+    ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+    jobs_named = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+  }
+  EXPECT_EQ(jobs_named, 3) << "every load in the batch names its job";
+
+  // A failed job still counts (BigQuery counts failures); its retry is a
+  // new generation, so a new job.
+  ASSERT_TRUE(ledger_->FailLoad(plans[0], "x", now_ + kHour, now_ + kHour).ok());
+  auto retry = ledger_->BeginLoad("t", h0_, now_ + 2 * kHour);
+  ASSERT_TRUE(retry.ok());
+  ASSERT_TRUE(ledger_->RecordLoadJob({*retry}, retry->load_id, now_ + 2 * kHour).ok());
+  c = ledger_->Counts("t", now_ + 2 * kHour);
+  EXPECT_EQ(c->load_jobs_24h, 2);
+
+  // The window is the 24 hours before now, not the UTC day.
+  c = ledger_->Counts("t", now_ + kMicrosPerDay - 1);
+  EXPECT_EQ(c->load_jobs_24h, 2);
+  c = ledger_->Counts("t", now_ + kMicrosPerDay);
+  EXPECT_EQ(c->load_jobs_24h, 1);
+  EXPECT_EQ(*c->oldest_load_job_24h_us, now_ + 2 * kHour);
+  c = ledger_->Counts("t", now_ + 2 * kHour + kMicrosPerDay);
+  EXPECT_EQ(c->load_jobs_24h, 0);
+  EXPECT_FALSE(c->oldest_load_job_24h_us.has_value());
+  EXPECT_EQ(ledger_->Counts("other", now_ + 2 * kHour)->load_jobs_24h, 0) << "per table";
+}
+
+TEST_F(LedgerTest, MergedLoadIdNamesEveryPartitionAndGeneration) {
+  auto plan = [](int64_t partition_us, int64_t generation) {
+    LoadPlan p;
+    p.table = "t";
+    p.partition_us = partition_us;
+    p.generation = generation;
+    p.load_id = "logferry_t_x_g" + std::to_string(generation);
+    return p;
+  };
+  std::string id = Ledger::MergedLoadId({plan(h0_, 1), plan(h1_, 1), plan(h2_, 4)});
+  EXPECT_EQ(id.rfind("logferry_t_2016080100_m3_", 0), 0u) << id;
+  for (char c : id) EXPECT_TRUE(isalnum(static_cast<unsigned char>(c)) || c == '_') << id;
+  // The same batch, in any order: the same job, found after a restart.
+  EXPECT_EQ(Ledger::MergedLoadId({plan(h2_, 4), plan(h0_, 1), plan(h1_, 1)}), id);
+  // Any other content: another job.
+  EXPECT_NE(Ledger::MergedLoadId({plan(h0_, 1), plan(h1_, 2), plan(h2_, 4)}), id);
+  EXPECT_NE(Ledger::MergedLoadId({plan(h0_, 1), plan(h1_, 1)}), id);
+  EXPECT_NE(Ledger::MergedLoadId({plan(h0_, 1), plan(h1_, 1), plan(h2_, 4), plan(h2_ + kHour, 1)}), id);
+  LoadPlan other_table = plan(h0_, 1);
+  other_table.table = "u";
+  std::string other = Ledger::MergedLoadId({other_table, plan(h1_, 1), plan(h2_, 4)});
+  EXPECT_NE(other.substr(other.size() - 16), id.substr(id.size() - 16)) << "the hash covers the table";
+}
+
+TEST_F(LedgerTest, MigrationCountsEarlierLoadsAsOneJobEach) {
+  ObjectRow o = Discover("k", "e1");
+  ASSERT_TRUE(Stage(o.id, {Part(h0_, "p/a", 1), Part(h1_, "p/b", 2)}).ok());
+  ASSERT_TRUE(ledger_->BeginLoad("t", h0_, now_).ok());
+  ASSERT_TRUE(ledger_->BeginLoad("t", h1_, now_).ok());
+  // Back to schema version 3, before jobs were recorded apart from loads.
+  ledger_.reset();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ + "/ledger.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "DROP TABLE load_jobs; ALTER TABLE loads DROP COLUMN job_id; "
+                         "UPDATE meta SET value='3' WHERE key='schema_version'",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK)
+      << sqlite3_errmsg(db);
+  sqlite3_close(db);
+  Reopen();
+  auto c = ledger_->Counts("t", now_);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->load_jobs_24h, 2);
+  EXPECT_TRUE(*ledger_->LoadJobKnown("logferry_t_2016080100_g1"));
+}
+
 }  // namespace
 }  // namespace logferry
