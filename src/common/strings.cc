@@ -127,7 +127,7 @@ size_t AppendJsonString(std::string* out, std::string_view s) {
   if (s.size() <= kShort) {
     alignas(16) char buf[kShort + 32];
     buf[0] = '"';
-    std::memcpy(buf + 1, s.data(), s.size());
+    if (!s.empty()) std::memcpy(buf + 1, s.data(), s.size());  // an empty view may hold a null pointer
     bool plain = true;
     for (size_t i = 0; i < s.size(); i += 16) {
       unsigned mask = SpecialMask16(buf + 1 + i);
