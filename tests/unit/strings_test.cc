@@ -102,6 +102,13 @@ TEST(AppendJsonString, EverySpecialByteAtEveryPositionAroundBlockEdges) {
   }
 }
 
+// msgpack-cxx hands an empty str over as (nullptr, 0).
+TEST(AppendJsonString, EmptyViewWithoutStorage) {
+  std::string out;
+  EXPECT_EQ(AppendJsonString(&out, std::string_view(nullptr, 0)), 0u);
+  EXPECT_EQ(out, "\"\"");
+}
+
 TEST(AppendJsonString, RandomBytesMatchTheReference) {
   std::mt19937_64 rng(12345);
   for (int round = 0; round < 3000; ++round) {
