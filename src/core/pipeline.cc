@@ -323,10 +323,34 @@ Status Pipeline::SettleNotifications(TableRuntime& t, PassStats* stats) {
 void Pipeline::ExtendHeldNotifications(TableRuntime& t) {
   if (!t.queue) return;
   int visibility_s = static_cast<int>(t.config->sqs_visibility_us / kMicrosPerSecond);
-  std::vector<std::pair<std::string, std::string>> receipts;
+  std::vector<std::pair<std::string, HeldMessage>> held;
+  std::set<std::pair<std::string, std::string>> staging_now;
   {
     std::lock_guard lock(*t.held_mu);
-    for (const auto& [id, m] : t.held) receipts.emplace_back(id, m.receipt_handle);
+    held.assign(t.held.begin(), t.held.end());
+    staging_now = t.staging_now;
+  }
+  std::vector<std::pair<std::string, std::string>> receipts;
+  for (const auto& [id, m] : held) {
+    // Extending a message that waits on a failing object would keep it in
+    // flight for as long as other objects stage, and it would never reach the
+    // queue's maxReceiveCount. Messages whose objects are all staged are
+    // kept: the settle step after staging deletes them.
+    bool waits_elsewhere = false;
+    for (const auto& object : m.objects) {
+      if (staging_now.count(object)) continue;
+      auto row = ledger_->FindObject(t.config->name, object.first, object.second);
+      if (row.ok() && (!*row || (*row)->state == ObjectState::kStaged || (*row)->state == ObjectState::kSuperseded))
+        continue;
+      waits_elsewhere = true;
+      break;
+    }
+    if (waits_elsewhere) {
+      spdlog::debug("{}: notification {} waits on an object that is not being staged; not extended", t.config->name,
+                    id);
+      continue;
+    }
+    receipts.emplace_back(id, m.receipt_handle);
   }
   for (const auto& [id, receipt] : receipts) {
     Status s = t.queue->ExtendVisibility(receipt, visibility_s);
@@ -346,6 +370,21 @@ Status Pipeline::Stage(TableRuntime& t, const std::atomic<bool>& stop, PassStats
   LF_ASSIGN_OR_RETURN(std::vector<ObjectRow> due, ledger_->DueObjects(t.config->name, NowMicros()));
   if (due.empty()) return Status::Ok();
   const TableConfig& cfg = *t.config;
+  auto finished = [&t](const ObjectRow& obj) {
+    std::lock_guard lock(*t.held_mu);
+    t.staging_now.erase({obj.key, obj.etag});
+  };
+  {
+    std::lock_guard lock(*t.held_mu);
+    for (const ObjectRow& obj : due) t.staging_now.emplace(obj.key, obj.etag);
+  }
+  struct ClearOnExit {
+    TableRuntime& t;
+    ~ClearOnExit() {
+      std::lock_guard lock(*t.held_mu);
+      t.staging_now.clear();
+    }
+  } clear_on_exit{t};
   std::atomic<size_t> next{0};
   std::atomic<int64_t> done{0}, failed{0}, rows{0}, bad{0};
   std::atomic<uint64_t> bytes{0};
@@ -367,6 +406,7 @@ Status Pipeline::Stage(TableRuntime& t, const std::atomic<bool>& stop, PassStats
         std::string error = t.source->UriOf(obj.key) + ": " + outcome.status().ToString();
         spdlog::warn("staging failed: {}", error);
         Status s = ledger_->MarkFailed(obj.id, error, NextAttempt(cfg, obj.attempts + 1, now));
+        finished(obj);
         if (!s.ok()) {
           std::lock_guard lock(fatal_mu);
           fatal = s;
@@ -383,6 +423,7 @@ Status Pipeline::Stage(TableRuntime& t, const std::atomic<bool>& stop, PassStats
         s = ledger_->CommitStaged(o.staged, now);
         if (!s.ok()) t.schema->Requeue(taken);
       }
+      finished(obj);
       if (!s.ok()) {
         spdlog::error("ledger commit for {} failed: {}", t.source->UriOf(obj.key), s.ToString());
         std::lock_guard lock(fatal_mu);
