@@ -244,6 +244,7 @@ StatusOr<int64_t> Pipeline::HandleNotification(TableRuntime& t, const aws::SqsMe
   held.receive_count = m.receive_count;
   held.received_us = now;
   std::vector<ObjectInfo> found;
+  Status unchecked;
   for (const S3EventObject& e : parsed->created) {
     if (e.bucket != t.source_bucket || !StartsWith(e.key, t.source_prefix)) continue;
     std::string key = e.key.substr(t.source_prefix.size());
@@ -251,14 +252,34 @@ StatusOr<int64_t> Pipeline::HandleNotification(TableRuntime& t, const aws::SqsMe
     // The object as it is now: the event may be older than an overwrite,
     // and its etag is the version the ledger must name.
     auto info = WithRetry(io_retry_, [&] { return t.source->Stat(key); });
+    if (info.status().code() == StatusCode::kPermissionDenied && GoneFromListing(t, key)) continue;
     if (info.status().IsNotFound()) continue;  // deleted since; nothing to stage
-    if (!info.ok()) return info.status().WithContext("checking " + t.source->UriOf(key) + " announced by an event");
+    if (!info.ok()) {
+      if (unchecked.ok())
+        unchecked = info.status().WithContext("checking " + t.source->UriOf(key) + " announced by an event");
+      continue;
+    }
     held.objects.emplace_back(info->key, info->etag);
     found.push_back(std::move(*info));
   }
   int64_t added = 0;
   if (!found.empty()) {
     LF_ASSIGN_OR_RETURN(added, ledger_->RecordDiscovered(cfg.name, found, "event", now));
+  }
+  if (!unchecked.ok()) {
+    // One message's object must not hold up the rest of the batch. Like an
+    // unusable body, the message is recorded and left on the queue, not held
+    // (never extended or deleted): a later delivery may succeed, and the
+    // redrive policy moves it aside if none does.
+    spdlog::warn("{}: notification {} from {} stays on the queue: {}", cfg.name, m.message_id, t.queue->url(),
+                 unchecked.ToString());
+    NotificationRow row{
+        m.message_id,         cfg.name, t.queue->url(), "failing", m.receive_count, unchecked.ToString(),
+        Excerpt(m.body, 200), now};
+    LF_RETURN_IF_ERROR(ledger_->RecordNotification(row));
+    std::lock_guard lock(*t.held_mu);
+    t.held.erase(m.message_id);
+    return added;
   }
   std::lock_guard lock(*t.held_mu);
   auto it = t.held.find(m.message_id);
@@ -270,6 +291,15 @@ StatusOr<int64_t> Pipeline::HandleNotification(TableRuntime& t, const aws::SqsMe
     t.held.emplace(m.message_id, std::move(held));
   }
   return added;
+}
+
+bool Pipeline::GoneFromListing(TableRuntime& t, const std::string& key) {
+  // Without s3:ListBucket, S3 answers HeadObject for a missing key with 403,
+  // not 404, so as not to reveal whether it exists. A listing under the key
+  // itself, which a policy granting ListBucket on the source prefix allows,
+  // tells a deleted object from a real permission problem.
+  auto page = WithRetry(io_retry_, [&] { return t.source->List(key, "", 1); });
+  return page.ok() && (page->objects.empty() || page->objects.front().key != key);
 }
 
 Status Pipeline::SettleNotifications(TableRuntime& t, PassStats* stats) {

@@ -142,6 +142,8 @@ class Pipeline {
 
   StatusOr<int64_t> ReceiveNotifications(TableRuntime& t, PassStats* stats);
   StatusOr<int64_t> HandleNotification(TableRuntime& t, const aws::SqsMessage& m);
+  // Whether a listing shows that key is no longer in the source.
+  bool GoneFromListing(TableRuntime& t, const std::string& key);
 };
 
 }  // namespace logferry

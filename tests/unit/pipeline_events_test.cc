@@ -281,5 +281,64 @@ TEST_F(PipelineEvents, OnlyMessagesOfObjectsBeingStagedAreExtended) {
   EXPECT_EQ(failing[0].message_id, "m-failing");
 }
 
+// A HeadObject refused with 403 fails that message only: it is recorded (so
+// status shows it) and left on the queue, while the rest of the batch is
+// handled. An object deleted since its event (404) needs no work, so its
+// message is deleted.
+TEST_F(PipelineEvents, RefusedHeadIsRecordedAndTheBatchGoesOn) {
+  const std::string refused = "2016080100_0.log", deleted = "2016080101_0.log", good = "2016080102_0.log";
+  s3_.Put("logs/" + refused, LogLines(0, 5), /*head_status=*/403);
+  s3_.Put("logs/" + good, LogLines(2, 7));
+  ASSERT_NO_FATAL_FAILURE(Open());
+  sqs_.Queue("m-1-refused", "receipt-refused", S3Event(refused, LogLines(0, 5)));
+  sqs_.Queue("m-2-deleted", "receipt-deleted", S3Event(deleted, LogLines(1, 5)));
+  sqs_.Queue("m-3-good", "receipt-good", S3Event(good, LogLines(2, 7)));
+
+  std::atomic<bool> stop{false};
+  for (int pass = 0; pass < 2; ++pass) {
+    auto stats = pipeline_->RunOnce(stop);
+    ASSERT_TRUE(stats.ok()) << "pass " << pass << ": " << stats.status().ToString();
+  }
+  auto deletes = sqs_.Receipts("DeleteMessage");
+  EXPECT_EQ(std::set<std::string>(deletes.begin(), deletes.end()),
+            (std::set<std::string>{"receipt-deleted", "receipt-good"}));
+  auto failing = Failing();
+  ASSERT_EQ(failing.size(), 1u);
+  EXPECT_EQ(failing[0].message_id, "m-1-refused");
+  EXPECT_NE(failing[0].detail.find("s3://app-logs/logs/" + refused), std::string::npos) << failing[0].detail;
+  EXPECT_NE(failing[0].detail.find("403"), std::string::npos) << failing[0].detail;
+  EXPECT_NE(failing[0].excerpt.find("ObjectCreated"), std::string::npos) << failing[0].excerpt;
+  auto staged = ledger_->FindObject("access", good, S3StandIn::ETagOf(LogLines(2, 7)));
+  ASSERT_TRUE(staged.ok() && *staged);
+  EXPECT_EQ((*staged)->state, ObjectState::kStaged);
+  auto objects = ledger_->Objects("access");
+  ASSERT_TRUE(objects.ok());
+  for (const ObjectRow& o : *objects) EXPECT_NE(o.key, deleted);
+}
+
+// Without s3:ListBucket (or with it granted only on a prefix), S3 answers
+// HeadObject for a missing key with 403. A listing under the key tells that
+// the object is gone, so its message is handled like a 404.
+TEST_F(PipelineEvents, DeletedObjectRefusedWith403IsRecognisedByListing) {
+  const std::string deleted = "2016080101_0.log", good = "2016080102_0.log";
+  s3_.set_missing_status(403);
+  s3_.Put("logs/" + good, LogLines(2, 7));
+  ASSERT_NO_FATAL_FAILURE(Open());
+  sqs_.Queue("m-1-deleted", "receipt-deleted", S3Event(deleted, LogLines(1, 5)));
+  sqs_.Queue("m-2-good", "receipt-good", S3Event(good, LogLines(2, 7)));
+
+  std::atomic<bool> stop{false};
+  auto stats = pipeline_->RunOnce(stop);
+  ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+  auto deletes = sqs_.Receipts("DeleteMessage");
+  EXPECT_EQ(std::set<std::string>(deletes.begin(), deletes.end()),
+            (std::set<std::string>{"receipt-deleted", "receipt-good"}));
+  EXPECT_TRUE(Failing().empty());
+  bool listed_under_key = false;
+  for (const LocalHttpRequest& r : s3_.Requests())
+    listed_under_key |= r.method == "GET" && QueryParam(r.query, "prefix") == "logs/" + deleted;
+  EXPECT_TRUE(listed_under_key);
+}
+
 }  // namespace
 }  // namespace logferry
