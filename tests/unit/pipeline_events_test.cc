@@ -131,6 +131,16 @@ class SqsStandIn {
                         {"Attributes", {{"ApproximateReceiveCount", "1"}}}});
   }
   std::string QueueUrl() const { return server_.Url() + "/123456789012/s3-events"; }
+  // WaitTimeSeconds of every ReceiveMessage, in order.
+  std::vector<int> WaitTimes() const {
+    std::vector<int> out;
+    for (const LocalHttpRequest& r : server_.Requests()) {
+      if (r.Header("x-amz-target") != "AmazonSQS.ReceiveMessage") continue;
+      json j = json::parse(r.body, nullptr, false);
+      out.push_back(j.is_object() ? j.value("WaitTimeSeconds", -1) : -1);
+    }
+    return out;
+  }
   // Receipt handles of every call of this action, in order.
   std::vector<std::string> Receipts(const std::string& action) const {
     std::vector<std::string> out;
@@ -208,7 +218,7 @@ class PipelineEvents : public ::testing::Test {
                        "source = \"s3://" + kBucket + "/logs/\"\nsource_endpoint = \"" + s3_.Url() + "\"\n" +
                        "region = \"us-east-1\"\nstaging = \"file://" + (dir_ / "staging").string() + "/\"\n" +
                        "warehouse = \"duckdb://" + (dir_ / "w.duckdb").string() + "\"\nnotifications = \"" +
-                       sqs_.QueueUrl() + "\"\nsqs_wait = \"0s\"\n";
+                       sqs_.QueueUrl() + "\"\nsqs_wait = \"5s\"\n";
     auto config = ParseConfig(text, "test.toml");
     ASSERT_TRUE(config.ok()) << config.status().ToString();
     config_ = std::make_unique<Config>(std::move(*config));
@@ -276,6 +286,12 @@ TEST_F(PipelineEvents, OnlyMessagesOfObjectsBeingStagedAreExtended) {
   EXPECT_EQ(std::count(extended.begin(), extended.end(), "receipt-failing"), 0)
       << "the failing object's message was kept in flight";
   EXPECT_EQ(sqs_.Receipts("DeleteMessage"), std::vector<std::string>{"receipt-slow"});
+  // The first receive of the pass long-polls for sqs_wait; the ones that
+  // drain the rest of the queue do not wait.
+  auto waits = sqs_.WaitTimes();
+  ASSERT_GE(waits.size(), 2u);
+  EXPECT_EQ(waits[0], 5);
+  for (size_t i = 1; i < waits.size(); ++i) EXPECT_EQ(waits[i], 0);
   auto failing = Failing();
   ASSERT_EQ(failing.size(), 1u);
   EXPECT_EQ(failing[0].message_id, "m-failing");
