@@ -42,8 +42,11 @@ const KeySpec kKeys[] = {
     {"source_endpoint", Scope::kBoth, "",
      "Overrides `endpoint` for the source; for gs:// the JSON API base URL (default STORAGE_EMULATOR_HOST, else "
      "https://storage.googleapis.com)."},
-    {"staging_endpoint", Scope::kBoth, "", "Overrides `endpoint` for the staging store (gs:// as for source_endpoint)."},
-    {"region", Scope::kBoth, "", "AWS region for S3 and SQS; empty: AWS_REGION, AWS_DEFAULT_REGION, us-east-1."},
+    {"staging_endpoint", Scope::kBoth, "",
+     "Overrides `endpoint` for the staging store (gs:// as for source_endpoint)."},
+    {"region", Scope::kBoth, "",
+     "AWS region for S3 and SQS; empty: AWS_REGION, AWS_DEFAULT_REGION, `region` of the AWS_PROFILE (else default) "
+     "profile in ~/.aws/config (AWS_CONFIG_FILE), else us-east-1. An SQS queue URL on AWS names its own."},
     {"s3_addressing", Scope::kBoth, "auto",
      "auto (virtual-hosted on AWS, path-style on a custom endpoint or a bucket with dots), virtual or path."},
     {"notifications", Scope::kBoth, "",
@@ -59,7 +62,8 @@ const KeySpec kKeys[] = {
     {"credentials", Scope::kBoth, "",
      "gs:// and bigquery://: a Google credentials file (service-account key or authorized_user); empty: "
      "GOOGLE_APPLICATION_CREDENTIALS, the gcloud ADC file, GOOGLE_OAUTH_ACCESS_TOKEN, the metadata server."},
-    {"bigquery_endpoint", Scope::kBoth, "", "bigquery://: the REST API's base URL; empty: https://bigquery.googleapis.com."},
+    {"bigquery_endpoint", Scope::kBoth, "",
+     "bigquery://: the REST API's base URL; empty: https://bigquery.googleapis.com."},
     {"location", Scope::kBoth, "US", "bigquery://: where the dataset lives and jobs run."},
     {"clustering", Scope::kBoth, "", "bigquery://: clustering columns for a new table, comma-separated (up to 4)."},
     {"daily_load_budget", Scope::kBoth, "1000",
@@ -81,7 +85,8 @@ const KeySpec kKeys[] = {
     {"delimiter", Scope::kBoth, "\t",
      "out_file, ltsv, tsv: field delimiter; csv: \",\" unless set (\"\\t\", \" \", \",\", or SPACE/TAB/COMMA)."},
     {"label_delimiter", Scope::kBoth, ":", "ltsv: between a label and its value."},
-    {"keys", Scope::kBoth, "", "csv, tsv: the column names in order, as an array or a comma-separated string (required)."},
+    {"keys", Scope::kBoth, "",
+     "csv, tsv: the column names in order, as an array or a comma-separated string (required)."},
     {"message_key", Scope::kBoth, "message", "single_value: the field each line becomes."},
     {"output_time", Scope::kBoth, "true", "out_file: whether lines start with the time field."},
     {"output_tag", Scope::kBoth, "true", "out_file: whether lines carry the tag field."},

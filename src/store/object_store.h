@@ -117,7 +117,7 @@ struct StoreOptions {
   // AWS_ENDPOINT_URL, else AWS itself. gs://: the JSON API's base URL;
   // empty means STORAGE_EMULATOR_HOST, else https://storage.googleapis.com.
   std::string endpoint;
-  std::string region;      // s3://: empty means AWS_REGION, AWS_DEFAULT_REGION, us-east-1
+  std::string region;      // s3://: empty means AWS_REGION, AWS_DEFAULT_REGION, the profile's, us-east-1
   std::string addressing;  // s3://: "auto" (virtual-hosted on AWS, path-style elsewhere), "virtual", "path"
   // Applied per request by remote stores; the core sets it from its config.
   RetryPolicy retry;
