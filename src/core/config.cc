@@ -47,6 +47,10 @@ const KeySpec kKeys[] = {
     {"region", Scope::kBoth, "",
      "AWS region for S3 and SQS; empty: AWS_REGION, AWS_DEFAULT_REGION, `region` of the AWS_PROFILE (else default) "
      "profile in ~/.aws/config (AWS_CONFIG_FILE), else us-east-1. An SQS queue URL on AWS names its own."},
+    {"ca_file", Scope::kBoth, "",
+     "s3://: a PEM file of CA certificates trusted instead of the system store for the table's S3-compatible "
+     "endpoints (endpoint, source_endpoint, staging_endpoint, AWS_ENDPOINT_URL[_S3]), such as MinIO or Ceph behind a "
+     "private CA; certificates are still verified. AWS itself and the notifications queue keep the system store."},
     {"s3_addressing", Scope::kBoth, "auto",
      "auto (virtual-hosted on AWS, path-style on a custom endpoint or a bucket with dots), virtual or path."},
     {"notifications", Scope::kBoth, "",
@@ -325,6 +329,8 @@ StatusOr<Config> ParseConfig(const std::string& text, const std::string& origin)
     tc.staging_store.endpoint = side_endpoint(staging.first, staging_endpoint.first);
     tc.source_store.region = tc.staging_store.region = region.first;
     tc.source_store.addressing = tc.staging_store.addressing = addressing.first;
+    LF_GET(ca_file, "ca_file");
+    tc.source_store.ca_file = tc.staging_store.ca_file = ca_file.first;
     LF_GET(notifications, "notifications");
     if (!notifications.first.empty()) {
       // The path (after the host's '/') is ACCOUNT/QUEUE.

@@ -270,6 +270,7 @@ warehouse = "duckdb:///data/logs.duckdb"
 notifications = "https://sqs.eu-west-1.amazonaws.com/123456789012/s3-events"
 reconcile_every = "30m"
 s3_addressing = "path"
+ca_file = "/etc/ssl/private-ca.pem"
 )");
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   const TableConfig& t = c->tables[0];
@@ -277,6 +278,8 @@ s3_addressing = "path"
   EXPECT_EQ(t.staging_store.endpoint, "https://storage.googleapis.com");
   EXPECT_EQ(t.source_store.region, "eu-west-1");
   EXPECT_EQ(t.staging_store.addressing, "path");
+  EXPECT_EQ(t.source_store.ca_file, "/etc/ssl/private-ca.pem");
+  EXPECT_EQ(t.staging_store.ca_file, "/etc/ssl/private-ca.pem");
   EXPECT_EQ(t.staging, "s3://staging/parts/");
   EXPECT_EQ(t.notifications, "https://sqs.eu-west-1.amazonaws.com/123456789012/s3-events");
   EXPECT_EQ(t.reconcile_every_us, 30 * 60 * kMicrosPerSecond);

@@ -253,6 +253,26 @@ TEST(S3Addressing, VirtualHostedOnAwsPathStyleOnCustomEndpoints) {
   unsetenv("AWS_REGION");
 }
 
+// A private CA applies to a custom endpoint only; an unreadable file is
+// reported by its setting's name when the store opens.
+TEST(S3Addressing, CaFileIsForCustomEndpoints) {
+  unsetenv("AWS_ENDPOINT_URL");
+  unsetenv("AWS_ENDPOINT_URL_S3");
+  StoreOptions o;
+  o.region = "us-east-1";
+  o.aws_credentials = TestCredentials();
+  o.ca_file = "/nonexistent/ca.pem";
+  EXPECT_FALSE(ResolveS3Addressing("logs", o)->custom_endpoint);
+  EXPECT_TRUE(OpenObjectStore("s3://logs/x/", o).ok()) << "AWS itself keeps the system store";
+  o.endpoint = "https://127.0.0.1:9000";
+  EXPECT_TRUE(ResolveS3Addressing("logs", o)->custom_endpoint);
+  auto store = OpenObjectStore("s3://logs/x/", o);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(store.status().message().find("ca_file '/nonexistent/ca.pem'"), std::string::npos)
+      << store.status().ToString();
+}
+
 // ---------------------------------------------------------------------------
 // Against a stand-in.
 
