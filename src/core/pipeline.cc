@@ -277,8 +277,14 @@ StatusOr<int64_t> Pipeline::HandleNotification(TableRuntime& t, const aws::SqsMe
         m.message_id,         cfg.name, t.queue->url(), "failing", m.receive_count, unchecked.ToString(),
         Excerpt(m.body, 200), now};
     LF_RETURN_IF_ERROR(ledger_->RecordNotification(row));
-    std::lock_guard lock(*t.held_mu);
-    t.held.erase(m.message_id);
+    {
+      std::lock_guard lock(*t.held_mu);
+      t.held.erase(m.message_id);
+    }
+    // A transient failure that outlasted the retries means the source is
+    // struggling: the rest of the batch would wait as long for the same
+    // answer. Stopping here leaves it to come back, and Discover lists.
+    if (unchecked.IsTransient()) return unchecked;
     return added;
   }
   std::lock_guard lock(*t.held_mu);

@@ -52,11 +52,12 @@ class S3StandIn {
   struct Object {
     std::string body;
     int head_status = 200;  // anything else: HEAD and GET answer with it
+    bool listed = true;
   };
 
-  void Put(const std::string& key, std::string body, int head_status = 200) {
+  void Put(const std::string& key, std::string body, int head_status = 200, bool listed = true) {
     std::lock_guard lock(mu_);
-    objects_[key] = Object{std::move(body), head_status};
+    objects_[key] = Object{std::move(body), head_status, listed};
   }
   static std::string ETagOf(const std::string& body) { return HexEncode(Md5Raw(body).data(), 16); }
   // How HEAD answers for a key that does not exist: 404, or 403 as S3 does
@@ -104,7 +105,7 @@ class S3StandIn {
                       "</Name><EncodingType>url</EncodingType><IsTruncated>false</IsTruncated>";
     std::lock_guard lock(mu_);
     for (const auto& [key, object] : objects_) {
-      if (!StartsWith(key, prefix)) continue;
+      if (!StartsWith(key, prefix) || !object.listed) continue;
       xml += "<Contents><Key>" + UriEncode(key, true) + "</Key><Size>" + std::to_string(object.body.size()) +
              "</Size><ETag>\"" + ETagOf(object.body) +
              "\"</ETag><LastModified>2016-08-01T01:00:00.000Z</LastModified></Contents>";
@@ -330,6 +331,37 @@ TEST_F(PipelineEvents, RefusedHeadIsRecordedAndTheBatchGoesOn) {
   auto objects = ledger_->Objects("access");
   ASSERT_TRUE(objects.ok());
   for (const ObjectRow& o : *objects) EXPECT_NE(o.key, deleted);
+}
+
+// A HeadObject that keeps failing transiently (503 through every retry) is
+// recorded too, but ends the receive loop: the source is struggling, the
+// rest of the batch would wait as long, and the pass lists instead.
+TEST_F(PipelineEvents, HeadObjectUnavailableRecordsTheMessageAndStopsReceiving) {
+  const std::string unavailable = "2016080100_0.log", good = "2016080102_0.log";
+  // Unlisted, so that only the event's HeadObject meets the 503s.
+  s3_.Put("logs/" + unavailable, LogLines(0, 5), /*head_status=*/503, /*listed=*/false);
+  s3_.Put("logs/" + good, LogLines(2, 7));
+  ASSERT_NO_FATAL_FAILURE(Open());
+  sqs_.Queue("m-1-unavailable", "receipt-unavailable", S3Event(unavailable, LogLines(0, 5)));
+  sqs_.Queue("m-2-good", "receipt-good", S3Event(good, LogLines(2, 7)));
+
+  std::atomic<bool> stop{false};
+  auto stats = pipeline_->RunOnce(stop);
+  ASSERT_FALSE(stats.ok());
+  EXPECT_TRUE(stats.status().IsTransient()) << stats.status().ToString();
+  EXPECT_NE(stats.status().message().find(unavailable), std::string::npos) << stats.status().ToString();
+  auto failing = Failing();
+  ASSERT_EQ(failing.size(), 1u);
+  EXPECT_EQ(failing[0].message_id, "m-1-unavailable");
+  EXPECT_NE(failing[0].detail.find("503"), std::string::npos) << failing[0].detail;
+  // Neither message is held: nothing is deleted; the good one comes back
+  // when its visibility runs out, and the listing has found its object.
+  EXPECT_TRUE(sqs_.Receipts("DeleteMessage").empty());
+  EXPECT_EQ(sqs_.WaitTimes().size(), 1u) << "no further receive after the failure";
+  auto staged = ledger_->FindObject("access", good, S3StandIn::ETagOf(LogLines(2, 7)));
+  ASSERT_TRUE(staged.ok() && *staged);
+  EXPECT_EQ((*staged)->found_by, "listing");
+  EXPECT_EQ((*staged)->state, ObjectState::kStaged);
 }
 
 // Without s3:ListBucket (or with it granted only on a prefix), S3 answers
