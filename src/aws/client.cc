@@ -103,7 +103,8 @@ std::string RegionFromEnvironment(std::string_view fallback) {
     const char* v = std::getenv(name);
     if (v && *v) return v;
   }
-  return std::string(fallback);
+  std::string region = RegionFromProfile();
+  return region.empty() ? std::string(fallback) : region;
 }
 
 }  // namespace logferry::aws

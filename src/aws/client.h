@@ -57,8 +57,8 @@ class Client {
   ClientOptions options_;
 };
 
-// The region the AWS tools would use: AWS_REGION, AWS_DEFAULT_REGION, else
-// fallback.
+// The region the AWS tools would use: AWS_REGION, AWS_DEFAULT_REGION, the
+// profile's region (RegionFromProfile), else fallback.
 std::string RegionFromEnvironment(std::string_view fallback = "us-east-1");
 
 }  // namespace logferry::aws

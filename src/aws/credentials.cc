@@ -235,19 +235,66 @@ bool IsAllowedContainerHost(std::string host) {
   return host == "169.254.170.2" || host == "169.254.170.23" || host == "fd00:ec2::23";
 }
 
+// The chain's defaults for what it reads from the outside world.
+ChainOptions WithDefaults(ChainOptions options) {
+  if (!options.getenv)
+    options.getenv = [](const std::string& name) {
+      const char* v = std::getenv(name.c_str());
+      return std::string(v ? v : "");
+    };
+  if (!options.now_us) options.now_us = [] { return NowMicros(); };
+  if (options.home.empty()) options.home = options.getenv("HOME");
+  return options;
+}
+
+// The profile chosen as the AWS CLI chooses it (options.profile, AWS_PROFILE,
+// AWS_DEFAULT_PROFILE, else "default"), read from the shared credentials and
+// config files. options must have its defaults.
+StatusOr<Profile> LoadSharedProfile(const ChainOptions& options) {
+  auto Env = [&](const char* name) { return options.getenv(name); };
+  Profile p;
+  p.name = options.profile;
+  if (p.name.empty()) p.name = Env("AWS_PROFILE");
+  if (p.name.empty()) p.name = Env("AWS_DEFAULT_PROFILE");
+  p.explicit_name = !p.name.empty();
+  if (p.name.empty()) p.name = "default";
+
+  std::string cred_path = Env("AWS_SHARED_CREDENTIALS_FILE");
+  if (cred_path.empty()) cred_path = options.home + "/.aws/credentials";
+  std::string config_path = Env("AWS_CONFIG_FILE");
+  if (config_path.empty()) config_path = options.home + "/.aws/config";
+  cred_path = ExpandHome(cred_path, options.home);
+  config_path = ExpandHome(config_path, options.home);
+  p.files = cred_path + " and " + config_path;
+
+  bool cred_exists = false, config_exists = false;
+  auto cred_file = ReadIni(cred_path, &cred_exists);
+  if (!cred_file.ok()) return cred_file.status().WithContext("shared credentials file");
+  auto config_file = ReadIni(config_path, &config_exists);
+  if (!config_file.ok()) return config_file.status().WithContext("shared config file");
+
+  // "[name]" in the credentials file; "[profile name]" in the config file,
+  // where the default profile may also be plain "[default]".
+  if (auto it = cred_file->find(p.name); it != cred_file->end()) {
+    p.credentials = it->second;
+    p.found = true;
+  }
+  for (const std::string& section : {"profile " + p.name, p.name == "default" ? std::string("default") : ""}) {
+    if (section.empty()) continue;
+    if (auto it = config_file->find(section); it != config_file->end()) {
+      for (const auto& [k, v] : it->second) p.config.emplace(k, v);
+      p.found = true;
+    }
+  }
+  if (p.explicit_name && !p.found) return Status::NotFound("profile \"" + p.name + "\" is not in " + p.files);
+  return p;
+}
+
 // ---------------------------------------------------------------------------
 
 class DefaultChain : public CredentialsProvider {
  public:
-  explicit DefaultChain(ChainOptions options) : options_(std::move(options)) {
-    if (!options_.getenv)
-      options_.getenv = [](const std::string& name) {
-        const char* v = std::getenv(name.c_str());
-        return std::string(v ? v : "");
-      };
-    if (!options_.now_us) options_.now_us = [] { return NowMicros(); };
-    if (options_.home.empty()) options_.home = options_.getenv("HOME");
-  }
+  explicit DefaultChain(ChainOptions options) : options_(WithDefaults(std::move(options))) {}
 
   StatusOr<Credentials> Get() override {
     return cache_.Get([this] { return Resolve(); });
@@ -300,44 +347,7 @@ class DefaultChain : public CredentialsProvider {
     return Credentials{id, secret, token, 0, "environment"};
   }
 
-  StatusOr<Profile> LoadProfile() {
-    Profile p;
-    p.name = options_.profile;
-    if (p.name.empty()) p.name = Env("AWS_PROFILE");
-    if (p.name.empty()) p.name = Env("AWS_DEFAULT_PROFILE");
-    p.explicit_name = !p.name.empty();
-    if (p.name.empty()) p.name = "default";
-
-    std::string cred_path = Env("AWS_SHARED_CREDENTIALS_FILE");
-    if (cred_path.empty()) cred_path = options_.home + "/.aws/credentials";
-    std::string config_path = Env("AWS_CONFIG_FILE");
-    if (config_path.empty()) config_path = options_.home + "/.aws/config";
-    cred_path = ExpandHome(cred_path, options_.home);
-    config_path = ExpandHome(config_path, options_.home);
-    p.files = cred_path + " and " + config_path;
-
-    bool cred_exists = false, config_exists = false;
-    auto cred_file = ReadIni(cred_path, &cred_exists);
-    if (!cred_file.ok()) return cred_file.status().WithContext("shared credentials file");
-    auto config_file = ReadIni(config_path, &config_exists);
-    if (!config_file.ok()) return config_file.status().WithContext("shared config file");
-
-    // "[name]" in the credentials file; "[profile name]" in the config file,
-    // where the default profile may also be plain "[default]".
-    if (auto it = cred_file->find(p.name); it != cred_file->end()) {
-      p.credentials = it->second;
-      p.found = true;
-    }
-    for (const std::string& section : {"profile " + p.name, p.name == "default" ? std::string("default") : ""}) {
-      if (section.empty()) continue;
-      if (auto it = config_file->find(section); it != config_file->end()) {
-        for (const auto& [k, v] : it->second) p.config.emplace(k, v);
-        p.found = true;
-      }
-    }
-    if (p.explicit_name && !p.found) return Status::NotFound("profile \"" + p.name + "\" is not in " + p.files);
-    return p;
-  }
+  StatusOr<Profile> LoadProfile() const { return LoadSharedProfile(options_); }
 
   // 2. Web identity: AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN (or the
   // profile's web_identity_token_file + role_arn) → STS.
@@ -567,6 +577,14 @@ class StaticProvider : public CredentialsProvider {
 
 std::unique_ptr<CredentialsProvider> MakeDefaultChain(ChainOptions options) {
   return std::make_unique<DefaultChain>(std::move(options));
+}
+
+std::string RegionFromProfile(ChainOptions options) {
+  options = WithDefaults(std::move(options));
+  // A profile that cannot be read names no region here; the credential
+  // chain reports what is wrong with it.
+  auto profile = LoadSharedProfile(options);
+  return profile.ok() ? profile->Get("region") : std::string();
 }
 
 std::unique_ptr<CredentialsProvider> MakeStaticProvider(Credentials credentials) {

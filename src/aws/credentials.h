@@ -85,6 +85,11 @@ struct ChainOptions {
 
 std::unique_ptr<CredentialsProvider> MakeDefaultChain(ChainOptions options = {});
 
+// `region` of the profile the chain would read (options.profile, AWS_PROFILE,
+// AWS_DEFAULT_PROFILE, else default) in the shared config or credentials
+// file, as the AWS CLI reads it; "" when it names none or cannot be read.
+std::string RegionFromProfile(ChainOptions options = {});
+
 // Fixed credentials (tests, and keys given explicitly).
 std::unique_ptr<CredentialsProvider> MakeStaticProvider(Credentials credentials);
 

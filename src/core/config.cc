@@ -42,8 +42,15 @@ const KeySpec kKeys[] = {
     {"source_endpoint", Scope::kBoth, "",
      "Overrides `endpoint` for the source; for gs:// the JSON API base URL (default STORAGE_EMULATOR_HOST, else "
      "https://storage.googleapis.com)."},
-    {"staging_endpoint", Scope::kBoth, "", "Overrides `endpoint` for the staging store (gs:// as for source_endpoint)."},
-    {"region", Scope::kBoth, "", "AWS region for S3 and SQS; empty: AWS_REGION, AWS_DEFAULT_REGION, us-east-1."},
+    {"staging_endpoint", Scope::kBoth, "",
+     "Overrides `endpoint` for the staging store (gs:// as for source_endpoint)."},
+    {"region", Scope::kBoth, "",
+     "AWS region for S3 and SQS; empty: AWS_REGION, AWS_DEFAULT_REGION, `region` of the AWS_PROFILE (else default) "
+     "profile in ~/.aws/config (AWS_CONFIG_FILE), else us-east-1. An SQS queue URL on AWS names its own."},
+    {"ca_file", Scope::kBoth, "",
+     "s3://: a PEM file of CA certificates trusted instead of the system store for the table's S3-compatible "
+     "endpoints (endpoint, source_endpoint, staging_endpoint, AWS_ENDPOINT_URL[_S3]), such as MinIO or Ceph behind a "
+     "private CA; certificates are still verified. AWS itself and the notifications queue keep the system store."},
     {"s3_addressing", Scope::kBoth, "auto",
      "auto (virtual-hosted on AWS, path-style on a custom endpoint or a bucket with dots), virtual or path."},
     {"notifications", Scope::kBoth, "",
@@ -59,7 +66,8 @@ const KeySpec kKeys[] = {
     {"credentials", Scope::kBoth, "",
      "gs:// and bigquery://: a Google credentials file (service-account key or authorized_user); empty: "
      "GOOGLE_APPLICATION_CREDENTIALS, the gcloud ADC file, GOOGLE_OAUTH_ACCESS_TOKEN, the metadata server."},
-    {"bigquery_endpoint", Scope::kBoth, "", "bigquery://: the REST API's base URL; empty: https://bigquery.googleapis.com."},
+    {"bigquery_endpoint", Scope::kBoth, "",
+     "bigquery://: the REST API's base URL; empty: https://bigquery.googleapis.com."},
     {"location", Scope::kBoth, "US", "bigquery://: where the dataset lives and jobs run."},
     {"clustering", Scope::kBoth, "", "bigquery://: clustering columns for a new table, comma-separated (up to 4)."},
     {"daily_load_budget", Scope::kBoth, "1000",
@@ -81,7 +89,8 @@ const KeySpec kKeys[] = {
     {"delimiter", Scope::kBoth, "\t",
      "out_file, ltsv, tsv: field delimiter; csv: \",\" unless set (\"\\t\", \" \", \",\", or SPACE/TAB/COMMA)."},
     {"label_delimiter", Scope::kBoth, ":", "ltsv: between a label and its value."},
-    {"keys", Scope::kBoth, "", "csv, tsv: the column names in order, as an array or a comma-separated string (required)."},
+    {"keys", Scope::kBoth, "",
+     "csv, tsv: the column names in order, as an array or a comma-separated string (required)."},
     {"message_key", Scope::kBoth, "message", "single_value: the field each line becomes."},
     {"output_time", Scope::kBoth, "true", "out_file: whether lines start with the time field."},
     {"output_tag", Scope::kBoth, "true", "out_file: whether lines carry the tag field."},
@@ -320,6 +329,8 @@ StatusOr<Config> ParseConfig(const std::string& text, const std::string& origin)
     tc.staging_store.endpoint = side_endpoint(staging.first, staging_endpoint.first);
     tc.source_store.region = tc.staging_store.region = region.first;
     tc.source_store.addressing = tc.staging_store.addressing = addressing.first;
+    LF_GET(ca_file, "ca_file");
+    tc.source_store.ca_file = tc.staging_store.ca_file = ca_file.first;
     LF_GET(notifications, "notifications");
     if (!notifications.first.empty()) {
       // The path (after the host's '/') is ACCOUNT/QUEUE.

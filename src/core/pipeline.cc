@@ -245,6 +245,7 @@ StatusOr<int64_t> Pipeline::HandleNotification(TableRuntime& t, const aws::SqsMe
   held.receive_count = m.receive_count;
   held.received_us = now;
   std::vector<ObjectInfo> found;
+  Status unchecked;
   for (const S3EventObject& e : parsed->created) {
     if (e.bucket != t.source_bucket || !StartsWith(e.key, t.source_prefix)) continue;
     std::string key = e.key.substr(t.source_prefix.size());
@@ -252,14 +253,40 @@ StatusOr<int64_t> Pipeline::HandleNotification(TableRuntime& t, const aws::SqsMe
     // The object as it is now: the event may be older than an overwrite,
     // and its etag is the version the ledger must name.
     auto info = WithRetry(io_retry_, [&] { return t.source->Stat(key); });
+    if (info.status().code() == StatusCode::kPermissionDenied && GoneFromListing(t, key)) continue;
     if (info.status().IsNotFound()) continue;  // deleted since; nothing to stage
-    if (!info.ok()) return info.status().WithContext("checking " + t.source->UriOf(key) + " announced by an event");
+    if (!info.ok()) {
+      if (unchecked.ok())
+        unchecked = info.status().WithContext("checking " + t.source->UriOf(key) + " announced by an event");
+      continue;
+    }
     held.objects.emplace_back(info->key, info->etag);
     found.push_back(std::move(*info));
   }
   int64_t added = 0;
   if (!found.empty()) {
     LF_ASSIGN_OR_RETURN(added, ledger_->RecordDiscovered(cfg.name, found, "event", now));
+  }
+  if (!unchecked.ok()) {
+    // One message's object must not hold up the rest of the batch. Like an
+    // unusable body, the message is recorded and left on the queue, not held
+    // (never extended or deleted): a later delivery may succeed, and the
+    // redrive policy moves it aside if none does.
+    spdlog::warn("{}: notification {} from {} stays on the queue: {}", cfg.name, m.message_id, t.queue->url(),
+                 unchecked.ToString());
+    NotificationRow row{
+        m.message_id,         cfg.name, t.queue->url(), "failing", m.receive_count, unchecked.ToString(),
+        Excerpt(m.body, 200), now};
+    LF_RETURN_IF_ERROR(ledger_->RecordNotification(row));
+    {
+      std::lock_guard lock(*t.held_mu);
+      t.held.erase(m.message_id);
+    }
+    // A transient failure that outlasted the retries means the source is
+    // struggling: the rest of the batch would wait as long for the same
+    // answer. Stopping here leaves it to come back, and Discover lists.
+    if (unchecked.IsTransient()) return unchecked;
+    return added;
   }
   std::lock_guard lock(*t.held_mu);
   auto it = t.held.find(m.message_id);
@@ -271,6 +298,15 @@ StatusOr<int64_t> Pipeline::HandleNotification(TableRuntime& t, const aws::SqsMe
     t.held.emplace(m.message_id, std::move(held));
   }
   return added;
+}
+
+bool Pipeline::GoneFromListing(TableRuntime& t, const std::string& key) {
+  // Without s3:ListBucket, S3 answers HeadObject for a missing key with 403,
+  // not 404, so as not to reveal whether it exists. A listing under the key
+  // itself, which a policy granting ListBucket on the source prefix allows,
+  // tells a deleted object from a real permission problem.
+  auto page = WithRetry(io_retry_, [&] { return t.source->List(key, "", 1); });
+  return page.ok() && (page->objects.empty() || page->objects.front().key != key);
 }
 
 Status Pipeline::SettleNotifications(TableRuntime& t, PassStats* stats) {
@@ -325,10 +361,34 @@ Status Pipeline::SettleNotifications(TableRuntime& t, PassStats* stats) {
 void Pipeline::ExtendHeldNotifications(TableRuntime& t) {
   if (!t.queue) return;
   int visibility_s = static_cast<int>(t.config->sqs_visibility_us / kMicrosPerSecond);
-  std::vector<std::pair<std::string, std::string>> receipts;
+  std::vector<std::pair<std::string, HeldMessage>> held;
+  std::set<std::pair<std::string, std::string>> staging_now;
   {
     std::lock_guard lock(*t.held_mu);
-    for (const auto& [id, m] : t.held) receipts.emplace_back(id, m.receipt_handle);
+    held.assign(t.held.begin(), t.held.end());
+    staging_now = t.staging_now;
+  }
+  std::vector<std::pair<std::string, std::string>> receipts;
+  for (const auto& [id, m] : held) {
+    // Extending a message that waits on a failing object would keep it in
+    // flight for as long as other objects stage, and it would never reach the
+    // queue's maxReceiveCount. Messages whose objects are all staged are
+    // kept: the settle step after staging deletes them.
+    bool waits_elsewhere = false;
+    for (const auto& object : m.objects) {
+      if (staging_now.count(object)) continue;
+      auto row = ledger_->FindObject(t.config->name, object.first, object.second);
+      if (row.ok() && (!*row || (*row)->state == ObjectState::kStaged || (*row)->state == ObjectState::kSuperseded))
+        continue;
+      waits_elsewhere = true;
+      break;
+    }
+    if (waits_elsewhere) {
+      spdlog::debug("{}: notification {} waits on an object that is not being staged; not extended", t.config->name,
+                    id);
+      continue;
+    }
+    receipts.emplace_back(id, m.receipt_handle);
   }
   for (const auto& [id, receipt] : receipts) {
     Status s = t.queue->ExtendVisibility(receipt, visibility_s);
@@ -348,6 +408,21 @@ Status Pipeline::Stage(TableRuntime& t, const std::atomic<bool>& stop, PassStats
   LF_ASSIGN_OR_RETURN(std::vector<ObjectRow> due, ledger_->DueObjects(t.config->name, NowMicros()));
   if (due.empty()) return Status::Ok();
   const TableConfig& cfg = *t.config;
+  auto finished = [&t](const ObjectRow& obj) {
+    std::lock_guard lock(*t.held_mu);
+    t.staging_now.erase({obj.key, obj.etag});
+  };
+  {
+    std::lock_guard lock(*t.held_mu);
+    for (const ObjectRow& obj : due) t.staging_now.emplace(obj.key, obj.etag);
+  }
+  struct ClearOnExit {
+    TableRuntime& t;
+    ~ClearOnExit() {
+      std::lock_guard lock(*t.held_mu);
+      t.staging_now.clear();
+    }
+  } clear_on_exit{t};
   std::atomic<size_t> next{0};
   std::atomic<int64_t> done{0}, failed{0}, rows{0}, bad{0};
   std::atomic<uint64_t> bytes{0};
@@ -369,6 +444,7 @@ Status Pipeline::Stage(TableRuntime& t, const std::atomic<bool>& stop, PassStats
         std::string error = t.source->UriOf(obj.key) + ": " + outcome.status().ToString();
         spdlog::warn("staging failed: {}", error);
         Status s = ledger_->MarkFailed(obj.id, error, NextAttempt(cfg, obj.attempts + 1, now));
+        finished(obj);
         if (!s.ok()) {
           std::lock_guard lock(fatal_mu);
           fatal = s;
@@ -385,6 +461,7 @@ Status Pipeline::Stage(TableRuntime& t, const std::atomic<bool>& stop, PassStats
         s = ledger_->CommitStaged(o.staged, now);
         if (!s.ok()) t.schema->Requeue(taken);
       }
+      finished(obj);
       if (!s.ok()) {
         spdlog::error("ledger commit for {} failed: {}", t.source->UriOf(obj.key), s.ToString());
         std::lock_guard lock(fatal_mu);

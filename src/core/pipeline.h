@@ -11,15 +11,16 @@
 #include <atomic>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "aws/sqs.h"
-#include "core/config.h"
 #include "common/retry.h"
+#include "core/config.h"
 #include "ledger/ledger.h"
 #include "schema/schema.h"
 #include "store/object_store.h"
@@ -63,6 +64,10 @@ struct TableRuntime {
   int64_t last_listing_us = 0;
   std::unique_ptr<std::mutex> held_mu = std::make_unique<std::mutex>();
   std::map<std::string, HeldMessage> held;  // by message id
+  // (key, etag) of the objects the running Stage step has yet to finish;
+  // guarded by held_mu. Only messages waiting on these are worth keeping
+  // invisible: the others must lapse so the queue counts their deliveries.
+  std::set<std::pair<std::string, std::string>> staging_now;
 };
 
 struct PassStats {
@@ -98,6 +103,9 @@ class Pipeline {
   // Deletes held notifications whose objects are now staged.
   Status SettleNotifications(TableRuntime& t, PassStats* stats);
   // Keeps held notifications invisible while their objects are being staged.
+  // A message that also waits on an object not being staged now (failing,
+  // backing off) is left to time out, so the queue's redrive policy sees
+  // each of its deliveries.
   void ExtendHeldNotifications(TableRuntime& t);
   Status Stage(TableRuntime& t, const std::atomic<bool>& stop, PassStats* stats);
   Status ProcessRequests(TableRuntime& t);
@@ -135,6 +143,8 @@ class Pipeline {
   StatusOr<int64_t> ReceiveNotifications(TableRuntime& t, PassStats* stats);
   Status CheckStagedParts(TableRuntime& t, const LoadPlan& plan);
   StatusOr<int64_t> HandleNotification(TableRuntime& t, const aws::SqsMessage& m);
+  // Whether a listing shows that key is no longer in the source.
+  bool GoneFromListing(TableRuntime& t, const std::string& key);
 };
 
 }  // namespace logferry

@@ -66,7 +66,7 @@ std::string_view UrlForMessages(std::string_view url) {
 bool IsLocalOnlyHost(std::string_view host) {
   return host == "169.254.169.254" || host == "169.254.170.2" || host == "169.254.170.23" ||
          host == "[fd00:ec2::254]" || host == "[fd00:ec2::23]" || host == "metadata.google.internal" ||
-         host == "localhost" || host == "[::1]" || StartsWith(host, "127.");
+         host == "localhost" || EndsWith(host, ".localhost") || host == "[::1]" || StartsWith(host, "127.");
 }
 
 }  // namespace
@@ -110,7 +110,8 @@ StatusOr<HttpResponse> HttpClient::Send(const HttpRequest& request) const {
   curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
   // Metadata and container-credential endpoints are link-local or loopback:
   // a configured HTTP proxy must never see those requests (the SDKs bypass
-  // proxies for them too).
+  // proxies for them too). curl resolves *.localhost to loopback as well,
+  // which is what a virtual-hosted bucket on a localhost endpoint becomes.
   Url url;
   if (ParseUrl(request.url, &url) && IsLocalOnlyHost(url.host)) curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");
   // Bodies are compared against checksums of the stored bytes: no transparent

@@ -123,8 +123,13 @@ struct StoreOptions {
   // AWS_ENDPOINT_URL, else AWS itself. gs://: the JSON API's base URL;
   // empty means STORAGE_EMULATOR_HOST, else https://storage.googleapis.com.
   std::string endpoint;
-  std::string region;      // s3://: empty means AWS_REGION, AWS_DEFAULT_REGION, us-east-1
+  std::string region;      // s3://: empty means AWS_REGION, AWS_DEFAULT_REGION, the profile's, us-east-1
   std::string addressing;  // s3://: "auto" (virtual-hosted on AWS, path-style elsewhere), "virtual", "path"
+  // s3://: a PEM file of CA certificates trusted, instead of the system
+  // store, by a custom endpoint's TLS (MinIO or Ceph with a private CA). AWS
+  // itself keeps the system store, so one setting serves a table whose other
+  // side is on AWS.
+  std::string ca_file;
   // Applied per request by remote stores; the core sets it from its config.
   RetryPolicy retry;
   // s3://: shared so several stores refresh one set of temporary

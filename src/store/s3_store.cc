@@ -1,12 +1,13 @@
 #include "store/s3_store.h"
 
 #include <curl/curl.h>
-#include <pugixml.hpp>
 
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <mutex>
+#include <pugixml.hpp>
 
 #include "aws/client.h"
 #include "aws/credentials.h"
@@ -84,11 +85,14 @@ class S3Store final : public ObjectStore {
         prefix_(std::move(prefix)),
         addressing_(std::move(addressing)),
         options_(std::move(options)),
+        http_(addressing_.custom_endpoint && !options_.ca_file.empty()
+                  ? std::make_unique<HttpClient>(HttpClientOptions{.ca_file = options_.ca_file})
+                  : nullptr),
         client_(aws::ClientOptions{.service = "s3",
                                    .region = addressing_.region,
                                    .credentials = options_.aws_credentials,
                                    .retry = options_.retry,
-                                   .http = nullptr,
+                                   .http = http_.get(),
                                    .s3_signing = true}) {}
 
   const std::string& uri() const override { return uri_; }
@@ -306,6 +310,7 @@ class S3Store final : public ObjectStore {
   std::string prefix_;
   S3Addressing addressing_;
   StoreOptions options_;
+  std::unique_ptr<HttpClient> http_;  // null: the process-wide client
   aws::Client client_;
 };
 
@@ -427,6 +432,7 @@ StatusOr<S3Addressing> ResolveS3Addressing(std::string_view bucket, const StoreO
   Url url;
   if (!ParseUrl(endpoint, &url) || (url.scheme != "http" && url.scheme != "https") || url.path != "/")
     return Status::InvalidArgument("s3 endpoint must be http(s)://host[:port], not '" + endpoint + "'");
+  a.custom_endpoint = true;
   if (mode == "virtual") {
     a.origin = url.scheme + "://" + std::string(bucket) + "." + url.Authority();
   } else {
@@ -445,6 +451,12 @@ StatusOr<std::unique_ptr<ObjectStore>> OpenS3Store(std::string_view uri, const S
   if (!prefix.empty() && prefix.back() != '/') prefix += '/';
   if (!prefix.empty()) LF_RETURN_IF_ERROR(ValidateKey(prefix.substr(0, prefix.size() - 1)));
   LF_ASSIGN_OR_RETURN(S3Addressing addressing, ResolveS3Addressing(u.authority, options));
+  if (addressing.custom_endpoint && !options.ca_file.empty()) {
+    // Checked here, where the message can name the setting; curl would only
+    // say that it cannot use its CA bundle.
+    std::ifstream ca(options.ca_file);
+    if (!ca) return Status::InvalidArgument("ca_file '" + options.ca_file + "' cannot be read");
+  }
   StoreOptions opts = options;
   if (!opts.aws_credentials) opts.aws_credentials = aws::MakeDefaultChain({.region = addressing.region});
   std::string root = "s3://" + u.authority + "/" + prefix;

@@ -24,6 +24,7 @@ struct S3Addressing {
   std::string origin;  // "https://bucket.s3.us-east-1.amazonaws.com" or "http://127.0.0.1:9000"
   std::string bucket_path;  // "" (virtual-hosted) or "/bucket" (path-style)
   std::string region;
+  bool custom_endpoint = false;  // not AWS itself: an endpoint from options or the environment
 };
 StatusOr<S3Addressing> ResolveS3Addressing(std::string_view bucket, const StoreOptions& options);
 

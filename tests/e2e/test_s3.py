@@ -7,8 +7,10 @@ Expected numbers come from reading the generated objects locally
 
 import json
 import os
+import re
 import time
 import unittest
+import urllib.parse
 
 import faultproxy
 import lf
@@ -161,7 +163,37 @@ class EventDrivenDiscovery(S3Case):
         self.assertEqual(st["objects"]["staged"], len(names) - 1)
 
 
+# Keys below a %{path} of any depth, not only at the source's root.
+ANY_PATH_KEY_RE = re.compile(r"^(.*/)?\d{10}_\d+\.(gz|log|zst|txt)$")
+# A %{path} with a space, a '+' and a non-ASCII character: S3 event
+# notifications form-encode keys ('+' for a space, %2B for a '+').
+ODD_DIR = "web 1+2 caf\u00e9"
+
+
 class S3Staging(S3Case):
+    def receive_all_events(self, expected):
+        """Every message now on the queue, received and then made visible again
+        (bounded); returns {key: [eventName, ...]}, keys decoded."""
+        messages = []
+        for _ in range(50):
+            if len(messages) >= expected:
+                break
+            r = self.moto.aws("sqs", "receive-message", "--queue-url", self.queue_url, "--max-number-of-messages",
+                              "10", "--visibility-timeout", "60", "--wait-time-seconds", "1")
+            messages += (r or {}).get("Messages", [])
+        self.assertEqual(len(messages), expected)
+        for i in range(0, len(messages), 10):
+            entries = [{"Id": str(j), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                       for j, m in enumerate(messages[i:i + 10])]
+            self.moto.aws("sqs", "change-message-visibility-batch", "--queue-url", self.queue_url, "--entries",
+                          json.dumps(entries))
+        events = {}
+        for m in messages:
+            for record in json.loads(m["Body"]).get("Records", []):
+                key = urllib.parse.unquote_plus(record["s3"]["object"]["key"])
+                events.setdefault(key, []).append(record["eventName"])
+        return events
+
     def test_s3_source_and_staging_exact_counts_and_duplicate_events(self):
         self.moto.make_bucket("staging")
         # Multipart uploads for anything over 64 KB: S3 then announces each
@@ -169,17 +201,43 @@ class S3Staging(S3Case):
         with open(os.path.join(self.moto.config_dir, "config"), "w") as f:
             f.write("[default]\ns3 =\n  multipart_threshold = 64KB\n  multipart_chunksize = 5MB\n")
         self.ws.gen(hours=5, rows_per_hour=3000)
+        names = sorted(os.listdir(self.ws.source_dir))
+        # The largest object goes below an odd directory name, so it takes
+        # the multipart path and its key the form-encoded one.
+        biggest = max(names, key=lambda name: os.path.getsize(os.path.join(self.ws.source_dir, name)))
+        self.assertGreater(os.path.getsize(os.path.join(self.ws.source_dir, biggest)), 64 * 1024)
+        os.mkdir(os.path.join(self.ws.source_dir, ODD_DIR))
+        os.rename(os.path.join(self.ws.source_dir, biggest), os.path.join(self.ws.source_dir, ODD_DIR, biggest))
+        odd_key = ODD_DIR + "/" + biggest
         self.upload(self.ws.source_dir)
-        n = len(os.listdir(self.ws.source_dir))
-        # The same object written again, unchanged: one more event, same etag.
-        some = sorted(os.listdir(self.ws.source_dir))[0]
+        n = len(names)
+        sizes = {name: os.path.getsize(os.path.join(self.ws.source_dir, name)) for name in names if name != biggest}
+        sizes[odd_key] = os.path.getsize(os.path.join(self.ws.source_dir, odd_key))
+        multipart = sorted(k for k, size in sizes.items() if size > 64 * 1024)
+        # The same object written again, unchanged: more events, same etag.
+        some = sorted(k for k in sizes if k != odd_key)[0]
         self.moto.aws("s3", "cp", "--quiet", os.path.join(self.ws.source_dir, some), "s3://%s/logs/%s" % (BUCKET, some))
+        # What moto delivered, before logferry sees it: two events for every
+        # multipart object (so two events must make one ledger entry), the
+        # odd key decoded to itself, and the s3:TestEvent.
+        per_upload = {k: ["ObjectCreated:CompleteMultipartUpload", "ObjectCreated:Put"] if k in multipart
+                      else ["ObjectCreated:Put"] for k in sizes}
+        events = self.receive_all_events(1 + sum(len(v) for v in per_upload.values()) + len(per_upload[some]))
+        self.assertEqual(sorted(events), sorted("logs/" + k for k in sizes))
+        self.assertIn(odd_key, multipart)
+        for k in sizes:
+            self.assertEqual(sorted(events["logs/" + k]), sorted(per_upload[k] * (2 if k == some else 1)), k)
         self.config(staging="s3://staging/parts/")
         r = self.ws.run_once(expect_rc=0)
         self.assertEqual(self.ws.ledger_scalar("SELECT count(*) FROM objects"), n)
-        self.assertEqual(self.ws.warehouse_hour_counts(), lf.count_source(self.ws.source_dir).per_hour)
-        etags = [e for (e,) in self.ws.ledger("SELECT etag FROM objects")]
-        self.assertTrue(any("-" in e for e in etags), etags)  # multipart ETags made it through
+        # Announced by its events (received before the pass lists the source),
+        # under its exact key.
+        self.assertEqual(self.found_by().get(odd_key), "event", self.found_by())
+        self.assertEqual(self.ws.warehouse_hour_counts(),
+                         lf.count_source(self.ws.source_dir, key_re=ANY_PATH_KEY_RE).per_hour)
+        etags = dict(self.ws.ledger("SELECT key, etag FROM objects"))
+        for k in multipart:
+            self.assertIn("-", etags[k])  # multipart ETags made it through
         listed = self.moto.aws("s3api", "list-objects-v2", "--bucket", "staging", "--prefix", "parts/access/")
         staged = sorted(o["Key"] for o in listed.get("Contents", []))
         self.assertEqual(staged, sorted("parts/" + k for (k,) in self.ws.ledger("SELECT key FROM parts")))

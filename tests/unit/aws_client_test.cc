@@ -136,5 +136,42 @@ TEST(AwsClient, GivesUpAfterTheAttemptBudget) {
   EXPECT_EQ(n.calls.load(), 3);
 }
 
+// A server that accepts the request and then says nothing: the request's
+// time limit, or the stall limit (too few bytes for too long), ends the
+// attempt as a transient failure, and the next attempt gets the answer.
+TEST(AwsClient, RetriesAfterATimeoutOrAStall) {
+  struct Limit {
+    const char* name;
+    int64_t timeout_ms;
+    int64_t low_speed_time_s;
+  };
+  for (const Limit& limit : {Limit{"timeout", 300, 30}, Limit{"stall", 60'000, 1}}) {
+    SCOPED_TRACE(limit.name);
+    Counted n;
+    LocalHttpServer server([&](const LocalHttpRequest&) {
+      if (++n.calls == 1) {
+        LocalHttpResponse stall;
+        stall.stall = true;
+        return stall;
+      }
+      return LocalHttpResponse{200, {}, "answer"};
+    });
+    HttpRequest req;
+    req.url = server.Url() + "/bucket/key";
+    req.timeout_ms = limit.timeout_ms;
+    req.low_speed_time_s = limit.low_speed_time_s;
+    auto r = TestClient(3).Send("S3 GetObject s3://bucket/key", req);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->body, "answer");
+    EXPECT_EQ(n.calls.load(), 2);
+    // One attempt alone ends with the stall, as a transient error.
+    n.calls = 0;
+    auto once = TestClient(1).Send("S3 GetObject s3://bucket/key", req);
+    ASSERT_FALSE(once.ok());
+    EXPECT_EQ(once.status().code(), StatusCode::kUnavailable) << once.status().ToString();
+    EXPECT_EQ(n.calls.load(), 1);
+  }
+}
+
 }  // namespace
 }  // namespace logferry::aws

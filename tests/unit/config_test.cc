@@ -5,6 +5,10 @@
 #include <cstdlib>
 #include <regex>
 
+#include "aws/credentials.h"
+#include "local_http_server.h"
+#include "store/object_store.h"
+
 namespace logferry {
 namespace {
 
@@ -266,6 +270,7 @@ warehouse = "duckdb:///data/logs.duckdb"
 notifications = "https://sqs.eu-west-1.amazonaws.com/123456789012/s3-events"
 reconcile_every = "30m"
 s3_addressing = "path"
+ca_file = "/etc/ssl/private-ca.pem"
 )");
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   const TableConfig& t = c->tables[0];
@@ -273,11 +278,48 @@ s3_addressing = "path"
   EXPECT_EQ(t.staging_store.endpoint, "https://storage.googleapis.com");
   EXPECT_EQ(t.source_store.region, "eu-west-1");
   EXPECT_EQ(t.staging_store.addressing, "path");
+  EXPECT_EQ(t.source_store.ca_file, "/etc/ssl/private-ca.pem");
+  EXPECT_EQ(t.staging_store.ca_file, "/etc/ssl/private-ca.pem");
   EXPECT_EQ(t.staging, "s3://staging/parts/");
   EXPECT_EQ(t.notifications, "https://sqs.eu-west-1.amazonaws.com/123456789012/s3-events");
   EXPECT_EQ(t.reconcile_every_us, 30 * 60 * kMicrosPerSecond);
   EXPECT_EQ(t.sqs_wait_us, 20 * kMicrosPerSecond);
   EXPECT_EQ(t.sqs_visibility_us, 300 * kMicrosPerSecond);
+}
+
+// source_endpoint overrides `endpoint` for the source only, and the store
+// opened from the parsed options sends its requests there.
+TEST(Config, SourceEndpointOverridesEndpointForTheSourceOnly) {
+  testutil::LocalHttpServer source_server([](const testutil::LocalHttpRequest&) {
+    return testutil::LocalHttpResponse{
+        200, {}, "<ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>"};
+  });
+  auto c = Parse(R"(state_dir = "/s"
+endpoint = "http://127.0.0.1:1"
+
+[[table]]
+name = "access"
+source = "s3://app-logs/logs/"
+source_endpoint = ")" +
+                 source_server.Url() + R"(/"
+staging = "s3://staging/parts/"
+warehouse = "duckdb:///data/logs.duckdb"
+)");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  const TableConfig& t = c->tables[0];
+  EXPECT_EQ(t.source_store.endpoint, source_server.Url());
+  EXPECT_EQ(t.staging_store.endpoint, "http://127.0.0.1:1");
+  StoreOptions options = t.source_store;
+  options.aws_credentials = aws::MakeStaticProvider({.access_key_id = "AKID", .secret_access_key = "secret"});
+  options.retry.max_attempts = 1;
+  auto store = OpenObjectStore(t.source, options);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  auto page = (*store)->List("", "", 10);
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  auto requests = source_server.Requests();
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_EQ(requests[0].path, "/app-logs");  // path-style on a custom endpoint
+  EXPECT_NE(requests[0].query.find("prefix=logs%2F"), std::string::npos) << requests[0].query;
 }
 
 TEST(Config, BadS3AndQueueSettingsNameTheKey) {

@@ -17,9 +17,11 @@
 #include <thread>
 #include <vector>
 
+#include "aws/client.h"
 #include "common/strings.h"
 #include "common/time.h"
 #include "local_http_server.h"
+#include "store/s3_store.h"
 
 namespace logferry::aws {
 namespace {
@@ -282,6 +284,54 @@ TEST_F(CredentialsTest, ProfilesFromCredentialsAndConfigFiles) {
   c = Resolve();
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   EXPECT_EQ(c->access_key_id, "AKIAELSE");
+}
+
+// The region comes from the chosen profile when the environment names none,
+// as the AWS CLI does it: "[profile NAME]" or "[default]" in the config file.
+TEST_F(CredentialsTest, RegionFromTheChosenProfile) {
+  Write(home_ + "/.aws/config", "[default]\nregion = eu-west-1\n[profile ops]\nregion = us-west-2\n[profile bare]\n");
+  EXPECT_EQ(RegionFromProfile(Options()), "eu-west-1");
+  env_["AWS_PROFILE"] = "ops";
+  EXPECT_EQ(RegionFromProfile(Options()), "us-west-2");
+  ChainOptions o = Options();
+  o.profile = "default";  // an explicit profile beats AWS_PROFILE
+  EXPECT_EQ(RegionFromProfile(o), "eu-west-1");
+  env_["AWS_PROFILE"] = "bare";
+  EXPECT_EQ(RegionFromProfile(Options()), "");
+  env_["AWS_PROFILE"] = "missing";
+  EXPECT_EQ(RegionFromProfile(Options()), "");
+  env_ = {{"AWS_CONFIG_FILE", home_ + "/other-config"}};
+  Write(home_ + "/other-config", "[default]\nregion = ap-south-1\n");
+  EXPECT_EQ(RegionFromProfile(Options()), "ap-south-1");
+  Write(home_ + "/other-config", "region = before-any-section\n");
+  EXPECT_EQ(RegionFromProfile(Options()), "") << "an unreadable file names no region";
+}
+
+// Through the process environment, where the S3 store and the SQS client
+// take their default region from.
+TEST_F(CredentialsTest, StoresAndQueuesTakeTheProfileRegionWhenTheEnvironmentHasNone) {
+  Write(home_ + "/.aws/config", "[default]\nregion = eu-west-1\n[profile dev]\nregion = eu-north-1\n");
+  for (const char* name : {"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE",
+                           "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"})
+    unsetenv(name);
+  setenv("HOME", home_.c_str(), 1);
+  setenv("AWS_PROFILE", "dev", 1);
+  EXPECT_EQ(RegionFromEnvironment(), "eu-north-1");
+  auto a = ResolveS3Addressing("logs", StoreOptions{});
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->region, "eu-north-1");
+  EXPECT_EQ(a->origin, "https://logs.s3.eu-north-1.amazonaws.com");
+  unsetenv("AWS_PROFILE");
+  EXPECT_EQ(RegionFromEnvironment(), "eu-west-1");
+  // The environment wins over the profile, AWS_REGION over AWS_DEFAULT_REGION.
+  setenv("AWS_DEFAULT_REGION", "ca-central-1", 1);
+  EXPECT_EQ(RegionFromEnvironment(), "ca-central-1");
+  setenv("AWS_REGION", "sa-east-1", 1);
+  EXPECT_EQ(RegionFromEnvironment(), "sa-east-1");
+  unsetenv("AWS_REGION");
+  unsetenv("AWS_DEFAULT_REGION");
+  fs::remove(home_ + "/.aws/config");
+  EXPECT_EQ(RegionFromEnvironment(), "us-east-1");
 }
 
 TEST_F(CredentialsTest, ExplicitProfileSkipsEnvironmentKeys) {

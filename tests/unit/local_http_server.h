@@ -20,6 +20,9 @@
 //   request received so far, in order, safe to call from any thread.
 // - A response with close_without_reply set closes the connection without
 //   writing anything (a reset, from the client's side).
+// - A response with stall set writes nothing and holds the connection until
+//   the client gives up and closes it (a stalled server, from the client's
+//   side), then serves the next connection.
 // - A client that stalls is dropped after 5 s so a broken test cannot hang.
 #pragma once
 
@@ -68,6 +71,7 @@ struct LocalHttpResponse {
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
   bool close_without_reply = false;
+  bool stall = false;
 };
 
 class LocalHttpServer {
@@ -177,6 +181,13 @@ class LocalHttpServer {
     }
     LocalHttpResponse response = handler_(request);
     if (response.close_without_reply) return;
+    if (response.stall) {
+      // Bounded by the 5 s receive timeout, like any stalled exchange here.
+      char byte;
+      while (::recv(fd, &byte, 1, 0) > 0) {
+      }
+      return;
+    }
 
     std::string out = "HTTP/1.1 " + std::to_string(response.status) + " " + Reason(response.status) + "\r\n";
     for (const auto& [name, value] : response.headers) out += name + ": " + value + "\r\n";

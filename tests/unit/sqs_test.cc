@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "local_http_server.h"
 #include "support/moto_server.h"
 
 namespace logferry::aws {
@@ -89,6 +90,36 @@ TEST(Sqs, MissingQueueIsNotFound) {
   auto r = (*q)->Receive(1, 0, 30);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kNotFound) << r.status().ToString();
+}
+
+// ReceiveMessage is a long poll: WaitTimeSeconds goes out as asked (clamped to
+// SQS's 0..20), so an empty queue costs one request per wait, not a busy loop.
+TEST(Sqs, ReceiveSendsWaitTimeSecondsForALongPoll) {
+  testutil::LocalHttpServer server([](const testutil::LocalHttpRequest&) {
+    return testutil::LocalHttpResponse{200, {{"Content-Type", "application/x-amz-json-1.0"}}, "{}"};
+  });
+  auto q = SqsQueue::Open(server.Url() + "/123456789012/events", "us-east-1", TestCredentials(), RetryPolicy{});
+  ASSERT_TRUE(q.ok()) << q.status().ToString();
+  ASSERT_TRUE((*q)->Receive(10, 20, 300).ok());
+  ASSERT_TRUE((*q)->Receive(50, 99, 30).ok());
+  ASSERT_TRUE((*q)->Receive(1, 0, 30).ok());
+  auto requests = server.Requests();
+  ASSERT_EQ(requests.size(), 3u);
+  std::vector<int> waits, maxes;
+  for (const auto& r : requests) {
+    EXPECT_EQ(r.method, "POST");
+    EXPECT_EQ(r.path, "/");
+    EXPECT_EQ(r.Header("x-amz-target"), "AmazonSQS.ReceiveMessage");
+    EXPECT_EQ(r.Header("content-type"), "application/x-amz-json-1.0");
+    auto j = nlohmann::json::parse(r.body, nullptr, false);
+    ASSERT_TRUE(j.is_object()) << r.body;
+    EXPECT_EQ(j.value("QueueUrl", ""), server.Url() + "/123456789012/events");
+    waits.push_back(j.value("WaitTimeSeconds", -1));
+    maxes.push_back(j.value("MaxNumberOfMessages", -1));
+  }
+  EXPECT_EQ(waits, (std::vector<int>{20, 20, 0}));
+  EXPECT_EQ(maxes, (std::vector<int>{10, 10, 1}));
+  EXPECT_EQ(nlohmann::json::parse(requests[0].body).value("VisibilityTimeout", -1), 300);
 }
 
 }  // namespace

@@ -1,0 +1,81 @@
+// The core retry policy's delays: capped exponential backoff with half
+// jitter. Bounds only, over many draws; nothing here waits.
+#include "common/retry.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+namespace logferry {
+namespace {
+
+TEST(RetryPolicy, BackoffStaysWithinHalfJitterOfTheCappedExponential) {
+  RetryPolicy p;
+  p.initial_backoff_us = 100'000;
+  p.max_backoff_us = 5'000'000;
+  for (int failures = 1; failures <= 70; ++failures) {
+    // d = min(max, initial * 2^(failures-1)); the draw is in [d/2, d].
+    int64_t d = p.max_backoff_us;
+    if (failures <= 6) d = std::min<int64_t>(p.max_backoff_us, p.initial_backoff_us << (failures - 1));
+    std::set<int64_t> seen;
+    for (int draw = 0; draw < 2000; ++draw) {
+      int64_t b = p.Backoff(failures);
+      ASSERT_GE(b, d / 2) << "failures " << failures;
+      ASSERT_LE(b, d) << "failures " << failures;
+      seen.insert(b);
+    }
+    // Jittered: 2000 draws from a range of 50,000+ values are not all alike.
+    EXPECT_GT(seen.size(), 100u) << "failures " << failures;
+  }
+  // The cap holds from the first doubling that reaches it onward.
+  EXPECT_LE(p.Backoff(7), p.max_backoff_us);
+  EXPECT_GE(p.Backoff(7), p.max_backoff_us / 2);
+}
+
+TEST(RetryPolicy, CapBelowTheFirstDelayWinsAndHugeCountsDoNotOverflow) {
+  RetryPolicy p;
+  p.initial_backoff_us = 30'000'000;
+  p.max_backoff_us = 1'000'000;
+  for (int draw = 0; draw < 1000; ++draw) {
+    int64_t b = p.Backoff(1 + draw % 5);
+    ASSERT_GE(b, 500'000);
+    ASSERT_LE(b, 1'000'000);
+  }
+  // The object-level policy: retry_max of 12 h, any number of failures.
+  p.initial_backoff_us = 30'000'000;
+  p.max_backoff_us = 12LL * 3600 * 1'000'000;
+  for (int failures : {1, 10, 11, 12, 100, 1000, 1 << 30}) {
+    int64_t b = p.Backoff(failures);
+    ASSERT_GT(b, 0) << failures;
+    ASSERT_LE(b, p.max_backoff_us) << failures;
+  }
+}
+
+TEST(RetryPolicy, WithRetryStopsAtTheAttemptBudgetAndOnPermanentErrors) {
+  RetryPolicy p;
+  p.max_attempts = 4;
+  p.initial_backoff_us = 1;
+  p.max_backoff_us = 2;
+  int calls = 0;
+  auto fails = [&](StatusCode code) {
+    return [&calls, code]() -> StatusOr<int> {
+      ++calls;
+      return Status(code, "failed");
+    };
+  };
+  EXPECT_EQ(WithRetry(p, fails(StatusCode::kUnavailable)).status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(calls, 4);
+  calls = 0;
+  EXPECT_EQ(WithRetry(p, fails(StatusCode::kPermissionDenied)).status().code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(calls, 1);
+  calls = 0;
+  auto third_time = WithRetry(p, [&]() -> StatusOr<int> {
+    if (++calls < 3) return Status::Unavailable("blip");
+    return calls;
+  });
+  ASSERT_TRUE(third_time.ok());
+  EXPECT_EQ(*third_time, 3);
+}
+
+}  // namespace
+}  // namespace logferry
