@@ -4,7 +4,8 @@
 //
 // Input: byte 0 picks format options as for the other normalizer targets;
 // byte 1 the chunk size the stream is fed in; the rest is the stream.
-// Checked: every record decodes to valid JSON (nlohmann parses it) and to
+// Checked: a record within max_line_bytes is never cut short; every other
+// record decodes to valid JSON (nlohmann parses it) and to
 // exactly what MsgpackToJson writes from msgpack-cxx's object tree for the
 // same bytes (a differential between the visitor and the unpacker); records
 // are contiguous; maps go through the fast/slow differential and row checks
@@ -40,6 +41,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto handle = [&]() {
     Require(rec.offset == next_offset, "records are not contiguous", std::to_string(rec.offset));
     next_offset = rec.offset + rec.size;
+    // A record within max_record is never cut; one over it may be (it is a
+    // bad record, measured only), and then there is no JSON to check.
+    Require(!rec.json_cut || rec.size > kMaxRecord, "a record within max_record was cut short", rec.json);
+    if (rec.json_cut) return;
     Require(json::accept(rec.json), "MsgpackStream wrote invalid JSON", rec.json);
     // The same bytes through msgpack-cxx's object unpacker (its limits may
     // refuse what the visitor takes: then there is nothing to compare).
@@ -70,13 +75,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     pos += n;
     at_end = n == 0;
     MsgpackStream::Result r;
-    while ((r = stream.Next(&rec, at_end)) == MsgpackStream::Result::kRecord) handle();
+    while ((r = stream.Next(&rec, at_end, kMaxRecord)) == MsgpackStream::Result::kRecord) handle();
     if (r == MsgpackStream::Result::kInvalid) {
       Require(stream.invalid_at() >= next_offset && stream.invalid_at() < stream.fed(), "invalid_at out of range",
               std::to_string(stream.invalid_at()));
       break;  // undecodable: the rest of the object is one bad record
     }
-    if (stream.Pending().size() > kHardCap) break;
+    if (!at_end && stream.Pending().size() > kHardCap) {
+      while ((r = stream.Next(&rec, true, kMaxRecord)) == MsgpackStream::Result::kRecord) handle();
+      if (r == MsgpackStream::Result::kInvalid || stream.Pending().size() > kHardCap) break;
+    }
   }
   diff.Finish();
   return 0;

@@ -82,7 +82,7 @@ Status ReadMsgpack(ReadStream& in, const TableConfig& cfg, RowNormalizer& norm, 
   auto handle = [&]() -> Status {
     ++record;
     ++out->staged.lines_read;
-    if (rec.size > max_record) {
+    if (rec.size > max_record || rec.json_cut) {
       add_bad(record, rec.offset, "",
               "msgpack record of " + std::to_string(rec.size) + " bytes is larger than max_line_bytes (" +
                   std::to_string(max_record) + ")",
@@ -134,25 +134,25 @@ Status ReadMsgpack(ReadStream& in, const TableConfig& cfg, RowNormalizer& norm, 
     out->bytes_uncompressed += n;
     at_end = n == 0;
     for (;;) {
-      MsgpackStream::Result r = stream.Next(&rec, at_end);
+      MsgpackStream::Result r = stream.Next(&rec, at_end, max_record);
       if (r == MsgpackStream::Result::kRecord) {
         LF_RETURN_IF_ERROR(handle());
         continue;
       }
-      if (r == MsgpackStream::Result::kInvalid) {
-        std::string_view pending = stream.Pending();
-        uint64_t at = stream.invalid_at(), start = stream.fed() - pending.size();
-        uint8_t byte = at - start < pending.size() ? static_cast<uint8_t>(pending[at - start]) : 0;
-        char what[96];
-        snprintf(what, sizeof what, "invalid msgpack (byte 0x%02x at offset %llu)", byte,
-                 static_cast<unsigned long long>(at));
-        return rest_is_garbage(what);
-      }
+      if (r == MsgpackStream::Result::kInvalid) return rest_is_garbage(stream.invalid_reason());
       break;
     }
-    if (!at_end && stream.Pending().size() > hard_cap)
-      return rest_is_garbage("msgpack record still incomplete after " + std::to_string(stream.Pending().size()) +
-                             " bytes");
+    if (!at_end && stream.Pending().size() > hard_cap) {
+      // The stream skips tries while a long record gathers bytes: make sure
+      // it really is incomplete before the rest of the object is given up.
+      MsgpackStream::Result r;
+      while ((r = stream.Next(&rec, /*force=*/true, max_record)) == MsgpackStream::Result::kRecord)
+        LF_RETURN_IF_ERROR(handle());
+      if (r == MsgpackStream::Result::kInvalid) return rest_is_garbage(stream.invalid_reason());
+      if (stream.Pending().size() > hard_cap)
+        return rest_is_garbage("msgpack record still incomplete after " + std::to_string(stream.Pending().size()) +
+                               " bytes");
+    }
   }
   if (!stream.Pending().empty()) {
     ++out->staged.lines_read;

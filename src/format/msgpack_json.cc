@@ -4,6 +4,8 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdint>
+#include <cstdio>
 #include <msgpack.hpp>
 
 #include "common/strings.h"
@@ -173,8 +175,14 @@ void Append(const msgpack::object& o, std::string* out, int depth, Repairs* r) {
 // depth are skipped whole (`skip_` counts how deep into one we are).
 class JsonVisitor : public msgpack::null_visitor {
  public:
-  void Reset(std::string* out) {
+  // out_cap: past this many bytes of JSON the record is only measured (it
+  // is over max_line_bytes anyway), so a huge record costs no huge string.
+  void Reset(std::string* out, size_t out_cap) {
     out_ = out;
+    out_cap_ = out_cap;
+    cut_ = false;
+    too_deep_ = false;
+    invalid_ = false;
     frames_.clear();
     skip_ = 0;
     key_kind_ = KeyKind::kNone;
@@ -184,23 +192,24 @@ class JsonVisitor : public msgpack::null_visitor {
   const char* type() const { return type_ ? type_ : "nil"; }
   Repairs& repairs() { return r_; }
   bool invalid() const { return invalid_; }
-  void ClearInvalid() { invalid_ = false; }
+  bool too_deep() const { return too_deep_; }
+  bool cut() const { return cut_; }
 
   bool visit_nil() {
-    return Scalar("nil", [&](std::string* o) { o->append("null"); });
+    return Scalar("nil", 4, [&](std::string* o) { o->append("null"); });
   }
   bool visit_boolean(bool v) {
-    return Scalar("bool", [&](std::string* o) { o->append(v ? "true" : "false"); });
+    return Scalar("bool", 5, [&](std::string* o) { o->append(v ? "true" : "false"); });
   }
   bool visit_positive_integer(uint64_t v) {
-    return Scalar("integer", [&](std::string* o) { AppendInteger(o, v); });
+    return Scalar("integer", 24, [&](std::string* o) { AppendInteger(o, v); });
   }
   bool visit_negative_integer(int64_t v) {
-    return Scalar("integer", [&](std::string* o) { AppendInteger(o, v); });
+    return Scalar("integer", 24, [&](std::string* o) { AppendInteger(o, v); });
   }
   bool visit_float32(float v) { return visit_float64(v); }
   bool visit_float64(double v) {
-    return Scalar("float", [&](std::string* o) { AppendFloat(o, v, &r_); });
+    return Scalar("float", 64, [&](std::string* o) { AppendFloat(o, v, &r_); });
   }
   bool visit_str(const char* v, uint32_t size) {
     std::string_view s(v, size);
@@ -208,17 +217,18 @@ class JsonVisitor : public msgpack::null_visitor {
       // A string key names its field at any depth.
       key_kind_ = KeyKind::kString;
       r_.key = s;
-      AppendString(out_, s, &r_);
+      if (Room(6 * s.size() + 2)) AppendString(out_, s, &r_);
       return true;
     }
-    return Scalar("str", [&](std::string* o) { AppendString(o, s, &r_); });
+    return Scalar("str", 6 * s.size() + 2, [&](std::string* o) { AppendString(o, s, &r_); });
   }
   bool visit_bin(const char* v, uint32_t size) {
-    return Scalar("bin", [&](std::string* o) { AppendBin(o, v, size); });
+    return Scalar("bin", 4 * (size / 3 + 1) + 2, [&](std::string* o) { AppendBin(o, v, size); });
   }
   bool visit_ext(const char* v, uint32_t size) {
     // v[0] is the ext type, the data follows.
-    return Scalar("ext", [&](std::string* o) { AppendExt(o, static_cast<int8_t>(v[0]), v + 1, size - 1); });
+    return Scalar("ext", 4 * (size / 3 + 1) + 40,
+                  [&](std::string* o) { AppendExt(o, static_cast<int8_t>(v[0]), v + 1, size - 1); });
   }
 
   bool start_array(uint32_t) { return StartContainer("array", '['); }
@@ -240,6 +250,7 @@ class JsonVisitor : public msgpack::null_visitor {
   bool end_map_key() {
     if (skip_) return true;
     frames_.back().in_key = false;
+    if (!Room(key_.size() * 6 + 64)) return true;
     switch (key_kind_) {
       case KeyKind::kString:
         break;  // written as it came
@@ -276,10 +287,26 @@ class JsonVisitor : public msgpack::null_visitor {
   // first: it becomes its JSON text, quoted.
   std::string* Target() { return InKey() ? &key_ : out_; }
 
+  // Once the JSON is past its cap, writing goes on into a sink that is
+  // emptied now and then: the parse still has to find the record's end.
+  // `upcoming`: the most JSON the next write can add. Once cut, values are
+  // not written at all (only punctuation, into the sink).
+  bool Room(size_t upcoming = 0) {
+    if (cut_) {
+      sink_.clear();
+      return false;
+    }
+    if (out_->size() + upcoming <= out_cap_) return true;
+    cut_ = true;
+    out_ = &sink_;
+    return false;
+  }
+
   template <typename Write>
-  bool Scalar(const char* type, Write write) {
+  bool Scalar(const char* type, size_t upcoming, Write write) {
     if (skip_) return true;
     if (!type_) type_ = type;
+    if (!Room(upcoming)) return true;
     if (frames_.size() > static_cast<size_t>(kMsgpackMaxDepth)) {
       AppendTooDeep(Target(), &r_);
       return true;
@@ -288,10 +315,17 @@ class JsonVisitor : public msgpack::null_visitor {
     return true;
   }
   bool StartContainer(const char* type, char open) {
+    // The parser keeps a stack entry per open container: bound it, or a
+    // stream of nested headers could take gigabytes of memory.
+    if (frames_.size() + skip_ >= kMsgpackMaxParseDepth) {
+      too_deep_ = true;
+      return false;
+    }
     if (skip_) {
       ++skip_;
       return true;
     }
+    Room();
     if (!type_) type_ = type;
     if (InKey()) {
       key_kind_ = KeyKind::kContainer;
@@ -317,6 +351,10 @@ class JsonVisitor : public msgpack::null_visitor {
   }
 
   std::string* out_ = nullptr;
+  size_t out_cap_ = 0;
+  bool cut_ = false;
+  bool too_deep_ = false;
+  std::string sink_;
   std::vector<Frame> frames_;
   uint64_t skip_ = 0;
   KeyKind key_kind_ = KeyKind::kNone;
@@ -361,22 +399,42 @@ void MsgpackStream::Commit(size_t k) {
   fed_ += k;
 }
 
-MsgpackStream::Result MsgpackStream::Next(Record* rec, bool at_end) {
+MsgpackStream::Result MsgpackStream::Next(Record* rec, bool force, size_t max_record) {
   size_t pending = buf_.size() - pos_;
   if (pending == 0) return Result::kNeedMore;
   // A record that did not fit is tried again once the bytes waiting have
-  // doubled (or at the end), so a long record costs linear time, not
+  // doubled (or when forced), so a long record costs linear time, not
   // quadratic.
-  if (!at_end && pending < 2 * incomplete_) return Result::kNeedMore;
+  if (!force && pending < 2 * incomplete_) return Result::kNeedMore;
   JsonVisitor& v = impl_->visitor;
   rec->json.clear();
-  v.Reset(&rec->json);
-  v.ClearInvalid();
+  // No record of max_record bytes writes more than ~7 bytes of JSON for
+  // each of its own (a false key with a false value: 2 bytes, 14 of JSON).
+  size_t cap = max_record > (SIZE_MAX - 4096) / 16 ? SIZE_MAX : 16 * max_record + 4096;
+  v.Reset(&rec->json, cap);
   size_t off = 0;
-  bool ok = msgpack::v2::parse(buf_.data() + pos_, pending, off, v);
+  bool ok = false;
+  uint64_t start = fed_ - pending;
+  try {
+    ok = msgpack::v2::parse(buf_.data() + pos_, pending, off, v);
+  } catch (const std::exception& e) {
+    invalid_at_ = start;
+    invalid_reason_ = std::string("msgpack could not be decoded (") + e.what() + ")";
+    return Result::kInvalid;
+  }
   if (!ok) {
     if (v.invalid()) {
-      invalid_at_ = fed_ - pending + v.error_offset();
+      invalid_at_ = start + v.error_offset();
+      uint8_t byte = invalid_at_ - start < pending ? static_cast<uint8_t>(buf_[pos_ + (invalid_at_ - start)]) : 0;
+      char what[96];
+      snprintf(what, sizeof what, "invalid msgpack (byte 0x%02x at offset %llu)", byte,
+               static_cast<unsigned long long>(invalid_at_));
+      invalid_reason_ = what;
+      return Result::kInvalid;
+    }
+    if (v.too_deep()) {
+      invalid_at_ = start;
+      invalid_reason_ = "msgpack nested deeper than " + std::to_string(kMsgpackMaxParseDepth) + " levels";
       return Result::kInvalid;
     }
     incomplete_ = pending;
@@ -384,8 +442,9 @@ MsgpackStream::Result MsgpackStream::Next(Record* rec, bool at_end) {
   }
   incomplete_ = 0;
   rec->type = v.type();
-  rec->offset = fed_ - pending;
+  rec->offset = start;
   rec->size = off;
+  rec->json_cut = v.cut();
   rec->repairs = v.repairs().count;
   rec->repair = v.repairs().what;
   pos_ += off;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <msgpack.hpp>
@@ -23,6 +24,9 @@ int MsgpackToJson(const msgpack::object& o, std::string* out, std::string* what 
 // Deeper values are cut (written as null, with a warning): this bounds the
 // recursion. The normalizer writes anything past 15 levels as text anyway.
 constexpr int kMsgpackMaxDepth = 20000;
+// Past this depth a stream is not decoded at all (MsgpackStream: kInvalid):
+// the parser holds a few bytes per open container, so this bounds its memory.
+constexpr size_t kMsgpackMaxParseDepth = 1'000'000;
 
 // Limits on declared lengths for an unpacker reading records of at most
 // max_record bytes: a corrupt header then fails to parse instead of making
@@ -46,13 +50,14 @@ class MsgpackStream {
     const char* type = "";  // its msgpack type ("map" for a record)
     uint64_t offset = 0;    // where it starts in the stream
     uint64_t size = 0;      // its encoded size in bytes
+    bool json_cut = false;  // the JSON outgrew what max_record allows: cut short
     int repairs = 0;        // values repaired or rewritten (see MsgpackToJson)
     std::string repair;     // the last reason
   };
   enum class Result {
     kRecord,    // *rec holds the next record
     kNeedMore,  // feed more bytes; at the end, Pending() is a truncated record
-    kInvalid,   // Pending() starts with bytes that are not msgpack
+    kInvalid,   // Pending() cannot be decoded (invalid_reason() says why)
   };
 
   MsgpackStream();
@@ -63,13 +68,18 @@ class MsgpackStream {
   // Room for n more bytes; then Commit how many were written there.
   char* Reserve(size_t n);
   void Commit(size_t k);
-  // The next complete record. Pass at_end once no more bytes will come.
-  Result Next(Record* rec, bool at_end = false);
+  // The next complete record. force: try now even if the last try fell
+  // short and few bytes have come since (at the end of the stream, or before
+  // giving up on a long record). A record over max_record bytes is only
+  // measured: its JSON is cut short (json_cut).
+  Result Next(Record* rec, bool force = false, size_t max_record = SIZE_MAX);
   // Bytes taken in so far, and those not yet decoded into records.
   uint64_t fed() const { return fed_; }
   std::string_view Pending() const;
-  // After kInvalid: the stream offset of the byte the parser stopped at.
+  // After kInvalid: the stream offset of the byte the parser stopped at,
+  // and why, for the bad record.
   uint64_t invalid_at() const { return invalid_at_; }
+  const std::string& invalid_reason() const { return invalid_reason_; }
 
  private:
   struct Impl;
@@ -80,6 +90,7 @@ class MsgpackStream {
   size_t incomplete_ = 0;  // undecoded bytes when the last try fell short
   uint64_t fed_ = 0;
   uint64_t invalid_at_ = 0;
+  std::string invalid_reason_;
 };
 
 // A short name of the msgpack type of o ("array", "str", ...), for messages.

@@ -335,7 +335,6 @@ StatusOr<size_t> GcsReadStream::Read(char* buf, size_t n) {
   if (chunk_pos_ == chunk_.size()) {
     if (offset_ >= info_.size) {
       if (!checked_) {
-        checked_ = true;
         std::string crc = Crc32cBase64(crc_), md5 = Base64Encode(md5_.Digest());
         for (const GoogHashes& h : {want_, served_}) {
           if (!h.crc32c.empty() && h.crc32c != crc)
@@ -345,6 +344,7 @@ StatusOr<size_t> GcsReadStream::Read(char* buf, size_t n) {
             return Status::Unavailable("GCS object " + store_->UriOf(key_) + " read back with md5 " + md5 +
                                        ", expected " + h.md5);
         }
+        checked_ = true;  // only once the hashes matched: a retried Read fails again
       }
       return size_t{0};
     }

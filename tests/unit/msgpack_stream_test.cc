@@ -281,5 +281,63 @@ TEST(MsgpackStream, ATruncatedRecordAndAnAbsurdHeaderWaitForBytesAndAllocateNoth
   }
 }
 
+TEST(MsgpackStream, NestingPastWhatTheParserMayHoldIsInvalidNotMemory) {
+  std::string stream(kMsgpackMaxParseDepth + 10, '\x91');  // arrays of one, never closed
+  MsgpackStream s;
+  MsgpackStream::Record rec;
+  char* room = s.Reserve(stream.size());
+  std::memcpy(room, stream.data(), stream.size());
+  s.Commit(stream.size());
+  EXPECT_EQ(s.Next(&rec, /*force=*/true), MsgpackStream::Result::kInvalid);
+  EXPECT_EQ(s.invalid_at(), 0u);
+  EXPECT_NE(s.invalid_reason().find("nested deeper than"), std::string::npos) << s.invalid_reason();
+}
+
+// A record over max_record is measured, not written out: its JSON stops
+// near the cap. One within max_record is never cut, even in the worst case
+// for expansion (false keys with false values: 2 bytes become 14).
+TEST(MsgpackStream, RecordsOverMaxRecordAreMeasuredWithoutTheirWholeJson) {
+  msgpack::sbuffer buf;
+  Packer pk(&buf);
+  pk.pack_map(2);
+  pk.pack(std::string("msg"));
+  pk.pack(std::string(100000, '\x01'));  // six bytes of JSON each
+  pk.pack(std::string("n"));
+  pk.pack(1);
+  pk.pack_map(1);
+  pk.pack(std::string("after"));
+  pk.pack(2);
+  std::string stream(buf.data(), buf.size());
+  MsgpackStream s;
+  MsgpackStream::Record rec;
+  char* room = s.Reserve(stream.size());
+  std::memcpy(room, stream.data(), stream.size());
+  s.Commit(stream.size());
+  ASSERT_EQ(s.Next(&rec, false, 1000), MsgpackStream::Result::kRecord);
+  EXPECT_TRUE(rec.json_cut);
+  EXPECT_GT(rec.size, 100000u);
+  EXPECT_LT(rec.json.size(), 16 * 1000 + 4096 + 1000);
+  ASSERT_EQ(s.Next(&rec, false, 1000), MsgpackStream::Result::kRecord) << "the stream goes on after it";
+  EXPECT_FALSE(rec.json_cut);
+  EXPECT_EQ(rec.json, "{\"after\":2}");
+
+  msgpack::sbuffer worst;
+  Packer wpk(&worst);
+  wpk.pack_map(15);  // fixmap: one header byte
+  for (int i = 0; i < 15; ++i) {
+    wpk.pack(false);
+    wpk.pack(false);
+  }
+  std::string w(worst.data(), worst.size());
+  MsgpackStream t;
+  room = t.Reserve(w.size());
+  std::memcpy(room, w.data(), w.size());
+  t.Commit(w.size());
+  ASSERT_EQ(t.Next(&rec, true, w.size()), MsgpackStream::Result::kRecord);
+  EXPECT_FALSE(rec.json_cut);
+  EXPECT_EQ(rec.size, w.size());
+  EXPECT_GT(rec.json.size(), 6 * w.size());
+}
+
 }  // namespace
 }  // namespace logferry

@@ -327,6 +327,19 @@ TEST(GcsStore, ReadsCheckXGoogHashAndMd5) {
   EXPECT_TRUE(bad_md5.status().IsTransient());
   EXPECT_NE(bad_md5.status().message().find("md5"), std::string::npos) << bad_md5.status().ToString();
 
+  // Reading on after the failure fails again: a damaged stream never ends cleanly.
+  {
+    auto r = (*store)->OpenRead("f");
+    ASSERT_TRUE(r.ok());
+    std::vector<char> buf(1 << 16);
+    StatusOr<size_t> n = size_t{0};
+    for (int i = 0; i < 100 && (n = (*r)->Read(buf.data(), buf.size())).ok() && *n > 0; ++i) {
+    }
+    ASSERT_FALSE(n.ok());
+    auto again = (*r)->Read(buf.data(), buf.size());
+    EXPECT_FALSE(again.ok()) << "a second Read after a hash mismatch must not report a clean end";
+  }
+
   served = {{"x-goog-hash", "crc32c=AAAAAA=="}};
   auto bad_crc = read();
   ASSERT_FALSE(bad_crc.ok());
