@@ -8,9 +8,8 @@
 // More parts than one job may name go to a scratch table first and are
 // copied over the partition in one step. When the daily job budget is short,
 // several partitions are replaced by one merged job (ReplacePartitions).
-#include <nlohmann/json.hpp>
-
 #include <chrono>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
 
@@ -56,25 +55,15 @@ class BigQueryWarehouse final : public Warehouse {
     auto existing = client_.Send("BigQuery tables.get " + Name(table), get, AcceptNotFound("tables.get", table));
     LF_RETURN_IF_ERROR(existing.status());
     if (existing->status == 404) {
-      json body = {{"tableReference", {{"projectId", project_}, {"datasetId", dataset_}, {"tableId", table}}},
-                   {"schema", {{"fields", fields}}},
-                   {"timePartitioning",
-                    {{"type", opts_.partition_unit_us >= kMicrosPerDay ? "DAY" : "HOUR"}, {"field", "_time"}}}};
+      json body = PartitionedTable(table, fields, opts_.partition_unit_us);
       if (!opts_.clustering.empty()) body["clustering"] = {{"fields", opts_.clustering}};
-      HttpRequest insert;
-      insert.method = "POST";
-      insert.url = DatasetUrl() + "/tables";
-      std::string text = body.dump();
-      insert.body = text;
-      insert.headers = {{"Content-Type", "application/json"}};
-      auto created = client_.Send("BigQuery tables.insert " + Name(table), insert, AcceptConflict("tables.insert", table));
-      return created.status();
+      return InsertTable(table, body).status();
     }
     // New fields are added by patching in the whole schema; BigQuery keeps
     // existing columns as they are (it cannot change a column's type).
     json current = json::parse(existing->body, nullptr, false);
-    json have = current.is_object() ? current.value("schema", json::object()).value("fields", json::array())
-                                    : json::array();
+    json have =
+        current.is_object() ? current.value("schema", json::object()).value("fields", json::array()) : json::array();
     if (FieldNames(have) == FieldNames(fields) && NestedCount(have) == NestedCount(fields)) return Status::Ok();
     json merged = MergeFields(have, fields);
     HttpRequest patch;
@@ -89,7 +78,8 @@ class BigQueryWarehouse final : public Warehouse {
   StatusOr<int64_t> ReplacePartition(const LoadPlan& plan, int64_t unit_us, ObjectStore& staging,
                                      const SchemaRegistry& schema) override {
     if (!StartsWith(staging.uri(), "gs://"))
-      return Status::FailedPrecondition("the bigquery warehouse loads from a gs:// staging store, not " + staging.uri());
+      return Status::FailedPrecondition("the bigquery warehouse loads from a gs:// staging store, not " +
+                                        staging.uri());
     std::vector<std::string> uris;
     for (const PartRow& p : plan.parts) uris.push_back(staging.UriOf(p.key));
     if (uris.empty()) {
@@ -309,8 +299,9 @@ class BigQueryWarehouse final : public Warehouse {
       std::string text = body.dump();
       insert.body = text;
       insert.headers = {{"Content-Type", "application/json"}};
-      LF_RETURN_IF_ERROR(client_.Send("BigQuery datasets.insert " + project_ + "." + dataset_, insert,
-                                      AcceptConflict("datasets.insert", ""))
+      LF_RETURN_IF_ERROR(client_
+                             .Send("BigQuery datasets.insert " + project_ + "." + dataset_, insert,
+                                   AcceptConflict("datasets.insert", ""))
                              .status());
     }
     dataset_checked_ = true;
@@ -349,19 +340,31 @@ class BigQueryWarehouse final : public Warehouse {
   // or changed, so they load under new ids) goes away without a sweeper.
   // Returns whether it was created now (false: it was there already).
   StatusOr<bool> CreateScratch(const std::string& scratch, const json& fields, int64_t unit_us) {
-    json body = {{"tableReference", TableRef(scratch)},
-                 {"schema", {{"fields", fields}}},
-                 {"timePartitioning", {{"type", unit_us >= kMicrosPerDay ? "DAY" : "HOUR"}, {"field", "_time"}}},
-                 {"expirationTime", std::to_string(NowMicros() / 1000 + kScratchLifetimeMs)}};
+    json body = PartitionedTable(scratch, fields, unit_us);
+    body["expirationTime"] = std::to_string(NowMicros() / 1000 + kScratchLifetimeMs);
+    LF_ASSIGN_OR_RETURN(int status, InsertTable(scratch, body));
+    return status != 409;
+  }
+
+  // A table resource partitioned on _time by the unit.
+  json PartitionedTable(const std::string& table, const json& fields, int64_t unit_us) const {
+    return {{"tableReference", TableRef(table)},
+            {"schema", {{"fields", fields}}},
+            {"timePartitioning", {{"type", unit_us >= kMicrosPerDay ? "DAY" : "HOUR"}, {"field", "_time"}}}};
+  }
+
+  // tables.insert; a 409 (the table exists) is an answer, not an error:
+  // returns the HTTP status.
+  StatusOr<int> InsertTable(const std::string& table, const json& body) {
     HttpRequest insert;
     insert.method = "POST";
     insert.url = DatasetUrl() + "/tables";
     std::string text = body.dump();
     insert.body = text;
     insert.headers = {{"Content-Type", "application/json"}};
-    LF_ASSIGN_OR_RETURN(HttpResponse r, client_.Send("BigQuery tables.insert " + Name(scratch), insert,
-                                                     AcceptConflict("tables.insert", scratch)));
-    return r.status != 409;
+    LF_ASSIGN_OR_RETURN(HttpResponse r, client_.Send("BigQuery tables.insert " + Name(table), insert,
+                                                     AcceptConflict("tables.insert", table)));
+    return r.status;
   }
 
   // Loads the URIs into the scratch table, max_uris_per_load per job (the
@@ -455,15 +458,13 @@ class BigQueryWarehouse final : public Warehouse {
     std::string text = body.dump();
     insert.body = text;
     insert.headers = {{"Content-Type", "application/json"}};
-    LF_ASSIGN_OR_RETURN(HttpResponse r, client_.Send("BigQuery jobs.insert " + job_id, insert,
-                                                     AcceptConflict("jobs.insert", job_id)));
+    LF_ASSIGN_OR_RETURN(HttpResponse r,
+                        client_.Send("BigQuery jobs.insert " + job_id, insert, AcceptConflict("jobs.insert", job_id)));
     json job = json::parse(r.body, nullptr, false);
     bool found_existing = r.status == 409;
     if (found_existing_out) *found_existing_out = found_existing;
     for (int i = 0; i < 600; ++i) {
-      if (!found_existing && job.is_object() &&
-          job.value("status", json::object()).value("state", "") == "DONE")
-        break;
+      if (!found_existing && job.is_object() && job.value("status", json::object()).value("state", "") == "DONE") break;
       if (i > 0 || found_existing)
         std::this_thread::sleep_for(std::chrono::milliseconds(std::min(5000, 200 << std::min(i, 5))));
       HttpRequest get;
@@ -480,8 +481,8 @@ class BigQueryWarehouse final : public Warehouse {
     const json& status = job["status"];
     if (status.contains("errorResult")) {
       const json& e = status["errorResult"];
-      std::string message = "BigQuery job " + job_id + " failed: " + e.value("reason", "") + ": " +
-                            e.value("message", "");
+      std::string message =
+          "BigQuery job " + job_id + " failed: " + e.value("reason", "") + ": " + e.value("message", "");
       for (const json& d : status.value("errors", json::array())) {
         std::string loc = d.value("location", "");
         message += "; " + (loc.empty() ? "" : loc + ": ") + d.value("message", "");
