@@ -56,6 +56,13 @@ std::string DuckDbType(const Column* c) {
   }
 }
 
+bool HasReservedPrefix(std::string_view name) {
+  std::string lower = ToLower(name);
+  for (const char* p : kReservedPrefixes)
+    if (StartsWith(lower, p)) return true;
+  return false;
+}
+
 }  // namespace
 
 std::string SanitizeName(std::string_view raw) {
@@ -73,13 +80,7 @@ std::string SanitizeName(std::string_view raw) {
   }
   if (out.empty()) out = "field";
   if (out[0] >= '0' && out[0] <= '9') out.insert(out.begin(), '_');
-  std::string lower = ToLower(out);
-  for (const char* p : kReservedPrefixes) {
-    if (StartsWith(lower, p)) {
-      out.insert(out.begin(), 'f');
-      break;
-    }
-  }
+  if (HasReservedPrefix(out)) out.insert(out.begin(), 'f');
   if (out.size() > kMaxColumnName) out.resize(kMaxColumnName);
   return out;
 }
@@ -129,6 +130,9 @@ Column* SchemaRegistry::ChildLocked(Column* parent, std::string_view raw_key, bo
   for (int n = 2; parent->taken_lower_.count(ToLower(name)); ++n) {
     std::string suffix = "_" + std::to_string(n);
     name = base.substr(0, kMaxColumnName - suffix.size()) + suffix;
+    // A suffix can complete a reserved prefix ("_FILE" taken, so "_FILE_2"):
+    // such a name gets the same 'f' as SanitizeName gives one.
+    if (HasReservedPrefix(name)) name = "f" + name.substr(0, kMaxColumnName - 1);
   }
   auto col = std::make_unique<Column>(parent, std::string(raw_key), name);
   col->is_companion_ = companion;

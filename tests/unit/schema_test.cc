@@ -91,6 +91,21 @@ TEST(SchemaRegistry, CollisionsGetSuffixesCaseInsensitively) {
   EXPECT_EQ(reg.Child(obj, "a-b")->depth(), 2);
 }
 
+// Found by fuzz_sanitizer: "_FILE" is legal, but a collision's suffix made
+// "_FILE_2", which has BigQuery's reserved prefix _FILE_ and fails a load.
+TEST(SchemaRegistry, ASuffixNeverCompletesAReservedPrefix) {
+  SchemaRegistry reg(Fixed());
+  Column* root = reg.root();
+  EXPECT_EQ(reg.Child(root, "_FILE")->name(), "_FILE");
+  EXPECT_EQ(reg.Child(root, "?FILE")->name(), "f_FILE_2");
+  EXPECT_EQ(reg.Child(root, "_table")->name(), "_table");
+  EXPECT_EQ(reg.Child(root, "-table")->name(), "f_table_2");
+  EXPECT_EQ(reg.Child(root, "_colon")->name(), "_colon");
+  EXPECT_EQ(reg.Child(root, "_COLON")->name(), "f_COLON_2");
+  EXPECT_EQ(reg.Child(root, "__root_")->name(), "__root_");
+  EXPECT_EQ(reg.Child(root, "__ROOT_")->name(), "f__ROOT__2");
+}
+
 TEST(SchemaRegistry, FixedColumnsCannotBeTaken) {
   SchemaRegistry reg(Fixed());
   EXPECT_FALSE(reg.HasUnpersisted()) << "fixed columns are never written to the ledger";
