@@ -66,13 +66,9 @@ class BigQueryWarehouse final : public Warehouse {
         current.is_object() ? current.value("schema", json::object()).value("fields", json::array()) : json::array();
     if (FieldNames(have) == FieldNames(fields) && NestedCount(have) == NestedCount(fields)) return Status::Ok();
     json merged = MergeFields(have, fields);
-    HttpRequest patch;
-    patch.method = "PATCH";
-    patch.url = TableUrl(table);
-    std::string text = json({{"schema", {{"fields", merged}}}}).dump();
-    patch.body = text;
-    patch.headers = {{"Content-Type", "application/json"}};
-    return client_.Send("BigQuery tables.patch " + Name(table), patch).status();
+    return SendJson("PATCH", TableUrl(table), "BigQuery tables.patch " + Name(table),
+                    {{"schema", {{"fields", merged}}}})
+        .status();
   }
 
   StatusOr<int64_t> ReplacePartition(const LoadPlan& plan, int64_t unit_us, ObjectStore& staging,
@@ -222,13 +218,7 @@ class BigQueryWarehouse final : public Warehouse {
 
   StatusOr<QueryResult> Query(const std::string& sql) override {
     json body = {{"query", sql}, {"useLegacySql", false}, {"location", opts_.location}, {"timeoutMs", 10000}};
-    HttpRequest req;
-    req.method = "POST";
-    req.url = ProjectUrl() + "/queries";
-    std::string text = body.dump();
-    req.body = text;
-    req.headers = {{"Content-Type", "application/json"}};
-    LF_ASSIGN_OR_RETURN(HttpResponse resp, client_.Send("BigQuery jobs.query", req));
+    LF_ASSIGN_OR_RETURN(HttpResponse resp, SendJson("POST", ProjectUrl() + "/queries", "BigQuery jobs.query", body));
     json j = json::parse(resp.body, nullptr, false);
     // Not complete within timeoutMs: poll getQueryResults (bounded).
     for (int i = 0; i < 120 && j.is_object() && !j.value("jobComplete", true); ++i) {
@@ -293,15 +283,9 @@ class BigQueryWarehouse final : public Warehouse {
     if (r.status == 404) {
       json body = {{"datasetReference", {{"projectId", project_}, {"datasetId", dataset_}}},
                    {"location", opts_.location}};
-      HttpRequest insert;
-      insert.method = "POST";
-      insert.url = ProjectUrl() + "/datasets";
-      std::string text = body.dump();
-      insert.body = text;
-      insert.headers = {{"Content-Type", "application/json"}};
-      LF_RETURN_IF_ERROR(client_
-                             .Send("BigQuery datasets.insert " + project_ + "." + dataset_, insert,
-                                   AcceptConflict("datasets.insert", ""))
+      LF_RETURN_IF_ERROR(SendJson("POST", ProjectUrl() + "/datasets",
+                                  "BigQuery datasets.insert " + project_ + "." + dataset_, body,
+                                  AcceptConflict("datasets.insert", ""))
                              .status());
     }
     dataset_checked_ = true;
@@ -356,15 +340,22 @@ class BigQueryWarehouse final : public Warehouse {
   // tables.insert; a 409 (the table exists) is an answer, not an error:
   // returns the HTTP status.
   StatusOr<int> InsertTable(const std::string& table, const json& body) {
-    HttpRequest insert;
-    insert.method = "POST";
-    insert.url = DatasetUrl() + "/tables";
-    std::string text = body.dump();
-    insert.body = text;
-    insert.headers = {{"Content-Type", "application/json"}};
-    LF_ASSIGN_OR_RETURN(HttpResponse r, client_.Send("BigQuery tables.insert " + Name(table), insert,
-                                                     AcceptConflict("tables.insert", table)));
+    LF_ASSIGN_OR_RETURN(HttpResponse r,
+                        SendJson("POST", DatasetUrl() + "/tables", "BigQuery tables.insert " + Name(table), body,
+                                 AcceptConflict("tables.insert", table)));
     return r.status;
+  }
+
+  // Sends body as a JSON request (with the client's retries).
+  StatusOr<HttpResponse> SendJson(const char* method, const std::string& url, const std::string& what, const json& body,
+                                  const std::function<Status(const HttpResponse&)>& check = {}) {
+    std::string text = body.dump();
+    HttpRequest req;
+    req.method = method;
+    req.url = url;
+    req.body = text;
+    req.headers = {{"Content-Type", "application/json"}};
+    return client_.Send(what, req, check);
   }
 
   // Loads the URIs into the scratch table, max_uris_per_load per job (the
@@ -452,14 +443,8 @@ class BigQueryWarehouse final : public Warehouse {
                         const std::function<Status(const json&)>& same_job, bool* found_existing_out = nullptr) {
     json body = {{"jobReference", {{"projectId", project_}, {"jobId", job_id}, {"location", opts_.location}}},
                  {"configuration", configuration}};
-    HttpRequest insert;
-    insert.method = "POST";
-    insert.url = ProjectUrl() + "/jobs";
-    std::string text = body.dump();
-    insert.body = text;
-    insert.headers = {{"Content-Type", "application/json"}};
-    LF_ASSIGN_OR_RETURN(HttpResponse r,
-                        client_.Send("BigQuery jobs.insert " + job_id, insert, AcceptConflict("jobs.insert", job_id)));
+    LF_ASSIGN_OR_RETURN(HttpResponse r, SendJson("POST", ProjectUrl() + "/jobs", "BigQuery jobs.insert " + job_id, body,
+                                                 AcceptConflict("jobs.insert", job_id)));
     json job = json::parse(r.body, nullptr, false);
     bool found_existing = r.status == 409;
     if (found_existing_out) *found_existing_out = found_existing;
