@@ -231,10 +231,9 @@ std::string Sha256Raw(std::string_view data) {
 }
 
 std::string Md5Raw(std::string_view data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), md, &len, EVP_md5(), nullptr);
-  return std::string(reinterpret_cast<char*>(md), len);
+  Md5 md5;
+  md5.Update(data.data(), data.size());
+  return md5.Digest();
 }
 
 Md5::Md5() : ctx_(EVP_MD_CTX_new()) {

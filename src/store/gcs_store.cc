@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -96,6 +97,9 @@ class GcsReadStream final : public ReadStream {
   GoogHashes served_;
   bool checked_ = false;
   uint32_t crc_ = 0;
+  // Whether an MD5 is kept: decided at the first chunk, as composite objects
+  // have none anywhere.
+  std::optional<bool> use_md5_;
   Md5 md5_;
   uint64_t offset_ = 0;
   std::string chunk_;
@@ -340,7 +344,7 @@ StatusOr<size_t> GcsReadStream::Read(char* buf, size_t n) {
           if (!h.crc32c.empty() && h.crc32c != crc)
             return Status::Unavailable("GCS object " + store_->UriOf(key_) + " read back with crc32c " + crc +
                                        ", expected " + h.crc32c);
-          if (!h.md5.empty() && h.md5 != md5)
+          if (use_md5_.value_or(true) && !h.md5.empty() && h.md5 != md5)
             return Status::Unavailable("GCS object " + store_->UriOf(key_) + " read back with md5 " + md5 +
                                        ", expected " + h.md5);
         }
@@ -359,7 +363,8 @@ StatusOr<size_t> GcsReadStream::Read(char* buf, size_t n) {
       return Status::FailedPrecondition("GCS object " + store_->UriOf(key_) + " ended at byte " +
                                         std::to_string(offset_) + " of " + std::to_string(info_.size));
     crc_ = Crc32c(crc_, chunk_.data(), chunk_.size());
-    md5_.Update(chunk_.data(), chunk_.size());
+    if (!use_md5_) use_md5_ = !want_.md5.empty() || !served_.md5.empty();
+    if (*use_md5_) md5_.Update(chunk_.data(), chunk_.size());
   }
   size_t k = std::min(n, chunk_.size() - chunk_pos_);
   std::memcpy(buf, chunk_.data() + chunk_pos_, k);
