@@ -171,6 +171,18 @@ int CmdRun(const std::string& config_path, bool once, bool verbose) {
 
 // --- status ---
 
+// Request objects refused (not JSON, too large, unknown table, unfilable):
+// the newest few, since a stream of junk must not flood the report.
+void AddRefusedRequests(Ledger& ledger, const std::string& table, nlohmann::json* j) {
+  constexpr size_t kShown = 10;
+  auto refused = OrDie(ledger.Requests(table, "failed"));
+  nlohmann::json list = nlohmann::json::array();
+  for (auto it = refused.rbegin(); it != refused.rend() && list.size() < kShown; ++it)
+    list.push_back({{"request", it->origin}, {"error", it->detail}, {"at", FormatIso8601(it->created_us)}});
+  (*j)["refused_requests"] = list;
+  (*j)["refused_requests_total"] = refused.size();
+}
+
 int CmdStatus(const std::string& config_path, bool as_json) {
   Env env = Open(config_path, false);
   int64_t now = NowMicros();
@@ -229,6 +241,7 @@ int CmdStatus(const std::string& config_path, bool as_json) {
       pfails.push_back(f);
     }
     j["failing_partitions"] = pfails;
+    AddRefusedRequests(*env.ledger, cfg.name, &j);
     out.push_back(j);
   }
   if (as_json) {
@@ -281,6 +294,11 @@ int CmdStatus(const std::string& config_path, bool as_json) {
     for (auto& f : j["failing_partitions"])
       printf("  FAILING partition %s (attempts %d): %s\n", f["partition"].get<std::string>().c_str(),
              f["attempts"].get<int>(), f["error"].get<std::string>().c_str());
+    for (auto& f : j["refused_requests"])
+      printf("  REFUSED request %s (%s): %s\n", f["request"].get<std::string>().c_str(),
+             f["at"].get<std::string>().c_str(), f["error"].get<std::string>().c_str());
+    if (j["refused_requests_total"].get<size_t>() > j["refused_requests"].size())
+      printf("  ... %zu refused request(s) in all\n", j["refused_requests_total"].get<size_t>());
   }
   return 0;
 }

@@ -30,7 +30,7 @@ const KeySpec kKeys[] = {
     {"log_level", Scope::kTop, "info", "trace, debug, info, warn or error."},
     {"lock_timeout", Scope::kTop, "60s", "How long a command waits for the warehouse while another process holds it."},
     {"name", Scope::kTable, nullptr,
-     "Warehouse table name: letters, digits and underscores, not starting with a digit."},
+     "Warehouse table name: letters, digits and underscores, not starting with a digit or '_'."},
     {"source", Scope::kBoth, nullptr,
      "Where Fluentd writes objects: file:///dir/prefix/, s3://bucket/prefix/ or gs://bucket/prefix/."},
     {"staging", Scope::kBoth, nullptr,
@@ -271,6 +271,11 @@ StatusOr<Config> ParseConfig(const std::string& text, const std::string& origin)
       return LF_BAD(
           name.second, "name",
           "'" + name.first + "' is not a legal table name (letters, digits, underscores; not starting with a digit)");
+    // Staging holds <table>/… beside logferry's own _requests/, and the
+    // warehouse may hold logferry's own _logferry_… tables.
+    if (name.first[0] == '_')
+      return LF_BAD(name.second, "name",
+                    "'" + name.first + "': names starting with '_' are reserved for logferry's own objects (_requests/)");
     if (cfg.FindTable(name.first)) return LF_BAD(name.second, "name", "table '" + name.first + "' is defined twice");
     tc.name = name.first;
     LF_GET(source, "source");

@@ -11,6 +11,7 @@
 #include "aws/credentials.h"
 #include "common/strings.h"
 #include "common/time.h"
+#include "core/requests.h"
 #include "core/s3_events.h"
 #include "core/stage.h"
 #include "format/normalizer.h"
@@ -31,44 +32,6 @@ int64_t NextAttempt(const TableConfig& cfg, int failures, int64_t now_us) {
   p.initial_backoff_us = cfg.retry_base_us;
   p.max_backoff_us = std::max(cfg.retry_max_us, cfg.retry_base_us);
   return now_us + p.Backoff(std::max(1, failures));
-}
-
-// A request object: {"table": "access", "from": "2016-08-01T00", "to": "2016-08-02T00"}.
-// Anything else is rejected with a reason (and still recorded and filed).
-void ParseRequest(const std::string& body, int64_t unit_us, std::string* table, int64_t* from, int64_t* to,
-                  std::string* error) {
-  nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) {
-    *error = "not a JSON object";
-    return;
-  }
-  auto text = [&](const char* key, std::string* out) {
-    auto it = j.find(key);
-    if (it == j.end()) return true;
-    if (!it->is_string()) {
-      *error = std::string("'") + key + "' must be a string";
-      return false;
-    }
-    *out = it->get<std::string>();
-    return true;
-  };
-  std::string from_s, to_s;
-  if (!text("table", table) || !text("from", &from_s) || !text("to", &to_s)) return;
-  auto f = ParseIso8601(from_s, 0);
-  if (!f) {
-    *error = "'from' must be a UTC time like 2016-08-01T00";
-    return;
-  }
-  *from = *f;
-  if (to_s.empty()) {
-    *to = *from + unit_us;
-  } else if (auto tt = ParseIso8601(to_s, 0)) {
-    *to = *tt;
-  } else {
-    *error = "'to' must be a UTC time like 2016-08-02T00";
-    return;
-  }
-  if (*to <= *from) *error = "'to' must be after 'from'";
 }
 
 }  // namespace
@@ -506,50 +469,7 @@ Status Pipeline::Stage(TableRuntime& t, const std::atomic<bool>& stop, PassStats
 }
 
 Status Pipeline::ProcessRequests(TableRuntime& t) {
-  auto listed = WithRetry(io_retry_, [&] { return t.staging->ListAll(kRequestsPrefix); });
-  if (!listed.ok()) return listed.status().WithContext("listing requests");
-  for (const ObjectInfo& o : *listed) {
-    if (StartsWith(o.key, kRequestsDonePrefix)) continue;
-    std::string origin_key = "request:" + t.staging->UriOf(o.key) + "#" + o.etag;
-    std::string name = o.key.substr(strlen(kRequestsPrefix));
-    // Read and later delete exactly the version listed: a request written
-    // again under the same name meanwhile is a new request for the next pass.
-    ReadOptions pinned;
-    pinned.if_etag = o.etag;
-    auto body = t.staging->ReadAll(o.key, 1 << 20, pinned);
-    if (!body.ok()) {
-      // Taken by another process, or replaced since the listing.
-      if (body.status().IsNotFound() || body.status().code() == StatusCode::kFailedPrecondition) continue;
-      return body.status();
-    }
-    std::string error;
-    std::string table = t.config->name;
-    int64_t from = 0, to = 0;
-    ParseRequest(*body, t.config->partition_unit_us, &table, &from, &to, &error);
-    if (error.empty() && table != t.config->name) continue;  // another table's request
-    int64_t now = NowMicros();
-    if (!error.empty()) {
-      LF_ASSIGN_OR_RETURN(auto rec, ledger_->RecordRequest(t.config->name, t.staging->UriOf(o.key), origin_key, 0, 0,
-                                                           t.config->partition_unit_us, now));
-      LF_RETURN_IF_ERROR(ledger_->FinishRequest(rec.first, "failed", error, now));
-      spdlog::warn("request {} rejected: {}", t.staging->UriOf(o.key), error);
-    } else {
-      LF_ASSIGN_OR_RETURN(auto rec, ledger_->RecordRequest(t.config->name, t.staging->UriOf(o.key), origin_key, from,
-                                                           to, t.config->partition_unit_us, now));
-      spdlog::info("request {}: reload {} .. {} ({} partitions)", t.staging->UriOf(o.key), FormatHour(from),
-                   FormatHour(to), rec.second);
-    }
-    // Recorded in the ledger; now file it under done/ (write, then delete).
-    LF_RETURN_IF_ERROR(
-        WithRetry(io_retry_, [&] { return t.staging->WriteAll(kRequestsDonePrefix + name, *body); }).status());
-    Status removed = t.staging->DeleteIfUnchanged(o.key, o.etag);
-    if (removed.code() == StatusCode::kFailedPrecondition)
-      spdlog::info("request {} was written again while it was filed; the new one is read next pass",
-                   t.staging->UriOf(o.key));
-    else
-      LF_RETURN_IF_ERROR(removed);
-  }
-  return Status::Ok();
+  return RequestInbox(config_, *t.config, *t.staging, *ledger_).FileAll().status().WithContext("listing requests");
 }
 
 Status Pipeline::FinishRequests(TableRuntime& t) {

@@ -129,8 +129,6 @@ class Pipeline {
   void set_single_pass(bool single) { single_pass_ = single; }
 
   static std::string PartKey(const std::string& table, int64_t hour_us, const std::string& version_id);
-  static constexpr const char* kRequestsPrefix = "_requests/";
-  static constexpr const char* kRequestsDonePrefix = "_requests/done/";
 
  private:
   const Config& config_;
