@@ -51,6 +51,7 @@ std::string Crc32cHex(uint32_t crc);
 std::string Excerpt(std::string_view raw, size_t max_bytes = 200);
 
 std::vector<std::string> Split(std::string_view s, char sep);
+std::string Join(const std::vector<std::string>& parts, std::string_view sep);
 bool StartsWith(std::string_view s, std::string_view prefix);
 bool EndsWith(std::string_view s, std::string_view suffix);
 std::string ToLower(std::string_view s);

@@ -174,6 +174,7 @@ StatusOr<StageOutcome> StageObject(TableRuntime& t, const ObjectRow& obj, RowNor
   std::optional<int64_t> slice;
   if (auto m = t.key_format->Match(obj.key)) slice = m->time_slice_us;
 
+  norm.TakeColumnsWritten();  // an earlier object's, if it failed part-way
   ReadOptions ro;
   ro.if_etag = obj.etag;
   LF_ASSIGN_OR_RETURN(auto raw, t.source->OpenRead(obj.key, ro));
@@ -401,6 +402,7 @@ StatusOr<StageOutcome> StageObject(TableRuntime& t, const ObjectRow& obj, RowNor
     LF_RETURN_IF_ERROR(read_lines());
   }
 
+  std::string columns = Join(norm.TakeColumnsWritten(), ",");
   for (auto& w : writers) {
     LF_ASSIGN_OR_RETURN(WrittenObject written, w->Finish());
     PartRow p;
@@ -411,6 +413,7 @@ StatusOr<StageOutcome> StageObject(TableRuntime& t, const ObjectRow& obj, RowNor
     p.rows = w->rows();
     p.bytes = static_cast<int64_t>(written.size);
     p.crc32c = written.crc32c;
+    p.columns = columns;  // the object's, a superset of each part's
     out.staged.parts.push_back(std::move(p));
   }
   out.staged.warnings = static_cast<int64_t>(norm.warnings() - warnings_before);

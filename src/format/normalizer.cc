@@ -557,6 +557,7 @@ void RowNormalizer::WriteAsText(Column* c, size_t key_mark, std::string_view tex
   Warn(c, why + "; written as text to " + comp->name());
   if (key_mark > 0 && row_.back() != '{' && row_.back() != ',') row_.push_back(',');
   row_.append(comp->json_key());
+  NoteWritten(comp);
   if (quote)
     AppendQuoted(value);
   else
@@ -806,6 +807,7 @@ bool RowNormalizer::EmitMembers(od::object obj, Column* parent, bool top, LineEr
     bool first = members.empty();
     if (!first) row_.push_back(',');
     row_.append(c->json_key());
+    NoteWritten(c);
     bool emitted;
     if (!EmitValue(v, c, mark + (first ? 0 : 1), &emitted, err)) {
       if (err->field.empty()) err->field = c->path();
@@ -856,9 +858,21 @@ bool RowNormalizer::ParseJsonLine(std::string_view json, size_t capacity, LineEr
   return true;
 }
 
+std::vector<std::string> RowNormalizer::TakeColumnsWritten() {
+  std::vector<std::string> names;
+  names.reserve(written_list_.size());
+  for (const Column* c : written_list_) {
+    names.push_back(c->name());
+    written_[c->sibling_index()] = 0;
+  }
+  written_list_.clear();
+  return names;
+}
+
 void RowNormalizer::AppendTimeColumn() {
   if (row_.size() > 1) row_.push_back(',');
   row_.append(time_col_->json_key());
+  NoteWritten(time_col_);
   // Log lines come in time order, many per second: format each second once.
   if (time_ != last_time_) {
     last_time_ = time_;
@@ -953,6 +967,7 @@ bool RowNormalizer::Normalize(std::string_view line, size_t capacity, std::optio
         last_tag_json_.push_back(',');
       }
       row_.append(last_tag_json_);
+      NoteWritten(tag_col_);
     }
     size_t before = row_.size();
     size_t cap = capacity - static_cast<size_t>(rest.data() - line.data());
@@ -1000,6 +1015,7 @@ bool RowNormalizer::FinishRecord(std::optional<int64_t> fallback_time, LineError
     if (!overflow_col_) overflow_col_ = schema_->Child(schema_->root(), FixedColumnKey("_overflow"));
     if (row_.size() > 1) row_.push_back(',');
     row_.append(overflow_col_->json_key());
+    NoteWritten(overflow_col_);
     AppendQuoted(overflow_);
     schema_->Offer(overflow_col_, ColumnType::kString, false);
   }

@@ -177,6 +177,10 @@ class RowNormalizer {
   // conflicts) since construction, with the latest message.
   uint64_t warnings() const { return warnings_; }
   const std::string& last_warning() const { return last_warning_; }
+  // Names of the top-level columns written since the last call (in the
+  // order first written), then forgets them: a load reads only the columns
+  // its parts hold, however wide the table has grown.
+  std::vector<std::string> TakeColumnsWritten();
   // A repair made before the normalizer saw the record (msgpack decoding);
   // call after the record became a row.
   void AddWarning(std::string message) {
@@ -216,6 +220,15 @@ class RowNormalizer {
   Column* LookupAt(std::vector<ShapeSlot>& shape, size_t index, Column* parent, std::string_view raw_key,
                    simdjson::ondemand::field& f, LineError* err);
   void Warn(const Column* c, std::string message);
+  void NoteWritten(const Column* c) {
+    if (c->parent() != schema_->root()) return;
+    uint32_t i = c->sibling_index();
+    if (i >= written_.size()) written_.resize(i + 64);
+    if (!written_[i]) {
+      written_[i] = 1;
+      written_list_.push_back(c);
+    }
+  }
   void AppendTimeColumn();
   bool ParseJsonLine(std::string_view json, size_t capacity, LineError* err);
   // Replaces the member begun at key_mark by the value's text in c's STRING
@@ -301,6 +314,8 @@ class RowNormalizer {
   bool have_time_ = false;
   std::string time_error_;
   uint64_t warnings_ = 0;
+  std::vector<uint8_t> written_;  // by sibling_index, top-level columns only
+  std::vector<const Column*> written_list_;
   uint64_t pending_warnings_ = 0;  // this record's, until it becomes a row
   std::string pending_warning_;
   void CommitWarnings();

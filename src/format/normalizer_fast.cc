@@ -201,6 +201,7 @@ bool RowNormalizer::FastObject(const char*& p, const char* end, Column* parent, 
     size_t mark = row_.size();
     if (!first) row_.push_back(',');
     row_.append(c->json_key());
+    NoteWritten(c);
     bool value_emitted = true;
     const char* vs = p;
     switch (*p) {

@@ -114,6 +114,12 @@ CREATE INDEX load_jobs_by_table ON load_jobs(table_name, sent_us);
 INSERT OR IGNORE INTO load_jobs(job_id, table_name, sent_us, partitions)
   SELECT load_id, table_name, started_us, 1 FROM loads;
 )sql",
+    // 5: the top-level columns each part holds (comma-separated names), so a
+    // load reads only those however wide the table has grown. NULL (parts
+    // staged before): every column.
+    R"sql(
+ALTER TABLE parts ADD COLUMN columns TEXT;
+)sql",
 };
 
 }  // namespace
@@ -398,10 +404,14 @@ Status Ledger::CommitStaged(const StagedObject& st, int64_t now_us) {
   }
   for (const PartRow& p : st.parts) {
     Statement ins(db_,
-                  "INSERT INTO parts(object_id, hour_us, table_name, partition_us, key, rows, bytes, crc32c) "
-                  "VALUES(?, ?, ?, ?, ?, ?, ?, ?)");
+                  "INSERT INTO parts(object_id, hour_us, table_name, partition_us, key, rows, bytes, crc32c, columns) "
+                  "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)");
     ins.Bind(1, st.object_id).Bind(2, p.hour_us).Bind(3, table).Bind(4, p.partition_us).Bind(5, p.key);
     ins.Bind(6, p.rows).Bind(7, p.bytes).Bind(8, p.crc32c);
+    if (p.columns)
+      ins.Bind(9, *p.columns);
+    else
+      ins.BindNull(9);
     LF_RETURN_IF_ERROR(ins.Run());
     touched.push_back(p.partition_us);
   }
@@ -541,9 +551,10 @@ PartRow ReadPart(const Statement& s) {
   p.rows = s.Int(4);
   p.bytes = s.Int(5);
   p.crc32c = s.Text(6);
+  if (!s.IsNull(7)) p.columns = s.Text(7);
   return p;
 }
-constexpr const char* kPartColumns = "object_id, hour_us, partition_us, key, rows, bytes, crc32c";
+constexpr const char* kPartColumns = "object_id, hour_us, partition_us, key, rows, bytes, crc32c, columns";
 }  // namespace
 
 StatusOr<std::vector<PartitionRow>> Ledger::DuePartitions(const std::string& table, int64_t unit_us, int64_t settle_us,
@@ -718,7 +729,7 @@ StatusOr<std::vector<PartRow>> Ledger::LiveParts(const std::string& table, std::
 
 StatusOr<std::vector<PartRow>> Ledger::CollectableParts(const std::string& table) {
   std::lock_guard lock(mu_);
-  Statement s(db_, std::string("SELECT ") + "p.object_id, p.hour_us, p.partition_us, p.key, p.rows, p.bytes, p.crc32c" +
+  Statement s(db_, std::string("SELECT ") + "p.object_id, p.hour_us, p.partition_us, p.key, p.rows, p.bytes, p.crc32c, p.columns" +
                        " FROM parts p JOIN partitions q ON q.table_name=p.table_name AND q.partition_us=p.partition_us "
                        "WHERE p.table_name=? AND p.state='obsolete' AND q.loaded_revision>=p.obsoleted_revision");
   s.Bind(1, table);

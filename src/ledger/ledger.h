@@ -53,6 +53,9 @@ struct PartRow {
   int64_t rows = 0;
   int64_t bytes = 0;
   std::string crc32c;
+  // Top-level column names the part holds, comma-separated; nullopt when
+  // unknown (staged before the ledger recorded them): every column.
+  std::optional<std::string> columns;
 };
 
 struct BadRecord {
@@ -154,7 +157,6 @@ class Ledger {
   ~Ledger();
 
   static std::string VersionId(std::string_view table, std::string_view key, std::string_view etag);
-  static constexpr int kSchemaVersion = 4;
 
   // Per-table settings that must not change under existing data (partition unit).
   Status CheckTableSettings(const std::string& table, const std::string& settings);

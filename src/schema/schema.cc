@@ -138,6 +138,7 @@ Column* SchemaRegistry::ChildLocked(Column* parent, std::string_view raw_key, bo
   col->is_companion_ = companion;
   Column* c = col.get();
   parent->taken_lower_.insert(ToLower(name));
+  c->sibling_index_ = static_cast<uint32_t>(parent->ordered_children_.size());
   parent->ordered_children_.push_back(c);
   parent->children_.emplace(std::string(raw_key), std::move(col));
   ++count_;
@@ -260,6 +261,7 @@ void SchemaRegistry::Restore(const std::vector<ColumnRecord>& records) {
       c = col.get();
       c->is_companion_ = r.companion;
       parent->taken_lower_.insert(ToLower(r.name));
+      c->sibling_index_ = static_cast<uint32_t>(parent->ordered_children_.size());
       parent->ordered_children_.push_back(c);
       parent->children_.emplace(r.raw_key, std::move(col));
       ++count_;

@@ -58,6 +58,9 @@ class Column {
   // "\"name\":", ready to append to a JSON row.
   const std::string& json_key() const { return json_key_; }
   int depth() const { return depth_; }
+  // Position among its parent's children, fixed at creation: a dense index
+  // for per-column flags (which top-level columns a part holds).
+  uint32_t sibling_index() const { return sibling_index_; }
 
   ColumnType type() const { return type_.load(std::memory_order_acquire); }
   // Has held an integer a double cannot represent exactly (|v| > 2^53), so
@@ -70,6 +73,7 @@ class Column {
   Column* parent_;
   std::string raw_key_, name_, path_, json_key_;
   int depth_;
+  uint32_t sibling_index_ = 0;
   std::atomic<ColumnType> type_{ColumnType::kNone};
   std::atomic<bool> repeated_{false};
   std::atomic<bool> inexact_ints_{false};

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <thread>
+#include <unordered_set>
 
 #include "common/strings.h"
 #include "common/time.h"
@@ -296,59 +297,27 @@ class DuckDbWarehouse final : public Warehouse {
 
   StatusOr<int64_t> ReplacePartition(const LoadPlan& plan, int64_t unit_us, ObjectStore& staging,
                                      const SchemaRegistry& schema) override {
+    ScratchCopies copies;
     std::vector<std::string> files;
-    // Parts in a remote staging store are copied to scratch first: DuckDB
-    // here has no httpfs. The copies are checked and removed after the load.
-    std::vector<std::string> copies;
-    struct RemoveCopies {
-      std::vector<std::string>* paths;
-      ~RemoveCopies() {
-        for (const std::string& p : *paths) ::unlink(p.c_str());
-      }
-    } remove_copies{&copies};
+    files.reserve(plan.parts.size());
     for (const PartRow& p : plan.parts) {
-      auto local = staging.LocalPath(p.key);
-      if (!local) {
-        if (opts_.scratch_dir.empty())
-          return Status::FailedPrecondition("duckdb warehouse needs a scratch directory to load " +
-                                            staging.UriOf(p.key));
-        LF_ASSIGN_OR_RETURN(std::string data, staging.ReadAll(p.key, 1ull << 40));
-        if (Crc32cHex(Crc32c(0, data.data(), data.size())) != p.crc32c)
-          return Status::Unavailable("staged part " + staging.UriOf(p.key) + " read back with a different crc32c");
-        std::error_code ec;
-        std::filesystem::create_directories(opts_.scratch_dir, ec);
-        std::string path = opts_.scratch_dir + "/" + Sha256Hex(p.key).substr(0, 32) + ".ndjson.gz";
-        copies.push_back(path);
-        std::ofstream out(path, std::ios::binary | std::ios::trunc);
-        out.write(data.data(), static_cast<std::streamsize>(data.size()));
-        out.close();
-        if (!out) return Status::Unavailable("cannot write scratch copy " + path + " of " + staging.UriOf(p.key));
-        local = path;
-      }
-      files.push_back(*local);
+      LF_ASSIGN_OR_RETURN(std::string path, LocalFileOf(p, staging, &copies));
+      files.push_back(std::move(path));
     }
+    std::string columns = ReadJsonColumns(plan, schema);
     std::string where = "_time >= " + TimestampLiteral(plan.partition_us) + " AND _time < " +
                         TimestampLiteral(plan.partition_us + unit_us);
     LF_RETURN_IF_ERROR(Exec("BEGIN TRANSACTION"));
-    auto rollback = [&](Status s) {
-      (void)Exec("ROLLBACK");
-      return s;
-    };
     Status s = Exec("DELETE FROM " + Ident(plan.table) + " WHERE " + where);
-    if (!s.ok()) return rollback(s);
-    if (!files.empty()) {
-      std::string list = "[";
-      for (size_t i = 0; i < files.size(); ++i) list += (i ? ", " : "") + Literal(files[i]);
-      list += "]";
-      std::string columns = "{";
-      auto cols = schema.DuckDbColumns();
-      for (size_t i = 0; i < cols.size(); ++i)
-        columns += (i ? ", " : "") + Literal(cols[i].first) + ": " + Literal(cols[i].second);
-      columns += "}";
-      s = Exec("INSERT INTO " + Ident(plan.table) + " BY NAME SELECT * FROM read_json(" + list +
-               ", format='newline_delimited', compression='gzip', columns=" + columns +
-               ", maximum_object_size=268435456, hive_partitioning=false)");
-      if (!s.ok()) return rollback(s.WithContext("loading partition " + FormatHour(plan.partition_us)));
+    // One statement per batch of files: read_json over tens of thousands of
+    // files at once held about 64 KiB per file (1.3 GB for 20,000 parts).
+    for (size_t i = 0; s.ok() && i < files.size(); i += kFilesPerInsert) {
+      std::vector<std::string> batch(files.begin() + i, files.begin() + std::min(files.size(), i + kFilesPerInsert));
+      s = InsertFiles(plan.table, batch, columns);
+    }
+    if (!s.ok()) {
+      (void)Exec("ROLLBACK");  // the error that matters is s
+      return s.WithContext("loading partition " + FormatHour(plan.partition_us));
     }
     LF_RETURN_IF_ERROR(Exec("COMMIT"));
     return ScalarInt("SELECT count(*) FROM " + Ident(plan.table) + " WHERE " + where);
@@ -368,6 +337,82 @@ class DuckDbWarehouse final : public Warehouse {
   }
 
  private:
+  static constexpr size_t kFilesPerInsert = 256;
+
+  // Parts in a remote staging store are copied to scratch first (DuckDB here
+  // has no httpfs); the copies are removed when the load ends.
+  struct ScratchCopies {
+    std::vector<std::string> paths;
+    ~ScratchCopies() {
+      for (const std::string& p : paths) ::unlink(p.c_str());
+    }
+  };
+
+  StatusOr<std::string> LocalFileOf(const PartRow& p, ObjectStore& staging, ScratchCopies* copies) {
+    if (auto local = staging.LocalPath(p.key)) return *local;
+    if (opts_.scratch_dir.empty())
+      return Status::FailedPrecondition("duckdb warehouse needs a scratch directory to load " + staging.UriOf(p.key));
+    std::error_code ec;
+    std::filesystem::create_directories(opts_.scratch_dir, ec);
+    std::string path = opts_.scratch_dir + "/" + Sha256Hex(p.key).substr(0, 32) + ".ndjson.gz";
+    copies->paths.push_back(path);
+    LF_RETURN_IF_ERROR(CopyChecked(p, staging, path));
+    return path;
+  }
+
+  // Streams the part to `path` in fixed-size blocks (memory flat in part
+  // size) and checks its CRC32C against the ledger's on the way.
+  Status CopyChecked(const PartRow& p, ObjectStore& staging, const std::string& path) {
+    LF_ASSIGN_OR_RETURN(auto in, staging.OpenRead(p.key));
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    std::vector<char> buf(1 << 20);
+    uint32_t crc = 0;
+    for (;;) {
+      LF_ASSIGN_OR_RETURN(size_t n, in->Read(buf.data(), buf.size()));
+      if (n == 0) break;
+      crc = Crc32c(crc, buf.data(), n);
+      out.write(buf.data(), static_cast<std::streamsize>(n));
+    }
+    out.close();
+    if (!out) return Status::Unavailable("cannot write scratch copy " + path + " of " + staging.UriOf(p.key));
+    if (Crc32cHex(crc) != p.crc32c)
+      return Status::Unavailable("staged part " + staging.UriOf(p.key) + " read back with a different crc32c");
+    return Status::Ok();
+  }
+
+  // The read_json `columns` argument: only the top-level columns the plan's
+  // parts hold (every column when a part predates that record), so a table
+  // widened by one odd object does not make every later load read
+  // thousands of columns.
+  static std::string ReadJsonColumns(const LoadPlan& plan, const SchemaRegistry& schema) {
+    std::unordered_set<std::string> held;
+    bool all = false;
+    for (const PartRow& p : plan.parts) {
+      if (!p.columns) {
+        all = true;
+        break;
+      }
+      for (std::string& name : Split(*p.columns, ',')) held.insert(std::move(name));
+    }
+    std::string columns = "{";
+    bool first = true;
+    for (const auto& [name, type] : schema.DuckDbColumns()) {
+      if (!all && name != "_time" && !held.count(name)) continue;
+      columns += (first ? "" : ", ") + Literal(name) + ": " + Literal(type);
+      first = false;
+    }
+    return columns + "}";
+  }
+
+  Status InsertFiles(const std::string& table, const std::vector<std::string>& files, const std::string& columns) {
+    std::string list = "[";
+    for (size_t i = 0; i < files.size(); ++i) list += (i ? ", " : "") + Literal(files[i]);
+    list += "]";
+    return Exec("INSERT INTO " + Ident(table) + " BY NAME SELECT * FROM read_json(" + list +
+                ", format='newline_delimited', compression='gzip', columns=" + columns +
+                ", maximum_object_size=268435456, hive_partitioning=false)");
+  }
+
   duckdb_database db_;
   duckdb_connection con_;
   std::string path_;

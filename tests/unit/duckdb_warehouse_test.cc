@@ -606,5 +606,41 @@ TEST_F(DuckDbWarehouseTest, OpenWhileAnotherProcessWritesWaitsThenFailsOrSucceed
   EXPECT_EQ(holder.Wait(), 0) << "the lock-holding child failed";
 }
 
+TEST_F(DuckDbWarehouseTest, LoadReadsOnlyTheColumnsItsPartsHold) {
+  auto w = Open();
+  ASSERT_TRUE(w);
+  ASSERT_TRUE(w->EnsureTable("t", *schema_).ok());
+  // The part's rows hold msg, but the ledger says the part holds only n: a
+  // load that passed every column would load msg too.
+  PartRow a = WritePart("t/a.ndjson.gz", {Row("2016-08-01T00:01:00Z", 1, "a")});
+  a.columns = "_time,_tag,n";
+  ASSERT_TRUE(w->ReplacePartition(Plan(h0_, {a}), kMicrosPerHour, *staging_, *schema_).ok());
+  EXPECT_EQ(Values(*w, "SELECT coalesce(msg, 'NULL') || '/' || n || '/' || _tag FROM t"),
+            (std::vector<std::string>{"NULL/1/app"}));
+
+  // A part staged before the ledger recorded columns loads them all.
+  PartRow b = WritePart("t/b.ndjson.gz", {Row("2016-08-01T00:02:00Z", 2, "b")});
+  ASSERT_TRUE(w->ReplacePartition(Plan(h0_, {a, b}), kMicrosPerHour, *staging_, *schema_).ok());
+  EXPECT_EQ(Values(*w, "SELECT coalesce(msg, 'NULL') FROM t ORDER BY n"), (std::vector<std::string>{"a", "b"}));
+}
+
+TEST_F(DuckDbWarehouseTest, PartitionOfManyPartsLoadsEveryRowOnce) {
+  auto w = Open();
+  ASSERT_TRUE(w);
+  ASSERT_TRUE(w->EnsureTable("t", *schema_).ok());
+  std::vector<PartRow> parts;
+  for (int i = 0; i < 600; ++i) {  // more than two batches of files
+    parts.push_back(WritePart("t/p" + std::to_string(i) + ".ndjson.gz", {Row("2016-08-01T00:03:00Z", i, "m")}));
+    parts.back().columns = "_time,n,msg";
+  }
+  auto n = w->ReplacePartition(Plan(h0_, parts), kMicrosPerHour, *staging_, *schema_);
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(*n, 600);
+  EXPECT_EQ(Values(*w, "SELECT count(DISTINCT n) || '/' || sum(n) FROM t"), (std::vector<std::string>{"600/179700"}));
+  n = w->ReplacePartition(Plan(h0_, parts), kMicrosPerHour, *staging_, *schema_);
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 600) << "a repeated load replaces";
+}
+
 }  // namespace
 }  // namespace logferry

@@ -674,13 +674,14 @@ TEST_F(LedgerTest, MigrationCountsEarlierLoadsAsOneJobEach) {
   ASSERT_TRUE(Stage(o.id, {Part(h0_, "p/a", 1), Part(h1_, "p/b", 2)}).ok());
   ASSERT_TRUE(ledger_->BeginLoad("t", h0_, now_).ok());
   ASSERT_TRUE(ledger_->BeginLoad("t", h1_, now_).ok());
-  // Back to schema version 3, before jobs were recorded apart from loads.
+  // Back to schema version 3, before jobs were recorded apart from loads
+  // (and before parts recorded their columns, version 5).
   ledger_.reset();
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open((dir_ + "/ledger.db").c_str(), &db), SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(db,
                          "DROP TABLE load_jobs; ALTER TABLE loads DROP COLUMN job_id; "
-                         "UPDATE meta SET value='3' WHERE key='schema_version'",
+                         "ALTER TABLE parts DROP COLUMN columns; UPDATE meta SET value='3' WHERE key='schema_version'",
                          nullptr, nullptr, nullptr),
             SQLITE_OK)
       << sqlite3_errmsg(db);
@@ -690,6 +691,26 @@ TEST_F(LedgerTest, MigrationCountsEarlierLoadsAsOneJobEach) {
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   EXPECT_EQ(c->load_jobs_24h, 2);
   EXPECT_TRUE(*ledger_->LoadJobKnown("logferry_t_2016080100_g1"));
+}
+
+TEST_F(LedgerTest, PartsKeepTheColumnsTheyHold) {
+  ObjectRow o = Discover("k", "e1");
+  PartRow with = Part(h0_, "p/a", 1);
+  with.columns = "_time,a,b";
+  ASSERT_TRUE(Stage(o.id, {with, Part(h1_, "p/b", 2)}).ok());
+  auto parts = ledger_->LiveParts("t", std::nullopt);
+  ASSERT_TRUE(parts.ok());
+  ASSERT_EQ(parts->size(), 2u);
+  for (const PartRow& p : *parts) {
+    if (p.key == "p/a")
+      EXPECT_EQ(p.columns, std::optional<std::string>("_time,a,b"));
+    else
+      EXPECT_FALSE(p.columns) << "unknown means every column";
+  }
+  auto plan = ledger_->BeginLoad("t", h0_, now_);
+  ASSERT_TRUE(plan.ok());
+  ASSERT_EQ(plan->parts.size(), 1u);
+  EXPECT_EQ(plan->parts[0].columns, std::optional<std::string>("_time,a,b"));
 }
 
 }  // namespace

@@ -711,5 +711,29 @@ TEST(Normalizer, InexactFlagSurvivesRestore) {
   EXPECT_EQ(b.Offer(nb, ColumnType::kFloat64, false), Fit::kCompanion);
 }
 
+// Every top-level key of every row written is reported, on both paths, and
+// nothing else: loads read exactly these columns.
+TEST(Normalizer, ReportsTheTopLevelColumnsItWrote) {
+  for (bool fast : {true, false}) {
+    Harness h(OutFile());
+    h.norm().set_fast_path(fast);
+    std::set<std::string> keys;
+    for (const char* rec : {R"({"a":1,"b":{"c":2}})", R"({"a":1,"b":{"c":2}})", R"({"d":"x","a":"text"})",
+                            R"({"e":null,"f":[]})"}) {
+      json row = h.Row(Line(rec));
+      for (auto& [k, v] : row.items()) keys.insert(k);
+    }
+    auto written = h.norm().TakeColumnsWritten();
+    std::set<std::string> got(written.begin(), written.end());
+    EXPECT_EQ(got.size(), written.size()) << "each column once";
+    for (const std::string& k : keys) EXPECT_TRUE(got.count(k)) << k << " (fast " << fast << ")";
+    EXPECT_FALSE(got.count("c")) << "nested fields belong to their top-level column";
+    EXPECT_TRUE(h.norm().TakeColumnsWritten().empty()) << "taken";
+    h.Row(Line(R"({"d":"y"})"));
+    written = h.norm().TakeColumnsWritten();
+    EXPECT_EQ(std::set<std::string>(written.begin(), written.end()), (std::set<std::string>{"_time", "_tag", "d"}));
+  }
+}
+
 }  // namespace
 }  // namespace logferry
