@@ -90,9 +90,10 @@ Status EnsureDir(const std::string& dir) {
   }
   struct stat st {};
   if (stat(dir.c_str(), &st) == 0 && (st.st_mode & 077) != 0)
-    spdlog::warn("state_dir {} is accessible to other users (mode {:o}); the ledger holds raw excerpts of bad "
-                 "lines: chmod 700 it unless that is intended",
-                 dir, st.st_mode & 0777);
+    spdlog::warn(
+        "state_dir {} is accessible to other users (mode {:o}); the ledger holds raw excerpts of bad "
+        "lines: chmod 700 it unless that is intended",
+        dir, st.st_mode & 0777);
   return Status::Ok();
 }
 

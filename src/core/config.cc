@@ -186,10 +186,12 @@ std::string TransportProblem(const std::string& url, bool bearer, bool allow_ins
     return "'" + url + "' is not an http(s):// URL";
   if (u.scheme == "https" || IsLoopbackHost(u.host)) return "";
   if (bearer)
-    return "'" + url + "' would send a bearer token in clear text to a host that is not loopback; use https:// "
+    return "'" + url +
+           "' would send a bearer token in clear text to a host that is not loopback; use https:// "
            "(plain http only to 127.0.0.0/8, ::1, localhost, *.localhost)";
   if (allow_insecure_http) return "";
-  return "'" + url + "' sends requests in clear text to a host that is not loopback; use https://, or set "
+  return "'" + url +
+         "' sends requests in clear text to a host that is not loopback; use https://, or set "
          "allow_insecure_http = true at the top level";
 }
 
@@ -202,7 +204,8 @@ Status CheckEnvTransport(bool gs, bool allow_insecure_http, const std::string& w
     const char* v = getenv(name);
     if (!v || !*v) continue;
     std::string url = v;
-    if (gs && url.find("://") == std::string::npos) url = "http://" + url;  // "host:port", as Google's libraries read it
+    if (gs && url.find("://") == std::string::npos)
+      url = "http://" + url;  // "host:port", as Google's libraries read it
     std::string problem = TransportProblem(url, gs, allow_insecure_http);
     if (!problem.empty()) return Status::InvalidArgument(where + ": environment variable " + name + ": " + problem);
     return Status::Ok();  // the first one set is the one used
@@ -271,8 +274,8 @@ StatusOr<Config> ParseConfig(const std::string& text, const std::string& origin)
   {
     auto [v, where] = top_value("log_level");
     if (v != "trace" && v != "debug" && v != "info" && v != "warn" && v != "error")
-      return Status::InvalidArgument(where + ": key 'log_level' must be trace, debug, info, warn or error (got '" +
-                                     v + "')");
+      return Status::InvalidArgument(where + ": key 'log_level' must be trace, debug, info, warn or error (got '" + v +
+                                     "')");
     cfg.log_level = v;
   }
   {

@@ -490,7 +490,8 @@ class DefaultProvider : public TokenProvider {
     // What goes there is the signed assertion or the refresh token: a key
     // file naming a plain-http token_uri elsewhere would hand it to anyone
     // on the path (the HTTP client refuses it too; this says which field).
-    if (Url url; !ParseUrl(token_uri, &url) || (url.scheme != "https" && !(url.scheme == "http" && IsLoopbackHost(url.host))))
+    if (Url url;
+        !ParseUrl(token_uri, &url) || (url.scheme != "https" && !(url.scheme == "http" && IsLoopbackHost(url.host))))
       return Status::InvalidArgument(origin + ": token_uri '" + Printable(token_uri, 200) +
                                      "' must be an https:// URL (plain http only to a loopback host)");
 

@@ -373,8 +373,7 @@ std::string RedactCredentials(std::string text, const HttpRequest& request) {
   for (const std::string& secret : CredentialValues(request))
     for (size_t pos = 0; (pos = text.find(secret, pos)) != std::string::npos; pos += kRedacted.size())
       text.replace(pos, secret.size(), kRedacted);
-  static constexpr std::string_view kToken68 =
-      "abcdefghijklmnopqrstuvwxyz0123456789-._~+/=ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+  static constexpr std::string_view kToken68 = "abcdefghijklmnopqrstuvwxyz0123456789-._~+/=ABCDEFGHIJKLMNOPQRSTUVWXYZ";
   RedactAfter(&text, "bearer ", kToken68, 8);
   RedactAfter(&text, "signature=", "0123456789abcdefABCDEF", 16);
   return text;

@@ -20,10 +20,14 @@ TEST(EscapeForDisplay, ControlCharactersBecomeVisibleEscapes) {
 }
 
 TEST(EscapeForDisplay, C1SeparatorsAndBidiControlsAreEscaped) {
-  EXPECT_EQ(EscapeForDisplay("a\xc2\x9b" "2Jb"), "a\\u009b2Jb");                // U+009B CSI
-  EXPECT_EQ(EscapeForDisplay("x\xc2\x85y"), "x\\u0085y");                      // U+0085 NEL
+  EXPECT_EQ(EscapeForDisplay("a\xc2\x9b"
+                             "2Jb"),
+            "a\\u009b2Jb");                                                       // U+009B CSI
+  EXPECT_EQ(EscapeForDisplay("x\xc2\x85y"), "x\\u0085y");                         // U+0085 NEL
   EXPECT_EQ(EscapeForDisplay("x\xe2\x80\xa8y\xe2\x80\xa9"), "x\\u2028y\\u2029");  // line/paragraph separators
-  EXPECT_EQ(EscapeForDisplay("txt.\xe2\x80\xae" "gpj.exe"), "txt.\\u202egpj.exe");  // RIGHT-TO-LEFT OVERRIDE
+  EXPECT_EQ(EscapeForDisplay("txt.\xe2\x80\xae"
+                             "gpj.exe"),
+            "txt.\\u202egpj.exe");  // RIGHT-TO-LEFT OVERRIDE
   EXPECT_EQ(EscapeForDisplay("\xe2\x81\xa6\xe2\x81\xa9\xe2\x80\x8f\xd8\x9c"), "\\u2066\\u2069\\u200f\\u061c");
 }
 
@@ -34,7 +38,9 @@ TEST(EscapeForDisplay, OrdinaryTextAndUtf8AreKept) {
 }
 
 TEST(EscapeForDisplay, BytesThatAreNotUtf8AreHexEscaped) {
-  EXPECT_EQ(EscapeForDisplay("a\x9b" "b\xff\xc3"), "a\\x9bb\\xff\\xc3");
+  EXPECT_EQ(EscapeForDisplay("a\x9b"
+                             "b\xff\xc3"),
+            "a\\x9bb\\xff\\xc3");
   EXPECT_EQ(EscapeForDisplay("\xe0\x80\x80"), "\\xe0\\x80\\x80");  // overlong NUL
 }
 
@@ -53,7 +59,8 @@ TEST(Logging, EveryMessageIsEscapedWhateverTheCallSiteFormats) {
   CapturedLogger c;
   c.logger->warn("object {} failed: {}", std::string("logs/") + kForged + "/2016080100_0.gz", "bad\rgzip");
   c.logger->flush();
-  EXPECT_EQ(c.out.str(), "warning object logs/evil\\n[info] pass: all good\\x1b[2J/2016080100_0.gz failed: bad\\rgzip\n");
+  EXPECT_EQ(c.out.str(),
+            "warning object logs/evil\\n[info] pass: all good\\x1b[2J/2016080100_0.gz failed: bad\\rgzip\n");
 }
 
 TEST(Logging, LongMessagesAreCutAtTheBound) {

@@ -159,10 +159,11 @@ TEST_F(DuckDbWarehouseTest, QueryWithoutFileAccessRefusesFilesAttachAndExtension
   ASSERT_EQ(ok->rows.size(), 1u);
   EXPECT_EQ(ok->rows[0][0].value_or(""), "42");
   std::string written = dir_ + "/written.csv";
-  for (const std::string& sql : std::vector<std::string>{"SELECT * FROM read_csv('" + secret + "')", "SELECT * FROM '" + secret + "'",
-        "SELECT * FROM read_text('/etc/passwd')", "COPY (SELECT 1) TO '" + written + "'",
-        "ATTACH '" + dir_ + "/other.duckdb' AS other", "INSTALL httpfs", "LOAD httpfs",
-        "SET enable_external_access = true", "SET lock_configuration = false"}) {
+  for (const std::string& sql :
+       std::vector<std::string>{"SELECT * FROM read_csv('" + secret + "')", "SELECT * FROM '" + secret + "'",
+                                "SELECT * FROM read_text('/etc/passwd')", "COPY (SELECT 1) TO '" + written + "'",
+                                "ATTACH '" + dir_ + "/other.duckdb' AS other", "INSTALL httpfs", "LOAD httpfs",
+                                "SET enable_external_access = true", "SET lock_configuration = false"}) {
     auto r = (*w)->Query(sql);
     EXPECT_FALSE(r.ok()) << "allowed: " << sql;
   }

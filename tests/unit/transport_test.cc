@@ -24,11 +24,11 @@ HttpClient ShortConnectClient() {
 }
 
 TEST(Transport, LoopbackHosts) {
-  for (const char* host : {"127.0.0.1", "127.1.2.3", "localhost", "LocalHost", "minio.localhost", "[::1]",
-                           "[::1]:9000", "[::ffff:127.0.0.1]"})
+  for (const char* host : {"127.0.0.1", "127.1.2.3", "localhost", "LocalHost", "minio.localhost", "[::1]", "[::1]:9000",
+                           "[::ffff:127.0.0.1]"})
     EXPECT_TRUE(IsLoopbackHost(host)) << host;
-  for (const char* host : {"127.example.com", "128.0.0.1", "10.0.0.1", "localhost.example.com", "example.com",
-                           "[::2]", "0.0.0.0", "169.254.169.254", "localhost."})
+  for (const char* host : {"127.example.com", "128.0.0.1", "10.0.0.1", "localhost.example.com", "example.com", "[::2]",
+                           "0.0.0.0", "169.254.169.254", "localhost."})
     EXPECT_FALSE(IsLoopbackHost(host)) << host;
 }
 
@@ -69,8 +69,9 @@ TEST(Transport, CredentialsMayGoToLoopbackOverHttp) {
 TEST(Transport, SigV4IsNotRefusedByTheHttpLayer) {
   HttpRequest request;
   request.url = std::string(kFarHost) + "bucket/key";
-  request.headers = {{"Authorization", "AWS4-HMAC-SHA256 Credential=AKID/20240101/us-east-1/s3/aws4_request, "
-                                       "SignedHeaders=host, Signature=0123456789abcdef0123456789abcdef"}};
+  request.headers = {{"Authorization",
+                      "AWS4-HMAC-SHA256 Credential=AKID/20240101/us-east-1/s3/aws4_request, "
+                      "SignedHeaders=host, Signature=0123456789abcdef0123456789abcdef"}};
   auto r = ShortConnectClient().Send(request);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kUnavailable) << r.status().ToString();
@@ -82,11 +83,14 @@ LocalHttpServer EchoingServer(int status, bool xml) {
     // Short enough that the callers' excerpts (300 bytes for AWS) keep all of it.
     std::string echoed = "tok=" + r.Header("x-amz-security-token") + " auth=" + r.Header("authorization");
     if (xml)
-      return LocalHttpResponse{status, {}, "<Error><Code>AccessDenied</Code><Message>" + echoed +
-                                               "</Message><RequestId>R1</RequestId></Error>"};
-    return LocalHttpResponse{status, {{"Www-Authenticate", "Bearer realm=x, got " + r.Header("authorization")}},
-                             R"({"error":{"code":403,"message":")" + echoed +
-                                 R"(","errors":[{"reason":"forbidden"}]}})"};
+      return LocalHttpResponse{
+          status,
+          {},
+          "<Error><Code>AccessDenied</Code><Message>" + echoed + "</Message><RequestId>R1</RequestId></Error>"};
+    return LocalHttpResponse{
+        status,
+        {{"Www-Authenticate", "Bearer realm=x, got " + r.Header("authorization")}},
+        R"({"error":{"code":403,"message":")" + echoed + R"(","errors":[{"reason":"forbidden"}]}})"};
   });
 }
 
