@@ -384,6 +384,7 @@ class DefaultChain : public CredentialsProvider {
     request.url = StsEndpoint(profile) + "/";
     request.headers = {{"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"}, {"Accept", "text/xml"}};
     request.body = body;
+    request.carries_credentials = true;  // the web identity token
     request.timeout_ms = kStsTimeoutMs;
     auto response = Http().Send(request);
     if (!response.ok()) return WithRedaction(response.status().WithContext(source), {token});

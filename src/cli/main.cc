@@ -7,7 +7,6 @@
 #include <fcntl.h>
 #include <malloc.h>
 #include <signal.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -21,6 +20,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "common/logging.h"
 #include "common/strings.h"
 #include "common/time.h"
 #include "core/config.h"
@@ -40,9 +40,21 @@ void OnSignal(int) {
   g_stop.store(true);
 }
 
+// Human output escapes whatever came from a bucket or a server (keys, field
+// names, errors): see EscapeForDisplay. --json output is exact instead.
+std::string Shown(std::string_view s) {
+  return EscapeForDisplay(s);
+}
+
+// Invalid UTF-8 (a file:// key may hold any bytes) becomes U+FFFD instead of
+// an exception; control characters are escaped by the JSON encoder.
+std::string JsonText(const nlohmann::json& j) {
+  return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 [[noreturn]] void Die(const std::string& message, int code = 1) {
   fflush(stdout);
-  fprintf(stderr, "logferry: %s\n", message.c_str());
+  fprintf(stderr, "logferry: %s\n", Shown(message).c_str());
   exit(code);
 }
 
@@ -58,22 +70,30 @@ void OrDie(const Status& s, int code = 1) {
   if (!s.ok()) Die(s.message(), s.code() == StatusCode::kInvalidArgument ? 2 : code);
 }
 
+// The config validated the level's name.
 void SetupLogging(const std::string& level, bool verbose) {
-  auto logger = spdlog::stderr_color_mt("logferry");
-  spdlog::set_default_logger(logger);
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
-  spdlog::set_level(verbose ? spdlog::level::debug : spdlog::level::from_str(level));
+  InstallLogging(verbose ? spdlog::level::debug : spdlog::level::from_str(level));
 }
 
+// The state directory is created owner-only (0700): the ledger holds raw
+// excerpts of bad lines. Parents it creates are 0755. An existing directory
+// is the operator's: a looser mode is warned about, never changed.
 Status EnsureDir(const std::string& dir) {
   std::string cur;
   for (size_t i = 0; i < dir.size(); ++i) {
     cur += dir[i];
+    bool last = i + 1 == dir.size() || (i + 2 == dir.size() && dir.back() == '/');
     if (dir[i] == '/' || i + 1 == dir.size()) {
-      if (mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST)
+      if (mkdir(cur.c_str(), last ? 0700 : 0755) != 0 && errno != EEXIST)
         return Status::PermissionDenied("cannot create " + cur + ": " + strerror(errno));
     }
   }
+  struct stat st {};
+  if (stat(dir.c_str(), &st) == 0 && (st.st_mode & 077) != 0)
+    spdlog::warn(
+        "state_dir {} is accessible to other users (mode {:o}); the ledger holds raw excerpts of bad "
+        "lines: chmod 700 it unless that is intended",
+        dir, st.st_mode & 0777);
   return Status::Ok();
 }
 
@@ -94,13 +114,19 @@ Env Open(const std::string& config_path, bool verbose) {
   return env;
 }
 
+std::string TableNames(const Config& config) {
+  std::string out;
+  for (const TableConfig& t : config.tables) out += (out.empty() ? "" : ", ") + t.name;
+  return out;
+}
+
 TableRuntime& TableOrDie(Env& env, const std::string& name) {
   if (name.empty()) {
     if (env.pipeline->tables().size() == 1) return env.pipeline->tables().front();
     Die("several tables are configured: say which with --table", 2);
   }
   TableRuntime* t = env.pipeline->table(name);
-  if (!t) Die("no table '" + name + "' in " + env.config.path, 2);
+  if (!t) Die("no table '" + name + "' in " + env.config.path + " (tables: " + TableNames(env.config) + ")", 2);
   return *t;
 }
 
@@ -116,7 +142,7 @@ int CmdRun(const std::string& config_path, bool once, bool verbose) {
   Env env = Open(config_path, verbose);
   // One daemon per state directory: two would stage the same objects twice over.
   std::string lock_path = env.config.state_dir + "/run.lock";
-  int lock_fd = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  int lock_fd = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0)
     Die("another 'logferry run' is active on " + env.config.state_dir);
   struct sigaction sa {};
@@ -245,11 +271,11 @@ int CmdStatus(const std::string& config_path, bool as_json) {
     out.push_back(j);
   }
   if (as_json) {
-    std::cout << out.dump(2) << "\n";
+    std::cout << JsonText(out) << "\n";
     return 0;
   }
   for (auto& j : out) {
-    printf("table %s\n", j["table"].get<std::string>().c_str());
+    printf("table %s\n", Shown(j["table"].get<std::string>()).c_str());
     auto& o = j["objects"];
     printf("  objects     %lld staged, %lld pending, %lld failed, %lld superseded", o["staged"].get<long long>(),
            o["pending"].get<long long>(), o["failed"].get<long long>(), o["superseded"].get<long long>());
@@ -258,11 +284,11 @@ int CmdStatus(const std::string& config_path, bool as_json) {
     printf("\n");
     if (j.contains("notifications")) {
       auto& n = j["notifications"];
-      printf("  events      %s: %zu notification(s) failing\n", n["queue"].get<std::string>().c_str(),
+      printf("  events      %s: %zu notification(s) failing\n", Shown(n["queue"].get<std::string>()).c_str(),
              n["failing"].size());
       for (auto& f : n["failing"])
-        printf("    message %s (received %lld times): %s\n", f["message_id"].get<std::string>().c_str(),
-               f["receive_count"].get<long long>(), f["error"].get<std::string>().c_str());
+        printf("    message %s (received %lld times): %s\n", Shown(f["message_id"].get<std::string>()).c_str(),
+               f["receive_count"].get<long long>(), Shown(f["error"].get<std::string>()).c_str());
     }
     auto& p = j["partitions"];
     printf("  partitions  %lld loaded, %lld pending, %lld failing\n", p["loaded"].get<long long>(),
@@ -287,16 +313,16 @@ int CmdStatus(const std::string& config_path, bool as_json) {
       printf("  load jobs   %lld in the last 24 hours\n", j["load_jobs_24h"].get<long long>());
     }
     for (auto& f : j["failed_objects"])
-      printf("  FAILED object %s (attempts %d%s): %s\n", f["object"].get<std::string>().c_str(),
+      printf("  FAILED object %s (attempts %d%s): %s\n", Shown(f["object"].get<std::string>()).c_str(),
              f["attempts"].get<int>(),
              f.contains("next_attempt") ? (", next " + f["next_attempt"].get<std::string>()).c_str() : "",
-             f["error"].get<std::string>().c_str());
+             Shown(f["error"].get<std::string>()).c_str());
     for (auto& f : j["failing_partitions"])
       printf("  FAILING partition %s (attempts %d): %s\n", f["partition"].get<std::string>().c_str(),
-             f["attempts"].get<int>(), f["error"].get<std::string>().c_str());
+             f["attempts"].get<int>(), Shown(f["error"].get<std::string>()).c_str());
     for (auto& f : j["refused_requests"])
-      printf("  REFUSED request %s (%s): %s\n", f["request"].get<std::string>().c_str(),
-             f["at"].get<std::string>().c_str(), f["error"].get<std::string>().c_str());
+      printf("  REFUSED request %s (%s): %s\n", Shown(f["request"].get<std::string>()).c_str(),
+             f["at"].get<std::string>().c_str(), Shown(f["error"].get<std::string>()).c_str());
     if (j["refused_requests_total"].get<size_t>() > j["refused_requests"].size())
       printf("  ... %zu refused request(s) in all\n", j["refused_requests_total"].get<size_t>());
   }
@@ -333,13 +359,14 @@ int CmdReload(const std::string& config_path, const std::string& table, const st
 
 int CmdVerify(const std::string& config_path, const std::string& table, bool verbose) {
   Env env = Open(config_path, verbose);
+  if (!table.empty()) TableOrDie(env, table);
   VerifyReport report;
   for (TableRuntime& t : env.pipeline->tables()) {
     if (!table.empty() && t.config->name != table) continue;
     OrDie(VerifyTable(t, *env.ledger, env.config, &report));
   }
-  for (auto& n : report.notes) printf("note: %s\n", n.c_str());
-  for (auto& d : report.differences) printf("DIFFERENCE: %s\n", d.c_str());
+  for (auto& n : report.notes) printf("note: %s\n", Shown(n).c_str());
+  for (auto& d : report.differences) printf("DIFFERENCE: %s\n", Shown(d).c_str());
   printf(
       "verify: %s — %lld source objects, %lld staged parts, %lld partitions, %lld rows in the warehouse; %zu "
       "difference(s)\n",
@@ -354,13 +381,21 @@ int CmdVerify(const std::string& config_path, const std::string& table, bool ver
 // Table and CSV output are for people and spreadsheets: a control character
 // in a value is shown escaped (\0 for NUL, \xHH for the others; the table
 // also shows tab, LF and CR as \t, \n, \r, which CSV keeps inside quotes).
-// A backslash is not escaped, so only --json gives the exact value.
+// A backslash is not escaped, so only --json gives the exact value. Beyond
+// ASCII, C1 and bidirectional controls, U+2028/2029 and bytes that are not
+// UTF-8 are escaped as everywhere else (EscapeForDisplay).
 std::string Escaped(std::string_view v, bool keep_line_breaks) {
   std::string out;
   out.reserve(v.size());
-  for (char ch : v) {
+  for (size_t i = 0; i < v.size(); ++i) {
+    char ch = v[i];
     auto c = static_cast<unsigned char>(ch);
-    if (c >= 0x20 && c != 0x7f) {
+    if (c >= 0x80) {
+      size_t end = i;
+      while (end < v.size() && static_cast<unsigned char>(v[end]) >= 0x80) ++end;
+      out += EscapeForDisplay(v.substr(i, end - i));
+      i = end - 1;
+    } else if (c >= 0x20 && c != 0x7f) {
       out.push_back(ch);
     } else if (keep_line_breaks && (c == '\t' || c == '\n' || c == '\r')) {
       out.push_back(ch);
@@ -398,8 +433,9 @@ int CmdQuery(const std::string& config_path, const std::string& table, const std
   Config config = OrDie(LoadConfig(config_path), 2);
   SetupLogging(config.log_level, false);
   const TableConfig* tc = table.empty() ? &config.tables.front() : config.FindTable(table);
-  if (!tc) Die("no table '" + table + "'", 2);
+  if (!tc) Die("no table '" + table + "' in " + config.path + " (tables: " + TableNames(config) + ")", 2);
   WarehouseOptions wo = WarehouseOptionsFor(config, *tc, /*read_only=*/true);
+  wo.sql_file_access = false;  // the SQL is the user's: no files, no ATTACH, no extensions
   auto wh = OrDie(OpenWarehouse(tc->warehouse, wo));
   auto r = wh->Query(sql);
   if (!r.ok()) Die("query failed: " + r.status().message());
@@ -411,7 +447,7 @@ int CmdQuery(const std::string& config_path, const std::string& table, const std
       for (size_t i = 0; i < row.size(); ++i) o[r->columns[i]] = row[i] ? nlohmann::json(*row[i]) : nlohmann::json();
       rows.push_back(o);
     }
-    std::cout << rows.dump() << "\n";
+    std::cout << rows.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   } else if (csv) {
     for (size_t i = 0; i < r->columns.size(); ++i) {
       if (i) putchar(',');
@@ -430,7 +466,7 @@ int CmdQuery(const std::string& config_path, const std::string& table, const std
       for (auto& v : row)
         if (v) v = Escaped(*v, false);
     std::vector<size_t> w(r->columns.size());
-    for (size_t i = 0; i < w.size(); ++i) w[i] = r->columns[i].size();
+    for (size_t i = 0; i < w.size(); ++i) w[i] = Shown(r->columns[i]).size();
     for (auto& row : r->rows)
       for (size_t i = 0; i < row.size(); ++i) w[i] = std::max(w[i], std::min<size_t>(60, row[i] ? row[i]->size() : 4));
     auto cell = [&](const std::string& s, size_t width) {
@@ -439,7 +475,7 @@ int CmdQuery(const std::string& config_path, const std::string& table, const std
     };
     for (size_t i = 0; i < w.size(); ++i) {
       if (i) printf("  ");
-      cell(r->columns[i], w[i]);
+      cell(Shown(r->columns[i]), w[i]);
     }
     printf("\n");
     for (size_t i = 0; i < w.size(); ++i) printf("%s%s", i ? "  " : "", std::string(w[i], '-').c_str());
@@ -465,7 +501,7 @@ int CmdCheck(const std::string& config_path) {
          config.tables.size() == 1 ? "" : "s");
   int bad = 0;
   auto report = [&](const std::string& what, const Status& s) {
-    printf("  %-60s %s\n", what.c_str(), s.ok() ? "OK" : ("FAILED: " + s.message()).c_str());
+    printf("  %-60s %s\n", Shown(what).c_str(), s.ok() ? "OK" : ("FAILED: " + Shown(s.message())).c_str());
     if (!s.ok()) ++bad;
   };
   report("state_dir " + config.state_dir, EnsureDir(config.state_dir));
@@ -524,14 +560,14 @@ int CmdBadRecords(const std::string& config_path, const std::string& table, cons
                      {"reason", r.record.reason},
                      {"excerpt", r.record.excerpt},
                      {"recorded", FormatIso8601(r.created_us)}});
-    std::cout << out.dump(2) << "\n";
+    std::cout << JsonText(out) << "\n";
     return 0;
   }
   for (auto& r : rows) {
-    printf("%s %s line %lld (byte %lld)%s: %s\n    %s\n", r.table.c_str(), r.object_key.c_str(),
+    printf("%s %s line %lld (byte %lld)%s: %s\n    %s\n", Shown(r.table).c_str(), Shown(r.object_key).c_str(),
            static_cast<long long>(r.record.line), static_cast<long long>(r.record.byte_offset),
-           r.record.field.empty() ? "" : (" field '" + r.record.field + "'").c_str(), r.record.reason.c_str(),
-           r.record.excerpt.c_str());
+           r.record.field.empty() ? "" : (" field '" + Shown(r.record.field) + "'").c_str(),
+           Shown(r.record.reason).c_str(), Shown(r.record.excerpt).c_str());
   }
   printf("(%zu bad record%s)\n", rows.size(), rows.size() == 1 ? "" : "s");
   return 0;
@@ -543,17 +579,18 @@ int CmdSchema(const std::string& config_path, const std::string& table, bool big
   Env env = Open(config_path, false);
   TableRuntime& t = TableOrDie(env, table);
   if (bigquery) {
-    std::cout << t.schema->ToBigQuerySchema().dump(2) << "\n";
+    std::cout << JsonText(t.schema->ToBigQuerySchema()) << "\n";
   } else if (duckdb) {
     auto cols = t.schema->DuckDbColumns();
     printf("CREATE TABLE \"%s\" (\n", t.config->name.c_str());
     for (size_t i = 0; i < cols.size(); ++i)
-      printf("  \"%s\" %s%s\n", cols[i].first.c_str(), cols[i].second.c_str(), i + 1 < cols.size() ? "," : "");
+      printf("  \"%s\" %s%s\n", Shown(cols[i].first).c_str(), Shown(cols[i].second).c_str(),
+             i + 1 < cols.size() ? "," : "");
     printf(");\n");
   }
   printf("%s-- name mapping (source field -> column), schema version %lld\n", bigquery || duckdb ? "" : "",
          static_cast<long long>(OrDie(env.ledger->SchemaVersion(t.config->name))));
-  for (auto& [raw, col] : t.schema->NameMapping()) printf("%s -> %s\n", raw.c_str(), col.c_str());
+  for (auto& [raw, col] : t.schema->NameMapping()) printf("%s -> %s\n", Shown(raw).c_str(), Shown(col).c_str());
   return 0;
 }
 
@@ -564,6 +601,7 @@ int main(int argc, char** argv) {
   // heap for reuse instead of mmap/munmap (and page faults) every time.
   mallopt(M_MMAP_THRESHOLD, 256 << 20);
   mallopt(M_TRIM_THRESHOLD, 512 << 20);
+  InstallLogging(spdlog::level::info);  // escaped from the first line on, before any config is read
   CLI::App app{"logferry: Fluentd logs from object storage into an analytic warehouse, exactly once"};
   app.require_subcommand(1);
   std::string config_path = "logferry.toml";

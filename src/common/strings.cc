@@ -339,6 +339,52 @@ std::string Join(const std::vector<std::string>& parts, std::string_view sep) {
   return out;
 }
 
+namespace {
+
+// Code points that move the cursor, end a line or reorder text on display.
+bool IsDisplayControl(uint32_t cp) {
+  return (cp >= 0x80 && cp <= 0x9F) || cp == 0x2028 || cp == 0x2029 || cp == 0x061C || cp == 0x200E || cp == 0x200F ||
+         (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069);
+}
+
+uint32_t DecodeUtf8(const unsigned char* p, size_t n) {
+  if (n == 2) return ((p[0] & 0x1Fu) << 6) | (p[1] & 0x3Fu);
+  if (n == 3) return ((p[0] & 0x0Fu) << 12) | ((p[1] & 0x3Fu) << 6) | (p[2] & 0x3Fu);
+  return ((p[0] & 0x07u) << 18) | ((p[1] & 0x3Fu) << 12) | ((p[2] & 0x3Fu) << 6) | (p[3] & 0x3Fu);
+}
+
+}  // namespace
+
+std::string EscapeForDisplay(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  auto* end = p + s.size();
+  char buf[12];
+  while (p < end) {
+    unsigned char c = *p;
+    if (c >= 0x20 && c < 0x7f) {
+      out.push_back(static_cast<char>(c));
+      ++p;
+    } else if (c == '\t' || c == '\n' || c == '\r') {
+      out += c == '\t' ? "\\t" : c == '\n' ? "\\n" : "\\r";
+      ++p;
+    } else if (size_t n = c < 0x80 ? 0 : Utf8SeqLen(p, end); n == 0) {
+      snprintf(buf, sizeof buf, "\\x%02x", c);  // C0, DEL, or not UTF-8
+      out += buf;
+      ++p;
+    } else if (uint32_t cp = DecodeUtf8(p, n); IsDisplayControl(cp)) {
+      snprintf(buf, sizeof buf, "\\u%04x", cp);
+      out += buf;
+      p += n;
+    } else {
+      out.append(reinterpret_cast<const char*>(p), n);
+      p += n;
+    }
+  }
+  return out;
+}
+
 std::vector<std::string> Split(std::string_view s, char sep) {
   std::vector<std::string> out;
   size_t start = 0;

@@ -50,6 +50,16 @@ std::string Crc32cHex(uint32_t crc);
 // at most max_bytes, valid UTF-8, control bytes shown as \xNN.
 std::string Excerpt(std::string_view raw, size_t max_bytes = 200);
 
+// Text from outside (object keys, field names, request names, server
+// messages) made safe to print on a terminal or as one log line: tab, LF and
+// CR become \t \n \r; other C0 controls, DEL and bytes that are not UTF-8
+// become \xHH; C1 controls (U+0080..U+009F), the line and paragraph
+// separators (U+2028, U+2029) and the bidirectional controls (U+061C,
+// U+200E, U+200F, U+202A..U+202E, U+2066..U+2069) become \uHHHH. Everything
+// else, backslash included, is kept: the result is for people to read, and
+// --json output carries exact values.
+std::string EscapeForDisplay(std::string_view s);
+
 std::vector<std::string> Split(std::string_view s, char sep);
 std::string Join(const std::vector<std::string>& parts, std::string_view sep);
 bool StartsWith(std::string_view s, std::string_view prefix);

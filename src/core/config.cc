@@ -10,6 +10,7 @@
 
 #include "common/strings.h"
 #include "common/time.h"
+#include "http/http_client.h"
 
 namespace logferry {
 
@@ -28,6 +29,11 @@ const KeySpec kKeys[] = {
     {"state_dir", Scope::kTop, nullptr, "Directory for the ledger (ledger.db) and scratch space."},
     {"workers", Scope::kTop, "0", "Parallel staging workers; 0 means one per CPU core."},
     {"log_level", Scope::kTop, "info", "trace, debug, info, warn or error."},
+    {"allow_insecure_http", Scope::kTop, "false",
+     "true allows plain http:// to a host that is not loopback for the SigV4-signed S3 and SQS endpoints "
+     "(endpoint, source_endpoint and staging_endpoint of s3:// sides, notifications, AWS_ENDPOINT_URL[_S3]). "
+     "Off, and always for anything that sends a bearer token (gs:// endpoints, STORAGE_EMULATOR_HOST, "
+     "bigquery_endpoint), http:// is accepted only for 127.0.0.0/8, ::1, localhost and *.localhost."},
     {"lock_timeout", Scope::kTop, "60s", "How long a command waits for the warehouse while another process holds it."},
     {"name", Scope::kTable, nullptr,
      "Warehouse table name: letters, digits and underscores, not starting with a digit or '_'."},
@@ -169,6 +175,44 @@ StatusOr<bool> ParseBool(const std::string& v) {
   return Status::InvalidArgument("must be true or false");
 }
 
+// Plain http shows every request to whoever is on the path. To this machine
+// it is fine; elsewhere only for SigV4-signed requests, which reveal no
+// secret, and only when allow_insecure_http says so. A bearer token
+// (Google) is never sent that way, so such an endpoint is an error whatever
+// the setting. "" when url is acceptable, else why not.
+std::string TransportProblem(const std::string& url, bool bearer, bool allow_insecure_http) {
+  Url u;
+  if (!ParseUrl(url, &u) || (u.scheme != "http" && u.scheme != "https"))
+    return "'" + url + "' is not an http(s):// URL";
+  if (u.scheme == "https" || IsLoopbackHost(u.host)) return "";
+  if (bearer)
+    return "'" + url +
+           "' would send a bearer token in clear text to a host that is not loopback; use https:// "
+           "(plain http only to 127.0.0.0/8, ::1, localhost, *.localhost)";
+  if (allow_insecure_http) return "";
+  return "'" + url +
+         "' sends requests in clear text to a host that is not loopback; use https://, or set "
+         "allow_insecure_http = true at the top level";
+}
+
+// A store side without a configured endpoint takes one from the
+// environment, as the SDKs do; it must pass the same test.
+Status CheckEnvTransport(bool gs, bool allow_insecure_http, const std::string& where) {
+  std::vector<const char*> names = gs ? std::vector<const char*>{"STORAGE_EMULATOR_HOST"}
+                                      : std::vector<const char*>{"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"};
+  for (const char* name : names) {
+    const char* v = getenv(name);
+    if (!v || !*v) continue;
+    std::string url = v;
+    if (gs && url.find("://") == std::string::npos)
+      url = "http://" + url;  // "host:port", as Google's libraries read it
+    std::string problem = TransportProblem(url, gs, allow_insecure_http);
+    if (!problem.empty()) return Status::InvalidArgument(where + ": environment variable " + name + ": " + problem);
+    return Status::Ok();  // the first one set is the one used
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 const TableConfig* Config::FindTable(const std::string& name) const {
@@ -227,7 +271,19 @@ StatusOr<Config> ParseConfig(const std::string& text, const std::string& origin)
       return Status::InvalidArgument(where + ": key 'workers' must be 0..256 (got '" + v + "')");
     cfg.workers = n == 0 ? static_cast<int>(std::max(1u, std::thread::hardware_concurrency())) : static_cast<int>(n);
   }
-  cfg.log_level = top_value("log_level").first;
+  {
+    auto [v, where] = top_value("log_level");
+    if (v != "trace" && v != "debug" && v != "info" && v != "warn" && v != "error")
+      return Status::InvalidArgument(where + ": key 'log_level' must be trace, debug, info, warn or error (got '" + v +
+                                     "')");
+    cfg.log_level = v;
+  }
+  {
+    auto [v, where] = top_value("allow_insecure_http");
+    auto b = ParseBool(v);
+    if (!b.ok()) return Status::InvalidArgument(where + ": key 'allow_insecure_http' " + b.status().message());
+    cfg.allow_insecure_http = *b;
+  }
   {
     auto [v, where] = top_value("lock_timeout");
     auto d = ParseDuration(v);
@@ -332,6 +388,21 @@ StatusOr<Config> ParseConfig(const std::string& text, const std::string& origin)
     };
     tc.source_store.endpoint = side_endpoint(source.first, source_endpoint.first);
     tc.staging_store.endpoint = side_endpoint(staging.first, staging_endpoint.first);
+    for (auto [side, specific, key] : {std::tuple{&source, &source_endpoint, "source_endpoint"},
+                                       std::tuple{&staging, &staging_endpoint, "staging_endpoint"}}) {
+      bool gs = StartsWith(side->first, "gs://");
+      if (!gs && !StartsWith(side->first, "s3://")) continue;
+      if (!gs && specific->first.empty() && !endpoint.first.empty()) {
+        specific = &endpoint;
+        key = "endpoint";
+      }
+      if (specific->first.empty()) {
+        LF_RETURN_IF_ERROR(CheckEnvTransport(gs, cfg.allow_insecure_http, twhere));
+        continue;
+      }
+      std::string problem = TransportProblem(specific->first, gs, cfg.allow_insecure_http);
+      if (!problem.empty()) return LF_BAD(specific->second, key, problem);
+    }
     tc.source_store.region = tc.staging_store.region = region.first;
     tc.source_store.addressing = tc.staging_store.addressing = addressing.first;
     LF_GET(ca_file, "ca_file");
@@ -349,10 +420,19 @@ StatusOr<Config> ParseConfig(const std::string& text, const std::string& origin)
       if (!StartsWith(tc.source, "s3://"))
         return LF_BAD(notifications.second, "notifications", "S3 event notifications need an s3:// source");
     }
+    if (!notifications.first.empty()) {
+      std::string problem = TransportProblem(notifications.first, false, cfg.allow_insecure_http);
+      if (!problem.empty()) return LF_BAD(notifications.second, "notifications", problem);
+    }
     tc.notifications = notifications.first;
     LF_GET(credentials, "credentials");
     tc.credentials = credentials.first;
     LF_GET(bq_endpoint, "bigquery_endpoint");
+    while (bq_endpoint.first.size() > 1 && bq_endpoint.first.back() == '/') bq_endpoint.first.pop_back();
+    if (!bq_endpoint.first.empty()) {
+      std::string problem = TransportProblem(bq_endpoint.first, true, cfg.allow_insecure_http);
+      if (!problem.empty()) return LF_BAD(bq_endpoint.second, "bigquery_endpoint", problem);
+    }
     tc.bigquery_endpoint = bq_endpoint.first;
     LF_GET(location, "location");
     tc.location = location.first;

@@ -224,6 +224,7 @@ StatusOr<AccessToken> ExchangeAtTokenEndpoint(const HttpClient& http, const std:
   request.url = token_uri;
   request.headers = {{"Content-Type", "application/x-www-form-urlencoded"}, {"Accept", "application/json"}};
   request.body = form;
+  request.carries_credentials = true;  // a JWT assertion, or a client secret and refresh token
   request.timeout_ms = kTokenEndpointTimeoutMs;
   auto response = http.Send(request);
   // The transport's message names the method and URL already.
@@ -486,6 +487,13 @@ class DefaultProvider : public TokenProvider {
     std::string token_uri = options_.token_uri;
     if (token_uri.empty()) token_uri = StringField(*j, "token_uri");
     if (token_uri.empty()) token_uri = kDefaultTokenUri;
+    // What goes there is the signed assertion or the refresh token: a key
+    // file naming a plain-http token_uri elsewhere would hand it to anyone
+    // on the path (the HTTP client refuses it too; this says which field).
+    if (Url url;
+        !ParseUrl(token_uri, &url) || (url.scheme != "https" && !(url.scheme == "http" && IsLoopbackHost(url.host))))
+      return Status::InvalidArgument(origin + ": token_uri '" + Printable(token_uri, 200) +
+                                     "' must be an https:// URL (plain http only to a loopback host)");
 
     if (type == "service_account") {
       std::string email, key;

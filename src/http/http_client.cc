@@ -1,6 +1,8 @@
 #include "http/http_client.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
 
 #include <algorithm>
 #include <mutex>
@@ -63,10 +65,88 @@ std::string_view UrlForMessages(std::string_view url) {
   return url.substr(0, url.find('?'));
 }
 
+// The ECS and EKS Pod Identity agents: link-local, and where the SDKs send
+// the container authorization token over plain http.
+bool IsContainerAgentHost(std::string_view host) {
+  return host == "169.254.170.2" || host == "169.254.170.23" || host == "[fd00:ec2::23]";
+}
+
 bool IsLocalOnlyHost(std::string_view host) {
-  return host == "169.254.169.254" || host == "169.254.170.2" || host == "169.254.170.23" ||
-         host == "[fd00:ec2::254]" || host == "[fd00:ec2::23]" || host == "metadata.google.internal" ||
-         host == "localhost" || EndsWith(host, ".localhost") || host == "[::1]" || StartsWith(host, "127.");
+  return IsContainerAgentHost(host) || host == "169.254.169.254" || host == "[fd00:ec2::254]" ||
+         host == "metadata.google.internal" || IsLoopbackHost(host);
+}
+
+bool SendsCredentials(const HttpRequest& request) {
+  if (request.carries_credentials) return true;
+  for (const auto& [name, value] : request.headers)
+    if (ToLower(name) == "authorization" && !StartsWith(value, "AWS4-HMAC-SHA256 ")) return true;
+  return false;
+}
+
+// Plain http to anywhere but this machine (or its container agent) would
+// show a credential to everyone on the path.
+bool CredentialsExposed(const HttpRequest& request) {
+  if (!StartsWith(ToLower(request.url.substr(0, 7)), "http://") || !SendsCredentials(request)) return false;
+  Url url;
+  return !ParseUrl(request.url, &url) || !(IsLoopbackHost(url.host) || IsContainerAgentHost(url.host));
+}
+
+void AddSecret(std::vector<std::string>* out, std::string_view value) {
+  // Shorter values are not secrets of any scheme used here, and replacing
+  // them would mangle the message.
+  if (value.size() < 8) return;
+  out->emplace_back(value);
+  std::string encoded = UriEncode(value);
+  if (encoded != value) out->push_back(std::move(encoded));
+}
+
+std::vector<std::string> CredentialValues(const HttpRequest& request) {
+  std::vector<std::string> out;
+  for (const auto& [name, value] : request.headers) {
+    std::string lower = ToLower(name);
+    if (lower != "authorization" && lower != "proxy-authorization" && lower != "x-amz-security-token" &&
+        lower != "x-aws-ec2-metadata-token" && lower != "cookie")
+      continue;
+    AddSecret(&out, value);
+    if (size_t sp = value.find(' '); sp != std::string::npos) AddSecret(&out, value.substr(sp + 1));
+    if (size_t sig = value.find("Signature="); sig != std::string::npos) AddSecret(&out, value.substr(sig + 10));
+  }
+  if (request.carries_credentials) {
+    for (const std::string& pair : Split(request.body, '&')) {
+      size_t eq = pair.find('=');
+      if (eq == std::string::npos) continue;
+      AddSecret(&out, pair.substr(eq + 1));
+      AddSecret(&out, UriDecode(pair.substr(eq + 1), true));
+    }
+  }
+  // Longest first: a whole header value goes before the token inside it.
+  std::sort(out.begin(), out.end(), [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  return out;
+}
+
+// "[redacted]" rather than "<redacted>": the body is still parsed (S3's XML
+// errors), and brackets are inert in XML and JSON alike.
+constexpr std::string_view kRedacted = "[redacted]";
+
+// Replaces what follows each (case-insensitive) marker while it is made of
+// the given characters, when at least min_len of them follow.
+void RedactAfter(std::string* text, std::string_view marker, std::string_view chars, size_t min_len) {
+  std::string lower = ToLower(*text);
+  for (size_t pos = 0; (pos = lower.find(marker, pos)) != std::string::npos;) {
+    size_t start = pos + marker.size();
+    size_t end = lower.find_first_not_of(chars, start);
+    if (end == std::string::npos) end = lower.size();
+    if (end - start >= min_len) {
+      text->replace(start, end - start, kRedacted);
+      lower.replace(start, end - start, kRedacted);
+    }
+    pos = start;
+  }
+}
+
+void RedactResponse(HttpResponse* response, const HttpRequest& request) {
+  response->body = RedactCredentials(std::move(response->body), request);
+  for (auto& header : response->headers) header.second = RedactCredentials(std::move(header.second), request);
 }
 
 }  // namespace
@@ -93,6 +173,10 @@ HttpClient& HttpClient::Default() {
 }
 
 StatusOr<HttpResponse> HttpClient::Send(const HttpRequest& request) const {
+  if (CredentialsExposed(request))
+    return Status::InvalidArgument(request.method + " " + std::string(UrlForMessages(request.url)) +
+                                   ": refusing to send credentials over plain http to a host that is not loopback; "
+                                   "use https");
   CURL* curl = HandleForThisThread();
   if (!curl) return Status::Internal("curl_easy_init failed");
   HttpResponse response;
@@ -161,6 +245,9 @@ StatusOr<HttpResponse> HttpClient::Send(const HttpRequest& request) const {
   long status = 0;
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
   response.status = static_cast<int>(status);
+  // Error texts are quoted into messages and logs; success bodies are data
+  // and stay exactly as stored.
+  if (response.status < 200 || response.status >= 300) RedactResponse(&response, request);
   return response;
 }
 
@@ -264,6 +351,32 @@ bool ParseUrl(std::string_view s, Url* out) {
   if (url.path.empty()) url.path = "/";
   *out = std::move(url);
   return true;
+}
+
+bool IsLoopbackHost(std::string_view host) {
+  std::string h = ToLower(host);
+  if (!h.empty() && h.front() == '[') {
+    size_t close = h.find(']');
+    if (close == std::string::npos) return false;
+    h = h.substr(1, close - 1);
+  }
+  if (h == "localhost" || EndsWith(h, ".localhost")) return true;
+  in_addr v4{};
+  if (inet_pton(AF_INET, h.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  if (inet_pton(AF_INET6, h.c_str(), &v6) == 1)
+    return IN6_IS_ADDR_LOOPBACK(&v6) || (IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127);
+  return false;
+}
+
+std::string RedactCredentials(std::string text, const HttpRequest& request) {
+  for (const std::string& secret : CredentialValues(request))
+    for (size_t pos = 0; (pos = text.find(secret, pos)) != std::string::npos; pos += kRedacted.size())
+      text.replace(pos, secret.size(), kRedacted);
+  static constexpr std::string_view kToken68 = "abcdefghijklmnopqrstuvwxyz0123456789-._~+/=ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+  RedactAfter(&text, "bearer ", kToken68, 8);
+  RedactAfter(&text, "signature=", "0123456789abcdefABCDEF", 16);
+  return text;
 }
 
 }  // namespace logferry

@@ -7,6 +7,18 @@
 // is kUnavailable; any HTTP status is a successful Send and the caller
 // classifies it (ClassifyHttpStatus is the common rule). Messages never carry
 // request headers or bodies, so credentials cannot leak through them.
+//
+// Credentials and plain http: a request that carries a credential (an
+// Authorization header other than a SigV4 signature, or carries_credentials)
+// is refused with kInvalidArgument, before any connection, when its URL is
+// http:// to a host that is neither loopback nor one of the link-local
+// container-credential agents (169.254.170.2, 169.254.170.23, fd00:ec2::23).
+// A SigV4 signature is not refused: it proves one request for 15 minutes and
+// never reveals the secret key (config decides whether http is allowed).
+// A response whose status is not 2xx has every credential value of its
+// request (and Bearer / Signature= patterns) replaced by [redacted] in its
+// body and headers before the caller sees it, so a server that echoes
+// Authorization cannot put a token into an error message.
 // Thread-safe: each thread reuses its own connection pool.
 #pragma once
 
@@ -27,6 +39,10 @@ struct HttpRequest {
   std::string url;  // absolute; path and query already percent-encoded
   HttpHeaders headers;
   std::string_view body;  // not owned; must outlive Send
+  // The body holds a credential (a JWT assertion, a refresh token, a web
+  // identity token) in form encoding: never sent over plain http to a
+  // non-loopback host, and its values are redacted from error responses.
+  bool carries_credentials = false;
   int64_t timeout_ms = 60'000;
   // A transfer slower than this many bytes/s for low_speed_time_s is a stall
   // (kUnavailable) even before timeout_ms.
@@ -88,5 +104,14 @@ struct Url {
   std::string Origin() const;  // scheme://authority
 };
 bool ParseUrl(std::string_view s, Url* out);
+
+// 127.0.0.0/8, ::1 (also as ::ffff:127.x.y.z), localhost and *.localhost;
+// host as ParseUrl gives it (IPv6 in brackets, maybe with a port).
+bool IsLoopbackHost(std::string_view host);
+
+// text with the request's credential values (Authorization and its token
+// or signature, X-Amz-Security-Token, form values of a carries_credentials
+// body) and any "Bearer <token>" or "Signature=<hex>" replaced by [redacted].
+std::string RedactCredentials(std::string text, const HttpRequest& request);
 
 }  // namespace logferry

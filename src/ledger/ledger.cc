@@ -1,7 +1,12 @@
 #include "ledger/ledger.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -148,7 +153,29 @@ Status Transaction::Commit() {
   Transaction name(db_); \
   LF_RETURN_IF_ERROR(name.status())
 
+namespace {
+
+// The ledger keeps raw excerpts of bad lines: owner-only (0600), whatever the
+// umask. SQLite gives its -wal and -shm files the database file's mode;
+// ones left looser by an older version are tightened too (they are ours).
+Status MakeOwnerOnly(const std::string& path) {
+  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return Status::PermissionDenied("open ledger " + path + ": " + strerror(errno));
+  struct stat st {};
+  bool ok = fstat(fd, &st) == 0 && ((st.st_mode & 077) == 0 || fchmod(fd, 0600) == 0);
+  close(fd);
+  if (!ok) return Status::PermissionDenied("cannot make ledger " + path + " owner-only: " + strerror(errno));
+  for (const char* suffix : {"-wal", "-shm"}) {
+    std::string side = path + suffix;
+    if (stat(side.c_str(), &st) == 0 && (st.st_mode & 077) != 0) chmod(side.c_str(), 0600);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const std::string& path) {
+  LF_RETURN_IF_ERROR(MakeOwnerOnly(path));
   sqlite3* db = nullptr;
   int rc =
       sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);

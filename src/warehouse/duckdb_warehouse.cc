@@ -429,6 +429,7 @@ StatusOr<std::unique_ptr<Warehouse>> OpenDuckDbWarehouse(const std::string& path
     duckdb_config config;
     duckdb_create_config(&config);
     if (opts.read_only) duckdb_set_config(config, "access_mode", "READ_ONLY");
+    if (!opts.sql_file_access) duckdb_set_config(config, "enable_external_access", "false");
     duckdb_database db;
     char* err = nullptr;
     duckdb_state st = duckdb_open_ext(path.c_str(), &db, config, &err);
@@ -441,6 +442,9 @@ StatusOr<std::unique_ptr<Warehouse>> OpenDuckDbWarehouse(const std::string& path
       }
       auto w = std::make_unique<DuckDbWarehouse>(db, con, path, opts);
       LF_RETURN_IF_ERROR(w->Exec("SET TimeZone='UTC'"));
+      // Locked after the last setting: the SQL that follows cannot turn
+      // external access back on (DuckDB refuses that anyway once it is off).
+      if (!opts.sql_file_access) LF_RETURN_IF_ERROR(w->Exec("SET lock_configuration = true"));
       return std::unique_ptr<Warehouse>(std::move(w));
     }
     std::string message = err ? err : "unknown error";

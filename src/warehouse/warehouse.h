@@ -72,6 +72,11 @@ class Warehouse {
 
 struct WarehouseOptions {
   bool read_only = false;
+  // false: SQL cannot reach files or the network (duckdb://: external
+  // access off and the configuration locked, so no read_csv('/etc/passwd'),
+  // COPY ... TO, ATTACH, INSTALL or LOAD). For `logferry query`, whose SQL
+  // is the user's; loads need it on to read staged parts.
+  bool sql_file_access = true;
   // bigquery:// settings (ignored by duckdb://).
   std::string endpoint;  // empty: https://bigquery.googleapis.com
   std::string location = "US";

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <optional>
 #include <regex>
 
 #include "aws/credentials.h"
@@ -360,6 +361,121 @@ TEST(Config, ReferenceListsEveryKey) {
                           "time_format", "timezone",   "delimiter",         "output_time", "output_tag",  "partition",
                           "settle",      "interval",   "max_line_bytes",    "retry_base",  "retry_max",   "log_level"})
     EXPECT_NE(ref.find(std::string("`") + key + "`"), std::string::npos) << key;
+}
+
+// An unknown level used to silence every log line, errors included.
+TEST(Config, LogLevelMustBeOneOfTheKnownLevels) {
+  for (const char* level : {"trace", "debug", "info", "warn", "error"}) {
+    auto c = Parse(std::string("log_level = \"") + level + "\"\n" + kMinimal);
+    ASSERT_TRUE(c.ok()) << level << ": " << c.status().ToString();
+    EXPECT_EQ(c->log_level, level);
+  }
+  for (const char* level : {"verbose", "INFO", "warning", "off", ""}) {
+    std::string text = std::string("log_level = \"") + level + "\"\n" + kMinimal;
+    ExpectError(text, "log_level", 1);
+    auto c = Parse(text);
+    ASSERT_FALSE(c.ok());
+    EXPECT_NE(c.status().message().find("trace, debug, info, warn or error"), std::string::npos)
+        << c.status().message();
+  }
+}
+
+std::string S3Table(const std::string& extra_top, const std::string& extra_table) {
+  return "state_dir = \"/s\"\n" + extra_top + "[[table]]\nname = \"a\"\nsource = \"s3://b/logs/\"\n" +
+         "staging = \"s3://st/parts/\"\nwarehouse = \"duckdb:///w.duckdb\"\n" + extra_table;
+}
+
+TEST(Config, PlainHttpToAFarHostIsRefusedNamingTheKey) {
+  // Lines: 1 state_dir, 2 [[table]], 3 name, 4 source, 5 staging, 6 warehouse, 7 the key.
+  for (const char* key : {"endpoint", "source_endpoint", "staging_endpoint"}) {
+    std::string text = S3Table("", std::string(key) + " = \"http://minio.internal:9000\"\n");
+    ExpectError(text, key, 7);
+    EXPECT_NE(Parse(text).status().message().find("allow_insecure_http"), std::string::npos);
+  }
+  ExpectError(S3Table("", "notifications = \"http://sqs.internal:9324/123456789012/q\"\n"), "notifications", 7);
+  ExpectError(S3Table("", "endpoint = \"http://127.example.com:9000\"\n"), "endpoint", 7);
+  ExpectError(S3Table("", "endpoint = \"http://10.0.0.5\"\n"), "endpoint", 7);
+}
+
+TEST(Config, PlainHttpToLoopbackIsAccepted) {
+  for (const char* url : {"http://127.0.0.1:9000", "http://127.9.9.9", "http://localhost:9000",
+                          "http://minio.localhost:9000", "http://[::1]:9000", "https://minio.internal:9000"}) {
+    auto c = Parse(S3Table("", std::string("endpoint = \"") + url + "\"\n"));
+    EXPECT_TRUE(c.ok()) << url << ": " << c.status().ToString();
+  }
+}
+
+TEST(Config, AllowInsecureHttpAllowsSigV4EndpointsOnly) {
+  auto c = Parse(S3Table("allow_insecure_http = true\n",
+                         "endpoint = \"http://minio.internal:9000\"\n"
+                         "notifications = \"http://sqs.internal:9324/123456789012/q\"\n"));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_TRUE(c->allow_insecure_http);
+  EXPECT_EQ(c->tables[0].source_store.endpoint, "http://minio.internal:9000");
+  EXPECT_FALSE(Parse(kMinimal)->allow_insecure_http);
+  ExpectError("allow_insecure_http = \"yes\"\n" + std::string(kMinimal), "allow_insecure_http", 1);
+  // A bearer token never goes in clear text, whatever the setting.
+  std::string gs = R"(state_dir = "/s"
+allow_insecure_http = true
+[[table]]
+name = "a"
+source = "gs://b/logs/"
+staging = "gs://st/parts/"
+warehouse = "bigquery://p/d"
+)";
+  ExpectError(gs + "source_endpoint = \"http://gcs.internal:4443\"\n", "source_endpoint", 8);
+  ExpectError(gs + "bigquery_endpoint = \"http://bq.internal:9050\"\n", "bigquery_endpoint", 8);
+  ExpectError(gs + "bigquery_endpoint = \"bq.internal:9050\"\n", "bigquery_endpoint", 8);
+  EXPECT_TRUE(Parse(gs + "bigquery_endpoint = \"http://127.0.0.1:9050/\"\n").ok());
+}
+
+// Scoped environment variable for one test.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = getenv(name)) old_ = old;
+    setenv(name, value, 1);
+  }
+  ~ScopedEnv() {
+    if (old_)
+      setenv(name_, old_->c_str(), 1);
+    else
+      unsetenv(name_);
+  }
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+TEST(Config, EndpointsFromTheEnvironmentPassTheSameTest) {
+  std::string gs = R"(state_dir = "/s"
+[[table]]
+name = "a"
+source = "gs://b/logs/"
+staging = "file:///st/"
+warehouse = "duckdb:///w.duckdb"
+)";
+  {
+    ScopedEnv env("STORAGE_EMULATOR_HOST", "gcs-emulator:4443");
+    auto c = Parse(gs);
+    ASSERT_FALSE(c.ok());
+    EXPECT_NE(c.status().message().find("STORAGE_EMULATOR_HOST"), std::string::npos) << c.status().message();
+    EXPECT_NE(c.status().message().find("test.toml:2"), std::string::npos) << c.status().message();
+  }
+  {
+    ScopedEnv env("STORAGE_EMULATOR_HOST", "127.0.0.1:4443");
+    EXPECT_TRUE(Parse(gs).ok());
+  }
+  {
+    ScopedEnv env("AWS_ENDPOINT_URL", "http://minio.internal:9000");
+    auto c = Parse(S3Table("", ""));
+    ASSERT_FALSE(c.ok());
+    EXPECT_NE(c.status().message().find("AWS_ENDPOINT_URL"), std::string::npos) << c.status().message();
+    EXPECT_TRUE(Parse(S3Table("allow_insecure_http = true\n", "")).ok());
+    // A configured endpoint wins over the environment, as in the store.
+    EXPECT_TRUE(Parse(S3Table("", "endpoint = \"https://s3.example.com\"\n")).ok());
+  }
 }
 
 }  // namespace

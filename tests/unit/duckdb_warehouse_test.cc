@@ -7,6 +7,7 @@
 
 #include <climits>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -137,6 +138,40 @@ class DuckDbWarehouseTest : public ::testing::Test {
   const int64_t h0_ = T("2016-08-01T00:00:00Z");
   const int64_t h1_ = T("2016-08-01T01:00:00Z");
 };
+
+// `logferry query` runs the user's SQL with no way to files, the network or
+// extensions; ordinary queries still work.
+TEST_F(DuckDbWarehouseTest, QueryWithoutFileAccessRefusesFilesAttachAndExtensions) {
+  {
+    auto w = Open();
+    ASSERT_TRUE(w);
+    ASSERT_TRUE(w->Query("CREATE TABLE t AS SELECT 42 AS n").ok());
+  }
+  std::string secret = dir_ + "/secret.csv";
+  { std::ofstream(secret) << "a,b\n1,2\n"; }
+  WarehouseOptions o;
+  o.read_only = true;
+  o.sql_file_access = false;
+  auto w = OpenWarehouse(uri_, o);
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  auto ok = (*w)->Query("SELECT n FROM t");
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  ASSERT_EQ(ok->rows.size(), 1u);
+  EXPECT_EQ(ok->rows[0][0].value_or(""), "42");
+  std::string written = dir_ + "/written.csv";
+  for (const std::string& sql :
+       std::vector<std::string>{"SELECT * FROM read_csv('" + secret + "')", "SELECT * FROM '" + secret + "'",
+                                "SELECT * FROM read_text('/etc/passwd')", "COPY (SELECT 1) TO '" + written + "'",
+                                "ATTACH '" + dir_ + "/other.duckdb' AS other", "INSTALL httpfs", "LOAD httpfs",
+                                "SET enable_external_access = true", "SET lock_configuration = false"}) {
+    auto r = (*w)->Query(sql);
+    EXPECT_FALSE(r.ok()) << "allowed: " << sql;
+  }
+  EXPECT_FALSE(fs::exists(written));
+  EXPECT_FALSE(fs::exists(dir_ + "/other.duckdb"));
+  // Still refused after the attempts to switch it back on.
+  EXPECT_FALSE((*w)->Query("SELECT * FROM read_csv('" + secret + "')").ok());
+}
 
 TEST_F(DuckDbWarehouseTest, EnsureTableCreatesAddsAndWidens) {
   auto w = Open();

@@ -894,6 +894,22 @@ TEST_F(GcpCredentialsTest, RefusalsByTheRealProtocolArePermanent) {
   ExpectNoSecret(token.status(), {}, {revoked["refresh_token"]});
 }
 
+// The assertion (or refresh token) would cross the network in clear text:
+// refused before anything is signed or sent, naming the field.
+TEST_F(GcpCredentialsTest, PlainHttpTokenUriToAFarHostIsRefused) {
+  for (const char* uri : {"http://oauth.internal/token", "http://127.example.com/token"}) {
+    nlohmann::json key = ServiceAccountJson();
+    key["token_uri"] = uri;
+    TokenOptions o = Options();
+    o.key_file = Write("far-key.json", key.dump());
+    auto token = MakeTokenProvider(o)->Get();
+    ASSERT_FALSE(token.ok()) << uri;
+    EXPECT_EQ(token.status().code(), StatusCode::kInvalidArgument) << token.status().ToString();
+    EXPECT_NE(token.status().message().find("token_uri"), std::string::npos) << token.status().message();
+  }
+  EXPECT_TRUE(oauth_->TokenUrl().find("http://127.0.0.1") == 0) << "loopback stays allowed (every other test)";
+}
+
 TEST_F(GcpCredentialsTest, TransportFailuresAreTransient) {
   TokenOptions o = Options();
   o.key_file = WriteServiceAccountKey();

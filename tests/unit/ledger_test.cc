@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -462,6 +463,33 @@ TEST_F(LedgerTest, ReopenKeepsDataAndMigrationsAreIdempotent) {
   ASSERT_TRUE(second.ok()) << second.status().ToString();
   ASSERT_TRUE((*second)->RecordDiscovered("t", {Obj("k2", "e")}, "listing", now_).ok());
   EXPECT_EQ(ledger_->Objects("t")->size(), 2u);
+}
+
+// The ledger keeps raw excerpts of bad lines: owner-only whatever the umask,
+// its WAL included; a file left looser by an older version is tightened.
+TEST_F(LedgerTest, FilesAreOwnerOnly) {
+  auto mode = [](const std::string& path) {
+    struct stat st {};
+    EXPECT_EQ(stat(path.c_str(), &st), 0) << path;
+    return st.st_mode & 0777;
+  };
+  ledger_.reset();
+  std::string path = dir_ + "/fresh.db";
+  mode_t old_umask = umask(022);
+  auto l = Ledger::Open(path);
+  umask(old_umask);
+  ASSERT_TRUE(l.ok()) << l.status().ToString();
+  ASSERT_TRUE((*l)->RecordDiscovered("t", {Obj("k", "e")}, "listing", now_).ok());
+  EXPECT_EQ(mode(path), 0600u);
+  ASSERT_TRUE(fs::exists(path + "-wal"));
+  EXPECT_EQ(mode(path + "-wal"), 0600u);
+  if (fs::exists(path + "-shm")) EXPECT_EQ(mode(path + "-shm"), 0600u);
+  l->reset();
+
+  ASSERT_EQ(chmod(path.c_str(), 0644), 0);
+  auto again = Ledger::Open(path);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(mode(path), 0600u);
 }
 
 TEST_F(LedgerTest, RefusesNewerSchemaVersion) {
