@@ -19,7 +19,7 @@ command -v clang++ >/dev/null || { echo "fuzz: clang++ not found (scripts/setup.
 launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
 CC=clang CXX=clang++ cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DLOGFERRY_FUZZ=ON -DLOGFERRY_TESTS=OFF -DLOGFERRY_BENCH=OFF "${launcher[@]}" >/dev/null
+  -DLOGFERRY_FUZZ=ON -DLOGFERRY_TESTS=ON -DLOGFERRY_BENCH=OFF "${launcher[@]}" >/dev/null
 
 if [ $# -gt 0 ]; then
   targets=("$@")
