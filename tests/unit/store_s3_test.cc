@@ -13,6 +13,7 @@
 #include "aws/client.h"
 #include "aws/credentials.h"
 #include "common/strings.h"
+#include "common/time.h"
 #include "local_http_server.h"
 #include "store/s3_store.h"
 #include "support/moto_server.h"
@@ -195,6 +196,32 @@ TEST_F(S3StoreTest, DroppedWriterLeavesNoObjectAndNoUpload) {
   auto r = client.Send("list uploads", req);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->body.find("<UploadId>"), std::string::npos) << r->body;
+}
+
+// RemoveStaleTemporaries takes an age: an upload older than it is aborted.
+// moto dates every upload 2010-11-10T20:48:33Z, so here each is stale; the
+// stand-in below shows that a younger one is kept. Committed objects stay.
+TEST_F(S3StoreTest, RemoveStaleTemporariesAbortsUploadsOlderThanTheAge) {
+  auto store = Open();
+  ASSERT_TRUE(store);
+  aws::Client client({.service = "s3", .region = "us-east-1", .credentials = TestCredentials(), .s3_signing = true});
+  HttpRequest start;
+  start.method = "POST";
+  start.url = endpoint_ + "/" + bucket_ + "/root/access/left-behind?uploads=";
+  start.headers = {{"Content-Type", "application/octet-stream"}};
+  ASSERT_TRUE(client.Send("create upload", start).ok());
+  HttpRequest list;
+  list.url = endpoint_ + "/" + bucket_ + "?uploads=";
+  auto uploads = [&] {
+    auto r = client.Send("list uploads", list);
+    EXPECT_TRUE(r.ok());
+    return r.ok() ? r->body : std::string();
+  };
+  ASSERT_NE(uploads().find("<UploadId>"), std::string::npos);
+  ASSERT_TRUE(store->WriteAll("access/kept", "committed").ok());
+  ASSERT_TRUE(store->RemoveStaleTemporaries("access/", kMicrosPerHour).ok());
+  EXPECT_EQ(uploads().find("<UploadId>"), std::string::npos) << "an upload older than the age is aborted";
+  EXPECT_EQ(*store->ReadAll("access/kept"), "committed");
 }
 
 TEST_F(S3StoreTest, ErrorsNameTheObjectAndTheS3Code) {
@@ -436,6 +463,29 @@ std::vector<LocalHttpRequest> Only(const std::vector<LocalHttpRequest>& all, con
 // memory, so it is classified as transient and retried (as the core's policy
 // in aws/client.cc has it). A corrupted buffer would fail every attempt and
 // end as a transient failure that the object-level backoff retries.
+// Uploads started two hours and one minute ago, with an age of one hour:
+// only the first is aborted.
+TEST(S3StandIn, RemoveStaleTemporariesAbortsOnlyUploadsOlderThanTheAge) {
+  MiniS3 s3("lf-bucket", false);
+  int64_t now = NowMicros();
+  s3.fault = [&](const LocalHttpRequest& r) -> std::optional<LocalHttpResponse> {
+    if (r.method != "GET" || !HasParam(r.query, "uploads")) return std::nullopt;
+    std::string xml = "<ListMultipartUploadsResult>";
+    for (auto [id, age] : {std::pair<const char*, int64_t>{"stale", 2 * kMicrosPerHour}, {"fresh", 60'000'000}})
+      xml += std::string("<Upload><Key>root/access/") + id + "</Key><UploadId>" + id + "</UploadId><Initiated>" +
+             FormatIso8601(now - age) + "</Initiated></Upload>";
+    return LocalHttpResponse{200, {}, xml + "</ListMultipartUploadsResult>"};
+  };
+  auto store = OpenStandIn(s3.Url(), 1);
+  ASSERT_TRUE(store);
+  Status s = store->RemoveStaleTemporaries("access/", kMicrosPerHour);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  auto aborted = Only(s3.Requests(), "DELETE", "uploadId");
+  ASSERT_EQ(aborted.size(), 1u);
+  EXPECT_EQ(Param(aborted[0].query, "uploadId"), "stale");
+  EXPECT_EQ(aborted[0].path, "/lf-bucket/root/access/stale");
+}
+
 TEST(S3StandIn, PutObjectSendsContentMd5AndResendsAfterBadDigest) {
   MiniS3 s3("lf-bucket", false);
   s3.damage_bodies = 1;
