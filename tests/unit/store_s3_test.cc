@@ -514,6 +514,40 @@ TEST(S3StandIn, BadDigestOnEveryAttemptGivesUpAsTransient) {
   EXPECT_FALSE(s3.Object("root/k"));
 }
 
+// A read that fails mid-object is retried at its own range, not from byte
+// 0: the retry layer is the request, so the object is never read twice.
+TEST(S3StandIn, AReadFailingMidObjectResumesAtItsOwnRange) {
+  MiniS3 s3("lf-bucket", false);
+  auto store = OpenStandIn(s3.Url(), 3);
+  ASSERT_TRUE(store->WriteAll("k", "0123456789ab").ok());
+  // GETs of k answer their range (206); the second one fails once.
+  int gets = 0;
+  const std::string body = "0123456789ab";
+  s3.fault = [&](const LocalHttpRequest& r) -> std::optional<LocalHttpResponse> {
+    if (r.method != "GET" || r.path != "/lf-bucket/root/k") return std::nullopt;
+    if (++gets == 2) return LocalHttpResponse{503, {}, S3Error("SlowDown")};
+    std::string range = r.Header("range");  // bytes=FROM-TO
+    size_t from = std::stoul(range.substr(6)), to = std::stoul(range.substr(range.find('-') + 1));
+    return LocalHttpResponse{206, {{"ETag", "\"" + HexEncode(Md5Raw(body).data(), 16) + "\""}},
+                             body.substr(from, to - from + 1)};
+  };
+  StoreOptions o;
+  o.endpoint = s3.Url();
+  o.region = "us-east-1";
+  o.aws_credentials = TestCredentials();
+  o.read_chunk_bytes = 4;
+  o.retry.max_attempts = 3;
+  o.retry.initial_backoff_us = 1000;
+  auto chunked = OpenObjectStore("s3://lf-bucket/root/", o);
+  ASSERT_TRUE(chunked.ok());
+  auto all = (*chunked)->ReadAll("k");
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  EXPECT_EQ(*all, "0123456789ab");
+  std::vector<std::string> ranges;
+  for (const auto& r : Only(s3.Requests(), "GET")) ranges.push_back(r.Header("range"));
+  EXPECT_EQ(ranges, (std::vector<std::string>{"bytes=0-3", "bytes=4-7", "bytes=4-7", "bytes=8-11"}));
+}
+
 TEST(S3StandIn, MultipartPartsCarryTheirOwnContentMd5) {
   MiniS3 s3("lf-bucket", false);
   auto store = OpenStandIn(s3.Url(), 2, /*part_bytes=*/1000);
