@@ -5,9 +5,9 @@
 // spans. Past max_open open parts, the least recently used one ends its gzip
 // member and suspends its write stream (file:// closes the file); a later row
 // for that hour takes the stream up again and starts a new member.
-// Concatenated members are one gzip stream to gzip(1), DuckDB and BigQuery,
-// and the stream's size and CRC32C cover every member, so what the ledger
-// records for a part is what the part holds.
+// Concatenated members are one gzip stream (RFC 1952; gzip(1) and DuckDB
+// read them, tested end to end), and the stream's size and CRC32C cover
+// every member, so what the ledger records for a part is what it holds.
 //
 // Not thread-safe: one set per object being staged.
 #pragma once
