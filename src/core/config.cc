@@ -360,9 +360,10 @@ StatusOr<Config> ParseConfig(const std::string& text, const std::string& origin)
     for (std::string& c : Split(clustering.first, ','))
       if (!c.empty()) tc.clustering.push_back(c);
     if (tc.clustering.size() > 4) return LF_BAD(clustering.second, "clustering", "at most 4 columns");
-    for (auto [key, out, lo, hi] : {std::tuple<const char*, int64_t*, int64_t, int64_t>{"daily_load_budget", &tc.daily_load_budget, 1, 1500},
-                                    {"max_uris_per_load", &tc.max_uris_per_load, 1, 10000},
-                                    {"max_partitions_per_object", &tc.max_partitions_per_object, 1, 10000}}) {
+    for (auto [key, out, lo, hi] :
+         {std::tuple<const char*, int64_t*, int64_t, int64_t>{"daily_load_budget", &tc.daily_load_budget, 1, 1500},
+          {"max_uris_per_load", &tc.max_uris_per_load, 1, 10000},
+          {"max_partitions_per_object", &tc.max_partitions_per_object, 1, 10000}}) {
       LF_GET(v, key);
       char* end;
       long long n = strtoll(v.first.c_str(), &end, 10);

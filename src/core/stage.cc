@@ -172,8 +172,7 @@ StatusOr<StageOutcome> StageObject(TableRuntime& t, const ObjectRow& obj, RowNor
   LF_ASSIGN_OR_RETURN(auto raw, t.source->OpenRead(obj.key, ro));
   LF_ASSIGN_OR_RETURN(auto in, OpenDecoder(std::move(raw), cfg.compression));
 
-  PartWriterSet parts(*t.staging,
-                      [&](int64_t hour) { return Pipeline::PartKey(cfg.name, hour, obj.version_id); });
+  PartWriterSet parts(*t.staging, [&](int64_t hour) { return Pipeline::PartKey(cfg.name, hour, obj.version_id); });
   PartitionCap cap(cfg.partition_unit_us, cfg.max_partitions_per_object, slice);
   const std::string time_field = cfg.format.format == LogFormat::kOutFile ? "time" : cfg.format.time_key;
 

@@ -43,7 +43,8 @@ class PartWriterSetTest : public ::testing::Test {
 // holds exactly its rows (as one gzip stream of many members), and the size
 // and CRC32C reported are those of the file.
 TEST_F(PartWriterSetTest, OpenPartsStayBoundedAndEveryPartHoldsItsRows) {
-  PartWriterSet set(*store_, [](int64_t hour) { return "p/" + std::to_string(hour / kHour) + ".ndjson.gz"; }, 8);
+  PartWriterSet set(
+      *store_, [](int64_t hour) { return "p/" + std::to_string(hour / kHour) + ".ndjson.gz"; }, 8);
   std::map<int64_t, std::string> expected;
   long baseline = OpenFds(), most = 0;
   for (int round = 0; round < 20; ++round) {
@@ -78,7 +79,8 @@ TEST_F(PartWriterSetTest, OpenPartsStayBoundedAndEveryPartHoldsItsRows) {
 // A set dropped without Finish (staging failed) leaves nothing visible.
 TEST_F(PartWriterSetTest, ASetDroppedBeforeFinishLeavesNoParts) {
   {
-    PartWriterSet set(*store_, [](int64_t hour) { return "r/" + std::to_string(hour / kHour); }, 2);
+    PartWriterSet set(
+        *store_, [](int64_t hour) { return "r/" + std::to_string(hour / kHour); }, 2);
     for (int h = 0; h < 5; ++h) ASSERT_TRUE(set.Append(h * kHour, "{}\n").ok());
   }
   auto left = store_->ListAll("r/");

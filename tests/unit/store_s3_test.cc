@@ -528,8 +528,8 @@ TEST(S3StandIn, AReadFailingMidObjectResumesAtItsOwnRange) {
     if (++gets == 2) return LocalHttpResponse{503, {}, S3Error("SlowDown")};
     std::string range = r.Header("range");  // bytes=FROM-TO
     size_t from = std::stoul(range.substr(6)), to = std::stoul(range.substr(range.find('-') + 1));
-    return LocalHttpResponse{206, {{"ETag", "\"" + HexEncode(Md5Raw(body).data(), 16) + "\""}},
-                             body.substr(from, to - from + 1)};
+    return LocalHttpResponse{
+        206, {{"ETag", "\"" + HexEncode(Md5Raw(body).data(), 16) + "\""}}, body.substr(from, to - from + 1)};
   };
   StoreOptions o;
   o.endpoint = s3.Url();
