@@ -104,6 +104,10 @@ const KeySpec kKeys[] = {
     {"settle", Scope::kBoth, "10m", "Wait after a partition's period ends before loading it (late objects)."},
     {"interval", Scope::kBoth, "1m", "How often the daemon looks for work."},
     {"max_line_bytes", Scope::kBoth, "134217728", "Longest line accepted; longer lines are dead-lettered."},
+    {"max_partitions_per_object", Scope::kBoth, "48",
+     "Most partitions one source object may write (1..10000); the partition of its key's time slice is always "
+     "one. A record that would open one more is dead-lettered, so a few garbage timestamps cannot cost a load "
+     "job each."},
     {"retry_base", Scope::kBoth, "30s",
      "First retry delay for a failed object or load (doubles each time, with jitter)."},
     {"retry_max", Scope::kBoth, "1h", "Longest retry delay."},
@@ -441,8 +445,10 @@ StatusOr<Config> ParseConfig(const std::string& text, const std::string& origin)
     for (std::string& c : Split(clustering.first, ','))
       if (!c.empty()) tc.clustering.push_back(c);
     if (tc.clustering.size() > 4) return LF_BAD(clustering.second, "clustering", "at most 4 columns");
-    for (auto [key, out, lo, hi] : {std::tuple<const char*, int64_t*, int64_t, int64_t>{"daily_load_budget", &tc.daily_load_budget, 1, 1500},
-                                    {"max_uris_per_load", &tc.max_uris_per_load, 1, 10000}}) {
+    for (auto [key, out, lo, hi] :
+         {std::tuple<const char*, int64_t*, int64_t, int64_t>{"daily_load_budget", &tc.daily_load_budget, 1, 1500},
+          {"max_uris_per_load", &tc.max_uris_per_load, 1, 10000},
+          {"max_partitions_per_object", &tc.max_partitions_per_object, 1, 10000}}) {
       LF_GET(v, key);
       char* end;
       long long n = strtoll(v.first.c_str(), &end, 10);

@@ -153,7 +153,7 @@ StatusOr<int64_t> Pipeline::Discover(TableRuntime& t, PassStats* stats) {
   bool list_now = !t.queue || t.last_listing_us == 0 || now - t.last_listing_us >= t.config->reconcile_every_us ||
                   !event_error.ok();
   if (list_now) {
-    auto listed = WithRetry(io_retry_, [&] { return t.source->ListAll(""); });
+    auto listed = t.source->ListAll("");
     if (!listed.ok()) return listed.status().WithContext("listing " + t.source->uri());
     std::vector<ObjectInfo> ours;
     for (ObjectInfo& o : *listed)
@@ -215,7 +215,7 @@ StatusOr<int64_t> Pipeline::HandleNotification(TableRuntime& t, const aws::SqsMe
     if (!t.key_format->Match(key)) continue;
     // The object as it is now: the event may be older than an overwrite,
     // and its etag is the version the ledger must name.
-    auto info = WithRetry(io_retry_, [&] { return t.source->Stat(key); });
+    auto info = t.source->Stat(key);
     if (info.status().code() == StatusCode::kPermissionDenied && GoneFromListing(t, key)) continue;
     if (info.status().IsNotFound()) continue;  // deleted since; nothing to stage
     if (!info.ok()) {
@@ -268,7 +268,7 @@ bool Pipeline::GoneFromListing(TableRuntime& t, const std::string& key) {
   // not 404, so as not to reveal whether it exists. A listing under the key
   // itself, which a policy granting ListBucket on the source prefix allows,
   // tells a deleted object from a real permission problem.
-  auto page = WithRetry(io_retry_, [&] { return t.source->List(key, "", 1); });
+  auto page = t.source->List(key, "", 1);
   return page.ok() && (page->objects.empty() || page->objects.front().key != key);
 }
 
@@ -367,6 +367,29 @@ void Pipeline::ExtendHeldNotifications(TableRuntime& t) {
   }
 }
 
+namespace {
+
+// A worker's one object: anything thrown below (std::stoll, a JSON get<>,
+// bad_alloc) fails this object, not the process. *threw tells the worker to
+// start over with a fresh normalizer: the thrown one may be half-way through
+// a record.
+StatusOr<StageOutcome> StageGuarded(TableRuntime& t, const ObjectRow& obj, RowNormalizer& norm, bool* threw) {
+  *threw = true;
+  try {
+    auto outcome = StageObject(t, obj, norm);
+    *threw = false;
+    return outcome;
+  } catch (const std::bad_alloc&) {
+    return Status::ResourceExhausted("out of memory while staging");
+  } catch (const std::exception& e) {
+    return Status::Internal(std::string("unexpected error while staging: ") + Excerpt(e.what(), 300));
+  } catch (...) {
+    return Status::Internal("unexpected error while staging (not a std::exception)");
+  }
+}
+
+}  // namespace
+
 Status Pipeline::Stage(TableRuntime& t, const std::atomic<bool>& stop, PassStats* stats) {
   LF_ASSIGN_OR_RETURN(std::vector<ObjectRow> due, ledger_->DueObjects(t.config->name, NowMicros()));
   if (due.empty()) return Status::Ok();
@@ -394,14 +417,18 @@ Status Pipeline::Stage(TableRuntime& t, const std::atomic<bool>& stop, PassStats
   std::mutex fatal_mu;
   auto t0 = std::chrono::steady_clock::now();
 
-  auto worker = [&] {
-    RowNormalizer norm(t.schema.get(), cfg.format);
+  auto work = [&] {
+    auto norm = std::make_unique<RowNormalizer>(t.schema.get(), cfg.format);
     for (;;) {
       if (stop.load()) return;
       size_t i = next.fetch_add(1);
       if (i >= due.size()) return;
       const ObjectRow& obj = due[i];
-      auto outcome = WithRetry(io_retry_, [&] { return StageObject(t, obj, norm); });
+      // Once per pass: the stores have retried each request already, and a
+      // transient failure that outlasted them waits for the object's backoff.
+      bool threw = false;
+      auto outcome = StageGuarded(t, obj, *norm, &threw);
+      if (threw) norm = std::make_unique<RowNormalizer>(t.schema.get(), cfg.format);
       int64_t now = NowMicros();
       if (!outcome.ok()) {
         std::string error = t.source->UriOf(obj.key) + ": " + outcome.status().ToString();
@@ -452,6 +479,16 @@ Status Pipeline::Stage(TableRuntime& t, const std::atomic<bool>& stop, PassStats
                  secs > 0 ? bytes.load() / 1e6 / secs : 0.0);
         progress_(line);
       }
+    }
+  };
+  // Past StageGuarded only the ledger and the schema run; should they throw,
+  // the pass reports it instead of the process ending.
+  auto worker = [&] {
+    try {
+      work();
+    } catch (const std::exception& e) {
+      std::lock_guard lock(fatal_mu);
+      fatal = Status::Internal(std::string("staging worker stopped: ") + Excerpt(e.what(), 300));
     }
   };
   int n = std::max(1, std::min<int>(config_.workers, static_cast<int>(due.size())));
@@ -649,7 +686,10 @@ Status Pipeline::CheckStagedParts(TableRuntime& t, const LoadPlan& plan) {
     if (!problem.empty()) {
       Status s = Status::Corruption("staged part " + t.staging->UriOf(part.key) + ": " + problem +
                                     "; its object will be staged again");
-      (void)ledger_->Restage(part.object_id, s.message());
+      Status restaged = ledger_->Restage(part.object_id, s.message());
+      if (!restaged.ok())
+        return restaged.WithContext("staged part " + t.staging->UriOf(part.key) + ": " + problem +
+                                    "; sending its object back to staging failed");
       return s;
     }
   }

@@ -135,7 +135,6 @@ class Pipeline {
   Ledger* ledger_;
   std::vector<TableRuntime> tables_;
   std::function<void(const std::string&)> progress_;
-  RetryPolicy io_retry_;
   bool single_pass_ = false;
 
   StatusOr<int64_t> ReceiveNotifications(TableRuntime& t, PassStats* stats);

@@ -15,10 +15,12 @@ struct StageOutcome {
 };
 
 // Reads `object` from the table's source and writes its parts to staging.
-// Memory is bounded by the read buffer, the longest line, and one encoder
-// per distinct hour in the object. Fails (writing nothing visible to the
-// ledger) if the object cannot be read or decoded: kCorruption names the byte
-// offset; kFailedPrecondition means the object changed while being read.
+// Memory and open files are bounded by the read buffer, the longest line, and
+// kMaxOpenParts part writers, however many hours the object spans. Records
+// past max_partitions_per_object partitions are bad records. Fails (writing
+// nothing visible to the ledger) if the object cannot be read or decoded:
+// kCorruption names the byte offset; kFailedPrecondition means the object
+// changed while being read.
 StatusOr<StageOutcome> StageObject(TableRuntime& table, const ObjectRow& object, RowNormalizer& normalizer);
 
 // How many bad records per object are kept with their excerpt (all are counted).

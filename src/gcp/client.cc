@@ -30,14 +30,18 @@ GoogleError ParseGoogleError(const HttpResponse& response) {
   return e;
 }
 
+StatusCode ClassifyReason(std::string_view reason, StatusCode by_status) {
+  if (reason == "rateLimitExceeded" || reason == "backendError" || reason == "internalError" ||
+      reason == "jobRateLimitExceeded")
+    return StatusCode::kUnavailable;
+  if (reason == "quotaExceeded") return StatusCode::kResourceExhausted;
+  if (reason == "conditionNotMet") return StatusCode::kFailedPrecondition;
+  return by_status;
+}
+
 Status ErrorStatus(std::string_view what, const HttpResponse& response) {
   GoogleError e = ParseGoogleError(response);
-  StatusCode code = ClassifyHttpStatus(response.status);
-  if (e.reason == "rateLimitExceeded" || e.reason == "backendError" || e.reason == "internalError" ||
-      e.reason == "jobRateLimitExceeded")
-    code = StatusCode::kUnavailable;
-  if (e.reason == "quotaExceeded") code = StatusCode::kResourceExhausted;
-  if (e.reason == "conditionNotMet") code = StatusCode::kFailedPrecondition;
+  StatusCode code = ClassifyReason(e.reason, ClassifyHttpStatus(response.status));
   if (code == StatusCode::kOk) code = StatusCode::kInternal;
   std::string message = std::string(what) + ": HTTP " + std::to_string(response.status);
   if (!e.reason.empty()) message += " " + e.reason;

@@ -23,9 +23,16 @@ struct GoogleError {
 };
 GoogleError ParseGoogleError(const HttpResponse& response);
 
-// By status, refined by reason (rateLimitExceeded and backendError are
-// transient even as 403/400 in BigQuery's answers). The message names what
-// was attempted, the status, the reason and Google's message; never a token.
+// What a Google error reason means, or by_status when the reason adds
+// nothing. The one place that decides which Google errors are transient, for
+// HTTP answers (ErrorStatus) and BigQuery job results alike: rate limits and
+// backend errors pass within seconds (kUnavailable, retried per request);
+// quotaExceeded does not (daily and per-table quotas), so it is
+// kResourceExhausted and the load waits for its partition's backoff.
+StatusCode ClassifyReason(std::string_view reason, StatusCode by_status);
+
+// By status, refined by reason (ClassifyReason). The message names what was
+// attempted, the status, the reason and Google's message; never a token.
 Status ErrorStatus(std::string_view what, const HttpResponse& response);
 
 class Client {

@@ -119,7 +119,16 @@ CREATE INDEX load_jobs_by_table ON load_jobs(table_name, sent_us);
 INSERT OR IGNORE INTO load_jobs(job_id, table_name, sent_us, partitions)
   SELECT load_id, table_name, started_us, 1 FROM loads;
 )sql",
-    // 5: the top-level columns each part holds (comma-separated names), so a
+    // 5: objects.bad_records counts every bad record, bad_records_kept those
+    // stored with an excerpt (at most kMaxStoredBadRecords). Earlier versions
+    // stored only the kept count; every line read is a row or a bad record,
+    // so the true count is restored from the other two.
+    R"sql(
+ALTER TABLE objects ADD COLUMN bad_records_kept INTEGER NOT NULL DEFAULT 0;
+UPDATE objects SET bad_records_kept=bad_records;
+UPDATE objects SET bad_records=lines_read-rows_staged WHERE lines_read-rows_staged>bad_records;
+)sql",
+    // 6: the top-level columns each part holds (comma-separated names), so a
     // load reads only those however wide the table has grown. NULL (parts
     // staged before): every column.
     R"sql(
@@ -321,13 +330,14 @@ ObjectRow Ledger::ReadObject(const Statement& s) const {
   o.rows_staged = s.Int(13);
   o.bad_records = s.Int(14);
   o.warnings = s.Int(15);
+  o.bad_records_kept = s.Int(16);
   return o;
 }
 
 namespace {
 constexpr const char* kObjectColumns =
     "id, table_name, key, etag, size, version_id, state, attempts, last_error, next_attempt_us, found_by, "
-    "discovered_us, lines_read, rows_staged, bad_records, warnings";
+    "discovered_us, lines_read, rows_staged, bad_records, warnings, bad_records_kept";
 }
 
 StatusOr<std::vector<ObjectRow>> Ledger::DueObjects(const std::string& table, int64_t now_us) {
@@ -495,12 +505,10 @@ Status Ledger::CommitStaged(const StagedObject& st, int64_t now_us) {
     Statement upd(
         db_,
         "UPDATE objects SET state='staged', staged_us=?, lines_read=?, rows_staged=?, bad_records=?, warnings=?, "
-        "last_warning=?, last_error=NULL, next_attempt_us=NULL, attempts=attempts+1 WHERE id=?");
-    upd.Bind(1, now_us)
-        .Bind(2, st.lines_read)
-        .Bind(3, st.rows_staged)
-        .Bind(4, static_cast<int64_t>(st.bad_records.size()));
-    upd.Bind(5, st.warnings).Bind(6, st.warning).Bind(7, st.object_id);
+        "last_warning=?, last_error=NULL, next_attempt_us=NULL, attempts=attempts+1, bad_records_kept=? WHERE id=?");
+    upd.Bind(1, now_us).Bind(2, st.lines_read).Bind(3, st.rows_staged).Bind(4, st.bad_total);
+    upd.Bind(5, st.warnings).Bind(6, st.warning).Bind(7, static_cast<int64_t>(st.bad_records.size()));
+    upd.Bind(8, st.object_id);
     LF_RETURN_IF_ERROR(upd.Run());
   }
   if (!st.columns.empty()) {

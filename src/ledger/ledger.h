@@ -42,7 +42,9 @@ struct ObjectRow {
   std::optional<int64_t> next_attempt_us;
   std::string found_by;
   int64_t discovered_us = 0;
-  int64_t lines_read = 0, rows_staged = 0, bad_records = 0, warnings = 0;
+  int64_t lines_read = 0, rows_staged = 0, warnings = 0;
+  int64_t bad_records = 0;       // all of them
+  int64_t bad_records_kept = 0;  // stored with their excerpt (see BadRecords)
 };
 
 struct PartRow {

@@ -32,11 +32,17 @@ Status ErrnoStatus(int err, const std::string& what) {
     case EINTR:
     case EAGAIN:
     case EIO:
-    case ENOSPC:
-    case EMFILE:
-    case ENFILE:
     case EBUSY:
       return Status::Unavailable(m);
+    // Out of descriptors, disk, quota or memory: retrying at once fails the
+    // same way, so the object fails and waits for a later pass.
+    case EMFILE:
+    case ENFILE:
+    case ENOSPC:
+    case EDQUOT:
+    case ENOMEM:
+    case EFBIG:
+      return Status::ResourceExhausted(m);
     default:
       return Status::Internal(m);
   }
@@ -117,14 +123,22 @@ class FileWriteStream final : public WriteStream {
   FileWriteStream(int fd, std::string key, std::string dir, std::string tmp, std::string final_path)
       : fd_(fd), key_(std::move(key)), dir_(std::move(dir)), tmp_(std::move(tmp)), final_(std::move(final_path)) {}
   ~FileWriteStream() override {
-    if (fd_ >= 0) {
-      close(fd_);
-      unlink(tmp_.c_str());
-    }
+    if (committed_) return;
+    if (fd_ >= 0) close(fd_);
+    unlink(tmp_.c_str());
+  }
+
+  Status Suspend() override {
+    if (committed_ || fd_ < 0) return Status::Ok();
+    int fd = fd_;
+    fd_ = -1;
+    if (close(fd) != 0) return ErrnoStatus(errno, "close " + tmp_);
+    return Status::Ok();
   }
 
   Status Write(std::string_view data) override {
-    if (fd_ < 0) return Status::FailedPrecondition("write after commit");
+    if (committed_) return Status::FailedPrecondition("write after commit");
+    LF_RETURN_IF_ERROR(Resume());
     const char* p = data.data();
     size_t left = data.size();
     while (left > 0) {
@@ -142,12 +156,14 @@ class FileWriteStream final : public WriteStream {
   }
 
   StatusOr<WrittenObject> Commit() override {
-    if (fd_ < 0) return Status::FailedPrecondition("commit twice");
+    if (committed_) return Status::FailedPrecondition("commit twice");
+    LF_RETURN_IF_ERROR(Resume());
     if (fsync(fd_) != 0) return ErrnoStatus(errno, "fsync " + tmp_);
     struct stat st;
     if (fstat(fd_, &st) != 0) return ErrnoStatus(errno, "fstat " + tmp_);
     close(fd_);
     fd_ = -1;
+    committed_ = true;
     if (rename(tmp_.c_str(), final_.c_str()) != 0) {
       Status s = ErrnoStatus(errno, "rename " + tmp_);
       unlink(tmp_.c_str());
@@ -163,7 +179,17 @@ class FileWriteStream final : public WriteStream {
   }
 
  private:
-  int fd_;
+  // Reopens the temp file after Suspend, appending where it stopped.
+  Status Resume() {
+    if (fd_ >= 0) return Status::Ok();
+    int fd = open(tmp_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (fd < 0) return ErrnoStatus(errno, "reopen " + tmp_);
+    fd_ = fd;
+    return Status::Ok();
+  }
+
+  int fd_;  // -1 while suspended or once committed
+  bool committed_ = false;
   std::string key_, dir_, tmp_, final_;
   uint32_t crc_ = 0;
   uint64_t size_ = 0;
@@ -312,11 +338,11 @@ void SweepTemporaries(const std::string& dir, int64_t cutoff_us) {
 }
 }  // namespace
 
-Status FileStore::RemoveStaleTemporaries(std::string_view prefix, int64_t older_than_us) {
+Status FileStore::RemoveStaleTemporaries(std::string_view prefix, int64_t min_age_us) {
   std::string dir = root_ + std::string(prefix.substr(0, prefix.rfind('/') + 1));
   struct timespec now;
   clock_gettime(CLOCK_REALTIME, &now);
-  SweepTemporaries(dir, now.tv_sec * 1000000LL + now.tv_nsec / 1000 - older_than_us);
+  SweepTemporaries(dir, now.tv_sec * 1000000LL + now.tv_nsec / 1000 - min_age_us);
   return Status::Ok();
 }
 

@@ -22,7 +22,7 @@ class FileStore final : public ObjectStore {
   StatusOr<std::unique_ptr<WriteStream>> OpenWrite(std::string_view key) override;
   Status Delete(std::string_view key) override;
   std::optional<std::string> LocalPath(std::string_view key) const override;
-  Status RemoveStaleTemporaries(std::string_view prefix, int64_t older_than_us) override;
+  Status RemoveStaleTemporaries(std::string_view prefix, int64_t min_age_us) override;
 
  private:
   FileStore(std::string uri, std::string root) : uri_(std::move(uri)), root_(std::move(root)) {}

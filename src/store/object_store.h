@@ -4,8 +4,14 @@
 // are relative to that root.
 //
 // Backends classify errors (kUnavailable = transient, worth retrying; anything
-// else is permanent) and never retry on their own: the core owns retry policy.
-// All methods are thread-safe.
+// else is permanent; running out of a local resource such as file
+// descriptors, disk or memory is kResourceExhausted, permanent for the
+// request). Remote backends retry each single request themselves, through
+// their protocol client and StoreOptions::retry (a ranged read resumes at its
+// own offset); so a transient error returned here means those attempts are
+// spent, and callers must not wrap the call in another retry loop. The core
+// then fails the object or partition and tries it again in a later pass,
+// with backoff. All methods are thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -63,6 +69,12 @@ class WriteStream {
   virtual ~WriteStream() = default;
   virtual Status Write(std::string_view data) = 0;
   virtual StatusOr<WrittenObject> Commit() = 0;
+  // Gives back what the stream holds open between writes (file:// closes its
+  // file descriptor); the next Write or Commit takes it up again, and the
+  // bytes written so far stay. Lets a caller keep many streams without one
+  // descriptor each. Remote streams hold no descriptor between requests and
+  // keep their unsent buffer (less than one multipart part).
+  virtual Status Suspend() { return Status::Ok(); }
 };
 
 struct ReadOptions {
@@ -95,9 +107,10 @@ class ObjectStore {
   virtual Status DeleteIfUnchanged(std::string_view key, std::string_view etag);
 
   // Removes what interrupted writes left under prefix (temp files, unfinished
-  // multipart uploads) that is older than older_than_us. Never touches
-  // committed objects.
-  virtual Status RemoveStaleTemporaries(std::string_view prefix, int64_t older_than_us) { return Status::Ok(); }
+  // multipart uploads) that was started at least min_age_us ago by this
+  // machine's clock: an age, not a point in time. Younger ones may belong to
+  // a write still running and are kept. Never touches committed objects.
+  virtual Status RemoveStaleTemporaries(std::string_view prefix, int64_t min_age_us) { return Status::Ok(); }
 
   // A path on the local filesystem holding the object, for consumers (DuckDB)
   // that can read files directly; nullopt when the store is remote.

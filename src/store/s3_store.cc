@@ -169,9 +169,10 @@ class S3Store final : public ObjectStore {
     return client_.Send("S3 DeleteObject " + UriOf(key), req, check).status();
   }
 
-  Status RemoveStaleTemporaries(std::string_view prefix, int64_t older_than_us) override {
+  Status RemoveStaleTemporaries(std::string_view prefix, int64_t min_age_us) override {
     // Unfinished multipart uploads are the only temporaries S3 keeps (and
     // bills for); one page of them per call is enough to make progress.
+    const int64_t cutoff_us = NowMicros() - min_age_us;
     std::string query = "prefix=" + UriEncode(prefix_ + std::string(prefix)) + "&uploads=";
     HttpRequest req;
     req.url = addressing_.origin + (addressing_.bucket_path.empty() ? "/" : addressing_.bucket_path) + "?" + query;
@@ -181,7 +182,7 @@ class S3Store final : public ObjectStore {
     for (pugi::xml_node u : doc.child("ListMultipartUploadsResult").children("Upload")) {
       std::string key = u.child_value("Key");
       auto initiated = ParseIso8601(u.child_value("Initiated"));
-      if (!initiated || *initiated >= older_than_us || !StartsWith(key, prefix_)) continue;
+      if (!initiated || *initiated > cutoff_us || !StartsWith(key, prefix_)) continue;
       LF_RETURN_IF_ERROR(AbortUpload(key.substr(prefix_.size()), u.child_value("UploadId")));
     }
     return Status::Ok();

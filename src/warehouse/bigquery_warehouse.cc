@@ -473,12 +473,9 @@ class BigQueryWarehouse final : public Warehouse {
         message += "; " + (loc.empty() ? "" : loc + ": ") + d.value("message", "");
         if (message.size() > 2000) break;
       }
-      std::string reason = e.value("reason", "");
       // A failed job id cannot be used again: the ledger's next generation
-      // gives the retry a new one. Quota and rate errors pass with time.
-      bool transient = reason == "backendError" || reason == "internalError" || reason == "rateLimitExceeded" ||
-                       reason == "quotaExceeded";
-      return Status(transient ? StatusCode::kUnavailable : StatusCode::kInvalidArgument, message);
+      // gives the retry a new one, after the partition's backoff.
+      return Status(gcp::ClassifyReason(e.value("reason", ""), StatusCode::kInvalidArgument), message);
     }
     return job;
   }

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "format/normalizer.h"
+#include "gcp/client.h"
 #include "gcp/credentials.h"
 #include "local_http_server.h"
 #include "store/object_store.h"
@@ -280,15 +281,28 @@ TEST_F(BigQueryTest, DayPartitionsUseTheDayDecorator) {
   EXPECT_EQ(bq_.jobs[bq_.inserted[0]]["configuration"]["load"]["timePartitioning"]["type"], "DAY");
 }
 
-TEST_F(BigQueryTest, QuotaAndRateErrorsAreTransient) {
-  for (const char* reason : {"quotaExceeded", "rateLimitExceeded"}) {
+// One classification per protocol: a reason in a job's result means what
+// the same reason means in an HTTP error (gcp::ErrorStatus). Rate limits pass
+// within seconds; quotaExceeded does not, so the load waits for its
+// partition's backoff instead of being retried per request.
+TEST_F(BigQueryTest, JobResultReasonsAreClassifiedAsHttpErrorsAre) {
+  int generation = 1;
+  for (const char* reason : {"quotaExceeded", "rateLimitExceeded", "backendError", "invalid"}) {
     bq_.error_result = {{"reason", reason}, {"message", "Quota exceeded: too many table update operations"}};
-    auto r = Open()->ReplacePartition(Plan(1, reason[0] == 'q' ? 1 : 2), 3'600'000'000LL, staging_, schema_);
+    auto r = Open()->ReplacePartition(Plan(1, generation++), 3'600'000'000LL, staging_, schema_);
     ASSERT_FALSE(r.ok()) << reason;
-    EXPECT_TRUE(r.status().IsTransient()) << r.status().ToString();
-    EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
+    HttpResponse http;
+    http.status = 403;
+    http.body = json({{"error", {{"code", 403}, {"message", "m"}, {"errors", {{{"reason", reason}}}}}}}).dump();
+    StatusCode want = gcp::ErrorStatus("x", http).code();
+    if (std::string_view(reason) == "invalid") want = StatusCode::kInvalidArgument;  // no reason-specific meaning
+    EXPECT_EQ(r.status().code(), want) << reason << ": " << r.status().ToString();
     EXPECT_NE(r.status().message().find(reason), std::string::npos);
   }
+  bq_.error_result = {{"reason", "quotaExceeded"}, {"message", "Quota exceeded"}};
+  auto q = Open()->ReplacePartition(Plan(1, generation++), 3'600'000'000LL, staging_, schema_);
+  EXPECT_EQ(q.status().code(), StatusCode::kResourceExhausted) << q.status().ToString();
+  EXPECT_FALSE(q.status().IsTransient());
 }
 
 TEST_F(BigQueryTest, AMergedLoadIsOneTransactionOverAScratchTableNamedAfterItsJob) {

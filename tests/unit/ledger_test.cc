@@ -591,6 +591,56 @@ TEST_F(LedgerTest, BadRecordsAreReplacedOnRestageAndHiddenWhenSuperseded) {
   EXPECT_TRUE(ledger_->BadRecords("t", 0, 100)->empty()) << "bad records of a replaced version are history";
 }
 
+// More bad records than are kept with an excerpt: status and verify count
+// all of them (lines read = rows + bad records), and the ledger says how
+// many it kept.
+TEST_F(LedgerTest, BadRecordCountsAreTheTrueCountNotTheKeptOne) {
+  ObjectRow o = Discover("k", "e1");
+  StagedObject st;
+  st.object_id = o.id;
+  st.lines_read = 12'005;
+  st.rows_staged = 5;
+  st.bad_total = 12'000;
+  for (int64_t i = 0; i < 10'000; ++i) st.bad_records.push_back(BadRecord{i + 1, i * 10, "", "bad", "x"});
+  ASSERT_TRUE(ledger_->CommitStaged(st, now_).ok());
+  EXPECT_EQ(ledger_->Counts("t", now_)->bad_records, 12'000);
+  auto objects = ledger_->Objects("t");
+  ASSERT_TRUE(objects.ok());
+  ASSERT_EQ(objects->size(), 1u);
+  EXPECT_EQ((*objects)[0].bad_records, 12'000);
+  EXPECT_EQ((*objects)[0].bad_records_kept, 10'000);
+  EXPECT_EQ((*objects)[0].lines_read, (*objects)[0].rows_staged + (*objects)[0].bad_records);
+  EXPECT_EQ(ledger_->BadRecords("t", 0, 20'000)->size(), 10'000u);
+}
+
+// A ledger written before the true count was kept (schema 4 stored the kept
+// count only): the migration restores it from lines read and rows staged.
+TEST_F(LedgerTest, MigrationRestoresTheTrueBadRecordCount) {
+  ObjectRow o = Discover("k", "e1");
+  StagedObject st;
+  st.object_id = o.id;
+  st.lines_read = 12'005;
+  st.rows_staged = 5;
+  st.bad_total = 12'000;
+  ASSERT_TRUE(ledger_->CommitStaged(st, now_).ok());
+  ledger_.reset();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ + "/ledger.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "ALTER TABLE objects DROP COLUMN bad_records_kept; UPDATE objects SET bad_records=10000; "
+                         "UPDATE meta SET value='4' WHERE key='schema_version'",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK)
+      << sqlite3_errmsg(db);
+  sqlite3_close(db);
+  Reopen();
+  auto objects = ledger_->Objects("t");
+  ASSERT_TRUE(objects.ok()) << objects.status().ToString();
+  EXPECT_EQ((*objects)[0].bad_records, 12'000);
+  EXPECT_EQ((*objects)[0].bad_records_kept, 10'000);
+  EXPECT_EQ(ledger_->Counts("t", now_)->bad_records, 12'000);
+}
+
 TEST_F(LedgerTest, CountsSummarizeStates) {
   ObjectRow a = Discover("a", "e");
   ObjectRow b = Discover("b", "e");
@@ -709,7 +759,8 @@ TEST_F(LedgerTest, MigrationCountsEarlierLoadsAsOneJobEach) {
   ASSERT_EQ(sqlite3_open((dir_ + "/ledger.db").c_str(), &db), SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(db,
                          "DROP TABLE load_jobs; ALTER TABLE loads DROP COLUMN job_id; "
-                         "ALTER TABLE parts DROP COLUMN columns; UPDATE meta SET value='3' WHERE key='schema_version'",
+                         "ALTER TABLE objects DROP COLUMN bad_records_kept; ALTER TABLE parts DROP COLUMN columns; "
+                         "UPDATE meta SET value='3' WHERE key='schema_version'",
                          nullptr, nullptr, nullptr),
             SQLITE_OK)
       << sqlite3_errmsg(db);

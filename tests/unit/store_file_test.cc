@@ -1,5 +1,6 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -8,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "common/strings.h"
 #include "store/object_store.h"
 
 namespace logferry {
@@ -346,6 +348,56 @@ TEST_F(FileStoreTest, AbortedWriteLeavesNoTrace) {
   EXPECT_EQ(Keys(""), (std::vector<std::string>{"keep"}));
   std::vector<std::string> files = FilesOnDisk();
   EXPECT_EQ(files, (std::vector<std::string>{"keep"})) << "no temp file may be left on disk";
+}
+
+// A suspended writer holds no file descriptor; writing again appends where
+// it stopped, and the commit's size and CRC32C cover everything written.
+TEST_F(FileStoreTest, SuspendedWriterHoldsNoDescriptorAndResumesWhereItStopped) {
+  auto open_fds = [] { return std::distance(fs::directory_iterator("/proc/self/fd"), fs::directory_iterator()); };
+  auto w = store_->OpenWrite("s/part.gz");
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  ASSERT_TRUE((*w)->Write("first ").ok());
+  auto before = open_fds();
+  ASSERT_TRUE((*w)->Suspend().ok());
+  EXPECT_EQ(open_fds(), before - 1);
+  ASSERT_TRUE((*w)->Suspend().ok()) << "suspending twice is harmless";
+  ASSERT_TRUE((*w)->Write("second").ok());
+  EXPECT_EQ(open_fds(), before);
+  ASSERT_TRUE((*w)->Suspend().ok());
+  auto done = (*w)->Commit();
+  ASSERT_TRUE(done.ok()) << done.status().ToString();
+  EXPECT_EQ(done->size, 12u);
+  EXPECT_EQ(done->crc32c, Crc32cHex(Crc32c(0, "first second", 12)));
+  EXPECT_EQ(*store_->ReadAll("s/part.gz"), "first second");
+  EXPECT_EQ(open_fds(), before - 1);
+
+  // Dropped while suspended: nothing is left behind.
+  auto aborted = store_->OpenWrite("s/aborted");
+  ASSERT_TRUE(aborted.ok());
+  ASSERT_TRUE((*aborted)->Write("x").ok());
+  ASSERT_TRUE((*aborted)->Suspend().ok());
+  aborted->reset();
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir_ + "/root/s"), fs::directory_iterator()), 1);
+}
+
+// Out of file descriptors is not transient: retrying at once fails the same
+// way, so the error must not ask for a retry.
+TEST_F(FileStoreTest, RunningOutOfDescriptorsIsResourceExhaustedNotTransient) {
+  rlimit old{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
+  // The lowest descriptor that is free now is where the limit goes.
+  int probe = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(probe, 0);
+  close(probe);
+  rlimit low = old;
+  low.rlim_cur = static_cast<rlim_t>(probe);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+  auto w = store_->OpenWrite("emfile/part");
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
+  ASSERT_FALSE(w.ok());
+  EXPECT_EQ(w.status().code(), StatusCode::kResourceExhausted) << w.status().ToString();
+  EXPECT_FALSE(w.status().IsTransient());
+  EXPECT_NE(w.status().message().find("Too many open files"), std::string::npos) << w.status().ToString();
 }
 
 TEST_F(FileStoreTest, TempFilesOfOtherWritersAreNeverListed) {

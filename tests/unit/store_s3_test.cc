@@ -13,6 +13,7 @@
 #include "aws/client.h"
 #include "aws/credentials.h"
 #include "common/strings.h"
+#include "common/time.h"
 #include "local_http_server.h"
 #include "store/s3_store.h"
 #include "support/moto_server.h"
@@ -195,6 +196,32 @@ TEST_F(S3StoreTest, DroppedWriterLeavesNoObjectAndNoUpload) {
   auto r = client.Send("list uploads", req);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->body.find("<UploadId>"), std::string::npos) << r->body;
+}
+
+// RemoveStaleTemporaries takes an age: an upload older than it is aborted.
+// moto dates every upload 2010-11-10T20:48:33Z, so here each is stale; the
+// stand-in below shows that a younger one is kept. Committed objects stay.
+TEST_F(S3StoreTest, RemoveStaleTemporariesAbortsUploadsOlderThanTheAge) {
+  auto store = Open();
+  ASSERT_TRUE(store);
+  aws::Client client({.service = "s3", .region = "us-east-1", .credentials = TestCredentials(), .s3_signing = true});
+  HttpRequest start;
+  start.method = "POST";
+  start.url = endpoint_ + "/" + bucket_ + "/root/access/left-behind?uploads=";
+  start.headers = {{"Content-Type", "application/octet-stream"}};
+  ASSERT_TRUE(client.Send("create upload", start).ok());
+  HttpRequest list;
+  list.url = endpoint_ + "/" + bucket_ + "?uploads=";
+  auto uploads = [&] {
+    auto r = client.Send("list uploads", list);
+    EXPECT_TRUE(r.ok());
+    return r.ok() ? r->body : std::string();
+  };
+  ASSERT_NE(uploads().find("<UploadId>"), std::string::npos);
+  ASSERT_TRUE(store->WriteAll("access/kept", "committed").ok());
+  ASSERT_TRUE(store->RemoveStaleTemporaries("access/", kMicrosPerHour).ok());
+  EXPECT_EQ(uploads().find("<UploadId>"), std::string::npos) << "an upload older than the age is aborted";
+  EXPECT_EQ(*store->ReadAll("access/kept"), "committed");
 }
 
 TEST_F(S3StoreTest, ErrorsNameTheObjectAndTheS3Code) {
@@ -436,6 +463,29 @@ std::vector<LocalHttpRequest> Only(const std::vector<LocalHttpRequest>& all, con
 // memory, so it is classified as transient and retried (as the core's policy
 // in aws/client.cc has it). A corrupted buffer would fail every attempt and
 // end as a transient failure that the object-level backoff retries.
+// Uploads started two hours and one minute ago, with an age of one hour:
+// only the first is aborted.
+TEST(S3StandIn, RemoveStaleTemporariesAbortsOnlyUploadsOlderThanTheAge) {
+  MiniS3 s3("lf-bucket", false);
+  int64_t now = NowMicros();
+  s3.fault = [&](const LocalHttpRequest& r) -> std::optional<LocalHttpResponse> {
+    if (r.method != "GET" || !HasParam(r.query, "uploads")) return std::nullopt;
+    std::string xml = "<ListMultipartUploadsResult>";
+    for (auto [id, age] : {std::pair<const char*, int64_t>{"stale", 2 * kMicrosPerHour}, {"fresh", 60'000'000}})
+      xml += std::string("<Upload><Key>root/access/") + id + "</Key><UploadId>" + id + "</UploadId><Initiated>" +
+             FormatIso8601(now - age) + "</Initiated></Upload>";
+    return LocalHttpResponse{200, {}, xml + "</ListMultipartUploadsResult>"};
+  };
+  auto store = OpenStandIn(s3.Url(), 1);
+  ASSERT_TRUE(store);
+  Status s = store->RemoveStaleTemporaries("access/", kMicrosPerHour);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  auto aborted = Only(s3.Requests(), "DELETE", "uploadId");
+  ASSERT_EQ(aborted.size(), 1u);
+  EXPECT_EQ(Param(aborted[0].query, "uploadId"), "stale");
+  EXPECT_EQ(aborted[0].path, "/lf-bucket/root/access/stale");
+}
+
 TEST(S3StandIn, PutObjectSendsContentMd5AndResendsAfterBadDigest) {
   MiniS3 s3("lf-bucket", false);
   s3.damage_bodies = 1;
@@ -462,6 +512,40 @@ TEST(S3StandIn, BadDigestOnEveryAttemptGivesUpAsTransient) {
   EXPECT_NE(w.status().message().find("BadDigest"), std::string::npos) << w.status().ToString();
   EXPECT_EQ(Only(s3.Requests(), "PUT").size(), 3u);
   EXPECT_FALSE(s3.Object("root/k"));
+}
+
+// A read that fails mid-object is retried at its own range, not from byte
+// 0: the retry layer is the request, so the object is never read twice.
+TEST(S3StandIn, AReadFailingMidObjectResumesAtItsOwnRange) {
+  MiniS3 s3("lf-bucket", false);
+  auto store = OpenStandIn(s3.Url(), 3);
+  ASSERT_TRUE(store->WriteAll("k", "0123456789ab").ok());
+  // GETs of k answer their range (206); the second one fails once.
+  int gets = 0;
+  const std::string body = "0123456789ab";
+  s3.fault = [&](const LocalHttpRequest& r) -> std::optional<LocalHttpResponse> {
+    if (r.method != "GET" || r.path != "/lf-bucket/root/k") return std::nullopt;
+    if (++gets == 2) return LocalHttpResponse{503, {}, S3Error("SlowDown")};
+    std::string range = r.Header("range");  // bytes=FROM-TO
+    size_t from = std::stoul(range.substr(6)), to = std::stoul(range.substr(range.find('-') + 1));
+    return LocalHttpResponse{
+        206, {{"ETag", "\"" + HexEncode(Md5Raw(body).data(), 16) + "\""}}, body.substr(from, to - from + 1)};
+  };
+  StoreOptions o;
+  o.endpoint = s3.Url();
+  o.region = "us-east-1";
+  o.aws_credentials = TestCredentials();
+  o.read_chunk_bytes = 4;
+  o.retry.max_attempts = 3;
+  o.retry.initial_backoff_us = 1000;
+  auto chunked = OpenObjectStore("s3://lf-bucket/root/", o);
+  ASSERT_TRUE(chunked.ok());
+  auto all = (*chunked)->ReadAll("k");
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  EXPECT_EQ(*all, "0123456789ab");
+  std::vector<std::string> ranges;
+  for (const auto& r : Only(s3.Requests(), "GET")) ranges.push_back(r.Header("range"));
+  EXPECT_EQ(ranges, (std::vector<std::string>{"bytes=0-3", "bytes=4-7", "bytes=4-7", "bytes=8-11"}));
 }
 
 TEST(S3StandIn, MultipartPartsCarryTheirOwnContentMd5) {
