@@ -627,7 +627,8 @@ TEST_F(LedgerTest, MigrationRestoresTheTrueBadRecordCount) {
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open((dir_ + "/ledger.db").c_str(), &db), SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(db,
-                         "ALTER TABLE objects DROP COLUMN bad_records_kept; UPDATE objects SET bad_records=10000; "
+                         "ALTER TABLE objects DROP COLUMN bad_records_kept; ALTER TABLE parts DROP COLUMN columns; "
+                         "UPDATE objects SET bad_records=10000; "
                          "UPDATE meta SET value='4' WHERE key='schema_version'",
                          nullptr, nullptr, nullptr),
             SQLITE_OK)
