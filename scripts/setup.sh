@@ -11,7 +11,7 @@ APT_PACKAGES=(
   libsimdjson-dev nlohmann-json3-dev libmsgpack-cxx-dev libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev
   libpugixml-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  nodejs npm python3 gzip zstd
+  nodejs npm python3 gzip zstd time
   # scripts/fuzz.sh: clang with libFuzzer and the sanitizer runtimes.
   clang libclang-rt-14-dev
 )

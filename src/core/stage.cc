@@ -52,12 +52,6 @@ class PartitionCap {
   int64_t last_ = INT64_MIN;
 };
 
-bool IsBlank(std::string_view s) {
-  for (char c : s)
-    if (c != ' ' && c != '\t' && c != '\r') return false;
-  return true;
-}
-
 // Fluentd's msgpack format is a stream of maps, not lines: "line" numbers in
 // bad records are record numbers (1-based) and byte offsets point into the
 // uncompressed stream. msgpack has no framing to resynchronize on, so after
@@ -225,7 +219,9 @@ StatusOr<StageOutcome> StageObject(TableRuntime& t, const ObjectRow& obj, RowNor
     uint64_t offset = base_offset + rec_begin;
     if (rec_line == 1 && line.size() >= 3 && memcmp(line.data(), "\xEF\xBB\xBF", 3) == 0) line.remove_prefix(3);
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (IsBlank(line)) return Status::Ok();
+    // Only a truly empty line is no record: a line of spaces or tabs is read,
+    // and becomes a row or a bad record like any other.
+    if (line.empty()) return Status::Ok();
     if (line.size() > max_line) {
       ++out.staged.lines_read;
       add_bad(rec_line, offset, "", "line longer than max_line_bytes (" + std::to_string(max_line) + ")", line);

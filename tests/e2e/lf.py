@@ -184,7 +184,7 @@ def count_source(source_dir, fmt="out_file", time_key="time", default_offset="+0
                 text = text[1:]
             for line in text.split("\n"):
                 line = line.rstrip("\r")
-                if not line.strip(" \t\r"):
+                if line == "":  # only a truly empty line is no record
                     continue
                 if fmt == "out_file":
                     fields = line.split(delimiter, 2)

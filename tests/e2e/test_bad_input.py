@@ -237,7 +237,9 @@ class ValidEdgeCasesTest(unittest.TestCase):
         put("2016080100_10.gz", "crlf", crlf, 3)
         bom = b"\xef\xbb\xbf" + "".join(line(i, "bom") + "\n" for i in range(3)).encode()
         put("2016080100_11.gz", "bom", bom, 3)
-        blank = ("\n" + line(0, "blank") + "\n\n   \n\t\n" + line(1, "blank") + "\n\r\n" + line(2, "blank")).encode()
+        # Only truly empty lines (CRLF ones included) are no records; lines
+        # of spaces or tabs are bad records (test_bad_corpus).
+        blank = ("\n" + line(0, "blank") + "\n\n\n\r\n" + line(1, "blank") + "\n\r\n" + line(2, "blank")).encode()
         put("2016080100_12.gz", "blank", blank, 3)   # ... and no newline after the last record
         cls.utf8_raw = b"x\xff\xfey\x80z"
         utf8 = (line(0, "utf8") + "\n").encode() + \
