@@ -107,11 +107,12 @@ TEST(AwsClient, RetriesTransientFailuresAndSignsEachAttempt) {
 }
 
 TEST(AwsClient, PermanentErrorsAreNotRetried) {
-  for (auto [status, code] : std::vector<std::pair<int, std::string>>{{403, "AccessDenied"}, {404, "NoSuchKey"}}) {
+  for (const auto& status_code : std::vector<std::pair<int, std::string>>{{403, "AccessDenied"}, {404, "NoSuchKey"}}) {
+    const auto& [status, code] = status_code;
     Counted n;
     LocalHttpServer server([&](const LocalHttpRequest&) {
       ++n.calls;
-      return LocalHttpResponse{status, {}, S3Error(code)};
+      return LocalHttpResponse{status_code.first, {}, S3Error(status_code.second)};
     });
     HttpRequest req;
     req.url = server.Url() + "/bucket/key";
