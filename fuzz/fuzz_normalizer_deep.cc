@@ -114,7 +114,8 @@ std::string MsgpackValue(const Program& prog, bool close) {
   if (!close) return out;  // a truncated stream
   static const char* kLeaves[] = {"\x01", "\xa1s", "\xc0", "\xc3", "\xcb\x3f\xf8\x00\x00\x00\x00\x00\x00",
                                   "\xb4" "2016-08-01T00:00:00Z", "\x80", "\x90"};
-  out.append(kLeaves[prog.leaf], prog.leaf == 4 ? 9 : prog.leaf == 5 ? 21 : 1);
+  static const size_t kLengths[] = {1, 2, 1, 1, 9, 21, 1, 1};
+  out.append(kLeaves[prog.leaf], kLengths[prog.leaf]);
   return out;
 }
 

@@ -176,21 +176,20 @@ inline bool FitsType(const json& v, const std::string& type, const json* fields,
 // per-row and end-of-input checks described at the top of this file.
 class Differential {
  public:
-  // prefill: top-level columns created in both registries before any line,
-  // so a table at (or near) the column limit can be exercised.
-  Differential(LogFormat format, const FormatOptions& opts, size_t prefill = 0)
+  // With registries of their own (the usual), or given ones (fast, slow):
+  // those may hold columns from earlier inputs, as a worker's registry holds
+  // the table's.
+  Differential(LogFormat format, const FormatOptions& opts, SchemaRegistry* fast = nullptr,
+               SchemaRegistry* slow = nullptr)
       : format_(format),
         opts_(opts),
-        fast_schema_(FixedColumns(format)),
-        slow_schema_(FixedColumns(format)),
+        own_fast_(fast ? nullptr : std::make_unique<SchemaRegistry>(FixedColumns(format))),
+        own_slow_(slow ? nullptr : std::make_unique<SchemaRegistry>(FixedColumns(format))),
+        fast_schema_(fast ? *fast : *own_fast_),
+        slow_schema_(slow ? *slow : *own_slow_),
         fast_(&fast_schema_, opts),
         slow_(&slow_schema_, opts) {
     slow_.set_fast_path(false);
-    for (size_t i = 0; i < prefill; ++i) {
-      std::string key = "fill" + std::to_string(i);
-      Require(fast_schema_.Child(fast_schema_.root(), key) && slow_schema_.Child(slow_schema_.root(), key),
-              "prefill beyond the column limit", key);
-    }
   }
 
   // A line of a text format, with `capacity` readable bytes from its start.
@@ -282,7 +281,8 @@ class Differential {
 
   LogFormat format_;
   FormatOptions opts_;
-  SchemaRegistry fast_schema_, slow_schema_;
+  std::unique_ptr<SchemaRegistry> own_fast_, own_slow_;
+  SchemaRegistry &fast_schema_, &slow_schema_;
   RowNormalizer fast_, slow_;
   std::vector<json> rows_;
   bool open_quote_ = false;
@@ -315,11 +315,12 @@ inline std::optional<int64_t> FallbackFor(uint8_t b) {
   return (b & 32) ? std::optional<int64_t>(1470052800 * kMicrosPerSecond) : std::nullopt;
 }
 
-inline int RunNormalizer(LogFormat format, const uint8_t* data, size_t size, size_t prefill = 0) {
+inline int RunNormalizer(LogFormat format, const uint8_t* data, size_t size, SchemaRegistry* fast_schema = nullptr,
+                         SchemaRegistry* slow_schema = nullptr) {
   if (size == 0) return 0;
   const uint8_t b = static_cast<uint8_t>(data[0] - '0');
   const FormatOptions opts = OptionsFor(format, b);
-  Differential diff(format, opts, prefill);
+  Differential diff(format, opts, fast_schema, slow_schema);
 
   // The read window: the rest of the input, then padding, exactly allocated.
   const size_t text_size = size - 1;
