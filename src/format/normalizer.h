@@ -108,10 +108,13 @@ class CsvContinuation {
 };
 
 // The deepest nesting a record may have (containers open at once, the record
-// itself included). Values below kMaxNestingDepth levels are written as text
-// to a companion column; a record deeper than this is a bad record. It is
-// simdjson's own default max_depth (its On-Demand API does not enforce one).
-constexpr size_t kMaxJsonDepth = 1024;
+// itself included); a deeper record is a bad record. Below 15 levels a value
+// is written as text to a companion column anyway, and that costs no stack
+// or memory per level (simdjson's On-Demand parser keeps none, and the text
+// is copied, not recursed into), so the bound is not about this parser: it
+// is msgpack's (kMsgpackMaxParseDepth, where its parser does keep memory per
+// level), applied to every format so that depth means the same in all.
+constexpr size_t kMaxJsonDepth = 1'000'000;
 
 // The most new columns one source object may add to a table; its other new
 // fields go to _overflow. One object of a million distinct keys would
