@@ -176,11 +176,17 @@ inline bool FitsType(const json& v, const std::string& type, const json* fields,
 // per-row and end-of-input checks described at the top of this file.
 class Differential {
  public:
-  Differential(LogFormat format, const FormatOptions& opts)
+  // With registries of their own (the usual), or given ones (fast, slow):
+  // those may hold columns from earlier inputs, as a worker's registry holds
+  // the table's.
+  Differential(LogFormat format, const FormatOptions& opts, SchemaRegistry* fast = nullptr,
+               SchemaRegistry* slow = nullptr)
       : format_(format),
         opts_(opts),
-        fast_schema_(FixedColumns(format)),
-        slow_schema_(FixedColumns(format)),
+        own_fast_(fast ? nullptr : std::make_unique<SchemaRegistry>(FixedColumns(format))),
+        own_slow_(slow ? nullptr : std::make_unique<SchemaRegistry>(FixedColumns(format))),
+        fast_schema_(fast ? *fast : *own_fast_),
+        slow_schema_(slow ? *slow : *own_slow_),
         fast_(&fast_schema_, opts),
         slow_(&slow_schema_, opts) {
     slow_.set_fast_path(false);
@@ -192,19 +198,29 @@ class Differential {
     Outcome f = RunLine(fast_, line, capacity, fallback, false);
     Compare(line, f, RunLine(slow_, line, capacity, fallback, false));
     open_quote_ = f.open_quote;
+    last_ = f;
     return f.ok ? std::optional<int64_t>(f.time) : std::nullopt;
   }
   // Whether the last Line() failed because it ends inside a quoted field (csv).
   bool open_quote() const { return open_quote_; }
+  // The fast path's outcome of the last Line() or Json() (the paths agree).
+  bool last_ok() const { return last_.ok; }
+  const std::string& last_reason() const { return last_.reason; }
+  const std::string& last_row() const { return last_.row; }
+  size_t column_count() const { return fast_schema_.column_count(); }
   // A record given as JSON text (msgpack), likewise padded.
   void Json(std::string_view text, size_t capacity, std::optional<int64_t> fallback) {
-    Compare(text, RunLine(fast_, text, capacity, fallback, true), RunLine(slow_, text, capacity, fallback, true));
+    Outcome f = RunLine(fast_, text, capacity, fallback, true);
+    Compare(text, f, RunLine(slow_, text, capacity, fallback, true));
+    last_ = f;
   }
 
   void Finish() {
     const json schema = fast_schema_.ToBigQuerySchema();
     const json slow = slow_schema_.ToBigQuerySchema();
     Require(schema == slow, "fast and slow paths built different schemas", schema.dump() + "\nvs\n" + slow.dump());
+    Require(fast_schema_.column_count() <= kMaxColumns, "the table is wider than the column limit",
+            std::to_string(fast_schema_.column_count()));
     for (const json& row : rows_) {
       std::string why;
       if (!FitsFields(row, schema, "", &why))
@@ -265,10 +281,12 @@ class Differential {
 
   LogFormat format_;
   FormatOptions opts_;
-  SchemaRegistry fast_schema_, slow_schema_;
+  std::unique_ptr<SchemaRegistry> own_fast_, own_slow_;
+  SchemaRegistry &fast_schema_, &slow_schema_;
   RowNormalizer fast_, slow_;
   std::vector<json> rows_;
   bool open_quote_ = false;
+  Outcome last_;
 };
 
 // csv: where the record whose first line ends at `first_end` (inside quotes)
@@ -297,11 +315,12 @@ inline std::optional<int64_t> FallbackFor(uint8_t b) {
   return (b & 32) ? std::optional<int64_t>(1470052800 * kMicrosPerSecond) : std::nullopt;
 }
 
-inline int RunNormalizer(LogFormat format, const uint8_t* data, size_t size) {
+inline int RunNormalizer(LogFormat format, const uint8_t* data, size_t size, SchemaRegistry* fast_schema = nullptr,
+                         SchemaRegistry* slow_schema = nullptr) {
   if (size == 0) return 0;
   const uint8_t b = static_cast<uint8_t>(data[0] - '0');
   const FormatOptions opts = OptionsFor(format, b);
-  Differential diff(format, opts);
+  Differential diff(format, opts, fast_schema, slow_schema);
 
   // The read window: the rest of the input, then padding, exactly allocated.
   const size_t text_size = size - 1;

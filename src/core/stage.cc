@@ -158,6 +158,7 @@ StatusOr<StageOutcome> StageObject(TableRuntime& t, const ObjectRow& obj, RowNor
   const TableConfig& cfg = *t.config;
   StageOutcome out;
   out.staged.object_id = obj.id;
+  norm.BeginObject();  // this object's own budget of new columns
   std::optional<int64_t> slice;
   if (auto m = t.key_format->Match(obj.key)) slice = m->time_slice_us;
 

@@ -123,6 +123,29 @@ size_t EndOfLeadingObject(std::string_view s) {
   return std::string_view::npos;
 }
 
+// How deeply containers nest in JSON text (the most open at once), by a
+// scan rather than recursion, for a value about to be copied as text.
+size_t JsonTextDepth(std::string_view s) {
+  size_t depth = 0, max = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (in_string) {
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      max = std::max(max, ++depth);
+    } else if ((c == '}' || c == ']') && depth > 0) {
+      --depth;
+    }
+  }
+  return max;
+}
+
 void AppendUtf8(uint32_t cp, std::string* out) {
   if (cp < 0x80) {
     out->push_back(static_cast<char>(cp));
@@ -159,6 +182,14 @@ std::optional<uint32_t> Hex4(const char* p) {
 }
 
 }  // namespace
+
+std::string FieldNameForMessage(std::string_view name) {
+  constexpr size_t kShown = 256;
+  if (name.size() <= kShown) return std::string(name);
+  size_t cut = kShown;
+  while (cut > 0 && (static_cast<unsigned char>(name[cut]) & 0xC0) == 0x80) --cut;  // a whole UTF-8 character
+  return std::string(name.substr(0, cut)) + "… (" + std::to_string(name.size()) + " bytes)";
+}
 
 int UnescapeJsonLossy(std::string_view body, std::string* out) {
   out->clear();
@@ -318,6 +349,14 @@ void RowNormalizer::Warn(const Column* c, std::string message) {
   pending_warning_ = c ? "field '" + c->path() + "': " + message : message;
 }
 
+bool RowNormalizer::WithinDepth(std::string_view raw, LineError* err) {
+  // A member value of the object at depth_ sits depth_ + 2 levels down (the
+  // record is level 1); raw's own outermost container is that level.
+  if (static_cast<size_t>(depth_) + 1 + JsonTextDepth(raw) <= kMaxJsonDepth) return true;
+  err->reason = "nested deeper than " + std::to_string(kMaxJsonDepth) + " levels";
+  return false;
+}
+
 void RowNormalizer::CommitWarnings() {
   if (pending_warnings_ > 0) {
     warnings_ += pending_warnings_;
@@ -331,28 +370,51 @@ Column* RowNormalizer::Lookup(Column* parent, std::string_view raw_key, od::fiel
   cache_key_.assign(reinterpret_cast<const char*>(&parent), sizeof parent);
   cache_key_.append(raw_key);
   auto it = cache_.find(cache_key_);
-  if (it != cache_.end() && it->second) return it->second;
+  if (it != cache_.end()) return it->second;
   std::string_view unescaped;
   key_repaired_ = false;
   if (auto e = f.unescaped_key().get(unescaped)) {
     // As for values: unpaired surrogate escapes are repaired, other errors are not.
     if (e != simdjson::STRING_ERROR || UnescapeJsonLossy(raw_key, &lossy_) <= 0) {
       err->reason = "invalid escape in field name";
-      err->field = std::string(raw_key);
+      err->field = FieldNameForMessage(raw_key);
       return nullptr;
     }
     unescaped = lossy_;
     key_repaired_ = true;
   }
   last_unescaped_key_.assign(unescaped);
-  if (it != cache_.end()) return nullptr;  // known to be past the column limit
-  Column* c = schema_->Child(parent, unescaped);
+  Column* c = NewOrKnownChild(parent, unescaped);
+  if (!c) return nullptr;  // not cached: the cache holds columns only, so it stays bounded
   if (key_repaired_) {
     // Not cached, so that every record with this name is counted as repaired.
     Warn(c, "unpaired surrogate escape in the field name replaced with U+FFFD");
     return c;
   }
+  // Spellings of keys ("a", "\u0061") are unbounded, columns are not: start over
+  // rather than grow without end.
+  if (cache_.size() >= 4 * kMaxColumns) cache_.clear();
   cache_.emplace(cache_key_, c);
+  return c;
+}
+
+Column* RowNormalizer::NewOrKnownChild(Column* parent, std::string_view key) {
+  if (key.size() > kMaxFieldNameBytes) {
+    no_column_why_ = "field name longer than " + std::to_string(kMaxFieldNameBytes) + " bytes";
+    return nullptr;
+  }
+  if (new_columns_left_ == 0) {
+    if (Column* known = schema_->Find(parent, key)) return known;
+    no_column_why_ = "more than " + std::to_string(kMaxNewColumnsPerObject) + " new columns in one object";
+    return nullptr;
+  }
+  bool created;
+  Column* c = schema_->Child(parent, key, &created);
+  if (!c) {
+    no_column_why_ = "column limit (" + std::to_string(kMaxColumns) + ") reached";
+    return nullptr;
+  }
+  if (created) --new_columns_left_;
   return c;
 }
 
@@ -382,8 +444,10 @@ bool RowNormalizer::TimestampValue(std::string_view content, std::string* canoni
   size_t n = FormatIso8601(*t, buf + 1);
   buf[n + 1] = '"';
   canonical->assign(buf, n + 2);
-  last_ts_in_.assign(content);
+  // Key last: a failed allocation must not leave a key with another's value.
+  last_ts_in_.clear();
   last_ts_out_.assign(*canonical);
+  last_ts_in_.assign(content);
   return true;
 }
 
@@ -465,6 +529,25 @@ bool RowNormalizer::ScalarText(od::value v, od::json_type t, Column* c, ColumnTy
   }
 }
 
+bool RowNormalizer::RawContainer(od::value v, od::json_type t, std::string_view* raw, LineError* err) {
+  simdjson::error_code e;
+  if (t == od::json_type::object) {
+    od::object o;
+    e = v.get_object().get(o);
+    if (!e) e = o.raw_json().get(*raw);
+  } else {
+    od::array a;
+    e = v.get_array().get(a);
+    if (!e) e = a.raw_json().get(*raw);
+  }
+  if (e) {
+    err->reason = std::string(t == od::json_type::object ? "invalid object: " : "invalid array: ") + ErrorText(e);
+    return false;
+  }
+  *raw = TrimRight(*raw);
+  return true;
+}
+
 bool RowNormalizer::EmitArray(od::array arr, Column* c, ColumnType* kind, bool* mixed, LineError* err) {
   row_.push_back('[');
   bool first = true;
@@ -491,7 +574,17 @@ bool RowNormalizer::EmitArray(od::array arr, Column* c, ColumnType* kind, bool* 
     size_t mark = row_.size();
     if (!first) row_.push_back(',');
     ColumnType ek;
-    if (t == od::json_type::object) {
+    if ((t == od::json_type::object || t == od::json_type::array) && depth_ >= kMaxNestingDepth) {
+      // Whatever holds a container this deep is written as text (see
+      // EmitValue): copy it as it is instead of recursing further, so the
+      // stack does not grow with the input's depth.
+      std::string_view raw;
+      if (!RawContainer(elem, t, &raw, err)) return false;
+      if (!WithinDepth(raw, err)) return false;
+      row_.append(raw);
+      cut_deep_ = *mixed = true;
+      ek = ColumnType::kNone;
+    } else if (t == od::json_type::object) {
       od::object o;
       if (auto e = elem.get_object().get(o)) {
         err->reason = "invalid object: " + ErrorText(e);
@@ -606,6 +699,7 @@ bool RowNormalizer::EmitValue(od::value v, Column* c, size_t key_mark, bool* emi
           err->reason = "invalid object: " + ErrorText(e);
           return false;
         }
+        if (!WithinDepth(TrimRight(raw), err)) return false;
         WriteAsText(c, key_mark, TrimRight(raw), true,
                     too_deep ? "nested deeper than 15 levels" : "an object does not fit the column's type");
         return true;
@@ -636,10 +730,14 @@ bool RowNormalizer::EmitValue(od::value v, Column* c, size_t key_mark, bool* emi
       size_t start = row_.size();
       ColumnType kind;
       bool mixed = false;
+      bool outer_deep = cut_deep_;  // an enclosing array's, kept for its message
+      cut_deep_ = false;
       ++depth_;
       bool ok = EmitArray(a, c, &kind, &mixed, err);
       --depth_;
       if (!ok) return false;
+      bool deep = cut_deep_;
+      cut_deep_ = outer_deep;
       if (kind == ColumnType::kNone && !mixed) {  // empty, or only nulls
         *emitted = false;
         return true;
@@ -648,7 +746,9 @@ bool RowNormalizer::EmitValue(od::value v, Column* c, size_t key_mark, bool* emi
       if (depth_ >= kMaxNestingDepth - 1 && kind == ColumnType::kRecord) fit = Fit::kCompanion;
       if (fit != Fit::kOk)
         WriteAsText(c, key_mark, row_.substr(start), true,
-                    mixed ? "an array mixes types" : "an array does not fit the column's type");
+                    deep    ? "nested deeper than 15 levels"
+                    : mixed ? "an array mixes types"
+                            : "an array does not fit the column's type");
       return true;
     }
     default: {
@@ -757,33 +857,23 @@ bool RowNormalizer::EmitMembers(od::object obj, Column* parent, bool top, LineEr
       }
     }
     if (!c) {
-      // The table has as many columns as the warehouse allows.
+      // The field may not have a column (NewOrKnownChild says why).
       std::string_view raw;
       od::json_type t;
       if (auto e = v.type().get(t)) {
         err->reason = "invalid JSON value: " + ErrorText(e);
         return false;
       }
-      simdjson::error_code e = simdjson::SUCCESS;
-      if (t == od::json_type::object) {
-        od::object o;
-        e = v.get_object().get(o);
-        if (!e) e = o.raw_json().get(raw);
-      } else if (t == od::json_type::array) {
-        od::array a;
-        e = v.get_array().get(a);
-        if (!e) e = a.raw_json().get(raw);
+      if (t == od::json_type::object || t == od::json_type::array) {
+        if (!RawContainer(v, t, &raw, err)) return false;
+        if (!WithinDepth(raw, err)) return false;
       } else {
         raw = v.raw_json_token();
       }
-      if (e) {
-        err->reason = "invalid JSON value: " + ErrorText(e);
-        return false;
-      }
+      // The whole name goes to _overflow (the row is no longer than the line); the message gets a bounded one.
       const std::string& key = last_unescaped_key_;  // set by Lookup when it returned nullptr
       std::string path = parent->path().empty() ? key : parent->path() + "." + key;
-      Warn(nullptr,
-           "column limit (" + std::to_string(kMaxColumns) + ") reached; field '" + path + "' written to _overflow");
+      Warn(nullptr, no_column_why_ + "; field '" + FieldNameForMessage(path) + "' written to _overflow");
       AddOverflow(path, TrimRight(raw), false);
       continue;
     }
@@ -898,6 +988,42 @@ void RowNormalizer::BeginRecord(LineError* err) {
 
 bool RowNormalizer::Normalize(std::string_view line, size_t capacity, std::optional<int64_t> fallback_time,
                               LineError* err) {
+  try {
+    return NormalizeLine(line, capacity, fallback_time, err);
+  } catch (const std::exception& e) {
+    return Unexpected(e.what(), err);
+  } catch (...) {
+    return Unexpected("unknown exception", err);
+  }
+}
+
+bool RowNormalizer::NormalizeJson(std::string_view json, size_t capacity, std::optional<int64_t> fallback_time,
+                                  LineError* err) {
+  try {
+    BeginRecord(err);
+    row_.push_back('{');
+    if (!ParseJsonLine(json, capacity, err)) return false;
+    return FinishRecord(fallback_time, err);
+  } catch (const std::exception& e) {
+    return Unexpected(e.what(), err);
+  } catch (...) {
+    return Unexpected("unknown exception", err);
+  }
+}
+
+bool RowNormalizer::Unexpected(const char* what, LineError* err) {
+  // One record's failure (out of memory, a defect) costs that record, not
+  // the worker: the next record starts from BeginRecord as always.
+  err->field.clear();
+  err->open_quote = false;
+  err->reason = std::string("internal error while normalizing: ") + what;
+  pending_warnings_ = 0;
+  pending_warning_.clear();
+  return false;
+}
+
+bool RowNormalizer::NormalizeLine(std::string_view line, size_t capacity, std::optional<int64_t> fallback_time,
+                                  LineError* err) {
   BeginRecord(err);
 
   // Invalid UTF-8 is repaired (U+FFFD) rather than losing the record.
@@ -959,12 +1085,13 @@ bool RowNormalizer::Normalize(std::string_view line, size_t capacity, std::optio
     if (opts_.output_tag) {
       // One tag per stream in practice: quote it once.
       if (!last_tag_valid_ || tag_text != last_tag_) {
-        last_tag_.assign(tag_text);
-        last_tag_valid_ = true;
+        last_tag_valid_ = false;  // until both are whole (an allocation may fail)
         last_tag_json_.clear();
         last_tag_json_.append(tag_col_->json_key());
         AppendJsonString(&last_tag_json_, tag_text);
         last_tag_json_.push_back(',');
+        last_tag_.assign(tag_text);
+        last_tag_valid_ = true;
       }
       row_.append(last_tag_json_);
       NoteWritten(tag_col_);
@@ -983,14 +1110,6 @@ bool RowNormalizer::Normalize(std::string_view line, size_t capacity, std::optio
     if (!ParseJsonLine(std::string_view(converted_.data(), len), converted_.size(), err)) return false;
     return FinishRecord(fallback_time, err);
   }
-  return FinishRecord(fallback_time, err);
-}
-
-bool RowNormalizer::NormalizeJson(std::string_view json, size_t capacity, std::optional<int64_t> fallback_time,
-                                  LineError* err) {
-  BeginRecord(err);
-  row_.push_back('{');
-  if (!ParseJsonLine(json, capacity, err)) return false;
   return FinishRecord(fallback_time, err);
 }
 

@@ -107,6 +107,25 @@ class CsvContinuation {
   char delimiter_;
 };
 
+// The deepest nesting a record may have (containers open at once, the record
+// itself included); a deeper record is a bad record. Below 15 levels a value
+// is written as text to a companion column anyway, and that costs no stack
+// or memory per level (simdjson's On-Demand parser keeps none, and the text
+// is copied, not recursed into), so the bound is not about this parser: it
+// is msgpack's (kMsgpackMaxParseDepth, where its parser does keep memory per
+// level), applied to every format so that depth means the same in all.
+constexpr size_t kMaxJsonDepth = 1'000'000;
+
+// The most new columns one source object may add to a table; its other new
+// fields go to _overflow. One object of a million distinct keys would
+// otherwise widen the table to the column limit, and every later load pays
+// for every column.
+constexpr size_t kMaxNewColumnsPerObject = 1000;
+
+// A field name as quoted in errors and warnings: names may be megabytes
+// long, so past 256 bytes it is cut, with its length.
+std::string FieldNameForMessage(std::string_view name);
+
 // Columns every table gets from the normalizer.
 std::vector<std::pair<std::string, ColumnType>> FixedColumns(LogFormat format);
 
@@ -155,6 +174,10 @@ class RowNormalizer {
  public:
   RowNormalizer(SchemaRegistry* schema, const FormatOptions& opts);
 
+  // Starts a new source object: its budget of new columns
+  // (kMaxNewColumnsPerObject) begins again.
+  void BeginObject() { new_columns_left_ = kMaxNewColumnsPerObject; }
+
   // Normalizes a line (without its newline). `capacity` is how many bytes are
   // readable from line.data() (simdjson reads up to 64 bytes past the end).
   // fallback_time: event time for records that carry none (the key's slice).
@@ -162,6 +185,8 @@ class RowNormalizer {
   bool Normalize(std::string_view line, size_t capacity, std::optional<int64_t> fallback_time, LineError* err);
   // For records that arrive as JSON text built elsewhere (msgpack): `json`
   // must be followed by at least SIMDJSON_PADDING readable bytes.
+  // Neither throws: an exception while normalizing (out of memory, say)
+  // fails that record with a reason saying so.
   bool NormalizeJson(std::string_view json, size_t capacity, std::optional<int64_t> fallback_time, LineError* err);
 
   std::string_view row() const { return row_.view(); }
@@ -214,9 +239,22 @@ class RowNormalizer {
   // parse error; sets *emitted=false when nothing was written (null, empty).
   bool EmitValue(simdjson::ondemand::value v, Column* c, size_t key_mark, bool* emitted, LineError* err);
   bool EmitArray(simdjson::ondemand::array arr, Column* c, ColumnType* kind, bool* mixed, LineError* err);
+  // The JSON text of an object or array value, as it is in the input.
+  bool RawContainer(simdjson::ondemand::value v, simdjson::ondemand::json_type t, std::string_view* raw,
+                    LineError* err);
+  // Whether a value of text `raw` at the current depth keeps the record
+  // within kMaxJsonDepth; if not, says so in *err.
+  bool WithinDepth(std::string_view raw, LineError* err);
+  bool cut_deep_ = false;  // EmitArray copied a too-deep container as text
   bool ScalarText(simdjson::ondemand::value v, simdjson::ondemand::json_type t, Column* c, ColumnType* kind,
                   std::string* scratch, std::string_view* text, LineError* err);
   Column* Lookup(Column* parent, std::string_view raw_key, simdjson::ondemand::field& f, LineError* err);
+  // The column for an unescaped key, or nullptr (with no_column_why_ set)
+  // when it may not have one: too long a name, the object's new-column
+  // budget spent, or the table at the column limit.
+  Column* NewOrKnownChild(Column* parent, std::string_view key);
+  std::string no_column_why_;
+  size_t new_columns_left_ = kMaxNewColumnsPerObject;
   Column* LookupAt(std::vector<ShapeSlot>& shape, size_t index, Column* parent, std::string_view raw_key,
                    simdjson::ondemand::field& f, LineError* err);
   void Warn(const Column* c, std::string message);
@@ -261,6 +299,8 @@ class RowNormalizer {
   std::vector<std::string_view> fields_;  // csv/tsv fields of the current line
   std::string unquoted_;
   void BeginRecord(LineError* err);  // resets the per-record state
+  bool NormalizeLine(std::string_view line, size_t capacity, std::optional<int64_t> fallback_time, LineError* err);
+  bool Unexpected(const char* what, LineError* err);  // an exception: the record is bad
   bool FinishRecord(std::optional<int64_t> fallback_time, LineError* err);
 
   SchemaRegistry* schema_;

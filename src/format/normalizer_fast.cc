@@ -142,8 +142,11 @@ Column* RowNormalizer::ChildCached(std::vector<ShapeSlot>& shape, size_t index, 
   if (it != cache_.end()) {
     c = it->second;
   } else {
+    // A field with no column (new, or one that may not have one: too long a
+    // name, the column limit) is the simdjson path's to place.
     c = schema_->Find(parent, raw_key);  // no escapes: the raw key is the key
-    if (!c) return nullptr;              // new field: the simdjson path names it
+    if (!c) return nullptr;
+    if (cache_.size() >= 4 * kMaxColumns) cache_.clear();
     cache_.emplace(cache_key_, c);
   }
   if (index < 256) {

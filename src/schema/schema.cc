@@ -113,6 +113,11 @@ std::string FixedColumnKey(std::string_view name) {
 }
 
 namespace {
+// Room for one more element, so the push_back after it cannot throw.
+template <typename T>
+void Reserve1(std::vector<T>* v) {
+  if (v->size() == v->capacity()) v->reserve(2 * v->size() + 1);
+}
 const std::string kCompanionSuffix = std::string(1, kInternalKeyMarker) + "str";
 }
 
@@ -137,30 +142,47 @@ Column* SchemaRegistry::ChildLocked(Column* parent, std::string_view raw_key, bo
   auto col = std::make_unique<Column>(parent, std::string(raw_key), name);
   col->is_companion_ = companion;
   Column* c = col.get();
-  parent->taken_lower_.insert(ToLower(name));
+  // What may throw (an allocation) comes before the first change or is
+  // undone: a failed record must not leave a half-made column behind.
+  std::string lower = ToLower(name);
+  Reserve1(&parent->ordered_children_);
+  Reserve1(&dirty_);
+  auto slot = parent->children_.emplace(std::string(raw_key), std::move(col)).first;
+  try {
+    parent->taken_lower_.insert(std::move(lower));
+  } catch (...) {
+    parent->children_.erase(slot);
+    throw;
+  }
   c->sibling_index_ = static_cast<uint32_t>(parent->ordered_children_.size());
   parent->ordered_children_.push_back(c);
-  parent->children_.emplace(std::string(raw_key), std::move(col));
   ++count_;
   MarkDirty(c);
   return c;
 }
 
 void SchemaRegistry::MarkDirty(Column* c) {
+  dirty_.push_back(c);  // first: if it throws, nothing is marked
   c->persisted_ = false;
-  dirty_.push_back(c);
   unpersisted_.store(true, std::memory_order_release);
 }
 
-Column* SchemaRegistry::Child(Column* parent, std::string_view raw_key) {
+Column* SchemaRegistry::Child(Column* parent, std::string_view raw_key, bool* created) {
+  if (created) *created = false;
+  if (raw_key.size() > kMaxFieldNameBytes) return nullptr;
   std::lock_guard lock(mu_);
-  return ChildLocked(parent, raw_key, false, "");
+  size_t before = count_;
+  Column* c = ChildLocked(parent, raw_key, false, "");
+  if (created) *created = count_ != before;
+  return c;
 }
 
 void SchemaRegistry::MarkInexactInts(Column* c) {
   if (c->inexact_ints()) return;
   std::lock_guard lock(mu_);
-  if (!c->inexact_ints_.exchange(true)) MarkDirty(c);
+  if (c->inexact_ints_.load()) return;
+  MarkDirty(c);
+  c->inexact_ints_.store(true, std::memory_order_release);
 }
 
 Column* SchemaRegistry::Find(Column* parent, std::string_view raw_key) {
@@ -191,9 +213,9 @@ Fit SchemaRegistry::OfferSlow(Column* c, ColumnType kind, bool repeated) {
     std::lock_guard lock(mu_);
     t = c->type_.load();
     if (t == ColumnType::kNone) {
+      MarkDirty(c);  // before the change: it may throw
       c->repeated_.store(repeated, std::memory_order_release);
       c->type_.store(kind, std::memory_order_release);
-      MarkDirty(c);
       return Fit::kOk;
     }
   }
@@ -205,8 +227,8 @@ Fit SchemaRegistry::OfferSlow(Column* c, ColumnType kind, bool repeated) {
     if (c->inexact_ints()) return Fit::kCompanion;
     std::lock_guard lock(mu_);
     if (c->type_.load() == ColumnType::kInt64) {
-      c->type_.store(ColumnType::kFloat64, std::memory_order_release);
       MarkDirty(c);
+      c->type_.store(ColumnType::kFloat64, std::memory_order_release);
     }
     return Fit::kOk;
   }

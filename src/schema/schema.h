@@ -45,6 +45,11 @@ std::string SanitizeName(std::string_view raw);
 constexpr size_t kMaxColumnName = 300;
 constexpr int kMaxNestingDepth = 15;
 constexpr size_t kMaxColumns = 10000;
+// The longest raw field name (after unescaping) that may become a column.
+// Raw keys are kept in the registry, which the ledger stores and every
+// command loads: a 5 MB key must not become 5 MB of every schema load. A
+// longer field's value goes to _overflow under its full name instead.
+constexpr size_t kMaxFieldNameBytes = 1024;
 
 class Column {
  public:
@@ -122,8 +127,10 @@ class SchemaRegistry {
 
   // The child of parent for a raw key, created (with a unique legal name) on
   // first sight; nullptr when the table already has the most columns the
-  // warehouse allows (kMaxColumns). Thread-safe.
-  Column* Child(Column* parent, std::string_view raw_key);
+  // warehouse allows (kMaxColumns) or the key is longer than
+  // kMaxFieldNameBytes. *created (if given) says whether this call made it.
+  // Thread-safe.
+  Column* Child(Column* parent, std::string_view raw_key, bool* created = nullptr);
   // The child if it exists, else nullptr; never creates. Thread-safe.
   Column* Find(Column* parent, std::string_view raw_key);
   // Offers a value of kind `kind` (repeated if it is an array) to column c,

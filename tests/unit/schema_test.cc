@@ -405,5 +405,18 @@ TEST(SchemaRegistry, ConcurrentChildAndOfferAgree) {
   EXPECT_EQ(names.size(), static_cast<size_t>(kKeys));
 }
 
+TEST(SchemaRegistry, KeysLongerThanTheBoundNeverBecomeColumns) {
+  SchemaRegistry reg(Fixed());
+  bool created = true;
+  EXPECT_EQ(reg.Child(reg.root(), std::string(kMaxFieldNameBytes + 1, 'k'), &created), nullptr);
+  EXPECT_FALSE(created);
+  Column* c = reg.Child(reg.root(), std::string(kMaxFieldNameBytes, 'k'), &created);
+  ASSERT_NE(c, nullptr);
+  EXPECT_TRUE(created);
+  EXPECT_EQ(reg.Child(reg.root(), std::string(kMaxFieldNameBytes, 'k'), &created), c);
+  EXPECT_FALSE(created) << "a lookup creates nothing";
+  for (const ColumnRecord& r : reg.TakeUnpersisted()) EXPECT_LE(r.raw_key.size(), kMaxFieldNameBytes);
+}
+
 }  // namespace
 }  // namespace logferry
