@@ -346,7 +346,8 @@ StatusOr<Config> ParseConfig(const std::string& text, const std::string& origin)
     LF_GET(source, "source");
     LF_GET(staging, "staging");
     LF_GET(warehouse, "warehouse");
-    for (auto [kv, role, key] : {std::tuple{&source, kRoleSource, "source"}, std::tuple{&staging, kRoleStaging, "staging"}}) {
+    for (auto [kv, role, key] :
+         {std::tuple{&source, kRoleSource, "source"}, std::tuple{&staging, kRoleStaging, "staging"}}) {
       std::string problem = UriProblem(kv->first, role, "store");
       if (!problem.empty()) return LF_BAD(kv->second, key, problem);
     }
@@ -354,11 +355,10 @@ StatusOr<Config> ParseConfig(const std::string& text, const std::string& origin)
     if (!wh_problem.empty()) return LF_BAD(warehouse.second, "warehouse", wh_problem);
     const SchemeInfo& source_scheme = *Schemes().Claim(source.first);
     const SchemeInfo& wh_scheme = *Schemes().Claim(warehouse.first);
-    if (const SchemeInfo* from = Schemes().Find(wh_scheme.loads_from);
-        from && Schemes().Claim(staging.first) != from)
-      return LF_BAD(staging.second, "staging",
-                    "a " + wh_scheme.name + ":// warehouse loads from " + from->service + ": staging must be " +
-                        from->example);
+    if (const SchemeInfo* from = Schemes().Find(wh_scheme.loads_from); from && Schemes().Claim(staging.first) != from)
+      return LF_BAD(
+          staging.second, "staging",
+          "a " + wh_scheme.name + ":// warehouse loads from " + from->service + ": staging must be " + from->example);
     tc.source = source.first;
     tc.staging = staging.first;
     tc.warehouse = warehouse.first;
@@ -418,9 +418,9 @@ StatusOr<Config> ParseConfig(const std::string& text, const std::string& origin)
         return LF_BAD(notifications.second, "notifications",
                       "'" + notifications.first + "' is not an SQS queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/QUEUE)");
       if (!source_scheme.announces_events)
-        return LF_BAD(notifications.second, "notifications",
-                      "S3 event notifications need an " + Schemes().Names(&SchemeInfo::announces_events, " or ") +
-                          " source");
+        return LF_BAD(
+            notifications.second, "notifications",
+            "S3 event notifications need an " + Schemes().Names(&SchemeInfo::announces_events, " or ") + " source");
     }
     if (!notifications.first.empty()) {
       std::string problem = TransportProblem(notifications.first, false, cfg.allow_insecure_http);

@@ -39,8 +39,8 @@ struct SchemeInfo {
   // check (plain http only where it is safe).
   bool remote = false;
   CredentialKind credentials = CredentialKind::kNone;
-  bool bearer_token = false;     // requests carry a bearer token (never over plain http off loopback)
-  bool shares_endpoint = false;  // takes the table-wide `endpoint` key, not only the per-side ones
+  bool bearer_token = false;      // requests carry a bearer token (never over plain http off loopback)
+  bool shares_endpoint = false;   // takes the table-wide `endpoint` key, not only the per-side ones
   bool announces_events = false;  // S3 event notifications can announce its new objects
   bool daily_job_budget = false;  // warehouse: load jobs are limited per table and day
   std::string loads_from;         // warehouse: the scheme its staging must have ("" for any)

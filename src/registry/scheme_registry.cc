@@ -93,12 +93,12 @@ StatusOr<std::unique_ptr<Warehouse>> SchemeRegistry::OpenWarehouse(const std::st
                                                                    const WarehouseOptions& options) const {
   Uri u;
   if (!ParseUri(uri, &u))
-    return Status::InvalidArgument("not a warehouse URI: '" + uri + "' (expected " +
-                                   Examples(kRoleWarehouse, " or ") + ")");
+    return Status::InvalidArgument("not a warehouse URI: '" + uri + "' (expected " + Examples(kRoleWarehouse, " or ") +
+                                   ")");
   const SchemeInfo* s = Find(u.scheme);
   if (!s || !s->open_warehouse)
-    return Status::InvalidArgument("unsupported warehouse scheme '" + u.scheme + "://' (supported: " +
-                                   Names(kRoleWarehouse) + ")");
+    return Status::InvalidArgument("unsupported warehouse scheme '" + u.scheme +
+                                   "://' (supported: " + Names(kRoleWarehouse) + ")");
   if (s->validate) {
     std::string problem = s->validate(u);
     if (!problem.empty()) return Status::InvalidArgument("'" + uri + "' " + problem);

@@ -260,7 +260,9 @@ SchemeInfo FileScheme() {
   return s;
 }
 
-std::string FileUri(std::string_view dir) { return "file://" + std::string(dir); }
+std::string FileUri(std::string_view dir) {
+  return "file://" + std::string(dir);
+}
 
 StatusOr<std::unique_ptr<ObjectStore>> FileStore::Open(std::string_view uri) {
   Uri u;

@@ -511,7 +511,9 @@ SchemeInfo GcsScheme() {
   s.remote = true;
   s.credentials = CredentialKind::kGoogle;
   s.bearer_token = true;
-  s.validate = [](const Uri& u) { return u.authority.empty() ? std::string("names no bucket (gs://bucket/prefix/)") : ""; };
+  s.validate = [](const Uri& u) {
+    return u.authority.empty() ? std::string("names no bucket (gs://bucket/prefix/)") : "";
+  };
   s.environment_endpoint = []() -> std::optional<std::pair<std::string, std::string>> {
     std::string url = EmulatorUrl();
     if (url.empty()) return std::nullopt;

@@ -24,7 +24,9 @@ class MemoryObjects {
   uint64_t generation = 0;
 };
 
-std::shared_ptr<MemoryObjects> NewMemoryObjects() { return std::make_shared<MemoryObjects>(); }
+std::shared_ptr<MemoryObjects> NewMemoryObjects() {
+  return std::make_shared<MemoryObjects>();
+}
 
 namespace {
 

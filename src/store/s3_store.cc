@@ -429,7 +429,9 @@ SchemeInfo S3Scheme() {
   s.credentials = CredentialKind::kAws;
   s.shares_endpoint = true;
   s.announces_events = true;
-  s.validate = [](const Uri& u) { return u.authority.empty() ? std::string("names no bucket (s3://bucket/prefix/)") : ""; };
+  s.validate = [](const Uri& u) {
+    return u.authority.empty() ? std::string("names no bucket (s3://bucket/prefix/)") : "";
+  };
   s.environment_endpoint = EnvironmentEndpoint;
   s.open_store = OpenS3Store;
   return s;

@@ -26,7 +26,7 @@ namespace logferry::testutil {
 struct FakeWarehouseState {
   std::mutex mu;
   std::map<int64_t, std::vector<std::string>> rows;  // partition start -> its rows
-  std::map<int64_t, int> replacements;              // partition start -> replacements committed
+  std::map<int64_t, int> replacements;               // partition start -> replacements committed
   // The next this many replacements commit and then report kUnavailable.
   int lose_answers = 0;
   // The next replacement commits and then throws SimulatedCrash.

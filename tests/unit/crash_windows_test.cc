@@ -39,7 +39,8 @@ constexpr int64_t kT0 = 1470009600LL * 1'000'000;  // 2016-08-01T00:00Z
 // out_file lines numbered [from, to), all in hour `hours` after kT0.
 std::string Lines(int64_t hours, int from, int to) {
   std::string out;
-  for (int n = from; n < to; ++n) out += FormatIso8601(kT0 + hours * kHour) + "\tt\t{\"n\":" + std::to_string(n) + "}\n";
+  for (int n = from; n < to; ++n)
+    out += FormatIso8601(kT0 + hours * kHour) + "\tt\t{\"n\":" + std::to_string(n) + "}\n";
   return out;
 }
 

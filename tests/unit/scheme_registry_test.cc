@@ -1,13 +1,14 @@
 // The scheme registry: config validation, OpenObjectStore and OpenWarehouse
 // follow what is registered, messages list what is registered, and the
 // backend properties the core relies on come from the backends.
+#include "registry/scheme_registry.h"
+
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
 #include <string>
 
 #include "core/config.h"
-#include "registry/scheme_registry.h"
 #include "store/file_store.h"
 #include "store/gcs_store.h"
 
