@@ -46,6 +46,7 @@
 #include "format/compression.h"
 #include "format/key_format.h"
 #include "format/normalizer.h"
+#include "registry/scheme_registry.h"
 #include "schema/schema.h"
 #include "store/object_store.h"
 

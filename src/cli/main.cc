@@ -28,6 +28,7 @@
 #include "core/pipeline.h"
 #include "core/verify.h"
 #include "ledger/ledger.h"
+#include "registry/scheme_registry.h"
 #include "warehouse/warehouse.h"
 
 using namespace logferry;
@@ -240,7 +241,7 @@ int CmdStatus(const std::string& config_path, bool as_json) {
     j["rows"] = {
         {"staged", c.rows_staged}, {"loaded", c.rows_loaded}, {"bad_records", c.bad_records}, {"warnings", c.warnings}};
     j["load_jobs_24h"] = c.load_jobs_24h;
-    if (StartsWith(cfg.warehouse, "bigquery://")) {
+    if (const SchemeInfo* scheme = Schemes().Claim(cfg.warehouse); scheme && scheme->daily_job_budget) {
       j["daily_load_budget"] = cfg.daily_load_budget;
       // Past the budget, loads wait until the oldest counted job leaves the window.
       if (c.load_jobs_24h >= cfg.daily_load_budget && c.oldest_load_job_24h_us)

@@ -11,6 +11,7 @@
 #include "common/strings.h"
 #include "common/time.h"
 #include "http/http_client.h"
+#include "registry/scheme_registry.h"
 
 namespace logferry {
 
@@ -201,20 +202,24 @@ std::string TransportProblem(const std::string& url, bool bearer, bool allow_ins
 
 // A store side without a configured endpoint takes one from the
 // environment, as the SDKs do; it must pass the same test.
-Status CheckEnvTransport(bool gs, bool allow_insecure_http, const std::string& where) {
-  std::vector<const char*> names = gs ? std::vector<const char*>{"STORAGE_EMULATOR_HOST"}
-                                      : std::vector<const char*>{"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"};
-  for (const char* name : names) {
-    const char* v = getenv(name);
-    if (!v || !*v) continue;
-    std::string url = v;
-    if (gs && url.find("://") == std::string::npos)
-      url = "http://" + url;  // "host:port", as Google's libraries read it
-    std::string problem = TransportProblem(url, gs, allow_insecure_http);
-    if (!problem.empty()) return Status::InvalidArgument(where + ": environment variable " + name + ": " + problem);
-    return Status::Ok();  // the first one set is the one used
-  }
+Status CheckEnvTransport(const SchemeInfo& scheme, bool allow_insecure_http, const std::string& where) {
+  auto from_env = scheme.environment_endpoint ? scheme.environment_endpoint() : std::nullopt;
+  if (!from_env) return Status::Ok();
+  std::string problem = TransportProblem(from_env->second, scheme.bearer_token, allow_insecure_http);
+  if (!problem.empty())
+    return Status::InvalidArgument(where + ": environment variable " + from_env->first + ": " + problem);
   return Status::Ok();
+}
+
+// Checks a store or warehouse URI against the registry: a scheme that
+// claims it in this role, and the scheme's own test. "" or why not.
+std::string UriProblem(const std::string& uri, unsigned role, const char* kind) {
+  Uri u;
+  const SchemeInfo* scheme = Schemes().Claim(uri);
+  if (!ParseUri(uri, &u) || !scheme || !(scheme->roles & role))
+    return "'" + uri + "' is not a supported " + kind + " URI (" + Schemes().Examples(role) + ")";
+  std::string problem = scheme->validate ? scheme->validate(u) : "";
+  return problem.empty() ? "" : "'" + uri + "' " + problem;
 }
 
 }  // namespace
@@ -341,29 +346,19 @@ StatusOr<Config> ParseConfig(const std::string& text, const std::string& origin)
     LF_GET(source, "source");
     LF_GET(staging, "staging");
     LF_GET(warehouse, "warehouse");
-    Uri u;
-    for (auto* kv : {&source, &staging}) {
-      if (!ParseUri(kv->first, &u) || (u.scheme != "file" && u.scheme != "s3" && u.scheme != "gs"))
-        return LF_BAD(kv->second, kv == &source ? "source" : "staging",
-                      "'" + kv->first +
-                          "' is not a supported store URI (file:///dir/, s3://bucket/prefix/, gs://bucket/prefix/)");
-      if (u.scheme != "file" && u.authority.empty())
-        return LF_BAD(kv->second, kv == &source ? "source" : "staging",
-                      "'" + kv->first + "' names no bucket (" + u.scheme + "://bucket/prefix/)");
+    for (auto [kv, role, key] :
+         {std::tuple{&source, kRoleSource, "source"}, std::tuple{&staging, kRoleStaging, "staging"}}) {
+      std::string problem = UriProblem(kv->first, role, "store");
+      if (!problem.empty()) return LF_BAD(kv->second, key, problem);
     }
-    if (!ParseUri(warehouse.first, &u) || (u.scheme != "duckdb" && u.scheme != "bigquery"))
-      return LF_BAD(warehouse.second, "warehouse",
-                    "'" + warehouse.first +
-                        "' is not a supported warehouse URI (duckdb:///path/file.duckdb, bigquery://project/dataset)");
-    if (u.scheme == "bigquery") {
-      std::string ds = u.path;
-      while (!ds.empty() && ds.back() == '/') ds.pop_back();
-      if (u.authority.empty() || ds.empty() || ds.find('/') != std::string::npos)
-        return LF_BAD(warehouse.second, "warehouse", "'" + warehouse.first + "' is not bigquery://project/dataset");
-      if (!StartsWith(staging.first, "gs://"))
-        return LF_BAD(staging.second, "staging",
-                      "a bigquery:// warehouse loads from Cloud Storage: staging must be gs://bucket/prefix/");
-    }
+    std::string wh_problem = UriProblem(warehouse.first, kRoleWarehouse, "warehouse");
+    if (!wh_problem.empty()) return LF_BAD(warehouse.second, "warehouse", wh_problem);
+    const SchemeInfo& source_scheme = *Schemes().Claim(source.first);
+    const SchemeInfo& wh_scheme = *Schemes().Claim(warehouse.first);
+    if (const SchemeInfo* from = Schemes().Find(wh_scheme.loads_from); from && Schemes().Claim(staging.first) != from)
+      return LF_BAD(
+          staging.second, "staging",
+          "a " + wh_scheme.name + ":// warehouse loads from " + from->service + ": staging must be " + from->example);
     tc.source = source.first;
     tc.staging = staging.first;
     tc.warehouse = warehouse.first;
@@ -377,6 +372,7 @@ StatusOr<Config> ParseConfig(const std::string& text, const std::string& origin)
     LF_GET(addressing, "s3_addressing");
     if (addressing.first != "auto" && addressing.first != "virtual" && addressing.first != "path")
       return LF_BAD(addressing.second, "s3_addressing", "must be auto, virtual or path (got '" + addressing.first + "')");
+    Uri u;
     for (auto* kv : {&endpoint, &source_endpoint, &staging_endpoint}) {
       if (kv->first.empty()) continue;
       if (!ParseUri(kv->first, &u) || (u.scheme != "http" && u.scheme != "https") || (u.path != "" && u.path != "/"))
@@ -384,27 +380,27 @@ StatusOr<Config> ParseConfig(const std::string& text, const std::string& origin)
                       "'" + kv->first + "' is not an endpoint URL (http(s)://host[:port])");
       while (kv->first.size() > 1 && kv->first.back() == '/') kv->first.pop_back();
     }
-    // `endpoint` is for the S3 sides; the per-side keys also take a gs://
-    // side's JSON API base URL.
+    // `endpoint` is for the sides whose scheme shares it (S3); the per-side
+    // keys also take, say, a gs:// side's JSON API base URL.
     auto side_endpoint = [&](const std::string& uri, const std::string& specific) {
       if (!specific.empty()) return specific;
-      return StartsWith(uri, "s3://") ? endpoint.first : std::string();
+      return Schemes().Claim(uri)->shares_endpoint ? endpoint.first : std::string();
     };
     tc.source_store.endpoint = side_endpoint(source.first, source_endpoint.first);
     tc.staging_store.endpoint = side_endpoint(staging.first, staging_endpoint.first);
     for (auto [side, specific, key] : {std::tuple{&source, &source_endpoint, "source_endpoint"},
                                        std::tuple{&staging, &staging_endpoint, "staging_endpoint"}}) {
-      bool gs = StartsWith(side->first, "gs://");
-      if (!gs && !StartsWith(side->first, "s3://")) continue;
-      if (!gs && specific->first.empty() && !endpoint.first.empty()) {
+      const SchemeInfo& scheme = *Schemes().Claim(side->first);
+      if (!scheme.remote) continue;
+      if (scheme.shares_endpoint && specific->first.empty() && !endpoint.first.empty()) {
         specific = &endpoint;
         key = "endpoint";
       }
       if (specific->first.empty()) {
-        LF_RETURN_IF_ERROR(CheckEnvTransport(gs, cfg.allow_insecure_http, twhere));
+        LF_RETURN_IF_ERROR(CheckEnvTransport(scheme, cfg.allow_insecure_http, twhere));
         continue;
       }
-      std::string problem = TransportProblem(specific->first, gs, cfg.allow_insecure_http);
+      std::string problem = TransportProblem(specific->first, scheme.bearer_token, cfg.allow_insecure_http);
       if (!problem.empty()) return LF_BAD(specific->second, key, problem);
     }
     tc.source_store.region = tc.staging_store.region = region.first;
@@ -421,8 +417,10 @@ StatusOr<Config> ParseConfig(const std::string& text, const std::string& origin)
           std::count(u.path.begin(), u.path.end(), '/') != 1)
         return LF_BAD(notifications.second, "notifications",
                       "'" + notifications.first + "' is not an SQS queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/QUEUE)");
-      if (!StartsWith(tc.source, "s3://"))
-        return LF_BAD(notifications.second, "notifications", "S3 event notifications need an s3:// source");
+      if (!source_scheme.announces_events)
+        return LF_BAD(
+            notifications.second, "notifications",
+            "S3 event notifications need an " + Schemes().Names(&SchemeInfo::announces_events, " or ") + " source");
     }
     if (!notifications.first.empty()) {
       std::string problem = TransportProblem(notifications.first, false, cfg.allow_insecure_http);

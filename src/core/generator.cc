@@ -9,7 +9,7 @@
 #include "format/compression.h"
 #include "format/key_format.h"
 #include "format/msgpack_json.h"
-#include "store/object_store.h"
+#include "store/file_store.h"
 
 namespace logferry {
 
@@ -46,7 +46,7 @@ StatusOr<GenResult> Generate(const GenOptions& o) {
   static const char* kFormats[] = {"out_file", "json", "ltsv", "csv", "tsv", "single_value", "msgpack"};
   if (std::find(std::begin(kFormats), std::end(kFormats), o.format) == std::end(kFormats))
     return Status::InvalidArgument("--format must be out_file, json, ltsv, csv, tsv, single_value or msgpack");
-  LF_ASSIGN_OR_RETURN(auto store, OpenObjectStore("file://" + o.out_dir));
+  LF_ASSIGN_OR_RETURN(auto store, FileStore::Open(FileUri(o.out_dir)));
   LF_ASSIGN_OR_RETURN(KeyFormat kf, KeyFormat::Compile("%{path}%{time_slice}_%{index}.%{file_extension}", "%Y%m%d%H",
                                                        o.offset_seconds));
   std::mt19937_64 rng(o.seed);

@@ -16,6 +16,7 @@
 #include "core/stage.h"
 #include "format/normalizer.h"
 #include "gcp/credentials.h"
+#include "registry/scheme_registry.h"
 
 namespace logferry {
 
@@ -73,12 +74,12 @@ StatusOr<std::unique_ptr<ObjectStore>> OpenTableStore(const std::string& uri, co
                                                       const std::string& google_credentials) {
   StoreOptions options = side;
   options.retry = StoreRetryPolicy();
-  if (StartsWith(uri, "s3://")) options.aws_credentials = SharedAwsCredentials();
-  // With STORAGE_EMULATOR_HOST and no credentials configured, the store
-  // talks to the emulator without real credentials, as Google's libraries do.
-  const char* emulator = getenv("STORAGE_EMULATOR_HOST");
-  bool emulated = emulator && *emulator && options.endpoint.empty() && google_credentials.empty();
-  if (StartsWith(uri, "gs://") && !emulated) options.gcp_tokens = SharedGcpTokens(google_credentials);
+  const SchemeInfo* scheme = Schemes().Claim(uri);
+  CredentialKind needs = scheme ? scheme->credentials : CredentialKind::kNone;
+  if (needs == CredentialKind::kAws) options.aws_credentials = SharedAwsCredentials();
+  // An emulator standing in for the service gets no real credentials.
+  bool emulated = scheme && scheme->emulated && scheme->emulated(options, google_credentials);
+  if (needs == CredentialKind::kGoogle && !emulated) options.gcp_tokens = SharedGcpTokens(google_credentials);
   return OpenObjectStore(uri, options);
 }
 
@@ -93,7 +94,8 @@ WarehouseOptions WarehouseOptionsFor(const Config& config, const TableConfig& tc
   wo.partition_unit_us = tc.partition_unit_us;
   wo.max_uris_per_load = static_cast<size_t>(tc.max_uris_per_load);
   wo.retry = StoreRetryPolicy();
-  if (StartsWith(tc.warehouse, "bigquery://")) wo.gcp_tokens = SharedGcpTokens(tc.credentials);
+  const SchemeInfo* scheme = Schemes().Claim(tc.warehouse);
+  if (scheme && scheme->credentials == CredentialKind::kGoogle) wo.gcp_tokens = SharedGcpTokens(tc.credentials);
   return wo;
 }
 
@@ -548,7 +550,8 @@ Status Pipeline::Load(TableRuntime& t, const std::atomic<bool>& stop, PassStats*
   }
   if (due.empty()) return Status::Ok();
   WarehouseOptions wo = WarehouseOptionsFor(config_, cfg, /*read_only=*/false);
-  bool budgeted = StartsWith(cfg.warehouse, "bigquery://");
+  const SchemeInfo* scheme = Schemes().Claim(cfg.warehouse);
+  bool budgeted = scheme && scheme->daily_job_budget;
   // Holding the warehouse open across snapshot → replace → record makes the
   // three one unit with respect to other processes loading the same table.
   LF_ASSIGN_OR_RETURN(auto wh, OpenWarehouse(cfg.warehouse, wo));

@@ -5,6 +5,7 @@
 
 #include "common/strings.h"
 #include "common/time.h"
+#include "registry/scheme_registry.h"
 
 namespace logferry {
 

@@ -250,6 +250,20 @@ Status Walk(const std::string& root, const std::string& rel_dir, std::string_vie
 
 }  // namespace
 
+SchemeInfo FileScheme() {
+  SchemeInfo s;
+  s.name = "file";
+  s.example = "file:///dir/";
+  s.service = "the local filesystem";
+  s.roles = kRoleSource | kRoleStaging;
+  s.open_store = [](std::string_view uri, const StoreOptions&) { return FileStore::Open(uri); };
+  return s;
+}
+
+std::string FileUri(std::string_view dir) {
+  return "file://" + std::string(dir);
+}
+
 StatusOr<std::unique_ptr<ObjectStore>> FileStore::Open(std::string_view uri) {
   Uri u;
   if (!ParseUri(uri, &u) || u.scheme != "file")

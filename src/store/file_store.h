@@ -6,9 +6,15 @@
 // (mtime_ns, size, inode): an atomic replace always changes it.
 #pragma once
 
+#include "registry/scheme.h"
 #include "store/object_store.h"
 
 namespace logferry {
+
+// file://: a source or staging directory on this machine.
+SchemeInfo FileScheme();
+// The file:// URI of a local directory ("/abs/dir/" -> "file:///abs/dir/").
+std::string FileUri(std::string_view dir);
 
 class FileStore final : public ObjectStore {
  public:

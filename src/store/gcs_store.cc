@@ -490,12 +490,45 @@ std::string Crc32cBase64(uint32_t crc) {
   return Base64Encode(std::string_view(be, 4));
 }
 
+namespace {
+
+// STORAGE_EMULATOR_HOST as a URL ("host:port", as Google's libraries read
+// it, means http), or "".
+std::string EmulatorUrl() {
+  std::string e = Env("STORAGE_EMULATOR_HOST");
+  if (!e.empty() && e.find("://") == std::string::npos) e = "http://" + e;
+  return e;
+}
+
+}  // namespace
+
+SchemeInfo GcsScheme() {
+  SchemeInfo s;
+  s.name = "gs";
+  s.example = "gs://bucket/prefix/";
+  s.service = "Cloud Storage";
+  s.roles = kRoleSource | kRoleStaging;
+  s.remote = true;
+  s.credentials = CredentialKind::kGoogle;
+  s.bearer_token = true;
+  s.validate = [](const Uri& u) {
+    return u.authority.empty() ? std::string("names no bucket (gs://bucket/prefix/)") : "";
+  };
+  s.environment_endpoint = []() -> std::optional<std::pair<std::string, std::string>> {
+    std::string url = EmulatorUrl();
+    if (url.empty()) return std::nullopt;
+    return std::pair<std::string, std::string>{"STORAGE_EMULATOR_HOST", url};
+  };
+  s.emulated = [](const StoreOptions& options, const std::string& credentials_file) {
+    return options.endpoint.empty() && credentials_file.empty() && !EmulatorUrl().empty();
+  };
+  s.open_store = OpenGcsStore;
+  return s;
+}
+
 std::string GcsEndpoint(const StoreOptions& options) {
   std::string e = options.endpoint;
-  if (e.empty()) {
-    e = Env("STORAGE_EMULATOR_HOST");
-    if (!e.empty() && e.find("://") == std::string::npos) e = "http://" + e;
-  }
+  if (e.empty()) e = EmulatorUrl();
   if (e.empty()) e = "https://storage.googleapis.com";
   while (!e.empty() && e.back() == '/') e.pop_back();
   return e;

@@ -13,9 +13,16 @@
 #include <memory>
 #include <string_view>
 
+#include "registry/scheme.h"
 #include "store/object_store.h"
 
 namespace logferry {
+
+// gs://: a source or staging bucket; the staging a bigquery:// warehouse
+// loads from. STORAGE_EMULATOR_HOST is read here only: with it set and no
+// endpoint or credentials file configured, the store talks to the emulator
+// without real credentials, as Google's libraries do.
+SchemeInfo GcsScheme();
 
 StatusOr<std::unique_ptr<ObjectStore>> OpenGcsStore(std::string_view uri, const StoreOptions& options);
 

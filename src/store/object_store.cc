@@ -1,9 +1,6 @@
 #include "store/object_store.h"
 
 #include "common/strings.h"
-#include "store/file_store.h"
-#include "store/gcs_store.h"
-#include "store/s3_store.h"
 
 namespace logferry {
 
@@ -58,17 +55,6 @@ StatusOr<WrittenObject> ObjectStore::WriteAll(std::string_view key, std::string_
   LF_ASSIGN_OR_RETURN(std::unique_ptr<WriteStream> w, OpenWrite(key));
   LF_RETURN_IF_ERROR(w->Write(data));
   return w->Commit();
-}
-
-StatusOr<std::unique_ptr<ObjectStore>> OpenObjectStore(std::string_view uri, const StoreOptions& options) {
-  Uri u;
-  if (!ParseUri(uri, &u))
-    return Status::InvalidArgument("not a URI: '" + std::string(uri) + "' (expected e.g. file:///data/logs/)");
-  if (u.scheme == "file") return FileStore::Open(uri);
-  if (u.scheme == "s3") return OpenS3Store(uri, options);
-  if (u.scheme == "gs") return OpenGcsStore(uri, options);
-  return Status::InvalidArgument("unsupported store scheme '" + u.scheme + "://' in '" + std::string(uri) +
-                                 "' (supported: file://, s3://, gs://)");
 }
 
 }  // namespace logferry

@@ -1,7 +1,7 @@
 // The object-store interface: everything logferry reads or writes outside the
 // ledger and the warehouse goes through it. A backend is chosen by URI scheme
-// (file://, later s3:// and gs://); the store is rooted at the URI, and keys
-// are relative to that root.
+// through the scheme registry (registry/scheme_registry.h: OpenObjectStore);
+// the store is rooted at the URI, and keys are relative to that root.
 //
 // Backends classify errors (kUnavailable = transient, worth retrying; anything
 // else is permanent; running out of a local resource such as file
@@ -158,8 +158,5 @@ struct StoreOptions {
   size_t read_chunk_bytes = 8 << 20;
   size_t part_bytes = 8 << 20;
 };
-
-// Opens the store for a URI by scheme: file://, s3://, gs://.
-StatusOr<std::unique_ptr<ObjectStore>> OpenObjectStore(std::string_view uri, const StoreOptions& options = {});
 
 }  // namespace logferry

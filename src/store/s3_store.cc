@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <pugixml.hpp>
 
 #include "aws/client.h"
@@ -21,6 +22,15 @@ namespace {
 std::string Env(const char* name) {
   const char* v = std::getenv(name);
   return v ? v : "";
+}
+
+// The endpoint the AWS SDKs take from the environment, as (variable, URL).
+std::optional<std::pair<std::string, std::string>> EnvironmentEndpoint() {
+  for (const char* name : {"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"}) {
+    std::string v = Env(name);
+    if (!v.empty()) return std::pair<std::string, std::string>{name, v};
+  }
+  return std::nullopt;
 }
 
 std::string StripQuotes(std::string_view etag) {
@@ -409,12 +419,29 @@ StatusOr<WrittenObject> S3WriteStream::Commit() {
 
 }  // namespace
 
+SchemeInfo S3Scheme() {
+  SchemeInfo s;
+  s.name = "s3";
+  s.example = "s3://bucket/prefix/";
+  s.service = "S3";
+  s.roles = kRoleSource | kRoleStaging;
+  s.remote = true;
+  s.credentials = CredentialKind::kAws;
+  s.shares_endpoint = true;
+  s.announces_events = true;
+  s.validate = [](const Uri& u) {
+    return u.authority.empty() ? std::string("names no bucket (s3://bucket/prefix/)") : "";
+  };
+  s.environment_endpoint = EnvironmentEndpoint;
+  s.open_store = OpenS3Store;
+  return s;
+}
+
 StatusOr<S3Addressing> ResolveS3Addressing(std::string_view bucket, const StoreOptions& options) {
   S3Addressing a;
   a.region = !options.region.empty() ? options.region : aws::RegionFromEnvironment();
   std::string endpoint = options.endpoint;
-  if (endpoint.empty()) endpoint = Env("AWS_ENDPOINT_URL_S3");
-  if (endpoint.empty()) endpoint = Env("AWS_ENDPOINT_URL");
+  if (auto from_env = EnvironmentEndpoint(); endpoint.empty() && from_env) endpoint = from_env->second;
   std::string mode = options.addressing.empty() ? "auto" : options.addressing;
   if (mode != "auto" && mode != "virtual" && mode != "path")
     return Status::InvalidArgument("s3 addressing must be auto, virtual or path, not '" + mode + "'");

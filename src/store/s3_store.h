@@ -12,9 +12,14 @@
 #include <memory>
 #include <string_view>
 
+#include "registry/scheme.h"
 #include "store/object_store.h"
 
 namespace logferry {
+
+// s3://: a source or staging bucket; the only source S3 event
+// notifications can announce.
+SchemeInfo S3Scheme();
 
 StatusOr<std::unique_ptr<ObjectStore>> OpenS3Store(std::string_view uri, const StoreOptions& options);
 

@@ -490,11 +490,41 @@ class BigQueryWarehouse final : public Warehouse {
 
 }  // namespace
 
-StatusOr<std::unique_ptr<Warehouse>> OpenBigQueryWarehouse(const std::string& project, const std::string& dataset,
-                                                           const WarehouseOptions& opts) {
+namespace {
+
+std::string DatasetOf(const Uri& u) {
+  std::string dataset = u.path;
+  while (!dataset.empty() && dataset.back() == '/') dataset.pop_back();
+  return dataset;
+}
+
+StatusOr<std::unique_ptr<Warehouse>> OpenBigQueryWarehouse(const Uri& u, const WarehouseOptions& opts) {
   WarehouseOptions o = opts;
   if (!o.gcp_tokens) o.gcp_tokens = gcp::MakeTokenProvider();
-  return std::unique_ptr<Warehouse>(new BigQueryWarehouse(project, dataset, std::move(o)));
+  return std::unique_ptr<Warehouse>(new BigQueryWarehouse(u.authority, DatasetOf(u), std::move(o)));
+}
+
+}  // namespace
+
+SchemeInfo BigQueryScheme() {
+  SchemeInfo s;
+  s.name = "bigquery";
+  s.example = "bigquery://project/dataset";
+  s.service = "BigQuery";
+  s.roles = kRoleWarehouse;
+  s.remote = true;
+  s.credentials = CredentialKind::kGoogle;
+  s.bearer_token = true;
+  s.daily_job_budget = true;
+  s.loads_from = "gs";
+  s.validate = [](const Uri& u) {
+    std::string dataset = DatasetOf(u);
+    if (u.authority.empty() || dataset.empty() || dataset.find('/') != std::string::npos)
+      return std::string("is not bigquery://project/dataset");
+    return std::string();
+  };
+  s.open_warehouse = OpenBigQueryWarehouse;
+  return s;
 }
 
 }  // namespace logferry

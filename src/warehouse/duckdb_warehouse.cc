@@ -421,6 +421,8 @@ class DuckDbWarehouse final : public Warehouse {
 
 }  // namespace
 
+namespace {
+
 StatusOr<std::unique_ptr<Warehouse>> OpenDuckDbWarehouse(const std::string& path, const WarehouseOptions& opts) {
   if (opts.read_only && access(path.c_str(), F_OK) != 0)
     return Status::NotFound("warehouse " + path + " does not exist yet (nothing has been loaded)");
@@ -456,6 +458,20 @@ StatusOr<std::unique_ptr<Warehouse>> OpenDuckDbWarehouse(const std::string& path
                                  FormatDuration(opts.lock_timeout_us) + ")");
     std::this_thread::sleep_for(std::chrono::milliseconds(std::min(50 * (attempt + 1), 500)));
   }
+}
+
+}  // namespace
+
+SchemeInfo DuckDbScheme() {
+  SchemeInfo s;
+  s.name = "duckdb";
+  s.example = "duckdb:///path/file.duckdb";
+  s.service = "DuckDB";
+  s.roles = kRoleWarehouse;
+  s.open_warehouse = [](const Uri& u, const WarehouseOptions& options) {
+    return OpenDuckDbWarehouse(u.authority.empty() ? "/" + u.path : u.authority + "/" + u.path, options);
+  };
+  return s;
 }
 
 }  // namespace logferry

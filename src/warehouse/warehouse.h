@@ -1,5 +1,6 @@
 // The warehouse interface: where partitions end up. A backend is chosen by
-// URI scheme (duckdb://, later bigquery://).
+// URI scheme through the scheme registry (registry/scheme_registry.h:
+// OpenWarehouse).
 //
 // The contract that makes loads repeatable: ReplacePartition makes the
 // partition hold exactly the rows of the plan's parts, in one atomic step,
@@ -16,6 +17,7 @@
 #include "common/retry.h"
 #include "common/status.h"
 #include "ledger/ledger.h"
+#include "registry/scheme.h"
 #include "schema/schema.h"
 #include "store/object_store.h"
 
@@ -90,6 +92,10 @@ struct WarehouseOptions {
   std::string scratch_dir;  // for downloading parts from remote staging
 };
 
-StatusOr<std::unique_ptr<Warehouse>> OpenWarehouse(const std::string& uri, const WarehouseOptions& options);
+// duckdb:///path/file.duckdb: an embedded database file on this machine.
+SchemeInfo DuckDbScheme();
+// bigquery://project/dataset: loads from gs:// staging, within a daily
+// budget of load jobs per table.
+SchemeInfo BigQueryScheme();
 
 }  // namespace logferry

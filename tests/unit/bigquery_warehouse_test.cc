@@ -14,6 +14,7 @@
 #include "gcp/client.h"
 #include "gcp/credentials.h"
 #include "local_http_server.h"
+#include "registry/scheme_registry.h"
 #include "store/object_store.h"
 #include "warehouse/warehouse.h"
 

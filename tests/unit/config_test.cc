@@ -8,6 +8,7 @@
 
 #include "aws/credentials.h"
 #include "local_http_server.h"
+#include "registry/scheme_registry.h"
 #include "store/object_store.h"
 
 namespace logferry {

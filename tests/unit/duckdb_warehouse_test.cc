@@ -13,6 +13,7 @@
 
 #include "format/compression.h"
 #include "format/normalizer.h"
+#include "registry/scheme_registry.h"
 #include "store/object_store.h"
 #include "warehouse/warehouse.h"
 

@@ -10,6 +10,7 @@
 
 #include "common/strings.h"
 #include "format/compression.h"
+#include "registry/scheme_registry.h"
 
 namespace logferry {
 namespace {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/strings.h"
+#include "registry/scheme_registry.h"
 #include "store/object_store.h"
 
 namespace logferry {

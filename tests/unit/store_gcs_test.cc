@@ -13,6 +13,7 @@
 #include "common/strings.h"
 #include "gcp/credentials.h"
 #include "local_http_server.h"
+#include "registry/scheme_registry.h"
 #include "store/gcs_store.h"
 
 namespace logferry {

@@ -15,6 +15,7 @@
 #include "common/strings.h"
 #include "common/time.h"
 #include "local_http_server.h"
+#include "registry/scheme_registry.h"
 #include "store/s3_store.h"
 #include "support/moto_server.h"
 
