@@ -109,6 +109,9 @@ const KeySpec kKeys[] = {
      "Most partitions one source object may write (1..10000); the partition of its key's time slice is always "
      "one. A record that would open one more is dead-lettered, so a few garbage timestamps cannot cost a load "
      "job each."},
+    {"max_columns", Scope::kBoth, "1000",
+     "Most columns the table may have (10..10000; BigQuery's limit is 10,000). Past it, new fields go to "
+     "_overflow. Every DuckDB load costs memory in proportion to the table's width (about 1 MB a column)."},
     {"retry_base", Scope::kBoth, "30s",
      "First retry delay for a failed object or load (doubles each time, with jitter)."},
     {"retry_max", Scope::kBoth, "1h", "Longest retry delay."},
@@ -446,7 +449,8 @@ StatusOr<Config> ParseConfig(const std::string& text, const std::string& origin)
     for (auto [key, out, lo, hi] :
          {std::tuple<const char*, int64_t*, int64_t, int64_t>{"daily_load_budget", &tc.daily_load_budget, 1, 1500},
           {"max_uris_per_load", &tc.max_uris_per_load, 1, 10000},
-          {"max_partitions_per_object", &tc.max_partitions_per_object, 1, 10000}}) {
+          {"max_partitions_per_object", &tc.max_partitions_per_object, 1, 10000},
+          {"max_columns", &tc.max_columns, 10, 10000}}) {
       LF_GET(v, key);
       char* end;
       long long n = strtoll(v.first.c_str(), &end, 10);

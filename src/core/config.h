@@ -48,6 +48,7 @@ struct TableConfig {
   int64_t interval_us = 0;
   int64_t max_line_bytes = 0;
   int64_t max_partitions_per_object = 0;
+  int64_t max_columns = 0;
   int64_t retry_base_us = 0;
   int64_t retry_max_us = 0;
 };

@@ -411,7 +411,7 @@ Column* RowNormalizer::NewOrKnownChild(Column* parent, std::string_view key) {
   bool created;
   Column* c = schema_->Child(parent, key, &created);
   if (!c) {
-    no_column_why_ = "column limit (" + std::to_string(kMaxColumns) + ") reached";
+    no_column_why_ = "column limit (" + std::to_string(schema_->column_limit()) + ") reached";
     return nullptr;
   }
   if (created) --new_columns_left_;

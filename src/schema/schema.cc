@@ -124,9 +124,9 @@ const std::string kCompanionSuffix = std::string(1, kInternalKeyMarker) + "str";
 Column* SchemaRegistry::ChildLocked(Column* parent, std::string_view raw_key, bool companion, std::string base) {
   auto it = parent->children_.find(std::string(raw_key));
   if (it != parent->children_.end()) return it->second.get();
-  // BigQuery's column limit. Internal columns (_time, _tag, _overflow) are
+  // The table's column limit (at most BigQuery's). Internal columns (_time, _tag, _overflow) are
   // exempt; the few slots kept back make room for them.
-  if (count_ >= kMaxColumns - 8 && (raw_key.empty() || raw_key[0] != kInternalKeyMarker)) return nullptr;
+  if (count_ + 8 >= column_limit_ && (raw_key.empty() || raw_key[0] != kInternalKeyMarker)) return nullptr;
   if (base.empty()) {
     base =
         raw_key.size() > 0 && raw_key[0] == kInternalKeyMarker ? std::string(raw_key.substr(1)) : SanitizeName(raw_key);

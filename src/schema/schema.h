@@ -17,6 +17,7 @@
 // staging workers; nodes are never deleted, so pointers stay valid.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -125,6 +126,12 @@ class SchemaRegistry {
 
   Column* root() { return &root_; }
 
+  // The most columns the table may have (kMaxColumns unless lowered; a
+  // table's setting). Columns it already has are kept; past the limit,
+  // Child() makes no new ones. Set before the registry is shared.
+  void set_column_limit(size_t n) { column_limit_ = std::min(n, kMaxColumns); }
+  size_t column_limit() const { return column_limit_; }
+
   // The child of parent for a raw key, created (with a unique legal name) on
   // first sight; nullptr when the table already has the most columns the
   // warehouse allows (kMaxColumns) or the key is longer than
@@ -173,6 +180,7 @@ class SchemaRegistry {
   mutable std::mutex mu_;
   Column root_;
   size_t count_ = 0;
+  size_t column_limit_ = kMaxColumns;
   std::atomic<bool> unpersisted_{false};
   std::vector<Column*> dirty_;
 };

@@ -68,6 +68,19 @@ TEST(SanitizeName, CappedAt300Bytes) {
   EXPECT_EQ(SanitizeName(unicode), std::string(200, '_'));
 }
 
+TEST(SchemaRegistry, ATableMayHaveALowerColumnLimit) {
+  SchemaRegistry r(Fixed());
+  r.set_column_limit(20);
+  EXPECT_EQ(r.column_limit(), 20u);
+  int made = 0;
+  for (int i = 0; i < 100; ++i)
+    if (r.Child(r.root(), "f" + std::to_string(i))) ++made;
+  EXPECT_EQ(made + 2 + 8, 20) << "the limit less the fixed columns and the slots kept for internal ones";
+  EXPECT_NE(r.Child(r.root(), "f0"), nullptr) << "existing columns stay";
+  r.set_column_limit(1'000'000);
+  EXPECT_EQ(r.column_limit(), kMaxColumns) << "never above the warehouse's";
+}
+
 TEST(SchemaRegistry, CollisionsGetSuffixesCaseInsensitively) {
   SchemaRegistry reg(Fixed());
   Column* root = reg.root();
