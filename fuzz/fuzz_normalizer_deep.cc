@@ -152,6 +152,9 @@ void CheckDeep(Differential& diff, size_t depth, bool closed, const std::string&
             what + " depth " + std::to_string(depth) + ": " + diff.last_reason());
     return;
   }
+  // The one other refusal a valid record may get: its row would outgrow the
+  // row budget (misfit values re-quoted at each level).
+  if (!diff.last_ok() && diff.last_reason().find("times the size of its line") != std::string::npos) return;
   Require(diff.last_ok(), "a valid record within kMaxJsonDepth is a bad record",
           what + " depth " + std::to_string(depth) + ": " + diff.last_reason());
   // BigQuery's limit on nested RECORDs.

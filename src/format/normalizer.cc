@@ -637,7 +637,21 @@ bool RowNormalizer::EmitArray(od::array arr, Column* c, ColumnType* kind, bool* 
   return true;
 }
 
+namespace {
+// Thrown where a value is copied as text, when the row would outgrow its
+// budget; the record becomes a bad record (Normalize, NormalizeJson).
+struct RowOverBudget {};
+}  // namespace
+
+void RowNormalizer::CheckRowBudget(size_t adding) const {
+  // Quoting can double a text, and a value that misfits at several nesting
+  // levels is quoted again at each: without a bound, a 400 KB line became a
+  // 13.6 MB row, and a long line could take gigabytes.
+  if (row_.size() + overflow_.size() + 2 * adding > row_budget_) throw RowOverBudget();
+}
+
 void RowNormalizer::WriteAsText(Column* c, size_t key_mark, std::string_view text, bool quote, const std::string& why) {
+  CheckRowBudget(text.size());
   std::string value(text);  // text may point into row_, which is about to change
   row_.resize(key_mark);
   Column* comp = schema_->CompanionOf(c);
@@ -658,6 +672,7 @@ void RowNormalizer::WriteAsText(Column* c, size_t key_mark, std::string_view tex
 }
 
 void RowNormalizer::AddOverflow(const std::string& path, std::string_view value_text, bool quote) {
+  CheckRowBudget(path.size() + value_text.size());
   overflow_.push_back(overflow_.empty() ? '{' : ',');
   AppendJsonString(&overflow_, path);
   overflow_.push_back(':');
@@ -988,8 +1003,11 @@ void RowNormalizer::BeginRecord(LineError* err) {
 
 bool RowNormalizer::Normalize(std::string_view line, size_t capacity, std::optional<int64_t> fallback_time,
                               LineError* err) {
+  row_budget_ = kRowBudgetFactor * line.size() + kRowBudgetSlack;
   try {
     return NormalizeLine(line, capacity, fallback_time, err);
+  } catch (const RowOverBudget&) {
+    return OverBudget(err);
   } catch (const std::exception& e) {
     return Unexpected(e.what(), err);
   } catch (...) {
@@ -999,16 +1017,30 @@ bool RowNormalizer::Normalize(std::string_view line, size_t capacity, std::optio
 
 bool RowNormalizer::NormalizeJson(std::string_view json, size_t capacity, std::optional<int64_t> fallback_time,
                                   LineError* err) {
+  row_budget_ = kRowBudgetFactor * json.size() + kRowBudgetSlack;
   try {
     BeginRecord(err);
     row_.push_back('{');
     if (!ParseJsonLine(json, capacity, err)) return false;
     return FinishRecord(fallback_time, err);
+  } catch (const RowOverBudget&) {
+    return OverBudget(err);
   } catch (const std::exception& e) {
     return Unexpected(e.what(), err);
   } catch (...) {
     return Unexpected("unknown exception", err);
   }
+}
+
+bool RowNormalizer::OverBudget(LineError* err) {
+  err->field.clear();
+  err->open_quote = false;
+  err->reason = "the row would be more than " + std::to_string(kRowBudgetFactor) +
+                " times the size of its line (values nested in arrays that fit no column are quoted again at each "
+                "level)";
+  pending_warnings_ = 0;
+  pending_warning_.clear();
+  return false;
 }
 
 bool RowNormalizer::Unexpected(const char* what, LineError* err) {

@@ -301,6 +301,14 @@ class RowNormalizer {
   void BeginRecord(LineError* err);  // resets the per-record state
   bool NormalizeLine(std::string_view line, size_t capacity, std::optional<int64_t> fallback_time, LineError* err);
   bool Unexpected(const char* what, LineError* err);  // an exception: the record is bad
+  // A row may be at most kRowBudgetFactor times its line plus the slack:
+  // ordinary records stay far below (escaping a control character takes 6
+  // bytes), while re-quoting misfit nested values grows without this bound.
+  static constexpr size_t kRowBudgetFactor = 8;
+  static constexpr size_t kRowBudgetSlack = 1 << 20;
+  size_t row_budget_ = kRowBudgetSlack;
+  void CheckRowBudget(size_t adding) const;  // throws past the budget
+  bool OverBudget(LineError* err);
   bool FinishRecord(std::optional<int64_t> fallback_time, LineError* err);
 
   SchemaRegistry* schema_;
