@@ -420,7 +420,7 @@ Column* RowNormalizer::NewOrKnownChild(Column* parent, std::string_view key) {
 
 Column* RowNormalizer::LookupAt(std::vector<ShapeSlot>& shape, size_t index, Column* parent, std::string_view raw_key,
                                 od::field& f, LineError* err) {
-  if (index < shape.size() && shape[index].raw_key == raw_key) return shape[index].column;
+  if (index < shape.size() && shape[index].column && shape[index].raw_key == raw_key) return shape[index].column;
   Column* c = Lookup(parent, raw_key, f, err);
   if (c && index < 256 && !key_repaired_) {
     if (shape.size() <= index) shape.resize(index + 1);
@@ -816,7 +816,8 @@ bool RowNormalizer::EmitMembers(od::object obj, Column* parent, bool top, LineEr
     size_t at = index++;
     // Shape hit: the predicted key's bytes followed by the closing quote. No
     // key can hold an unescaped quote, so this also proves where it ends.
-    if (at < shape.size() && kp + shape[at].raw_key.size() < input_end_ && kp[shape[at].raw_key.size()] == '"' &&
+    if (at < shape.size() && shape[at].column && kp + shape[at].raw_key.size() < input_end_ &&
+        kp[shape[at].raw_key.size()] == '"' &&
         memcmp(kp, shape[at].raw_key.data(), shape[at].raw_key.size()) == 0) {
       raw_key = shape[at].raw_key;
       c = shape[at].column;

@@ -134,7 +134,9 @@ bool RowNormalizer::CachedEventTime(std::string_view text) {
 
 Column* RowNormalizer::ChildCached(std::vector<ShapeSlot>& shape, size_t index, Column* parent,
                                    std::string_view raw_key) {
-  if (index < shape.size() && shape[index].raw_key == raw_key) return shape[index].column;
+  // A slot without a column is a gap left by a field that got none (its
+  // raw key is empty): it predicts nothing, not even an empty key.
+  if (index < shape.size() && shape[index].column && shape[index].raw_key == raw_key) return shape[index].column;
   cache_key_.assign(reinterpret_cast<const char*>(&parent), sizeof parent);
   cache_key_.append(raw_key);
   Column* c;
@@ -179,7 +181,7 @@ bool RowNormalizer::FastObject(const char*& p, const char* end, Column* parent, 
     Column* c;
     std::string_view raw_key;
     size_t at = index++;
-    if (at < shape.size() && KeyMatches(ks, end, shape[at])) {
+    if (at < shape.size() && shape[at].column && KeyMatches(ks, end, shape[at])) {
       raw_key = shape[at].raw_key;
       c = shape[at].column;
       p = ks + raw_key.size() + 1;
