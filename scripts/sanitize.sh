@@ -5,7 +5,7 @@
 #         build-fuzz/, the fuzz targets' build, so the instrumented core is
 #         compiled once for both.
 #   tsan  ThreadSanitizer: the tests whose staging workers share the schema
-#         registry and the ledger, in build-tsan/.
+#         registry and the ledger (logferry_threads_tests), in build-tsan/.
 # Usage: scripts/sanitize.sh [asan|tsan]...   (default: both)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -35,10 +35,10 @@ asan() {
 tsan() {
   local build="$root/build-tsan"
   configure "$build" -DLOGFERRY_SANITIZE=thread
-  cmake --build "$build" -j "$(nproc)" --target logferry_unit_tests
+  cmake --build "$build" -j "$(nproc)" --target logferry_threads_tests
   echo "sanitize: staging under TSan"
-  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-    "$build/logferry_unit_tests" --gtest_brief=1 --gtest_filter='PipelineStage.*:Schema*:PipelineEvents.*'
+  TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$root/tests/tsan.supp" \
+    "$build/logferry_threads_tests" --gtest_brief=1
 }
 
 [ $# -gt 0 ] || set -- asan tsan
