@@ -746,7 +746,8 @@ StatusOr<PassStats> Pipeline::RunOnce(const std::atomic<bool>& stop) {
       std::thread heartbeat;
       if (t.queue) {
         int64_t every_us = std::max<int64_t>(t.config->sqs_visibility_us / 3, kMicrosPerSecond);
-        heartbeat = std::thread([&] {
+        // every_us by value: it ends with this block, the thread does not.
+        heartbeat = std::thread([&, every_us] {
           std::unique_lock lock(mu);
           while (!cv.wait_for(lock, std::chrono::microseconds(every_us), [&] { return !staging; })) {
             lock.unlock();
