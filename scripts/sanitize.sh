@@ -28,7 +28,7 @@ asan() {
   echo "sanitize: unit tests under ASan+UBSan"
   "$build/logferry_unit_tests" --gtest_brief=1
   echo "sanitize: end to end under ASan+UBSan"
-  (cd "$root/tests/e2e" && LOGFERRY_BIN="$build/logferry" LOGFERRY_SOURCE_DIR="$root" \
+  (cd "$root/tests/e2e" && LOGFERRY_BIN="$build/logferry" LOGFERRY_SOURCE_DIR="$root" LOGFERRY_SANITIZED=1 \
     python3 -m unittest test_hostile_corpus test_hostile_requests test_formats)
 }
 
