@@ -2,10 +2,10 @@
 //
 // Crash safety comes from ordering, not from locks: a part is written
 // (atomically) before the ledger records it; a partition is replaced in the
-// warehouse before the ledger marks it loaded; a request object is moved to
-// done/ only after the ledger recorded it. A crash between any two steps
-// leaves work that the next pass redoes, and redoing is harmless because
-// every name derives from ledger identities.
+// warehouse before the ledger marks it loaded; a request object is copied
+// to done/, then recorded, and deleted only once recorded (core/requests.h).
+// A crash between any two steps leaves work that the next pass redoes, and
+// redoing is harmless because every name derives from ledger identities.
 #pragma once
 
 #include <atomic>
