@@ -14,6 +14,8 @@ APT_PACKAGES=(
   nodejs npm python3 gzip zstd time
   # scripts/fuzz.sh: clang with libFuzzer and the sanitizer runtimes.
   clang libclang-rt-14-dev
+  # scripts/check_style.sh: the format and lint checks, and function lengths.
+  clang-format clang-tidy universal-ctags
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
