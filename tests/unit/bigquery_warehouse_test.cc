@@ -210,7 +210,9 @@ TEST_F(BigQueryTest, OneDecoratedTruncatingLoadPerPartitionNamedByTheLedger) {
   EXPECT_EQ(load["sourceFormat"], "NEWLINE_DELIMITED_JSON");
   ASSERT_EQ(load["sourceUris"].size(), 3u);
   EXPECT_EQ(load["sourceUris"][0], "gs://stage/parts/access/dt=2016-08-01/hr=03/0.ndjson.gz");
-  for (const auto& u : load["sourceUris"]) EXPECT_EQ(u.get<std::string>().find('*'), std::string::npos);
+  for (const auto& u : load["sourceUris"]) {
+    EXPECT_EQ(u.get<std::string>().find('*'), std::string::npos);
+  }
   EXPECT_EQ(load["timePartitioning"]["field"], "_time");
   EXPECT_EQ(load["timePartitioning"]["type"], "HOUR");
 }
@@ -416,7 +418,9 @@ TEST_F(BigQueryTest, AMergedLoadWhoseScratchRowsDisagreeWithTheLedgerStopsBefore
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("received 36 rows but the ledger expects 40"), std::string::npos)
       << r.status().ToString();
-  for (const std::string& id : bq_.inserted) EXPECT_EQ(id.find("_dml"), std::string::npos) << id;
+  for (const std::string& id : bq_.inserted) {
+    EXPECT_EQ(id.find("_dml"), std::string::npos) << id;
+  }
 }
 
 TEST_F(BigQueryTest, TooManyPartsUseAnExpiringScratchTableNamedAfterTheLoad) {

@@ -582,7 +582,9 @@ TEST_F(CredentialsTest, ImdsV1FallbackAndNoRole) {
   auto c = MakeDefaultChain(o)->Get();
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   EXPECT_EQ(c->access_key_id, "ASIAIMDS1");
-  for (const auto& r : imds.Requests()) EXPECT_FALSE(r.HasHeader("x-aws-ec2-metadata-token"));
+  for (const auto& r : imds.Requests()) {
+    EXPECT_FALSE(r.HasHeader("x-aws-ec2-metadata-token"));
+  }
 
   ImdsStandIn no_role;
   no_role.role = "";
@@ -709,7 +711,9 @@ TEST_F(CredentialsTest, ConcurrentCallersShareOneRefresh) {
     });
   for (auto& t : threads) t.join();
   EXPECT_EQ(imds.TokenRequests(), 2);  // the first fetch and exactly one refresh
-  for (const std::string& id : ids) EXPECT_TRUE(id == "ASIAIMDS1" || id == "ASIAIMDS2") << id;
+  for (const std::string& id : ids) {
+    EXPECT_TRUE(id == "ASIAIMDS1" || id == "ASIAIMDS2") << id;
+  }
   EXPECT_EQ(chain->Get()->access_key_id, "ASIAIMDS2");
 }
 
@@ -782,7 +786,9 @@ TEST_F(CredentialsTest, MalformedResponsesDoNotLeakSecrets) {
 
   ASSERT_GE(errors_.size(), 10u);
   for (const std::string& m : errors_)
-    for (const std::string& s : secrets) EXPECT_EQ(m.find(s), std::string::npos) << m;
+    for (const std::string& s : secrets) {
+      EXPECT_EQ(m.find(s), std::string::npos) << m;
+    }
 }
 
 TEST_F(CredentialsTest, StaticProvider) {

@@ -444,9 +444,11 @@ TEST(GcpJwt, KeysThatCannotSignRs256AreRefusedWithoutQuotingThem) {
     ASSERT_FALSE(jwt.ok());
     EXPECT_EQ(jwt.status().code(), StatusCode::kInvalidArgument);
     EXPECT_NE(jwt.status().message().find("private_key"), std::string::npos) << jwt.status().message();
-    for (const std::string& line : Split(pem, '\n'))
-      if (line.size() > 8 && !StartsWith(line, "-----"))
+    for (const std::string& line : Split(pem, '\n')) {
+      if (line.size() > 8 && !StartsWith(line, "-----")) {
         EXPECT_EQ(jwt.status().message().find(line), std::string::npos) << jwt.status().message();
+      }
+    }
   }
   EXPECT_EQ(ERR_peek_error(), 0u);  // OpenSSL's error queue left clean
 }

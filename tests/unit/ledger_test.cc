@@ -483,7 +483,9 @@ TEST_F(LedgerTest, FilesAreOwnerOnly) {
   EXPECT_EQ(mode(path), 0600u);
   ASSERT_TRUE(fs::exists(path + "-wal"));
   EXPECT_EQ(mode(path + "-wal"), 0600u);
-  if (fs::exists(path + "-shm")) EXPECT_EQ(mode(path + "-shm"), 0600u);
+  if (fs::exists(path + "-shm")) {
+    EXPECT_EQ(mode(path + "-shm"), 0600u);
+  }
   l->reset();
 
   ASSERT_EQ(chmod(path.c_str(), 0644), 0);
@@ -735,7 +737,9 @@ TEST_F(LedgerTest, MergedLoadIdNamesEveryPartitionAndGeneration) {
   };
   std::string id = Ledger::MergedLoadId({plan(h0_, 1), plan(h1_, 1), plan(h2_, 4)});
   EXPECT_EQ(id.rfind("logferry_t_2016080100_m3_", 0), 0u) << id;
-  for (char c : id) EXPECT_TRUE(isalnum(static_cast<unsigned char>(c)) || c == '_') << id;
+  for (char c : id) {
+    EXPECT_TRUE(isalnum(static_cast<unsigned char>(c)) || c == '_') << id;
+  }
   // The same batch, in any order: the same job, found after a restart.
   EXPECT_EQ(Ledger::MergedLoadId({plan(h2_, 4), plan(h0_, 1), plan(h1_, 1)}), id);
   // Any other content: another job.

@@ -209,7 +209,9 @@ TEST(NormalizerBounds, LongFieldNamesGoToOverflowWholeAndNeverToTheSchema) {
       EXPECT_EQ(overflow[huge], 3);
       EXPECT_FALSE(overflow.contains(at_bound));
     }
-    for (const auto& [raw, path] : n.schema().NameMapping()) EXPECT_LE(raw.size(), kMaxFieldNameBytes + 32);
+    for (const auto& [raw, path] : n.schema().NameMapping()) {
+      EXPECT_LE(raw.size(), kMaxFieldNameBytes + 32);
+    }
     EXPECT_EQ(n.schema().Find(n.schema().root(), over), nullptr);
     EXPECT_NE(n.schema().Find(n.schema().root(), at_bound), nullptr);
     const std::string& warning = n.norm().last_warning();

@@ -29,6 +29,10 @@ thread_local long fail_in = -1;  // allocations left before one throws; -1: neve
 }  // namespace
 
 #ifndef LOGFERRY_NO_NEW_REPLACEMENT
+// Every form below allocates with malloc and frees with free, so they match;
+// GCC sees only free() called on what "operator new" returned.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 void* operator new(std::size_t n) {
   if (fail_in >= 0 && fail_in-- == 0) throw std::bad_alloc();
   if (void* p = std::malloc(n ? n : 1)) return p;
@@ -49,6 +53,7 @@ void operator delete(void* p) noexcept {
 void operator delete(void* p, std::size_t) noexcept {
   std::free(p);
 }
+#pragma GCC diagnostic pop
 #endif
 
 namespace logferry {

@@ -726,7 +726,9 @@ TEST(Normalizer, ReportsTheTopLevelColumnsItWrote) {
     auto written = h.norm().TakeColumnsWritten();
     std::set<std::string> got(written.begin(), written.end());
     EXPECT_EQ(got.size(), written.size()) << "each column once";
-    for (const std::string& k : keys) EXPECT_TRUE(got.count(k)) << k << " (fast " << fast << ")";
+    for (const std::string& k : keys) {
+      EXPECT_TRUE(got.count(k)) << k << " (fast " << fast << ")";
+    }
     EXPECT_FALSE(got.count("c")) << "nested fields belong to their top-level column";
     EXPECT_TRUE(h.norm().TakeColumnsWritten().empty()) << "taken";
     h.Row(Line(R"({"d":"y"})"));

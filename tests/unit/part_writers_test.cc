@@ -82,7 +82,9 @@ TEST_F(PartWriterSetTest, ASetDroppedBeforeFinishLeavesNoParts) {
   {
     PartWriterSet set(
         *store_, [](int64_t hour) { return "r/" + std::to_string(hour / kHour); }, 2);
-    for (int h = 0; h < 5; ++h) ASSERT_TRUE(set.Append(h * kHour, "{}\n").ok());
+    for (int h = 0; h < 5; ++h) {
+      ASSERT_TRUE(set.Append(h * kHour, "{}\n").ok());
+    }
   }
   auto left = store_->ListAll("r/");
   ASSERT_TRUE(left.ok());

@@ -292,7 +292,9 @@ TEST_F(PipelineEvents, OnlyMessagesOfObjectsBeingStagedAreExtended) {
   auto waits = sqs_.WaitTimes();
   ASSERT_GE(waits.size(), 2u);
   EXPECT_EQ(waits[0], 5);
-  for (size_t i = 1; i < waits.size(); ++i) EXPECT_EQ(waits[i], 0);
+  for (size_t i = 1; i < waits.size(); ++i) {
+    EXPECT_EQ(waits[i], 0);
+  }
   auto failing = Failing();
   ASSERT_EQ(failing.size(), 1u);
   EXPECT_EQ(failing[0].message_id, "m-failing");
@@ -330,7 +332,9 @@ TEST_F(PipelineEvents, RefusedHeadIsRecordedAndTheBatchGoesOn) {
   EXPECT_EQ((*staged)->state, ObjectState::kStaged);
   auto objects = ledger_->Objects("access");
   ASSERT_TRUE(objects.ok());
-  for (const ObjectRow& o : *objects) EXPECT_NE(o.key, deleted);
+  for (const ObjectRow& o : *objects) {
+    EXPECT_NE(o.key, deleted);
+  }
 }
 
 // A HeadObject that keeps failing transiently (503 through every retry) is

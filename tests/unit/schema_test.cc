@@ -407,7 +407,9 @@ TEST(SchemaRegistry, ConcurrentChildAndOfferAgree) {
   }
   for (auto& th : threads) th.join();
   for (int k = 0; k < kKeys; ++k)
-    for (int t = 1; t < kThreads; ++t) EXPECT_EQ(got[t][k], got[0][k]);
+    for (int t = 1; t < kThreads; ++t) {
+      EXPECT_EQ(got[t][k], got[0][k]);
+    }
   EXPECT_EQ(reg.column_count(), 2u + kKeys);
   std::set<std::string> names;
   for (int k = 0; k < kKeys; ++k) {
@@ -428,7 +430,9 @@ TEST(SchemaRegistry, KeysLongerThanTheBoundNeverBecomeColumns) {
   EXPECT_TRUE(created);
   EXPECT_EQ(reg.Child(reg.root(), std::string(kMaxFieldNameBytes, 'k'), &created), c);
   EXPECT_FALSE(created) << "a lookup creates nothing";
-  for (const ColumnRecord& r : reg.TakeUnpersisted()) EXPECT_LE(r.raw_key.size(), kMaxFieldNameBytes);
+  for (const ColumnRecord& r : reg.TakeUnpersisted()) {
+    EXPECT_LE(r.raw_key.size(), kMaxFieldNameBytes);
+  }
 }
 
 }  // namespace

@@ -375,7 +375,9 @@ TEST(Sigv4Rules, SigningKeyCacheGivesTheSameSignatures) {
   HttpRequest r3 = r;
   ASSERT_TRUE(SignRequest(&r3, kS3Creds, west).ok());
   EXPECT_NE(HeaderValue(r2.headers, "authorization"), HeaderValue(r3.headers, "authorization"));
-  for (int i = 0; i < 6; ++i) EXPECT_EQ(SignS3(r).signature, first);
+  for (int i = 0; i < 6; ++i) {
+    EXPECT_EQ(SignS3(r).signature, first);
+  }
   EXPECT_EQ(first, "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41");
 }
 

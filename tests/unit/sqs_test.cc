@@ -77,7 +77,9 @@ TEST(Sqs, ReceiveExtendDeleteAgainstMoto) {
   ASSERT_EQ(redelivered->size(), 1u);
   EXPECT_EQ((*redelivered)[0].message_id, got[1].message_id);
   EXPECT_EQ((*redelivered)[0].receive_count, 2);
-  for (const SqsMessage& m : got) EXPECT_TRUE((*q)->Delete(m.receipt_handle).ok() || &m == &got[1]);
+  for (const SqsMessage& m : got) {
+    EXPECT_TRUE((*q)->Delete(m.receipt_handle).ok() || &m == &got[1]);
+  }
   EXPECT_TRUE((*q)->Delete((*redelivered)[0].receipt_handle).ok());
 }
 

@@ -144,7 +144,9 @@ TEST_F(FileStoreTest, PaginationCoversEveryKeyExactlyOnce) {
       ASSERT_TRUE(page.ok()) << page.status().ToString();
       EXPECT_LE(page->objects.size(), page_size);
       for (auto& o : page->objects) seen.push_back(o.key);
-      if (!page->next_token.empty()) EXPECT_EQ(page->next_token, page->objects.back().key);
+      if (!page->next_token.empty()) {
+        EXPECT_EQ(page->next_token, page->objects.back().key);
+      }
       token = page->next_token;
       ASSERT_LT(++pages, 200) << "pagination does not terminate";
     } while (!token.empty());
@@ -456,7 +458,9 @@ TEST(ValidateKey, RejectsKeysThatEscapeTheRoot) {
                           std::string("a/./b"), std::string("."), std::string("./a"), std::string("a\0b", 3)}) {
     Status s = ValidateKey(bad);
     EXPECT_FALSE(s.ok()) << "accepted '" << bad << "'";
-    if (!s.ok()) EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << bad;
+    if (!s.ok()) {
+      EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << bad;
+    }
   }
   for (std::string good : {"a", "a/b", "a..b", "..a", "a/..b", ".hidden", "a b/c", "\xC3\xA9", "a-b.c_d"}) {
     Status s = ValidateKey(good);

@@ -279,7 +279,9 @@ TEST(GcsStore, ListingPagesCompletelyWithOrWithoutStartOffset) {
     std::vector<std::string> got;
     for (const ObjectInfo& o : *all) got.push_back(o.key);
     EXPECT_EQ(got, want);
-    for (size_t i = 1; i < all->size(); ++i) EXPECT_LT((*all)[i - 1].key, (*all)[i].key);
+    for (size_t i = 1; i < all->size(); ++i) {
+      EXPECT_LT((*all)[i - 1].key, (*all)[i].key);
+    }
     // Start-after semantics: a page after "k07" begins at "k08".
     auto page = (*store)->List("", "k07", 3);
     ASSERT_TRUE(page.ok());

@@ -43,7 +43,9 @@ TEST(MemoryStore, WritesAreVisibleOnlyOnCommitAndAbortLeavesNoTrace) {
 
 TEST(MemoryStore, ListsInPagesAfterTheTokenAndPinsReadsToAnEtag) {
   auto store = Open(NewMemoryObjects(), "mem://b/");
-  for (const char* key : {"p/1", "p/2", "p/3", "q/1"}) ASSERT_TRUE(store->WriteAll(key, key).ok());
+  for (const char* key : {"p/1", "p/2", "p/3", "q/1"}) {
+    ASSERT_TRUE(store->WriteAll(key, key).ok());
+  }
   auto page = store->List("p/", "", 2);
   ASSERT_TRUE(page.ok());
   ASSERT_EQ(page->objects.size(), 2u);

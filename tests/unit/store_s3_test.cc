@@ -105,7 +105,9 @@ TEST_F(S3StoreTest, ListsOddKeysInOrderAcrossPages) {
   auto store = Open();
   std::vector<std::string> keys = {"logs/a b.gz",   "logs/a+b.gz",        "logs/caf\xc3\xa9.gz", "logs/100%.gz",
                                    "logs/x/y/z.gz", "logs/~tilde&amp.gz", "other/skip.gz"};
-  for (const auto& k : keys) ASSERT_TRUE(store->WriteAll(k, k).ok()) << k;
+  for (const auto& k : keys) {
+    ASSERT_TRUE(store->WriteAll(k, k).ok()) << k;
+  }
   // An object outside the store's root is never listed.
   auto outside = Open("");
   ASSERT_TRUE(outside->WriteAll("logs/outside.gz", "x").ok());
@@ -126,7 +128,9 @@ TEST_F(S3StoreTest, ListsOddKeysInOrderAcrossPages) {
   EXPECT_EQ(seen, want);
   EXPECT_GE(pages, 3);
   // Every listed key reads back as the object written under it.
-  for (const auto& k : want) EXPECT_EQ(store->ReadAll(k).value_or("?"), k) << k;
+  for (const auto& k : want) {
+    EXPECT_EQ(store->ReadAll(k).value_or("?"), k) << k;
+  }
 }
 
 TEST_F(S3StoreTest, ReadsInRangedChunks) {
@@ -557,7 +561,9 @@ TEST(S3StandIn, MultipartPartsCarryTheirOwnContentMd5) {
   ASSERT_TRUE(w.ok()) << w.status().ToString();
   auto parts = Only(s3.Requests(), "PUT", "partNumber");
   ASSERT_EQ(parts.size(), 3u);
-  for (const auto& part : parts) EXPECT_EQ(part.Header("content-md5"), Base64Encode(Md5Raw(part.body)));
+  for (const auto& part : parts) {
+    EXPECT_EQ(part.Header("content-md5"), Base64Encode(Md5Raw(part.body)));
+  }
   EXPECT_TRUE(s3.Object("root/big").value_or("") == data);
   EXPECT_EQ(w->etag.substr(w->etag.size() - 2), "-3");
 }
