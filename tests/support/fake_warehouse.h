@@ -39,10 +39,10 @@ class FakeWarehouse final : public Warehouse {
 
   Status EnsureTable(const std::string&, const SchemaRegistry&) override { return Status::Ok(); }
 
-  StatusOr<int64_t> ReplacePartition(const LoadPlan& plan, int64_t, ObjectStore& staging,
+  StatusOr<int64_t> ReplacePartition(const PartitionLoad& plan, int64_t, ObjectStore& staging,
                                      const SchemaRegistry&) override {
     std::vector<std::string> rows;
-    for (const PartRow& part : plan.parts) {
+    for (const StagedPart& part : plan.parts) {
       LF_ASSIGN_OR_RETURN(std::string gz, staging.ReadAll(part.key, 64 << 20));
       LF_ASSIGN_OR_RETURN(std::string text, Decompress(gz));
       for (std::string& line : Split(text, '\n'))
