@@ -654,7 +654,7 @@ StatusOr<bool> Pipeline::LoadJob(TableRuntime& t, Warehouse& wh, LoadJobLog& job
   LF_ASSIGN_OR_RETURN(bool held, HeldBack(wh, jobs, cfg.name, JobIdOf(plans), waiting, now));
   if (held) return false;
   size_t planned = plans.size();
-  LF_RETURN_IF_ERROR(DropUncheckedPlans(t, &plans, &attempts, now, stats));
+  LF_RETURN_IF_ERROR(DropPlansWithDamagedParts(t, &plans, &attempts, now, stats));
   if (plans.empty()) return true;
   std::string job_id = JobIdOf(plans);
   if (plans.size() != planned) {
@@ -673,8 +673,8 @@ StatusOr<bool> Pipeline::LoadJob(TableRuntime& t, Warehouse& wh, LoadJobLog& job
 
 // A partition with a missing or damaged part leaves the job (its object is
 // staged again) instead of holding the others back.
-Status Pipeline::DropUncheckedPlans(TableRuntime& t, std::vector<LoadPlan>* plans, std::vector<int>* attempts,
-                                    int64_t now, PassStats* stats) {
+Status Pipeline::DropPlansWithDamagedParts(TableRuntime& t, std::vector<LoadPlan>* plans, std::vector<int>* attempts,
+                                           int64_t now, PassStats* stats) {
   std::vector<LoadPlan> ready;
   std::vector<int> ready_attempts;
   for (size_t i = 0; i < plans->size(); ++i) {

@@ -141,8 +141,8 @@ class Pipeline {
   // Load's steps (pipeline.cc).
   StatusOr<bool> LoadJob(TableRuntime& t, Warehouse& wh, LoadJobLog& jobs, const std::vector<PartitionRow>& batch,
                          size_t waiting, PassStats* stats);
-  Status DropUncheckedPlans(TableRuntime& t, std::vector<LoadPlan>* plans, std::vector<int>* attempts, int64_t now,
-                            PassStats* stats);
+  Status DropPlansWithDamagedParts(TableRuntime& t, std::vector<LoadPlan>* plans, std::vector<int>* attempts,
+                                   int64_t now, PassStats* stats);
   Status RecordLoads(TableRuntime& t, const std::vector<LoadPlan>& plans, const std::vector<int>& attempts,
                      const StatusOr<std::map<int64_t, int64_t>>& replaced, const std::string& job_id, PassStats* stats);
   Status CheckStagedParts(TableRuntime& t, const LoadPlan& plan);
