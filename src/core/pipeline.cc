@@ -93,6 +93,7 @@ WarehouseOptions WarehouseOptionsFor(const Config& config, const TableConfig& tc
   wo.clustering = tc.clustering;
   wo.partition_unit_us = tc.partition_unit_us;
   wo.max_uris_per_load = static_cast<size_t>(tc.max_uris_per_load);
+  wo.daily_load_budget = tc.daily_load_budget;
   wo.retry = StoreRetryPolicy();
   const SchemeInfo* scheme = Schemes().Claim(tc.warehouse);
   if (scheme && scheme->credentials == CredentialKind::kGoogle) wo.gcp_tokens = SharedGcpTokens(tc.credentials);
@@ -540,6 +541,77 @@ Status Pipeline::FinishRequests(TableRuntime& t) {
   return Status::Ok();
 }
 
+namespace {
+
+// The ledger's record of one table's load jobs, as a warehouse with a job
+// budget reads it.
+class LedgerJobLog final : public LoadJobLog {
+ public:
+  LedgerJobLog(Ledger& ledger, std::string table) : ledger_(ledger), table_(std::move(table)) {}
+  StatusOr<Recent> SentInLastDay(int64_t now_us) override {
+    LF_ASSIGN_OR_RETURN(TableCounts counts, ledger_.Counts(table_, now_us));
+    return Recent{counts.load_jobs_24h, counts.oldest_load_job_24h_us};
+  }
+  StatusOr<bool> WasSent(const std::string& job_id) override { return ledger_.LoadJobKnown(job_id); }
+
+ private:
+  Ledger& ledger_;
+  std::string table_;
+};
+
+// The ledger's name for the job that loads these partitions: the one load's
+// own id, or the merged id of several.
+std::string JobIdOf(const std::vector<LoadPlan>& plans) {
+  return plans.size() == 1 ? plans[0].load_id : Ledger::MergedLoadId(plans);
+}
+
+// What the warehouse reads of a ledger snapshot.
+PartitionLoad ToPartitionLoad(const LoadPlan& plan) {
+  PartitionLoad load{plan.table, plan.partition_us, plan.load_id, {}, plan.expected_rows};
+  load.parts.reserve(plan.parts.size());
+  for (const PartRow& p : plan.parts) load.parts.push_back({p.key, p.rows, p.crc32c, p.columns});
+  return load;
+}
+
+// Whether the warehouse holds the job back (then it and the `waiting`
+// partitions counted from it wait for a later pass).
+StatusOr<bool> HeldBack(Warehouse& wh, LoadJobLog& jobs, const std::string& table, const std::string& job_id,
+                        size_t waiting, int64_t now_us) {
+  LF_ASSIGN_OR_RETURN(std::optional<std::string> why, wh.WhyWait(job_id, waiting, jobs, now_us));
+  if (why) spdlog::warn("{}: {}", table, *why);
+  return why.has_value();
+}
+
+// The partitions due, in the jobs the warehouse groups them into.
+StatusOr<std::vector<std::vector<PartitionRow>>> GroupIntoJobs(Warehouse& wh, LoadJobLog& jobs,
+                                                               const std::string& table,
+                                                               const std::vector<PartitionRow>& due) {
+  std::vector<int64_t> starts;
+  std::map<int64_t, const PartitionRow*> by_start;
+  for (const PartitionRow& p : due) {
+    starts.push_back(p.partition_us);
+    by_start[p.partition_us] = &p;
+  }
+  LF_ASSIGN_OR_RETURN(JobGroups groups, wh.GroupIntoJobs(starts, jobs, NowMicros()));
+  if (!groups.why.empty()) spdlog::info("{}: {}", table, groups.why);
+  std::vector<std::vector<PartitionRow>> batches;
+  for (const std::vector<int64_t>& group : groups.jobs) {
+    std::vector<PartitionRow>& batch = batches.emplace_back();
+    for (int64_t partition_us : group) {
+      auto it = by_start.find(partition_us);
+      if (it == by_start.end()) return Status::Internal("the warehouse grouped a partition that is not due");
+      batch.push_back(*it->second);
+    }
+  }
+  return batches;
+}
+
+}  // namespace
+
+// plan → budget → replace → record: the core plans which partitions are due
+// (with their staged parts, from the ledger); the warehouse groups them into
+// jobs and may hold a job back (BigQuery's daily job budget); each job
+// replaces its partitions; the ledger records each partition's outcome.
 Status Pipeline::Load(TableRuntime& t, const std::atomic<bool>& stop, PassStats* stats,
                       std::optional<std::pair<int64_t, int64_t>> range) {
   const TableConfig& cfg = *t.config;
@@ -550,128 +622,103 @@ Status Pipeline::Load(TableRuntime& t, const std::atomic<bool>& stop, PassStats*
     });
   }
   if (due.empty()) return Status::Ok();
-  WarehouseOptions wo = WarehouseOptionsFor(config_, cfg, /*read_only=*/false);
-  const SchemeInfo* scheme = Schemes().Claim(cfg.warehouse);
-  bool budgeted = scheme && scheme->daily_job_budget;
   // Holding the warehouse open across snapshot → replace → record makes the
   // three one unit with respect to other processes loading the same table.
-  LF_ASSIGN_OR_RETURN(auto wh, OpenWarehouse(cfg.warehouse, wo));
+  LF_ASSIGN_OR_RETURN(auto wh, OpenWarehouse(cfg.warehouse, WarehouseOptionsFor(config_, cfg, /*read_only=*/false)));
   LF_RETURN_IF_ERROR(wh->EnsureTable(cfg.name, *t.schema));
-  // BigQuery counts every load job against a per-table quota over a rolling
-  // day, failed ones too. Partitions are loaded one job each while the
-  // budget covers that; when the partitions due outnumber the jobs left,
-  // each UTC day's partitions are replaced by one merged job. Whatever the
-  // budget still cannot cover waits until jobs leave the 24-hour window.
-  bool merge = false;
-  if (budgeted) {
-    LF_ASSIGN_OR_RETURN(TableCounts counts, ledger_->Counts(cfg.name, NowMicros()));
-    int64_t left = cfg.daily_load_budget - counts.load_jobs_24h;
-    int64_t jobs_wanted = static_cast<int64_t>(due.size());
-    merge = cfg.partition_unit_us < kMicrosPerDay && jobs_wanted > left;
-  }
-  std::vector<std::vector<PartitionRow>> batches;
-  for (const PartitionRow& p : due) {
-    if (merge && !batches.empty() &&
-        FloorTo(batches.back().front().partition_us, kMicrosPerDay) == FloorTo(p.partition_us, kMicrosPerDay))
-      batches.back().push_back(p);
-    else
-      batches.push_back({p});
-  }
-  if (merge)
-    spdlog::info(
-        "{}: {} partitions due, more than the load jobs left in daily_load_budget: merged into {} job(s), "
-        "one per UTC day",
-        cfg.name, due.size(), batches.size());
-  auto job_id_of = [](const std::vector<LoadPlan>& plans) {
-    return plans.size() == 1 ? plans[0].load_id : Ledger::MergedLoadId(plans);
-  };
-  for (size_t b = 0; b < batches.size(); ++b) {
-    const std::vector<PartitionRow>& batch = batches[b];
+  LedgerJobLog jobs(*ledger_, cfg.name);
+  LF_ASSIGN_OR_RETURN(auto batches, GroupIntoJobs(*wh, jobs, cfg.name, due));
+  size_t waiting = 0;
+  for (const auto& batch : batches) waiting += batch.size();
+  for (const std::vector<PartitionRow>& batch : batches) {
     if (stop.load()) break;
-    int64_t now = NowMicros();
-    std::vector<LoadPlan> plans;
-    for (const PartitionRow& p : batch) {
-      LF_ASSIGN_OR_RETURN(LoadPlan plan, ledger_->BeginLoad(cfg.name, p.partition_us, now));
-      plans.push_back(std::move(plan));
+    LF_ASSIGN_OR_RETURN(bool sent, LoadJob(t, *wh, jobs, batch, waiting, stats));
+    if (!sent) break;  // held back by the warehouse, and every job after it too
+    waiting -= batch.size();
+  }
+  return Status::Ok();
+}
+
+// One job: false when the warehouse holds it back.
+StatusOr<bool> Pipeline::LoadJob(TableRuntime& t, Warehouse& wh, LoadJobLog& jobs,
+                                 const std::vector<PartitionRow>& batch, size_t waiting, PassStats* stats) {
+  const TableConfig& cfg = *t.config;
+  int64_t now = NowMicros();
+  std::vector<LoadPlan> plans;
+  std::vector<int> attempts;
+  for (const PartitionRow& p : batch) {
+    LF_ASSIGN_OR_RETURN(LoadPlan plan, ledger_->BeginLoad(cfg.name, p.partition_us, now));
+    plans.push_back(std::move(plan));
+    attempts.push_back(p.attempts);
+  }
+  LF_ASSIGN_OR_RETURN(bool held, HeldBack(wh, jobs, cfg.name, JobIdOf(plans), waiting, now));
+  if (held) return false;
+  size_t planned = plans.size();
+  LF_RETURN_IF_ERROR(DropPlansWithDamagedParts(t, &plans, &attempts, now, stats));
+  if (plans.empty()) return true;
+  std::string job_id = JobIdOf(plans);
+  if (plans.size() != planned) {
+    LF_ASSIGN_OR_RETURN(held, HeldBack(wh, jobs, cfg.name, job_id, waiting, now));
+    if (held) return false;
+  }
+  // Counted before it is sent: a crash after this line may have started
+  // the job, and BigQuery counts it whether or not we see it finish.
+  LF_RETURN_IF_ERROR(ledger_->RecordLoadJob(plans, job_id, now));
+  std::vector<PartitionLoad> loads;
+  for (const LoadPlan& plan : plans) loads.push_back(ToPartitionLoad(plan));
+  auto replaced = wh.ReplacePartitions(job_id, loads, cfg.partition_unit_us, *t.staging, *t.schema);
+  LF_RETURN_IF_ERROR(RecordLoads(t, plans, attempts, replaced, job_id, stats));
+  return true;
+}
+
+// A partition with a missing or damaged part leaves the job (its object is
+// staged again) instead of holding the others back.
+Status Pipeline::DropPlansWithDamagedParts(TableRuntime& t, std::vector<LoadPlan>* plans, std::vector<int>* attempts,
+                                           int64_t now, PassStats* stats) {
+  std::vector<LoadPlan> ready;
+  std::vector<int> ready_attempts;
+  for (size_t i = 0; i < plans->size(); ++i) {
+    const LoadPlan& plan = (*plans)[i];
+    Status checked = CheckStagedParts(t, plan);
+    if (checked.ok()) {
+      ready.push_back(plan);
+      ready_attempts.push_back((*attempts)[i]);
+      continue;
     }
-    // A job the ledger already holds was counted when it was first sent; a
-    // restart that finds it costs nothing more, so the budget never stops it.
-    auto over_budget = [&](const std::string& job_id) -> StatusOr<bool> {
-      if (!budgeted) return false;
-      LF_ASSIGN_OR_RETURN(bool known, ledger_->LoadJobKnown(job_id));
-      if (known) return false;
-      LF_ASSIGN_OR_RETURN(TableCounts counts, ledger_->Counts(cfg.name, now));
-      if (counts.load_jobs_24h < cfg.daily_load_budget) return false;
-      size_t waiting = 0;
-      for (size_t i = b; i < batches.size(); ++i) waiting += batches[i].size();
-      std::string frees =
-          counts.oldest_load_job_24h_us ? FormatIso8601(*counts.oldest_load_job_24h_us + kMicrosPerDay) : "?";
-      spdlog::warn(
-          "{}: {} load jobs in the last 24 hours reach daily_load_budget {}; {} partition(s) wait for the "
-          "load budget (the next job may start at {})",
-          cfg.name, counts.load_jobs_24h, cfg.daily_load_budget, waiting, frees);
-      return true;
-    };
-    LF_ASSIGN_OR_RETURN(bool wait, over_budget(job_id_of(plans)));
-    if (wait) break;
-    // A partition with a missing or damaged part leaves the batch (its
-    // object is staged again) instead of holding the others back.
-    std::vector<LoadPlan> ready;
-    std::vector<int> attempts;
-    for (size_t i = 0; i < plans.size(); ++i) {
-      Status checked = CheckStagedParts(t, plans[i]);
-      if (checked.ok()) {
-        ready.push_back(plans[i]);
-        attempts.push_back(batch[i].attempts);
-        continue;
-      }
-      spdlog::warn("load of {} {} failed: {}", cfg.name, FormatHour(plans[i].partition_us), checked.ToString());
-      LF_RETURN_IF_ERROR(
-          ledger_->FailLoad(plans[i], checked.ToString(), NextAttempt(cfg, batch[i].attempts + 1, now), now));
-      ++stats->partitions_failed;
-    }
-    if (ready.empty()) continue;
-    std::string job_id = job_id_of(ready);
-    if (ready.size() != plans.size()) {
-      LF_ASSIGN_OR_RETURN(wait, over_budget(job_id));
-      if (wait) break;
-    }
-    // Counted before it is sent: a crash after this line may have started
-    // the job, and BigQuery counts it whether or not we see it finish.
-    LF_RETURN_IF_ERROR(ledger_->RecordLoadJob(ready, job_id, now));
-    Status s;
-    std::map<int64_t, int64_t> rows;
-    if (ready.size() == 1) {
-      auto replaced = wh->ReplacePartition(ready[0], cfg.partition_unit_us, *t.staging, *t.schema);
-      if (replaced.ok())
-        rows[ready[0].partition_us] = *replaced;
-      else
-        s = replaced.status();
+    spdlog::warn("load of {} {} failed: {}", t.config->name, FormatHour(plan.partition_us), checked.ToString());
+    LF_RETURN_IF_ERROR(
+        ledger_->FailLoad(plan, checked.ToString(), NextAttempt(*t.config, (*attempts)[i] + 1, now), now));
+    ++stats->partitions_failed;
+  }
+  *plans = std::move(ready);
+  *attempts = std::move(ready_attempts);
+  return Status::Ok();
+}
+
+// Each partition is loaded when the job succeeded and the warehouse's count
+// matches the ledger's; otherwise it fails and backs off.
+Status Pipeline::RecordLoads(TableRuntime& t, const std::vector<LoadPlan>& plans, const std::vector<int>& attempts,
+                             const StatusOr<std::map<int64_t, int64_t>>& replaced, const std::string& job_id,
+                             PassStats* stats) {
+  const TableConfig& cfg = *t.config;
+  int64_t now = NowMicros();
+  for (size_t i = 0; i < plans.size(); ++i) {
+    const LoadPlan& plan = plans[i];
+    Status ps = replaced.status();
+    int64_t n = -1;
+    if (ps.ok() && replaced->count(plan.partition_us)) n = replaced->at(plan.partition_us);
+    if (ps.ok() && n != plan.expected_rows)
+      ps = Status::Internal("partition " + FormatHour(plan.partition_us) + " holds " + std::to_string(n) +
+                            " rows after the load but the ledger expects " + std::to_string(plan.expected_rows));
+    if (ps.ok()) {
+      LF_RETURN_IF_ERROR(ledger_->FinishLoad(plan, n, now));
+      ++stats->partitions_loaded;
+      spdlog::debug("loaded {} {} ({} rows, {} parts, job {})", cfg.name, FormatHour(plan.partition_us), n,
+                    plan.parts.size(), job_id);
     } else {
-      auto replaced = wh->ReplacePartitions(ready, cfg.partition_unit_us, *t.staging, *t.schema);
-      if (replaced.ok())
-        rows = *replaced;
-      else
-        s = replaced.status();
-    }
-    now = NowMicros();
-    for (size_t i = 0; i < ready.size(); ++i) {
-      const LoadPlan& plan = ready[i];
-      Status ps = s;
-      int64_t n = rows.count(plan.partition_us) ? rows[plan.partition_us] : -1;
-      if (ps.ok() && n != plan.expected_rows)
-        ps = Status::Internal("partition " + FormatHour(plan.partition_us) + " holds " + std::to_string(n) +
-                              " rows after the load but the ledger expects " + std::to_string(plan.expected_rows));
-      if (ps.ok()) {
-        LF_RETURN_IF_ERROR(ledger_->FinishLoad(plan, n, now));
-        ++stats->partitions_loaded;
-        spdlog::debug("loaded {} {} ({} rows, {} parts, job {})", cfg.name, FormatHour(plan.partition_us), n,
-                      plan.parts.size(), job_id);
-      } else {
-        spdlog::warn("load of {} {} failed: {}", cfg.name, FormatHour(plan.partition_us), ps.ToString());
-        LF_RETURN_IF_ERROR(ledger_->FailLoad(plan, ps.ToString(), NextAttempt(cfg, attempts[i] + 1, now), now));
-        ++stats->partitions_failed;
-      }
+      spdlog::warn("load of {} {} failed: {}", cfg.name, FormatHour(plan.partition_us), ps.ToString());
+      LF_RETURN_IF_ERROR(ledger_->FailLoad(plan, ps.ToString(), NextAttempt(cfg, attempts[i] + 1, now), now));
+      ++stats->partitions_failed;
     }
   }
   return Status::Ok();

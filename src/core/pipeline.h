@@ -138,6 +138,13 @@ class Pipeline {
   bool single_pass_ = false;
 
   StatusOr<int64_t> ReceiveNotifications(TableRuntime& t, PassStats* stats);
+  // Load's steps (pipeline.cc).
+  StatusOr<bool> LoadJob(TableRuntime& t, Warehouse& wh, LoadJobLog& jobs, const std::vector<PartitionRow>& batch,
+                         size_t waiting, PassStats* stats);
+  Status DropPlansWithDamagedParts(TableRuntime& t, std::vector<LoadPlan>* plans, std::vector<int>* attempts,
+                                   int64_t now, PassStats* stats);
+  Status RecordLoads(TableRuntime& t, const std::vector<LoadPlan>& plans, const std::vector<int>& attempts,
+                     const StatusOr<std::map<int64_t, int64_t>>& replaced, const std::string& job_id, PassStats* stats);
   Status CheckStagedParts(TableRuntime& t, const LoadPlan& plan);
   StatusOr<int64_t> HandleNotification(TableRuntime& t, const aws::SqsMessage& m);
   // Whether a listing shows that key is no longer in the source.

@@ -6,11 +6,14 @@
 // The job id is the ledger's load id (table, partition, generation), so after
 // a crash the same job is found (409 → jobs.get) instead of loading twice.
 // More parts than one job may name go to a scratch table first and are
-// copied over the partition in one step. When the daily job budget is short,
-// several partitions are replaced by one merged job (ReplacePartitions).
+// copied over the partition in one step. The daily job budget is decided
+// here too: when it runs short a UTC day's partitions are grouped into one
+// merged job (GroupIntoJobs, ReplacePartitions), and past it jobs wait
+// (WhyWait).
 #include <chrono>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <span>
 #include <thread>
 
 #include "common/strings.h"
@@ -24,6 +27,9 @@ namespace logferry {
 namespace {
 
 using nlohmann::json;
+
+// What a load job reads from: the scheme's loads_from.
+constexpr char kStagingScheme[] = "gs";
 
 // Long enough for a restarted daemon to resume the job that uses a scratch
 // table; short enough that leftovers do not linger.
@@ -71,34 +77,22 @@ class BigQueryWarehouse final : public Warehouse {
         .status();
   }
 
-  StatusOr<int64_t> ReplacePartition(const LoadPlan& plan, int64_t unit_us, ObjectStore& staging,
+  StatusOr<int64_t> ReplacePartition(const PartitionLoad& load, int64_t unit_us, ObjectStore& staging,
                                      const SchemaRegistry& schema) override {
-    if (!StartsWith(staging.uri(), "gs://"))
-      return Status::FailedPrecondition("the bigquery warehouse loads from a gs:// staging store, not " +
-                                        staging.uri());
-    std::vector<std::string> uris;
-    for (const PartRow& p : plan.parts) uris.push_back(staging.UriOf(p.key));
-    if (uris.empty()) {
-      // Every row of the partition went away (its objects were replaced by
-      // versions with none in this period). A load job needs a file, so an
-      // empty one truncates the partition to nothing.
-      std::string empty_key = "_logferry/empty.ndjson.gz";  // outside every table prefix: never swept
-      LF_RETURN_IF_ERROR(staging.WriteAll(empty_key, GzipCompress("")).status());
-      uris.push_back(staging.UriOf(empty_key));
-    }
-    std::string decorated = plan.table + "$" + Decorator(plan.partition_us, unit_us);
+    LF_ASSIGN_OR_RETURN(std::vector<std::string> uris, SourceUris(std::span(&load, 1), staging));
+    std::string decorated = load.table + "$" + Decorator(load.partition_us, unit_us);
     json fields = schema.ToBigQuerySchema();
     if (uris.size() <= opts_.max_uris_per_load) {
-      LF_ASSIGN_OR_RETURN(json job, RunLoad(plan.load_id, uris, decorated, fields, "WRITE_TRUNCATE", unit_us));
+      LF_ASSIGN_OR_RETURN(json job, RunLoad(load.load_id, uris, decorated, fields, "WRITE_TRUNCATE", unit_us));
       return OutputRows(job);
     }
     // Too many parts for one job: load them in batches into a scratch
     // table, then replace the partition with one copy job.
-    std::string scratch = plan.load_id + "_scratch";
+    std::string scratch = load.load_id + "_scratch";
     LF_ASSIGN_OR_RETURN(bool fresh, CreateScratch(scratch, fields, unit_us));
     bool resumed = false;
-    LF_ASSIGN_OR_RETURN(int64_t rows, LoadScratch(plan.load_id, uris, scratch, fields, unit_us, &resumed));
-    std::string copy_id = plan.load_id + "_copy";
+    LF_ASSIGN_OR_RETURN(int64_t rows, LoadScratch(load.load_id, uris, scratch, fields, unit_us, &resumed));
+    std::string copy_id = load.load_id + "_copy";
     if (fresh && resumed) LF_RETURN_IF_ERROR(RequireJob(copy_id, scratch));
     json copy = {{"copy",
                   {{"sourceTable", TableRef(scratch)},
@@ -118,102 +112,94 @@ class BigQueryWarehouse final : public Warehouse {
     return rows;
   }
 
-  // A merged load: every part of the plans goes into one scratch table, then
+  // A merged load: every part of the loads goes into one scratch table, then
   // one multi-statement transaction deletes the partitions' periods from the
   // table and inserts the scratch rows. The table sees one job instead of
   // one per partition, which is what keeps a backlog inside its daily
   // load-job quota (the loads are jobs on the scratch table).
-  StatusOr<std::map<int64_t, int64_t>> ReplacePartitions(const std::vector<LoadPlan>& plans, int64_t unit_us,
+  StatusOr<std::map<int64_t, int64_t>> ReplacePartitions(const std::string& job_id,
+                                                         const std::vector<PartitionLoad>& loads, int64_t unit_us,
                                                          ObjectStore& staging, const SchemaRegistry& schema) override {
-    if (plans.empty()) return std::map<int64_t, int64_t>{};
-    if (plans.size() == 1) {
-      LF_ASSIGN_OR_RETURN(int64_t rows, ReplacePartition(plans[0], unit_us, staging, schema));
-      return std::map<int64_t, int64_t>{{plans[0].partition_us, rows}};
+    if (loads.empty()) return std::map<int64_t, int64_t>{};
+    if (loads.size() == 1) {  // job_id is the load's own
+      LF_ASSIGN_OR_RETURN(int64_t rows, ReplacePartition(loads[0], unit_us, staging, schema));
+      return std::map<int64_t, int64_t>{{loads[0].partition_us, rows}};
     }
-    if (!StartsWith(staging.uri(), "gs://"))
-      return Status::FailedPrecondition("the bigquery warehouse loads from a gs:// staging store, not " +
-                                        staging.uri());
-    const std::string& table = plans[0].table;
-    const std::string job = Ledger::MergedLoadId(plans);
-    std::vector<std::string> uris;
+    const std::string& table = loads[0].table;
     int64_t expected = 0;
-    for (const LoadPlan& plan : plans) {
-      if (plan.table != table) return Status::InvalidArgument("a merged load covers one table");
-      for (const PartRow& p : plan.parts) uris.push_back(staging.UriOf(p.key));
-      expected += plan.expected_rows;
+    for (const PartitionLoad& load : loads) {
+      if (load.table != table) return Status::InvalidArgument("a merged load covers one table");
+      expected += load.expected_rows;
     }
-    if (uris.empty()) {
-      // Nothing left in any of the partitions: the transaction deletes
-      // their periods and inserts the rows of one empty file.
-      std::string empty_key = "_logferry/empty.ndjson.gz";
-      LF_RETURN_IF_ERROR(staging.WriteAll(empty_key, GzipCompress("")).status());
-      uris.push_back(staging.UriOf(empty_key));
-    }
+    LF_ASSIGN_OR_RETURN(std::vector<std::string> uris, SourceUris(loads, staging));
     json fields = schema.ToBigQuerySchema();
-    std::string scratch = job + "_scratch";
+    std::string scratch = job_id + "_scratch";
     LF_ASSIGN_OR_RETURN(bool fresh, CreateScratch(scratch, fields, unit_us));
     bool resumed = false;
-    LF_ASSIGN_OR_RETURN(int64_t loaded, LoadScratch(job, uris, scratch, fields, unit_us, &resumed));
+    LF_ASSIGN_OR_RETURN(int64_t loaded, LoadScratch(job_id, uris, scratch, fields, unit_us, &resumed));
     // Checked before the table is touched: a short scratch table would
     // replace the partitions with too few rows.
     if (loaded != expected)
-      return Status::Internal("merged load " + job + ": the scratch table received " + std::to_string(loaded) +
+      return Status::Internal("merged load " + job_id + ": the scratch table received " + std::to_string(loaded) +
                               " rows but the ledger expects " + std::to_string(expected));
-    const std::string dml_id = job + "_dml";
+    const std::string dml_id = job_id + "_dml";
     if (fresh && resumed) LF_RETURN_IF_ERROR(RequireJob(dml_id, scratch));
-    std::string columns;
-    for (const json& f : fields) columns += (columns.empty() ? "`" : ", `") + f.value("name", "") + "`";
-    std::string ranges;
-    for (const LoadPlan& plan : plans)
-      ranges += std::string(ranges.empty() ? "" : " OR ") + "(_time >= TIMESTAMP('" + FormatIso8601(plan.partition_us) +
-                "') AND _time < TIMESTAMP('" + FormatIso8601(plan.partition_us + unit_us) + "'))";
-    std::string target = "`" + Name(table) + "`";
-    std::string script = "BEGIN TRANSACTION;\nDELETE FROM " + target + " WHERE " + ranges + ";\nINSERT INTO " + target +
-                         " (" + columns + ") SELECT " + columns + " FROM `" + Name(scratch) + "`;\nCOMMIT TRANSACTION;";
-    json query = {{"query", {{"query", script}, {"useLegacySql", false}}}};
-    // A job found under this id must be this transaction, as a load found
-    // under its id must name the same files.
-    auto same_script = [dml_id, script](const json& found) -> Status {
-      const json& cfg = found.value("configuration", json::object()).value("query", json::object());
-      if (cfg.value("query", "") != script)
-        return Status::FailedPrecondition("BigQuery job " + dml_id +
-                                          " already exists with another script (was the ledger reset?)");
-      return Status::Ok();
-    };
-    LF_RETURN_IF_ERROR(RunJob(dml_id, query, same_script).status());
+    LF_RETURN_IF_ERROR(RunMergeTransaction(dml_id, table, scratch, fields, loads, unit_us));
     DropTable(scratch);
     // What the partitions hold now, counted by the warehouse itself.
-    int64_t lo = plans.front().partition_us, hi = plans.front().partition_us + unit_us;
-    for (const LoadPlan& plan : plans) {
-      lo = std::min(lo, plan.partition_us);
-      hi = std::max(hi, plan.partition_us + unit_us);
+    int64_t lo = loads.front().partition_us, hi = loads.front().partition_us + unit_us;
+    for (const PartitionLoad& load : loads) {
+      lo = std::min(lo, load.partition_us);
+      hi = std::max(hi, load.partition_us + unit_us);
     }
-    std::string sql = "SELECT TIMESTAMP_TRUNC(_time, " + std::string(unit_us >= kMicrosPerDay ? "DAY" : "HOUR") +
-                      ") AS p, COUNT(*) AS n FROM " + target + " WHERE _time >= TIMESTAMP('" + FormatIso8601(lo) +
-                      "') AND _time < TIMESTAMP('" + FormatIso8601(hi) + "') GROUP BY p";
-    LF_ASSIGN_OR_RETURN(QueryResult counted, Query(sql));
+    LF_ASSIGN_OR_RETURN(auto counted, CountRows(table, unit_us, std::pair(lo, hi)));
     std::map<int64_t, int64_t> rows;
-    for (const LoadPlan& plan : plans) rows[plan.partition_us] = 0;
-    for (const auto& row : counted.rows) {
-      if (row.size() < 2 || !row[0] || !row[1]) continue;
-      int64_t p = static_cast<int64_t>(std::strtod(row[0]->c_str(), nullptr)) * kMicrosPerSecond;
-      if (rows.count(p)) rows[p] = std::strtoll(row[1]->c_str(), nullptr, 10);
-    }
+    for (const PartitionLoad& load : loads) rows[load.partition_us] = counted[load.partition_us];
     return rows;
   }
 
-  StatusOr<std::map<int64_t, int64_t>> CountByPartition(const std::string& table, int64_t unit_us) override {
-    std::string sql = "SELECT TIMESTAMP_TRUNC(_time, " + std::string(unit_us >= kMicrosPerDay ? "DAY" : "HOUR") +
-                      ") AS p, COUNT(*) AS n FROM `" + project_ + "." + dataset_ + "." + table + "` GROUP BY p";
-    LF_ASSIGN_OR_RETURN(QueryResult r, Query(sql));
-    std::map<int64_t, int64_t> out;
-    for (const auto& row : r.rows) {
-      if (row.size() < 2 || !row[0] || !row[1]) continue;
-      // TIMESTAMP values come back as seconds since the epoch, as text.
-      double seconds = std::strtod(row[0]->c_str(), nullptr);
-      out[static_cast<int64_t>(seconds) * kMicrosPerSecond] = std::strtoll(row[1]->c_str(), nullptr, 10);
+  // BigQuery counts every load job against a per-table quota over a rolling
+  // day, failed ones too. Partitions are loaded one job each while the
+  // budget covers that; when the partitions due outnumber the jobs left,
+  // each UTC day's partitions are replaced by one merged job (DAY partitions
+  // are one job per day already). Whatever the budget still cannot cover
+  // waits (WhyWait) until jobs leave the 24-hour window.
+  StatusOr<JobGroups> GroupIntoJobs(const std::vector<int64_t>& due, LoadJobLog& sent, int64_t now_us) override {
+    LF_ASSIGN_OR_RETURN(JobGroups groups, Warehouse::GroupIntoJobs(due, sent, now_us));
+    LF_ASSIGN_OR_RETURN(LoadJobLog::Recent recent, sent.SentInLastDay(now_us));
+    int64_t left = opts_.daily_load_budget - recent.jobs;
+    if (opts_.partition_unit_us >= kMicrosPerDay || static_cast<int64_t>(due.size()) <= left) return groups;
+    groups.jobs.clear();
+    for (int64_t partition_us : due) {
+      if (!groups.jobs.empty() &&
+          FloorTo(groups.jobs.back().front(), kMicrosPerDay) == FloorTo(partition_us, kMicrosPerDay))
+        groups.jobs.back().push_back(partition_us);
+      else
+        groups.jobs.push_back({partition_us});
     }
-    return out;
+    groups.why = std::to_string(due.size()) +
+                 " partitions due, more than the load jobs left in daily_load_budget: merged into " +
+                 std::to_string(groups.jobs.size()) + " job(s), one per UTC day";
+    return groups;
+  }
+
+  // A job the log already holds was counted when it was first sent; a
+  // restart that finds it costs nothing more, so the budget never stops it.
+  StatusOr<std::optional<std::string>> WhyWait(const std::string& job_id, size_t waiting, LoadJobLog& sent,
+                                               int64_t now_us) override {
+    LF_ASSIGN_OR_RETURN(bool known, sent.WasSent(job_id));
+    if (known) return std::optional<std::string>();
+    LF_ASSIGN_OR_RETURN(LoadJobLog::Recent recent, sent.SentInLastDay(now_us));
+    if (recent.jobs < opts_.daily_load_budget) return std::optional<std::string>();
+    std::string frees = recent.oldest_sent_us ? FormatIso8601(*recent.oldest_sent_us + kMicrosPerDay) : "?";
+    return std::optional<std::string>(
+        std::to_string(recent.jobs) + " load jobs in the last 24 hours reach daily_load_budget " +
+        std::to_string(opts_.daily_load_budget) + "; " + std::to_string(waiting) +
+        " partition(s) wait for the load budget (the next job may start at " + frees + ")");
+  }
+
+  StatusOr<std::map<int64_t, int64_t>> CountByPartition(const std::string& table, int64_t unit_us) override {
+    return CountRows(table, unit_us, std::nullopt);
   }
 
   StatusOr<QueryResult> Query(const std::string& sql) override {
@@ -258,6 +244,72 @@ class BigQueryWarehouse final : public Warehouse {
   json TableRef(const std::string& table) const {
     return {{"projectId", project_}, {"datasetId", dataset_}, {"tableId", table}};
   }
+
+  // The gs:// URIs of the loads' parts. When no part is left (every row of
+  // the partitions went away: their objects were replaced by versions with
+  // none in these periods), one empty file: a load job needs a file, and an
+  // empty one truncates a partition to nothing (and a merged load's
+  // transaction inserts no rows).
+  static StatusOr<std::vector<std::string>> SourceUris(std::span<const PartitionLoad> loads, ObjectStore& staging) {
+    if (!StartsWith(staging.uri(), std::string(kStagingScheme) + "://"))
+      return Status::FailedPrecondition(std::string("the bigquery warehouse loads from a ") + kStagingScheme +
+                                        ":// staging store, not " + staging.uri());
+    std::vector<std::string> uris;
+    for (const PartitionLoad& load : loads)
+      for (const StagedPart& p : load.parts) uris.push_back(staging.UriOf(p.key));
+    if (!uris.empty()) return uris;
+    std::string empty_key = "_logferry/empty.ndjson.gz";  // outside every table prefix: never swept
+    LF_RETURN_IF_ERROR(staging.WriteAll(empty_key, GzipCompress("")).status());
+    uris.push_back(staging.UriOf(empty_key));
+    return uris;
+  }
+
+  // Rows per partition start, counted by BigQuery; only in [range) if given.
+  StatusOr<std::map<int64_t, int64_t>> CountRows(const std::string& table, int64_t unit_us,
+                                                 std::optional<std::pair<int64_t, int64_t>> range) {
+    std::string sql = "SELECT TIMESTAMP_TRUNC(_time, " + std::string(PartitioningType(unit_us)) +
+                      ") AS p, COUNT(*) AS n FROM `" + Name(table) + "`";
+    if (range)
+      sql += " WHERE _time >= TIMESTAMP('" + FormatIso8601(range->first) + "') AND _time < TIMESTAMP('" +
+             FormatIso8601(range->second) + "')";
+    LF_ASSIGN_OR_RETURN(QueryResult r, Query(sql + " GROUP BY p"));
+    std::map<int64_t, int64_t> out;
+    for (const auto& row : r.rows) {
+      if (row.size() < 2 || !row[0] || !row[1]) continue;
+      // TIMESTAMP values come back as seconds since the epoch, as text.
+      double seconds = std::strtod(row[0]->c_str(), nullptr);
+      out[static_cast<int64_t>(seconds) * kMicrosPerSecond] = std::strtoll(row[1]->c_str(), nullptr, 10);
+    }
+    return out;
+  }
+
+  // The merged load's transaction: the partitions' periods deleted, the
+  // scratch table's rows inserted, as one job.
+  Status RunMergeTransaction(const std::string& dml_id, const std::string& table, const std::string& scratch,
+                             const json& fields, const std::vector<PartitionLoad>& loads, int64_t unit_us) {
+    std::string columns;
+    for (const json& f : fields) columns += (columns.empty() ? "`" : ", `") + f.value("name", "") + "`";
+    std::string ranges;
+    for (const PartitionLoad& load : loads)
+      ranges += std::string(ranges.empty() ? "" : " OR ") + "(_time >= TIMESTAMP('" + FormatIso8601(load.partition_us) +
+                "') AND _time < TIMESTAMP('" + FormatIso8601(load.partition_us + unit_us) + "'))";
+    std::string target = "`" + Name(table) + "`";
+    std::string script = "BEGIN TRANSACTION;\nDELETE FROM " + target + " WHERE " + ranges + ";\nINSERT INTO " + target +
+                         " (" + columns + ") SELECT " + columns + " FROM `" + Name(scratch) + "`;\nCOMMIT TRANSACTION;";
+    json query = {{"query", {{"query", script}, {"useLegacySql", false}}}};
+    // A job found under this id must be this transaction, as a load found
+    // under its id must name the same files.
+    auto same_script = [dml_id, script](const json& found) -> Status {
+      const json& cfg = found.value("configuration", json::object()).value("query", json::object());
+      if (cfg.value("query", "") != script)
+        return Status::FailedPrecondition("BigQuery job " + dml_id +
+                                          " already exists with another script (was the ledger reset?)");
+      return Status::Ok();
+    };
+    return RunJob(dml_id, query, same_script).status();
+  }
+
+  static const char* PartitioningType(int64_t unit_us) { return unit_us >= kMicrosPerDay ? "DAY" : "HOUR"; }
 
   // 2xx, or the one other status the caller treats as an answer (404 "not
   // there yet", 409 "already there").
@@ -334,7 +386,7 @@ class BigQueryWarehouse final : public Warehouse {
   json PartitionedTable(const std::string& table, const json& fields, int64_t unit_us) const {
     return {{"tableReference", TableRef(table)},
             {"schema", {{"fields", fields}}},
-            {"timePartitioning", {{"type", unit_us >= kMicrosPerDay ? "DAY" : "HOUR"}, {"field", "_time"}}}};
+            {"timePartitioning", {{"type", PartitioningType(unit_us)}, {"field", "_time"}}}};
   }
 
   // tables.insert; a 409 (the table exists) is an answer, not an error:
@@ -416,7 +468,7 @@ class BigQueryWarehouse final : public Warehouse {
                  {"createDisposition", create},
                  {"sourceFormat", "NEWLINE_DELIMITED_JSON"},
                  {"schema", {{"fields", fields}}},
-                 {"timePartitioning", {{"type", unit_us >= kMicrosPerDay ? "DAY" : "HOUR"}, {"field", "_time"}}},
+                 {"timePartitioning", {{"type", PartitioningType(unit_us)}, {"field", "_time"}}},
                  {"ignoreUnknownValues", false},
                  {"maxBadRecords", 0}};
     // BigQuery accepts schema update options only when appending or when
@@ -488,10 +540,6 @@ class BigQueryWarehouse final : public Warehouse {
   bool dataset_checked_ = false;
 };
 
-}  // namespace
-
-namespace {
-
 std::string DatasetOf(const Uri& u) {
   std::string dataset = u.path;
   while (!dataset.empty() && dataset.back() == '/') dataset.pop_back();
@@ -504,27 +552,27 @@ StatusOr<std::unique_ptr<Warehouse>> OpenBigQueryWarehouse(const Uri& u, const W
   return std::unique_ptr<Warehouse>(new BigQueryWarehouse(u.authority, DatasetOf(u), std::move(o)));
 }
 
+std::string ValidateBigQueryUri(const Uri& u) {
+  std::string dataset = DatasetOf(u);
+  if (u.authority.empty() || dataset.empty() || dataset.find('/') != std::string::npos)
+    return "is not bigquery://project/dataset";
+  return "";
+}
+
 }  // namespace
 
 SchemeInfo BigQueryScheme() {
-  SchemeInfo s;
-  s.name = "bigquery";
-  s.example = "bigquery://project/dataset";
-  s.service = "BigQuery";
-  s.roles = kRoleWarehouse;
-  s.remote = true;
-  s.credentials = CredentialKind::kGoogle;
-  s.bearer_token = true;
-  s.daily_job_budget = true;
-  s.loads_from = "gs";
-  s.validate = [](const Uri& u) {
-    std::string dataset = DatasetOf(u);
-    if (u.authority.empty() || dataset.empty() || dataset.find('/') != std::string::npos)
-      return std::string("is not bigquery://project/dataset");
-    return std::string();
-  };
-  s.open_warehouse = OpenBigQueryWarehouse;
-  return s;
+  return {.name = "bigquery",
+          .example = "bigquery://project/dataset",
+          .service = "BigQuery",
+          .roles = kRoleWarehouse,
+          .remote = true,
+          .credentials = CredentialKind::kGoogle,
+          .bearer_token = true,
+          .daily_job_budget = true,
+          .loads_from = kStagingScheme,
+          .validate = ValidateBigQueryUri,
+          .open_warehouse = OpenBigQueryWarehouse};
 }
 
 }  // namespace logferry

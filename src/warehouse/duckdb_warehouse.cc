@@ -22,26 +22,23 @@ namespace logferry {
 
 namespace {
 
-std::string Ident(const std::string& name) {
-  std::string out = "\"";
-  for (char c : name) {
-    if (c == '"')
-      out += "\"\"";
-    else
-      out += c;
+// s between quotes, a quote inside doubled: SQL's escaping for identifiers
+// ("x") and strings ('x').
+std::string Quoted(const std::string& s, char quote) {
+  std::string out(1, quote);
+  for (char c : s) {
+    out += c;
+    if (c == quote) out += c;
   }
-  return out + "\"";
+  return out + quote;
+}
+
+std::string Ident(const std::string& name) {
+  return Quoted(name, '"');
 }
 
 std::string Literal(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'')
-      out += "''";
-    else
-      out += c;
-  }
-  return out + "'";
+  return Quoted(s, '\'');
 }
 
 // DuckDB's messages span lines ("Did you mean ..."); the ledger and logs want one.
@@ -61,90 +58,74 @@ std::string TimestampLiteral(int64_t us) {
   return "TIMESTAMPTZ " + Literal(FormatIso8601(us));
 }
 
-ValueKind KindOf(duckdb_type t) {
-  switch (t) {
-    case DUCKDB_TYPE_BOOLEAN:
-      return ValueKind::kBool;
-    case DUCKDB_TYPE_TINYINT:
-    case DUCKDB_TYPE_SMALLINT:
-    case DUCKDB_TYPE_INTEGER:
-    case DUCKDB_TYPE_BIGINT:
-    case DUCKDB_TYPE_UTINYINT:
-    case DUCKDB_TYPE_USMALLINT:
-    case DUCKDB_TYPE_UINTEGER:
-    case DUCKDB_TYPE_UBIGINT:
-    case DUCKDB_TYPE_HUGEINT:
-    case DUCKDB_TYPE_UHUGEINT:
-    case DUCKDB_TYPE_FLOAT:
-    case DUCKDB_TYPE_DOUBLE:
-    case DUCKDB_TYPE_DECIMAL:
-      return ValueKind::kNumber;
-    default:
-      return ValueKind::kText;
-  }
+// Reads value `row` of a chunk vector's data as text.
+using TextReader = std::string (*)(const void* data, idx_t row);
+
+std::string VarcharAt(const void* data, idx_t row) {
+  auto* s = const_cast<duckdb_string_t*>(static_cast<const duckdb_string_t*>(data) + row);
+  return std::string(duckdb_string_t_data(s), duckdb_string_t_length(*s));
 }
 
-// Types read straight from a chunk's vector (everything a wrapped SELECT
-// returns is VARCHAR; other statements return these in practice).
-bool ReadableFromVector(duckdb_type t) {
-  switch (t) {
-    case DUCKDB_TYPE_VARCHAR:
-    case DUCKDB_TYPE_BOOLEAN:
-    case DUCKDB_TYPE_TINYINT:
-    case DUCKDB_TYPE_SMALLINT:
-    case DUCKDB_TYPE_INTEGER:
-    case DUCKDB_TYPE_BIGINT:
-    case DUCKDB_TYPE_UTINYINT:
-    case DUCKDB_TYPE_USMALLINT:
-    case DUCKDB_TYPE_UINTEGER:
-    case DUCKDB_TYPE_UBIGINT:
-    case DUCKDB_TYPE_FLOAT:
-    case DUCKDB_TYPE_DOUBLE:
-      return true;
-    default:
-      return false;
-  }
+std::string BoolAt(const void* data, idx_t row) {
+  return static_cast<const bool*>(data)[row] ? "true" : "false";
 }
 
 template <typename T>
-std::string NumberText(T v) {
+std::string IntegerAt(const void* data, idx_t row) {
+  return std::to_string(static_cast<const T*>(data)[row]);
+}
+
+template <typename T>
+std::string FloatAt(const void* data, idx_t row) {
   char buf[64];
-  auto r = std::to_chars(buf, buf + sizeof buf, v);  // shortest form that reads back the same
+  // The shortest form that reads back the same.
+  auto r = std::to_chars(buf, buf + sizeof buf, static_cast<const T*>(data)[row]);
   return std::string(buf, r.ptr);
 }
 
-// Value `row` of a vector of type t (ReadableFromVector(t)) as text.
-std::string VectorText(const void* data, duckdb_type t, idx_t row) {
-  switch (t) {
-    case DUCKDB_TYPE_VARCHAR: {
-      auto* s = const_cast<duckdb_string_t*>(static_cast<const duckdb_string_t*>(data) + row);
-      return std::string(duckdb_string_t_data(s), duckdb_string_t_length(*s));
-    }
-    case DUCKDB_TYPE_BOOLEAN:
-      return static_cast<const bool*>(data)[row] ? "true" : "false";
-    case DUCKDB_TYPE_TINYINT:
-      return std::to_string(static_cast<const int8_t*>(data)[row]);
-    case DUCKDB_TYPE_SMALLINT:
-      return std::to_string(static_cast<const int16_t*>(data)[row]);
-    case DUCKDB_TYPE_INTEGER:
-      return std::to_string(static_cast<const int32_t*>(data)[row]);
-    case DUCKDB_TYPE_BIGINT:
-      return std::to_string(static_cast<const int64_t*>(data)[row]);
-    case DUCKDB_TYPE_UTINYINT:
-      return std::to_string(static_cast<const uint8_t*>(data)[row]);
-    case DUCKDB_TYPE_USMALLINT:
-      return std::to_string(static_cast<const uint16_t*>(data)[row]);
-    case DUCKDB_TYPE_UINTEGER:
-      return std::to_string(static_cast<const uint32_t*>(data)[row]);
-    case DUCKDB_TYPE_UBIGINT:
-      return std::to_string(static_cast<const uint64_t*>(data)[row]);
-    case DUCKDB_TYPE_FLOAT:
-      return NumberText(static_cast<const float*>(data)[row]);
-    case DUCKDB_TYPE_DOUBLE:
-      return NumberText(static_cast<const double*>(data)[row]);
-    default:
-      return "";
-  }
+// The DuckDB types a column's kind or its values depend on. `read`: how a
+// value is read straight from a chunk's vector; nullptr for types only a
+// wrapped SELECT shows (DuckDB casts them to text). Everything a wrapped
+// SELECT returns is VARCHAR; other statements return readable types in
+// practice.
+struct DuckDbType {
+  duckdb_type type;
+  ValueKind kind;
+  TextReader read;
+};
+constexpr DuckDbType kDuckDbTypes[] = {
+    {DUCKDB_TYPE_VARCHAR, ValueKind::kText, VarcharAt},
+    {DUCKDB_TYPE_BOOLEAN, ValueKind::kBool, BoolAt},
+    {DUCKDB_TYPE_TINYINT, ValueKind::kNumber, IntegerAt<int8_t>},
+    {DUCKDB_TYPE_SMALLINT, ValueKind::kNumber, IntegerAt<int16_t>},
+    {DUCKDB_TYPE_INTEGER, ValueKind::kNumber, IntegerAt<int32_t>},
+    {DUCKDB_TYPE_BIGINT, ValueKind::kNumber, IntegerAt<int64_t>},
+    {DUCKDB_TYPE_UTINYINT, ValueKind::kNumber, IntegerAt<uint8_t>},
+    {DUCKDB_TYPE_USMALLINT, ValueKind::kNumber, IntegerAt<uint16_t>},
+    {DUCKDB_TYPE_UINTEGER, ValueKind::kNumber, IntegerAt<uint32_t>},
+    {DUCKDB_TYPE_UBIGINT, ValueKind::kNumber, IntegerAt<uint64_t>},
+    {DUCKDB_TYPE_FLOAT, ValueKind::kNumber, FloatAt<float>},
+    {DUCKDB_TYPE_DOUBLE, ValueKind::kNumber, FloatAt<double>},
+    {DUCKDB_TYPE_HUGEINT, ValueKind::kNumber, nullptr},
+    {DUCKDB_TYPE_UHUGEINT, ValueKind::kNumber, nullptr},
+    {DUCKDB_TYPE_DECIMAL, ValueKind::kNumber, nullptr},
+};
+
+const DuckDbType* Describe(duckdb_type t) {
+  for (const DuckDbType& d : kDuckDbTypes)
+    if (d.type == t) return &d;
+  return nullptr;
+}
+
+// Everything else (dates, timestamps, nested values, blobs) is text.
+ValueKind KindOf(duckdb_type t) {
+  const DuckDbType* d = Describe(t);
+  return d ? d->kind : ValueKind::kText;
+}
+
+TextReader ReaderOf(duckdb_type t) {
+  const DuckDbType* d = Describe(t);
+  return d ? d->read : nullptr;
 }
 
 class DuckDbWarehouse final : public Warehouse {
@@ -210,7 +191,7 @@ class DuckDbWarehouse final : public Warehouse {
     }
     if (!wrap) {
       for (idx_t c = 0; c < types.size(); ++c) {
-        if (ReadableFromVector(types[c])) continue;
+        if (ReaderOf(types[c])) continue;
         duckdb_destroy_prepare(&stmt);
         // (When the wrapped query failed for a reason of its own, that is the answer.)
         return Status::InvalidArgument(!wrap_error.empty() ? wrap_error
@@ -231,25 +212,32 @@ class DuckDbWarehouse final : public Warehouse {
       duckdb_destroy_result(&res);
       return Status::Internal("duckdb: the query's columns changed between prepare and run");
     }
+    std::vector<TextReader> readers;
+    for (duckdb_type t : types) readers.push_back(ReaderOf(wrap ? DUCKDB_TYPE_VARCHAR : t));
+    ReadRows(res, readers, &out.rows);
+    duckdb_destroy_result(&res);
+    return out;
+  }
+
+  // Appends the result's rows, column c read by readers[c] (every one set).
+  static void ReadRows(duckdb_result& res, const std::vector<TextReader>& readers,
+                       std::vector<std::vector<std::optional<std::string>>>* rows) {
     while (duckdb_data_chunk chunk = duckdb_fetch_chunk(res)) {
       idx_t n = duckdb_data_chunk_get_size(chunk);
-      size_t first = out.rows.size();
-      out.rows.resize(first + n);
-      for (idx_t c = 0; c < out.columns.size(); ++c) {
+      size_t first = rows->size();
+      rows->resize(first + n);
+      for (idx_t c = 0; c < readers.size(); ++c) {
         duckdb_vector vec = duckdb_data_chunk_get_vector(chunk, c);
-        duckdb_type t = wrap ? DUCKDB_TYPE_VARCHAR : types[c];
         const void* data = duckdb_vector_get_data(vec);
         uint64_t* validity = duckdb_vector_get_validity(vec);
         for (idx_t r = 0; r < n; ++r) {
-          std::optional<std::string>& v = out.rows[first + r].emplace_back();
+          std::optional<std::string>& v = (*rows)[first + r].emplace_back();
           if (validity && !duckdb_validity_row_is_valid(validity, r)) continue;
-          v = VectorText(data, t, r);
+          v = readers[c](data, r);
         }
       }
       duckdb_destroy_data_chunk(&chunk);
     }
-    duckdb_destroy_result(&res);
-    return out;
   }
 
   StatusOr<int64_t> ScalarInt(const std::string& sql) {
@@ -295,12 +283,12 @@ class DuckDbWarehouse final : public Warehouse {
     return Status::Ok();
   }
 
-  StatusOr<int64_t> ReplacePartition(const LoadPlan& plan, int64_t unit_us, ObjectStore& staging,
+  StatusOr<int64_t> ReplacePartition(const PartitionLoad& plan, int64_t unit_us, ObjectStore& staging,
                                      const SchemaRegistry& schema) override {
     ScratchCopies copies;
     std::vector<std::string> files;
     files.reserve(plan.parts.size());
-    for (const PartRow& p : plan.parts) {
+    for (const StagedPart& p : plan.parts) {
       LF_ASSIGN_OR_RETURN(std::string path, LocalFileOf(p, staging, &copies));
       files.push_back(std::move(path));
     }
@@ -348,7 +336,7 @@ class DuckDbWarehouse final : public Warehouse {
     }
   };
 
-  StatusOr<std::string> LocalFileOf(const PartRow& p, ObjectStore& staging, ScratchCopies* copies) {
+  StatusOr<std::string> LocalFileOf(const StagedPart& p, ObjectStore& staging, ScratchCopies* copies) {
     if (auto local = staging.LocalPath(p.key)) return *local;
     if (opts_.scratch_dir.empty())
       return Status::FailedPrecondition("duckdb warehouse needs a scratch directory to load " + staging.UriOf(p.key));
@@ -362,7 +350,7 @@ class DuckDbWarehouse final : public Warehouse {
 
   // Streams the part to `path` in fixed-size blocks (memory flat in part
   // size) and checks its CRC32C against the ledger's on the way.
-  Status CopyChecked(const PartRow& p, ObjectStore& staging, const std::string& path) {
+  Status CopyChecked(const StagedPart& p, ObjectStore& staging, const std::string& path) {
     LF_ASSIGN_OR_RETURN(auto in, staging.OpenRead(p.key));
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
     std::vector<char> buf(1 << 20);
@@ -384,10 +372,10 @@ class DuckDbWarehouse final : public Warehouse {
   // parts hold (every column when a part predates that record), so a table
   // widened by one odd object does not make every later load read
   // thousands of columns.
-  static std::string ReadJsonColumns(const LoadPlan& plan, const SchemaRegistry& schema) {
+  static std::string ReadJsonColumns(const PartitionLoad& plan, const SchemaRegistry& schema) {
     std::unordered_set<std::string> held;
     bool all = false;
-    for (const PartRow& p : plan.parts) {
+    for (const StagedPart& p : plan.parts) {
       if (!p.columns) {
         all = true;
         break;
@@ -418,10 +406,6 @@ class DuckDbWarehouse final : public Warehouse {
   std::string path_;
   WarehouseOptions opts_;
 };
-
-}  // namespace
-
-namespace {
 
 StatusOr<std::unique_ptr<Warehouse>> OpenDuckDbWarehouse(const std::string& path, const WarehouseOptions& opts) {
   if (opts.read_only && access(path.c_str(), F_OK) != 0)
@@ -463,15 +447,13 @@ StatusOr<std::unique_ptr<Warehouse>> OpenDuckDbWarehouse(const std::string& path
 }  // namespace
 
 SchemeInfo DuckDbScheme() {
-  SchemeInfo s;
-  s.name = "duckdb";
-  s.example = "duckdb:///path/file.duckdb";
-  s.service = "DuckDB";
-  s.roles = kRoleWarehouse;
-  s.open_warehouse = [](const Uri& u, const WarehouseOptions& options) {
-    return OpenDuckDbWarehouse(u.authority.empty() ? "/" + u.path : u.authority + "/" + u.path, options);
-  };
-  return s;
+  return {.name = "duckdb",
+          .example = "duckdb:///path/file.duckdb",
+          .service = "DuckDB",
+          .roles = kRoleWarehouse,
+          .open_warehouse = [](const Uri& u, const WarehouseOptions& options) {
+            return OpenDuckDbWarehouse(u.authority.empty() ? "/" + u.path : u.authority + "/" + u.path, options);
+          }};
 }
 
 }  // namespace logferry

@@ -31,6 +31,12 @@ struct FakeWarehouseState {
   int lose_answers = 0;
   // The next replacement commits and then throws SimulatedCrash.
   bool crash_after_replace = false;
+  // A job policy like BigQuery's, for tests of how the core follows one:
+  // every partition due in one job, and at most this many jobs sent (as the
+  // core's job log counts them) unless the job was sent before. 0: the
+  // default policy (one job per partition, no limit).
+  int64_t job_limit = 0;
+  std::vector<std::string> job_ids;  // ReplacePartitions' job ids, in order
 };
 
 class FakeWarehouse final : public Warehouse {
@@ -39,10 +45,10 @@ class FakeWarehouse final : public Warehouse {
 
   Status EnsureTable(const std::string&, const SchemaRegistry&) override { return Status::Ok(); }
 
-  StatusOr<int64_t> ReplacePartition(const LoadPlan& plan, int64_t, ObjectStore& staging,
+  StatusOr<int64_t> ReplacePartition(const PartitionLoad& plan, int64_t, ObjectStore& staging,
                                      const SchemaRegistry&) override {
     std::vector<std::string> rows;
-    for (const PartRow& part : plan.parts) {
+    for (const StagedPart& part : plan.parts) {
       LF_ASSIGN_OR_RETURN(std::string gz, staging.ReadAll(part.key, 64 << 20));
       LF_ASSIGN_OR_RETURN(std::string text, Decompress(gz));
       for (std::string& line : Split(text, '\n'))
@@ -61,6 +67,30 @@ class FakeWarehouse final : public Warehouse {
       return Status::Unavailable("injected: the answer to a committed replacement was lost");
     }
     return n;
+  }
+
+  StatusOr<std::map<int64_t, int64_t>> ReplacePartitions(const std::string& job_id,
+                                                         const std::vector<PartitionLoad>& loads, int64_t unit_us,
+                                                         ObjectStore& staging, const SchemaRegistry& schema) override {
+    {
+      std::lock_guard lock(state_->mu);
+      state_->job_ids.push_back(job_id);
+    }
+    return Warehouse::ReplacePartitions(job_id, loads, unit_us, staging, schema);
+  }
+
+  StatusOr<JobGroups> GroupIntoJobs(const std::vector<int64_t>& due, LoadJobLog& sent, int64_t now_us) override {
+    if (state_->job_limit == 0) return Warehouse::GroupIntoJobs(due, sent, now_us);
+    return JobGroups{{due}, "all in one job"};
+  }
+
+  StatusOr<std::optional<std::string>> WhyWait(const std::string& job_id, size_t waiting, LoadJobLog& sent,
+                                               int64_t now_us) override {
+    if (state_->job_limit == 0) return std::optional<std::string>();
+    LF_ASSIGN_OR_RETURN(bool known, sent.WasSent(job_id));
+    LF_ASSIGN_OR_RETURN(LoadJobLog::Recent recent, sent.SentInLastDay(now_us));
+    if (known || recent.jobs < state_->job_limit) return std::optional<std::string>();
+    return std::optional<std::string>(std::to_string(waiting) + " partition(s) wait for the job limit");
   }
 
   StatusOr<std::map<int64_t, int64_t>> CountByPartition(const std::string&, int64_t) override {

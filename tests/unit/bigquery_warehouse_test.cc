@@ -9,6 +9,7 @@
 
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "format/normalizer.h"
 #include "gcp/client.h"
@@ -56,6 +57,21 @@ class NamesOnlyStore final : public ObjectStore {
 
  private:
   std::string uri_ = "gs://stage/parts/";
+};
+
+// Merged job ids as the ledger names them (Ledger::MergedLoadId): the
+// warehouse only uses them.
+constexpr char kMergedJob[] = "logferry_access_2016080101_m3_00000000000000a1";
+constexpr char kOtherMergedJob[] = "logferry_access_2016080101_m3_00000000000000b2";
+
+// The core's record of the table's load jobs (the ledger's load_jobs), as
+// the budget reads it.
+struct FakeJobLog final : LoadJobLog {
+  int64_t jobs = 0;
+  std::optional<int64_t> oldest_sent_us;
+  std::set<std::string> sent;
+  StatusOr<Recent> SentInLastDay(int64_t) override { return Recent{jobs, oldest_sent_us}; }
+  StatusOr<bool> WasSent(const std::string& job_id) override { return sent.count(job_id) > 0; }
 };
 
 struct FakeBigQuery {
@@ -141,11 +157,13 @@ class BigQueryTest : public ::testing::Test {
     server_ = std::make_unique<LocalHttpServer>([this](const LocalHttpRequest& r) { return bq_.Handle(r); });
   }
 
-  std::unique_ptr<Warehouse> Open(size_t max_uris = 10'000) {
+  std::unique_ptr<Warehouse> Open(size_t max_uris = 10'000, int64_t budget = 1000, int64_t unit_us = 3'600'000'000LL) {
     WarehouseOptions o;
     o.endpoint = server_->Url();
     o.gcp_tokens = gcp::MakeStaticTokenProvider("tok");
     o.max_uris_per_load = max_uris;
+    o.daily_load_budget = budget;
+    o.partition_unit_us = unit_us;
     o.retry.max_attempts = 2;
     o.retry.initial_backoff_us = 1000;
     auto w = OpenWarehouse("bigquery://proj/logs", o);
@@ -153,14 +171,13 @@ class BigQueryTest : public ::testing::Test {
     return std::move(*w);
   }
 
-  LoadPlan Plan(int parts, int generation = 1) {
-    LoadPlan p;
+  PartitionLoad Plan(int parts, int generation = 1) {
+    PartitionLoad p;
     p.table = "access";
     p.partition_us = 1470009600LL * 1'000'000 + 3 * 3'600'000'000LL;  // 2016-08-01T03
-    p.generation = generation;
     p.load_id = "logferry_access_2016080103_g" + std::to_string(generation);
     for (int i = 0; i < parts; ++i) {
-      PartRow r;
+      StagedPart r;
       r.key = "access/dt=2016-08-01/hr=03/" + std::to_string(i) + ".ndjson.gz";
       r.rows = 10;
       p.parts.push_back(r);
@@ -170,10 +187,10 @@ class BigQueryTest : public ::testing::Test {
   }
 
   // Hourly plans of 2016-08-01, `parts` parts of 10 rows each.
-  std::vector<LoadPlan> Plans(std::vector<int> hours, int parts, int generation = 1) {
-    std::vector<LoadPlan> out;
+  std::vector<PartitionLoad> Plans(std::vector<int> hours, int parts, int generation = 1) {
+    std::vector<PartitionLoad> out;
     for (int h : hours) {
-      LoadPlan p = Plan(parts, generation);
+      PartitionLoad p = Plan(parts, generation);
       p.partition_us = 1470009600LL * 1'000'000 + h * 3'600'000'000LL;
       char hh[3];
       snprintf(hh, sizeof hh, "%02d", h);
@@ -276,7 +293,7 @@ TEST_F(BigQueryTest, APartitionWithNoPartsLeftIsTruncatedWithAnEmptyFile) {
 }
 
 TEST_F(BigQueryTest, DayPartitionsUseTheDayDecorator) {
-  LoadPlan p = Plan(1);
+  PartitionLoad p = Plan(1);
   p.partition_us = 1470009600LL * 1'000'000;
   auto r = Open()->ReplacePartition(p, 24 * 3'600'000'000LL, staging_, schema_);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
@@ -309,11 +326,10 @@ TEST_F(BigQueryTest, JobResultReasonsAreClassifiedAsHttpErrorsAre) {
 }
 
 TEST_F(BigQueryTest, AMergedLoadIsOneTransactionOverAScratchTableNamedAfterItsJob) {
-  std::vector<LoadPlan> plans = Plans({1, 2, 5}, 2);
-  plans[2].generation = 3;  // generations may differ within a batch
-  const std::string job = Ledger::MergedLoadId(plans);
+  std::vector<PartitionLoad> plans = Plans({1, 2, 5}, 2);
+  const std::string job = kMergedJob;  // the ledger's name for it
   CountsAre({{1, 20}, {2, 20}, {5, 20}});
-  auto rows = Open(/*max_uris=*/4)->ReplacePartitions(plans, 3'600'000'000LL, staging_, schema_);
+  auto rows = Open(/*max_uris=*/4)->ReplacePartitions(job, plans, 3'600'000'000LL, staging_, schema_);
   ASSERT_TRUE(rows.ok()) << rows.status().ToString();
   EXPECT_EQ(*rows, (std::map<int64_t, int64_t>{
                        {plans[0].partition_us, 20}, {plans[1].partition_us, 20}, {plans[2].partition_us, 20}}));
@@ -350,11 +366,11 @@ TEST_F(BigQueryTest, AMergedLoadIsOneTransactionOverAScratchTableNamedAfterItsJo
 }
 
 TEST_F(BigQueryTest, TheScratchTableExpiresByItself) {
-  std::vector<LoadPlan> plans = Plans({1, 2}, 1);
+  std::vector<PartitionLoad> plans = Plans({1, 2}, 1);
   bq_.refuse_jobs_ending = "_dml";  // the run dies before the transaction
   int64_t before_ms = static_cast<int64_t>(time(nullptr)) * 1000;
-  ASSERT_FALSE(Open()->ReplacePartitions(plans, 3'600'000'000LL, staging_, schema_).ok());
-  const std::string scratch = Ledger::MergedLoadId(plans) + "_scratch";
+  ASSERT_FALSE(Open()->ReplacePartitions(kMergedJob, plans, 3'600'000'000LL, staging_, schema_).ok());
+  const std::string scratch = std::string(kMergedJob) + "_scratch";
   ASSERT_TRUE(bq_.tables.count(scratch)) << "left behind";
   const json& t = bq_.tables[scratch];
   int64_t expires = std::stoll(t["expirationTime"].get<std::string>());
@@ -366,55 +382,55 @@ TEST_F(BigQueryTest, TheScratchTableExpiresByItself) {
 }
 
 TEST_F(BigQueryTest, ARestartedMergedLoadFindsItsJobsAndNothingElse) {
-  std::vector<LoadPlan> plans = Plans({1, 2, 3}, 1);
+  std::vector<PartitionLoad> plans = Plans({1, 2, 3}, 1);
   CountsAre({{1, 10}, {2, 10}, {3, 10}});
-  ASSERT_TRUE(Open()->ReplacePartitions(plans, 3'600'000'000LL, staging_, schema_).ok());
+  ASSERT_TRUE(Open()->ReplacePartitions(kMergedJob, plans, 3'600'000'000LL, staging_, schema_).ok());
   size_t jobs = bq_.inserted.size();
   // The process died before the ledger recorded the outcome: the same batch
   // (same generations) finds the same jobs instead of running them again,
   // even though the scratch table is gone.
-  auto again = Open()->ReplacePartitions(plans, 3'600'000'000LL, staging_, schema_);
+  auto again = Open()->ReplacePartitions(kMergedJob, plans, 3'600'000'000LL, staging_, schema_);
   ASSERT_TRUE(again.ok()) << again.status().ToString();
   EXPECT_EQ(bq_.inserted.size(), jobs) << "no second job";
   EXPECT_EQ(again->at(plans[1].partition_us), 10);
 
-  // Another generation of one partition is another batch, another job.
-  std::vector<LoadPlan> next = plans;
-  next[1].generation = 2;
-  ASSERT_NE(Ledger::MergedLoadId(next), Ledger::MergedLoadId(plans));
-  ASSERT_TRUE(Open()->ReplacePartitions(next, 3'600'000'000LL, staging_, schema_).ok());
+  // Another generation of one partition is another batch, which the ledger
+  // names anew (LedgerTest.MergedLoadIdNamesEveryPartitionAndGeneration):
+  // another job.
+  ASSERT_TRUE(Open()->ReplacePartitions(kOtherMergedJob, plans, 3'600'000'000LL, staging_, schema_).ok());
   EXPECT_EQ(bq_.inserted.size(), 2 * jobs);
 
   // A transaction found under the id must be this one.
-  std::vector<LoadPlan> other = Plans({7, 8}, 1);
-  std::string dml = Ledger::MergedLoadId(other) + "_dml";
+  std::vector<PartitionLoad> other = Plans({7, 8}, 1);
+  const std::string other_job = "logferry_access_2016080107_m2_00000000000000c3";
+  std::string dml = other_job + "_dml";
   bq_.jobs[dml] = {{"configuration", {{"query", {{"query", "DELETE FROM `proj.logs.access` WHERE TRUE"}}}}},
                    {"status", {{"state", "DONE"}}}};
-  auto clash = Open()->ReplacePartitions(other, 3'600'000'000LL, staging_, schema_);
+  auto clash = Open()->ReplacePartitions(other_job, other, 3'600'000'000LL, staging_, schema_);
   ASSERT_FALSE(clash.ok());
   EXPECT_NE(clash.status().message().find("already exists with another script"), std::string::npos)
       << clash.status().ToString();
 }
 
 TEST_F(BigQueryTest, AMergedLoadNeverRunsItsTransactionOnAScratchTableThatLostItsRows) {
-  std::vector<LoadPlan> plans = Plans({1, 2}, 1);
+  std::vector<PartitionLoad> plans = Plans({1, 2}, 1);
   bq_.refuse_jobs_ending = "_dml";  // the loads ran, then the run died
-  ASSERT_FALSE(Open()->ReplacePartitions(plans, 3'600'000'000LL, staging_, schema_).ok());
+  ASSERT_FALSE(Open()->ReplacePartitions(kMergedJob, plans, 3'600'000'000LL, staging_, schema_).ok());
   // The scratch table expired before the restart: its loads are found by
   // id, but its rows are gone.
   bq_.tables.clear();
   bq_.refuse_jobs_ending.clear();
-  auto r = Open()->ReplacePartitions(plans, 3'600'000'000LL, staging_, schema_);
+  auto r = Open()->ReplacePartitions(kMergedJob, plans, 3'600'000'000LL, staging_, schema_);
   ASSERT_FALSE(r.ok());
   EXPECT_TRUE(r.status().IsTransient()) << r.status().ToString();
   EXPECT_NE(r.status().message().find("lost its rows"), std::string::npos) << r.status().ToString();
-  EXPECT_EQ(bq_.jobs.count(Ledger::MergedLoadId(plans) + "_dml"), 0u) << "the partitions were not emptied";
+  EXPECT_EQ(bq_.jobs.count(std::string(kMergedJob) + "_dml"), 0u) << "the partitions were not emptied";
 }
 
 TEST_F(BigQueryTest, AMergedLoadWhoseScratchRowsDisagreeWithTheLedgerStopsBeforeTheTable) {
-  std::vector<LoadPlan> plans = Plans({1, 2}, 2);
+  std::vector<PartitionLoad> plans = Plans({1, 2}, 2);
   bq_.rows_per_uri = 9;  // BigQuery reports fewer rows than the parts hold
-  auto r = Open()->ReplacePartitions(plans, 3'600'000'000LL, staging_, schema_);
+  auto r = Open()->ReplacePartitions(kMergedJob, plans, 3'600'000'000LL, staging_, schema_);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("received 36 rows but the ledger expects 40"), std::string::npos)
       << r.status().ToString();
@@ -448,6 +464,85 @@ TEST_F(BigQueryTest, TooManyPartsUseAnExpiringScratchTableNamedAfterTheLoad) {
   ASSERT_FALSE(lost.ok());
   EXPECT_NE(lost.status().message().find("lost its rows"), std::string::npos) << lost.status().ToString();
   EXPECT_EQ(bq_.jobs.count("logferry_access_2016080103_g2_copy"), 0u);
+}
+
+// The daily job budget, decided inside the warehouse (it was the core's):
+// the same decisions as before the move, which the end-to-end LoadBudget
+// test shows through the binary.
+constexpr int64_t kHourUs = 3'600'000'000LL;
+constexpr int64_t kJul31T12 = 1469966400LL * 1'000'000;  // 2016-07-31T12:00Z
+
+std::vector<int64_t> Hours(int64_t from_us, int n) {
+  std::vector<int64_t> out;
+  for (int i = 0; i < n; ++i) out.push_back(from_us + i * kHourUs);
+  return out;
+}
+
+TEST_F(BigQueryTest, WhileTheBudgetCoversThePartitionsDueEachIsOneJob) {
+  FakeJobLog log;
+  log.jobs = 5;
+  std::vector<int64_t> due = Hours(kJul31T12, 5);
+  auto groups = Open(10'000, /*budget=*/10)->GroupIntoJobs(due, log, kJul31T12 + kMicrosPerDay);
+  ASSERT_TRUE(groups.ok()) << groups.status().ToString();
+  ASSERT_EQ(groups->jobs.size(), 5u);
+  for (size_t i = 0; i < due.size(); ++i) EXPECT_EQ(groups->jobs[i], std::vector<int64_t>{due[i]});
+  EXPECT_EQ(groups->why, "");
+  EXPECT_TRUE(bq_.inserted.empty() && bq_.queries.empty()) << "deciding sends nothing";
+}
+
+TEST_F(BigQueryTest, WhenThePartitionsDueOutnumberTheJobsLeftEachUtcDayIsOneJob) {
+  FakeJobLog log;
+  std::vector<int64_t> due = Hours(kJul31T12, 48);  // 12 + 24 + 12 hours over three UTC days
+  auto groups = Open(10'000, /*budget=*/2)->GroupIntoJobs(due, log, kJul31T12 + 3 * kMicrosPerDay);
+  ASSERT_TRUE(groups.ok()) << groups.status().ToString();
+  ASSERT_EQ(groups->jobs.size(), 3u);
+  EXPECT_EQ(groups->jobs[0], std::vector<int64_t>(due.begin(), due.begin() + 12));
+  EXPECT_EQ(groups->jobs[1], std::vector<int64_t>(due.begin() + 12, due.begin() + 36));
+  EXPECT_EQ(groups->jobs[2], std::vector<int64_t>(due.begin() + 36, due.end()));
+  EXPECT_EQ(groups->why,
+            "48 partitions due, more than the load jobs left in daily_load_budget: merged into 3 job(s), one per UTC "
+            "day");
+  // Exactly as many partitions as jobs left: one job each.
+  log.jobs = 995;
+  auto fits = Open(10'000, /*budget=*/1000)->GroupIntoJobs(Hours(kJul31T12, 5), log, kJul31T12);
+  ASSERT_TRUE(fits.ok());
+  EXPECT_EQ(fits->jobs.size(), 5u);
+  auto over = Open(10'000, /*budget=*/1000)->GroupIntoJobs(Hours(kJul31T12, 6), log, kJul31T12);
+  ASSERT_TRUE(over.ok());
+  EXPECT_EQ(over->jobs.size(), 1u) << "six hours of one UTC day";
+}
+
+TEST_F(BigQueryTest, DayPartitionsAreNeverMerged) {
+  FakeJobLog log;
+  log.jobs = 1;
+  std::vector<int64_t> due = {kJul31T12 - 12 * kHourUs, kJul31T12 + 12 * kHourUs, kJul31T12 + 36 * kHourUs};
+  auto groups = Open(10'000, /*budget=*/1, kMicrosPerDay)->GroupIntoJobs(due, log, kJul31T12 + 3 * kMicrosPerDay);
+  ASSERT_TRUE(groups.ok()) << groups.status().ToString();
+  EXPECT_EQ(groups->jobs.size(), 3u);
+  EXPECT_EQ(groups->why, "");
+}
+
+TEST_F(BigQueryTest, PastTheBudgetAJobWaitsUnlessItWasSentBefore) {
+  FakeJobLog log;
+  log.jobs = 2;
+  log.oldest_sent_us = kJul31T12;
+  auto wh = Open(10'000, /*budget=*/2);
+  auto why = wh->WhyWait("logferry_access_2016080100_g1", 7, log, kJul31T12 + kHourUs);
+  ASSERT_TRUE(why.ok()) << why.status().ToString();
+  ASSERT_TRUE(why->has_value());
+  EXPECT_EQ(**why,
+            "2 load jobs in the last 24 hours reach daily_load_budget 2; 7 partition(s) wait for the load budget (the "
+            "next job may start at 2016-08-01T12:00:00Z)");
+  // A job counted when it was first sent (a restart resuming it) never waits.
+  log.sent.insert("logferry_access_2016080100_g1");
+  why = wh->WhyWait("logferry_access_2016080100_g1", 7, log, kJul31T12 + kHourUs);
+  ASSERT_TRUE(why.ok());
+  EXPECT_FALSE(why->has_value());
+  // Under the budget, nothing waits.
+  log.jobs = 1;
+  why = wh->WhyWait("logferry_access_2016080101_g1", 7, log, kJul31T12 + kHourUs);
+  ASSERT_TRUE(why.ok());
+  EXPECT_FALSE(why->has_value());
 }
 
 }  // namespace

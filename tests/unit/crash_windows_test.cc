@@ -311,6 +311,45 @@ class CrashWindowsRequests : public CrashWindows {
 // Window: the request is copied to done/, and the process dies before the
 // ledger records it. The next process reads the original again, rewrites the
 // same copy, records it once, and reloads the partition once.
+// The core follows the warehouse's job policy (BigQuery's daily budget, here
+// the fake's job limit): one job under the ledger's merged name, counted once
+// even when a crash after the replace makes the next pass resume it, and a
+// job held back leaves its partitions pending at no cost.
+TEST_F(CrashWindows, AJobTheWarehouseMergesIsSentOnceUnderTheLedgersNameAndAHeldJobWaits) {
+  warehouse_->job_limit = 1;
+  ASSERT_NO_FATAL_FAILURE(PutSource("2016080100_0.log", Lines(0, 0, 10) + Lines(1, 10, 20) + Lines(2, 20, 30)));
+  ASSERT_NO_FATAL_FAILURE(DiscoverAndStage());
+  warehouse_->crash_after_replace = true;
+  EXPECT_THROW(Load(), SimulatedCrash);
+  ASSERT_NO_FATAL_FAILURE(Restart());
+  ASSERT_NO_FATAL_FAILURE(Load());
+  ASSERT_EQ(warehouse_->job_ids.size(), 2u);
+  EXPECT_EQ(warehouse_->job_ids[0], warehouse_->job_ids[1]) << "the restart resumes the same job";
+  EXPECT_TRUE(std::regex_match(warehouse_->job_ids[0], std::regex("logferry_access_2016080100_m3_[0-9a-f]{16}")))
+      << warehouse_->job_ids[0];
+  EXPECT_EQ(ledger_->Counts("access", NowMicros())->load_jobs_24h, 1) << "a resumed job is counted once";
+  ASSERT_NO_FATAL_FAILURE(ExpectExactlyOnce({{0, Range(0, 10)}, {1, Range(10, 20)}, {2, Range(20, 30)}}));
+
+  // A new object in hour 1: its job would be the second, past the limit.
+  ASSERT_NO_FATAL_FAILURE(PutSource("2016080101_0.log", Lines(1, 30, 35)));
+  ASSERT_NO_FATAL_FAILURE(DiscoverAndStage());
+  ASSERT_NO_FATAL_FAILURE(Load());
+  EXPECT_EQ(warehouse_->job_ids.size(), 2u) << "held back";
+  EXPECT_EQ(ledger_->Counts("access", NowMicros())->load_jobs_24h, 1);
+  auto partitions = ledger_->Partitions("access");
+  ASSERT_TRUE(partitions.ok());
+  EXPECT_TRUE((*partitions)[1].pending());
+  EXPECT_EQ((*partitions)[1].last_error, "") << "waiting is not failing";
+
+  warehouse_->job_limit = 2;
+  ASSERT_NO_FATAL_FAILURE(Load());
+  EXPECT_EQ(warehouse_->job_ids.size(), 3u);
+  EXPECT_EQ(ledger_->Counts("access", NowMicros())->load_jobs_24h, 2);
+  std::set<int> hour1 = Range(10, 20);
+  for (int n : Range(30, 35)) hour1.insert(n);
+  ASSERT_NO_FATAL_FAILURE(ExpectExactlyOnce({{0, Range(0, 10)}, {1, hour1}, {2, Range(20, 30)}}));
+}
+
 TEST_F(CrashWindowsRequests, ARequestCopiedToDoneButNotRecordedIsFiledOnce) {
   InjectIntoStaging(Fault::kCrashThrow, 1);
   EXPECT_THROW((void)pipeline_->ProcessRequests(Table()), SimulatedCrash);

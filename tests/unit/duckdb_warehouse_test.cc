@@ -89,12 +89,12 @@ class DuckDbWarehouseTest : public ::testing::Test {
   }
 
   // Writes rows as a gzip NDJSON part, the way staging does.
-  PartRow WritePart(const std::string& key, const std::vector<json>& rows) {
+  StagedPart WritePart(const std::string& key, const std::vector<json>& rows) {
     std::string ndjson;
     for (const json& r : rows) ndjson += r.dump() + "\n";
     auto w = staging_->WriteAll(key, GzipCompress(ndjson));
     EXPECT_TRUE(w.ok()) << w.status().ToString();
-    PartRow p;
+    StagedPart p;
     p.key = key;
     p.rows = static_cast<int64_t>(rows.size());
     return p;
@@ -104,8 +104,8 @@ class DuckDbWarehouseTest : public ::testing::Test {
     return json{{"_time", time}, {"_tag", "app"}, {"n", n}, {"msg", msg}};
   }
 
-  LoadPlan Plan(int64_t partition, std::vector<PartRow> parts) {
-    LoadPlan p;
+  PartitionLoad Plan(int64_t partition, std::vector<StagedPart> parts) {
+    PartitionLoad p;
     p.table = "t";
     p.partition_us = partition;
     p.parts = std::move(parts);
@@ -210,14 +210,14 @@ TEST_F(DuckDbWarehouseTest, ReplacePartitionReplacesOnlyThatHour) {
   auto w = Open();
   ASSERT_TRUE(w);
   ASSERT_TRUE(w->EnsureTable("t", *schema_).ok());
-  PartRow a = WritePart("t/dt=2016-08-01/hr=00/a.ndjson.gz",
-                        {Row("2016-08-01T00:00:00Z", 1, "a1"), Row("2016-08-01T00:30:00Z", 2, "a2"),
-                         Row("2016-08-01T00:59:59.999999Z", 3, "a3")});
-  PartRow b = WritePart("t/dt=2016-08-01/hr=00/b.ndjson.gz",
-                        {Row("2016-08-01T00:05:00Z", 4, "b1"), Row("2016-08-01T00:06:00Z", 5, "b2")});
-  PartRow c = WritePart("t/dt=2016-08-01/hr=01/c.ndjson.gz",
-                        {Row("2016-08-01T01:00:00Z", 6, "c1"), Row("2016-08-01T01:10:00Z", 7, "c2"),
-                         Row("2016-08-01T01:20:00Z", 8, "c3"), Row("2016-08-01T01:59:59Z", 9, "c4")});
+  StagedPart a = WritePart("t/dt=2016-08-01/hr=00/a.ndjson.gz",
+                           {Row("2016-08-01T00:00:00Z", 1, "a1"), Row("2016-08-01T00:30:00Z", 2, "a2"),
+                            Row("2016-08-01T00:59:59.999999Z", 3, "a3")});
+  StagedPart b = WritePart("t/dt=2016-08-01/hr=00/b.ndjson.gz",
+                           {Row("2016-08-01T00:05:00Z", 4, "b1"), Row("2016-08-01T00:06:00Z", 5, "b2")});
+  StagedPart c = WritePart("t/dt=2016-08-01/hr=01/c.ndjson.gz",
+                           {Row("2016-08-01T01:00:00Z", 6, "c1"), Row("2016-08-01T01:10:00Z", 7, "c2"),
+                            Row("2016-08-01T01:20:00Z", 8, "c3"), Row("2016-08-01T01:59:59Z", 9, "c4")});
 
   auto n1 = w->ReplacePartition(Plan(h1_, {c}), kMicrosPerHour, *staging_, *schema_);
   ASSERT_TRUE(n1.ok()) << n1.status().ToString();
@@ -253,12 +253,31 @@ TEST_F(DuckDbWarehouseTest, ReplacePartitionReplacesOnlyThatHour) {
   EXPECT_EQ(*counts, (std::map<int64_t, int64_t>{{h1_, 4}}));
 }
 
+// DuckDB has no job quota: one job per partition, never held back, and the
+// record of jobs sent is never read.
+TEST_F(DuckDbWarehouseTest, HasNoJobBudget) {
+  struct UnreadLog final : LoadJobLog {
+    StatusOr<Recent> SentInLastDay(int64_t) override { return Status::Internal("read"); }
+    StatusOr<bool> WasSent(const std::string&) override { return Status::Internal("read"); }
+  } log;
+  auto w = Open();
+  ASSERT_NE(w, nullptr);
+  auto groups = w->GroupIntoJobs({h0_, h1_}, log, h1_);
+  ASSERT_TRUE(groups.ok()) << groups.status().ToString();
+  EXPECT_EQ(groups->jobs, (std::vector<std::vector<int64_t>>{{h0_}, {h1_}}));
+  EXPECT_EQ(groups->why, "");
+  auto why = w->WhyWait("any", 2, log, h1_);
+  ASSERT_TRUE(why.ok()) << why.status().ToString();
+  EXPECT_FALSE(why->has_value());
+}
+
 TEST_F(DuckDbWarehouseTest, DayPartitions) {
   auto w = Open();
   ASSERT_TRUE(w);
   ASSERT_TRUE(w->EnsureTable("t", *schema_).ok());
-  PartRow d1 = WritePart("t/d1.ndjson.gz", {Row("2016-08-01T00:00:00Z", 1, "x"), Row("2016-08-01T23:59:00Z", 2, "y")});
-  PartRow d2 = WritePart("t/d2.ndjson.gz", {Row("2016-08-02T00:00:00Z", 3, "z")});
+  StagedPart d1 =
+      WritePart("t/d1.ndjson.gz", {Row("2016-08-01T00:00:00Z", 1, "x"), Row("2016-08-01T23:59:00Z", 2, "y")});
+  StagedPart d2 = WritePart("t/d2.ndjson.gz", {Row("2016-08-02T00:00:00Z", 3, "z")});
   ASSERT_TRUE(w->ReplacePartition(Plan(T("2016-08-01T00:00:00Z"), {d1}), kMicrosPerDay, *staging_, *schema_).ok());
   ASSERT_TRUE(w->ReplacePartition(Plan(T("2016-08-02T00:00:00Z"), {d2}), kMicrosPerDay, *staging_, *schema_).ok());
   auto counts = w->CountByPartition("t", kMicrosPerDay);
@@ -270,10 +289,10 @@ TEST_F(DuckDbWarehouseTest, FailedReplaceLeavesPartitionAsItWas) {
   auto w = Open();
   ASSERT_TRUE(w);
   ASSERT_TRUE(w->EnsureTable("t", *schema_).ok());
-  PartRow a = WritePart("t/a.ndjson.gz", {Row("2016-08-01T00:01:00Z", 1, "a")});
+  StagedPart a = WritePart("t/a.ndjson.gz", {Row("2016-08-01T00:01:00Z", 1, "a")});
   ASSERT_TRUE(w->ReplacePartition(Plan(h0_, {a}), kMicrosPerHour, *staging_, *schema_).ok());
 
-  PartRow missing;
+  StagedPart missing;
   missing.key = "t/missing.ndjson.gz";
   missing.rows = 1;
   auto r = w->ReplacePartition(Plan(h0_, {missing}), kMicrosPerHour, *staging_, *schema_);
@@ -281,7 +300,7 @@ TEST_F(DuckDbWarehouseTest, FailedReplaceLeavesPartitionAsItWas) {
 
   auto corrupt = staging_->WriteAll("t/corrupt.ndjson.gz", GzipCompress("{\"_time\": not json\n"));
   ASSERT_TRUE(corrupt.ok());
-  PartRow bad;
+  StagedPart bad;
   bad.key = "t/corrupt.ndjson.gz";
   bad.rows = 1;
   r = w->ReplacePartition(Plan(h0_, {bad}), kMicrosPerHour, *staging_, *schema_);
@@ -297,8 +316,8 @@ TEST_F(DuckDbWarehouseTest, FailedReplaceLeavesPartitionAsItWas) {
 }
 
 // Normalizes out_file records (all at 00:15 UTC) into one staged part.
-PartRow StageRecords(SchemaRegistry& schema, ObjectStore& staging, const std::string& key,
-                     const std::vector<std::string>& records) {
+StagedPart StageRecords(SchemaRegistry& schema, ObjectStore& staging, const std::string& key,
+                        const std::vector<std::string>& records) {
   RowNormalizer norm(&schema, FormatOptions{});
   std::string ndjson;
   int64_t rows = 0;
@@ -314,7 +333,7 @@ PartRow StageRecords(SchemaRegistry& schema, ObjectStore& staging, const std::st
     }
   }
   EXPECT_TRUE(staging.WriteAll(key, GzipCompress(ndjson)).ok());
-  PartRow p;
+  StagedPart p;
   p.key = key;
   p.rows = rows;
   return p;
@@ -324,7 +343,7 @@ TEST_F(DuckDbWarehouseTest, LoadsNormalizerOutput) {
   // Rows as the normalizer writes them (nested objects, arrays, companions,
   // escapes) must load into the columns the schema declares.
   SchemaRegistry schema(FixedColumns(LogFormat::kOutFile));
-  PartRow p = StageRecords(
+  StagedPart p = StageRecords(
       schema, *staging_, "t/n.ndjson.gz",
       {R"({"status":200,"req":{"path":"/a","ua":"x"},"tags":["a","b"],"msg":"quote \" and \\ and \n","f":1})",
        R"({"status":"oops","req":{"path":"/b"},"tags":[1,"mixed"],"f":2.5})",
@@ -356,7 +375,7 @@ TEST_F(DuckDbWarehouseTest, RecordWithDuplicateKeysDoesNotPoisonThePartition) {
   // One odd record among good ones: staging accepts it, so the load must too,
   // or the partition fails on every retry.
   SchemaRegistry schema(FixedColumns(LogFormat::kOutFile));
-  PartRow p = StageRecords(schema, *staging_, "t/dup.ndjson.gz", {R"({"a":1})", R"({"a":2,"a":3})", R"({"a":4})"});
+  StagedPart p = StageRecords(schema, *staging_, "t/dup.ndjson.gz", {R"({"a":1})", R"({"a":2,"a":3})", R"({"a":4})"});
   auto w = Open();
   ASSERT_TRUE(w);
   ASSERT_TRUE(w->EnsureTable("t", schema).ok());
@@ -370,7 +389,7 @@ TEST_F(DuckDbWarehouseTest, FieldNameWithNulDoesNotBreakTheTable) {
   // column's raw key; its companion is then named "_time<NUL>str", and
   // CREATE TABLE fails on it for every later load of the table.
   SchemaRegistry schema(FixedColumns(LogFormat::kOutFile));
-  PartRow p = StageRecords(schema, *staging_, "t/nul.ndjson.gz", {R"({"a":1})", R"({"\u0000_time":"x"})"});
+  StagedPart p = StageRecords(schema, *staging_, "t/nul.ndjson.gz", {R"({"a":1})", R"({"\u0000_time":"x"})"});
   auto w = Open();
   ASSERT_TRUE(w);
   Status ensured = w->EnsureTable("t", schema);
@@ -522,7 +541,7 @@ TEST_F(DuckDbWarehouseTest, DataSurvivesReopenAndReadOnlyCannotWrite) {
     auto w = Open();
     ASSERT_TRUE(w);
     ASSERT_TRUE(w->EnsureTable("t", *schema_).ok());
-    PartRow a = WritePart("t/a.ndjson.gz", {Row("2016-08-01T00:01:00Z", 1, "a")});
+    StagedPart a = WritePart("t/a.ndjson.gz", {Row("2016-08-01T00:01:00Z", 1, "a")});
     ASSERT_TRUE(w->ReplacePartition(Plan(h0_, {a}), kMicrosPerHour, *staging_, *schema_).ok());
   }
   auto ro = Open(/*read_only=*/true);
@@ -648,14 +667,14 @@ TEST_F(DuckDbWarehouseTest, LoadReadsOnlyTheColumnsItsPartsHold) {
   ASSERT_TRUE(w->EnsureTable("t", *schema_).ok());
   // The part's rows hold msg, but the ledger says the part holds only n: a
   // load that passed every column would load msg too.
-  PartRow a = WritePart("t/a.ndjson.gz", {Row("2016-08-01T00:01:00Z", 1, "a")});
+  StagedPart a = WritePart("t/a.ndjson.gz", {Row("2016-08-01T00:01:00Z", 1, "a")});
   a.columns = "_time,_tag,n";
   ASSERT_TRUE(w->ReplacePartition(Plan(h0_, {a}), kMicrosPerHour, *staging_, *schema_).ok());
   EXPECT_EQ(Values(*w, "SELECT coalesce(msg, 'NULL') || '/' || n || '/' || _tag FROM t"),
             (std::vector<std::string>{"NULL/1/app"}));
 
   // A part staged before the ledger recorded columns loads them all.
-  PartRow b = WritePart("t/b.ndjson.gz", {Row("2016-08-01T00:02:00Z", 2, "b")});
+  StagedPart b = WritePart("t/b.ndjson.gz", {Row("2016-08-01T00:02:00Z", 2, "b")});
   ASSERT_TRUE(w->ReplacePartition(Plan(h0_, {a, b}), kMicrosPerHour, *staging_, *schema_).ok());
   EXPECT_EQ(Values(*w, "SELECT coalesce(msg, 'NULL') FROM t ORDER BY n"), (std::vector<std::string>{"a", "b"}));
 }
@@ -664,7 +683,7 @@ TEST_F(DuckDbWarehouseTest, PartitionOfManyPartsLoadsEveryRowOnce) {
   auto w = Open();
   ASSERT_TRUE(w);
   ASSERT_TRUE(w->EnsureTable("t", *schema_).ok());
-  std::vector<PartRow> parts;
+  std::vector<StagedPart> parts;
   for (int i = 0; i < 600; ++i) {  // more than two batches of files
     parts.push_back(WritePart("t/p" + std::to_string(i) + ".ndjson.gz", {Row("2016-08-01T00:03:00Z", i, "m")}));
     parts.back().columns = "_time,n,msg";
