@@ -238,8 +238,7 @@ bool IsAllowedContainerHost(std::string host) {
 
 // The chain's defaults for what it reads from the outside world.
 ChainOptions WithDefaults(ChainOptions options) {
-  if (!options.getenv)
-    options.getenv = [](const std::string& name) { return Env::Default()->GetEnvOr(name); };
+  if (!options.getenv) options.getenv = [](const std::string& name) { return Env::Default()->GetEnvOr(name); };
   if (!options.now_us) options.now_us = [] { return Env::Default()->NowMicros(); };
   if (options.home.empty()) options.home = options.getenv("HOME");
   return options;

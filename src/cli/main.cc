@@ -26,11 +26,11 @@
 #include "common/strings.h"
 #include "common/time.h"
 #include "core/config.h"
-#include "tools/generator.h"
 #include "core/pipeline.h"
 #include "core/verify.h"
 #include "ledger/ledger.h"
 #include "registry/scheme_registry.h"
+#include "tools/generator.h"
 #include "warehouse/warehouse.h"
 
 using namespace logferry;
@@ -341,9 +341,8 @@ int CmdReload(const std::string& config_path, const std::string& table, const st
   int64_t from = ParseTimeArg(from_s, "--from");
   int64_t to = to_s.empty() ? from + t.config->partition_unit_us : ParseTimeArg(to_s, "--to");
   if (to <= from) Die("--to must be after --from", 2);
-  auto [id, n] =
-      OrDie(env.ledger->RecordRequest(t.config->name, "cli", "", from, to, t.config->partition_unit_us,
-                                      logferry::Env::Default()->NowMicros()));
+  auto [id, n] = OrDie(env.ledger->RecordRequest(t.config->name, "cli", "", from, to, t.config->partition_unit_us,
+                                                 logferry::Env::Default()->NowMicros()));
   if (n == 0) {
     printf("no staged partitions of %s in %s .. %s\n", t.config->name.c_str(), FormatHour(from).c_str(),
            FormatHour(to).c_str());

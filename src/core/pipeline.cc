@@ -338,9 +338,10 @@ bool Pipeline::CommitObject(TableRuntime& t, StageRun& run, const ObjectRow& obj
     return false;
   }
   if (o.staged.bad_total > 0)
-    spdlog::warn("{}: {} bad record(s); first at line {}: {}{}", t.source->UriOf(obj.key), o.staged.bad_total,
-                 o.staged.bad_records.front().line, o.staged.bad_records.front().reason,
-                 o.staged.bad_records.front().field.empty() ? "" : " (field '" + o.staged.bad_records.front().field + "')");
+    spdlog::warn(
+        "{}: {} bad record(s); first at line {}: {}{}", t.source->UriOf(obj.key), o.staged.bad_total,
+        o.staged.bad_records.front().line, o.staged.bad_records.front().reason,
+        o.staged.bad_records.front().field.empty() ? "" : " (field '" + o.staged.bad_records.front().field + "')");
   if (o.staged.warnings > 0)
     spdlog::info("{}: {} value(s) repaired or rewritten; latest: {}", t.source->UriOf(obj.key), o.staged.warnings,
                  o.staged.warning);
@@ -396,7 +397,8 @@ Status Pipeline::FinishRequests(TableRuntime& t) {
 Status Pipeline::Load(TableRuntime& t, const std::atomic<bool>& stop, PassStats* stats,
                       std::optional<std::pair<int64_t, int64_t>> range) {
   const TableConfig& cfg = *t.config;
-  LF_ASSIGN_OR_RETURN(auto due, ledger_->DuePartitions(cfg.name, cfg.partition_unit_us, cfg.settle_us, env_->NowMicros()));
+  LF_ASSIGN_OR_RETURN(auto due,
+                      ledger_->DuePartitions(cfg.name, cfg.partition_unit_us, cfg.settle_us, env_->NowMicros()));
   if (range) {
     std::erase_if(due, [&](const PartitionRow& p) {
       return p.partition_us >= range->second || p.partition_us + cfg.partition_unit_us <= range->first;

@@ -138,8 +138,8 @@ void SqsDiscovery::Forget(const std::string& message_id, const std::string& rece
 
 Status SqsDiscovery::RecordFailing(const std::string& message_id, int receive_count, const std::string& detail,
                                    const std::string& excerpt) {
-  NotificationRow row{message_id, context_.table, queue_->url(),        "failing",
-                      receive_count, detail,       excerpt,      context_.env->NowMicros()};
+  NotificationRow row{message_id,    context_.table, queue_->url(), "failing",
+                      receive_count, detail,         excerpt,       context_.env->NowMicros()};
   return context_.ledger->RecordNotification(row);
 }
 

@@ -377,8 +377,7 @@ class MetadataSource : public Source {
 class DefaultProvider : public TokenProvider {
  public:
   explicit DefaultProvider(TokenOptions options) : options_(std::move(options)) {
-    if (!options_.getenv)
-      options_.getenv = [](const std::string& name) { return Env::Default()->GetEnvOr(name); };
+    if (!options_.getenv) options_.getenv = [](const std::string& name) { return Env::Default()->GetEnvOr(name); };
     if (!options_.now_us) options_.now_us = [] { return Env::Default()->NowMicros(); };
     if (options_.home.empty()) options_.home = options_.getenv("HOME");
     if (options_.scope.empty()) options_.scope = kDefaultScope;

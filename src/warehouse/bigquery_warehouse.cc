@@ -451,8 +451,7 @@ class BigQueryWarehouse final : public Warehouse {
     if (found_existing_out) *found_existing_out = found_existing;
     for (int i = 0; i < 600; ++i) {
       if (!found_existing && job.is_object() && job.value("status", json::object()).value("state", "") == "DONE") break;
-      if (i > 0 || found_existing)
-        opts_.retry.env->SleepForMicroseconds(1000 * std::min(5000, 200 << std::min(i, 5)));
+      if (i > 0 || found_existing) opts_.retry.env->SleepForMicroseconds(1000 * std::min(5000, 200 << std::min(i, 5)));
       HttpRequest get;
       get.url = ProjectUrl() + "/jobs/" + UriEncode(job_id) + "?location=" + UriEncode(opts_.location);
       LF_ASSIGN_OR_RETURN(HttpResponse g, client_.Send("BigQuery jobs.get " + job_id, get));
