@@ -72,8 +72,8 @@ struct PassStats {
 
 class Pipeline {
  public:
-  // env: the clock, sleeps and environment of the pipeline and of the
-  // stores and warehouses it opens.
+  // env: the clock and the sleeps of the pipeline, and of the stores,
+  // queues and warehouses it opens (through their RetryPolicy).
   Pipeline(const Config& config, Ledger* ledger, Env* env = Env::Default());
 
   // Opens stores and restores each table's schema from the ledger.
