@@ -7,7 +7,9 @@
 #include <cstdlib>
 #include <thread>
 
+#include "common/env.h"
 #include "common/strings.h"
+#include "common/time.h"
 
 namespace logferry::aws {
 
@@ -82,8 +84,7 @@ StatusOr<HttpResponse> Client::Send(std::string_view what, const HttpRequest& re
     SigningParams params;
     params.service = options_.service;
     params.region = options_.region;
-    params.unix_time =
-        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    params.unix_time = Env::Default()->NowMicros() / kMicrosPerSecond;
     params.double_encode_path = !options_.s3_signing;
     params.add_content_sha256 = options_.s3_signing;
     LF_RETURN_IF_ERROR(SignRequest(&signed_request, creds, params, payload_hash));
@@ -100,8 +101,8 @@ StatusOr<HttpResponse> Client::Send(std::string_view what, const HttpRequest& re
 
 std::string RegionFromEnvironment(std::string_view fallback) {
   for (const char* name : {"AWS_REGION", "AWS_DEFAULT_REGION"}) {
-    const char* v = std::getenv(name);
-    if (v && *v) return v;
+    std::string v = Env::Default()->GetEnvOr(name);
+    if (!v.empty()) return v;
   }
   std::string region = RegionFromProfile();
   return region.empty() ? std::string(fallback) : region;

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/env.h"
 #include "common/refreshing_cache.h"
 #include "common/strings.h"
 #include "common/time.h"
@@ -237,12 +238,8 @@ bool IsAllowedContainerHost(std::string host) {
 
 // The chain's defaults for what it reads from the outside world.
 ChainOptions WithDefaults(ChainOptions options) {
-  if (!options.getenv)
-    options.getenv = [](const std::string& name) {
-      const char* v = std::getenv(name.c_str());
-      return std::string(v ? v : "");
-    };
-  if (!options.now_us) options.now_us = [] { return NowMicros(); };
+  if (!options.getenv) options.getenv = [](const std::string& name) { return Env::Default()->GetEnvOr(name); };
+  if (!options.now_us) options.now_us = [] { return Env::Default()->NowMicros(); };
   if (options.home.empty()) options.home = options.getenv("HOME");
   return options;
 }

@@ -20,15 +20,16 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "common/env.h"
 #include "common/logging.h"
 #include "common/strings.h"
 #include "common/time.h"
 #include "core/config.h"
-#include "core/generator.h"
 #include "core/pipeline.h"
 #include "core/verify.h"
 #include "ledger/ledger.h"
 #include "registry/scheme_registry.h"
+#include "tools/generator.h"
 #include "warehouse/warehouse.h"
 
 using namespace logferry;
@@ -157,14 +158,14 @@ int CmdRun(const std::string& config_path, bool once, bool verbose) {
   }
   int exit_code = 0;
   for (;;) {
-    auto t0 = std::chrono::steady_clock::now();
+    int64_t t0 = logferry::Env::Default()->MonotonicMicros();
     auto stats = env.pipeline->RunOnce(g_stop);
     if (tty && once) fprintf(stderr, "\r\033[K");
     if (!stats.ok()) {
       spdlog::error("pass failed: {}", stats.status().ToString());
       if (once) return 1;
     } else {
-      double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      double secs = (logferry::Env::Default()->MonotonicMicros() - t0) / 1e6;
       const PassStats& s = *stats;
       if (s.discovered || s.staged_objects || s.failed_objects || s.partitions_loaded || s.partitions_failed || once) {
         spdlog::info(
@@ -177,7 +178,7 @@ int CmdRun(const std::string& config_path, bool once, bool verbose) {
       if (once) {
         int64_t failing = 0;
         for (TableRuntime& t : env.pipeline->tables()) {
-          auto c = env.ledger->Counts(t.config->name, NowMicros());
+          auto c = env.ledger->Counts(t.config->name, logferry::Env::Default()->NowMicros());
           if (c.ok()) failing += c->objects_failed + c->partitions_failed;
         }
         if (failing > 0) {
@@ -187,9 +188,9 @@ int CmdRun(const std::string& config_path, bool once, bool verbose) {
       }
     }
     if (once || g_stop.load()) break;
-    auto wake = std::chrono::steady_clock::now() + std::chrono::microseconds(env.config.MinInterval());
-    while (!g_stop.load() && std::chrono::steady_clock::now() < wake)
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    int64_t wake_us = logferry::Env::Default()->MonotonicMicros() + env.config.MinInterval();
+    while (!g_stop.load() && logferry::Env::Default()->MonotonicMicros() < wake_us)
+      logferry::Env::Default()->SleepForMicroseconds(100'000);
     if (g_stop.load()) break;
   }
   if (g_stop.load()) spdlog::info("stopped by signal after finishing the current step");
@@ -212,7 +213,7 @@ void AddRefusedRequests(Ledger& ledger, const std::string& table, nlohmann::json
 
 int CmdStatus(const std::string& config_path, bool as_json) {
   Env env = Open(config_path, false);
-  int64_t now = NowMicros();
+  int64_t now = logferry::Env::Default()->NowMicros();
   nlohmann::json out = nlohmann::json::array();
   for (TableRuntime& t : env.pipeline->tables()) {
     const TableConfig& cfg = *t.config;
@@ -339,12 +340,12 @@ int CmdReload(const std::string& config_path, const std::string& table, const st
   int64_t from = ParseTimeArg(from_s, "--from");
   int64_t to = to_s.empty() ? from + t.config->partition_unit_us : ParseTimeArg(to_s, "--to");
   if (to <= from) Die("--to must be after --from", 2);
-  auto [id, n] =
-      OrDie(env.ledger->RecordRequest(t.config->name, "cli", "", from, to, t.config->partition_unit_us, NowMicros()));
+  auto [id, n] = OrDie(env.ledger->RecordRequest(t.config->name, "cli", "", from, to, t.config->partition_unit_us,
+                                                 logferry::Env::Default()->NowMicros()));
   if (n == 0) {
     printf("no staged partitions of %s in %s .. %s\n", t.config->name.c_str(), FormatHour(from).c_str(),
            FormatHour(to).c_str());
-    OrDie(env.ledger->FinishRequest(id, "done", "0 partition(s) loaded", NowMicros()));
+    OrDie(env.ledger->FinishRequest(id, "done", "0 partition(s) loaded", logferry::Env::Default()->NowMicros()));
     return 0;
   }
   PassStats stats;
@@ -523,15 +524,9 @@ int CmdCheck(const std::string& config_path) {
     }
     report("staging " + t.staging + " (write, delete)", s);
     if (!t.notifications.empty()) {
-      auto q = aws::SqsQueue::Open(t.notifications, t.source_store.region, SharedAwsCredentials(), RetryPolicy{});
-      s = q.status();
-      std::string depth;
-      if (s.ok()) {
-        auto d = (*q)->Depth();
-        s = d.status();
-        if (d.ok()) depth = ", " + std::to_string(d->first) + " waiting, " + std::to_string(d->second) + " in flight";
-      }
-      report("notifications " + t.notifications + " (attributes" + depth + ")", s);
+      auto depth = ProbeNotifications(t);
+      report("notifications " + t.notifications + " (attributes" + (depth.ok() ? ", " + *depth : "") + ")",
+             depth.status());
     }
     WarehouseOptions wo = WarehouseOptionsFor(config, t, /*read_only=*/false);
     auto wh = OpenWarehouse(t.warehouse, wo);

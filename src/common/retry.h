@@ -1,14 +1,13 @@
 // The one retry policy. Backends classify errors (Status::IsTransient); this
 // decides how often and how long to wait: capped exponential backoff with
-// full jitter, bounded by attempts.
+// full jitter, bounded by attempts. It waits through its Env, so a test's
+// fake clock makes the waits instant and measurable.
 #pragma once
 
-#include <chrono>
 #include <cstdint>
-#include <functional>
 #include <random>
-#include <thread>
 
+#include "common/env.h"
 #include "common/status.h"
 
 namespace logferry {
@@ -17,6 +16,8 @@ struct RetryPolicy {
   int max_attempts = 4;
   int64_t initial_backoff_us = 200'000;
   int64_t max_backoff_us = 5'000'000;
+  // Sleeps between attempts (and whoever waits by this policy: job polls).
+  Env* env = Env::Default();
 
   // Delay before attempt n+1 after n failures: uniform in [d/2, d] where
   // d = min(max, initial * 2^(n-1)). Half-jitter keeps a floor so a storm of
@@ -37,12 +38,8 @@ auto WithRetry(const RetryPolicy& policy, Fn&& fn) -> decltype(fn()) {
   for (int attempt = 1;; ++attempt) {
     auto result = fn();
     if (result.ok() || !result.status().IsTransient() || attempt >= policy.max_attempts) return result;
-    std::this_thread::sleep_for(std::chrono::microseconds(policy.Backoff(attempt)));
+    policy.env->SleepForMicroseconds(policy.Backoff(attempt));
   }
-}
-
-inline Status StatusOf(const Status& s) {
-  return s;
 }
 
 }  // namespace logferry

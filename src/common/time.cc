@@ -1,7 +1,8 @@
 #include "common/time.h"
 
-#include <chrono>
 #include <cstring>
+
+#include "common/env.h"
 
 namespace logferry {
 
@@ -28,8 +29,7 @@ void CivilFromDays(int64_t z, int64_t* y, unsigned* m, unsigned* d) {
 }
 
 int64_t NowMicros() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
+  return Env::Default()->NowMicros();
 }
 
 namespace {

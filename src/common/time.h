@@ -23,6 +23,8 @@ constexpr int64_t kMicrosPerDay = 24 * kMicrosPerHour;
 int64_t DaysFromCivil(int64_t y, unsigned m, unsigned d);
 void CivilFromDays(int64_t days, int64_t* y, unsigned* m, unsigned* d);
 
+// The real wall clock (Env::Default()), for tests and tools. Code under src/
+// reads the clock of the Env it was given, so that tests can replace it.
 int64_t NowMicros();
 
 // Floors to the start of the UTC hour/day containing t (works for negative t).

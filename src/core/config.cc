@@ -8,6 +8,7 @@
 #include <thread>
 #include <tuple>
 
+#include "common/env.h"
 #include "common/strings.h"
 #include "common/time.h"
 #include "http/http_client.h"
@@ -139,9 +140,9 @@ StatusOr<std::string> ExpandEnv(const std::string& s) {
       size_t end = s.find('}', i);
       if (end == std::string::npos) return Status::InvalidArgument("unterminated ${ in '" + s + "'");
       std::string var = s.substr(i + 2, end - i - 2);
-      const char* v = getenv(var.c_str());
+      std::optional<std::string> v = Env::Default()->GetEnv(var);
       if (!v) return Status::InvalidArgument("environment variable " + var + " is not set");
-      out += v;
+      out += *v;
       i = end;
     } else {
       out += s[i];

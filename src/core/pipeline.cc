@@ -5,15 +5,16 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
-#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "aws/credentials.h"
+#include "aws/sqs.h"
 #include "common/strings.h"
 #include "common/time.h"
 #include "core/requests.h"
-#include "core/s3_events.h"
 #include "core/stage.h"
+#include "discovery/listing_discovery.h"
+#include "discovery/sqs_discovery.h"
 #include "format/normalizer.h"
 #include "gcp/credentials.h"
 #include "registry/scheme_registry.h"
@@ -21,10 +22,6 @@
 namespace logferry {
 
 namespace {
-
-double SecondsSince(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
 
 // Object/partition retry delay: capped exponential backoff with jitter,
 // driven by how many attempts have failed so far.
@@ -35,20 +32,62 @@ int64_t NextAttempt(const TableConfig& cfg, int failures, int64_t now_us) {
   return now_us + p.Backoff(std::max(1, failures));
 }
 
-}  // namespace
-
-namespace {
-
 // One request to a remote service: retried quickly, a few times, because a
 // reset or a 503 is common and cheap to retry; the object-level backoff
 // (retry_base/retry_max) takes over when this gives up.
-RetryPolicy StoreRetryPolicy() {
+RetryPolicy StoreRetryPolicy(Env* env) {
   RetryPolicy p;
   p.max_attempts = 6;
   p.initial_backoff_us = 100'000;
   p.max_backoff_us = 5'000'000;
+  p.env = env;
   return p;
 }
+
+// Calls fn every every_us of env's monotonic clock, on a thread of its own,
+// until destroyed. It waits in slices of at most kSliceUs of real time, so
+// that a fake clock a test moves on is noticed soon, while stopping stays
+// prompt (a condition variable, not a sleep).
+class Heartbeat {
+ public:
+  Heartbeat(Env* env, int64_t every_us, std::function<void()> fn)
+      : env_(env), every_us_(every_us), fn_(std::move(fn)), thread_([this] { Run(); }) {}
+  ~Heartbeat() {
+    {
+      std::lock_guard lock(mu_);
+      stopped_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  static constexpr int64_t kSliceUs = 100'000;
+
+  void Run() {
+    std::unique_lock lock(mu_);
+    int64_t next = env_->MonotonicMicros() + every_us_;
+    while (!stopped_) {
+      int64_t left = next - env_->MonotonicMicros();
+      if (left > 0) {
+        cv_.wait_for(lock, std::chrono::microseconds(std::min(left, kSliceUs)));
+        continue;
+      }
+      lock.unlock();
+      fn_();
+      lock.lock();
+      next = env_->MonotonicMicros() + every_us_;
+    }
+  }
+
+  Env* env_;
+  int64_t every_us_;
+  std::function<void()> fn_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopped_ = false;  // guarded by mu_
+  std::thread thread_;    // last: starts once the rest is ready
+};
 
 }  // namespace
 
@@ -71,9 +110,9 @@ std::shared_ptr<gcp::TokenProvider> SharedGcpTokens(const std::string& credentia
 }
 
 StatusOr<std::unique_ptr<ObjectStore>> OpenTableStore(const std::string& uri, const StoreOptions& side,
-                                                      const std::string& google_credentials) {
+                                                      const std::string& google_credentials, Env* env) {
   StoreOptions options = side;
-  options.retry = StoreRetryPolicy();
+  options.retry = StoreRetryPolicy(env);
   const SchemeInfo* scheme = Schemes().Claim(uri);
   CredentialKind needs = scheme ? scheme->credentials : CredentialKind::kNone;
   if (needs == CredentialKind::kAws) options.aws_credentials = SharedAwsCredentials();
@@ -83,7 +122,7 @@ StatusOr<std::unique_ptr<ObjectStore>> OpenTableStore(const std::string& uri, co
   return OpenObjectStore(uri, options);
 }
 
-WarehouseOptions WarehouseOptionsFor(const Config& config, const TableConfig& tc, bool read_only) {
+WarehouseOptions WarehouseOptionsFor(const Config& config, const TableConfig& tc, bool read_only, Env* env) {
   WarehouseOptions wo;
   wo.read_only = read_only;
   wo.lock_timeout_us = config.lock_timeout_us;
@@ -94,13 +133,13 @@ WarehouseOptions WarehouseOptionsFor(const Config& config, const TableConfig& tc
   wo.partition_unit_us = tc.partition_unit_us;
   wo.max_uris_per_load = static_cast<size_t>(tc.max_uris_per_load);
   wo.daily_load_budget = tc.daily_load_budget;
-  wo.retry = StoreRetryPolicy();
+  wo.retry = StoreRetryPolicy(env);
   const SchemeInfo* scheme = Schemes().Claim(tc.warehouse);
   if (scheme && scheme->credentials == CredentialKind::kGoogle) wo.gcp_tokens = SharedGcpTokens(tc.credentials);
   return wo;
 }
 
-Pipeline::Pipeline(const Config& config, Ledger* ledger) : config_(config), ledger_(ledger) {}
+Pipeline::Pipeline(const Config& config, Ledger* ledger, Env* env) : config_(config), ledger_(ledger), env_(env) {}
 
 std::string Pipeline::PartKey(const std::string& table, int64_t hour_us, const std::string& version_id) {
   std::string iso = FormatIso8601(hour_us);
@@ -113,18 +152,11 @@ Status Pipeline::Init() {
   for (const TableConfig& tc : config_.tables) {
     TableRuntime t;
     t.config = &tc;
-    LF_ASSIGN_OR_RETURN(t.source, OpenTableStore(tc.source, tc.source_store, tc.credentials));
-    LF_ASSIGN_OR_RETURN(t.staging, OpenTableStore(tc.staging, tc.staging_store, tc.credentials));
-    if (!tc.notifications.empty()) {
-      Uri u;
-      ParseUri(tc.source, &u);
-      t.source_bucket = u.authority;
-      t.source_prefix = u.path;  // "logs/" (ParseUri drops the leading '/')
-      LF_ASSIGN_OR_RETURN(t.queue, aws::SqsQueue::Open(tc.notifications, tc.source_store.region, SharedAwsCredentials(),
-                                                       StoreRetryPolicy()));
-    }
+    LF_ASSIGN_OR_RETURN(t.source, OpenTableStore(tc.source, tc.source_store, tc.credentials, env_));
+    LF_ASSIGN_OR_RETURN(t.staging, OpenTableStore(tc.staging, tc.staging_store, tc.credentials, env_));
     LF_ASSIGN_OR_RETURN(KeyFormat kf, KeyFormat::Compile(tc.key_format, tc.time_slice_format, tc.offset_seconds));
     t.key_format = std::make_unique<KeyFormat>(std::move(kf));
+    LF_ASSIGN_OR_RETURN(t.discovery, OpenDiscovery(t));
     t.schema = std::make_unique<SchemaRegistry>(FixedColumns(tc.format.format));
     t.schema->set_column_limit(static_cast<size_t>(tc.max_columns));
     LF_RETURN_IF_ERROR(ledger_->CheckTableSettings(tc.name, "partition=" + tc.partition + ",format=" + tc.format_name));
@@ -135,6 +167,37 @@ Status Pipeline::Init() {
   return Status::Ok();
 }
 
+StatusOr<std::string> ProbeNotifications(const TableConfig& tc) {
+  LF_ASSIGN_OR_RETURN(auto queue, aws::SqsQueue::Open(tc.notifications, tc.source_store.region, SharedAwsCredentials(),
+                                                      RetryPolicy{}));
+  LF_ASSIGN_OR_RETURN(auto depth, queue->Depth());
+  return std::to_string(depth.first) + " waiting, " + std::to_string(depth.second) + " in flight";
+}
+
+// A table with `notifications` learns of objects from S3 events on that
+// queue (config validation has checked that its source's scheme announces
+// them), with a listing every reconcile_every as the safety net; any other
+// table lists its source every pass.
+StatusOr<std::unique_ptr<Discovery>> Pipeline::OpenDiscovery(const TableRuntime& t) {
+  const TableConfig& tc = *t.config;
+  const KeyFormat* key_format = t.key_format.get();
+  DiscoveryContext context{tc.name, t.source.get(),
+                           [key_format](std::string_view key) { return key_format->Match(key).has_value(); }, ledger_,
+                           env_};
+  auto listing = std::make_unique<ListingDiscovery>(context);
+  if (tc.notifications.empty()) return std::unique_ptr<Discovery>(std::move(listing));
+  SqsDiscoveryOptions sqs;
+  sqs.queue_url = tc.notifications;
+  sqs.region = tc.source_store.region;
+  sqs.credentials = SharedAwsCredentials();
+  sqs.retry = StoreRetryPolicy(env_);
+  sqs.source_uri = tc.source;
+  sqs.wait_us = tc.sqs_wait_us;
+  sqs.visibility_us = tc.sqs_visibility_us;
+  LF_ASSIGN_OR_RETURN(auto events, SqsDiscovery::Open(context, sqs));
+  return WithReconcileListing(std::move(events), std::move(listing), tc.reconcile_every_us, context);
+}
+
 TableRuntime* Pipeline::table(const std::string& name) {
   for (TableRuntime& t : tables_)
     if (t.config->name == name) return &t;
@@ -142,233 +205,18 @@ TableRuntime* Pipeline::table(const std::string& name) {
 }
 
 StatusOr<int64_t> Pipeline::Discover(TableRuntime& t, PassStats* stats) {
-  int64_t added = 0;
-  Status event_error;
-  if (t.queue) {
-    auto received = ReceiveNotifications(t, stats);
-    if (received.ok()) {
-      added += *received;
-    } else {
-      // Lost or late events are what the listing is for: report and go on.
-      event_error = received.status().WithContext("receiving notifications from " + t.queue->url());
-    }
-  }
-  int64_t now = NowMicros();
-  bool list_now = !t.queue || t.last_listing_us == 0 || now - t.last_listing_us >= t.config->reconcile_every_us ||
-                  !event_error.ok();
-  if (list_now) {
-    auto listed = t.source->ListAll("");
-    if (!listed.ok()) return listed.status().WithContext("listing " + t.source->uri());
-    std::vector<ObjectInfo> ours;
-    for (ObjectInfo& o : *listed)
-      if (t.key_format->Match(o.key)) ours.push_back(std::move(o));
-    LF_ASSIGN_OR_RETURN(int64_t found, ledger_->RecordDiscovered(t.config->name, ours, "listing", now));
-    if (t.queue && found > 0)
-      spdlog::warn("{}: the listing found {} object(s) no notification announced", t.config->name, found);
-    added += found;
-    t.last_listing_us = now;
-  }
-  if (!event_error.ok()) return event_error;
-  return added;
+  DiscoveryStats found;
+  Status s = t.discovery->Poll(PollOptions{single_pass_}, &found);
+  if (stats) stats->messages_received += found.received;
+  if (!s.ok()) return s;
+  return found.recorded;
 }
 
-StatusOr<int64_t> Pipeline::ReceiveNotifications(TableRuntime& t, PassStats* stats) {
-  const TableConfig& cfg = *t.config;
-  int wait_s = static_cast<int>(cfg.sqs_wait_us / kMicrosPerSecond);
-  if (single_pass_) wait_s = std::min(wait_s, 1);
-  int visibility_s = static_cast<int>(cfg.sqs_visibility_us / kMicrosPerSecond);
-  int64_t added = 0;
-  // Bounded per pass so staging and loading are never starved by a deep
-  // queue; what is left waits for the next pass.
-  for (int batch = 0; batch < 100; ++batch) {
-    LF_ASSIGN_OR_RETURN(auto messages, t.queue->Receive(10, batch == 0 ? wait_s : 0, visibility_s));
-    if (messages.empty()) break;
-    if (stats) stats->messages_received += static_cast<int64_t>(messages.size());
-    for (const aws::SqsMessage& m : messages) {
-      LF_ASSIGN_OR_RETURN(int64_t n, HandleNotification(t, m));
-      added += n;
-    }
-  }
-  return added;
-}
-
-StatusOr<int64_t> Pipeline::HandleNotification(TableRuntime& t, const aws::SqsMessage& m) {
-  const TableConfig& cfg = *t.config;
-  int64_t now = NowMicros();
-  auto parsed = ParseS3EventMessage(m.body);
-  if (!parsed.ok()) {
-    // Never deleted: the queue's redrive policy moves it to its dead-letter
-    // queue after maxReceiveCount deliveries.
-    spdlog::warn("{}: notification {} from {} is not usable and stays on the queue: {}", cfg.name, m.message_id,
-                 t.queue->url(), parsed.status().message());
-    NotificationRow row{
-        m.message_id,         cfg.name, t.queue->url(), "failing", m.receive_count, parsed.status().message(),
-        Excerpt(m.body, 200), now};
-    LF_RETURN_IF_ERROR(ledger_->RecordNotification(row));
-    return int64_t{0};
-  }
-  HeldMessage held;
-  held.receipt_handle = m.receipt_handle;
-  held.receive_count = m.receive_count;
-  held.received_us = now;
-  std::vector<ObjectInfo> found;
-  Status unchecked;
-  for (const S3EventObject& e : parsed->created) {
-    if (e.bucket != t.source_bucket || !StartsWith(e.key, t.source_prefix)) continue;
-    std::string key = e.key.substr(t.source_prefix.size());
-    if (!t.key_format->Match(key)) continue;
-    // The object as it is now: the event may be older than an overwrite,
-    // and its etag is the version the ledger must name.
-    auto info = t.source->Stat(key);
-    if (info.status().code() == StatusCode::kPermissionDenied && GoneFromListing(t, key)) continue;
-    if (info.status().IsNotFound()) continue;  // deleted since; nothing to stage
-    if (!info.ok()) {
-      if (unchecked.ok())
-        unchecked = info.status().WithContext("checking " + t.source->UriOf(key) + " announced by an event");
-      continue;
-    }
-    held.objects.emplace_back(info->key, info->etag);
-    found.push_back(std::move(*info));
-  }
-  int64_t added = 0;
-  if (!found.empty()) {
-    LF_ASSIGN_OR_RETURN(added, ledger_->RecordDiscovered(cfg.name, found, "event", now));
-  }
-  if (!unchecked.ok()) {
-    // One message's object must not hold up the rest of the batch. Like an
-    // unusable body, the message is recorded and left on the queue, not held
-    // (never extended or deleted): a later delivery may succeed, and the
-    // redrive policy moves it aside if none does.
-    spdlog::warn("{}: notification {} from {} stays on the queue: {}", cfg.name, m.message_id, t.queue->url(),
-                 unchecked.ToString());
-    NotificationRow row{
-        m.message_id,         cfg.name, t.queue->url(), "failing", m.receive_count, unchecked.ToString(),
-        Excerpt(m.body, 200), now};
-    LF_RETURN_IF_ERROR(ledger_->RecordNotification(row));
-    {
-      std::lock_guard lock(*t.held_mu);
-      t.held.erase(m.message_id);
-    }
-    // A transient failure that outlasted the retries means the source is
-    // struggling: the rest of the batch would wait as long for the same
-    // answer. Stopping here leaves it to come back, and Discover lists.
-    if (unchecked.IsTransient()) return unchecked;
-    return added;
-  }
-  std::lock_guard lock(*t.held_mu);
-  auto it = t.held.find(m.message_id);
-  if (it != t.held.end()) {
-    // Redelivered while held: only the newest receipt handle can delete it.
-    it->second.receipt_handle = m.receipt_handle;
-    it->second.receive_count = m.receive_count;
-  } else {
-    t.held.emplace(m.message_id, std::move(held));
-  }
-  return added;
-}
-
-bool Pipeline::GoneFromListing(TableRuntime& t, const std::string& key) {
-  // Without s3:ListBucket, S3 answers HeadObject for a missing key with 403,
-  // not 404, so as not to reveal whether it exists. A listing under the key
-  // itself, which a policy granting ListBucket on the source prefix allows,
-  // tells a deleted object from a real permission problem.
-  auto page = t.source->List(key, "", 1);
-  return page.ok() && (page->objects.empty() || page->objects.front().key != key);
-}
-
-Status Pipeline::SettleNotifications(TableRuntime& t, PassStats* stats) {
-  if (!t.queue) return Status::Ok();
-  const TableConfig& cfg = *t.config;
-  std::vector<std::pair<std::string, HeldMessage>> held;
-  {
-    std::lock_guard lock(*t.held_mu);
-    held.assign(t.held.begin(), t.held.end());
-  }
-  Status first_error;
-  for (auto& [id, m] : held) {
-    bool staged = true;
-    std::string failing;
-    for (const auto& [key, etag] : m.objects) {
-      LF_ASSIGN_OR_RETURN(auto row, ledger_->FindObject(cfg.name, key, etag));
-      if (!row || row->state == ObjectState::kStaged || row->state == ObjectState::kSuperseded) continue;
-      staged = false;
-      if (row->state == ObjectState::kFailed && row->attempts >= 3)
-        failing = t.source->UriOf(key) + ": " + row->last_error;
-    }
-    int64_t now = NowMicros();
-    if (!staged) {
-      if (!failing.empty()) {
-        NotificationRow row{id, cfg.name, t.queue->url(), "failing", m.receive_count, failing, "", now};
-        LF_RETURN_IF_ERROR(ledger_->RecordNotification(row));
-      }
-      continue;
-    }
-    Status s = t.queue->Delete(m.receipt_handle);
-    if (!s.ok() && s.code() != StatusCode::kInvalidArgument) {
-      if (first_error.ok()) first_error = s;
-      continue;
-    }
-    // An expired receipt (kInvalidArgument) means the message was or will
-    // be redelivered; that delivery deletes it.
-    if (s.ok() && stats) ++stats->messages_deleted;
-    {
-      std::lock_guard lock(*t.held_mu);
-      auto it = t.held.find(id);
-      if (it != t.held.end() && it->second.receipt_handle == m.receipt_handle) t.held.erase(it);
-    }
-    NotificationRow row{id, cfg.name, t.queue->url(), "done", m.receive_count, "", "", now};
-    auto prior = ledger_->Notifications(cfg.name, "failing");
-    if (prior.ok())
-      for (const NotificationRow& p : *prior)
-        if (p.message_id == id) LF_RETURN_IF_ERROR(ledger_->RecordNotification(row));
-  }
-  return first_error;
-}
-
-void Pipeline::ExtendHeldNotifications(TableRuntime& t) {
-  if (!t.queue) return;
-  int visibility_s = static_cast<int>(t.config->sqs_visibility_us / kMicrosPerSecond);
-  std::vector<std::pair<std::string, HeldMessage>> held;
-  std::set<std::pair<std::string, std::string>> staging_now;
-  {
-    std::lock_guard lock(*t.held_mu);
-    held.assign(t.held.begin(), t.held.end());
-    staging_now = t.staging_now;
-  }
-  std::vector<std::pair<std::string, std::string>> receipts;
-  for (const auto& [id, m] : held) {
-    // Extending a message that waits on a failing object would keep it in
-    // flight for as long as other objects stage, and it would never reach the
-    // queue's maxReceiveCount. Messages whose objects are all staged are
-    // kept: the settle step after staging deletes them.
-    bool waits_elsewhere = false;
-    for (const auto& object : m.objects) {
-      if (staging_now.count(object)) continue;
-      auto row = ledger_->FindObject(t.config->name, object.first, object.second);
-      if (row.ok() && (!*row || (*row)->state == ObjectState::kStaged || (*row)->state == ObjectState::kSuperseded))
-        continue;
-      waits_elsewhere = true;
-      break;
-    }
-    if (waits_elsewhere) {
-      spdlog::debug("{}: notification {} waits on an object that is not being staged; not extended", t.config->name,
-                    id);
-      continue;
-    }
-    receipts.emplace_back(id, m.receipt_handle);
-  }
-  for (const auto& [id, receipt] : receipts) {
-    Status s = t.queue->ExtendVisibility(receipt, visibility_s);
-    if (s.ok()) continue;
-    // The receipt expired: the message is back on the queue and will be
-    // received again; forget this delivery.
-    spdlog::debug("{}: cannot extend notification {}: {}", t.config->name, id, s.ToString());
-    if (s.code() == StatusCode::kInvalidArgument) {
-      std::lock_guard lock(*t.held_mu);
-      auto it = t.held.find(id);
-      if (it != t.held.end() && it->second.receipt_handle == receipt) t.held.erase(it);
-    }
-  }
+Status Pipeline::Acknowledge(TableRuntime& t, PassStats* stats) {
+  DiscoveryStats settled;
+  Status s = t.discovery->Acknowledge(&settled);
+  if (stats) stats->messages_deleted += settled.acknowledged;
+  return s;
 }
 
 namespace {
@@ -394,119 +242,133 @@ StatusOr<StageOutcome> StageGuarded(TableRuntime& t, const ObjectRow& obj, RowNo
 
 }  // namespace
 
-Status Pipeline::Stage(TableRuntime& t, const std::atomic<bool>& stop, PassStats* stats) {
-  LF_ASSIGN_OR_RETURN(std::vector<ObjectRow> due, ledger_->DueObjects(t.config->name, NowMicros()));
-  if (due.empty()) return Status::Ok();
-  const TableConfig& cfg = *t.config;
-  auto finished = [&t](const ObjectRow& obj) {
-    std::lock_guard lock(*t.held_mu);
-    t.staging_now.erase({obj.key, obj.etag});
-  };
-  {
-    std::lock_guard lock(*t.held_mu);
-    for (const ObjectRow& obj : due) t.staging_now.emplace(obj.key, obj.etag);
-  }
-  struct ClearOnExit {
-    TableRuntime& t;
-    ~ClearOnExit() {
-      std::lock_guard lock(*t.held_mu);
-      t.staging_now.clear();
-    }
-  } clear_on_exit{t};
+// What the workers of one Stage step share.
+struct Pipeline::StageRun {
+  std::vector<ObjectRow> due;
+  int64_t started_us = 0;  // env's monotonic clock
   std::atomic<size_t> next{0};
   std::atomic<int64_t> done{0}, failed{0}, rows{0}, bad{0};
   std::atomic<uint64_t> bytes{0};
   std::mutex commit_mu;  // schema records and the commit that relies on them go together
-  Status fatal;
   std::mutex fatal_mu;
-  auto t0 = std::chrono::steady_clock::now();
+  Status fatal;  // guarded by fatal_mu
 
-  auto work = [&] {
-    auto norm = std::make_unique<RowNormalizer>(t.schema.get(), cfg.format);
-    for (;;) {
-      if (stop.load()) return;
-      size_t i = next.fetch_add(1);
-      if (i >= due.size()) return;
-      const ObjectRow& obj = due[i];
-      // Once per pass: the stores have retried each request already, and a
-      // transient failure that outlasted them waits for the object's backoff.
-      bool threw = false;
-      auto outcome = StageGuarded(t, obj, *norm, &threw);
-      if (threw) norm = std::make_unique<RowNormalizer>(t.schema.get(), cfg.format);
-      int64_t now = NowMicros();
-      if (!outcome.ok()) {
-        std::string error = t.source->UriOf(obj.key) + ": " + outcome.status().ToString();
-        spdlog::warn("staging failed: {}", error);
-        Status s = ledger_->MarkFailed(obj.id, error, NextAttempt(cfg, obj.attempts + 1, now));
-        finished(obj);
-        if (!s.ok()) {
-          std::lock_guard lock(fatal_mu);
-          fatal = s;
-        }
-        ++failed;
-        continue;
-      }
-      StageOutcome& o = *outcome;
-      Status s;
-      {
-        std::lock_guard lock(commit_mu);
-        std::vector<Column*> taken;
-        o.staged.columns = t.schema->TakeUnpersisted(&taken);
-        s = ledger_->CommitStaged(o.staged, now);
-        if (!s.ok()) t.schema->Requeue(taken);
-      }
-      finished(obj);
-      if (!s.ok()) {
-        spdlog::error("ledger commit for {} failed: {}", t.source->UriOf(obj.key), s.ToString());
-        std::lock_guard lock(fatal_mu);
-        fatal = s;
-        ++failed;
-        continue;
-      }
-      if (o.staged.bad_total > 0)
-        spdlog::warn(
-            "{}: {} bad record(s); first at line {}: {}{}", t.source->UriOf(obj.key), o.staged.bad_total,
-            o.staged.bad_records.front().line, o.staged.bad_records.front().reason,
-            o.staged.bad_records.front().field.empty() ? "" : " (field '" + o.staged.bad_records.front().field + "')");
-      if (o.staged.warnings > 0)
-        spdlog::info("{}: {} value(s) repaired or rewritten; latest: {}", t.source->UriOf(obj.key), o.staged.warnings,
-                     o.staged.warning);
-      ++done;
-      rows += o.staged.rows_staged;
-      bad += o.staged.bad_total;
-      bytes += o.bytes_uncompressed;
-      if (progress_) {
-        double secs = SecondsSince(t0);
-        char line[256];
-        snprintf(line, sizeof line, "[%s] staged %lld/%zu objects, %s, %.0f MB/s", cfg.name.c_str(),
-                 static_cast<long long>(done.load() + failed.load()), due.size(), HumanBytes(bytes.load()).c_str(),
-                 secs > 0 ? bytes.load() / 1e6 / secs : 0.0);
-        progress_(line);
-      }
-    }
-  };
+  void Fatal(Status s) {
+    std::lock_guard lock(fatal_mu);
+    fatal = std::move(s);
+  }
+};
+
+Status Pipeline::StageAndExtend(TableRuntime& t, const std::atomic<bool>& stop, PassStats* stats) {
+  int64_t every_us = t.discovery->extend_every_us();
+  if (every_us <= 0) return Stage(t, stop, stats);
+  // Held notifications stay invisible for as long as staging takes.
+  Heartbeat heartbeat(env_, every_us, [&t] { t.discovery->Extend(); });
+  return Stage(t, stop, stats);
+}
+
+Status Pipeline::Stage(TableRuntime& t, const std::atomic<bool>& stop, PassStats* stats) {
+  StageRun run;
+  LF_ASSIGN_OR_RETURN(run.due, ledger_->DueObjects(t.config->name, env_->NowMicros()));
+  if (run.due.empty()) return Status::Ok();
+  run.started_us = env_->MonotonicMicros();
+  std::vector<ObjectVersion> versions;
+  for (const ObjectRow& obj : run.due) versions.emplace_back(obj.key, obj.etag);
+  t.discovery->BeginStaging(versions);
+  RunStageWorkers(t, run, stop);
+  t.discovery->EndStaging();
+  stats->staged_objects += run.done;
+  stats->failed_objects += run.failed;
+  stats->rows_staged += run.rows;
+  stats->bad_records += run.bad;
+  stats->bytes_read += run.bytes;
+  stats->stage_seconds += static_cast<double>(env_->MonotonicMicros() - run.started_us) / kMicrosPerSecond;
+  return run.fatal;
+}
+
+void Pipeline::RunStageWorkers(TableRuntime& t, StageRun& run, const std::atomic<bool>& stop) {
   // Past StageGuarded only the ledger and the schema run; should they throw,
   // the pass reports it instead of the process ending.
   auto worker = [&] {
     try {
-      work();
+      StageWorker(t, run, stop);
     } catch (const std::exception& e) {
-      std::lock_guard lock(fatal_mu);
-      fatal = Status::Internal(std::string("staging worker stopped: ") + Excerpt(e.what(), 300));
+      run.Fatal(Status::Internal(std::string("staging worker stopped: ") + Excerpt(e.what(), 300)));
     }
   };
-  int n = std::max(1, std::min<int>(config_.workers, static_cast<int>(due.size())));
+  int n = std::max(1, std::min<int>(config_.workers, static_cast<int>(run.due.size())));
   std::vector<std::thread> threads;
   for (int i = 1; i < n; ++i) threads.emplace_back(worker);
   worker();
   for (auto& th : threads) th.join();
-  stats->staged_objects += done;
-  stats->failed_objects += failed;
-  stats->rows_staged += rows;
-  stats->bad_records += bad;
-  stats->bytes_read += bytes;
-  stats->stage_seconds += SecondsSince(t0);
-  return fatal;
+}
+
+void Pipeline::StageWorker(TableRuntime& t, StageRun& run, const std::atomic<bool>& stop) {
+  const TableConfig& cfg = *t.config;
+  auto norm = std::make_unique<RowNormalizer>(t.schema.get(), cfg.format);
+  for (;;) {
+    if (stop.load()) return;
+    size_t i = run.next.fetch_add(1);
+    if (i >= run.due.size()) return;
+    const ObjectRow& obj = run.due[i];
+    // Once per pass: the stores have retried each request already, and a
+    // transient failure that outlasted them waits for the object's backoff.
+    bool threw = false;
+    auto outcome = StageGuarded(t, obj, *norm, &threw);
+    if (threw) norm = std::make_unique<RowNormalizer>(t.schema.get(), cfg.format);
+    bool committed = outcome.ok() && CommitObject(t, run, obj, *outcome);
+    if (!outcome.ok()) FailObject(t, run, obj, outcome.status());
+    t.discovery->FinishedStaging({obj.key, obj.etag});
+    if (committed && progress_) ReportProgress(t, run);
+  }
+}
+
+void Pipeline::FailObject(TableRuntime& t, StageRun& run, const ObjectRow& obj, const Status& failure) {
+  std::string error = t.source->UriOf(obj.key) + ": " + failure.ToString();
+  spdlog::warn("staging failed: {}", error);
+  Status s = ledger_->MarkFailed(obj.id, error, NextAttempt(*t.config, obj.attempts + 1, env_->NowMicros()));
+  if (!s.ok()) run.Fatal(s);
+  ++run.failed;
+}
+
+bool Pipeline::CommitObject(TableRuntime& t, StageRun& run, const ObjectRow& obj, StageOutcome& o) {
+  Status s;
+  {
+    std::lock_guard lock(run.commit_mu);
+    std::vector<Column*> taken;
+    o.staged.columns = t.schema->TakeUnpersisted(&taken);
+    s = ledger_->CommitStaged(o.staged, env_->NowMicros());
+    if (!s.ok()) t.schema->Requeue(taken);
+  }
+  if (!s.ok()) {
+    spdlog::error("ledger commit for {} failed: {}", t.source->UriOf(obj.key), s.ToString());
+    run.Fatal(s);
+    ++run.failed;
+    return false;
+  }
+  if (o.staged.bad_total > 0)
+    spdlog::warn(
+        "{}: {} bad record(s); first at line {}: {}{}", t.source->UriOf(obj.key), o.staged.bad_total,
+        o.staged.bad_records.front().line, o.staged.bad_records.front().reason,
+        o.staged.bad_records.front().field.empty() ? "" : " (field '" + o.staged.bad_records.front().field + "')");
+  if (o.staged.warnings > 0)
+    spdlog::info("{}: {} value(s) repaired or rewritten; latest: {}", t.source->UriOf(obj.key), o.staged.warnings,
+                 o.staged.warning);
+  ++run.done;
+  run.rows += o.staged.rows_staged;
+  run.bad += o.staged.bad_total;
+  run.bytes += o.bytes_uncompressed;
+  return true;
+}
+
+void Pipeline::ReportProgress(const TableRuntime& t, const StageRun& run) {
+  double secs = static_cast<double>(env_->MonotonicMicros() - run.started_us) / kMicrosPerSecond;
+  uint64_t bytes = run.bytes.load();
+  char line[256];
+  snprintf(line, sizeof line, "[%s] staged %lld/%zu objects, %s, %.0f MB/s", t.config->name.c_str(),
+           static_cast<long long>(run.done.load() + run.failed.load()), run.due.size(), HumanBytes(bytes).c_str(),
+           secs > 0 ? bytes / 1e6 / secs : 0.0);
+  progress_(line);
 }
 
 Status Pipeline::ProcessRequests(TableRuntime& t) {
@@ -517,7 +379,7 @@ Status Pipeline::FinishRequests(TableRuntime& t) {
   LF_ASSIGN_OR_RETURN(auto queued, ledger_->Requests(t.config->name, "queued"));
   if (queued.empty()) return Status::Ok();
   LF_ASSIGN_OR_RETURN(auto parts, ledger_->Partitions(t.config->name));
-  int64_t now = NowMicros();
+  int64_t now = env_->NowMicros();
   for (const RequestRow& r : queued) {
     int64_t loaded = 0, waiting = 0;
     std::string errors;
@@ -585,14 +447,14 @@ StatusOr<bool> HeldBack(Warehouse& wh, LoadJobLog& jobs, const std::string& tabl
 // The partitions due, in the jobs the warehouse groups them into.
 StatusOr<std::vector<std::vector<PartitionRow>>> GroupIntoJobs(Warehouse& wh, LoadJobLog& jobs,
                                                                const std::string& table,
-                                                               const std::vector<PartitionRow>& due) {
+                                                               const std::vector<PartitionRow>& due, int64_t now) {
   std::vector<int64_t> starts;
   std::map<int64_t, const PartitionRow*> by_start;
   for (const PartitionRow& p : due) {
     starts.push_back(p.partition_us);
     by_start[p.partition_us] = &p;
   }
-  LF_ASSIGN_OR_RETURN(JobGroups groups, wh.GroupIntoJobs(starts, jobs, NowMicros()));
+  LF_ASSIGN_OR_RETURN(JobGroups groups, wh.GroupIntoJobs(starts, jobs, now));
   if (!groups.why.empty()) spdlog::info("{}: {}", table, groups.why);
   std::vector<std::vector<PartitionRow>> batches;
   for (const std::vector<int64_t>& group : groups.jobs) {
@@ -615,7 +477,8 @@ StatusOr<std::vector<std::vector<PartitionRow>>> GroupIntoJobs(Warehouse& wh, Lo
 Status Pipeline::Load(TableRuntime& t, const std::atomic<bool>& stop, PassStats* stats,
                       std::optional<std::pair<int64_t, int64_t>> range) {
   const TableConfig& cfg = *t.config;
-  LF_ASSIGN_OR_RETURN(auto due, ledger_->DuePartitions(cfg.name, cfg.partition_unit_us, cfg.settle_us, NowMicros()));
+  LF_ASSIGN_OR_RETURN(auto due,
+                      ledger_->DuePartitions(cfg.name, cfg.partition_unit_us, cfg.settle_us, env_->NowMicros()));
   if (range) {
     std::erase_if(due, [&](const PartitionRow& p) {
       return p.partition_us >= range->second || p.partition_us + cfg.partition_unit_us <= range->first;
@@ -624,10 +487,10 @@ Status Pipeline::Load(TableRuntime& t, const std::atomic<bool>& stop, PassStats*
   if (due.empty()) return Status::Ok();
   // Holding the warehouse open across snapshot → replace → record makes the
   // three one unit with respect to other processes loading the same table.
-  LF_ASSIGN_OR_RETURN(auto wh, OpenWarehouse(cfg.warehouse, WarehouseOptionsFor(config_, cfg, /*read_only=*/false)));
+  LF_ASSIGN_OR_RETURN(auto wh, OpenWarehouse(cfg.warehouse, WarehouseOptionsFor(config_, cfg, /*read_only=*/false, env_)));
   LF_RETURN_IF_ERROR(wh->EnsureTable(cfg.name, *t.schema));
   LedgerJobLog jobs(*ledger_, cfg.name);
-  LF_ASSIGN_OR_RETURN(auto batches, GroupIntoJobs(*wh, jobs, cfg.name, due));
+  LF_ASSIGN_OR_RETURN(auto batches, GroupIntoJobs(*wh, jobs, cfg.name, due, env_->NowMicros()));
   size_t waiting = 0;
   for (const auto& batch : batches) waiting += batch.size();
   for (const std::vector<PartitionRow>& batch : batches) {
@@ -643,7 +506,7 @@ Status Pipeline::Load(TableRuntime& t, const std::atomic<bool>& stop, PassStats*
 StatusOr<bool> Pipeline::LoadJob(TableRuntime& t, Warehouse& wh, LoadJobLog& jobs,
                                  const std::vector<PartitionRow>& batch, size_t waiting, PassStats* stats) {
   const TableConfig& cfg = *t.config;
-  int64_t now = NowMicros();
+  int64_t now = env_->NowMicros();
   std::vector<LoadPlan> plans;
   std::vector<int> attempts;
   for (const PartitionRow& p : batch) {
@@ -701,7 +564,7 @@ Status Pipeline::RecordLoads(TableRuntime& t, const std::vector<LoadPlan>& plans
                              const StatusOr<std::map<int64_t, int64_t>>& replaced, const std::string& job_id,
                              PassStats* stats) {
   const TableConfig& cfg = *t.config;
-  int64_t now = NowMicros();
+  int64_t now = env_->NowMicros();
   for (size_t i = 0; i < plans.size(); ++i) {
     const LoadPlan& plan = plans[i];
     Status ps = replaced.status();
@@ -785,33 +648,8 @@ StatusOr<PassStats> Pipeline::RunOnce(const std::atomic<bool>& stop) {
     if (discovered.ok()) stats.discovered += *discovered;
     step("discover", discovered.status());
     if (stop.load()) break;
-    {
-      // Held notifications stay invisible for as long as staging takes.
-      std::mutex mu;
-      std::condition_variable cv;
-      bool staging = true;
-      std::thread heartbeat;
-      if (t.queue) {
-        int64_t every_us = std::max<int64_t>(t.config->sqs_visibility_us / 3, kMicrosPerSecond);
-        // every_us by value: it ends with this block, the thread does not.
-        heartbeat = std::thread([&, every_us] {
-          std::unique_lock lock(mu);
-          while (!cv.wait_for(lock, std::chrono::microseconds(every_us), [&] { return !staging; })) {
-            lock.unlock();
-            ExtendHeldNotifications(t);
-            lock.lock();
-          }
-        });
-      }
-      step("stage", Stage(t, stop, &stats));
-      {
-        std::lock_guard lock(mu);
-        staging = false;
-      }
-      cv.notify_all();
-      if (heartbeat.joinable()) heartbeat.join();
-    }
-    step("notifications", SettleNotifications(t, &stats));
+    step("stage", StageAndExtend(t, stop, &stats));
+    step("notifications", Acknowledge(t, &stats));
     if (stop.load()) break;
     step("requests", ProcessRequests(t));
     step("load", Load(t, stop, &stats));
@@ -819,8 +657,8 @@ StatusOr<PassStats> Pipeline::RunOnce(const std::atomic<bool>& stop) {
     step("gc", CollectGarbage(t));
     // Strays appear only when a run dies mid-stage: sweep on a process's
     // first pass and hourly after that, not every pass (it lists all parts).
-    if (!stop.load() && NowMicros() - t.last_sweep_us >= kMicrosPerHour) {
-      if (step("sweep", SweepStaging(t))) t.last_sweep_us = NowMicros();
+    if (!stop.load() && env_->NowMicros() - t.last_sweep_us >= kMicrosPerHour) {
+      if (step("sweep", SweepStaging(t))) t.last_sweep_us = env_->NowMicros();
     }
   }
   if (!first_error.ok()) return first_error;

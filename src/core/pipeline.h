@@ -10,17 +10,15 @@
 
 #include <atomic>
 #include <functional>
-#include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
-#include <set>
 #include <string>
 #include <vector>
 
-#include "aws/sqs.h"
+#include "common/env.h"
 #include "common/retry.h"
 #include "core/config.h"
+#include "discovery/discovery.h"
 #include "ledger/ledger.h"
 #include "schema/schema.h"
 #include "store/object_store.h"
@@ -28,28 +26,26 @@
 
 namespace logferry {
 
+struct StageOutcome;
+
 // Opens one side of a table (its source or staging store) with the core's
 // per-request retry policy and the process's shared AWS credentials.
 StatusOr<std::unique_ptr<ObjectStore>> OpenTableStore(const std::string& uri, const StoreOptions& side,
-                                                      const std::string& google_credentials = "");
+                                                      const std::string& google_credentials = "",
+                                                      Env* env = Env::Default());
 // How a table's warehouse is reached (BigQuery settings, shared Google
 // tokens, the per-request retry policy, the scratch directory).
-WarehouseOptions WarehouseOptionsFor(const Config& config, const TableConfig& table, bool read_only);
+WarehouseOptions WarehouseOptionsFor(const Config& config, const TableConfig& table, bool read_only,
+                                     Env* env = Env::Default());
 // Google tokens for a credentials file ("" = Application Default
 // Credentials), one provider per file for the whole process.
 std::shared_ptr<gcp::TokenProvider> SharedGcpTokens(const std::string& credentials_file);
 // The process's AWS credential chain, shared so temporary credentials are
 // fetched and refreshed once.
 std::shared_ptr<aws::CredentialsProvider> SharedAwsCredentials();
-
-// A notification received but not yet deleted: it is deleted only once every
-// object it announced is durably staged (ledger committed).
-struct HeldMessage {
-  std::string receipt_handle;
-  int receive_count = 0;
-  std::vector<std::pair<std::string, std::string>> objects;  // (key, etag) in the source store
-  int64_t received_us = 0;
-};
+// Reads the depth of a table's notification queue, for `check`:
+// "3 waiting, 0 in flight".
+StatusOr<std::string> ProbeNotifications(const TableConfig& table);
 
 struct TableRuntime {
   const TableConfig* config = nullptr;
@@ -58,16 +54,8 @@ struct TableRuntime {
   std::unique_ptr<KeyFormat> key_format;
   std::unique_ptr<SchemaRegistry> schema;
   int64_t last_sweep_us = 0;
-  // Event-driven discovery (notifications = queue URL).
-  std::unique_ptr<aws::SqsQueue> queue;
-  std::string source_bucket, source_prefix;
-  int64_t last_listing_us = 0;
-  std::unique_ptr<std::mutex> held_mu = std::make_unique<std::mutex>();
-  std::map<std::string, HeldMessage> held;  // by message id
-  // (key, etag) of the objects the running Stage step has yet to finish;
-  // guarded by held_mu. Only messages waiting on these are worth keeping
-  // invisible: the others must lapse so the queue counts their deliveries.
-  std::set<std::pair<std::string, std::string>> staging_now;
+  // A listing, or events backed by one (discovery/discovery.h).
+  std::unique_ptr<Discovery> discovery;
 };
 
 struct PassStats {
@@ -87,7 +75,9 @@ struct PassStats {
 
 class Pipeline {
  public:
-  Pipeline(const Config& config, Ledger* ledger);
+  // env: the clock and the sleeps of the pipeline, and of the stores,
+  // queues and warehouses it opens (through their RetryPolicy).
+  Pipeline(const Config& config, Ledger* ledger, Env* env = Env::Default());
 
   // Opens stores and restores each table's schema from the ledger.
   Status Init();
@@ -100,13 +90,11 @@ class Pipeline {
   // Receives event notifications (when configured) and lists the source
   // (always without notifications; every reconcile_every with them).
   StatusOr<int64_t> Discover(TableRuntime& t, PassStats* stats = nullptr);
-  // Deletes held notifications whose objects are now staged.
-  Status SettleNotifications(TableRuntime& t, PassStats* stats);
-  // Keeps held notifications invisible while their objects are being staged.
-  // A message that also waits on an object not being staged now (failing,
-  // backing off) is left to time out, so the queue's redrive policy sees
-  // each of its deliveries.
-  void ExtendHeldNotifications(TableRuntime& t);
+  // Acknowledges (deletes) held notifications whose objects are now staged.
+  Status Acknowledge(TableRuntime& t, PassStats* stats);
+  // Stages the objects due, keeping the notifications that announced them
+  // from being redelivered meanwhile.
+  Status StageAndExtend(TableRuntime& t, const std::atomic<bool>& stop, PassStats* stats);
   Status Stage(TableRuntime& t, const std::atomic<bool>& stop, PassStats* stats);
   Status ProcessRequests(TableRuntime& t);
   // Loads due partitions; with a range, only those starting in [from, to).
@@ -131,13 +119,15 @@ class Pipeline {
   static std::string PartKey(const std::string& table, int64_t hour_us, const std::string& version_id);
 
  private:
+  struct StageRun;
+
   const Config& config_;
   Ledger* ledger_;
+  Env* env_;
   std::vector<TableRuntime> tables_;
   std::function<void(const std::string&)> progress_;
   bool single_pass_ = false;
 
-  StatusOr<int64_t> ReceiveNotifications(TableRuntime& t, PassStats* stats);
   // Load's steps (pipeline.cc).
   StatusOr<bool> LoadJob(TableRuntime& t, Warehouse& wh, LoadJobLog& jobs, const std::vector<PartitionRow>& batch,
                          size_t waiting, PassStats* stats);
@@ -145,10 +135,15 @@ class Pipeline {
                                    int64_t now, PassStats* stats);
   Status RecordLoads(TableRuntime& t, const std::vector<LoadPlan>& plans, const std::vector<int>& attempts,
                      const StatusOr<std::map<int64_t, int64_t>>& replaced, const std::string& job_id, PassStats* stats);
+  StatusOr<std::unique_ptr<Discovery>> OpenDiscovery(const TableRuntime& t);
   Status CheckStagedParts(TableRuntime& t, const LoadPlan& plan);
-  StatusOr<int64_t> HandleNotification(TableRuntime& t, const aws::SqsMessage& m);
-  // Whether a listing shows that key is no longer in the source.
-  bool GoneFromListing(TableRuntime& t, const std::string& key);
+  // The steps of Stage, on each worker thread.
+  void RunStageWorkers(TableRuntime& t, StageRun& run, const std::atomic<bool>& stop);
+  void StageWorker(TableRuntime& t, StageRun& run, const std::atomic<bool>& stop);
+  void FailObject(TableRuntime& t, StageRun& run, const ObjectRow& obj, const Status& error);
+  // Records a staged object in the ledger; false if that failed.
+  bool CommitObject(TableRuntime& t, StageRun& run, const ObjectRow& obj, StageOutcome& outcome);
+  void ReportProgress(const TableRuntime& t, const StageRun& run);
 };
 
 }  // namespace logferry

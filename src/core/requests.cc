@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/env.h"
 #include "common/strings.h"
 #include "common/time.h"
 
@@ -123,7 +124,7 @@ std::string RequestInbox::CheckTable(const std::string& table) const {
 }
 
 Status RequestInbox::Record(const ObjectInfo& o, const ParsedRequest& r) {
-  int64_t now = NowMicros();
+  int64_t now = Env::Default()->NowMicros();
   std::string uri = staging_.UriOf(o.key);
   int64_t from = r.error.empty() ? r.from_us : 0, to = r.error.empty() ? r.to_us : 0;
   LF_ASSIGN_OR_RETURN(auto rec, ledger_.RecordRequest(table_.name, uri, OriginKey(staging_, o), from, to,
@@ -154,7 +155,7 @@ Status RequestInbox::RemoveDoneBlocker(const ObjectInfo& o) {
   std::string origin = OriginKey(staging_, o);
   LF_ASSIGN_OR_RETURN(auto known, ledger_.FindRequest(origin));
   if (!known) {
-    int64_t now = NowMicros();
+    int64_t now = Env::Default()->NowMicros();
     LF_ASSIGN_OR_RETURN(auto rec, ledger_.RecordRequest(table_.name, staging_.UriOf(o.key), origin, 0, 0,
                                                         table_.partition_unit_us, now));
     std::string why = std::string("'") + kRequestsDonePrefix + "' is where filed requests go; this object was removed";

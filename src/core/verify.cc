@@ -3,6 +3,7 @@
 #include <map>
 #include <set>
 
+#include "common/env.h"
 #include "common/strings.h"
 #include "common/time.h"
 #include "registry/scheme_registry.h"
@@ -14,7 +15,7 @@ Status VerifyTable(TableRuntime& t, Ledger& ledger, const Config& config, Verify
   const std::string prefix = "[" + cfg.name + "] ";
   auto diff = [&](std::string s) { r->differences.push_back(prefix + s); };
   auto note = [&](std::string s) { r->notes.push_back(prefix + s); };
-  int64_t now = NowMicros();
+  int64_t now = Env::Default()->NowMicros();
 
   // Source ↔ ledger: every object Fluentd wrote is staged in its current version.
   LF_ASSIGN_OR_RETURN(auto listed, t.source->ListAll(""));

@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/env.h"
 #include "common/refreshing_cache.h"
 #include "common/strings.h"
 #include "common/time.h"
@@ -376,12 +377,8 @@ class MetadataSource : public Source {
 class DefaultProvider : public TokenProvider {
  public:
   explicit DefaultProvider(TokenOptions options) : options_(std::move(options)) {
-    if (!options_.getenv)
-      options_.getenv = [](const std::string& name) {
-        const char* v = std::getenv(name.c_str());
-        return std::string(v ? v : "");
-      };
-    if (!options_.now_us) options_.now_us = [] { return NowMicros(); };
+    if (!options_.getenv) options_.getenv = [](const std::string& name) { return Env::Default()->GetEnvOr(name); };
+    if (!options_.now_us) options_.now_us = [] { return Env::Default()->NowMicros(); };
     if (options_.home.empty()) options_.home = options_.getenv("HOME");
     if (options_.scope.empty()) options_.scope = kDefaultScope;
     if (options_.metadata_host.empty()) options_.metadata_host = options_.getenv("GCE_METADATA_HOST");

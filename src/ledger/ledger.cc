@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "common/env.h"
 #include "common/strings.h"
 #include "common/time.h"
 #include "ledger/sqlite.h"
@@ -202,7 +203,7 @@ StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const std::string& path) {
     Status s = ledger->Exec("PRAGMA journal_mode=WAL");
     if (s.ok()) break;
     if (!s.IsTransient() || attempt >= 100) return s;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    Env::Default()->SleepForMicroseconds(50'000);
   }
   // NORMAL is durable across process crashes in WAL mode; FULL adds power-loss
   // durability of the last commit, which matters for the ledger's promises.

@@ -9,6 +9,7 @@
 #include <random>
 #include <thread>
 
+#include "common/env.h"
 #include "common/strings.h"
 #include "common/time.h"
 #include "gcp/client.h"
@@ -21,11 +22,6 @@ namespace {
 using nlohmann::json;
 
 constexpr size_t kResumableQuantum = 256 << 10;  // chunk sizes must be multiples of this
-
-std::string Env(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? v : "";
-}
 
 uint64_t JsonU64(const json& j, const char* key) {
   auto it = j.find(key);
@@ -428,7 +424,7 @@ Status GcsWriteStream::SendChunk(bool last) {
     Status failure = resp.ok() ? gcp::ErrorStatus(what, *resp) : resp.status();
     if (resp.ok() && resp->status == 404) return Status::Unavailable(what + ": the upload session expired");
     if (!failure.IsTransient() || attempt >= policy.max_attempts) return failure;
-    std::this_thread::sleep_for(std::chrono::microseconds(policy.Backoff(attempt)));
+    policy.env->SleepForMicroseconds(policy.Backoff(attempt));
     // Where are we? An empty PUT with "bytes */total" asks without sending.
     HttpRequest probe;
     probe.method = "PUT";
@@ -495,7 +491,7 @@ namespace {
 // STORAGE_EMULATOR_HOST as a URL ("host:port", as Google's libraries read
 // it, means http), or "".
 std::string EmulatorUrl() {
-  std::string e = Env("STORAGE_EMULATOR_HOST");
+  std::string e = Env::Default()->GetEnvOr("STORAGE_EMULATOR_HOST");
   if (!e.empty() && e.find("://") == std::string::npos) e = "http://" + e;
   return e;
 }
@@ -545,7 +541,7 @@ StatusOr<std::unique_ptr<ObjectStore>> OpenGcsStore(std::string_view uri, const 
   StoreOptions opts = options;
   if (!opts.gcp_tokens) {
     // Google's libraries talk to an emulator without credentials.
-    opts.gcp_tokens = options.endpoint.empty() && !Env("STORAGE_EMULATOR_HOST").empty()
+    opts.gcp_tokens = options.endpoint.empty() && !Env::Default()->GetEnvOr("STORAGE_EMULATOR_HOST").empty()
                           ? std::shared_ptr<gcp::TokenProvider>(gcp::MakeStaticTokenProvider("emulator"))
                           : std::shared_ptr<gcp::TokenProvider>(gcp::MakeTokenProvider());
   }

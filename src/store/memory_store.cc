@@ -5,6 +5,7 @@
 #include <map>
 #include <mutex>
 
+#include "common/env.h"
 #include "common/strings.h"
 #include "common/time.h"
 
@@ -61,7 +62,8 @@ class MemoryWriteStream final : public WriteStream {
     WrittenObject out{key_, data_.size(), Crc32cHex(Crc32c(0, data_.data(), data_.size())), ""};
     std::lock_guard lock(objects_->mu);
     out.etag = "g" + std::to_string(++objects_->generation);
-    objects_->objects[path_] = {std::make_shared<const std::string>(std::move(data_)), out.etag, NowMicros()};
+    objects_->objects[path_] = {std::make_shared<const std::string>(std::move(data_)), out.etag,
+                                Env::Default()->NowMicros()};
     return out;
   }
 

@@ -12,6 +12,7 @@
 
 #include "aws/client.h"
 #include "aws/credentials.h"
+#include "common/env.h"
 #include "common/strings.h"
 #include "common/time.h"
 #include "http/http_client.h"
@@ -19,15 +20,10 @@
 namespace logferry {
 namespace {
 
-std::string Env(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? v : "";
-}
-
 // The endpoint the AWS SDKs take from the environment, as (variable, URL).
 std::optional<std::pair<std::string, std::string>> EnvironmentEndpoint() {
   for (const char* name : {"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"}) {
-    std::string v = Env(name);
+    std::string v = Env::Default()->GetEnvOr(name);
     if (!v.empty()) return std::pair<std::string, std::string>{name, v};
   }
   return std::nullopt;
@@ -182,7 +178,7 @@ class S3Store final : public ObjectStore {
   Status RemoveStaleTemporaries(std::string_view prefix, int64_t min_age_us) override {
     // Unfinished multipart uploads are the only temporaries S3 keeps (and
     // bills for); one page of them per call is enough to make progress.
-    const int64_t cutoff_us = NowMicros() - min_age_us;
+    const int64_t cutoff_us = Env::Default()->NowMicros() - min_age_us;
     std::string query = "prefix=" + UriEncode(prefix_ + std::string(prefix)) + "&uploads=";
     HttpRequest req;
     req.url = addressing_.origin + (addressing_.bucket_path.empty() ? "/" : addressing_.bucket_path) + "?" + query;

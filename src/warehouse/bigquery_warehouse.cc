@@ -16,6 +16,7 @@
 #include <span>
 #include <thread>
 
+#include "common/env.h"
 #include "common/strings.h"
 #include "common/time.h"
 #include "format/compression.h"
@@ -208,7 +209,7 @@ class BigQueryWarehouse final : public Warehouse {
     json j = json::parse(resp.body, nullptr, false);
     // Not complete within timeoutMs: poll getQueryResults (bounded).
     for (int i = 0; i < 120 && j.is_object() && !j.value("jobComplete", true); ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(std::min(2000, 100 << std::min(i, 4))));
+      opts_.retry.env->SleepForMicroseconds(1000 * std::min(2000, 100 << std::min(i, 4)));
       std::string id = j["jobReference"].value("jobId", "");
       HttpRequest poll;
       poll.url = ProjectUrl() + "/queries/" + UriEncode(id) + "?location=" + UriEncode(opts_.location);
@@ -377,7 +378,7 @@ class BigQueryWarehouse final : public Warehouse {
   // Returns whether it was created now (false: it was there already).
   StatusOr<bool> CreateScratch(const std::string& scratch, const json& fields, int64_t unit_us) {
     json body = PartitionedTable(scratch, fields, unit_us);
-    body["expirationTime"] = std::to_string(NowMicros() / 1000 + kScratchLifetimeMs);
+    body["expirationTime"] = std::to_string(opts_.retry.env->NowMicros() / 1000 + kScratchLifetimeMs);
     LF_ASSIGN_OR_RETURN(int status, InsertTable(scratch, body));
     return status != 409;
   }
@@ -502,8 +503,7 @@ class BigQueryWarehouse final : public Warehouse {
     if (found_existing_out) *found_existing_out = found_existing;
     for (int i = 0; i < 600; ++i) {
       if (!found_existing && job.is_object() && job.value("status", json::object()).value("state", "") == "DONE") break;
-      if (i > 0 || found_existing)
-        std::this_thread::sleep_for(std::chrono::milliseconds(std::min(5000, 200 << std::min(i, 5))));
+      if (i > 0 || found_existing) opts_.retry.env->SleepForMicroseconds(1000 * std::min(5000, 200 << std::min(i, 5)));
       HttpRequest get;
       get.url = ProjectUrl() + "/jobs/" + UriEncode(job_id) + "?location=" + UriEncode(opts_.location);
       LF_ASSIGN_OR_RETURN(HttpResponse g, client_.Send("BigQuery jobs.get " + job_id, get));

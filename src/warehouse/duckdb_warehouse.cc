@@ -14,6 +14,7 @@
 #include <thread>
 #include <unordered_set>
 
+#include "common/env.h"
 #include "common/strings.h"
 #include "common/time.h"
 #include "warehouse/warehouse.h"
@@ -410,7 +411,7 @@ class DuckDbWarehouse final : public Warehouse {
 StatusOr<std::unique_ptr<Warehouse>> OpenDuckDbWarehouse(const std::string& path, const WarehouseOptions& opts) {
   if (opts.read_only && access(path.c_str(), F_OK) != 0)
     return Status::NotFound("warehouse " + path + " does not exist yet (nothing has been loaded)");
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(opts.lock_timeout_us);
+  const int64_t deadline_us = opts.retry.env->MonotonicMicros() + opts.lock_timeout_us;
   for (int attempt = 0;; ++attempt) {
     duckdb_config config;
     duckdb_create_config(&config);
@@ -437,10 +438,10 @@ StatusOr<std::unique_ptr<Warehouse>> OpenDuckDbWarehouse(const std::string& path
     duckdb_free(err);
     bool locked = message.find("lock") != std::string::npos;
     if (!locked) return Status::Internal("duckdb: cannot open " + path + ": " + message);
-    if (std::chrono::steady_clock::now() >= deadline)
+    if (opts.retry.env->MonotonicMicros() >= deadline_us)
       return Status::Unavailable("duckdb: " + path + " is locked by another process (waited " +
                                  FormatDuration(opts.lock_timeout_us) + ")");
-    std::this_thread::sleep_for(std::chrono::milliseconds(std::min(50 * (attempt + 1), 500)));
+    opts.retry.env->SleepForMicroseconds(1000 * std::min(50 * (attempt + 1), 500));
   }
 }
 

@@ -11,12 +11,14 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "common/time.h"
 #include "format/normalizer.h"
 #include "gcp/client.h"
 #include "gcp/credentials.h"
 #include "local_http_server.h"
 #include "registry/scheme_registry.h"
 #include "store/object_store.h"
+#include "support/fake_env.h"
 #include "warehouse/warehouse.h"
 
 namespace logferry {
@@ -86,6 +88,7 @@ struct FakeBigQuery {
   std::vector<std::string> queries;  // jobs.query SQL
   json query_rows = json::array();   // what jobs.query answers
   std::string refuse_jobs_ending;    // jobs.insert of such ids answers 500
+  int stay_running = 0;              // jobs.get answers RUNNING this many times first
 
   LocalHttpResponse Handle(const LocalHttpRequest& r) {
     std::lock_guard lock(mu);
@@ -135,6 +138,10 @@ struct FakeBigQuery {
       auto it = jobs.find(id);
       if (it == jobs.end()) return {404, {}, R"({"error":{"code":404,"message":"no job","errors":[{"reason":"notFound"}]}})"};
       json& job = it->second;
+      if (stay_running > 0) {
+        --stay_running;
+        return {200, {}, job.dump()};
+      }
       job["status"] = {{"state", "DONE"}};
       if (!error_result.is_null()) {
         job["status"]["errorResult"] = error_result;
@@ -166,6 +173,7 @@ class BigQueryTest : public ::testing::Test {
     o.partition_unit_us = unit_us;
     o.retry.max_attempts = 2;
     o.retry.initial_backoff_us = 1000;
+    o.retry.env = &env_;  // job polls and backoffs wait on the fake clock
     auto w = OpenWarehouse("bigquery://proj/logs", o);
     EXPECT_TRUE(w.ok()) << w.status().ToString();
     return std::move(*w);
@@ -209,6 +217,8 @@ class BigQueryTest : public ::testing::Test {
       bq_.query_rows.push_back({{"f", {{{"v", std::to_string(1470009600LL + h * 3600)}}, {{"v", std::to_string(n)}}}}});
   }
 
+  // From the real time: scratch tables' expiry is checked against it.
+  testutil::FakeEnv env_{NowMicros()};
   FakeBigQuery bq_;
   std::unique_ptr<LocalHttpServer> server_;
   NamesOnlyStore staging_;
@@ -232,6 +242,19 @@ TEST_F(BigQueryTest, OneDecoratedTruncatingLoadPerPartitionNamedByTheLedger) {
   }
   EXPECT_EQ(load["timePartitioning"]["field"], "_time");
   EXPECT_EQ(load["timePartitioning"]["type"], "HOUR");
+}
+
+// A running job is polled with a growing delay (200 ms doubling, up to 5 s),
+// on the Env's clock: four polls of a running job take no wall time.
+TEST_F(BigQueryTest, ARunningJobIsPolledOnTheEnvClock) {
+  auto wh = Open();
+  bq_.stay_running = 4;
+  int64_t start = env_.NowMicros();
+  auto rows = wh->ReplacePartition(Plan(1), 3'600'000'000LL, staging_, schema_);
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  EXPECT_EQ(bq_.gets, 5);
+  EXPECT_EQ(env_.sleeps(), (std::vector<int64_t>{400'000, 800'000, 1'600'000, 3'200'000}));
+  EXPECT_EQ(env_.NowMicros() - start, 6'000'000);
 }
 
 TEST_F(BigQueryTest, AfterACrashTheSameJobIsFoundInsteadOfLoadingTwice) {

@@ -22,6 +22,7 @@
 #include "http/http_client.h"
 #include "ledger/ledger.h"
 #include "local_http_server.h"
+#include "support/fake_env.h"
 
 namespace logferry {
 namespace {
@@ -223,13 +224,13 @@ class PipelineEvents : public ::testing::Test {
     auto config = ParseConfig(text, "test.toml");
     ASSERT_TRUE(config.ok()) << config.status().ToString();
     config_ = std::make_unique<Config>(std::move(*config));
-    // Below SQS's 10 s floor for the config file, so the heartbeat comes
-    // every second: the test waits for it instead of for a clock.
+    // Below SQS's 10 s floor for the config file, so the heartbeat is due
+    // every second of the fake clock, which the test moves on.
     config_->tables[0].sqs_visibility_us = 3 * kMicrosPerSecond;
     auto ledger = Ledger::Open(dir_ / "ledger.db");
     ASSERT_TRUE(ledger.ok()) << ledger.status().ToString();
     ledger_ = std::move(*ledger);
-    pipeline_ = std::make_unique<Pipeline>(*config_, ledger_.get());
+    pipeline_ = std::make_unique<Pipeline>(*config_, ledger_.get(), &env_);
     Status s = pipeline_->Init();
     ASSERT_TRUE(s.ok()) << s.ToString();
   }
@@ -241,6 +242,9 @@ class PipelineEvents : public ::testing::Test {
   }
 
   fs::path dir_;
+  // Starts at the real time, which the ledger rows the tests make use. The
+  // stores' retry backoffs pass on it too, instantly.
+  testutil::FakeEnv env_{NowMicros()};
   S3StandIn s3_;
   SqsStandIn sqs_;
   std::unique_ptr<Config> config_;
@@ -268,11 +272,14 @@ TEST_F(PipelineEvents, OnlyMessagesOfObjectsBeingStagedAreExtended) {
   sqs_.Queue("m-failing", "receipt-failing", S3Event(failing_key, failing_body));
   sqs_.Queue("m-slow", "receipt-slow", S3Event(slow_key, slow_body));
   // The slow object's first GET is answered only once its message has been
-  // extended (bounded: a broken heartbeat fails the assertions below).
+  // extended: the test moves the clock on by a heartbeat's interval and
+  // waits for the heartbeat thread to notice (bounded: a broken heartbeat
+  // fails the assertions below).
   s3_.set_before_get([&](const std::string&) {
     for (int i = 0; i < 300; ++i) {
       auto extended = sqs_.Receipts("ChangeMessageVisibility");
       if (std::count(extended.begin(), extended.end(), "receipt-slow") > 0) return;
+      env_.Advance(kMicrosPerSecond);
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
   });

@@ -1,10 +1,14 @@
 // The core retry policy's delays: capped exponential backoff with half
-// jitter. Bounds only, over many draws; nothing here waits.
+// jitter. Bounds only, over many draws; nothing here waits: the waits go
+// to a fake clock.
 #include "common/retry.h"
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <set>
+
+#include "support/fake_env.h"
 
 namespace logferry {
 namespace {
@@ -52,10 +56,12 @@ TEST(RetryPolicy, CapBelowTheFirstDelayWinsAndHugeCountsDoNotOverflow) {
 }
 
 TEST(RetryPolicy, WithRetryStopsAtTheAttemptBudgetAndOnPermanentErrors) {
+  testutil::FakeEnv env;
   RetryPolicy p;
   p.max_attempts = 4;
   p.initial_backoff_us = 1;
   p.max_backoff_us = 2;
+  p.env = &env;
   int calls = 0;
   auto fails = [&](StatusCode code) {
     return [&calls, code]() -> StatusOr<int> {
@@ -75,6 +81,40 @@ TEST(RetryPolicy, WithRetryStopsAtTheAttemptBudgetAndOnPermanentErrors) {
   });
   ASSERT_TRUE(third_time.ok());
   EXPECT_EQ(*third_time, 3);
+}
+
+// Backoff waits go through the policy's Env: six attempts (five backoffs of
+// 1 s doubling to a 16 s cap) take no wall time, and the fake clock moves by
+// exactly what was slept, each wait within its half-jitter bounds.
+TEST(RetryPolicy, BackoffSleepsOnTheEnvClock) {
+  testutil::FakeEnv env;
+  RetryPolicy p;
+  p.max_attempts = 6;
+  p.initial_backoff_us = 1'000'000;
+  p.max_backoff_us = 16'000'000;
+  p.env = &env;
+  int64_t start = env.NowMicros();
+  int calls = 0;
+  auto wall0 = std::chrono::steady_clock::now();
+  auto result = WithRetry(p, [&]() -> StatusOr<int> {
+    ++calls;
+    return Status::Unavailable("still down");
+  });
+  auto wall = std::chrono::steady_clock::now() - wall0;
+  EXPECT_EQ(result.status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(calls, 6);
+  std::vector<int64_t> sleeps = env.sleeps();
+  ASSERT_EQ(sleeps.size(), 5u);
+  int64_t total = 0;
+  for (size_t i = 0; i < sleeps.size(); ++i) {
+    int64_t d = std::min<int64_t>(16'000'000, 1'000'000LL << i);
+    EXPECT_GE(sleeps[i], d / 2) << "backoff " << i;
+    EXPECT_LE(sleeps[i], d) << "backoff " << i;
+    total += sleeps[i];
+  }
+  EXPECT_EQ(env.NowMicros() - start, total);
+  EXPECT_GE(total, 15'500'000);  // (1 + 2 + 4 + 8 + 16) s, halved at worst
+  EXPECT_LT(wall, std::chrono::seconds(1)) << "slept for real";
 }
 
 }  // namespace

@@ -1,8 +1,8 @@
-#include "core/s3_events.h"
+#include "aws/s3_events.h"
 
 #include <gtest/gtest.h>
 
-namespace logferry {
+namespace logferry::aws {
 namespace {
 
 // Shaped like the documented S3 event message structure (version 2.1).
@@ -82,4 +82,4 @@ TEST(S3Events, OtherBodiesAreRejectedWithAReason) {
 }
 
 }  // namespace
-}  // namespace logferry
+}  // namespace logferry::aws

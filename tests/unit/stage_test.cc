@@ -21,6 +21,7 @@
 #include "core/pipeline.h"
 #include "ledger/ledger.h"
 #include "local_http_server.h"
+#include "support/fake_env.h"
 
 namespace logferry {
 namespace {
@@ -65,7 +66,7 @@ class StageTest : public ::testing::Test {
     auto ledger = Ledger::Open(dir_ / "ledger.db");
     ASSERT_TRUE(ledger.ok()) << ledger.status().ToString();
     ledger_ = std::move(*ledger);
-    pipeline_ = std::make_unique<Pipeline>(*config_, ledger_.get());
+    pipeline_ = std::make_unique<Pipeline>(*config_, ledger_.get(), &env_);
     Status s = pipeline_->Init();
     ASSERT_TRUE(s.ok()) << s.ToString();
   }
@@ -92,6 +93,9 @@ class StageTest : public ::testing::Test {
   }
 
   fs::path dir_;
+  // From the real time, which the ledger rows the tests make use; the
+  // stores' retry backoffs pass on it instantly.
+  testutil::FakeEnv env_{NowMicros()};
   std::unique_ptr<Config> config_;
   std::unique_ptr<Ledger> ledger_;
   std::unique_ptr<Pipeline> pipeline_;
@@ -288,6 +292,8 @@ TEST_F(StageTest, AFailingCallIsAttemptedByOneRetryLayerOnly) {
   ASSERT_TRUE(pipeline_->Stage(Table(), stop, &stats).ok());
   EXPECT_EQ(stats.failed_objects, 1);
   EXPECT_EQ(s3.Requests().size(), 12u);
+  // Five backoffs per request, on the pipeline's clock: no wall time.
+  EXPECT_EQ(env_.sleeps().size(), 10u);
   ObjectRow o = Object("2016080100_0.log");
   EXPECT_EQ(o.state, ObjectState::kFailed);
   EXPECT_NE(o.last_error.find("UNAVAILABLE"), std::string::npos) << o.last_error;

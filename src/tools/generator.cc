@@ -1,4 +1,4 @@
-#include "core/generator.h"
+#include "tools/generator.h"
 
 #include <algorithm>
 #include <random>

@@ -10,7 +10,7 @@
 
 #include "common/status.h"
 
-namespace logferry {
+namespace logferry::aws {
 
 struct S3EventObject {
   std::string bucket;
@@ -31,4 +31,4 @@ struct S3EventMessage {
 // (the message says what was expected and what was found).
 StatusOr<S3EventMessage> ParseS3EventMessage(const std::string& body);
 
-}  // namespace logferry
+}  // namespace logferry::aws

@@ -1,4 +1,4 @@
-#include "core/s3_events.h"
+#include "aws/s3_events.h"
 
 #include <nlohmann/json.hpp>
 
@@ -6,7 +6,7 @@
 #include "common/time.h"
 #include "http/http_client.h"
 
-namespace logferry {
+namespace logferry::aws {
 namespace {
 
 using nlohmann::json;
@@ -105,4 +105,4 @@ StatusOr<S3EventMessage> ParseS3EventMessage(const std::string& body) {
   return out;
 }
 
-}  // namespace logferry
+}  // namespace logferry::aws

@@ -1,0 +1,144 @@
+// Discovery implementations without a server: the listing over an in-memory
+// source and a real ledger, and the reconcile schedule that backs events
+// with a listing, driven by a fake clock.
+#include "discovery/discovery.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "common/strings.h"
+#include "discovery/listing_discovery.h"
+#include "ledger/ledger.h"
+#include "store/memory_store.h"
+#include "support/fake_env.h"
+
+namespace logferry {
+namespace {
+
+namespace fs = std::filesystem;
+using testutil::FakeEnv;
+
+class ListingDiscoveryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("lf-discovery-" + std::to_string(getpid()) + "-" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    auto ledger = Ledger::Open(dir_ / "ledger.db");
+    ASSERT_TRUE(ledger.ok()) << ledger.status().ToString();
+    ledger_ = std::move(*ledger);
+    auto source = OpenMemoryStore("mem://src/logs/", objects_);
+    ASSERT_TRUE(source.ok()) << source.status().ToString();
+    source_ = std::move(*source);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  DiscoveryContext Context() {
+    return DiscoveryContext{"access", source_.get(),
+                            [](std::string_view key) { return EndsWith(std::string(key), ".log"); }, ledger_.get(),
+                            &env_};
+  }
+  int64_t Poll(Discovery& d) {
+    DiscoveryStats stats;
+    Status s = d.Poll(PollOptions{}, &stats);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return stats.recorded;
+  }
+
+  fs::path dir_;
+  FakeEnv env_;
+  std::shared_ptr<MemoryObjects> objects_ = NewMemoryObjects();
+  std::unique_ptr<Ledger> ledger_;
+  std::unique_ptr<ObjectStore> source_;
+};
+
+TEST_F(ListingDiscoveryTest, RecordsNewAndChangedVersionsOfOurKeysOnly) {
+  ASSERT_TRUE(source_->WriteAll("2016080100_0.log", "a\n").ok());
+  ASSERT_TRUE(source_->WriteAll("2016080101_0.log", "b\n").ok());
+  ASSERT_TRUE(source_->WriteAll("README.txt", "not ours\n").ok());
+  ListingDiscovery listing(Context());
+  EXPECT_EQ(Poll(listing), 2);
+  EXPECT_EQ(Poll(listing), 0) << "known versions are not new";
+  // A rewritten object is a new version (new etag) of a known key.
+  ASSERT_TRUE(source_->WriteAll("2016080100_0.log", "a\na2\n").ok());
+  EXPECT_EQ(Poll(listing), 1);
+  auto rows = ledger_->Objects("access");
+  ASSERT_TRUE(rows.ok());
+  for (const ObjectRow& o : *rows) {
+    EXPECT_NE(o.key, "README.txt");
+    EXPECT_EQ(o.found_by, "listing");
+    EXPECT_EQ(o.discovered_us, env_.NowMicros()) << "recorded at the Env's time";
+  }
+  DiscoveryStats stats;
+  EXPECT_TRUE(listing.Acknowledge(&stats).ok()) << "a listing has nothing to acknowledge";
+  EXPECT_EQ(listing.extend_every_us(), 0);
+}
+
+// Stands in for event discovery: counts polls, fails when told to.
+class ScriptedEvents : public Discovery {
+ public:
+  Status Poll(const PollOptions&, DiscoveryStats* stats) override {
+    ++polls;
+    stats->received += 1;
+    return next_error;
+  }
+  Status Acknowledge(DiscoveryStats* stats) override {
+    ++acknowledged;
+    return Status::Ok();
+  }
+  int64_t extend_every_us() const override { return 7; }
+  int polls = 0, acknowledged = 0;
+  Status next_error;
+};
+
+// Counts the polls of the listing behind the events.
+class CountedListing : public ListingDiscovery {
+ public:
+  using ListingDiscovery::ListingDiscovery;
+  Status Poll(const PollOptions& options, DiscoveryStats* stats) override {
+    ++polls;
+    return ListingDiscovery::Poll(options, stats);
+  }
+  int polls = 0;
+};
+
+TEST_F(ListingDiscoveryTest, EventsAreReconciledFirstThenEveryIntervalAndAfterAFailure) {
+  ASSERT_TRUE(source_->WriteAll("2016080100_0.log", "a\n").ok());
+  auto events_owned = std::make_unique<ScriptedEvents>();
+  auto listing_owned = std::make_unique<CountedListing>(Context());
+  ScriptedEvents& events = *events_owned;
+  CountedListing& listing = *listing_owned;
+  const int64_t every = 10 * 60 * 1'000'000LL;
+  auto d = WithReconcileListing(std::move(events_owned), std::move(listing_owned), every, Context());
+
+  DiscoveryStats stats;
+  ASSERT_TRUE(d->Poll(PollOptions{}, &stats).ok());
+  EXPECT_EQ(listing.polls, 1) << "the first poll lists";
+  EXPECT_EQ(stats.recorded, 1) << "what the listing found counts";
+  EXPECT_EQ(stats.received, 1);
+  env_.Advance(every - 1);
+  ASSERT_TRUE(d->Poll(PollOptions{}, &stats).ok());
+  EXPECT_EQ(listing.polls, 1) << "not again before reconcile_every";
+  env_.Advance(1);
+  ASSERT_TRUE(d->Poll(PollOptions{}, &stats).ok());
+  EXPECT_EQ(listing.polls, 2);
+  // Events that cannot be received: the listing runs at once, and the
+  // events' error is still reported.
+  events.next_error = Status::Unavailable("queue unreachable");
+  Status s = d->Poll(PollOptions{}, &stats);
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable);
+  EXPECT_EQ(listing.polls, 3);
+  EXPECT_EQ(events.polls, 4);
+  // The rest goes to the events.
+  ASSERT_TRUE(d->Acknowledge(&stats).ok());
+  EXPECT_EQ(events.acknowledged, 1);
+  EXPECT_EQ(d->extend_every_us(), 7);
+}
+
+}  // namespace
+}  // namespace logferry
