@@ -217,7 +217,7 @@ int CmdStatus(const std::string& config_path, bool as_json) {
   for (TableRuntime& t : env.pipeline->tables()) {
     const TableConfig& cfg = *t.config;
     TableCounts c = OrDie(env.ledger->Counts(cfg.name, now));
-    auto failed = OrDie(env.ledger->FailedObjects(cfg.name));
+    auto failed = OrDie(env.ledger->Objects(cfg.name, ObjectState::kFailed));
     auto partitions = OrDie(env.ledger->Partitions(cfg.name));
     nlohmann::json j;
     j["table"] = cfg.name;
