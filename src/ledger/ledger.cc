@@ -312,7 +312,7 @@ Status SqliteLedger::CheckTableSettings(const std::string& table, const std::str
 }
 
 StatusOr<int64_t> SqliteLedger::RecordDiscovered(const std::string& table, const std::vector<ObjectInfo>& objects,
-                                           const std::string& found_by, int64_t now_us) {
+                                                 const std::string& found_by, int64_t now_us) {
   std::lock_guard lock(mu_);
   LF_TXN(txn);
   int64_t added = 0;
@@ -371,7 +371,7 @@ ObjectRow ReadObject(const Statement& s) {
 constexpr const char* kObjectColumns =
     "id, table_name, key, etag, size, version_id, state, attempts, last_error, next_attempt_us, found_by, "
     "discovered_us, lines_read, rows_staged, bad_records, warnings, bad_records_kept";
-}
+}  // namespace
 
 StatusOr<std::vector<ObjectRow>> SqliteLedger::DueObjects(const std::string& table, int64_t now_us) {
   std::lock_guard lock(mu_);
@@ -395,7 +395,7 @@ StatusOr<std::vector<ObjectRow>> SqliteLedger::Objects(const std::string& table,
 }
 
 StatusOr<std::optional<ObjectRow>> SqliteLedger::FindObject(const std::string& table, const std::string& key,
-                                                      const std::string& etag) {
+                                                            const std::string& etag) {
   std::lock_guard lock(mu_);
   Statement s(db_, std::string("SELECT ") + kObjectColumns + " FROM objects WHERE table_name=? AND key=? AND etag=?");
   s.Bind(1, table).Bind(2, key).Bind(3, etag);
@@ -650,8 +650,8 @@ PartRow ReadPart(const Statement& s) {
 constexpr const char* kPartColumns = "object_id, hour_us, partition_us, key, rows, bytes, crc32c, columns";
 }  // namespace
 
-StatusOr<std::vector<PartitionRow>> SqliteLedger::DuePartitions(const std::string& table, int64_t unit_us, int64_t settle_us,
-                                                          int64_t now_us) {
+StatusOr<std::vector<PartitionRow>> SqliteLedger::DuePartitions(const std::string& table, int64_t unit_us,
+                                                                int64_t settle_us, int64_t now_us) {
   std::lock_guard lock(mu_);
   Statement s(db_, std::string("SELECT ") + kPartitionColumns +
                        " FROM partitions WHERE table_name=? AND (revision>loaded_revision OR requested<>0) "
@@ -841,8 +841,8 @@ StatusOr<std::set<std::string>> SqliteLedger::PartKeys(const std::string& table)
 }
 
 StatusOr<std::pair<int64_t, int64_t>> SqliteLedger::RecordRequest(const std::string& table, const std::string& origin,
-                                                            const std::string& origin_key, int64_t from_us,
-                                                            int64_t to_us, int64_t unit_us, int64_t now_us) {
+                                                                  const std::string& origin_key, int64_t from_us,
+                                                                  int64_t to_us, int64_t unit_us, int64_t now_us) {
   std::lock_guard lock(mu_);
   LF_TXN(txn);
   if (!origin_key.empty()) {
@@ -1006,14 +1006,16 @@ StatusOr<TableCounts> SqliteLedger::Counts(const std::string& table, int64_t now
       c.found_by_listing_only,
       CountRows(db_, "SELECT COUNT(*) FROM objects WHERE table_name=? AND found_by='listing' AND state<>'superseded'",
                 table));
-  LF_ASSIGN_OR_RETURN(c.notifications_failing,
-                      CountRows(db_, "SELECT COUNT(*) FROM notifications WHERE table_name=? AND state='failing'", table));
+  LF_ASSIGN_OR_RETURN(
+      c.notifications_failing,
+      CountRows(db_, "SELECT COUNT(*) FROM notifications WHERE table_name=? AND state='failing'", table));
   LF_RETURN_IF_ERROR(CountPartitions(db_, &c));
   LF_RETURN_IF_ERROR(CountLoadJobs(db_, now_us, &c));
   return c;
 }
 
-StatusOr<std::vector<BadRecordRow>> SqliteLedger::BadRecords(const std::string& table, int64_t since_us, int64_t limit) {
+StatusOr<std::vector<BadRecordRow>> SqliteLedger::BadRecords(const std::string& table, int64_t since_us,
+                                                             int64_t limit) {
   std::lock_guard lock(mu_);
   Statement s(
       db_,

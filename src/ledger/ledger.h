@@ -177,13 +177,11 @@ class Ledger {
   // Objects to stage now: pending, or failed and due for a retry.
   virtual StatusOr<std::vector<ObjectRow>> DueObjects(const std::string& table, int64_t now_us) = 0;
   // Every object of the table, or those in one state (failed ones, for status).
-  virtual StatusOr<std::vector<ObjectRow>> Objects(const std::string& table,
-                                                   std::optional<ObjectState> state = {}) = 0;
+  virtual StatusOr<std::vector<ObjectRow>> Objects(const std::string& table, std::optional<ObjectState> state = {}) = 0;
   virtual StatusOr<std::optional<ObjectRow>> FindObject(const std::string& table, const std::string& key,
                                                         const std::string& etag) = 0;
   virtual Status RecordNotification(const NotificationRow& n) = 0;
-  virtual StatusOr<std::vector<NotificationRow>> Notifications(const std::string& table,
-                                                               const std::string& state) = 0;
+  virtual StatusOr<std::vector<NotificationRow>> Notifications(const std::string& table, const std::string& state) = 0;
 
   // --- staging ---
   // Commits everything staging one object version produced, at once: its
@@ -205,8 +203,7 @@ class Ledger {
   // Snapshots a partition's live parts and revision and bumps its generation.
   virtual StatusOr<LoadPlan> BeginLoad(const std::string& table, int64_t partition_us, int64_t now_us) = 0;
   virtual Status FinishLoad(const LoadPlan& plan, int64_t rows_loaded, int64_t now_us) = 0;
-  virtual Status FailLoad(const LoadPlan& plan, const std::string& error, int64_t next_attempt_us,
-                          int64_t now_us) = 0;
+  virtual Status FailLoad(const LoadPlan& plan, const std::string& error, int64_t next_attempt_us, int64_t now_us) = 0;
   // Records that a warehouse job for these plans' loads is about to be sent
   // (once per job id: a resumed job is not counted again). Only recorded
   // jobs count against the daily budget, so loads that stopped before
@@ -247,8 +244,7 @@ class Ledger {
   // --- reporting ---
   virtual StatusOr<TableCounts> Counts(const std::string& table, int64_t now_us) = 0;
   // Bad records of one table ("" for all) created at or after since_us, at most limit.
-  virtual StatusOr<std::vector<BadRecordRow>> BadRecords(const std::string& table, int64_t since_us,
-                                                         int64_t limit) = 0;
+  virtual StatusOr<std::vector<BadRecordRow>> BadRecords(const std::string& table, int64_t since_us, int64_t limit) = 0;
 };
 
 }  // namespace logferry
