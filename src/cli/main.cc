@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "common/files.h"
 #include "common/logging.h"
 #include "common/strings.h"
 #include "common/time.h"
@@ -80,15 +81,7 @@ void SetupLogging(const std::string& level, bool verbose) {
 // excerpts of bad lines. Parents it creates are 0755. An existing directory
 // is the operator's: a looser mode is warned about, never changed.
 Status EnsureDir(const std::string& dir) {
-  std::string cur;
-  for (size_t i = 0; i < dir.size(); ++i) {
-    cur += dir[i];
-    bool last = i + 1 == dir.size() || (i + 2 == dir.size() && dir.back() == '/');
-    if (dir[i] == '/' || i + 1 == dir.size()) {
-      if (mkdir(cur.c_str(), last ? 0700 : 0755) != 0 && errno != EEXIST)
-        return Status::PermissionDenied("cannot create " + cur + ": " + strerror(errno));
-    }
-  }
+  LF_RETURN_IF_ERROR(MakeDirectories(dir, 0700));
   struct stat st {};
   if (stat(dir.c_str(), &st) == 0 && (st.st_mode & 077) != 0)
     spdlog::warn(

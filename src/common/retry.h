@@ -41,8 +41,4 @@ auto WithRetry(const RetryPolicy& policy, Fn&& fn) -> decltype(fn()) {
   }
 }
 
-inline Status StatusOf(const Status& s) {
-  return s;
-}
-
 }  // namespace logferry
