@@ -1,11 +1,9 @@
 #include "aws/client.h"
 
-#include <nlohmann/json.hpp>
-#include <pugixml.hpp>
-
 #include <chrono>
 #include <cstdlib>
-#include <thread>
+#include <nlohmann/json.hpp>
+#include <pugixml.hpp>
 
 #include "common/env.h"
 #include "common/strings.h"
@@ -47,21 +45,32 @@ AwsError ParseAwsError(const HttpResponse& response) {
   return error;
 }
 
+StatusCode ClassifyErrorCode(std::string_view code, StatusCode by_status) {
+  // Worth retrying although some come with a 400 (RequestTimeout, BadDigest:
+  // the body was damaged in transit; ExpiredToken: the next attempt signs
+  // with refreshed credentials; IDPCommunicationError: STS could not reach
+  // the identity provider).
+  if (code == "RequestTimeout" || code == "BadDigest" || code == "SlowDown" || code == "InternalError" ||
+      code == "ServiceUnavailable" || code == "RequestTimeTooSkewed" || code == "ExpiredToken" ||
+      code == "Throttling" || code == "ThrottlingException" || code == "RequestThrottled" ||
+      code == "IDPCommunicationError")
+    return StatusCode::kUnavailable;
+  if (code == "NoSuchKey" || code == "NoSuchBucket" || code == "NoSuchUpload" || code == "QueueDoesNotExist" ||
+      code == "AWS.SimpleQueueService.NonExistentQueue")
+    return StatusCode::kNotFound;
+  if (code == "PreconditionFailed") return StatusCode::kFailedPrecondition;
+  // STS refusing a web identity token (ExpiredTokenException: the token
+  // file's, which only its issuer renews) is as final as a bad signature.
+  if (code == "AccessDenied" || code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch" ||
+      code == "InvalidClientTokenId" || code == "UnrecognizedClientException" || code == "InvalidIdentityToken" ||
+      code == "ExpiredTokenException" || code == "IDPRejectedClaim")
+    return StatusCode::kPermissionDenied;
+  return by_status;
+}
+
 Status ErrorStatus(std::string_view what, const HttpResponse& response) {
   AwsError e = ParseAwsError(response);
-  StatusCode code = ClassifyHttpStatus(response.status);
-  // Codes whose HTTP status alone would be misread.
-  if (e.code == "RequestTimeout" || e.code == "BadDigest" || e.code == "SlowDown" || e.code == "InternalError" ||
-      e.code == "ServiceUnavailable" || e.code == "RequestTimeTooSkewed" || e.code == "ExpiredToken" ||
-      e.code == "Throttling" || e.code == "ThrottlingException" || e.code == "RequestThrottled")
-    code = StatusCode::kUnavailable;
-  if (e.code == "NoSuchKey" || e.code == "NoSuchBucket" || e.code == "NoSuchUpload" ||
-      e.code == "QueueDoesNotExist" || e.code == "AWS.SimpleQueueService.NonExistentQueue")
-    code = StatusCode::kNotFound;
-  if (e.code == "PreconditionFailed") code = StatusCode::kFailedPrecondition;
-  if (e.code == "AccessDenied" || e.code == "InvalidAccessKeyId" || e.code == "SignatureDoesNotMatch" ||
-      e.code == "InvalidClientTokenId" || e.code == "UnrecognizedClientException")
-    code = StatusCode::kPermissionDenied;
+  StatusCode code = ClassifyErrorCode(e.code, ClassifyHttpStatus(response.status));
   if (code == StatusCode::kOk) code = StatusCode::kInternal;  // a 1xx/3xx we did not ask for
   std::string message = std::string(what) + ": HTTP " + std::to_string(response.status);
   if (!e.code.empty()) message += " " + e.code;
@@ -75,28 +84,21 @@ Client::Client(ClientOptions options) : options_(std::move(options)) {
 }
 
 StatusOr<HttpResponse> Client::Send(std::string_view what, const HttpRequest& request,
-                                    const std::function<Status(const HttpResponse&)>& check) const {
+                                    const ResponseCheck& check) const {
   std::string payload_hash = Sha256Hex(request.body);
-  auto attempt = [&]() -> StatusOr<HttpResponse> {
+  auto sign = [&](HttpRequest* r) -> Status {
     if (!options_.credentials) return Status::PermissionDenied(std::string(what) + ": no AWS credentials");
     LF_ASSIGN_OR_RETURN(Credentials creds, options_.credentials->Get());
-    HttpRequest signed_request = request;
     SigningParams params;
     params.service = options_.service;
     params.region = options_.region;
     params.unix_time = Env::Default()->NowMicros() / kMicrosPerSecond;
     params.double_encode_path = !options_.s3_signing;
     params.add_content_sha256 = options_.s3_signing;
-    LF_RETURN_IF_ERROR(SignRequest(&signed_request, creds, params, payload_hash));
-    auto response = options_.http->Send(signed_request);
-    if (!response.ok()) return response.status().WithContext(what);
-    Status verdict = check ? check(*response)
-                           : (response->status >= 200 && response->status < 300 ? Status::Ok()
-                                                                                 : ErrorStatus(what, *response));
-    if (!verdict.ok()) return verdict;
-    return response;
+    return SignRequest(r, creds, params, payload_hash);
   };
-  return WithRetry(options_.retry, attempt);
+  auto accept_success = [&](const HttpResponse& r) { return IsSuccess(r) ? Status::Ok() : ErrorStatus(what, r); };
+  return SendWithRetry(*options_.http, options_.retry, what, request, sign, check ? check : accept_success);
 }
 
 std::string RegionFromEnvironment(std::string_view fallback) {

@@ -1,6 +1,7 @@
 // One signed AWS call with the core's retry policy: signs each attempt afresh
-// (the date moves, credentials refresh), classifies the response, and retries
-// only what the classification calls transient. S3 and SQS build on it.
+// (the date moves, credentials refresh) and classifies the response; the
+// shared layer (http/api_call.h, common/retry.h) retries only what the
+// classification calls transient. S3 and SQS build on it.
 #pragma once
 
 #include <functional>
@@ -12,6 +13,7 @@
 #include "aws/sigv4.h"
 #include "common/retry.h"
 #include "common/status.h"
+#include "http/api_call.h"
 #include "http/http_client.h"
 
 namespace logferry::aws {
@@ -25,10 +27,15 @@ struct AwsError {
 };
 AwsError ParseAwsError(const HttpResponse& response);
 
-// The default classification of a non-2xx response: by status, refined by
-// the error code (RequestTimeout is a 400 that is worth retrying; BadDigest
-// means the body was damaged in transit). The message names the operation and
-// the resource, the status and the code, never a header or a credential.
+// What an AWS error code means, or by_status when the code adds nothing. The
+// one place that decides which AWS errors are transient, for every AWS
+// service logferry calls (S3, SQS, STS): throttling, timeouts and a damaged
+// body are kUnavailable; a refused credential or signature is permanent.
+StatusCode ClassifyErrorCode(std::string_view code, StatusCode by_status);
+
+// The classification of a non-2xx response: by status, refined by the error
+// code (ClassifyErrorCode). The message names the operation and the resource,
+// the status and the code, never a header or a credential.
 Status ErrorStatus(std::string_view what, const HttpResponse& response);
 
 struct ClientOptions {
@@ -48,8 +55,7 @@ class Client {
   // transient failures. check turns a response into OK or an error; the
   // default accepts 2xx and otherwise returns ErrorStatus(what, response).
   // The returned response passed check.
-  StatusOr<HttpResponse> Send(std::string_view what, const HttpRequest& request,
-                              const std::function<Status(const HttpResponse&)>& check = {}) const;
+  StatusOr<HttpResponse> Send(std::string_view what, const HttpRequest& request, const ResponseCheck& check = {}) const;
 
   const ClientOptions& options() const { return options_; }
 

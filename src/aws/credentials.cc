@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "aws/client.h"
 #include "common/env.h"
 #include "common/refreshing_cache.h"
 #include "common/strings.h"
@@ -202,11 +203,7 @@ StatusOr<Credentials> ParseStsResponse(int http_status, std::string_view body, c
     if (error) {
       std::string aws_code = error.child_value("Code");
       what += " " + Printable(aws_code, 60) + ": " + Printable(error.child_value("Message"), 200);
-      // The AWS SDKs retry these two; the others are the caller's problem.
-      if (aws_code == "IDPCommunicationError" || aws_code == "Throttling") code = StatusCode::kUnavailable;
-      if (aws_code == "InvalidIdentityToken" || aws_code == "ExpiredTokenException" || aws_code == "IDPRejectedClaim" ||
-          aws_code == "AccessDenied")
-        code = StatusCode::kPermissionDenied;
+      code = ClassifyErrorCode(aws_code, code);
     }
     return Status(code, what);
   }

@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "common/env.h"
+#include "common/files.h"
 #include "common/logging.h"
 #include "common/strings.h"
 #include "common/time.h"
@@ -81,15 +82,7 @@ void SetupLogging(const std::string& level, bool verbose) {
 // excerpts of bad lines. Parents it creates are 0755. An existing directory
 // is the operator's: a looser mode is warned about, never changed.
 Status EnsureDir(const std::string& dir) {
-  std::string cur;
-  for (size_t i = 0; i < dir.size(); ++i) {
-    cur += dir[i];
-    bool last = i + 1 == dir.size() || (i + 2 == dir.size() && dir.back() == '/');
-    if (dir[i] == '/' || i + 1 == dir.size()) {
-      if (mkdir(cur.c_str(), last ? 0700 : 0755) != 0 && errno != EEXIST)
-        return Status::PermissionDenied("cannot create " + cur + ": " + strerror(errno));
-    }
-  }
+  LF_RETURN_IF_ERROR(MakeDirectories(dir, 0700));
   struct stat st {};
   if (stat(dir.c_str(), &st) == 0 && (st.st_mode & 077) != 0)
     spdlog::warn(
@@ -211,122 +204,147 @@ void AddRefusedRequests(Ledger& ledger, const std::string& table, nlohmann::json
   (*j)["refused_requests_total"] = refused.size();
 }
 
+// The failing event notifications of a table that has a queue. With events,
+// an object the listing had to find means an event was lost.
+void AddNotifications(Ledger& ledger, const TableConfig& cfg, const TableCounts& c, nlohmann::json* j) {
+  (*j)["objects"]["found_only_by_listing"] = c.found_by_listing_only;
+  nlohmann::json failing = nlohmann::json::array();
+  for (const NotificationRow& n : OrDie(ledger.Notifications(cfg.name, "failing")))
+    failing.push_back({{"message_id", n.message_id},
+                       {"receive_count", n.receive_count},
+                       {"error", n.detail},
+                       {"updated", FormatIso8601(n.updated_us)}});
+  (*j)["notifications"] = {{"queue", cfg.notifications}, {"failing", failing}};
+}
+
+void AddLoadProgress(const TableConfig& cfg, const TableCounts& c, int64_t now, nlohmann::json* j) {
+  (*j)["load_jobs_24h"] = c.load_jobs_24h;
+  if (const SchemeInfo* scheme = Schemes().Claim(cfg.warehouse); scheme && scheme->daily_job_budget) {
+    (*j)["daily_load_budget"] = cfg.daily_load_budget;
+    // Past the budget, loads wait until the oldest counted job leaves the window.
+    if (c.load_jobs_24h >= cfg.daily_load_budget && c.oldest_load_job_24h_us)
+      (*j)["load_budget_frees_at"] = FormatIso8601(*c.oldest_load_job_24h_us + kMicrosPerDay);
+  }
+  if (c.newest_loaded_partition_us) {
+    (*j)["newest_loaded_partition"] = FormatIso8601(*c.newest_loaded_partition_us);
+    (*j)["lag_seconds"] = (now - (*c.newest_loaded_partition_us + cfg.partition_unit_us)) / kMicrosPerSecond;
+  }
+  if (c.oldest_pending_partition_us) (*j)["oldest_pending_partition"] = FormatIso8601(*c.oldest_pending_partition_us);
+}
+
+// Failed objects and failing partitions, each with its last error.
+void AddFailures(Ledger& ledger, const TableRuntime& t, nlohmann::json* j) {
+  nlohmann::json fails = nlohmann::json::array();
+  for (const ObjectRow& o : OrDie(ledger.Objects(t.config->name, ObjectState::kFailed))) {
+    nlohmann::json f = {{"object", t.source->UriOf(o.key)}, {"attempts", o.attempts}, {"error", o.last_error}};
+    if (o.next_attempt_us) f["next_attempt"] = FormatIso8601(*o.next_attempt_us);
+    fails.push_back(f);
+  }
+  (*j)["failed_objects"] = fails;
+  nlohmann::json pfails = nlohmann::json::array();
+  for (const PartitionRow& p : OrDie(ledger.Partitions(t.config->name))) {
+    if (p.last_error.empty()) continue;
+    nlohmann::json f = {
+        {"partition", FormatIso8601(p.partition_us)}, {"attempts", p.attempts}, {"error", p.last_error}};
+    if (p.next_attempt_us) f["next_attempt"] = FormatIso8601(*p.next_attempt_us);
+    pfails.push_back(f);
+  }
+  (*j)["failing_partitions"] = pfails;
+}
+
+// One table's status as --json prints it (and the human output reads it).
+nlohmann::json TableStatus(Ledger& ledger, const TableRuntime& t, int64_t now) {
+  const TableConfig& cfg = *t.config;
+  TableCounts c = OrDie(ledger.Counts(cfg.name, now));
+  nlohmann::json j;
+  j["table"] = cfg.name;
+  j["objects"] = {{"pending", c.objects_pending},
+                  {"staged", c.objects_staged},
+                  {"failed", c.objects_failed},
+                  {"superseded", c.objects_superseded}};
+  if (!cfg.notifications.empty()) AddNotifications(ledger, cfg, c, &j);
+  j["partitions"] = {
+      {"pending", c.partitions_pending}, {"loaded", c.partitions_loaded}, {"failing", c.partitions_failed}};
+  j["rows"] = {
+      {"staged", c.rows_staged}, {"loaded", c.rows_loaded}, {"bad_records", c.bad_records}, {"warnings", c.warnings}};
+  AddLoadProgress(cfg, c, now, &j);
+  AddFailures(ledger, t, &j);
+  AddRefusedRequests(ledger, cfg.name, &j);
+  return j;
+}
+
+void PrintCounts(const nlohmann::json& j) {
+  auto& o = j["objects"];
+  printf("  objects     %lld staged, %lld pending, %lld failed, %lld superseded", o["staged"].get<long long>(),
+         o["pending"].get<long long>(), o["failed"].get<long long>(), o["superseded"].get<long long>());
+  if (o.contains("found_only_by_listing"))
+    printf(" (%lld found only by listing)", o["found_only_by_listing"].get<long long>());
+  printf("\n");
+  if (j.contains("notifications")) {
+    auto& n = j["notifications"];
+    printf("  events      %s: %zu notification(s) failing\n", Shown(n["queue"].get<std::string>()).c_str(),
+           n["failing"].size());
+    for (auto& f : n["failing"])
+      printf("    message %s (received %lld times): %s\n", Shown(f["message_id"].get<std::string>()).c_str(),
+             f["receive_count"].get<long long>(), Shown(f["error"].get<std::string>()).c_str());
+  }
+  auto& p = j["partitions"];
+  printf("  partitions  %lld loaded, %lld pending, %lld failing\n", p["loaded"].get<long long>(),
+         p["pending"].get<long long>(), p["failing"].get<long long>());
+  auto& r = j["rows"];
+  printf("  rows        %lld staged, %lld loaded, %lld bad records, %lld values repaired\n",
+         r["staged"].get<long long>(), r["loaded"].get<long long>(), r["bad_records"].get<long long>(),
+         r["warnings"].get<long long>());
+}
+
+void PrintLoadProgress(const nlohmann::json& j) {
+  if (j.contains("newest_loaded_partition"))
+    printf("  lag         newest loaded partition %s (%s ago)\n",
+           j["newest_loaded_partition"].get<std::string>().c_str(),
+           FormatDuration(j["lag_seconds"].get<int64_t>() * kMicrosPerSecond).c_str());
+  if (j.contains("oldest_pending_partition"))
+    printf("  pending     oldest %s\n", j["oldest_pending_partition"].get<std::string>().c_str());
+  if (j.contains("daily_load_budget")) {
+    printf("  load jobs   %lld in the last 24 hours, of a budget of %lld (BigQuery allows 1,500 per table per day)\n",
+           j["load_jobs_24h"].get<long long>(), j["daily_load_budget"].get<long long>());
+    if (j.contains("load_budget_frees_at"))
+      printf("  WAITING     load budget used up: pending partitions wait; the next job may start at %s\n",
+             j["load_budget_frees_at"].get<std::string>().c_str());
+  } else {
+    printf("  load jobs   %lld in the last 24 hours\n", j["load_jobs_24h"].get<long long>());
+  }
+}
+
+void PrintFailures(const nlohmann::json& j) {
+  for (auto& f : j["failed_objects"])
+    printf("  FAILED object %s (attempts %d%s): %s\n", Shown(f["object"].get<std::string>()).c_str(),
+           f["attempts"].get<int>(),
+           f.contains("next_attempt") ? (", next " + f["next_attempt"].get<std::string>()).c_str() : "",
+           Shown(f["error"].get<std::string>()).c_str());
+  for (auto& f : j["failing_partitions"])
+    printf("  FAILING partition %s (attempts %d): %s\n", f["partition"].get<std::string>().c_str(),
+           f["attempts"].get<int>(), Shown(f["error"].get<std::string>()).c_str());
+  for (auto& f : j["refused_requests"])
+    printf("  REFUSED request %s (%s): %s\n", Shown(f["request"].get<std::string>()).c_str(),
+           f["at"].get<std::string>().c_str(), Shown(f["error"].get<std::string>()).c_str());
+  if (j["refused_requests_total"].get<size_t>() > j["refused_requests"].size())
+    printf("  ... %zu refused request(s) in all\n", j["refused_requests_total"].get<size_t>());
+}
+
 int CmdStatus(const std::string& config_path, bool as_json) {
   Env env = Open(config_path, false);
   int64_t now = logferry::Env::Default()->NowMicros();
   nlohmann::json out = nlohmann::json::array();
-  for (TableRuntime& t : env.pipeline->tables()) {
-    const TableConfig& cfg = *t.config;
-    TableCounts c = OrDie(env.ledger->Counts(cfg.name, now));
-    auto failed = OrDie(env.ledger->FailedObjects(cfg.name));
-    auto partitions = OrDie(env.ledger->Partitions(cfg.name));
-    nlohmann::json j;
-    j["table"] = cfg.name;
-    j["objects"] = {{"pending", c.objects_pending},
-                    {"staged", c.objects_staged},
-                    {"failed", c.objects_failed},
-                    {"superseded", c.objects_superseded}};
-    if (!cfg.notifications.empty()) {
-      // With events, an object the listing had to find means an event was lost.
-      j["objects"]["found_only_by_listing"] = c.found_by_listing_only;
-      nlohmann::json failing = nlohmann::json::array();
-      for (const NotificationRow& n : OrDie(env.ledger->Notifications(cfg.name, "failing")))
-        failing.push_back({{"message_id", n.message_id},
-                           {"receive_count", n.receive_count},
-                           {"error", n.detail},
-                           {"updated", FormatIso8601(n.updated_us)}});
-      j["notifications"] = {{"queue", cfg.notifications}, {"failing", failing}};
-    }
-    j["partitions"] = {
-        {"pending", c.partitions_pending}, {"loaded", c.partitions_loaded}, {"failing", c.partitions_failed}};
-    j["rows"] = {
-        {"staged", c.rows_staged}, {"loaded", c.rows_loaded}, {"bad_records", c.bad_records}, {"warnings", c.warnings}};
-    j["load_jobs_24h"] = c.load_jobs_24h;
-    if (const SchemeInfo* scheme = Schemes().Claim(cfg.warehouse); scheme && scheme->daily_job_budget) {
-      j["daily_load_budget"] = cfg.daily_load_budget;
-      // Past the budget, loads wait until the oldest counted job leaves the window.
-      if (c.load_jobs_24h >= cfg.daily_load_budget && c.oldest_load_job_24h_us)
-        j["load_budget_frees_at"] = FormatIso8601(*c.oldest_load_job_24h_us + kMicrosPerDay);
-    }
-    if (c.newest_loaded_partition_us) {
-      j["newest_loaded_partition"] = FormatIso8601(*c.newest_loaded_partition_us);
-      j["lag_seconds"] = (now - (*c.newest_loaded_partition_us + cfg.partition_unit_us)) / kMicrosPerSecond;
-    }
-    if (c.oldest_pending_partition_us) j["oldest_pending_partition"] = FormatIso8601(*c.oldest_pending_partition_us);
-    nlohmann::json fails = nlohmann::json::array();
-    for (const ObjectRow& o : failed) {
-      nlohmann::json f = {{"object", t.source->UriOf(o.key)}, {"attempts", o.attempts}, {"error", o.last_error}};
-      if (o.next_attempt_us) f["next_attempt"] = FormatIso8601(*o.next_attempt_us);
-      fails.push_back(f);
-    }
-    j["failed_objects"] = fails;
-    nlohmann::json pfails = nlohmann::json::array();
-    for (const PartitionRow& p : partitions) {
-      if (p.last_error.empty()) continue;
-      nlohmann::json f = {
-          {"partition", FormatIso8601(p.partition_us)}, {"attempts", p.attempts}, {"error", p.last_error}};
-      if (p.next_attempt_us) f["next_attempt"] = FormatIso8601(*p.next_attempt_us);
-      pfails.push_back(f);
-    }
-    j["failing_partitions"] = pfails;
-    AddRefusedRequests(*env.ledger, cfg.name, &j);
-    out.push_back(j);
-  }
+  for (TableRuntime& t : env.pipeline->tables()) out.push_back(TableStatus(*env.ledger, t, now));
   if (as_json) {
     std::cout << JsonText(out) << "\n";
     return 0;
   }
   for (auto& j : out) {
     printf("table %s\n", Shown(j["table"].get<std::string>()).c_str());
-    auto& o = j["objects"];
-    printf("  objects     %lld staged, %lld pending, %lld failed, %lld superseded", o["staged"].get<long long>(),
-           o["pending"].get<long long>(), o["failed"].get<long long>(), o["superseded"].get<long long>());
-    if (o.contains("found_only_by_listing"))
-      printf(" (%lld found only by listing)", o["found_only_by_listing"].get<long long>());
-    printf("\n");
-    if (j.contains("notifications")) {
-      auto& n = j["notifications"];
-      printf("  events      %s: %zu notification(s) failing\n", Shown(n["queue"].get<std::string>()).c_str(),
-             n["failing"].size());
-      for (auto& f : n["failing"])
-        printf("    message %s (received %lld times): %s\n", Shown(f["message_id"].get<std::string>()).c_str(),
-               f["receive_count"].get<long long>(), Shown(f["error"].get<std::string>()).c_str());
-    }
-    auto& p = j["partitions"];
-    printf("  partitions  %lld loaded, %lld pending, %lld failing\n", p["loaded"].get<long long>(),
-           p["pending"].get<long long>(), p["failing"].get<long long>());
-    auto& r = j["rows"];
-    printf("  rows        %lld staged, %lld loaded, %lld bad records, %lld values repaired\n",
-           r["staged"].get<long long>(), r["loaded"].get<long long>(), r["bad_records"].get<long long>(),
-           r["warnings"].get<long long>());
-    if (j.contains("newest_loaded_partition"))
-      printf("  lag         newest loaded partition %s (%s ago)\n",
-             j["newest_loaded_partition"].get<std::string>().c_str(),
-             FormatDuration(j["lag_seconds"].get<int64_t>() * kMicrosPerSecond).c_str());
-    if (j.contains("oldest_pending_partition"))
-      printf("  pending     oldest %s\n", j["oldest_pending_partition"].get<std::string>().c_str());
-    if (j.contains("daily_load_budget")) {
-      printf("  load jobs   %lld in the last 24 hours, of a budget of %lld (BigQuery allows 1,500 per table per day)\n",
-             j["load_jobs_24h"].get<long long>(), j["daily_load_budget"].get<long long>());
-      if (j.contains("load_budget_frees_at"))
-        printf("  WAITING     load budget used up: pending partitions wait; the next job may start at %s\n",
-               j["load_budget_frees_at"].get<std::string>().c_str());
-    } else {
-      printf("  load jobs   %lld in the last 24 hours\n", j["load_jobs_24h"].get<long long>());
-    }
-    for (auto& f : j["failed_objects"])
-      printf("  FAILED object %s (attempts %d%s): %s\n", Shown(f["object"].get<std::string>()).c_str(),
-             f["attempts"].get<int>(),
-             f.contains("next_attempt") ? (", next " + f["next_attempt"].get<std::string>()).c_str() : "",
-             Shown(f["error"].get<std::string>()).c_str());
-    for (auto& f : j["failing_partitions"])
-      printf("  FAILING partition %s (attempts %d): %s\n", f["partition"].get<std::string>().c_str(),
-             f["attempts"].get<int>(), Shown(f["error"].get<std::string>()).c_str());
-    for (auto& f : j["refused_requests"])
-      printf("  REFUSED request %s (%s): %s\n", Shown(f["request"].get<std::string>()).c_str(),
-             f["at"].get<std::string>().c_str(), Shown(f["error"].get<std::string>()).c_str());
-    if (j["refused_requests_total"].get<size_t>() > j["refused_requests"].size())
-      printf("  ... %zu refused request(s) in all\n", j["refused_requests_total"].get<size_t>());
+    PrintCounts(j);
+    PrintLoadProgress(j);
+    PrintFailures(j);
   }
   return 0;
 }
@@ -590,6 +608,130 @@ int CmdSchema(const std::string& config_path, const std::string& table, bool big
   return 0;
 }
 
+// --- gen ---
+
+int CmdGen(GenOptions gen, const std::string& start, const std::string& timezone, bool no_gzip) {
+  gen.start_us = ParseTimeArg(start, "--start");
+  gen.offset_seconds = OrDie(ParseUtcOffset(timezone), 2);
+  gen.gzip = !no_gzip;
+  if (gen.out_dir.empty() || gen.out_dir[0] != '/') {
+    char cwd[4096];
+    if (getcwd(cwd, sizeof cwd)) gen.out_dir = std::string(cwd) + "/" + gen.out_dir;
+  }
+  GenResult r = OrDie(Generate(gen));
+  printf("wrote %lld objects, %lld records (%s uncompressed) under %s/%s\n", static_cast<long long>(r.objects),
+         static_cast<long long>(r.rows), HumanBytes(r.bytes_uncompressed).c_str(), gen.out_dir.c_str(),
+         gen.prefix.c_str());
+  return 0;
+}
+
+// --- the subcommand table ---
+
+// Every option of every subcommand; each subcommand binds the ones it takes.
+struct Args {
+  std::string config_path = "logferry.toml";
+  std::string table, from, to, since, sql;
+  bool once = false, as_json = false, csv = false, verbose = false, bigquery = false, duckdb = false;
+  int64_t limit = 1000;
+  GenOptions gen;
+  std::string gen_start = "2016-08-01T00", gen_tz = "+09:00";
+  bool no_gzip = false;
+};
+
+void AddConfig(CLI::App* c, Args* a) {
+  c->add_option("-c,--config", a->config_path, "Config file (TOML)")->capture_default_str();
+  c->add_flag("-v,--verbose", a->verbose, "Debug logging");
+}
+
+void AddGenOptions(CLI::App* g, Args* a) {
+  GenOptions& gen = a->gen;
+  g->add_option("--out", gen.out_dir, "Directory to write into (the bucket)")->required();
+  g->add_option("--prefix", gen.prefix, "Key prefix (Fluentd's path)")->capture_default_str();
+  g->add_option("--hours", gen.hours, "Hours of logs")->capture_default_str();
+  g->add_option("--start", a->gen_start, "First hour, UTC")->capture_default_str();
+  g->add_option("--rows-per-hour", gen.rows_per_hour, "Records per hour")->capture_default_str();
+  g->add_option("--split-every", gen.split_every, "Every Nth hour is written as two objects (_0, _1); 0 never")
+      ->capture_default_str();
+  g->add_option("--late-fraction", gen.late_fraction, "Fraction of records from the previous hour")
+      ->capture_default_str();
+  g->add_option("--format", gen.format, "out_file or json")->capture_default_str();
+  g->add_option("--timezone", a->gen_tz, "Offset of times and time slices")->capture_default_str();
+  g->add_option("--seed", gen.seed, "Random seed")->capture_default_str();
+  g->add_flag("--no-gzip", a->no_gzip, "Write uncompressed objects (.log)");
+}
+
+struct Subcommand {
+  const char* name;
+  const char* description;
+  void (*options)(CLI::App*, Args*);
+  int (*run)(const Args&);
+};
+
+const Subcommand kSubcommands[] = {
+    {"run", "Discover, stage and load on a schedule (SIGTERM finishes the current step)",
+     [](CLI::App* c, Args* a) {
+       AddConfig(c, a);
+       c->add_flag("--once", a->once, "One full pass, then exit");
+     },
+     [](const Args& a) { return CmdRun(a.config_path, a.once, a.verbose); }},
+    {"status", "Objects by state, partitions, lag and failures",
+     [](CLI::App* c, Args* a) {
+       AddConfig(c, a);
+       c->add_flag("--json", a->as_json, "Machine-readable output");
+     },
+     [](const Args& a) { return CmdStatus(a.config_path, a.as_json); }},
+    {"reload", "Load partitions again from staging",
+     [](CLI::App* c, Args* a) {
+       AddConfig(c, a);
+       c->add_option("--table", a->table, "Table (optional with one table)");
+       c->add_option("--from", a->from, "First partition, UTC (e.g. 2016-08-01T00)")->required();
+       c->add_option("--to", a->to, "End, exclusive (default: one partition)");
+     },
+     [](const Args& a) { return CmdReload(a.config_path, a.table, a.from, a.to, a.verbose); }},
+    {"verify", "Reconcile source, ledger, staging and warehouse; exit 1 on any difference",
+     [](CLI::App* c, Args* a) {
+       AddConfig(c, a);
+       c->add_option("--table", a->table, "Only this table");
+     },
+     [](const Args& a) { return CmdVerify(a.config_path, a.table, a.verbose); }},
+    {"query", "Run SQL on the embedded warehouse",
+     [](CLI::App* c, Args* a) {
+       AddConfig(c, a);
+       c->add_option("--table", a->table, "Use this table's warehouse (default: the first)");
+       c->add_flag("--csv", a->csv, "CSV output");
+       c->add_flag("--json", a->as_json, "JSON output");
+       c->add_option("sql", a->sql, "SQL")->required();
+     },
+     [](const Args& a) { return CmdQuery(a.config_path, a.table, a.sql, a.csv, a.as_json); }},
+    {"check", "Validate the config and reach every store", AddConfig,
+     [](const Args& a) { return CmdCheck(a.config_path); }},
+    {"bad-records", "List dead-lettered records with their raw excerpt",
+     [](CLI::App* c, Args* a) {
+       AddConfig(c, a);
+       c->add_option("--table", a->table, "Only this table");
+       c->add_option("--since", a->since, "Recorded at or after this UTC time");
+       c->add_option("--limit", a->limit, "At most this many")->capture_default_str();
+       c->add_flag("--json", a->as_json, "JSON output");
+     },
+     [](const Args& a) { return CmdBadRecords(a.config_path, a.table, a.since, a.limit, a.as_json); }},
+    {"schema", "Print the table schema and the name mapping",
+     [](CLI::App* c, Args* a) {
+       AddConfig(c, a);
+       c->add_option("--table", a->table, "Table (optional with one table)");
+       c->add_flag("--bigquery", a->bigquery, "As BigQuery JSON schema");
+       c->add_flag("--duckdb", a->duckdb, "As DuckDB DDL");
+     },
+     [](const Args& a) { return CmdSchema(a.config_path, a.table, a.bigquery, a.duckdb); }},
+    {"gen", "Write realistic Fluentd out_s3 objects (for demos and tests)", AddGenOptions,
+     [](const Args& a) { return CmdGen(a.gen, a.gen_start, a.gen_tz, a.no_gzip); }},
+    {"config-reference", "Print the reference of every config key (Markdown)",
+     [](CLI::App* c, Args*) { c->group(""); },  // hidden: for generating docs
+     [](const Args&) {
+       std::cout << ConfigReference();
+       return 0;
+     }},
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -600,103 +742,18 @@ int main(int argc, char** argv) {
   InstallLogging(spdlog::level::info);  // escaped from the first line on, before any config is read
   CLI::App app{"logferry: Fluentd logs from object storage into an analytic warehouse, exactly once"};
   app.require_subcommand(1);
-  std::string config_path = "logferry.toml";
-  std::string table, from, to, since;
-  bool once = false, as_json = false, csv = false, verbose = false, bigquery = false, duckdb = false;
-  int64_t limit = 1000;
-  std::string sql;
-
-  auto add_config = [&](CLI::App* c) {
-    c->add_option("-c,--config", config_path, "Config file (TOML)")->capture_default_str();
-    c->add_flag("-v,--verbose", verbose, "Debug logging");
-  };
-  auto* run = app.add_subcommand("run", "Discover, stage and load on a schedule (SIGTERM finishes the current step)");
-  add_config(run);
-  run->add_flag("--once", once, "One full pass, then exit");
-  auto* status = app.add_subcommand("status", "Objects by state, partitions, lag and failures");
-  add_config(status);
-  status->add_flag("--json", as_json, "Machine-readable output");
-  auto* reload = app.add_subcommand("reload", "Load partitions again from staging");
-  add_config(reload);
-  reload->add_option("--table", table, "Table (optional with one table)");
-  reload->add_option("--from", from, "First partition, UTC (e.g. 2016-08-01T00)")->required();
-  reload->add_option("--to", to, "End, exclusive (default: one partition)");
-  auto* verify =
-      app.add_subcommand("verify", "Reconcile source, ledger, staging and warehouse; exit 1 on any difference");
-  add_config(verify);
-  verify->add_option("--table", table, "Only this table");
-  auto* query = app.add_subcommand("query", "Run SQL on the embedded warehouse");
-  add_config(query);
-  query->add_option("--table", table, "Use this table's warehouse (default: the first)");
-  query->add_flag("--csv", csv, "CSV output");
-  query->add_flag("--json", as_json, "JSON output");
-  query->add_option("sql", sql, "SQL")->required();
-  auto* check = app.add_subcommand("check", "Validate the config and reach every store");
-  add_config(check);
-  auto* bad = app.add_subcommand("bad-records", "List dead-lettered records with their raw excerpt");
-  add_config(bad);
-  bad->add_option("--table", table, "Only this table");
-  bad->add_option("--since", since, "Recorded at or after this UTC time");
-  bad->add_option("--limit", limit, "At most this many")->capture_default_str();
-  bad->add_flag("--json", as_json, "JSON output");
-  auto* schema = app.add_subcommand("schema", "Print the table schema and the name mapping");
-  add_config(schema);
-  schema->add_option("--table", table, "Table (optional with one table)");
-  schema->add_flag("--bigquery", bigquery, "As BigQuery JSON schema");
-  schema->add_flag("--duckdb", duckdb, "As DuckDB DDL");
-
-  GenOptions gen;
-  std::string gen_start = "2016-08-01T00", gen_tz = "+09:00";
-  bool no_gzip = false;
-  auto* g = app.add_subcommand("gen", "Write realistic Fluentd out_s3 objects (for demos and tests)");
-  g->add_option("--out", gen.out_dir, "Directory to write into (the bucket)")->required();
-  g->add_option("--prefix", gen.prefix, "Key prefix (Fluentd's path)")->capture_default_str();
-  g->add_option("--hours", gen.hours, "Hours of logs")->capture_default_str();
-  g->add_option("--start", gen_start, "First hour, UTC")->capture_default_str();
-  g->add_option("--rows-per-hour", gen.rows_per_hour, "Records per hour")->capture_default_str();
-  g->add_option("--split-every", gen.split_every, "Every Nth hour is written as two objects (_0, _1); 0 never")
-      ->capture_default_str();
-  g->add_option("--late-fraction", gen.late_fraction, "Fraction of records from the previous hour")
-      ->capture_default_str();
-  g->add_option("--format", gen.format, "out_file or json")->capture_default_str();
-  g->add_option("--timezone", gen_tz, "Offset of times and time slices")->capture_default_str();
-  g->add_option("--seed", gen.seed, "Random seed")->capture_default_str();
-  g->add_flag("--no-gzip", no_gzip, "Write uncompressed objects (.log)");
-  auto* ref = app.add_subcommand("config-reference", "Print the reference of every config key (Markdown)");
-  ref->group("");
-
-  auto Dispatch = [&]() -> int {
-    if (*run) return CmdRun(config_path, once, verbose);
-    if (*status) return CmdStatus(config_path, as_json);
-    if (*reload) return CmdReload(config_path, table, from, to, verbose);
-    if (*verify) return CmdVerify(config_path, table, verbose);
-    if (*query) return CmdQuery(config_path, table, sql, csv, as_json);
-    if (*check) return CmdCheck(config_path);
-    if (*bad) return CmdBadRecords(config_path, table, since, limit, as_json);
-    if (*schema) return CmdSchema(config_path, table, bigquery, duckdb);
-    if (*ref) {
-      std::cout << ConfigReference();
-      return 0;
-    }
-    if (*g) {
-      gen.start_us = ParseTimeArg(gen_start, "--start");
-      gen.offset_seconds = OrDie(ParseUtcOffset(gen_tz), 2);
-      gen.gzip = !no_gzip;
-      if (gen.out_dir.empty() || gen.out_dir[0] != '/') {
-        char cwd[4096];
-        if (getcwd(cwd, sizeof cwd)) gen.out_dir = std::string(cwd) + "/" + gen.out_dir;
-      }
-      GenResult r = OrDie(Generate(gen));
-      printf("wrote %lld objects, %lld records (%s uncompressed) under %s/%s\n", static_cast<long long>(r.objects),
-             static_cast<long long>(r.rows), HumanBytes(r.bytes_uncompressed).c_str(), gen.out_dir.c_str(),
-             gen.prefix.c_str());
-      return 0;
-    }
-    return 0;
-  };
+  Args args;
+  std::vector<std::pair<CLI::App*, const Subcommand*>> commands;
+  for (const Subcommand& s : kSubcommands) {
+    CLI::App* c = app.add_subcommand(s.name, s.description);
+    s.options(c, &args);
+    commands.emplace_back(c, &s);
+  }
   CLI11_PARSE(app, argc, argv);
   try {
-    return Dispatch();
+    for (auto& [c, s] : commands)
+      if (*c) return s->run(args);
+    return 0;
   } catch (const std::exception& e) {
     Die(std::string("internal error: ") + e.what());
   }

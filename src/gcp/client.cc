@@ -52,27 +52,23 @@ Status ErrorStatus(std::string_view what, const HttpResponse& response) {
 Client::Client(std::shared_ptr<TokenProvider> tokens, RetryPolicy retry, const HttpClient* http)
     : tokens_(std::move(tokens)), retry_(retry), http_(http ? http : &HttpClient::Default()) {}
 
-StatusOr<HttpResponse> Client::SendOnce(std::string_view what, const HttpRequest& request) const {
+Status Client::Authorize(std::string_view what, HttpRequest* request) const {
   if (!tokens_) return Status::PermissionDenied(std::string(what) + ": no Google credentials");
   LF_ASSIGN_OR_RETURN(AccessToken token, tokens_->Get());
-  HttpRequest authorized = request;
-  authorized.headers.emplace_back("Authorization", "Bearer " + token.token);
-  auto response = http_->Send(authorized);
-  if (!response.ok()) return response.status().WithContext(what);
-  return response;
+  request->headers.emplace_back("Authorization", "Bearer " + token.token);
+  return Status::Ok();
+}
+
+StatusOr<HttpResponse> Client::SendOnce(std::string_view what, const HttpRequest& request) const {
+  return SendAuthorized(*http_, what, request, [&](HttpRequest* r) { return Authorize(what, r); });
 }
 
 StatusOr<HttpResponse> Client::Send(std::string_view what, const HttpRequest& request,
-                                    const std::function<Status(const HttpResponse&)>& check) const {
-  auto attempt = [&]() -> StatusOr<HttpResponse> {
-    LF_ASSIGN_OR_RETURN(HttpResponse response, SendOnce(what, request));
-    Status verdict = check ? check(response)
-                           : (response.status >= 200 && response.status < 300 ? Status::Ok()
-                                                                               : ErrorStatus(what, response));
-    if (!verdict.ok()) return verdict;
-    return response;
-  };
-  return WithRetry(retry_, attempt);
+                                    const ResponseCheck& check) const {
+  auto accept_success = [&](const HttpResponse& r) { return IsSuccess(r) ? Status::Ok() : ErrorStatus(what, r); };
+  return SendWithRetry(
+      *http_, retry_, what, request, [&](HttpRequest* r) { return Authorize(what, r); },
+      check ? check : accept_success);
 }
 
 }  // namespace logferry::gcp

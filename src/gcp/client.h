@@ -1,6 +1,7 @@
 // One authorized Google API call with the core's retry policy: a bearer
 // token from the TokenProvider on each attempt, Google's JSON error shape
-// parsed into a Status, transient failures retried. GCS and BigQuery build
+// parsed into a Status; the shared layer (http/api_call.h, common/retry.h)
+// retries what that Status calls transient. GCS and BigQuery build
 // on it.
 #pragma once
 
@@ -12,6 +13,7 @@
 #include "common/retry.h"
 #include "common/status.h"
 #include "gcp/credentials.h"
+#include "http/api_call.h"
 #include "http/http_client.h"
 
 namespace logferry::gcp {
@@ -40,8 +42,7 @@ class Client {
   Client(std::shared_ptr<TokenProvider> tokens, RetryPolicy retry, const HttpClient* http = nullptr);
 
   // check: response → OK or error (default: 2xx is OK, else ErrorStatus).
-  StatusOr<HttpResponse> Send(std::string_view what, const HttpRequest& request,
-                              const std::function<Status(const HttpResponse&)>& check = {}) const;
+  StatusOr<HttpResponse> Send(std::string_view what, const HttpRequest& request, const ResponseCheck& check = {}) const;
   // Without retries, for callers that must look at each failure (resumable
   // uploads ask the server where to resume).
   StatusOr<HttpResponse> SendOnce(std::string_view what, const HttpRequest& request) const;
@@ -49,6 +50,9 @@ class Client {
   const RetryPolicy& retry() const { return retry_; }
 
  private:
+  // Adds a bearer token to the request (fetched or refreshed by the provider).
+  Status Authorize(std::string_view what, HttpRequest* request) const;
+
   std::shared_ptr<TokenProvider> tokens_;
   RetryPolicy retry_;
   const HttpClient* http_;

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -139,25 +140,56 @@ ALTER TABLE parts ADD COLUMN columns TEXT;
 
 }  // namespace
 
-Transaction::Transaction(sqlite3* db) : db_(db) {
-  int rc = sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr);
-  if (rc != SQLITE_OK) {
-    status_ = SqliteStatus(db_, rc, "begin transaction");
-    done_ = true;
-  }
-}
+// The ledger in SQLite (WAL): one connection behind a mutex.
+class SqliteLedger final : public Ledger {
+ public:
+  explicit SqliteLedger(sqlite3* db) : db_(db) {}
+  ~SqliteLedger() override;
+  SqliteLedger(const SqliteLedger&) = delete;
+  SqliteLedger& operator=(const SqliteLedger&) = delete;
 
-Transaction::~Transaction() {
-  if (!done_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-}
+  Status Exec(std::string_view sql);
+  Status Migrate();
 
-Status Transaction::Commit() {
-  if (done_) return status_.ok() ? Status::Internal("transaction already finished") : status_;
-  int rc = sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr);
-  if (rc != SQLITE_OK) return SqliteStatus(db_, rc, "commit");
-  done_ = true;
-  return Status::Ok();
-}
+  Status CheckTableSettings(const std::string& table, const std::string& settings) override;
+  StatusOr<int64_t> RecordDiscovered(const std::string& table, const std::vector<ObjectInfo>& objects,
+                                     const std::string& found_by, int64_t now_us) override;
+  StatusOr<std::vector<ObjectRow>> DueObjects(const std::string& table, int64_t now_us) override;
+  StatusOr<std::vector<ObjectRow>> Objects(const std::string& table, std::optional<ObjectState> state) override;
+  StatusOr<std::optional<ObjectRow>> FindObject(const std::string& table, const std::string& key,
+                                                const std::string& etag) override;
+  Status RecordNotification(const NotificationRow& n) override;
+  StatusOr<std::vector<NotificationRow>> Notifications(const std::string& table, const std::string& state) override;
+  Status CommitStaged(const StagedObject& staged, int64_t now_us) override;
+  Status MarkFailed(int64_t object_id, const std::string& error, int64_t next_attempt_us) override;
+  Status Restage(int64_t object_id, const std::string& reason) override;
+  StatusOr<std::vector<PartitionRow>> DuePartitions(const std::string& table, int64_t partition_unit_us,
+                                                    int64_t settle_us, int64_t now_us) override;
+  StatusOr<std::vector<PartitionRow>> Partitions(const std::string& table) override;
+  StatusOr<LoadPlan> BeginLoad(const std::string& table, int64_t partition_us, int64_t now_us) override;
+  Status FinishLoad(const LoadPlan& plan, int64_t rows_loaded, int64_t now_us) override;
+  Status FailLoad(const LoadPlan& plan, const std::string& error, int64_t next_attempt_us, int64_t now_us) override;
+  Status RecordLoadJob(const std::vector<LoadPlan>& plans, const std::string& job_id, int64_t now_us) override;
+  StatusOr<bool> LoadJobKnown(const std::string& job_id) override;
+  StatusOr<std::vector<PartRow>> LiveParts(const std::string& table, std::optional<int64_t> partition_us) override;
+  StatusOr<std::vector<PartRow>> CollectableParts(const std::string& table) override;
+  Status ForgetPart(const PartRow& part) override;
+  StatusOr<std::set<std::string>> PartKeys(const std::string& table) override;
+  StatusOr<std::pair<int64_t, int64_t>> RecordRequest(const std::string& table, const std::string& origin,
+                                                      const std::string& origin_key, int64_t from_us, int64_t to_us,
+                                                      int64_t partition_unit_us, int64_t now_us) override;
+  StatusOr<std::optional<RequestRow>> FindRequest(const std::string& origin_key) override;
+  Status FinishRequest(int64_t id, const std::string& state, const std::string& detail, int64_t now_us) override;
+  StatusOr<std::vector<RequestRow>> Requests(const std::string& table, const std::string& state) override;
+  StatusOr<std::vector<ColumnRecord>> Columns(const std::string& table) override;
+  StatusOr<int64_t> SchemaVersion(const std::string& table) override;
+  StatusOr<TableCounts> Counts(const std::string& table, int64_t now_us) override;
+  StatusOr<std::vector<BadRecordRow>> BadRecords(const std::string& table, int64_t since_us, int64_t limit) override;
+
+ private:
+  std::mutex mu_;
+  sqlite3* db_;
+};
 
 #define LF_TXN(name)     \
   Transaction name(db_); \
@@ -194,7 +226,7 @@ StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const std::string& path) {
     sqlite3_close(db);
     return s;
   }
-  std::unique_ptr<Ledger> ledger(new Ledger(db));
+  auto ledger = std::make_unique<SqliteLedger>(db);
   sqlite3_busy_timeout(db, 30000);
   // Switching to WAL needs a moment alone with the file and SQLite does not
   // call the busy handler for it; WAL mode persists, so this only matters
@@ -210,14 +242,14 @@ StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const std::string& path) {
   LF_RETURN_IF_ERROR(ledger->Exec("PRAGMA synchronous=FULL"));
   LF_RETURN_IF_ERROR(ledger->Exec("PRAGMA foreign_keys=ON"));
   LF_RETURN_IF_ERROR(ledger->Migrate());
-  return ledger;
+  return std::unique_ptr<Ledger>(std::move(ledger));
 }
 
-Ledger::~Ledger() {
+SqliteLedger::~SqliteLedger() {
   sqlite3_close(db_);
 }
 
-Status Ledger::Exec(std::string_view sql) {
+Status SqliteLedger::Exec(std::string_view sql) {
   char* err = nullptr;
   int rc = sqlite3_exec(db_, std::string(sql).c_str(), nullptr, nullptr, &err);
   if (rc != SQLITE_OK) {
@@ -228,7 +260,7 @@ Status Ledger::Exec(std::string_view sql) {
   return Status::Ok();
 }
 
-Status Ledger::Migrate() {
+Status SqliteLedger::Migrate() {
   std::lock_guard lock(mu_);
   constexpr int64_t kTarget = sizeof(kMigrations) / sizeof(kMigrations[0]);
   {
@@ -265,7 +297,7 @@ std::string Ledger::VersionId(std::string_view table, std::string_view key, std:
   return Sha256Hex(id).substr(0, 24);
 }
 
-Status Ledger::CheckTableSettings(const std::string& table, const std::string& settings) {
+Status SqliteLedger::CheckTableSettings(const std::string& table, const std::string& settings) {
   std::lock_guard lock(mu_);
   // INSERT OR IGNORE first: two processes opening a new ledger at once must
   // not race between a SELECT and an INSERT.
@@ -280,8 +312,8 @@ Status Ledger::CheckTableSettings(const std::string& table, const std::string& s
   return Status::Ok();
 }
 
-StatusOr<int64_t> Ledger::RecordDiscovered(const std::string& table, const std::vector<ObjectInfo>& objects,
-                                           const std::string& found_by, int64_t now_us) {
+StatusOr<int64_t> SqliteLedger::RecordDiscovered(const std::string& table, const std::vector<ObjectInfo>& objects,
+                                                 const std::string& found_by, int64_t now_us) {
   std::lock_guard lock(mu_);
   LF_TXN(txn);
   int64_t added = 0;
@@ -313,7 +345,9 @@ StatusOr<int64_t> Ledger::RecordDiscovered(const std::string& table, const std::
   return added;
 }
 
-ObjectRow Ledger::ReadObject(const Statement& s) const {
+namespace {
+
+ObjectRow ReadObject(const Statement& s) {
   ObjectRow o;
   o.id = s.Int(0);
   o.table = s.Text(1);
@@ -335,22 +369,21 @@ ObjectRow Ledger::ReadObject(const Statement& s) const {
   return o;
 }
 
-namespace {
 constexpr const char* kObjectColumns =
     "id, table_name, key, etag, size, version_id, state, attempts, last_error, next_attempt_us, found_by, "
     "discovered_us, lines_read, rows_staged, bad_records, warnings, bad_records_kept";
-}
+}  // namespace
 
-StatusOr<std::vector<ObjectRow>> Ledger::DueObjects(const std::string& table, int64_t now_us) {
+StatusOr<std::vector<ObjectRow>> SqliteLedger::DueObjects(const std::string& table, int64_t now_us) {
   std::lock_guard lock(mu_);
   Statement s(db_, std::string("SELECT ") + kObjectColumns +
                        " FROM objects WHERE table_name=? AND (state='pending' OR (state='failed' AND "
                        "(next_attempt_us IS NULL OR next_attempt_us<=?))) ORDER BY key");
   s.Bind(1, table).Bind(2, now_us);
-  return s.Collect<ObjectRow>([this](const Statement& r) { return ReadObject(r); });
+  return s.Collect<ObjectRow>(ReadObject);
 }
 
-StatusOr<std::vector<ObjectRow>> Ledger::Objects(const std::string& table, std::optional<ObjectState> state) {
+StatusOr<std::vector<ObjectRow>> SqliteLedger::Objects(const std::string& table, std::optional<ObjectState> state) {
   std::lock_guard lock(mu_);
   Statement s(db_, std::string("SELECT ") + kObjectColumns +
                        " FROM objects WHERE table_name=? AND (? IS NULL OR state=?) ORDER BY key, id");
@@ -359,11 +392,11 @@ StatusOr<std::vector<ObjectRow>> Ledger::Objects(const std::string& table, std::
     s.Bind(2, ObjectStateName(*state)).Bind(3, ObjectStateName(*state));
   else
     s.BindNull(2).BindNull(3);
-  return s.Collect<ObjectRow>([this](const Statement& r) { return ReadObject(r); });
+  return s.Collect<ObjectRow>(ReadObject);
 }
 
-StatusOr<std::optional<ObjectRow>> Ledger::FindObject(const std::string& table, const std::string& key,
-                                                      const std::string& etag) {
+StatusOr<std::optional<ObjectRow>> SqliteLedger::FindObject(const std::string& table, const std::string& key,
+                                                            const std::string& etag) {
   std::lock_guard lock(mu_);
   Statement s(db_, std::string("SELECT ") + kObjectColumns + " FROM objects WHERE table_name=? AND key=? AND etag=?");
   s.Bind(1, table).Bind(2, key).Bind(3, etag);
@@ -372,7 +405,7 @@ StatusOr<std::optional<ObjectRow>> Ledger::FindObject(const std::string& table, 
   return std::optional<ObjectRow>(ReadObject(s));
 }
 
-Status Ledger::RecordNotification(const NotificationRow& n) {
+Status SqliteLedger::RecordNotification(const NotificationRow& n) {
   std::lock_guard lock(mu_);
   Statement s(db_,
               "INSERT INTO notifications(message_id, table_name, queue, state, receive_count, detail, excerpt, first_us, "
@@ -384,7 +417,7 @@ Status Ledger::RecordNotification(const NotificationRow& n) {
   return s.Run();
 }
 
-StatusOr<std::vector<NotificationRow>> Ledger::Notifications(const std::string& table, const std::string& state) {
+StatusOr<std::vector<NotificationRow>> SqliteLedger::Notifications(const std::string& table, const std::string& state) {
   std::lock_guard lock(mu_);
   Statement s(db_,
               "SELECT message_id, table_name, queue, state, receive_count, detail, excerpt, updated_us FROM "
@@ -404,44 +437,42 @@ StatusOr<std::vector<NotificationRow>> Ledger::Notifications(const std::string& 
   });
 }
 
-Status Ledger::BumpPartition(const std::string& table, int64_t partition_us, int64_t now_us) {
-  Statement s(
-      db_,
-      "INSERT INTO partitions(table_name, partition_us, revision, updated_us) VALUES(?, ?, 1, ?) "
-      "ON CONFLICT(table_name, partition_us) DO UPDATE SET revision=revision+1, updated_us=excluded.updated_us, "
-      "attempts=0, next_attempt_us=NULL");
-  return s.Bind(1, table).Bind(2, partition_us).Bind(3, now_us).Run();
+// The steps of CommitStaged, each within its transaction.
+namespace {
+
+int64_t ReadFirstInt(const Statement& s) {
+  return s.Int(0);
 }
 
-Status Ledger::CommitStaged(const StagedObject& st, int64_t now_us) {
-  std::lock_guard lock(mu_);
-  LF_TXN(txn);
-  std::string table, key;
-  {
-    Statement s(db_, "SELECT table_name, key, state FROM objects WHERE id=?");
-    s.Bind(1, st.object_id);
-    LF_ASSIGN_OR_RETURN(bool row, s.Step());
-    if (!row) return Status::NotFound("object " + std::to_string(st.object_id) + " is not in the ledger");
-    table = s.Text(0);
-    key = s.Text(1);
-    if (s.Text(2) == "superseded")
-      return Status::FailedPrecondition("object " + key + " was replaced by a newer version while it was staged");
-  }
-  // Re-staging the same version (after a crash or a retry) replaces its parts.
-  std::vector<int64_t> touched;
-  {
-    Statement old(db_, "SELECT partition_us FROM parts WHERE object_id=? AND state='live'");
-    old.Bind(1, st.object_id);
-    for (;;) {
-      LF_ASSIGN_OR_RETURN(bool row, old.Step());
-      if (!row) break;
-      touched.push_back(old.Int(0));
-    }
-    Statement del(db_, "DELETE FROM parts WHERE object_id=?");
-    LF_RETURN_IF_ERROR(del.Bind(1, st.object_id).Run());
-  }
+// The staged object's table and key; it must still be the current version.
+Status LookUpStagedObject(sqlite3* db, int64_t object_id, std::string* table, std::string* key) {
+  Statement s(db, "SELECT table_name, key, state FROM objects WHERE id=?");
+  s.Bind(1, object_id);
+  LF_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return Status::NotFound("object " + std::to_string(object_id) + " is not in the ledger");
+  *table = s.Text(0);
+  *key = s.Text(1);
+  if (s.Text(2) == "superseded")
+    return Status::FailedPrecondition("object " + *key + " was replaced by a newer version while it was staged");
+  return Status::Ok();
+}
+
+// Partitions holding an object's live parts.
+Status AddLivePartitions(sqlite3* db, int64_t object_id, std::vector<int64_t>* partitions) {
+  Statement s(db, "SELECT partition_us FROM parts WHERE object_id=? AND state='live'");
+  s.Bind(1, object_id);
+  LF_ASSIGN_OR_RETURN(std::vector<int64_t> found, s.Collect<int64_t>(ReadFirstInt));
+  partitions->insert(partitions->end(), found.begin(), found.end());
+  return Status::Ok();
+}
+
+// Re-staging the same version (after a crash or a retry) replaces its parts.
+Status ReplaceParts(sqlite3* db, const StagedObject& st, const std::string& table, std::vector<int64_t>* touched) {
+  LF_RETURN_IF_ERROR(AddLivePartitions(db, st.object_id, touched));
+  Statement del(db, "DELETE FROM parts WHERE object_id=?");
+  LF_RETURN_IF_ERROR(del.Bind(1, st.object_id).Run());
   for (const PartRow& p : st.parts) {
-    Statement ins(db_,
+    Statement ins(db,
                   "INSERT INTO parts(object_id, hour_us, table_name, partition_us, key, rows, bytes, crc32c, columns) "
                   "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)");
     ins.Bind(1, st.object_id).Bind(2, p.hour_us).Bind(3, table).Bind(4, p.partition_us).Bind(5, p.key);
@@ -451,98 +482,125 @@ Status Ledger::CommitStaged(const StagedObject& st, int64_t now_us) {
     else
       ins.BindNull(9);
     LF_RETURN_IF_ERROR(ins.Run());
-    touched.push_back(p.partition_us);
+    touched->push_back(p.partition_us);
   }
-  // Older staged versions of the same key are replaced by this one.
-  {
-    Statement olds(db_, "SELECT id FROM objects WHERE table_name=? AND key=? AND id<>? AND state='staged'");
-    olds.Bind(1, table).Bind(2, key).Bind(3, st.object_id);
-    std::vector<int64_t> ids;
-    for (;;) {
-      LF_ASSIGN_OR_RETURN(bool row, olds.Step());
-      if (!row) break;
-      ids.push_back(olds.Int(0));
-    }
-    for (int64_t id : ids) {
-      Statement parts(db_, "SELECT partition_us FROM parts WHERE object_id=? AND state='live'");
-      parts.Bind(1, id);
-      for (;;) {
-        LF_ASSIGN_OR_RETURN(bool row, parts.Step());
-        if (!row) break;
-        touched.push_back(parts.Int(0));
-      }
-      Statement obs(db_, "UPDATE parts SET state='obsolete' WHERE object_id=? AND state='live'");
-      LF_RETURN_IF_ERROR(obs.Bind(1, id).Run());
-      Statement sup(db_, "UPDATE objects SET state='superseded' WHERE id=?");
-      LF_RETURN_IF_ERROR(sup.Bind(1, id).Run());
-    }
+  return Status::Ok();
+}
+
+// Older staged versions of the same key are replaced by this one: their
+// parts become obsolete and their partitions are touched.
+Status SupersedeOlderVersions(sqlite3* db, const std::string& table, const std::string& key, int64_t object_id,
+                              std::vector<int64_t>* touched) {
+  Statement olds(db, "SELECT id FROM objects WHERE table_name=? AND key=? AND id<>? AND state='staged'");
+  olds.Bind(1, table).Bind(2, key).Bind(3, object_id);
+  LF_ASSIGN_OR_RETURN(std::vector<int64_t> ids, olds.Collect<int64_t>(ReadFirstInt));
+  for (int64_t id : ids) {
+    LF_RETURN_IF_ERROR(AddLivePartitions(db, id, touched));
+    Statement obs(db, "UPDATE parts SET state='obsolete' WHERE object_id=? AND state='live'");
+    LF_RETURN_IF_ERROR(obs.Bind(1, id).Run());
+    Statement sup(db, "UPDATE objects SET state='superseded' WHERE id=?");
+    LF_RETURN_IF_ERROR(sup.Bind(1, id).Run());
   }
+  return Status::Ok();
+}
+
+// Each touched partition gets a new revision (so it loads again); obsolete
+// parts remember the revision that dropped them, for collection.
+Status BumpPartitions(sqlite3* db, const std::string& table, std::vector<int64_t> touched, int64_t now_us) {
   std::sort(touched.begin(), touched.end());
   touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
-  for (int64_t p : touched) LF_RETURN_IF_ERROR(BumpPartition(table, p, now_us));
-  // Obsolete parts remember the revision that dropped them, for collection.
-  {
-    Statement mark(
-        db_,
-        "UPDATE parts SET obsoleted_revision=(SELECT revision FROM partitions q WHERE q.table_name=parts.table_name "
-        "AND q.partition_us=parts.partition_us) WHERE table_name=? AND state='obsolete' AND obsoleted_revision IS "
-        "NULL");
-    LF_RETURN_IF_ERROR(mark.Bind(1, table).Run());
+  for (int64_t partition_us : touched) {
+    Statement s(
+        db,
+        "INSERT INTO partitions(table_name, partition_us, revision, updated_us) VALUES(?, ?, 1, ?) "
+        "ON CONFLICT(table_name, partition_us) DO UPDATE SET revision=revision+1, updated_us=excluded.updated_us, "
+        "attempts=0, next_attempt_us=NULL");
+    LF_RETURN_IF_ERROR(s.Bind(1, table).Bind(2, partition_us).Bind(3, now_us).Run());
   }
-  {
-    Statement del(db_, "DELETE FROM bad_records WHERE object_id=?");
-    LF_RETURN_IF_ERROR(del.Bind(1, st.object_id).Run());
-    for (const BadRecord& b : st.bad_records) {
-      Statement ins(
-          db_,
-          "INSERT INTO bad_records(object_id, table_name, line, byte_offset, field, reason, excerpt, created_us) "
-          "VALUES(?, ?, ?, ?, ?, ?, ?, ?)");
-      ins.Bind(1, st.object_id).Bind(2, table).Bind(3, b.line).Bind(4, b.byte_offset).Bind(5, b.field);
-      ins.Bind(6, b.reason).Bind(7, b.excerpt).Bind(8, now_us);
-      LF_RETURN_IF_ERROR(ins.Run());
-    }
+  Statement mark(
+      db,
+      "UPDATE parts SET obsoleted_revision=(SELECT revision FROM partitions q WHERE q.table_name=parts.table_name "
+      "AND q.partition_us=parts.partition_us) WHERE table_name=? AND state='obsolete' AND obsoleted_revision IS "
+      "NULL");
+  return mark.Bind(1, table).Run();
+}
+
+Status ReplaceBadRecords(sqlite3* db, const StagedObject& st, const std::string& table, int64_t now_us) {
+  Statement del(db, "DELETE FROM bad_records WHERE object_id=?");
+  LF_RETURN_IF_ERROR(del.Bind(1, st.object_id).Run());
+  for (const BadRecord& b : st.bad_records) {
+    Statement ins(
+        db,
+        "INSERT INTO bad_records(object_id, table_name, line, byte_offset, field, reason, excerpt, created_us) "
+        "VALUES(?, ?, ?, ?, ?, ?, ?, ?)");
+    ins.Bind(1, st.object_id).Bind(2, table).Bind(3, b.line).Bind(4, b.byte_offset).Bind(5, b.field);
+    ins.Bind(6, b.reason).Bind(7, b.excerpt).Bind(8, now_us);
+    LF_RETURN_IF_ERROR(ins.Run());
   }
-  {
-    Statement upd(
-        db_,
-        "UPDATE objects SET state='staged', staged_us=?, lines_read=?, rows_staged=?, bad_records=?, warnings=?, "
-        "last_warning=?, last_error=NULL, next_attempt_us=NULL, attempts=attempts+1, bad_records_kept=? WHERE id=?");
-    upd.Bind(1, now_us).Bind(2, st.lines_read).Bind(3, st.rows_staged).Bind(4, st.bad_total);
-    upd.Bind(5, st.warnings).Bind(6, st.warning).Bind(7, static_cast<int64_t>(st.bad_records.size()));
-    upd.Bind(8, st.object_id);
-    LF_RETURN_IF_ERROR(upd.Run());
+  return Status::Ok();
+}
+
+Status MarkObjectStaged(sqlite3* db, const StagedObject& st, int64_t now_us) {
+  Statement upd(
+      db,
+      "UPDATE objects SET state='staged', staged_us=?, lines_read=?, rows_staged=?, bad_records=?, warnings=?, "
+      "last_warning=?, last_error=NULL, next_attempt_us=NULL, attempts=attempts+1, bad_records_kept=? WHERE id=?");
+  upd.Bind(1, now_us).Bind(2, st.lines_read).Bind(3, st.rows_staged).Bind(4, st.bad_total);
+  upd.Bind(5, st.warnings).Bind(6, st.warning).Bind(7, static_cast<int64_t>(st.bad_records.size()));
+  upd.Bind(8, st.object_id);
+  return upd.Run();
+}
+
+StatusOr<int64_t> ReadSchemaVersion(sqlite3* db, const std::string& table) {
+  Statement v(db, "SELECT COALESCE(MAX(version), 0) FROM schema_history WHERE table_name=?");
+  v.Bind(1, table);
+  LF_ASSIGN_OR_RETURN(std::optional<int64_t> version, v.First<int64_t>(ReadFirstInt));
+  return version.value_or(0);
+}
+
+// The columns the parts rely on, as one new schema version with its history entry.
+Status RecordSchemaChanges(sqlite3* db, const std::string& table, const std::vector<ColumnRecord>& columns,
+                           int64_t now_us) {
+  if (columns.empty()) return Status::Ok();
+  LF_ASSIGN_OR_RETURN(int64_t version, ReadSchemaVersion(db, table));
+  ++version;
+  nlohmann::json changes = nlohmann::json::array();
+  for (const ColumnRecord& c : columns) {
+    Statement up(db,
+                 "INSERT INTO columns(table_name, parent_path, raw_key, name, type, repeated, companion, "
+                 "schema_version, updated_us, inexact_ints) "
+                 "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(table_name, parent_path, raw_key) DO UPDATE SET "
+                 "type=excluded.type, repeated=excluded.repeated, schema_version=excluded.schema_version, "
+                 "updated_us=excluded.updated_us, inexact_ints=excluded.inexact_ints");
+    up.Bind(1, table).Bind(2, c.parent_path).BindBlob(3, c.raw_key).Bind(4, c.name).Bind(5, ColumnTypeName(c.type));
+    up.Bind(6, c.repeated ? 1 : 0).Bind(7, c.companion ? 1 : 0).Bind(8, version).Bind(9, now_us);
+    up.Bind(10, c.inexact_ints ? 1 : 0);
+    LF_RETURN_IF_ERROR(up.Run());
+    std::string path = c.parent_path.empty() ? c.name : c.parent_path + "." + c.name;
+    changes.push_back({{"column", path}, {"type", ColumnTypeName(c.type)}, {"repeated", c.repeated}});
   }
-  if (!st.columns.empty()) {
-    int64_t version = 0;
-    {
-      Statement v(db_, "SELECT COALESCE(MAX(version), 0) FROM schema_history WHERE table_name=?");
-      v.Bind(1, table);
-      LF_ASSIGN_OR_RETURN(bool row, v.Step());
-      if (row) version = v.Int(0);
-    }
-    ++version;
-    nlohmann::json changes = nlohmann::json::array();
-    for (const ColumnRecord& c : st.columns) {
-      Statement up(db_,
-                   "INSERT INTO columns(table_name, parent_path, raw_key, name, type, repeated, companion, "
-                   "schema_version, updated_us, inexact_ints) "
-                   "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(table_name, parent_path, raw_key) DO UPDATE SET "
-                   "type=excluded.type, repeated=excluded.repeated, schema_version=excluded.schema_version, "
-                   "updated_us=excluded.updated_us, inexact_ints=excluded.inexact_ints");
-      up.Bind(1, table).Bind(2, c.parent_path).BindBlob(3, c.raw_key).Bind(4, c.name).Bind(5, ColumnTypeName(c.type));
-      up.Bind(6, c.repeated ? 1 : 0).Bind(7, c.companion ? 1 : 0).Bind(8, version).Bind(9, now_us);
-      up.Bind(10, c.inexact_ints ? 1 : 0);
-      LF_RETURN_IF_ERROR(up.Run());
-      std::string path = c.parent_path.empty() ? c.name : c.parent_path + "." + c.name;
-      changes.push_back({{"column", path}, {"type", ColumnTypeName(c.type)}, {"repeated", c.repeated}});
-    }
-    Statement h(db_, "INSERT INTO schema_history(table_name, version, changes, created_us) VALUES(?, ?, ?, ?)");
-    LF_RETURN_IF_ERROR(h.Bind(1, table).Bind(2, version).Bind(3, changes.dump()).Bind(4, now_us).Run());
-  }
+  Statement h(db, "INSERT INTO schema_history(table_name, version, changes, created_us) VALUES(?, ?, ?, ?)");
+  return h.Bind(1, table).Bind(2, version).Bind(3, changes.dump()).Bind(4, now_us).Run();
+}
+
+}  // namespace
+
+Status SqliteLedger::CommitStaged(const StagedObject& st, int64_t now_us) {
+  std::lock_guard lock(mu_);
+  LF_TXN(txn);
+  std::string table, key;
+  LF_RETURN_IF_ERROR(LookUpStagedObject(db_, st.object_id, &table, &key));
+  std::vector<int64_t> touched;
+  LF_RETURN_IF_ERROR(ReplaceParts(db_, st, table, &touched));
+  LF_RETURN_IF_ERROR(SupersedeOlderVersions(db_, table, key, st.object_id, &touched));
+  LF_RETURN_IF_ERROR(BumpPartitions(db_, table, std::move(touched), now_us));
+  LF_RETURN_IF_ERROR(ReplaceBadRecords(db_, st, table, now_us));
+  LF_RETURN_IF_ERROR(MarkObjectStaged(db_, st, now_us));
+  LF_RETURN_IF_ERROR(RecordSchemaChanges(db_, table, st.columns, now_us));
   return txn.Commit();
 }
 
-Status Ledger::MarkFailed(int64_t object_id, const std::string& error, int64_t next_attempt_us) {
+Status SqliteLedger::MarkFailed(int64_t object_id, const std::string& error, int64_t next_attempt_us) {
   std::lock_guard lock(mu_);
   Statement s(db_,
               "UPDATE objects SET state='failed', attempts=attempts+1, last_error=?, next_attempt_us=? "
@@ -550,7 +608,7 @@ Status Ledger::MarkFailed(int64_t object_id, const std::string& error, int64_t n
   return s.Bind(1, error).Bind(2, next_attempt_us).Bind(3, object_id).Run();
 }
 
-Status Ledger::Restage(int64_t object_id, const std::string& reason) {
+Status SqliteLedger::Restage(int64_t object_id, const std::string& reason) {
   std::lock_guard lock(mu_);
   Statement s(db_, "UPDATE objects SET state='pending', last_error=? WHERE id=? AND state='staged'");
   return s.Bind(1, reason).Bind(2, object_id).Run();
@@ -593,8 +651,8 @@ PartRow ReadPart(const Statement& s) {
 constexpr const char* kPartColumns = "object_id, hour_us, partition_us, key, rows, bytes, crc32c, columns";
 }  // namespace
 
-StatusOr<std::vector<PartitionRow>> Ledger::DuePartitions(const std::string& table, int64_t unit_us, int64_t settle_us,
-                                                          int64_t now_us) {
+StatusOr<std::vector<PartitionRow>> SqliteLedger::DuePartitions(const std::string& table, int64_t unit_us,
+                                                                int64_t settle_us, int64_t now_us) {
   std::lock_guard lock(mu_);
   Statement s(db_, std::string("SELECT ") + kPartitionColumns +
                        " FROM partitions WHERE table_name=? AND (revision>loaded_revision OR requested<>0) "
@@ -604,7 +662,7 @@ StatusOr<std::vector<PartitionRow>> Ledger::DuePartitions(const std::string& tab
   return s.Collect<PartitionRow>([](const Statement& r) { return ReadPartition(r); });
 }
 
-StatusOr<std::vector<PartitionRow>> Ledger::Partitions(const std::string& table) {
+StatusOr<std::vector<PartitionRow>> SqliteLedger::Partitions(const std::string& table) {
   std::lock_guard lock(mu_);
   Statement s(db_,
               std::string("SELECT ") + kPartitionColumns + " FROM partitions WHERE table_name=? ORDER BY partition_us");
@@ -612,7 +670,7 @@ StatusOr<std::vector<PartitionRow>> Ledger::Partitions(const std::string& table)
   return s.Collect<PartitionRow>([](const Statement& r) { return ReadPartition(r); });
 }
 
-StatusOr<LoadPlan> Ledger::BeginLoad(const std::string& table, int64_t partition_us, int64_t now_us) {
+StatusOr<LoadPlan> SqliteLedger::BeginLoad(const std::string& table, int64_t partition_us, int64_t now_us) {
   std::lock_guard lock(mu_);
   LF_TXN(txn);
   LoadPlan plan;
@@ -649,12 +707,8 @@ StatusOr<LoadPlan> Ledger::BeginLoad(const std::string& table, int64_t partition
     Statement s(db_, std::string("SELECT ") + kPartColumns +
                          " FROM parts WHERE table_name=? AND partition_us=? AND state='live' ORDER BY key");
     s.Bind(1, table).Bind(2, partition_us);
-    for (;;) {
-      LF_ASSIGN_OR_RETURN(bool row, s.Step());
-      if (!row) break;
-      plan.parts.push_back(ReadPart(s));
-      plan.expected_rows += plan.parts.back().rows;
-    }
+    LF_ASSIGN_OR_RETURN(plan.parts, s.Collect<PartRow>(ReadPart));
+    for (const PartRow& part : plan.parts) plan.expected_rows += part.rows;
   }
   std::string stamp = FormatIso8601(partition_us);
   std::string compact;
@@ -677,7 +731,7 @@ StatusOr<LoadPlan> Ledger::BeginLoad(const std::string& table, int64_t partition
   return plan;
 }
 
-Status Ledger::FinishLoad(const LoadPlan& plan, int64_t rows_loaded, int64_t now_us) {
+Status SqliteLedger::FinishLoad(const LoadPlan& plan, int64_t rows_loaded, int64_t now_us) {
   std::lock_guard lock(mu_);
   LF_TXN(txn);
   // `requested` counts requests; one that arrived after the snapshot was
@@ -694,7 +748,7 @@ Status Ledger::FinishLoad(const LoadPlan& plan, int64_t rows_loaded, int64_t now
   return txn.Commit();
 }
 
-Status Ledger::FailLoad(const LoadPlan& plan, const std::string& error, int64_t next_attempt_us, int64_t now_us) {
+Status SqliteLedger::FailLoad(const LoadPlan& plan, const std::string& error, int64_t next_attempt_us, int64_t now_us) {
   std::lock_guard lock(mu_);
   LF_TXN(txn);
   Statement s(db_,
@@ -706,7 +760,7 @@ Status Ledger::FailLoad(const LoadPlan& plan, const std::string& error, int64_t 
   return txn.Commit();
 }
 
-Status Ledger::RecordLoadJob(const std::vector<LoadPlan>& plans, const std::string& job_id, int64_t now_us) {
+Status SqliteLedger::RecordLoadJob(const std::vector<LoadPlan>& plans, const std::string& job_id, int64_t now_us) {
   if (plans.empty()) return Status::InvalidArgument("a load job needs at least one partition");
   std::lock_guard lock(mu_);
   LF_TXN(txn);
@@ -727,7 +781,7 @@ Status Ledger::RecordLoadJob(const std::vector<LoadPlan>& plans, const std::stri
   return txn.Commit();
 }
 
-StatusOr<bool> Ledger::LoadJobKnown(const std::string& job_id) {
+StatusOr<bool> SqliteLedger::LoadJobKnown(const std::string& job_id) {
   std::lock_guard lock(mu_);
   Statement s(db_, "SELECT 1 FROM load_jobs WHERE job_id=?");
   s.Bind(1, job_id);
@@ -754,7 +808,7 @@ std::string Ledger::MergedLoadId(const std::vector<LoadPlan>& plans) {
          Sha256Hex(key).substr(0, 16);
 }
 
-StatusOr<std::vector<PartRow>> Ledger::LiveParts(const std::string& table, std::optional<int64_t> partition_us) {
+StatusOr<std::vector<PartRow>> SqliteLedger::LiveParts(const std::string& table, std::optional<int64_t> partition_us) {
   std::lock_guard lock(mu_);
   Statement s(db_,
               std::string("SELECT ") + kPartColumns +
@@ -763,7 +817,7 @@ StatusOr<std::vector<PartRow>> Ledger::LiveParts(const std::string& table, std::
   return s.Collect<PartRow>([](const Statement& r) { return ReadPart(r); });
 }
 
-StatusOr<std::vector<PartRow>> Ledger::CollectableParts(const std::string& table) {
+StatusOr<std::vector<PartRow>> SqliteLedger::CollectableParts(const std::string& table) {
   std::lock_guard lock(mu_);
   Statement s(db_, std::string("SELECT ") + "p.object_id, p.hour_us, p.partition_us, p.key, p.rows, p.bytes, p.crc32c, p.columns" +
                        " FROM parts p JOIN partitions q ON q.table_name=p.table_name AND q.partition_us=p.partition_us "
@@ -772,28 +826,24 @@ StatusOr<std::vector<PartRow>> Ledger::CollectableParts(const std::string& table
   return s.Collect<PartRow>([](const Statement& r) { return ReadPart(r); });
 }
 
-Status Ledger::ForgetPart(const PartRow& part) {
+Status SqliteLedger::ForgetPart(const PartRow& part) {
   std::lock_guard lock(mu_);
   Statement s(db_, "DELETE FROM parts WHERE object_id=? AND hour_us=? AND state='obsolete'");
   return s.Bind(1, part.object_id).Bind(2, part.hour_us).Run();
 }
 
-StatusOr<std::set<std::string>> Ledger::PartKeys(const std::string& table) {
+StatusOr<std::set<std::string>> SqliteLedger::PartKeys(const std::string& table) {
   std::lock_guard lock(mu_);
   Statement s(db_, "SELECT key FROM parts WHERE table_name=?");
   s.Bind(1, table);
-  std::set<std::string> out;
-  for (;;) {
-    LF_ASSIGN_OR_RETURN(bool row, s.Step());
-    if (!row) break;
-    out.insert(s.Text(0));
-  }
-  return out;
+  LF_ASSIGN_OR_RETURN(std::vector<std::string> keys,
+                      s.Collect<std::string>([](const Statement& r) { return r.Text(0); }));
+  return std::set<std::string>(keys.begin(), keys.end());
 }
 
-StatusOr<std::pair<int64_t, int64_t>> Ledger::RecordRequest(const std::string& table, const std::string& origin,
-                                                            const std::string& origin_key, int64_t from_us,
-                                                            int64_t to_us, int64_t unit_us, int64_t now_us) {
+StatusOr<std::pair<int64_t, int64_t>> SqliteLedger::RecordRequest(const std::string& table, const std::string& origin,
+                                                                  const std::string& origin_key, int64_t from_us,
+                                                                  int64_t to_us, int64_t unit_us, int64_t now_us) {
   std::lock_guard lock(mu_);
   LF_TXN(txn);
   if (!origin_key.empty()) {
@@ -822,7 +872,7 @@ StatusOr<std::pair<int64_t, int64_t>> Ledger::RecordRequest(const std::string& t
   return std::pair<int64_t, int64_t>{id, n};
 }
 
-StatusOr<std::optional<RequestRow>> Ledger::FindRequest(const std::string& origin_key) {
+StatusOr<std::optional<RequestRow>> SqliteLedger::FindRequest(const std::string& origin_key) {
   std::lock_guard lock(mu_);
   Statement s(db_,
               "SELECT id, table_name, origin, from_us, to_us, state, COALESCE(detail,''), created_us FROM requests "
@@ -834,13 +884,13 @@ StatusOr<std::optional<RequestRow>> Ledger::FindRequest(const std::string& origi
   return std::optional<RequestRow>(r);
 }
 
-Status Ledger::FinishRequest(int64_t id, const std::string& state, const std::string& detail, int64_t now_us) {
+Status SqliteLedger::FinishRequest(int64_t id, const std::string& state, const std::string& detail, int64_t now_us) {
   std::lock_guard lock(mu_);
   Statement s(db_, "UPDATE requests SET state=?, detail=?, finished_us=? WHERE id=?");
   return s.Bind(1, state).Bind(2, detail).Bind(3, now_us).Bind(4, id).Run();
 }
 
-StatusOr<std::vector<RequestRow>> Ledger::Requests(const std::string& table, const std::string& state) {
+StatusOr<std::vector<RequestRow>> SqliteLedger::Requests(const std::string& table, const std::string& state) {
   std::lock_guard lock(mu_);
   Statement s(db_,
               "SELECT id, table_name, origin, from_us, to_us, state, COALESCE(detail,''), created_us FROM requests "
@@ -851,112 +901,122 @@ StatusOr<std::vector<RequestRow>> Ledger::Requests(const std::string& table, con
   });
 }
 
-StatusOr<std::vector<ColumnRecord>> Ledger::Columns(const std::string& table) {
+StatusOr<std::vector<ColumnRecord>> SqliteLedger::Columns(const std::string& table) {
   std::lock_guard lock(mu_);
   Statement s(
       db_, "SELECT parent_path, raw_key, name, type, repeated, companion, inexact_ints FROM columns WHERE table_name=? ORDER BY id");
   s.Bind(1, table);
-  std::vector<ColumnRecord> out;
-  for (;;) {
-    LF_ASSIGN_OR_RETURN(bool row, s.Step());
-    if (!row) break;
+  return s.Collect<ColumnRecord>([](const Statement& r) {
     ColumnRecord c;
-    c.parent_path = s.Text(0);
-    c.raw_key = s.Blob(1);
-    c.name = s.Text(2);
-    c.type = ColumnTypeFromName(s.Text(3));
-    c.repeated = s.Int(4) != 0;
-    c.companion = s.Int(5) != 0;
-    c.inexact_ints = s.Int(6) != 0;
-    out.push_back(std::move(c));
-  }
-  return out;
+    c.parent_path = r.Text(0);
+    c.raw_key = r.Blob(1);
+    c.name = r.Text(2);
+    c.type = ColumnTypeFromName(r.Text(3));
+    c.repeated = r.Int(4) != 0;
+    c.companion = r.Int(5) != 0;
+    c.inexact_ints = r.Int(6) != 0;
+    return c;
+  });
 }
 
-StatusOr<int64_t> Ledger::SchemaVersion(const std::string& table) {
+StatusOr<int64_t> SqliteLedger::SchemaVersion(const std::string& table) {
   std::lock_guard lock(mu_);
-  Statement v(db_, "SELECT COALESCE(MAX(version), 0) FROM schema_history WHERE table_name=?");
-  v.Bind(1, table);
-  LF_ASSIGN_OR_RETURN(bool row, v.Step());
-  return row ? v.Int(0) : 0;
+  return ReadSchemaVersion(db_, table);
 }
 
-StatusOr<TableCounts> Ledger::Counts(const std::string& table, int64_t now_us) {
+namespace {
+
+// The steps of Counts: each fills its part of c.
+
+Status CountObjects(sqlite3* db, TableCounts* c) {
+  struct ByState {
+    std::string state;
+    int64_t objects, rows_staged, bad_records, warnings;
+  };
+  Statement s(db,
+              "SELECT state, COUNT(*), SUM(rows_staged), SUM(bad_records), SUM(warnings) FROM objects WHERE "
+              "table_name=? GROUP BY state");
+  s.Bind(1, c->table);
+  LF_ASSIGN_OR_RETURN(std::vector<ByState> states, s.Collect<ByState>([](const Statement& r) {
+    return ByState{r.Text(0), r.Int(1), r.Int(2), r.Int(3), r.Int(4)};
+  }));
+  for (const ByState& b : states) {
+    if (b.state == "pending") {
+      c->objects_pending = b.objects;
+    } else if (b.state == "staged") {
+      c->objects_staged = b.objects;
+      c->rows_staged = b.rows_staged;
+      c->bad_records = b.bad_records;
+      c->warnings = b.warnings;
+    } else if (b.state == "failed") {
+      c->objects_failed = b.objects;
+    } else if (b.state == "superseded") {
+      c->objects_superseded = b.objects;
+    }
+  }
+  return Status::Ok();
+}
+
+// sql: a COUNT(*) with the table name as its one parameter.
+StatusOr<int64_t> CountRows(sqlite3* db, const char* sql, const std::string& table) {
+  Statement s(db, sql);
+  s.Bind(1, table);
+  LF_ASSIGN_OR_RETURN(std::optional<int64_t> n, s.First<int64_t>(ReadFirstInt));
+  return n.value_or(0);
+}
+
+Status CountPartitions(sqlite3* db, TableCounts* c) {
+  Statement s(db,
+              "SELECT SUM(CASE WHEN revision>loaded_revision OR requested<>0 THEN 1 ELSE 0 END), "
+              "SUM(CASE WHEN revision<=loaded_revision AND requested=0 THEN 1 ELSE 0 END), "
+              "SUM(CASE WHEN last_error IS NOT NULL THEN 1 ELSE 0 END), SUM(rows_loaded), "
+              "MAX(CASE WHEN loaded_us IS NOT NULL THEN partition_us END), "
+              "MIN(CASE WHEN revision>loaded_revision OR requested<>0 THEN partition_us END) "
+              "FROM partitions WHERE table_name=?");
+  s.Bind(1, c->table);
+  LF_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return Status::Ok();
+  c->partitions_pending = s.Int(0);
+  c->partitions_loaded = s.Int(1);
+  c->partitions_failed = s.Int(2);
+  c->rows_loaded = s.Int(3);
+  c->newest_loaded_partition_us = s.OptInt(4);
+  c->oldest_pending_partition_us = s.OptInt(5);
+  return Status::Ok();
+}
+
+// BigQuery's per-table quota is over a rolling day, not a calendar day.
+Status CountLoadJobs(sqlite3* db, int64_t now_us, TableCounts* c) {
+  Statement s(db, "SELECT COUNT(*), MIN(sent_us) FROM load_jobs WHERE table_name=? AND sent_us>?");
+  s.Bind(1, c->table).Bind(2, now_us - kMicrosPerDay);
+  LF_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return Status::Ok();
+  c->load_jobs_24h = s.Int(0);
+  c->oldest_load_job_24h_us = s.OptInt(1);
+  return Status::Ok();
+}
+
+}  // namespace
+
+StatusOr<TableCounts> SqliteLedger::Counts(const std::string& table, int64_t now_us) {
   std::lock_guard lock(mu_);
   TableCounts c;
   c.table = table;
-  {
-    Statement s(db_,
-                "SELECT state, COUNT(*), SUM(rows_staged), SUM(bad_records), SUM(warnings) FROM objects WHERE "
-                "table_name=? GROUP BY state");
-    s.Bind(1, table);
-    for (;;) {
-      LF_ASSIGN_OR_RETURN(bool row, s.Step());
-      if (!row) break;
-      std::string st = s.Text(0);
-      int64_t n = s.Int(1);
-      if (st == "pending")
-        c.objects_pending = n;
-      else if (st == "staged") {
-        c.objects_staged = n;
-        c.rows_staged = s.Int(2);
-        c.bad_records = s.Int(3);
-        c.warnings = s.Int(4);
-      } else if (st == "failed")
-        c.objects_failed = n;
-      else if (st == "superseded")
-        c.objects_superseded = n;
-    }
-  }
-  {
-    Statement s(db_, "SELECT COUNT(*) FROM objects WHERE table_name=? AND found_by='listing' AND state<>'superseded'");
-    s.Bind(1, table);
-    LF_ASSIGN_OR_RETURN(bool row, s.Step());
-    if (row) c.found_by_listing_only = s.Int(0);
-  }
-  {
-    Statement s(db_, "SELECT COUNT(*) FROM notifications WHERE table_name=? AND state='failing'");
-    s.Bind(1, table);
-    LF_ASSIGN_OR_RETURN(bool row, s.Step());
-    if (row) c.notifications_failing = s.Int(0);
-  }
-  {
-    Statement s(db_,
-                "SELECT SUM(CASE WHEN revision>loaded_revision OR requested<>0 THEN 1 ELSE 0 END), "
-                "SUM(CASE WHEN revision<=loaded_revision AND requested=0 THEN 1 ELSE 0 END), "
-                "SUM(CASE WHEN last_error IS NOT NULL THEN 1 ELSE 0 END), SUM(rows_loaded), "
-                "MAX(CASE WHEN loaded_us IS NOT NULL THEN partition_us END), "
-                "MIN(CASE WHEN revision>loaded_revision OR requested<>0 THEN partition_us END) "
-                "FROM partitions WHERE table_name=?");
-    s.Bind(1, table);
-    LF_ASSIGN_OR_RETURN(bool row, s.Step());
-    if (row) {
-      c.partitions_pending = s.Int(0);
-      c.partitions_loaded = s.Int(1);
-      c.partitions_failed = s.Int(2);
-      c.rows_loaded = s.Int(3);
-      c.newest_loaded_partition_us = s.OptInt(4);
-      c.oldest_pending_partition_us = s.OptInt(5);
-    }
-  }
-  {
-    // BigQuery's per-table quota is over a rolling day, not a calendar day.
-    Statement s(db_, "SELECT COUNT(*), MIN(sent_us) FROM load_jobs WHERE table_name=? AND sent_us>?");
-    s.Bind(1, table).Bind(2, now_us - kMicrosPerDay);
-    LF_ASSIGN_OR_RETURN(bool row, s.Step());
-    if (row) {
-      c.load_jobs_24h = s.Int(0);
-      c.oldest_load_job_24h_us = s.OptInt(1);
-    }
-  }
+  LF_RETURN_IF_ERROR(CountObjects(db_, &c));
+  LF_ASSIGN_OR_RETURN(
+      c.found_by_listing_only,
+      CountRows(db_, "SELECT COUNT(*) FROM objects WHERE table_name=? AND found_by='listing' AND state<>'superseded'",
+                table));
+  LF_ASSIGN_OR_RETURN(
+      c.notifications_failing,
+      CountRows(db_, "SELECT COUNT(*) FROM notifications WHERE table_name=? AND state='failing'", table));
+  LF_RETURN_IF_ERROR(CountPartitions(db_, &c));
+  LF_RETURN_IF_ERROR(CountLoadJobs(db_, now_us, &c));
   return c;
 }
 
-StatusOr<std::vector<ObjectRow>> Ledger::FailedObjects(const std::string& table) {
-  return Objects(table, ObjectState::kFailed);
-}
-
-StatusOr<std::vector<BadRecordRow>> Ledger::BadRecords(const std::string& table, int64_t since_us, int64_t limit) {
+StatusOr<std::vector<BadRecordRow>> SqliteLedger::BadRecords(const std::string& table, int64_t since_us,
+                                                             int64_t limit) {
   std::lock_guard lock(mu_);
   Statement s(
       db_,
@@ -965,22 +1025,18 @@ StatusOr<std::vector<BadRecordRow>> Ledger::BadRecords(const std::string& table,
       "FROM bad_records b JOIN objects o ON o.id=b.object_id "
       "WHERE (?='' OR b.table_name=?) AND b.created_us>=? AND o.state<>'superseded' ORDER BY o.key, b.line LIMIT ?");
   s.Bind(1, table).Bind(2, table).Bind(3, since_us).Bind(4, limit);
-  std::vector<BadRecordRow> out;
-  for (;;) {
-    LF_ASSIGN_OR_RETURN(bool row, s.Step());
-    if (!row) break;
-    BadRecordRow r;
-    r.table = s.Text(0);
-    r.object_key = s.Text(1);
-    r.record.line = s.Int(2);
-    r.record.byte_offset = s.Int(3);
-    r.record.field = s.Text(4);
-    r.record.reason = s.Text(5);
-    r.record.excerpt = s.Text(6);
-    r.created_us = s.Int(7);
-    out.push_back(std::move(r));
-  }
-  return out;
+  return s.Collect<BadRecordRow>([](const Statement& r) {
+    BadRecordRow b;
+    b.table = r.Text(0);
+    b.object_key = r.Text(1);
+    b.record.line = r.Int(2);
+    b.record.byte_offset = r.Int(3);
+    b.record.field = r.Text(4);
+    b.record.reason = r.Text(5);
+    b.record.excerpt = r.Text(6);
+    b.created_us = r.Int(7);
+    return b;
+  });
 }
 
 }  // namespace logferry

@@ -5,19 +5,19 @@
 // (table, key, etag), so staging again rewrites the same part, and a load's
 // id derives from (table, partition, generation).
 //
-// Thread-safe: one connection behind a mutex. Several processes (the daemon,
-// `status`, `reload`) may open the same ledger; SQLite's locking and a busy
-// timeout serialize them.
+// Thread-safe. The SQLite ledger (ledger.cc) is one connection behind a
+// mutex; several processes (the daemon, `status`, `reload`) may open the
+// same ledger, and SQLite's locking and a busy timeout serialize them.
+// SQLite itself stays behind this header (ledger/sqlite.h is private).
 #pragma once
-
-#include <sqlite3.h>
 
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/status.h"
@@ -153,105 +153,98 @@ struct TableCounts {
   std::optional<int64_t> oldest_load_job_24h_us;
 };
 
+// The ledger's contract, whatever keeps it (SQLite today: Open). Methods are
+// grouped by the pipeline step that calls them; each returns a Status on a
+// storage error (kUnavailable when another process holds the lock past the
+// busy timeout) and changes nothing then.
 class Ledger {
  public:
+  // The SQLite ledger at path (created, owner-only, and migrated as needed).
   static StatusOr<std::unique_ptr<Ledger>> Open(const std::string& path);
-  ~Ledger();
+  virtual ~Ledger() = default;
 
+  // The identity of an object version (hashed table, key and etag): it names
+  // staged parts, so every backend must derive it the same way.
   static std::string VersionId(std::string_view table, std::string_view key, std::string_view etag);
 
   // Per-table settings that must not change under existing data (partition unit).
-  Status CheckTableSettings(const std::string& table, const std::string& settings);
+  virtual Status CheckTableSettings(const std::string& table, const std::string& settings) = 0;
 
   // --- discovery ---
   // Records listed objects not yet known (by table, key, etag). Returns how many were new.
-  StatusOr<int64_t> RecordDiscovered(const std::string& table, const std::vector<ObjectInfo>& objects,
-                                     const std::string& found_by, int64_t now_us);
+  virtual StatusOr<int64_t> RecordDiscovered(const std::string& table, const std::vector<ObjectInfo>& objects,
+                                             const std::string& found_by, int64_t now_us) = 0;
   // Objects to stage now: pending, or failed and due for a retry.
-  StatusOr<std::vector<ObjectRow>> DueObjects(const std::string& table, int64_t now_us);
-  StatusOr<std::vector<ObjectRow>> Objects(const std::string& table, std::optional<ObjectState> state = {});
-  StatusOr<std::optional<ObjectRow>> FindObject(const std::string& table, const std::string& key,
-                                                const std::string& etag);
-  Status RecordNotification(const NotificationRow& n);
-  StatusOr<std::vector<NotificationRow>> Notifications(const std::string& table, const std::string& state);
+  virtual StatusOr<std::vector<ObjectRow>> DueObjects(const std::string& table, int64_t now_us) = 0;
+  // Every object of the table, or those in one state (failed ones, for status).
+  virtual StatusOr<std::vector<ObjectRow>> Objects(const std::string& table, std::optional<ObjectState> state = {}) = 0;
+  virtual StatusOr<std::optional<ObjectRow>> FindObject(const std::string& table, const std::string& key,
+                                                        const std::string& etag) = 0;
+  virtual Status RecordNotification(const NotificationRow& n) = 0;
+  virtual StatusOr<std::vector<NotificationRow>> Notifications(const std::string& table, const std::string& state) = 0;
 
   // --- staging ---
-  Status CommitStaged(const StagedObject& staged, int64_t now_us);
-  Status MarkFailed(int64_t object_id, const std::string& error, int64_t next_attempt_us);
+  // Commits everything staging one object version produced, at once: its
+  // parts (replacing any earlier ones of the same version), bad records,
+  // counts and schema changes; older staged versions of the key are
+  // superseded and every partition touched gets a new revision.
+  // kFailedPrecondition when the version was superseded while it was staged.
+  virtual Status CommitStaged(const StagedObject& staged, int64_t now_us) = 0;
+  virtual Status MarkFailed(int64_t object_id, const std::string& error, int64_t next_attempt_us) = 0;
   // Sends a staged object back to be staged again (its part is missing or damaged).
-  Status Restage(int64_t object_id, const std::string& reason);
+  virtual Status Restage(int64_t object_id, const std::string& reason) = 0;
 
   // --- loading ---
   // Partitions with new or changed parts (or a request) whose load is due:
   // period end + settle <= now (requests are due at once) and not backing off.
-  StatusOr<std::vector<PartitionRow>> DuePartitions(const std::string& table, int64_t partition_unit_us,
-                                                    int64_t settle_us, int64_t now_us);
-  StatusOr<std::vector<PartitionRow>> Partitions(const std::string& table);
+  virtual StatusOr<std::vector<PartitionRow>> DuePartitions(const std::string& table, int64_t partition_unit_us,
+                                                            int64_t settle_us, int64_t now_us) = 0;
+  virtual StatusOr<std::vector<PartitionRow>> Partitions(const std::string& table) = 0;
   // Snapshots a partition's live parts and revision and bumps its generation.
-  StatusOr<LoadPlan> BeginLoad(const std::string& table, int64_t partition_us, int64_t now_us);
-  Status FinishLoad(const LoadPlan& plan, int64_t rows_loaded, int64_t now_us);
-  Status FailLoad(const LoadPlan& plan, const std::string& error, int64_t next_attempt_us, int64_t now_us);
+  virtual StatusOr<LoadPlan> BeginLoad(const std::string& table, int64_t partition_us, int64_t now_us) = 0;
+  virtual Status FinishLoad(const LoadPlan& plan, int64_t rows_loaded, int64_t now_us) = 0;
+  virtual Status FailLoad(const LoadPlan& plan, const std::string& error, int64_t next_attempt_us, int64_t now_us) = 0;
   // Records that a warehouse job for these plans' loads is about to be sent
   // (once per job id: a resumed job is not counted again). Only recorded
   // jobs count against the daily budget, so loads that stopped before
   // reaching the warehouse cost nothing.
-  Status RecordLoadJob(const std::vector<LoadPlan>& plans, const std::string& job_id, int64_t now_us);
-  StatusOr<bool> LoadJobKnown(const std::string& job_id);
+  virtual Status RecordLoadJob(const std::vector<LoadPlan>& plans, const std::string& job_id, int64_t now_us) = 0;
+  virtual StatusOr<bool> LoadJobKnown(const std::string& job_id) = 0;
   // The job id of a merged load, from the table and every (partition,
   // generation) in it: a restart that resumes the same generations finds
   // the same job, and a batch with other contents never collides with it.
   static std::string MergedLoadId(const std::vector<LoadPlan>& plans);
-  // Live parts of a partition (for verify).
-  StatusOr<std::vector<PartRow>> LiveParts(const std::string& table, std::optional<int64_t> partition_us = {});
+
+  // --- staged parts (verify, collection) ---
+  // Live parts of a table, or of one partition.
+  virtual StatusOr<std::vector<PartRow>> LiveParts(const std::string& table,
+                                                   std::optional<int64_t> partition_us = {}) = 0;
   // Parts replaced by a newer object version whose partitions have since loaded.
-  StatusOr<std::vector<PartRow>> CollectableParts(const std::string& table);
-  Status ForgetPart(const PartRow& part);
+  virtual StatusOr<std::vector<PartRow>> CollectableParts(const std::string& table) = 0;
+  virtual Status ForgetPart(const PartRow& part) = 0;
   // Staging keys of every part the ledger knows, live or obsolete.
-  StatusOr<std::set<std::string>> PartKeys(const std::string& table);
+  virtual StatusOr<std::set<std::string>> PartKeys(const std::string& table) = 0;
 
   // --- requests ---
   // Flags the partitions in [from, to) for reload; returns the request id and
   // how many partitions it covers. `origin_key` makes a request object's
   // recording idempotent.
-  StatusOr<std::pair<int64_t, int64_t>> RecordRequest(const std::string& table, const std::string& origin,
-                                                      const std::string& origin_key, int64_t from_us, int64_t to_us,
-                                                      int64_t partition_unit_us, int64_t now_us);
-  StatusOr<std::optional<RequestRow>> FindRequest(const std::string& origin_key);
-  Status FinishRequest(int64_t id, const std::string& state, const std::string& detail, int64_t now_us);
-  StatusOr<std::vector<RequestRow>> Requests(const std::string& table, const std::string& state);
+  virtual StatusOr<std::pair<int64_t, int64_t>> RecordRequest(const std::string& table, const std::string& origin,
+                                                              const std::string& origin_key, int64_t from_us,
+                                                              int64_t to_us, int64_t partition_unit_us,
+                                                              int64_t now_us) = 0;
+  virtual StatusOr<std::optional<RequestRow>> FindRequest(const std::string& origin_key) = 0;
+  virtual Status FinishRequest(int64_t id, const std::string& state, const std::string& detail, int64_t now_us) = 0;
+  virtual StatusOr<std::vector<RequestRow>> Requests(const std::string& table, const std::string& state) = 0;
 
   // --- schema ---
-  StatusOr<std::vector<ColumnRecord>> Columns(const std::string& table);
-  StatusOr<int64_t> SchemaVersion(const std::string& table);
+  virtual StatusOr<std::vector<ColumnRecord>> Columns(const std::string& table) = 0;
+  virtual StatusOr<int64_t> SchemaVersion(const std::string& table) = 0;
 
   // --- reporting ---
-  StatusOr<TableCounts> Counts(const std::string& table, int64_t now_us);
-  StatusOr<std::vector<ObjectRow>> FailedObjects(const std::string& table);
-  StatusOr<std::vector<BadRecordRow>> BadRecords(const std::string& table, int64_t since_us, int64_t limit);
-
- private:
-  explicit Ledger(sqlite3* db) : db_(db) {}
-  Status Migrate();
-  Status Exec(std::string_view sql);
-  Status BumpPartition(const std::string& table, int64_t partition_us, int64_t now_us);
-  ObjectRow ReadObject(const class Statement& s) const;
-
-  std::mutex mu_;
-  sqlite3* db_;
-};
-
-// RAII transaction helper (BEGIN IMMEDIATE ... COMMIT, rolled back if not committed).
-class Transaction {
- public:
-  explicit Transaction(sqlite3* db);
-  ~Transaction();
-  Status status() const { return status_; }
-  Status Commit();
-
- private:
-  sqlite3* db_;
-  Status status_;
-  bool done_ = false;
+  virtual StatusOr<TableCounts> Counts(const std::string& table, int64_t now_us) = 0;
+  // Bad records of one table ("" for all) created at or after since_us, at most limit.
+  virtual StatusOr<std::vector<BadRecordRow>> BadRecords(const std::string& table, int64_t since_us, int64_t limit) = 0;
 };
 
 }  // namespace logferry

@@ -69,4 +69,24 @@ std::string Statement::Blob(int col) const {
   return std::string(static_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(stmt_, col)));
 }
 
+Transaction::Transaction(sqlite3* db) : db_(db) {
+  int rc = sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) {
+    status_ = SqliteStatus(db_, rc, "begin transaction");
+    done_ = true;
+  }
+}
+
+Transaction::~Transaction() {
+  if (!done_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+}
+
+Status Transaction::Commit() {
+  if (done_) return status_.ok() ? Status::Internal("transaction already finished") : status_;
+  int rc = sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) return SqliteStatus(db_, rc, "commit");
+  done_ = true;
+  return Status::Ok();
+}
+
 }  // namespace logferry

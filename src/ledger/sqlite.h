@@ -1,4 +1,5 @@
-// A thin RAII layer over the SQLite C API.
+// A thin RAII layer over the SQLite C API: the ledger's private header (only
+// src/ledger includes it; the rest of the tree sees ledger.h).
 #pragma once
 
 #include <sqlite3.h>
@@ -45,6 +46,13 @@ class Statement {
       out.push_back(read(*this));
     }
   }
+  // Steps once: the first row as read(*this), nullopt when there is none.
+  template <typename T, typename Read>
+  StatusOr<std::optional<T>> First(Read read) {
+    LF_ASSIGN_OR_RETURN(bool row, Step());
+    if (!row) return std::optional<T>();
+    return std::optional<T>(read(*this));
+  }
 
   int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
   double Double(int col) const { return sqlite3_column_double(stmt_, col); }
@@ -60,5 +68,23 @@ class Statement {
 };
 
 Status SqliteStatus(sqlite3* db, int rc, std::string_view what);
+
+// BEGIN IMMEDIATE ... COMMIT, rolled back if not committed. IMMEDIATE takes
+// the write lock at once, so two processes never both read and then both
+// try to write (a deadlock SQLite would answer with SQLITE_BUSY).
+class Transaction {
+ public:
+  explicit Transaction(sqlite3* db);
+  ~Transaction();
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+  Status status() const { return status_; }
+  Status Commit();
+
+ private:
+  sqlite3* db_;
+  Status status_;
+  bool done_ = false;
+};
 
 }  // namespace logferry

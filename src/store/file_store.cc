@@ -11,6 +11,7 @@
 #include <cstring>
 #include <random>
 
+#include "common/files.h"
 #include "common/strings.h"
 
 namespace logferry {
@@ -18,35 +19,6 @@ namespace logferry {
 namespace {
 
 constexpr std::string_view kTempPrefix = ".lf-tmp-";
-
-Status ErrnoStatus(int err, const std::string& what) {
-  std::string m = what + ": " + strerror(err);
-  switch (err) {
-    case ENOENT:
-    case ENOTDIR:
-      return Status::NotFound(m);
-    case EACCES:
-    case EPERM:
-    case EROFS:
-      return Status::PermissionDenied(m);
-    case EINTR:
-    case EAGAIN:
-    case EIO:
-    case EBUSY:
-      return Status::Unavailable(m);
-    // Out of descriptors, disk, quota or memory: retrying at once fails the
-    // same way, so the object fails and waits for a later pass.
-    case EMFILE:
-    case ENFILE:
-    case ENOSPC:
-    case EDQUOT:
-    case ENOMEM:
-    case EFBIG:
-      return Status::ResourceExhausted(m);
-    default:
-      return Status::Internal(m);
-  }
-}
 
 std::string EtagOf(const struct stat& st) {
   char buf[96];
@@ -63,17 +35,6 @@ ObjectInfo InfoOf(std::string key, const struct stat& st) {
   info.mtime_us = st.st_mtim.tv_sec * 1000000LL + st.st_mtim.tv_nsec / 1000;
   info.etag = EtagOf(st);
   return info;
-}
-
-Status MkdirAll(const std::string& dir) {
-  std::string cur;
-  for (size_t i = 0; i < dir.size(); ++i) {
-    cur += dir[i];
-    if ((dir[i] == '/' && i > 0) || i + 1 == dir.size()) {
-      if (mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST) return ErrnoStatus(errno, "mkdir " + cur);
-    }
-  }
-  return Status::Ok();
 }
 
 Status FsyncDir(const std::string& dir) {
@@ -313,7 +274,7 @@ StatusOr<std::unique_ptr<WriteStream>> FileStore::OpenWrite(std::string_view key
   LF_RETURN_IF_ERROR(ValidateKey(key));
   std::string path = root_ + std::string(key);
   std::string dir = path.substr(0, path.rfind('/') + 1);
-  LF_RETURN_IF_ERROR(MkdirAll(dir));
+  LF_RETURN_IF_ERROR(MakeDirectories(dir));
   static std::atomic<uint64_t> counter{0};
   thread_local std::mt19937_64 rng{std::random_device{}()};
   char suffix[64];

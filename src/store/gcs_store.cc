@@ -15,6 +15,7 @@
 #include "gcp/client.h"
 #include "gcp/credentials.h"
 #include "http/http_client.h"
+#include "store/ranged_read_stream.h"
 
 namespace logferry {
 namespace {
@@ -76,14 +77,14 @@ std::string RandomBoundary() {
 
 class GcsStore;
 
-class GcsReadStream final : public ReadStream {
+class GcsReadStream final : public RangedReadStream {
  public:
-  GcsReadStream(const GcsStore* store, std::string key, ObjectInfo info, GoogHashes want)
-      : store_(store), key_(std::move(key)), info_(std::move(info)), want_(std::move(want)) {}
-  StatusOr<size_t> Read(char* buf, size_t n) override;
-  uint64_t Offset() const override { return offset_; }
+  GcsReadStream(const GcsStore* store, std::string key, ObjectInfo info, GoogHashes want);
 
  private:
+  StatusOr<std::string> FetchRange(uint64_t offset, uint64_t n) override;
+  Status CheckComplete() override;
+
   const GcsStore* store_;
   std::string key_;
   ObjectInfo info_;
@@ -97,9 +98,6 @@ class GcsReadStream final : public ReadStream {
   // have none anywhere.
   std::optional<bool> use_md5_;
   Md5 md5_;
-  uint64_t offset_ = 0;
-  std::string chunk_;
-  size_t chunk_pos_ = 0;
 };
 
 class GcsWriteStream final : public WriteStream {
@@ -331,42 +329,36 @@ class GcsStore final : public ObjectStore {
   gcp::Client client_;
 };
 
-StatusOr<size_t> GcsReadStream::Read(char* buf, size_t n) {
-  if (chunk_pos_ == chunk_.size()) {
-    if (offset_ >= info_.size) {
-      if (!checked_) {
-        std::string crc = Crc32cBase64(crc_), md5 = Base64Encode(md5_.Digest());
-        for (const GoogHashes& h : {want_, served_}) {
-          if (!h.crc32c.empty() && h.crc32c != crc)
-            return Status::Unavailable("GCS object " + store_->UriOf(key_) + " read back with crc32c " + crc +
-                                       ", expected " + h.crc32c);
-          if (use_md5_.value_or(true) && !h.md5.empty() && h.md5 != md5)
-            return Status::Unavailable("GCS object " + store_->UriOf(key_) + " read back with md5 " + md5 +
-                                       ", expected " + h.md5);
-        }
-        checked_ = true;  // only once the hashes matched: a retried Read fails again
-      }
-      return size_t{0};
-    }
-    uint64_t want = std::min<uint64_t>(store_->options().read_chunk_bytes, info_.size - offset_);
-    GoogHashes served;
-    LF_ASSIGN_OR_RETURN(chunk_, store_->ReadRange(key_, info_.etag, offset_, want, &served));
-    // A ranged response still carries the whole object's hashes.
-    if (!served.crc32c.empty()) served_.crc32c = served.crc32c;
-    if (!served.md5.empty()) served_.md5 = served.md5;
-    chunk_pos_ = 0;
-    if (chunk_.empty())
-      return Status::FailedPrecondition("GCS object " + store_->UriOf(key_) + " ended at byte " +
-                                        std::to_string(offset_) + " of " + std::to_string(info_.size));
-    crc_ = Crc32c(crc_, chunk_.data(), chunk_.size());
-    if (!use_md5_) use_md5_ = !want_.md5.empty() || !served_.md5.empty();
-    if (*use_md5_) md5_.Update(chunk_.data(), chunk_.size());
+GcsReadStream::GcsReadStream(const GcsStore* store, std::string key, ObjectInfo info, GoogHashes want)
+    : RangedReadStream("GCS object " + store->UriOf(key), info.size, store->options().read_chunk_bytes),
+      store_(store),
+      key_(std::move(key)),
+      info_(std::move(info)),
+      want_(std::move(want)) {}
+
+StatusOr<std::string> GcsReadStream::FetchRange(uint64_t offset, uint64_t n) {
+  GoogHashes served;
+  LF_ASSIGN_OR_RETURN(std::string chunk, store_->ReadRange(key_, info_.etag, offset, n, &served));
+  // A ranged response still carries the whole object's hashes.
+  if (!served.crc32c.empty()) served_.crc32c = served.crc32c;
+  if (!served.md5.empty()) served_.md5 = served.md5;
+  crc_ = Crc32c(crc_, chunk.data(), chunk.size());
+  if (!use_md5_) use_md5_ = !want_.md5.empty() || !served_.md5.empty();
+  if (*use_md5_) md5_.Update(chunk.data(), chunk.size());
+  return chunk;
+}
+
+Status GcsReadStream::CheckComplete() {
+  if (checked_) return Status::Ok();
+  std::string crc = Crc32cBase64(crc_), md5 = Base64Encode(md5_.Digest());
+  for (const GoogHashes& h : {want_, served_}) {
+    if (!h.crc32c.empty() && h.crc32c != crc)
+      return Status::Unavailable(described() + " read back with crc32c " + crc + ", expected " + h.crc32c);
+    if (use_md5_.value_or(true) && !h.md5.empty() && h.md5 != md5)
+      return Status::Unavailable(described() + " read back with md5 " + md5 + ", expected " + h.md5);
   }
-  size_t k = std::min(n, chunk_.size() - chunk_pos_);
-  std::memcpy(buf, chunk_.data() + chunk_pos_, k);
-  chunk_pos_ += k;
-  offset_ += k;
-  return k;
+  checked_ = true;  // only once the hashes matched: a retried Read fails again
+  return Status::Ok();
 }
 
 Status GcsWriteStream::Write(std::string_view data) {

@@ -16,6 +16,7 @@
 #include "common/strings.h"
 #include "common/time.h"
 #include "http/http_client.h"
+#include "store/ranged_read_stream.h"
 
 namespace logferry {
 namespace {
@@ -45,21 +46,16 @@ bool XmlTrue(const char* s) {
 
 class S3Store;
 
-class S3ReadStream final : public ReadStream {
+class S3ReadStream final : public RangedReadStream {
  public:
-  S3ReadStream(const S3Store* store, std::string key, std::string etag, uint64_t size)
-      : store_(store), key_(std::move(key)), etag_(std::move(etag)), size_(size) {}
-  StatusOr<size_t> Read(char* buf, size_t n) override;
-  uint64_t Offset() const override { return offset_; }
+  S3ReadStream(const S3Store* store, std::string key, std::string etag, uint64_t size);
 
  private:
+  StatusOr<std::string> FetchRange(uint64_t offset, uint64_t n) override;
+
   const S3Store* store_;
   std::string key_;
   std::string etag_;
-  uint64_t size_;
-  uint64_t offset_ = 0;  // bytes handed to the caller
-  std::string chunk_;
-  size_t chunk_pos_ = 0;
 };
 
 class S3WriteStream final : public WriteStream {
@@ -85,9 +81,8 @@ class S3WriteStream final : public WriteStream {
 
 class S3Store final : public ObjectStore {
  public:
-  S3Store(std::string uri, std::string bucket, std::string prefix, S3Addressing addressing, StoreOptions options)
+  S3Store(std::string uri, std::string prefix, S3Addressing addressing, StoreOptions options)
       : uri_(std::move(uri)),
-        bucket_(std::move(bucket)),
         prefix_(std::move(prefix)),
         addressing_(std::move(addressing)),
         options_(std::move(options)),
@@ -313,29 +308,21 @@ class S3Store final : public ObjectStore {
 
  private:
   std::string uri_;
-  std::string bucket_;
   std::string prefix_;
-  S3Addressing addressing_;
+  S3Addressing addressing_;  // names the bucket
   StoreOptions options_;
   std::unique_ptr<HttpClient> http_;  // null: the process-wide client
   aws::Client client_;
 };
 
-StatusOr<size_t> S3ReadStream::Read(char* buf, size_t n) {
-  if (chunk_pos_ == chunk_.size()) {
-    if (offset_ >= size_) return size_t{0};
-    uint64_t want = std::min<uint64_t>(store_->options().read_chunk_bytes, size_ - offset_);
-    LF_ASSIGN_OR_RETURN(chunk_, store_->ReadRange(key_, etag_, offset_, want));
-    chunk_pos_ = 0;
-    if (chunk_.empty())
-      return Status::FailedPrecondition("S3 object " + store_->UriOf(key_) + " ended at byte " +
-                                        std::to_string(offset_) + " of " + std::to_string(size_));
-  }
-  size_t k = std::min(n, chunk_.size() - chunk_pos_);
-  std::memcpy(buf, chunk_.data() + chunk_pos_, k);
-  chunk_pos_ += k;
-  offset_ += k;
-  return k;
+S3ReadStream::S3ReadStream(const S3Store* store, std::string key, std::string etag, uint64_t size)
+    : RangedReadStream("S3 object " + store->UriOf(key), size, store->options().read_chunk_bytes),
+      store_(store),
+      key_(std::move(key)),
+      etag_(std::move(etag)) {}
+
+StatusOr<std::string> S3ReadStream::FetchRange(uint64_t offset, uint64_t n) {
+  return store_->ReadRange(key_, etag_, offset, n);
 }
 
 S3WriteStream::~S3WriteStream() {
@@ -485,7 +472,7 @@ StatusOr<std::unique_ptr<ObjectStore>> OpenS3Store(std::string_view uri, const S
   if (!opts.aws_credentials) opts.aws_credentials = aws::MakeDefaultChain({.region = addressing.region});
   std::string root = "s3://" + u.authority + "/" + prefix;
   return std::unique_ptr<ObjectStore>(
-      new S3Store(std::move(root), u.authority, std::move(prefix), std::move(addressing), std::move(opts)));
+      new S3Store(std::move(root), std::move(prefix), std::move(addressing), std::move(opts)));
 }
 
 }  // namespace logferry

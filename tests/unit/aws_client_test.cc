@@ -81,6 +81,17 @@ Client TestClient(int attempts) {
   return Client(o);
 }
 
+TEST(AwsErrors, OneClassifierServesS3SqsAndSts) {
+  EXPECT_EQ(ClassifyErrorCode("SlowDown", StatusCode::kInternal), StatusCode::kUnavailable);
+  EXPECT_EQ(ClassifyErrorCode("QueueDoesNotExist", StatusCode::kInvalidArgument), StatusCode::kNotFound);
+  // STS AssumeRoleWithWebIdentity's codes.
+  EXPECT_EQ(ClassifyErrorCode("IDPCommunicationError", StatusCode::kInvalidArgument), StatusCode::kUnavailable);
+  EXPECT_EQ(ClassifyErrorCode("InvalidIdentityToken", StatusCode::kInvalidArgument), StatusCode::kPermissionDenied);
+  EXPECT_EQ(ClassifyErrorCode("ExpiredTokenException", StatusCode::kInvalidArgument), StatusCode::kPermissionDenied);
+  // A code that says nothing more leaves the status's verdict.
+  EXPECT_EQ(ClassifyErrorCode("SomethingElse", StatusCode::kInvalidArgument), StatusCode::kInvalidArgument);
+}
+
 TEST(AwsClient, RetriesTransientFailuresAndSignsEachAttempt) {
   Counted n;
   LocalHttpServer server([&](const LocalHttpRequest& r) {

@@ -419,7 +419,7 @@ TEST_F(LedgerTest, MarkFailedAndDueObjectsHonourNextAttempt) {
   ASSERT_EQ(due->size(), 2u);
   EXPECT_EQ((*due)[0].key, "j") << "due objects in key order";
 
-  auto failed = ledger_->FailedObjects("t");
+  auto failed = ledger_->Objects("t", ObjectState::kFailed);
   ASSERT_TRUE(failed.ok());
   ASSERT_EQ(failed->size(), 1u);
   EXPECT_EQ((*failed)[0].attempts, 1);
@@ -428,11 +428,11 @@ TEST_F(LedgerTest, MarkFailedAndDueObjectsHonourNextAttempt) {
   EXPECT_EQ(*(*failed)[0].next_attempt_us, retry_at);
 
   ASSERT_TRUE(ledger_->MarkFailed(o.id, "again", retry_at * 2).ok());
-  EXPECT_EQ((*ledger_->FailedObjects("t"))[0].attempts, 2);
+  EXPECT_EQ((*ledger_->Objects("t", ObjectState::kFailed))[0].attempts, 2);
 
   // A later success clears the error.
   ASSERT_TRUE(Stage(o.id, {Part(h0_, "p/a", 1)}).ok());
-  EXPECT_TRUE(ledger_->FailedObjects("t")->empty());
+  EXPECT_TRUE(ledger_->Objects("t", ObjectState::kFailed)->empty());
   // A staged object cannot be marked failed by a stale worker.
   ASSERT_TRUE(ledger_->MarkFailed(o.id, "stale", retry_at).ok());
   EXPECT_EQ(StateOf(o.id), ObjectState::kStaged);
