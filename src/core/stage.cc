@@ -83,7 +83,7 @@ Status ReadMsgpack(ReadStream& in, const TableConfig& cfg, RowNormalizer& norm, 
       return Status::Ok();
     }
     size_t len = rec.json.size();
-    rec.json.append(simdjson::SIMDJSON_PADDING, ' ');
+    rec.json.append(kJsonPadding, ' ');
     uint64_t warnings = norm.warnings();
     if (!norm.NormalizeJson(std::string_view(rec.json.data(), len), rec.json.size(), slice, &err)) {
       add_bad(record, rec.offset, err.field, err.reason, std::string_view(rec.json.data(), len));
@@ -172,7 +172,7 @@ StatusOr<StageOutcome> StageObject(TableRuntime& t, const ObjectRow& obj, RowNor
   PartitionCap cap(cfg.partition_unit_us, cfg.max_partitions_per_object, slice);
   const std::string time_field = cfg.format.format == LogFormat::kOutFile ? "time" : cfg.format.time_key;
 
-  const size_t pad = simdjson::SIMDJSON_PADDING;
+  const size_t pad = kJsonPadding;
   const size_t max_line = static_cast<size_t>(cfg.max_line_bytes);
   // One read window per worker thread, reused across objects: allocating and
   // zero-filling 4 MiB per object showed up in profiles. A window grown for a
