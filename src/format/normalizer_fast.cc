@@ -74,7 +74,10 @@ const char* NumberEnd(const char* p, const char* end, bool* is_float) {
 
 }  // namespace
 
-bool FastPath::CachedEventTime(std::string_view text) {
+// The per-member steps below are forced inline into Object: as calls they
+// cost about 10% more instructions per record (callgrind, json).
+
+[[gnu::always_inline]] inline bool FastPath::CachedEventTime(std::string_view text) {
   std::optional<int64_t> t = core_.event_times_.Parse(text, core_.opts_);
   if (!t) return false;
   core_.time_ = *t;
@@ -96,8 +99,8 @@ Column* FastPath::ChildCached(Shape& shape, size_t index, Column* parent, std::s
   return c;
 }
 
-bool FastPath::Key(const char*& p, const char* end, Shape& shape, size_t index, Column* parent, Column** c,
-                   std::string_view* raw_key) {
+[[gnu::always_inline]] inline bool FastPath::Key(const char*& p, const char* end, Shape& shape, size_t index,
+                                                 Column* parent, Column** c, std::string_view* raw_key) {
   if (p >= end || *p != '"') return false;
   const char* ks = p + 1;
   if (const ShapeSlot* slot = PredictedSlot(shape, index, ks, end)) {
@@ -119,7 +122,7 @@ bool FastPath::Key(const char*& p, const char* end, Shape& shape, size_t index, 
   return p < end;
 }
 
-bool FastPath::String(const char*& p, const char* end, Column* c, bool is_time) {
+[[gnu::always_inline]] inline bool FastPath::String(const char*& p, const char* end, Column* c, bool is_time) {
   const char* vs = p;
   const char* ve = StringEnd(p + 1, end);
   if (!ve) return false;
@@ -139,7 +142,7 @@ bool FastPath::String(const char*& p, const char* end, Column* c, bool is_time) 
   return true;
 }
 
-bool FastPath::Number(const char*& p, const char* end, Column* c, bool is_time) {
+[[gnu::always_inline]] inline bool FastPath::Number(const char*& p, const char* end, Column* c, bool is_time) {
   const char* vs = p;
   bool is_float;
   const char* ne = NumberEnd(p, end, &is_float);
@@ -151,7 +154,8 @@ bool FastPath::Number(const char*& p, const char* end, Column* c, bool is_time) 
   return true;
 }
 
-bool FastPath::Value(const char*& p, const char* end, Column* c, bool is_time, int depth, bool* emitted) {
+[[gnu::always_inline]] inline bool FastPath::Value(const char*& p, const char* end, Column* c, bool is_time, int depth,
+                                                   bool* emitted) {
   *emitted = true;
   switch (*p) {
     case '"':
