@@ -171,6 +171,11 @@ std::string FormatHour(int64_t micros) {
   return FormatIso8601(micros).substr(0, 13);
 }
 
+std::string FormatCompactHour(int64_t micros) {
+  std::string iso = FormatIso8601(micros);  // YYYY-MM-DDTHH:…
+  return iso.substr(0, 4) + iso.substr(5, 2) + iso.substr(8, 2) + iso.substr(11, 2);
+}
+
 std::optional<int64_t> ParseIso8601(std::string_view s, int32_t default_offset) {
   int y, mo, d, h = 0, mi = 0, sec = 0;
   if (!Digits(s, 0, 4, &y) || s.size() < 10 || s[4] != '-' || !Digits(s, 5, 2, &mo) || s[7] != '-' ||

@@ -14,9 +14,7 @@ PartitionCap::PartitionCap(int64_t unit_us, int64_t max_partitions, std::optiona
   if (slice_us) Admit(*slice_us);
 }
 
-bool PartitionCap::Admit(int64_t time_us) {
-  int64_t p = FloorTo(time_us, unit_us_);
-  if (p == last_) return true;
+bool PartitionCap::AdmitNew(int64_t p) {
   if (!admitted_.count(p)) {
     if (admitted_.size() >= max_) return false;
     admitted_.insert(p);
@@ -56,8 +54,7 @@ Status RecordSink::Row(int64_t record, uint64_t offset, std::string_view raw) {
   return parts_.Append(FloorTo(norm_.time(), kMicrosPerHour), norm_.row());
 }
 
-void RecordSink::NoteWarning(const char* unit, int64_t record, uint64_t offset, uint64_t before) {
-  if (norm_.warnings() == before) return;
+void RecordSink::KeepWarning(const char* unit, int64_t record, uint64_t offset) {
   out_->staged.warning = std::string(unit) + " " + std::to_string(record) + " (byte offset " + std::to_string(offset) +
                          "): " + norm_.last_warning();
 }

@@ -13,6 +13,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "common/time.h"
 #include "core/config.h"
 #include "core/part_writers.h"
 #include "core/stage.h"
@@ -29,10 +30,16 @@ namespace logferry {
 class PartitionCap {
  public:
   PartitionCap(int64_t unit_us, int64_t max_partitions, std::optional<int64_t> slice_us);
-  bool Admit(int64_t time_us);
+  // Inline: it runs per row, and nearly every row stays in the last partition.
+  bool Admit(int64_t time_us) {
+    int64_t p = FloorTo(time_us, unit_us_);
+    if (p == last_) return true;
+    return AdmitNew(p);
+  }
   std::string Refusal(int64_t time_us) const;
 
  private:
+  bool AdmitNew(int64_t partition_us);
   int64_t unit_us_;
   size_t max_;
   std::unordered_set<int64_t> admitted_;
@@ -58,13 +65,17 @@ class RecordSink {
   Status Row(int64_t record, uint64_t offset, std::string_view raw);
   // Keeps the latest repair message if the normalizer's warning count moved
   // past `before` ("line 3 (byte offset 120): …"; `unit` is "line" or "record").
-  void NoteWarning(const char* unit, int64_t record, uint64_t offset, uint64_t before);
+  void NoteWarning(const char* unit, int64_t record, uint64_t offset, uint64_t before) {
+    if (norm_.warnings() != before) KeepWarning(unit, record, offset);
+  }
 
   RowNormalizer& norm() { return norm_; }
   std::optional<int64_t> slice() const { return slice_; }
   StageOutcome& out() { return *out_; }
 
  private:
+  void KeepWarning(const char* unit, int64_t record, uint64_t offset);
+
   RowNormalizer& norm_;
   std::optional<int64_t> slice_;
   PartWriterSet& parts_;
