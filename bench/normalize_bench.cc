@@ -20,6 +20,7 @@
 // scratch staging directory. Only the ledger commit is left out: it is a
 // handful of SQLite rows per object and not what this measures.
 #include <duckdb.h>
+#include <simdjson.h>
 #include <spawn.h>
 #include <sys/resource.h>
 #include <sys/time.h>
@@ -458,7 +459,7 @@ void Breakdown(const DataSet& d, const std::string& format) {
     t_inflate += t1 - t0;
     in_bytes += text.size();
     size_t len = text.size();
-    text.append(simdjson::SIMDJSON_PADDING, ' ');
+    text.append(kJsonPadding, ' ');
     const char* base = text.data();
 
     // Line splitting alone.

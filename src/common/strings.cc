@@ -87,18 +87,7 @@ size_t FirstInvalidUtf8(std::string_view s) {
 }
 
 bool IsValidUtf8(std::string_view s) {
-  auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  auto* end = p + s.size();
-  while (p < end) {
-    if (*p < 0x80) {
-      ++p;
-      continue;
-    }
-    size_t n = Utf8SeqLen(p, end);
-    if (n == 0) return false;
-    p += n;
-  }
-  return true;
+  return FirstInvalidUtf8(s) == s.size();
 }
 
 #if defined(__SSE2__)

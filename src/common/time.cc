@@ -171,6 +171,11 @@ std::string FormatHour(int64_t micros) {
   return FormatIso8601(micros).substr(0, 13);
 }
 
+std::string FormatCompactHour(int64_t micros) {
+  std::string iso = FormatIso8601(micros);  // YYYY-MM-DDTHH:…
+  return iso.substr(0, 4) + iso.substr(5, 2) + iso.substr(8, 2) + iso.substr(11, 2);
+}
+
 std::optional<int64_t> ParseIso8601(std::string_view s, int32_t default_offset) {
   int y, mo, d, h = 0, mi = 0, sec = 0;
   if (!Digits(s, 0, 4, &y) || s.size() < 10 || s[4] != '-' || !Digits(s, 5, 2, &mo) || s[7] != '-' ||
@@ -224,23 +229,14 @@ StatusOr<TimeLayout> TimeLayout::Compile(std::string_view layout) {
         lit += '%';
         break;
       case 'T':
+      case 'F': {
+        // Shorthands: compiled as what they stand for.
         flush();
-        t.items_.push_back({'H'});
-        t.items_.push_back({0, ":"});
-        t.items_.push_back({'M'});
-        t.items_.push_back({0, ":"});
-        t.items_.push_back({'S'});
-        t.resolution_ = std::min<int64_t>(t.resolution_, kMicrosPerSecond);
+        StatusOr<TimeLayout> shorthand = Compile(spec == 'T' ? "%H:%M:%S" : "%Y-%m-%d");
+        t.items_.insert(t.items_.end(), shorthand->items_.begin(), shorthand->items_.end());
+        t.resolution_ = std::min(t.resolution_, shorthand->resolution_);
         break;
-      case 'F':
-        flush();
-        t.items_.push_back({'Y'});
-        t.items_.push_back({0, "-"});
-        t.items_.push_back({'m'});
-        t.items_.push_back({0, "-"});
-        t.items_.push_back({'d'});
-        t.resolution_ = std::min(t.resolution_, kMicrosPerDay);
-        break;
+      }
       case 'Y':
       case 'y':
       case 'm':
@@ -275,128 +271,153 @@ StatusOr<TimeLayout> TimeLayout::Compile(std::string_view layout) {
   return t;
 }
 
-size_t TimeLayout::ParsePrefix(std::string_view s, int32_t default_offset, int64_t* out) const {
+namespace {
+
+// What a layout's directives read, before it becomes an instant.
+struct LayoutFields {
   int y = 1970, mo = 1, d = 1, h = 0, mi = 0, sec = 0, yday = -1;
   bool pm = false, have_pm = false;
   int64_t frac = 0;
-  int32_t offset = default_offset;
-  std::optional<int64_t> epoch;
-  size_t p = 0;
-  auto num = [&](size_t min_digits, size_t max_digits, int* v) {
-    size_t start = p;
-    int64_t acc = 0;
-    while (p < s.size() && p - start < max_digits && s[p] >= '0' && s[p] <= '9') acc = acc * 10 + (s[p++] - '0');
-    if (p - start < min_digits) return false;
-    *v = static_cast<int>(acc);
+  int32_t offset = 0;
+  std::optional<int64_t> epoch;  // %s
+};
+
+// min_digits..max_digits decimal digits at *p.
+bool ReadNumber(std::string_view s, size_t* p, size_t min_digits, size_t max_digits, int* v) {
+  size_t start = *p;
+  int64_t acc = 0;
+  while (*p < s.size() && *p - start < max_digits && s[*p] >= '0' && s[*p] <= '9') acc = acc * 10 + (s[(*p)++] - '0');
+  if (*p - start < min_digits) return false;
+  *v = static_cast<int>(acc);
+  return true;
+}
+
+bool ReadAmPm(std::string_view s, size_t* p, LayoutFields* f) {
+  if (*p + 2 > s.size()) return false;
+  char a = static_cast<char>(s[*p] | 0x20);
+  if ((a != 'a' && a != 'p') || (s[*p + 1] | 0x20) != 'm') return false;
+  f->have_pm = true;
+  f->pm = a == 'p';
+  *p += 2;
+  return true;
+}
+
+bool ReadMonthName(std::string_view s, size_t* p, int* mo) {
+  if (*p + 3 > s.size()) return false;
+  char m3[3] = {static_cast<char>(s[*p] | 0x20), static_cast<char>(s[*p + 1] | 0x20),
+                static_cast<char>(s[*p + 2] | 0x20)};
+  int found = -1;
+  for (int i = 0; i < 12; ++i)
+    if (memcmp(m3, kMonths[i], 3) == 0) found = i;
+  if (found < 0) return false;
+  *mo = found + 1;
+  *p += 3;
+  return true;
+}
+
+bool ReadZone(std::string_view s, size_t* p, int32_t* offset) {
+  // Zone abbreviations are ambiguous; only UTC/GMT/Z are understood.
+  if (s.substr(*p, 3) == "UTC" || s.substr(*p, 3) == "GMT") {
+    *offset = 0;
+    *p += 3;
     return true;
-  };
+  }
+  return ParseOffsetAt(s, p, offset);
+}
+
+bool ReadEpochSeconds(std::string_view s, size_t* p, std::optional<int64_t>* epoch) {
+  bool neg = *p < s.size() && s[*p] == '-';
+  if (neg) ++*p;
+  size_t start = *p;
+  int64_t v = 0;
+  while (*p < s.size() && s[*p] >= '0' && s[*p] <= '9' && *p - start < 12) v = v * 10 + (s[(*p)++] - '0');
+  if (*p == start) return false;
+  *epoch = (neg ? -v : v) * kMicrosPerSecond;
+  return true;
+}
+
+// One directive of a layout (TimeLayout::Compile accepts these only).
+bool ReadDirective(char spec, std::string_view s, size_t* p, LayoutFields* f) {
+  switch (spec) {
+    case 'Y':
+      return ReadNumber(s, p, 4, 4, &f->y);
+    case 'y':
+      if (!ReadNumber(s, p, 2, 2, &f->y)) return false;
+      f->y += f->y < 69 ? 2000 : 1900;
+      return true;
+    case 'm':
+      return ReadNumber(s, p, 2, 2, &f->mo);
+    case 'd':
+      return ReadNumber(s, p, 2, 2, &f->d);
+    case 'e':
+      if (*p < s.size() && s[*p] == ' ') ++*p;
+      return ReadNumber(s, p, 1, 2, &f->d);
+    case 'H':
+    case 'I':
+      return ReadNumber(s, p, 2, 2, &f->h);
+    case 'M':
+      return ReadNumber(s, p, 2, 2, &f->mi);
+    case 'S':
+      if (!ReadNumber(s, p, 2, 2, &f->sec)) return false;
+      if (f->sec == 60) f->sec = 59;
+      return true;
+    case 'j':
+      return ReadNumber(s, p, 3, 3, &f->yday);
+    case 'p':
+      return ReadAmPm(s, p, f);
+    case 'b':
+      return ReadMonthName(s, p, &f->mo);
+    case 'z':
+      return ParseOffsetAt(s, p, &f->offset);
+    case 'Z':
+      return ReadZone(s, p, &f->offset);
+    case 'L':
+    case 'N':
+      return ParseFractionDigits(s, p, &f->frac);
+    case 's':
+      return ReadEpochSeconds(s, p, &f->epoch);
+    default:
+      return true;
+  }
+}
+
+// The instant the fields name; false if they name none.
+bool ComposeFields(LayoutFields f, int64_t* out) {
+  if (f.epoch) {
+    *out = *f.epoch + f.frac;
+    return true;
+  }
+  if (f.have_pm) {
+    if (f.h < 1 || f.h > 12) return false;
+    f.h = f.h % 12 + (f.pm ? 12 : 0);
+  }
+  if (f.yday >= 0) {
+    if (f.yday < 1 || f.yday > 366) return false;
+    int64_t days = DaysFromCivil(f.y, 1, 1) + f.yday - 1;
+    if (f.h > 23 || f.mi > 59) return false;
+    *out = (days * 86400 + f.h * 3600 + f.mi * 60 + f.sec - f.offset) * kMicrosPerSecond + f.frac;
+    return true;
+  }
+  if (!ValidDate(f.y, f.mo, f.d) || f.h > 23 || f.mi > 59) return false;
+  *out = Compose(f.y, f.mo, f.d, f.h, f.mi, f.sec, f.frac, f.offset);
+  return true;
+}
+
+}  // namespace
+
+size_t TimeLayout::ParsePrefix(std::string_view s, int32_t default_offset, int64_t* out) const {
+  LayoutFields f;
+  f.offset = default_offset;
+  size_t p = 0;
   for (const Item& it : items_) {
-    switch (it.spec) {
-      case 0:
-        if (s.substr(p, it.literal.size()) != it.literal) return 0;
-        p += it.literal.size();
-        break;
-      case 'Y':
-        if (!num(4, 4, &y)) return 0;
-        break;
-      case 'y':
-        if (!num(2, 2, &y)) return 0;
-        y += y < 69 ? 2000 : 1900;
-        break;
-      case 'm':
-        if (!num(2, 2, &mo)) return 0;
-        break;
-      case 'd':
-        if (!num(2, 2, &d)) return 0;
-        break;
-      case 'e':
-        if (p < s.size() && s[p] == ' ') ++p;
-        if (!num(1, 2, &d)) return 0;
-        break;
-      case 'H':
-        if (!num(2, 2, &h)) return 0;
-        break;
-      case 'I':
-        if (!num(2, 2, &h)) return 0;
-        break;
-      case 'M':
-        if (!num(2, 2, &mi)) return 0;
-        break;
-      case 'S':
-        if (!num(2, 2, &sec)) return 0;
-        if (sec == 60) sec = 59;
-        break;
-      case 'j':
-        if (!num(3, 3, &yday)) return 0;
-        break;
-      case 'p': {
-        if (p + 2 > s.size()) return 0;
-        char a = static_cast<char>(s[p] | 0x20);
-        if ((a != 'a' && a != 'p') || (s[p + 1] | 0x20) != 'm') return 0;
-        have_pm = true;
-        pm = a == 'p';
-        p += 2;
-        break;
-      }
-      case 'b': {
-        if (p + 3 > s.size()) return 0;
-        char m3[3] = {static_cast<char>(s[p] | 0x20), static_cast<char>(s[p + 1] | 0x20),
-                      static_cast<char>(s[p + 2] | 0x20)};
-        int found = -1;
-        for (int i = 0; i < 12; ++i)
-          if (memcmp(m3, kMonths[i], 3) == 0) found = i;
-        if (found < 0) return 0;
-        mo = found + 1;
-        p += 3;
-        break;
-      }
-      case 'z':
-        if (!ParseOffsetAt(s, &p, &offset)) return 0;
-        break;
-      case 'Z': {
-        // Zone abbreviations are ambiguous; only UTC/GMT/Z are understood.
-        if (s.substr(p, 3) == "UTC" || s.substr(p, 3) == "GMT") {
-          offset = 0;
-          p += 3;
-        } else if (!ParseOffsetAt(s, &p, &offset)) {
-          return 0;
-        }
-        break;
-      }
-      case 'L':
-      case 'N':
-        if (!ParseFractionDigits(s, &p, &frac)) return 0;
-        break;
-      case 's': {
-        bool neg = p < s.size() && s[p] == '-';
-        if (neg) ++p;
-        size_t start = p;
-        int64_t v = 0;
-        while (p < s.size() && s[p] >= '0' && s[p] <= '9' && p - start < 12) v = v * 10 + (s[p++] - '0');
-        if (p == start) return 0;
-        epoch = (neg ? -v : v) * kMicrosPerSecond;
-        break;
-      }
+    if (it.spec != 0) {
+      if (!ReadDirective(it.spec, s, &p, &f)) return 0;
+    } else {
+      if (s.substr(p, it.literal.size()) != it.literal) return 0;
+      p += it.literal.size();
     }
   }
-  if (epoch) {
-    *out = *epoch + frac;
-    return p;
-  }
-  if (have_pm) {
-    if (h < 1 || h > 12) return 0;
-    h = h % 12 + (pm ? 12 : 0);
-  }
-  if (yday >= 0) {
-    if (yday < 1 || yday > 366) return 0;
-    int64_t days = DaysFromCivil(y, 1, 1) + yday - 1;
-    if (h > 23 || mi > 59) return 0;
-    *out = (days * 86400 + h * 3600 + mi * 60 + sec - offset) * kMicrosPerSecond + frac;
-    return p;
-  }
-  if (!ValidDate(y, mo, d) || h > 23 || mi > 59) return 0;
-  *out = Compose(y, mo, d, h, mi, sec, frac, offset);
-  return p;
+  return ComposeFields(f, out) ? p : 0;
 }
 
 std::optional<int64_t> TimeLayout::Parse(std::string_view s, int32_t default_offset) const {

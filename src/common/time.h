@@ -40,6 +40,8 @@ size_t FormatIso8601(int64_t micros, char* out);
 std::string FormatIso8601(int64_t micros);
 // "YYYY-MM-DDTHH" (for partition names in messages and the CLI).
 std::string FormatHour(int64_t micros);
+// "YYYYMMDDHH" (in load ids and BigQuery partition decorators).
+std::string FormatCompactHour(int64_t micros);
 
 // Parses ISO-8601 / RFC 3339 date-times: "YYYY-MM-DD[T ]HH:MM[:SS[.f+]][Z|±HH[:MM]|±HHMM]",
 // also a bare "YYYY-MM-DD[THH]". Times without an offset are taken at

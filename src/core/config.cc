@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <thread>
 #include <tuple>
@@ -20,108 +21,38 @@ namespace {
 
 enum class Scope { kTop, kTable, kBoth };  // kBoth: in [[table]], or top level as a default for every table
 
+// One key's value as text, and where it came from for messages: "file:line"
+// of the value, or for a default that of its [[table]] (the file's name at
+// the top level).
+struct Setting {
+  std::string key;
+  std::string value;
+  std::string where;
+  bool is_default = false;
+};
+using Settings = std::map<std::string, Setting>;
+
+// What a key's step writes: the top level, or one [[table]] (and its "file:line").
+struct Target {
+  Config* cfg;
+  TableConfig* table = nullptr;
+  const std::string* where = nullptr;
+};
+
+// Checks a key's value and stores it; may normalize s.value (a trimmed URL)
+// for the checks that run after every key (kTableChecks).
+using Step = Status (*)(Setting& s, Target& t);
+
 struct KeySpec {
   const char* name;
   Scope scope;
   const char* def;  // nullptr: required
   const char* doc;
+  Step apply;
 };
 
-const KeySpec kKeys[] = {
-    {"state_dir", Scope::kTop, nullptr, "Directory for the ledger (ledger.db) and scratch space."},
-    {"workers", Scope::kTop, "0", "Parallel staging workers; 0 means one per CPU core."},
-    {"log_level", Scope::kTop, "info", "trace, debug, info, warn or error."},
-    {"allow_insecure_http", Scope::kTop, "false",
-     "true allows plain http:// to a host that is not loopback for the SigV4-signed S3 and SQS endpoints "
-     "(endpoint, source_endpoint and staging_endpoint of s3:// sides, notifications, AWS_ENDPOINT_URL[_S3]). "
-     "Off, and always for anything that sends a bearer token (gs:// endpoints, STORAGE_EMULATOR_HOST, "
-     "bigquery_endpoint), http:// is accepted only for 127.0.0.0/8, ::1, localhost and *.localhost."},
-    {"lock_timeout", Scope::kTop, "60s", "How long a command waits for the warehouse while another process holds it."},
-    {"name", Scope::kTable, nullptr,
-     "Warehouse table name: letters, digits and underscores, not starting with a digit or '_'."},
-    {"source", Scope::kBoth, nullptr,
-     "Where Fluentd writes objects: file:///dir/prefix/, s3://bucket/prefix/ or gs://bucket/prefix/."},
-    {"staging", Scope::kBoth, nullptr,
-     "Durable staging store for normalized parts: file:///dir/, s3://bucket/prefix/ or gs://bucket/prefix/."},
-    {"endpoint", Scope::kBoth, "",
-     "s3://: an S3-compatible endpoint (http://127.0.0.1:9000 for MinIO, https://ACCOUNT.r2.cloudflarestorage.com, "
-     "https://storage.googleapis.com with HMAC keys) for the s3:// source and staging; empty: AWS_ENDPOINT_URL_S3, "
-     "AWS_ENDPOINT_URL, else AWS."},
-    {"source_endpoint", Scope::kBoth, "",
-     "Overrides `endpoint` for the source; for gs:// the JSON API base URL (default STORAGE_EMULATOR_HOST, else "
-     "https://storage.googleapis.com)."},
-    {"staging_endpoint", Scope::kBoth, "",
-     "Overrides `endpoint` for the staging store (gs:// as for source_endpoint)."},
-    {"region", Scope::kBoth, "",
-     "AWS region for S3 and SQS; empty: AWS_REGION, AWS_DEFAULT_REGION, `region` of the AWS_PROFILE (else default) "
-     "profile in ~/.aws/config (AWS_CONFIG_FILE), else us-east-1. An SQS queue URL on AWS names its own."},
-    {"ca_file", Scope::kBoth, "",
-     "s3://: a PEM file of CA certificates trusted instead of the system store for the table's S3-compatible "
-     "endpoints (endpoint, source_endpoint, staging_endpoint, AWS_ENDPOINT_URL[_S3]), such as MinIO or Ceph behind a "
-     "private CA; certificates are still verified. AWS itself and the notifications queue keep the system store."},
-    {"s3_addressing", Scope::kBoth, "auto",
-     "auto (virtual-hosted on AWS, path-style on a custom endpoint or a bucket with dots), virtual or path."},
-    {"notifications", Scope::kBoth, "",
-     "SQS queue URL receiving the source bucket's S3 event notifications, exactly as AWS prints it "
-     "(https://sqs.REGION.amazonaws.com/ACCOUNT/QUEUE). Empty: discover by listing only."},
-    {"reconcile_every", Scope::kBoth, "1h",
-     "With notifications: how often a full listing looks for objects whose events were lost (0: every interval)."},
-    {"sqs_wait", Scope::kBoth, "20s", "With notifications: long-poll wait of each ReceiveMessage (0s..20s)."},
-    {"sqs_visibility", Scope::kBoth, "5m",
-     "With notifications: how long a received message stays hidden; extended while its objects are still staging."},
-    {"warehouse", Scope::kBoth, nullptr,
-     "duckdb:///path/file.duckdb, or bigquery://project/dataset (staging must then be gs://)."},
-    {"credentials", Scope::kBoth, "",
-     "gs:// and bigquery://: a Google credentials file (service-account key or authorized_user); empty: "
-     "GOOGLE_APPLICATION_CREDENTIALS, the gcloud ADC file, GOOGLE_OAUTH_ACCESS_TOKEN, the metadata server."},
-    {"bigquery_endpoint", Scope::kBoth, "",
-     "bigquery://: the REST API's base URL; empty: https://bigquery.googleapis.com."},
-    {"location", Scope::kBoth, "US", "bigquery://: where the dataset lives and jobs run."},
-    {"clustering", Scope::kBoth, "", "bigquery://: clustering columns for a new table, comma-separated (up to 4)."},
-    {"daily_load_budget", Scope::kBoth, "1000",
-     "bigquery://: most load jobs per table in any 24 hours (BigQuery allows 1,500 a day, failures included); "
-     "when it runs short a UTC day's partitions are merged into one job, and past it partitions wait."},
-    {"max_uris_per_load", Scope::kBoth, "10000",
-     "bigquery://: most staged files one load job names; a partition with more goes through a scratch table."},
-    {"key_format", Scope::kBoth, "%{path}%{time_slice}_%{index}.%{file_extension}",
-     "Fluentd's s3_object_key_format; keys under `source` that do not match are ignored."},
-    {"time_slice_format", Scope::kBoth, "%Y%m%d%H", "Fluentd's time_slice_format (strftime layout)."},
-    {"format", Scope::kBoth, "out_file",
-     "Fluentd's formatter: out_file (time<TAB>tag<TAB>json), json, ltsv, csv, tsv, single_value or msgpack."},
-    {"compression", Scope::kBoth, "auto", "auto (by magic bytes), gzip, zstd or none."},
-    {"time_key", Scope::kBoth, "time",
-     "json, ltsv, csv, tsv, msgpack: the field holding the event time (absent: the key's time slice)."},
-    {"time_format", Scope::kBoth, "iso8601",
-     "iso8601, unix, unix_ms, or a strftime layout such as %d/%b/%Y:%H:%M:%S %z."},
-    {"timezone", Scope::kBoth, "+00:00", "UTC offset for times (and time slices) without one, e.g. +09:00."},
-    {"delimiter", Scope::kBoth, "\t",
-     "out_file, ltsv, tsv: field delimiter; csv: \",\" unless set (\"\\t\", \" \", \",\", or SPACE/TAB/COMMA)."},
-    {"label_delimiter", Scope::kBoth, ":", "ltsv: between a label and its value."},
-    {"keys", Scope::kBoth, "",
-     "csv, tsv: the column names in order, as an array or a comma-separated string (required)."},
-    {"message_key", Scope::kBoth, "message", "single_value: the field each line becomes."},
-    {"output_time", Scope::kBoth, "true", "out_file: whether lines start with the time field."},
-    {"output_tag", Scope::kBoth, "true", "out_file: whether lines carry the tag field."},
-    {"partition", Scope::kBoth, "hour", "Warehouse partition unit: hour or day."},
-    {"settle", Scope::kBoth, "10m", "Wait after a partition's period ends before loading it (late objects)."},
-    {"interval", Scope::kBoth, "1m", "How often the daemon looks for work."},
-    {"max_line_bytes", Scope::kBoth, "134217728", "Longest line accepted; longer lines are dead-lettered."},
-    {"max_partitions_per_object", Scope::kBoth, "48",
-     "Most partitions one source object may write (1..10000); the partition of its key's time slice is always "
-     "one. A record that would open one more is dead-lettered, so a few garbage timestamps cannot cost a load "
-     "job each."},
-    {"max_columns", Scope::kBoth, "1000",
-     "Most columns the table may have (10..10000; BigQuery's limit is 10,000). Past it, new fields go to "
-     "_overflow. Every DuckDB load costs memory in proportion to the table's width (about 1 MB a column)."},
-    {"retry_base", Scope::kBoth, "30s",
-     "First retry delay for a failed object or load (doubles each time, with jitter)."},
-    {"retry_max", Scope::kBoth, "1h", "Longest retry delay."},
-};
-
-const KeySpec* FindKey(std::string_view name) {
-  for (const KeySpec& k : kKeys)
-    if (name == k.name) return &k;
-  return nullptr;
+Status Bad(const Setting& s, const std::string& msg) {
+  return Status::InvalidArgument(s.where + ": key '" + s.key + "': " + msg);
 }
 
 std::string Where(const std::string& origin, const toml::node& n) {
@@ -226,6 +157,537 @@ std::string UriProblem(const std::string& uri, unsigned role, const char* kind) 
   return problem.empty() ? "" : "'" + uri + "' " + problem;
 }
 
+// What one key's value does to the config: check it and store it. Keys are
+// applied in the key table's order, so a step may rely on the keys listed
+// above it (notifications on source, say); checks that join keys listed
+// further apart run after all of them (kTableChecks).
+
+Status SetStateDir(Setting& s, Target& t) {
+  t.cfg->state_dir = s.value;
+  return Status::Ok();
+}
+
+Status SetWorkers(Setting& s, Target& t) {
+  char* end;
+  long n = strtol(s.value.c_str(), &end, 10);
+  if (*end || n < 0 || n > 256)
+    return Status::InvalidArgument(s.where + ": key 'workers' must be 0..256 (got '" + s.value + "')");
+  t.cfg->workers = n == 0 ? static_cast<int>(std::max(1u, std::thread::hardware_concurrency())) : static_cast<int>(n);
+  return Status::Ok();
+}
+
+Status SetLogLevel(Setting& s, Target& t) {
+  const std::string& v = s.value;
+  if (v != "trace" && v != "debug" && v != "info" && v != "warn" && v != "error")
+    return Status::InvalidArgument(s.where + ": key 'log_level' must be trace, debug, info, warn or error (got '" + v +
+                                   "')");
+  t.cfg->log_level = v;
+  return Status::Ok();
+}
+
+Status SetAllowInsecureHttp(Setting& s, Target& t) {
+  auto b = ParseBool(s.value);
+  if (!b.ok()) return Status::InvalidArgument(s.where + ": key 'allow_insecure_http' " + b.status().message());
+  t.cfg->allow_insecure_http = *b;
+  return Status::Ok();
+}
+
+Status SetLockTimeout(Setting& s, Target& t) {
+  auto d = ParseDuration(s.value);
+  if (!d.ok()) return Status::InvalidArgument(s.where + ": key 'lock_timeout': " + d.status().message());
+  t.cfg->lock_timeout_us = *d;
+  return Status::Ok();
+}
+
+Status SetName(Setting& s, Target& t) {
+  const std::string& name = s.value;
+  if (!LegalTableName(name))
+    return Bad(s, "'" + name + "' is not a legal table name (letters, digits, underscores; not starting with a digit)");
+  // Staging holds <table>/… beside logferry's own _requests/, and the
+  // warehouse may hold logferry's own _logferry_… tables.
+  if (name[0] == '_')
+    return Bad(s, "'" + name + "': names starting with '_' are reserved for logferry's own objects (_requests/)");
+  if (t.cfg->FindTable(name)) return Bad(s, "table '" + name + "' is defined twice");
+  t.table->name = name;
+  return Status::Ok();
+}
+
+// source and staging: a store URI some scheme claims in that role.
+template <std::string TableConfig::*kField, unsigned kRole>
+Status SetStoreUri(Setting& s, Target& t) {
+  std::string problem = UriProblem(s.value, kRole, "store");
+  if (!problem.empty()) return Bad(s, problem);
+  std::string& uri = t.table->*kField;
+  uri = s.value;
+  if (uri.back() != '/') uri += '/';
+  return Status::Ok();
+}
+
+Status SetWarehouse(Setting& s, Target& t) {
+  std::string problem = UriProblem(s.value, kRoleWarehouse, "warehouse");
+  if (!problem.empty()) return Bad(s, problem);
+  t.table->warehouse = s.value;
+  return Status::Ok();
+}
+
+// endpoint, source_endpoint, staging_endpoint: checked and trimmed here;
+// ResolveEndpoints gives each side its own.
+Status CheckEndpoint(Setting& s, Target&) {
+  if (s.value.empty()) return Status::Ok();
+  Uri u;
+  if (!ParseUri(s.value, &u) || (u.scheme != "http" && u.scheme != "https") || (u.path != "" && u.path != "/"))
+    return Bad(s, "'" + s.value + "' is not an endpoint URL (http(s)://host[:port])");
+  while (s.value.size() > 1 && s.value.back() == '/') s.value.pop_back();
+  return Status::Ok();
+}
+
+// region, s3_addressing, ca_file: the same for both sides.
+template <std::string StoreOptions::*kField>
+Status SetStoreOption(Setting& s, Target& t) {
+  t.table->source_store.*kField = t.table->staging_store.*kField = s.value;
+  return Status::Ok();
+}
+
+Status SetAddressing(Setting& s, Target& t) {
+  if (s.value != "auto" && s.value != "virtual" && s.value != "path")
+    return Bad(s, "must be auto, virtual or path (got '" + s.value + "')");
+  return SetStoreOption<&StoreOptions::addressing>(s, t);
+}
+
+Status SetNotifications(Setting& s, Target& t) {
+  if (s.value.empty()) return Status::Ok();
+  // The path (after the host's '/') is ACCOUNT/QUEUE.
+  Uri u;
+  bool parsed = ParseUri(s.value, &u);
+  auto segments = Split(u.path, '/');
+  std::erase(segments, std::string());
+  if (!parsed || (u.scheme != "http" && u.scheme != "https") || segments.size() != 2 ||
+      std::count(u.path.begin(), u.path.end(), '/') != 1)
+    return Bad(s, "'" + s.value + "' is not an SQS queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/QUEUE)");
+  if (!Schemes().Claim(t.table->source)->announces_events)
+    return Bad(s,
+               "S3 event notifications need an " + Schemes().Names(&SchemeInfo::announces_events, " or ") + " source");
+  std::string problem = TransportProblem(s.value, false, t.cfg->allow_insecure_http);
+  if (!problem.empty()) return Bad(s, problem);
+  t.table->notifications = s.value;
+  return Status::Ok();
+}
+
+template <std::string TableConfig::*kField>
+Status SetText(Setting& s, Target& t) {
+  t.table->*kField = s.value;
+  return Status::Ok();
+}
+
+Status SetBigQueryEndpoint(Setting& s, Target& t) {
+  while (s.value.size() > 1 && s.value.back() == '/') s.value.pop_back();
+  if (!s.value.empty()) {
+    std::string problem = TransportProblem(s.value, true, t.cfg->allow_insecure_http);
+    if (!problem.empty()) return Bad(s, problem);
+  }
+  t.table->bigquery_endpoint = s.value;
+  return Status::Ok();
+}
+
+Status SetClustering(Setting& s, Target& t) {
+  t.table->clustering.clear();
+  for (std::string& c : Split(s.value, ','))
+    if (!c.empty()) t.table->clustering.push_back(c);
+  if (t.table->clustering.size() > 4) return Bad(s, "at most 4 columns");
+  return Status::Ok();
+}
+
+template <int64_t TableConfig::*kField, int64_t kLo, int64_t kHi>
+Status SetCount(Setting& s, Target& t) {
+  char* end;
+  long long n = strtoll(s.value.c_str(), &end, 10);
+  if (*end || s.value.empty() || n < kLo || n > kHi)
+    return Bad(s, "must be between " + std::to_string(kLo) + " and " + std::to_string(kHi));
+  t.table->*kField = n;
+  return Status::Ok();
+}
+
+template <int64_t TableConfig::*kField>
+Status SetDuration(Setting& s, Target& t) {
+  auto d = ParseDuration(s.value);
+  if (!d.ok()) return Bad(s, d.status().message());
+  t.table->*kField = *d;
+  return Status::Ok();
+}
+
+// SQS's limits and the loop's floor; these messages point at the [[table]].
+Status SetSqsWait(Setting& s, Target& t) {
+  LF_RETURN_IF_ERROR(SetDuration<&TableConfig::sqs_wait_us>(s, t));
+  if (t.table->sqs_wait_us > 20 * kMicrosPerSecond)
+    return Status::InvalidArgument(*t.where + ": key 'sqs_wait' must be at most 20s (SQS's limit)");
+  return Status::Ok();
+}
+
+Status SetSqsVisibility(Setting& s, Target& t) {
+  LF_RETURN_IF_ERROR(SetDuration<&TableConfig::sqs_visibility_us>(s, t));
+  if (t.table->sqs_visibility_us < 10 * kMicrosPerSecond || t.table->sqs_visibility_us > 12 * kMicrosPerHour)
+    return Status::InvalidArgument(*t.where + ": key 'sqs_visibility' must be between 10s and 12h (SQS's limit)");
+  return Status::Ok();
+}
+
+Status SetInterval(Setting& s, Target& t) {
+  LF_RETURN_IF_ERROR(SetDuration<&TableConfig::interval_us>(s, t));
+  if (t.table->interval_us < kMicrosPerSecond / 10)
+    return Status::InvalidArgument(*t.where + ": key 'interval' must be at least 100ms");
+  return Status::Ok();
+}
+
+Status SetFormat(Setting& s, Target& t) {
+  auto lf = ParseLogFormat(s.value);
+  if (!lf.ok()) return Bad(s, lf.status().message());
+  t.table->format_name = s.value;
+  t.table->format.format = *lf;
+  return Status::Ok();
+}
+
+Status SetCompression(Setting& s, Target& t) {
+  auto c = ParseCompression(s.value);
+  if (!c.ok()) return Bad(s, c.status().message());
+  t.table->compression = *c;
+  return Status::Ok();
+}
+
+Status SetTimeKey(Setting& s, Target& t) {
+  t.table->format.time_key = s.value;
+  return Status::Ok();
+}
+
+Status SetTimeFormat(Setting& s, Target& t) {
+  FormatOptions& f = t.table->format;
+  if (s.value == "iso8601") {
+    f.time_kind = TimeFormatKind::kIso8601;
+  } else if (s.value == "unix") {
+    f.time_kind = TimeFormatKind::kUnix;
+  } else if (s.value == "unix_ms") {
+    f.time_kind = TimeFormatKind::kUnixMs;
+  } else {
+    auto layout = TimeLayout::Compile(s.value);
+    if (!layout.ok()) return Bad(s, layout.status().message());
+    if (s.value.find('%') == std::string::npos)
+      return Bad(s, "must be iso8601, unix, unix_ms or a strftime layout (got '" + s.value + "')");
+    f.time_kind = TimeFormatKind::kLayout;
+    f.time_layout = *layout;
+  }
+  return Status::Ok();
+}
+
+Status SetTimezone(Setting& s, Target& t) {
+  auto off = ParseUtcOffset(s.value);
+  if (!off.ok()) return Bad(s, off.status().message());
+  t.table->timezone = s.value;
+  t.table->offset_seconds = t.table->format.offset_seconds = *off;
+  return Status::Ok();
+}
+
+// csv's own default (",") is ApplyFormatDefaults'.
+Status SetDelimiter(Setting& s, Target& t) {
+  std::string d = s.value;
+  if (d == "TAB" || d == "\\t")
+    d = "\t";
+  else if (d == "SPACE")
+    d = " ";
+  else if (d == "COMMA")
+    d = ",";
+  if (d.size() != 1) return Bad(s, "must be one character (or TAB, SPACE, COMMA)");
+  t.table->format.delimiter = d[0];
+  return Status::Ok();
+}
+
+Status SetLabelDelimiter(Setting& s, Target& t) {
+  if (s.value.size() != 1) return Bad(s, "must be one character");
+  t.table->format.label_delimiter = s.value[0];
+  return Status::Ok();
+}
+
+Status SetKeys(Setting& s, Target& t) {
+  t.table->format.keys.clear();
+  if (!s.value.empty())
+    for (std::string& k : Split(s.value, ',')) t.table->format.keys.push_back(k);
+  return Status::Ok();
+}
+
+Status SetMessageKey(Setting& s, Target& t) {
+  t.table->format.message_key = s.value;
+  return Status::Ok();
+}
+
+template <bool FormatOptions::*kField>
+Status SetFormatFlag(Setting& s, Target& t) {
+  auto b = ParseBool(s.value);
+  if (!b.ok()) return Bad(s, b.status().message());
+  t.table->format.*kField = *b;
+  return Status::Ok();
+}
+
+Status SetPartition(Setting& s, Target& t) {
+  if (s.value == "hour")
+    t.table->partition_unit_us = kMicrosPerHour;
+  else if (s.value == "day")
+    t.table->partition_unit_us = kMicrosPerDay;
+  else
+    return Bad(s, "must be hour or day (got '" + s.value + "')");
+  t.table->partition = s.value;
+  return Status::Ok();
+}
+
+Status SetMaxLineBytes(Setting& s, Target& t) {
+  char* end;
+  long long n = strtoll(s.value.c_str(), &end, 10);
+  if (*end || n < 1024 || n > (1LL << 31)) return Bad(s, "must be between 1024 and 2147483648");
+  t.table->max_line_bytes = n;
+  return Status::Ok();
+}
+
+const KeySpec kKeys[] = {
+    {"state_dir", Scope::kTop, nullptr, "Directory for the ledger (ledger.db) and scratch space.", SetStateDir},
+    {"workers", Scope::kTop, "0", "Parallel staging workers; 0 means one per CPU core.", SetWorkers},
+    {"log_level", Scope::kTop, "info", "trace, debug, info, warn or error.", SetLogLevel},
+    {"allow_insecure_http", Scope::kTop, "false",
+     "true allows plain http:// to a host that is not loopback for the SigV4-signed S3 and SQS endpoints "
+     "(endpoint, source_endpoint and staging_endpoint of s3:// sides, notifications, AWS_ENDPOINT_URL[_S3]). "
+     "Off, and always for anything that sends a bearer token (gs:// endpoints, STORAGE_EMULATOR_HOST, "
+     "bigquery_endpoint), http:// is accepted only for 127.0.0.0/8, ::1, localhost and *.localhost.",
+     SetAllowInsecureHttp},
+    {"lock_timeout", Scope::kTop, "60s", "How long a command waits for the warehouse while another process holds it.",
+     SetLockTimeout},
+    {"name", Scope::kTable, nullptr,
+     "Warehouse table name: letters, digits and underscores, not starting with a digit or '_'.", SetName},
+    {"source", Scope::kBoth, nullptr,
+     "Where Fluentd writes objects: file:///dir/prefix/, s3://bucket/prefix/ or gs://bucket/prefix/.",
+     SetStoreUri<&TableConfig::source, kRoleSource>},
+    {"staging", Scope::kBoth, nullptr,
+     "Durable staging store for normalized parts: file:///dir/, s3://bucket/prefix/ or gs://bucket/prefix/.",
+     SetStoreUri<&TableConfig::staging, kRoleStaging>},
+    {"endpoint", Scope::kBoth, "",
+     "s3://: an S3-compatible endpoint (http://127.0.0.1:9000 for MinIO, https://ACCOUNT.r2.cloudflarestorage.com, "
+     "https://storage.googleapis.com with HMAC keys) for the s3:// source and staging; empty: AWS_ENDPOINT_URL_S3, "
+     "AWS_ENDPOINT_URL, else AWS.",
+     CheckEndpoint},
+    {"source_endpoint", Scope::kBoth, "",
+     "Overrides `endpoint` for the source; for gs:// the JSON API base URL (default STORAGE_EMULATOR_HOST, else "
+     "https://storage.googleapis.com).",
+     CheckEndpoint},
+    {"staging_endpoint", Scope::kBoth, "", "Overrides `endpoint` for the staging store (gs:// as for source_endpoint).",
+     CheckEndpoint},
+    {"region", Scope::kBoth, "",
+     "AWS region for S3 and SQS; empty: AWS_REGION, AWS_DEFAULT_REGION, `region` of the AWS_PROFILE (else default) "
+     "profile in ~/.aws/config (AWS_CONFIG_FILE), else us-east-1. An SQS queue URL on AWS names its own.",
+     SetStoreOption<&StoreOptions::region>},
+    {"ca_file", Scope::kBoth, "",
+     "s3://: a PEM file of CA certificates trusted instead of the system store for the table's S3-compatible "
+     "endpoints (endpoint, source_endpoint, staging_endpoint, AWS_ENDPOINT_URL[_S3]), such as MinIO or Ceph behind a "
+     "private CA; certificates are still verified. AWS itself and the notifications queue keep the system store.",
+     SetStoreOption<&StoreOptions::ca_file>},
+    {"s3_addressing", Scope::kBoth, "auto",
+     "auto (virtual-hosted on AWS, path-style on a custom endpoint or a bucket with dots), virtual or path.",
+     SetAddressing},
+    {"notifications", Scope::kBoth, "",
+     "SQS queue URL receiving the source bucket's S3 event notifications, exactly as AWS prints it "
+     "(https://sqs.REGION.amazonaws.com/ACCOUNT/QUEUE). Empty: discover by listing only.",
+     SetNotifications},
+    {"reconcile_every", Scope::kBoth, "1h",
+     "With notifications: how often a full listing looks for objects whose events were lost (0: every interval).",
+     SetDuration<&TableConfig::reconcile_every_us>},
+    {"sqs_wait", Scope::kBoth, "20s", "With notifications: long-poll wait of each ReceiveMessage (0s..20s).",
+     SetSqsWait},
+    {"sqs_visibility", Scope::kBoth, "5m",
+     "With notifications: how long a received message stays hidden; extended while its objects are still staging.",
+     SetSqsVisibility},
+    {"warehouse", Scope::kBoth, nullptr,
+     "duckdb:///path/file.duckdb, or bigquery://project/dataset (staging must then be gs://).", SetWarehouse},
+    {"credentials", Scope::kBoth, "",
+     "gs:// and bigquery://: a Google credentials file (service-account key or authorized_user); empty: "
+     "GOOGLE_APPLICATION_CREDENTIALS, the gcloud ADC file, GOOGLE_OAUTH_ACCESS_TOKEN, the metadata server.",
+     SetText<&TableConfig::credentials>},
+    {"bigquery_endpoint", Scope::kBoth, "",
+     "bigquery://: the REST API's base URL; empty: https://bigquery.googleapis.com.", SetBigQueryEndpoint},
+    {"location", Scope::kBoth, "US", "bigquery://: where the dataset lives and jobs run.",
+     SetText<&TableConfig::location>},
+    {"clustering", Scope::kBoth, "", "bigquery://: clustering columns for a new table, comma-separated (up to 4).",
+     SetClustering},
+    {"daily_load_budget", Scope::kBoth, "1000",
+     "bigquery://: most load jobs per table in any 24 hours (BigQuery allows 1,500 a day, failures included); "
+     "when it runs short a UTC day's partitions are merged into one job, and past it partitions wait.",
+     SetCount<&TableConfig::daily_load_budget, 1, 1500>},
+    {"max_uris_per_load", Scope::kBoth, "10000",
+     "bigquery://: most staged files one load job names; a partition with more goes through a scratch table.",
+     SetCount<&TableConfig::max_uris_per_load, 1, 10000>},
+    {"key_format", Scope::kBoth, "%{path}%{time_slice}_%{index}.%{file_extension}",
+     "Fluentd's s3_object_key_format; keys under `source` that do not match are ignored.",
+     SetText<&TableConfig::key_format>},
+    {"time_slice_format", Scope::kBoth, "%Y%m%d%H", "Fluentd's time_slice_format (strftime layout).",
+     SetText<&TableConfig::time_slice_format>},
+    {"format", Scope::kBoth, "out_file",
+     "Fluentd's formatter: out_file (time<TAB>tag<TAB>json), json, ltsv, csv, tsv, single_value or msgpack.",
+     SetFormat},
+    {"compression", Scope::kBoth, "auto", "auto (by magic bytes), gzip, zstd or none.", SetCompression},
+    {"time_key", Scope::kBoth, "time",
+     "json, ltsv, csv, tsv, msgpack: the field holding the event time (absent: the key's time slice).", SetTimeKey},
+    {"time_format", Scope::kBoth, "iso8601",
+     "iso8601, unix, unix_ms, or a strftime layout such as %d/%b/%Y:%H:%M:%S %z.", SetTimeFormat},
+    {"timezone", Scope::kBoth, "+00:00", "UTC offset for times (and time slices) without one, e.g. +09:00.",
+     SetTimezone},
+    {"delimiter", Scope::kBoth, "\t",
+     "out_file, ltsv, tsv: field delimiter; csv: \",\" unless set (\"\\t\", \" \", \",\", or SPACE/TAB/COMMA).",
+     SetDelimiter},
+    {"label_delimiter", Scope::kBoth, ":", "ltsv: between a label and its value.", SetLabelDelimiter},
+    {"keys", Scope::kBoth, "",
+     "csv, tsv: the column names in order, as an array or a comma-separated string (required).", SetKeys},
+    {"message_key", Scope::kBoth, "message", "single_value: the field each line becomes.", SetMessageKey},
+    {"output_time", Scope::kBoth, "true", "out_file: whether lines start with the time field.",
+     SetFormatFlag<&FormatOptions::output_time>},
+    {"output_tag", Scope::kBoth, "true", "out_file: whether lines carry the tag field.",
+     SetFormatFlag<&FormatOptions::output_tag>},
+    {"partition", Scope::kBoth, "hour", "Warehouse partition unit: hour or day.", SetPartition},
+    {"settle", Scope::kBoth, "10m", "Wait after a partition's period ends before loading it (late objects).",
+     SetDuration<&TableConfig::settle_us>},
+    {"interval", Scope::kBoth, "1m", "How often the daemon looks for work.", SetInterval},
+    {"max_line_bytes", Scope::kBoth, "134217728", "Longest line accepted; longer lines are dead-lettered.",
+     SetMaxLineBytes},
+    {"max_partitions_per_object", Scope::kBoth, "48",
+     "Most partitions one source object may write (1..10000); the partition of its key's time slice is always "
+     "one. A record that would open one more is dead-lettered, so a few garbage timestamps cannot cost a load "
+     "job each.",
+     SetCount<&TableConfig::max_partitions_per_object, 1, 10000>},
+    {"max_columns", Scope::kBoth, "1000",
+     "Most columns the table may have (10..10000; BigQuery's limit is 10,000). Past it, new fields go to "
+     "_overflow. Every DuckDB load costs memory in proportion to the table's width (about 1 MB a column).",
+     SetCount<&TableConfig::max_columns, 10, 10000>},
+    {"retry_base", Scope::kBoth, "30s",
+     "First retry delay for a failed object or load (doubles each time, with jitter).",
+     SetDuration<&TableConfig::retry_base_us>},
+    {"retry_max", Scope::kBoth, "1h", "Longest retry delay.", SetDuration<&TableConfig::retry_max_us>},
+};
+
+const KeySpec* FindKey(std::string_view name) {
+  for (const KeySpec& k : kKeys)
+    if (name == k.name) return &k;
+  return nullptr;
+}
+
+// Reads a section's keys (the top level, or one [[table]]) as text, checking
+// that each is known and belongs there. At the top level, *tables gets the
+// [[table]] array.
+StatusOr<Settings> ReadSection(const toml::table& section, const std::string& origin, const toml::array** tables) {
+  const bool top = tables != nullptr;
+  Settings out;
+  for (auto&& [k, node] : section) {
+    std::string key(k.str());
+    std::string where = Where(origin, node);
+    if (top && key == "table") {
+      *tables = node.as_array();
+      if (!*tables) return Status::InvalidArgument(where + ": 'table' must be an array of tables: write [[table]]");
+      continue;
+    }
+    const KeySpec* spec = FindKey(key);
+    if (!spec) return Status::InvalidArgument(where + ": unknown key '" + key + "'" + (top ? "" : " in [[table]]"));
+    if (top && spec->scope == Scope::kTable)
+      return Status::InvalidArgument(where + ": key '" + key + "' belongs in a [[table]] section");
+    if (!top && spec->scope == Scope::kTop)
+      return Status::InvalidArgument(where + ": key '" + key + "' belongs at the top level, not in [[table]]");
+    auto v = ValueText(node, key, where);
+    if (!v.ok()) return Status::InvalidArgument(where + ": key '" + key + "': " + v.status().message());
+    out[key] = Setting{key, *v, where};
+  }
+  return out;
+}
+
+Status ApplyTopLevel(const Settings& top, const std::string& origin, Config* cfg) {
+  Target target{cfg};
+  for (const KeySpec& spec : kKeys) {
+    if (spec.scope != Scope::kTop) continue;
+    auto it = top.find(spec.name);
+    if (it == top.end() && !spec.def)
+      return Status::InvalidArgument(origin + ": missing required key '" + std::string(spec.name) + "'");
+    Setting s = it != top.end() ? it->second : Setting{spec.name, spec.def, origin, true};
+    LF_RETURN_IF_ERROR(spec.apply(s, target));
+  }
+  return Status::Ok();
+}
+
+// A [[table]] key's value: its own, else the top level's, else the default.
+StatusOr<Setting> Resolve(const KeySpec& spec, const Settings& own, const Settings& top, const std::string& where) {
+  if (auto it = own.find(spec.name); it != own.end()) return it->second;
+  if (auto it = top.find(spec.name); it != top.end()) return it->second;
+  if (!spec.def)
+    return Status::InvalidArgument(where + ": [[table]] is missing required key '" + std::string(spec.name) + "'");
+  return Setting{spec.name, spec.def, where, true};
+}
+
+// Checks that join keys listed apart, run once every key of a [[table]] is applied.
+
+Status CheckStagingFitsWarehouse(const Settings& s, Target& t) {
+  const SchemeInfo& warehouse = *Schemes().Claim(t.table->warehouse);
+  const SchemeInfo* from = Schemes().Find(warehouse.loads_from);
+  if (from && Schemes().Claim(t.table->staging) != from)
+    return Bad(s.at("staging"), "a " + warehouse.name + ":// warehouse loads from " + from->service +
+                                    ": staging must be " + from->example);
+  return Status::Ok();
+}
+
+// `endpoint` is for the sides whose scheme shares it (S3); the per-side keys
+// also take, say, a gs:// side's JSON API base URL. A remote side left
+// without one takes it from the environment, which must pass the same test.
+Status ResolveEndpoints(const Settings& s, Target& t) {
+  const Setting& shared = s.at("endpoint");
+  for (auto [uri, store, key] : {std::tuple{&t.table->source, &t.table->source_store, "source_endpoint"},
+                                 std::tuple{&t.table->staging, &t.table->staging_store, "staging_endpoint"}}) {
+    const SchemeInfo& scheme = *Schemes().Claim(*uri);
+    const Setting* specific = &s.at(key);
+    if (specific->value.empty() && scheme.shares_endpoint) specific = &shared;
+    store->endpoint = specific->value;
+    if (!scheme.remote) continue;
+    if (specific->value.empty()) {
+      LF_RETURN_IF_ERROR(CheckEnvTransport(scheme, t.cfg->allow_insecure_http, *t.where));
+      continue;
+    }
+    std::string problem = TransportProblem(specific->value, scheme.bearer_token, t.cfg->allow_insecure_http);
+    if (!problem.empty()) return Bad(*specific, problem);
+  }
+  return Status::Ok();
+}
+
+Status CheckKeyFormat(const Settings& s, Target& t) {
+  auto compiled = KeyFormat::Compile(t.table->key_format, t.table->time_slice_format, t.table->offset_seconds);
+  if (!compiled.ok()) return Bad(s.at("key_format"), compiled.status().message());
+  return Status::Ok();
+}
+
+// csv's delimiter is ',' unless set; csv and tsv need their column names.
+Status ApplyFormatDefaults(const Settings& s, Target& t) {
+  FormatOptions& f = t.table->format;
+  if (f.format == LogFormat::kCsv && s.at("delimiter").is_default) f.delimiter = ',';
+  if ((f.format == LogFormat::kCsv || f.format == LogFormat::kTsv) && f.keys.empty())
+    return Bad(s.at("format"), "format '" + t.table->format_name + "' needs key 'keys' (the column names, in order)");
+  return Status::Ok();
+}
+
+using Check = Status (*)(const Settings& s, Target& t);
+const Check kTableChecks[] = {CheckStagingFitsWarehouse, ResolveEndpoints, CheckKeyFormat, ApplyFormatDefaults};
+
+StatusOr<TableConfig> ParseTable(const toml::node& node, const Settings& top, const std::string& origin, Config* cfg) {
+  std::string where = Where(origin, node);
+  const toml::table* section = node.as_table();
+  if (!section) return Status::InvalidArgument(where + ": [[table]] entries must be tables");
+  LF_ASSIGN_OR_RETURN(Settings own, ReadSection(*section, origin, nullptr));
+  TableConfig tc;
+  Target target{cfg, &tc, &where};
+  Settings applied;
+  for (const KeySpec& spec : kKeys) {
+    if (spec.scope == Scope::kTop) continue;
+    LF_ASSIGN_OR_RETURN(Setting s, Resolve(spec, own, top, where));
+    LF_RETURN_IF_ERROR(spec.apply(s, target));
+    applied.emplace(spec.name, std::move(s));
+  }
+  for (Check check : kTableChecks) LF_RETURN_IF_ERROR(check(applied, target));
+  return tc;
+}
+
 }  // namespace
 
 const TableConfig* Config::FindTable(const std::string& name) const {
@@ -250,323 +712,13 @@ StatusOr<Config> ParseConfig(const std::string& text, const std::string& origin)
   }
   Config cfg;
   cfg.path = origin;
-  std::map<std::string, std::pair<std::string, std::string>> top;  // key -> (value, where)
   const toml::array* tables = nullptr;
-  for (auto&& [k, node] : root) {
-    std::string key(k.str());
-    std::string where = Where(origin, node);
-    if (key == "table") {
-      tables = node.as_array();
-      if (!tables) return Status::InvalidArgument(where + ": 'table' must be an array of tables: write [[table]]");
-      continue;
-    }
-    const KeySpec* spec = FindKey(key);
-    if (!spec) return Status::InvalidArgument(where + ": unknown key '" + key + "'");
-    if (spec->scope == Scope::kTable)
-      return Status::InvalidArgument(where + ": key '" + key + "' belongs in a [[table]] section");
-    auto v = ValueText(node, key, where);
-    if (!v.ok()) return Status::InvalidArgument(where + ": key '" + key + "': " + v.status().message());
-    top[key] = {*v, where};
-  }
-  auto top_value = [&](const char* key) -> std::pair<std::string, std::string> {
-    auto it = top.find(key);
-    if (it != top.end()) return it->second;
-    const KeySpec* spec = FindKey(key);
-    return {spec->def ? spec->def : "", origin};
-  };
-  if (!top.count("state_dir")) return Status::InvalidArgument(origin + ": missing required key 'state_dir'");
-  cfg.state_dir = top["state_dir"].first;
-  {
-    auto [v, where] = top_value("workers");
-    char* end;
-    long n = strtol(v.c_str(), &end, 10);
-    if (*end || n < 0 || n > 256)
-      return Status::InvalidArgument(where + ": key 'workers' must be 0..256 (got '" + v + "')");
-    cfg.workers = n == 0 ? static_cast<int>(std::max(1u, std::thread::hardware_concurrency())) : static_cast<int>(n);
-  }
-  {
-    auto [v, where] = top_value("log_level");
-    if (v != "trace" && v != "debug" && v != "info" && v != "warn" && v != "error")
-      return Status::InvalidArgument(where + ": key 'log_level' must be trace, debug, info, warn or error (got '" + v +
-                                     "')");
-    cfg.log_level = v;
-  }
-  {
-    auto [v, where] = top_value("allow_insecure_http");
-    auto b = ParseBool(v);
-    if (!b.ok()) return Status::InvalidArgument(where + ": key 'allow_insecure_http' " + b.status().message());
-    cfg.allow_insecure_http = *b;
-  }
-  {
-    auto [v, where] = top_value("lock_timeout");
-    auto d = ParseDuration(v);
-    if (!d.ok()) return Status::InvalidArgument(where + ": key 'lock_timeout': " + d.status().message());
-    cfg.lock_timeout_us = *d;
-  }
+  LF_ASSIGN_OR_RETURN(Settings top, ReadSection(root, origin, &tables));
+  LF_RETURN_IF_ERROR(ApplyTopLevel(top, origin, &cfg));
   if (!tables || tables->empty())
     return Status::InvalidArgument(origin + ": no [[table]] section: at least one is required");
-
-  for (const toml::node& tn : *tables) {
-    const toml::table* t = tn.as_table();
-    std::string twhere = Where(origin, tn);
-    if (!t) return Status::InvalidArgument(twhere + ": [[table]] entries must be tables");
-    std::map<std::string, std::pair<std::string, std::string>> vals;
-    for (auto&& [k, node] : *t) {
-      std::string key(k.str());
-      std::string where = Where(origin, node);
-      const KeySpec* spec = FindKey(key);
-      if (!spec) return Status::InvalidArgument(where + ": unknown key '" + key + "' in [[table]]");
-      if (spec->scope == Scope::kTop)
-        return Status::InvalidArgument(where + ": key '" + key + "' belongs at the top level, not in [[table]]");
-      auto v = ValueText(node, key, where);
-      if (!v.ok()) return Status::InvalidArgument(where + ": key '" + key + "': " + v.status().message());
-      vals[key] = {*v, where};
-    }
-    auto get = [&](const char* key) -> StatusOr<std::pair<std::string, std::string>> {
-      auto it = vals.find(key);
-      if (it != vals.end()) return it->second;
-      auto tt = top.find(key);
-      if (tt != top.end()) return tt->second;
-      const KeySpec* spec = FindKey(key);
-      if (!spec->def)
-        return Status::InvalidArgument(twhere + ": [[table]] is missing required key '" + std::string(key) + "'");
-      return std::pair<std::string, std::string>{spec->def, twhere};
-    };
-#define LF_GET(var, key) LF_ASSIGN_OR_RETURN(auto var, get(key))
-#define LF_BAD(where, key, msg) Status::InvalidArgument(where + ": key '" + std::string(key) + "': " + (msg))
-    TableConfig tc;
-    LF_GET(name, "name");
-    if (!LegalTableName(name.first))
-      return LF_BAD(
-          name.second, "name",
-          "'" + name.first + "' is not a legal table name (letters, digits, underscores; not starting with a digit)");
-    // Staging holds <table>/… beside logferry's own _requests/, and the
-    // warehouse may hold logferry's own _logferry_… tables.
-    if (name.first[0] == '_')
-      return LF_BAD(name.second, "name",
-                    "'" + name.first + "': names starting with '_' are reserved for logferry's own objects (_requests/)");
-    if (cfg.FindTable(name.first)) return LF_BAD(name.second, "name", "table '" + name.first + "' is defined twice");
-    tc.name = name.first;
-    LF_GET(source, "source");
-    LF_GET(staging, "staging");
-    LF_GET(warehouse, "warehouse");
-    for (auto [kv, role, key] :
-         {std::tuple{&source, kRoleSource, "source"}, std::tuple{&staging, kRoleStaging, "staging"}}) {
-      std::string problem = UriProblem(kv->first, role, "store");
-      if (!problem.empty()) return LF_BAD(kv->second, key, problem);
-    }
-    std::string wh_problem = UriProblem(warehouse.first, kRoleWarehouse, "warehouse");
-    if (!wh_problem.empty()) return LF_BAD(warehouse.second, "warehouse", wh_problem);
-    const SchemeInfo& source_scheme = *Schemes().Claim(source.first);
-    const SchemeInfo& wh_scheme = *Schemes().Claim(warehouse.first);
-    if (const SchemeInfo* from = Schemes().Find(wh_scheme.loads_from); from && Schemes().Claim(staging.first) != from)
-      return LF_BAD(
-          staging.second, "staging",
-          "a " + wh_scheme.name + ":// warehouse loads from " + from->service + ": staging must be " + from->example);
-    tc.source = source.first;
-    tc.staging = staging.first;
-    tc.warehouse = warehouse.first;
-    if (tc.source.back() != '/') tc.source += '/';
-    if (tc.staging.back() != '/') tc.staging += '/';
-
-    LF_GET(endpoint, "endpoint");
-    LF_GET(source_endpoint, "source_endpoint");
-    LF_GET(staging_endpoint, "staging_endpoint");
-    LF_GET(region, "region");
-    LF_GET(addressing, "s3_addressing");
-    if (addressing.first != "auto" && addressing.first != "virtual" && addressing.first != "path")
-      return LF_BAD(addressing.second, "s3_addressing", "must be auto, virtual or path (got '" + addressing.first + "')");
-    Uri u;
-    for (auto* kv : {&endpoint, &source_endpoint, &staging_endpoint}) {
-      if (kv->first.empty()) continue;
-      if (!ParseUri(kv->first, &u) || (u.scheme != "http" && u.scheme != "https") || (u.path != "" && u.path != "/"))
-        return LF_BAD(kv->second, kv == &endpoint ? "endpoint" : kv == &source_endpoint ? "source_endpoint" : "staging_endpoint",
-                      "'" + kv->first + "' is not an endpoint URL (http(s)://host[:port])");
-      while (kv->first.size() > 1 && kv->first.back() == '/') kv->first.pop_back();
-    }
-    // `endpoint` is for the sides whose scheme shares it (S3); the per-side
-    // keys also take, say, a gs:// side's JSON API base URL.
-    auto side_endpoint = [&](const std::string& uri, const std::string& specific) {
-      if (!specific.empty()) return specific;
-      return Schemes().Claim(uri)->shares_endpoint ? endpoint.first : std::string();
-    };
-    tc.source_store.endpoint = side_endpoint(source.first, source_endpoint.first);
-    tc.staging_store.endpoint = side_endpoint(staging.first, staging_endpoint.first);
-    for (auto [side, specific, key] : {std::tuple{&source, &source_endpoint, "source_endpoint"},
-                                       std::tuple{&staging, &staging_endpoint, "staging_endpoint"}}) {
-      const SchemeInfo& scheme = *Schemes().Claim(side->first);
-      if (!scheme.remote) continue;
-      if (scheme.shares_endpoint && specific->first.empty() && !endpoint.first.empty()) {
-        specific = &endpoint;
-        key = "endpoint";
-      }
-      if (specific->first.empty()) {
-        LF_RETURN_IF_ERROR(CheckEnvTransport(scheme, cfg.allow_insecure_http, twhere));
-        continue;
-      }
-      std::string problem = TransportProblem(specific->first, scheme.bearer_token, cfg.allow_insecure_http);
-      if (!problem.empty()) return LF_BAD(specific->second, key, problem);
-    }
-    tc.source_store.region = tc.staging_store.region = region.first;
-    tc.source_store.addressing = tc.staging_store.addressing = addressing.first;
-    LF_GET(ca_file, "ca_file");
-    tc.source_store.ca_file = tc.staging_store.ca_file = ca_file.first;
-    LF_GET(notifications, "notifications");
-    if (!notifications.first.empty()) {
-      // The path (after the host's '/') is ACCOUNT/QUEUE.
-      bool parsed = ParseUri(notifications.first, &u);
-      auto segments = Split(u.path, '/');
-      std::erase(segments, std::string());
-      if (!parsed || (u.scheme != "http" && u.scheme != "https") || segments.size() != 2 ||
-          std::count(u.path.begin(), u.path.end(), '/') != 1)
-        return LF_BAD(notifications.second, "notifications",
-                      "'" + notifications.first + "' is not an SQS queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/QUEUE)");
-      if (!source_scheme.announces_events)
-        return LF_BAD(
-            notifications.second, "notifications",
-            "S3 event notifications need an " + Schemes().Names(&SchemeInfo::announces_events, " or ") + " source");
-    }
-    if (!notifications.first.empty()) {
-      std::string problem = TransportProblem(notifications.first, false, cfg.allow_insecure_http);
-      if (!problem.empty()) return LF_BAD(notifications.second, "notifications", problem);
-    }
-    tc.notifications = notifications.first;
-    LF_GET(credentials, "credentials");
-    tc.credentials = credentials.first;
-    LF_GET(bq_endpoint, "bigquery_endpoint");
-    while (bq_endpoint.first.size() > 1 && bq_endpoint.first.back() == '/') bq_endpoint.first.pop_back();
-    if (!bq_endpoint.first.empty()) {
-      std::string problem = TransportProblem(bq_endpoint.first, true, cfg.allow_insecure_http);
-      if (!problem.empty()) return LF_BAD(bq_endpoint.second, "bigquery_endpoint", problem);
-    }
-    tc.bigquery_endpoint = bq_endpoint.first;
-    LF_GET(location, "location");
-    tc.location = location.first;
-    LF_GET(clustering, "clustering");
-    tc.clustering.clear();
-    for (std::string& c : Split(clustering.first, ','))
-      if (!c.empty()) tc.clustering.push_back(c);
-    if (tc.clustering.size() > 4) return LF_BAD(clustering.second, "clustering", "at most 4 columns");
-    for (auto [key, out, lo, hi] :
-         {std::tuple<const char*, int64_t*, int64_t, int64_t>{"daily_load_budget", &tc.daily_load_budget, 1, 1500},
-          {"max_uris_per_load", &tc.max_uris_per_load, 1, 10000},
-          {"max_partitions_per_object", &tc.max_partitions_per_object, 1, 10000},
-          {"max_columns", &tc.max_columns, 10, 10000}}) {
-      LF_GET(v, key);
-      char* end;
-      long long n = strtoll(v.first.c_str(), &end, 10);
-      if (*end || v.first.empty() || n < lo || n > hi)
-        return LF_BAD(v.second, key, "must be between " + std::to_string(lo) + " and " + std::to_string(hi));
-      *out = n;
-    }
-
-    LF_GET(tz, "timezone");
-    auto off = ParseUtcOffset(tz.first);
-    if (!off.ok()) return LF_BAD(tz.second, "timezone", off.status().message());
-    tc.timezone = tz.first;
-    tc.offset_seconds = *off;
-    tc.format.offset_seconds = *off;
-
-    LF_GET(kf, "key_format");
-    LF_GET(tsf, "time_slice_format");
-    auto compiled = KeyFormat::Compile(kf.first, tsf.first, *off);
-    if (!compiled.ok()) return LF_BAD(kf.second, "key_format", compiled.status().message());
-    tc.key_format = kf.first;
-    tc.time_slice_format = tsf.first;
-
-    LF_GET(fmt, "format");
-    auto lf = ParseLogFormat(fmt.first);
-    if (!lf.ok()) return LF_BAD(fmt.second, "format", lf.status().message());
-    tc.format_name = fmt.first;
-    tc.format.format = *lf;
-    LF_GET(comp, "compression");
-    auto c = ParseCompression(comp.first);
-    if (!c.ok()) return LF_BAD(comp.second, "compression", c.status().message());
-    tc.compression = *c;
-    LF_GET(tk, "time_key");
-    tc.format.time_key = tk.first;
-    LF_GET(tf, "time_format");
-    if (tf.first == "iso8601")
-      tc.format.time_kind = TimeFormatKind::kIso8601;
-    else if (tf.first == "unix")
-      tc.format.time_kind = TimeFormatKind::kUnix;
-    else if (tf.first == "unix_ms")
-      tc.format.time_kind = TimeFormatKind::kUnixMs;
-    else {
-      auto layout = TimeLayout::Compile(tf.first);
-      if (!layout.ok()) return LF_BAD(tf.second, "time_format", layout.status().message());
-      if (tf.first.find('%') == std::string::npos)
-        return LF_BAD(tf.second, "time_format",
-                      "must be iso8601, unix, unix_ms or a strftime layout (got '" + tf.first + "')");
-      tc.format.time_kind = TimeFormatKind::kLayout;
-      tc.format.time_layout = *layout;
-    }
-    LF_GET(delim, "delimiter");
-    std::string d = delim.first;
-    if (d == "TAB" || d == "\\t")
-      d = "\t";
-    else if (d == "SPACE")
-      d = " ";
-    else if (d == "COMMA")
-      d = ",";
-    if (d.size() != 1) return LF_BAD(delim.second, "delimiter", "must be one character (or TAB, SPACE, COMMA)");
-    tc.format.delimiter = d[0];
-    bool delimiter_set = vals.count("delimiter") || top.count("delimiter");
-    if (*lf == LogFormat::kCsv && !delimiter_set) tc.format.delimiter = ',';
-    LF_GET(ld, "label_delimiter");
-    if (ld.first.size() != 1) return LF_BAD(ld.second, "label_delimiter", "must be one character");
-    tc.format.label_delimiter = ld.first[0];
-    LF_GET(keys, "keys");
-    tc.format.keys.clear();
-    if (!keys.first.empty())
-      for (std::string& k : Split(keys.first, ',')) tc.format.keys.push_back(k);
-    if ((*lf == LogFormat::kCsv || *lf == LogFormat::kTsv) && tc.format.keys.empty())
-      return LF_BAD(fmt.second, "format", "format '" + fmt.first + "' needs key 'keys' (the column names, in order)");
-    LF_GET(mk, "message_key");
-    tc.format.message_key = mk.first;
-    LF_GET(ot, "output_time");
-    auto otb = ParseBool(ot.first);
-    if (!otb.ok()) return LF_BAD(ot.second, "output_time", otb.status().message());
-    tc.format.output_time = *otb;
-    LF_GET(og, "output_tag");
-    auto ogb = ParseBool(og.first);
-    if (!ogb.ok()) return LF_BAD(og.second, "output_tag", ogb.status().message());
-    tc.format.output_tag = *ogb;
-
-    LF_GET(part, "partition");
-    if (part.first == "hour")
-      tc.partition_unit_us = kMicrosPerHour;
-    else if (part.first == "day")
-      tc.partition_unit_us = kMicrosPerDay;
-    else
-      return LF_BAD(part.second, "partition", "must be hour or day (got '" + part.first + "')");
-    tc.partition = part.first;
-    struct Dur {
-      const char* key;
-      int64_t* out;
-    };
-    for (Dur du : {Dur{"settle", &tc.settle_us}, Dur{"interval", &tc.interval_us}, Dur{"retry_base", &tc.retry_base_us},
-                   Dur{"retry_max", &tc.retry_max_us}, Dur{"reconcile_every", &tc.reconcile_every_us},
-                   Dur{"sqs_wait", &tc.sqs_wait_us}, Dur{"sqs_visibility", &tc.sqs_visibility_us}}) {
-      LF_GET(v, du.key);
-      auto dur = ParseDuration(v.first);
-      if (!dur.ok()) return LF_BAD(v.second, du.key, dur.status().message());
-      *du.out = *dur;
-    }
-    if (tc.sqs_wait_us > 20 * kMicrosPerSecond)
-      return Status::InvalidArgument(twhere + ": key 'sqs_wait' must be at most 20s (SQS's limit)");
-    if (tc.sqs_visibility_us < 10 * kMicrosPerSecond || tc.sqs_visibility_us > 12 * kMicrosPerHour)
-      return Status::InvalidArgument(twhere + ": key 'sqs_visibility' must be between 10s and 12h (SQS's limit)");
-    if (tc.interval_us < kMicrosPerSecond / 10)
-      return Status::InvalidArgument(twhere + ": key 'interval' must be at least 100ms");
-    LF_GET(mlb, "max_line_bytes");
-    char* end;
-    long long n = strtoll(mlb.first.c_str(), &end, 10);
-    if (*end || n < 1024 || n > (1LL << 31))
-      return LF_BAD(mlb.second, "max_line_bytes", "must be between 1024 and 2147483648");
-    tc.max_line_bytes = n;
-#undef LF_GET
-#undef LF_BAD
+  for (const toml::node& node : *tables) {
+    LF_ASSIGN_OR_RETURN(TableConfig tc, ParseTable(node, top, origin, &cfg));
     cfg.tables.push_back(std::move(tc));
   }
   return cfg;

@@ -9,8 +9,8 @@
 
 #include "common/status.h"
 #include "format/compression.h"
+#include "format/format_options.h"
 #include "format/key_format.h"
-#include "format/normalizer.h"
 #include "store/object_store.h"
 
 namespace logferry {

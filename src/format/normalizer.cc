@@ -1,24 +1,15 @@
 #include "format/normalizer.h"
 
 #include <cstring>
+#include <tuple>
 
 #include "common/strings.h"
+#include "format/json_number.h"
+#include "format/normalizer_core.h"
 
 namespace logferry {
 
 namespace od = simdjson::ondemand;
-
-StatusOr<LogFormat> ParseLogFormat(std::string_view s) {
-  if (s == "out_file") return LogFormat::kOutFile;
-  if (s == "json") return LogFormat::kJson;
-  if (s == "ltsv") return LogFormat::kLtsv;
-  if (s == "csv") return LogFormat::kCsv;
-  if (s == "tsv") return LogFormat::kTsv;
-  if (s == "single_value") return LogFormat::kSingleValue;
-  if (s == "msgpack") return LogFormat::kMsgpack;
-  return Status::InvalidArgument("format must be out_file, json, ltsv, csv, tsv, single_value or msgpack (got '" +
-                                 std::string(s) + "')");
-}
 
 std::vector<std::pair<std::string, ColumnType>> FixedColumns(LogFormat format) {
   std::vector<std::pair<std::string, ColumnType>> cols{{"_time", ColumnType::kTimestamp}};
@@ -53,31 +44,6 @@ bool NeedsStringCheck(std::string_view quoted) {
   for (; i < n; ++i)
     if (p[i] == '\\') return true;
   return false;
-}
-
-// RFC 8259's number grammar, strictly: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
-bool LooksLikeNumber(std::string_view s) {
-  size_t i = 0, n = s.size();
-  auto digits = [&] {
-    size_t start = i;
-    while (i < n && s[i] >= '0' && s[i] <= '9') ++i;
-    return i > start;
-  };
-  if (i < n && s[i] == '-') ++i;
-  if (i < n && s[i] == '0')
-    ++i;
-  else if (!digits())
-    return false;
-  if (i < n && s[i] == '.') {
-    ++i;
-    if (!digits()) return false;
-  }
-  if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-    ++i;
-    if (i < n && (s[i] == '+' || s[i] == '-')) ++i;
-    if (!digits()) return false;
-  }
-  return i == n;
 }
 
 // Length of a raw (escaped) key starting right after its opening quote.
@@ -258,52 +224,15 @@ int UnescapeJsonLossy(std::string_view body, std::string* out) {
   return replaced;
 }
 
-namespace {}  // namespace
-
-namespace {
-// Event times must be writable as YYYY-MM-DD in UTC: years 0001..9999.
-std::optional<int64_t> InRange(std::optional<int64_t> t) {
-  if (t && (*t < -62135596800LL * kMicrosPerSecond || *t >= 253402300800LL * kMicrosPerSecond)) return std::nullopt;
-  return t;
-}
-}  // namespace
-
-std::optional<int64_t> ParseEventTime(std::string_view text, const FormatOptions& opts) {
-  return InRange(ParseEventTimeUnchecked(text, opts));
-}
-
-std::optional<int64_t> ParseEventTimeUnchecked(std::string_view text, const FormatOptions& opts) {
-  switch (opts.time_kind) {
-    case TimeFormatKind::kIso8601:
-      if (auto t = ParseIso8601(text, opts.offset_seconds)) return t;
-      break;
-    case TimeFormatKind::kLayout:
-      if (auto t = opts.time_layout.Parse(text, opts.offset_seconds)) return t;
-      break;
-    default:
-      break;
-  }
-  // Epoch numbers ("1470052800", "1470052800.123"); unix_ms scales.
-  if (!LooksLikeNumber(text)) return std::nullopt;
-  char* end = nullptr;
-  std::string buf(text);
-  double v = strtod(buf.c_str(), &end);
-  if (end != buf.c_str() + buf.size()) return std::nullopt;
-  double us = opts.time_kind == TimeFormatKind::kUnixMs ? v * 1000.0 : v * 1e6;
-  // Reject what does not fit years 0001..9999.
-  if (!(us > -62135596800e6 && us < 253402300800e6)) return std::nullopt;
-  return static_cast<int64_t>(us);
-}
-
-RowNormalizer::RowNormalizer(SchemaRegistry* schema, const FormatOptions& opts)
-    : time_in_record_(opts.format != LogFormat::kOutFile), schema_(schema), opts_(opts) {
+NormalizerCore::NormalizerCore(SchemaRegistry* schema, const FormatOptions& opts)
+    : time_in_record_(opts.format != LogFormat::kOutFile), schema_(schema), opts_(opts), fast_(this) {
   time_col_ = schema_->Child(schema_->root(), FixedColumnKey("_time"));
   if (opts_.format == LogFormat::kOutFile) tag_col_ = schema_->Child(schema_->root(), FixedColumnKey("_tag"));
 }
 
 // Which field of a raw line holds byte `pos`, for messages: "time" or "tag"
 // in out_file's prefix, else the nearest JSON key (or ltsv label) before it.
-std::string RowNormalizer::FieldAt(std::string_view line, size_t pos) const {
+std::string NormalizerCore::FieldAt(std::string_view line, size_t pos) const {
   if (pos >= line.size()) return "";
   if (opts_.format == LogFormat::kOutFile) {
     size_t first = opts_.output_time ? line.find(opts_.delimiter) : std::string_view::npos;
@@ -336,20 +265,20 @@ std::string RowNormalizer::FieldAt(std::string_view line, size_t pos) const {
   return Excerpt(before.substr(open + 1, colon - open - 1), 60);
 }
 
-void RowNormalizer::AppendQuoted(std::string_view s) {
+void NormalizerCore::AppendQuoted(std::string_view s) {
   quote_scratch_.clear();
   AppendJsonString(&quote_scratch_, s);
   row_.append(quote_scratch_);
 }
 
-void RowNormalizer::Warn(const Column* c, std::string message) {
+void NormalizerCore::Warn(const Column* c, std::string message) {
   // Counted only if the record becomes a row (see CommitWarnings): a
   // dead-lettered line is reported as a bad record, not also as repaired.
   ++pending_warnings_;
   pending_warning_ = c ? "field '" + c->path() + "': " + message : message;
 }
 
-bool RowNormalizer::WithinDepth(std::string_view raw, LineError* err) {
+bool NormalizerCore::WithinDepth(std::string_view raw, LineError* err) {
   // A member value of the object at depth_ sits depth_ + 2 levels down (the
   // record is level 1); raw's own outermost container is that level.
   if (static_cast<size_t>(depth_) + 1 + JsonTextDepth(raw) <= kMaxJsonDepth) return true;
@@ -357,7 +286,7 @@ bool RowNormalizer::WithinDepth(std::string_view raw, LineError* err) {
   return false;
 }
 
-void RowNormalizer::CommitWarnings() {
+void NormalizerCore::CommitWarnings() {
   if (pending_warnings_ > 0) {
     warnings_ += pending_warnings_;
     last_warning_ = std::move(pending_warning_);
@@ -366,11 +295,8 @@ void RowNormalizer::CommitWarnings() {
   pending_warning_.clear();
 }
 
-Column* RowNormalizer::Lookup(Column* parent, std::string_view raw_key, od::field& f, LineError* err) {
-  cache_key_.assign(reinterpret_cast<const char*>(&parent), sizeof parent);
-  cache_key_.append(raw_key);
-  auto it = cache_.find(cache_key_);
-  if (it != cache_.end()) return it->second;
+Column* NormalizerCore::Lookup(Column* parent, std::string_view raw_key, od::field& f, LineError* err) {
+  if (Column* cached = columns_.Find(parent, raw_key)) return cached;
   std::string_view unescaped;
   key_repaired_ = false;
   if (auto e = f.unescaped_key().get(unescaped)) {
@@ -391,14 +317,11 @@ Column* RowNormalizer::Lookup(Column* parent, std::string_view raw_key, od::fiel
     Warn(c, "unpaired surrogate escape in the field name replaced with U+FFFD");
     return c;
   }
-  // Spellings of keys ("a", "\u0061") are unbounded, columns are not: start over
-  // rather than grow without end.
-  if (cache_.size() >= 4 * kMaxColumns) cache_.clear();
-  cache_.emplace(cache_key_, c);
+  columns_.Add(c);
   return c;
 }
 
-Column* RowNormalizer::NewOrKnownChild(Column* parent, std::string_view key) {
+Column* NormalizerCore::NewOrKnownChild(Column* parent, std::string_view key) {
   if (key.size() > kMaxFieldNameBytes) {
     no_column_why_ = "field name longer than " + std::to_string(kMaxFieldNameBytes) + " bytes";
     return nullptr;
@@ -418,26 +341,15 @@ Column* RowNormalizer::NewOrKnownChild(Column* parent, std::string_view key) {
   return c;
 }
 
-Column* RowNormalizer::LookupAt(std::vector<ShapeSlot>& shape, size_t index, Column* parent, std::string_view raw_key,
-                                od::field& f, LineError* err) {
-  if (index < shape.size() && shape[index].column && shape[index].raw_key == raw_key) return shape[index].column;
-  Column* c = Lookup(parent, raw_key, f, err);
-  if (c && index < 256 && !key_repaired_) {
-    if (shape.size() <= index) shape.resize(index + 1);
-    shape[index].Set(raw_key, c);
-  }
-  return c;
-}
-
-bool RowNormalizer::TimestampValue(std::string_view content, std::string* canonical) {
-  // (Validity, including the 0001..9999 range in UTC, is ParseIso8601's and InRange's.)
+bool NormalizerCore::TimestampValue(std::string_view content, std::string* canonical) {
+  // (Validity, including the 0001..9999 range in UTC, is ParseIso8601's and InEventTimeRange's.)
   // Times repeat from row to row (and json's time field is parsed once for
   // _time already): remember the last one.
   if (!last_ts_in_.empty() && content == last_ts_in_) {
     canonical->assign(last_ts_out_);
     return true;
   }
-  auto t = InRange(ParseIso8601(content, opts_.offset_seconds));
+  auto t = InEventTimeRange(ParseIso8601(content, opts_.offset_seconds));
   if (!t) return false;
   char buf[40];
   buf[0] = '"';
@@ -451,8 +363,8 @@ bool RowNormalizer::TimestampValue(std::string_view content, std::string* canoni
   return true;
 }
 
-bool RowNormalizer::ScalarText(od::value v, od::json_type t, Column* c, ColumnType* kind, std::string* scratch,
-                               std::string_view* text, LineError* err) {
+bool NormalizerCore::ScalarText(od::value v, od::json_type t, Column* c, ColumnType* kind, std::string* scratch,
+                                std::string_view* text, LineError* err) {
   std::string_view tok = TrimRight(v.raw_json_token());
   switch (t) {
     case od::json_type::string: {
@@ -529,7 +441,7 @@ bool RowNormalizer::ScalarText(od::value v, od::json_type t, Column* c, ColumnTy
   }
 }
 
-bool RowNormalizer::RawContainer(od::value v, od::json_type t, std::string_view* raw, LineError* err) {
+bool NormalizerCore::RawContainer(od::value v, od::json_type t, std::string_view* raw, LineError* err) {
   simdjson::error_code e;
   if (t == od::json_type::object) {
     od::object o;
@@ -548,7 +460,7 @@ bool RowNormalizer::RawContainer(od::value v, od::json_type t, std::string_view*
   return true;
 }
 
-bool RowNormalizer::EmitArray(od::array arr, Column* c, ColumnType* kind, bool* mixed, LineError* err) {
+bool NormalizerCore::EmitArray(od::array arr, Column* c, ColumnType* kind, bool* mixed, LineError* err) {
   row_.push_back('[');
   bool first = true;
   *kind = ColumnType::kNone;
@@ -643,14 +555,15 @@ namespace {
 struct RowOverBudget {};
 }  // namespace
 
-void RowNormalizer::CheckRowBudget(size_t adding) const {
+void NormalizerCore::CheckRowBudget(size_t adding) const {
   // Quoting can double a text, and a value that misfits at several nesting
   // levels is quoted again at each: without a bound, a 400 KB line became a
   // 13.6 MB row, and a long line could take gigabytes.
   if (row_.size() + overflow_.size() + 2 * adding > row_budget_) throw RowOverBudget();
 }
 
-void RowNormalizer::WriteAsText(Column* c, size_t key_mark, std::string_view text, bool quote, const std::string& why) {
+void NormalizerCore::WriteAsText(Column* c, size_t key_mark, std::string_view text, bool quote,
+                                 const std::string& why) {
   CheckRowBudget(text.size());
   std::string value(text);  // text may point into row_, which is about to change
   row_.resize(key_mark);
@@ -671,7 +584,7 @@ void RowNormalizer::WriteAsText(Column* c, size_t key_mark, std::string_view tex
     row_.append(value);
 }
 
-void RowNormalizer::AddOverflow(const std::string& path, std::string_view value_text, bool quote) {
+void NormalizerCore::AddOverflow(const std::string& path, std::string_view value_text, bool quote) {
   CheckRowBudget(path.size() + value_text.size());
   overflow_.push_back(overflow_.empty() ? '{' : ',');
   AppendJsonString(&overflow_, path);
@@ -682,7 +595,7 @@ void RowNormalizer::AddOverflow(const std::string& path, std::string_view value_
     overflow_.append(value_text);
 }
 
-bool RowNormalizer::EmitValue(od::value v, Column* c, size_t key_mark, bool* emitted, LineError* err) {
+bool NormalizerCore::EmitValue(od::value v, Column* c, size_t key_mark, bool* emitted, LineError* err) {
   *emitted = true;
   od::json_type t;
   if (auto e = v.type().get(t)) {
@@ -699,106 +612,212 @@ bool RowNormalizer::EmitValue(od::value v, Column* c, size_t key_mark, bool* emi
       *emitted = false;
       return true;
     }
-    case od::json_type::object: {
-      od::object o;
-      if (auto e = v.get_object().get(o)) {
-        err->reason = "invalid object: " + ErrorText(e);
-        return false;
-      }
-      bool too_deep = depth_ >= kMaxNestingDepth - 1;
-      ColumnType ct = c->type();
-      bool fits = !too_deep && !c->repeated() && (ct == ColumnType::kRecord || ct == ColumnType::kNone);
-      if (!fits) {
-        std::string_view raw;
-        if (auto e = o.raw_json().get(raw)) {
-          err->reason = "invalid object: " + ErrorText(e);
-          return false;
-        }
-        if (!WithinDepth(TrimRight(raw), err)) return false;
-        WriteAsText(c, key_mark, TrimRight(raw), true,
-                    too_deep ? "nested deeper than 15 levels" : "an object does not fit the column's type");
-        return true;
-      }
-      size_t start = row_.size();
-      row_.push_back('{');
-      ++depth_;
-      bool ok = EmitMembers(o, c, false, err);
-      --depth_;
-      if (!ok) return false;
-      if (row_.size() == start + 1) {
-        // No fields (or only nulls): like a null, and no RECORD without fields.
-        *emitted = false;
-        return true;
-      }
-      row_.push_back('}');
-      // The type is fixed only now that the object proved to have fields.
-      if (schema_->Offer(c, ColumnType::kRecord, false) != Fit::kOk)
-        WriteAsText(c, key_mark, row_.substr(start), true, "an object does not fit the column's type");
-      return true;
+    case od::json_type::object:
+      return EmitObject(v, c, key_mark, emitted, err);
+    case od::json_type::array:
+      return EmitArrayValue(v, c, key_mark, emitted, err);
+    default:
+      return EmitScalar(v, t, c, key_mark, err);
+  }
+}
+
+bool NormalizerCore::EmitObject(od::value v, Column* c, size_t key_mark, bool* emitted, LineError* err) {
+  od::object o;
+  if (auto e = v.get_object().get(o)) {
+    err->reason = "invalid object: " + ErrorText(e);
+    return false;
+  }
+  bool too_deep = depth_ >= kMaxNestingDepth - 1;
+  ColumnType ct = c->type();
+  bool fits = !too_deep && !c->repeated() && (ct == ColumnType::kRecord || ct == ColumnType::kNone);
+  if (!fits) {
+    std::string_view raw;
+    if (auto e = o.raw_json().get(raw)) {
+      err->reason = "invalid object: " + ErrorText(e);
+      return false;
     }
-    case od::json_type::array: {
-      od::array a;
-      if (auto e = v.get_array().get(a)) {
-        err->reason = "invalid array: " + ErrorText(e);
-        return false;
+    if (!WithinDepth(TrimRight(raw), err)) return false;
+    WriteAsText(c, key_mark, TrimRight(raw), true,
+                too_deep ? "nested deeper than 15 levels" : "an object does not fit the column's type");
+    return true;
+  }
+  size_t start = row_.size();
+  row_.push_back('{');
+  ++depth_;
+  bool ok = EmitMembers(o, c, false, err);
+  --depth_;
+  if (!ok) return false;
+  if (row_.size() == start + 1) {
+    // No fields (or only nulls): like a null, and no RECORD without fields.
+    *emitted = false;
+    return true;
+  }
+  row_.push_back('}');
+  // The type is fixed only now that the object proved to have fields.
+  if (schema_->Offer(c, ColumnType::kRecord, false) != Fit::kOk)
+    WriteAsText(c, key_mark, row_.substr(start), true, "an object does not fit the column's type");
+  return true;
+}
+
+bool NormalizerCore::EmitArrayValue(od::value v, Column* c, size_t key_mark, bool* emitted, LineError* err) {
+  od::array a;
+  if (auto e = v.get_array().get(a)) {
+    err->reason = "invalid array: " + ErrorText(e);
+    return false;
+  }
+  size_t start = row_.size();
+  ColumnType kind;
+  bool mixed = false;
+  bool outer_deep = cut_deep_;  // an enclosing array's, kept for its message
+  cut_deep_ = false;
+  ++depth_;
+  bool ok = EmitArray(a, c, &kind, &mixed, err);
+  --depth_;
+  if (!ok) return false;
+  bool deep = cut_deep_;
+  cut_deep_ = outer_deep;
+  if (kind == ColumnType::kNone && !mixed) {  // empty, or only nulls
+    *emitted = false;
+    return true;
+  }
+  Fit fit = mixed ? Fit::kCompanion : schema_->Offer(c, kind, true);
+  if (depth_ >= kMaxNestingDepth - 1 && kind == ColumnType::kRecord) fit = Fit::kCompanion;
+  if (fit != Fit::kOk)
+    WriteAsText(c, key_mark, row_.substr(start), true,
+                deep    ? "nested deeper than 15 levels"
+                : mixed ? "an array mixes types"
+                        : "an array does not fit the column's type");
+  return true;
+}
+
+bool NormalizerCore::EmitScalar(od::value v, od::json_type t, Column* c, size_t key_mark, LineError* err) {
+  ColumnType kind;
+  std::string_view text;
+  inexact_int_ = false;
+  if (!ScalarText(v, t, c, &kind, &scratch_, &text, err)) return false;
+  Fit fit;
+  if (kind == ColumnType::kInt64 && inexact_int_ && c->type() == ColumnType::kFloat64 && !c->repeated()) {
+    fit = Fit::kCompanion;  // a double cannot hold it exactly
+  } else {
+    fit = schema_->Offer(c, kind, false);
+    if (fit == Fit::kOk && kind == ColumnType::kInt64 && inexact_int_) schema_->MarkInexactInts(c);
+  }
+  bool is_string = kind == ColumnType::kString || kind == ColumnType::kTimestamp;
+  if (fit == Fit::kOk) {
+    row_.append(kind == ColumnType::kTimestamp ? std::string_view(ts_canonical_) : text);
+  } else if (fit == Fit::kAsString) {
+    if (is_string)
+      row_.append(text);  // the original string, as written
+    else
+      AppendQuoted(text);
+  } else {
+    // A string is already a JSON string literal: keep it as it is.
+    WriteAsText(c, key_mark, text, !is_string,
+                std::string("a ") + ColumnTypeName(kind) + " value does not fit the column's type " +
+                    ColumnTypeName(c->type()));
+  }
+  return true;
+}
+
+Column* NormalizerCore::MemberColumn(Shape& shape, size_t index, Column* parent, od::field& f,
+                                     std::string_view* raw_key, LineError* err) {
+  const char* kp = f.key().raw();
+  if (const ShapeSlot* slot = PredictedSlot(shape, index, kp, input_end_)) {
+    *raw_key = slot->raw_key;
+    return slot->column;
+  }
+  *raw_key = std::string_view(kp, RawKeyLength(kp));
+  if (Column* c = PredictedColumn(shape, index, *raw_key)) return c;
+  Column* c = Lookup(parent, *raw_key, f, err);
+  if (c && !key_repaired_) RememberSlot(shape, index, *raw_key, c);
+  return c;
+}
+
+void NormalizerCore::ReadEventTime(od::value v) {
+  // The value is still written as a regular column. A repeated key counts
+  // its last value, as the column does.
+  have_time_ = false;
+  time_error_.clear();
+  od::json_type t;
+  if (v.type().get(t)) return;
+  std::string_view tok = TrimRight(v.raw_json_token());
+  if (t == od::json_type::boolean || t == od::json_type::object || t == od::json_type::array) {
+    time_error_ = "time is a JSON " +
+                  std::string(t == od::json_type::boolean  ? "boolean"
+                              : t == od::json_type::object ? "object"
+                                                           : "array") +
+                  ", not a string or number";
+  } else if (t == od::json_type::string) {
+    // Not v.get_string(): the value is unescaped again when it is written,
+    // and unescaping one value twice overruns simdjson's string buffer
+    // (found by fuzz_normalizer_csv). Escapes in a time are rare: those few
+    // are decoded here.
+    std::string decoded;
+    std::string_view s = tok.size() >= 2 ? tok.substr(1, tok.size() - 2) : std::string_view();
+    if (s.find('\\') != std::string_view::npos) {
+      if (UnescapeJsonLossy(s, &decoded) != 0) {  // a repaired time is no time
+        time_error_ = "unparseable time " + Excerpt(tok, 60);
+        return;
       }
-      size_t start = row_.size();
-      ColumnType kind;
-      bool mixed = false;
-      bool outer_deep = cut_deep_;  // an enclosing array's, kept for its message
-      cut_deep_ = false;
-      ++depth_;
-      bool ok = EmitArray(a, c, &kind, &mixed, err);
-      --depth_;
-      if (!ok) return false;
-      bool deep = cut_deep_;
-      cut_deep_ = outer_deep;
-      if (kind == ColumnType::kNone && !mixed) {  // empty, or only nulls
-        *emitted = false;
-        return true;
-      }
-      Fit fit = mixed ? Fit::kCompanion : schema_->Offer(c, kind, true);
-      if (depth_ >= kMaxNestingDepth - 1 && kind == ColumnType::kRecord) fit = Fit::kCompanion;
-      if (fit != Fit::kOk)
-        WriteAsText(c, key_mark, row_.substr(start), true,
-                    deep    ? "nested deeper than 15 levels"
-                    : mixed ? "an array mixes types"
-                            : "an array does not fit the column's type");
-      return true;
+      s = decoded;
     }
-    default: {
-      ColumnType kind;
-      std::string_view text;
-      inexact_int_ = false;
-      if (!ScalarText(v, t, c, &kind, &scratch_, &text, err)) return false;
-      Fit fit;
-      if (kind == ColumnType::kInt64 && inexact_int_ && c->type() == ColumnType::kFloat64 && !c->repeated()) {
-        fit = Fit::kCompanion;  // a double cannot hold it exactly
-      } else {
-        fit = schema_->Offer(c, kind, false);
-        if (fit == Fit::kOk && kind == ColumnType::kInt64 && inexact_int_) schema_->MarkInexactInts(c);
-      }
-      bool is_string = kind == ColumnType::kString || kind == ColumnType::kTimestamp;
-      if (fit == Fit::kOk) {
-        row_.append(kind == ColumnType::kTimestamp ? std::string_view(ts_canonical_) : text);
-      } else if (fit == Fit::kAsString) {
-        if (is_string)
-          row_.append(text);  // the original string, as written
-        else
-          AppendQuoted(text);
-      } else {
-        // A string is already a JSON string literal: keep it as it is.
-        WriteAsText(c, key_mark, text, !is_string,
-                    std::string("a ") + ColumnTypeName(kind) + " value does not fit the column's type " +
-                        ColumnTypeName(c->type()));
-      }
-      return true;
+    if (auto parsed = ParseEventTime(s, opts_)) {
+      time_ = *parsed;
+      have_time_ = true;
+    } else {
+      time_error_ = "unparseable time '" + Excerpt(s, 60) + "'";
+    }
+  } else if (t == od::json_type::number) {
+    if (auto parsed = ParseEventTime(tok, opts_)) {
+      time_ = *parsed;
+      have_time_ = true;
+    } else {
+      time_error_ = "time out of range: " + Excerpt(tok, 60);
     }
   }
 }
 
-bool RowNormalizer::EmitMembers(od::object obj, Column* parent, bool top, LineError* err) {
-  std::vector<ShapeSlot>& shape = shapes_[parent];
+bool NormalizerCore::OverflowMember(Column* parent, od::value v, LineError* err) {
+  std::string_view raw;
+  od::json_type t;
+  if (auto e = v.type().get(t)) {
+    err->reason = "invalid JSON value: " + ErrorText(e);
+    return false;
+  }
+  if (t == od::json_type::object || t == od::json_type::array) {
+    if (!RawContainer(v, t, &raw, err)) return false;
+    if (!WithinDepth(raw, err)) return false;
+  } else {
+    raw = v.raw_json_token();
+  }
+  // The whole name goes to _overflow (the row is no longer than the line); the message gets a bounded one.
+  const std::string& key = last_unescaped_key_;  // set by Lookup when it returned nullptr
+  std::string path = parent->path().empty() ? key : parent->path() + "." + key;
+  Warn(nullptr, no_column_why_ + "; field '" + FieldNameForMessage(path) + "' written to _overflow");
+  AddOverflow(path, TrimRight(raw), false);
+  return true;
+}
+
+void NormalizerCore::DropDuplicate(std::vector<Member>& members, const Column* c) {
+  for (size_t k = 0; k < members.size(); ++k) {
+    if (members[k].column != c) continue;
+    size_t s = members[k].start, e = members[k].end;
+    // The first member has no leading comma: take the next member's instead.
+    if (k == 0 && members.size() > 1) ++e;
+    row_.erase(s, e - s);
+    for (size_t j = k + 1; j < members.size(); ++j) {
+      members[j].start -= e - s;
+      members[j].end -= e - s;
+    }
+    if (k == 0 && members.size() > 1) members[1].start = s;
+    members.erase(members.begin() + static_cast<long>(k));
+    Warn(c, "duplicate key; kept the last value");
+    return;
+  }
+}
+
+bool NormalizerCore::EmitMembers(od::object obj, Column* parent, bool top, LineError* err) {
+  Shape& shape = shapes_.Of(parent);
   // Members written so far at this level, to keep only the last of duplicate keys.
   if (members_.size() <= static_cast<size_t>(depth_)) members_.resize(depth_ + 1);
   std::vector<Member>& members = members_[depth_];
@@ -810,105 +829,16 @@ bool RowNormalizer::EmitMembers(od::object obj, Column* parent, bool top, LineEr
       err->reason = "invalid JSON object: " + ErrorText(e);
       return false;
     }
-    const char* kp = f.key().raw();
-    Column* c;
     std::string_view raw_key;
-    size_t at = index++;
-    // Shape hit: the predicted key's bytes followed by the closing quote. No
-    // key can hold an unescaped quote, so this also proves where it ends.
-    if (at < shape.size() && shape[at].column && kp + shape[at].raw_key.size() < input_end_ &&
-        kp[shape[at].raw_key.size()] == '"' &&
-        memcmp(kp, shape[at].raw_key.data(), shape[at].raw_key.size()) == 0) {
-      raw_key = shape[at].raw_key;
-      c = shape[at].column;
-    } else {
-      raw_key = std::string_view(kp, RawKeyLength(kp));
-      c = LookupAt(shape, at, parent, raw_key, f, err);
-      if (!c && !err->reason.empty()) return false;
-    }
+    Column* c = MemberColumn(shape, index++, parent, f, &raw_key, err);
+    if (!c && !err->reason.empty()) return false;
     od::value v = f.value();
-    if (top && time_in_record_ && raw_key == opts_.time_key) {
-      // Event time: the value is still written as a regular column below. A
-      // repeated key counts its last value, as the column does.
-      od::json_type t;
-      have_time_ = false;
-      time_error_.clear();
-      if (!v.type().get(t)) {
-        std::string_view tok = TrimRight(v.raw_json_token());
-        if (t == od::json_type::boolean || t == od::json_type::object || t == od::json_type::array) {
-          time_error_ = "time is a JSON " +
-                        std::string(t == od::json_type::boolean  ? "boolean"
-                                    : t == od::json_type::object ? "object"
-                                                                 : "array") +
-                        ", not a string or number";
-        } else if (t == od::json_type::string) {
-          // Not v.get_string(): the value is unescaped again when it is
-          // written, and unescaping one value twice overruns simdjson's
-          // string buffer (found by fuzz_normalizer_csv). Escapes in a time
-          // are rare: those few are decoded here.
-          std::string decoded;
-          std::string_view s = tok.size() >= 2 ? tok.substr(1, tok.size() - 2) : std::string_view();
-          bool ok = true;
-          if (s.find('\\') != std::string_view::npos) {
-            ok = UnescapeJsonLossy(s, &decoded) == 0;  // a repaired time is no time
-            if (!ok) time_error_ = "unparseable time " + Excerpt(tok, 60);
-            s = decoded;
-          }
-          if (ok) {
-            if (auto parsed = ParseEventTime(s, opts_)) {
-              time_ = *parsed;
-              have_time_ = true;
-            } else {
-              time_error_ = "unparseable time '" + Excerpt(s, 60) + "'";
-            }
-          }
-        } else if (t == od::json_type::number) {
-          if (auto parsed = ParseEventTime(tok, opts_)) {
-            time_ = *parsed;
-            have_time_ = true;
-          } else {
-            time_error_ = "time out of range: " + Excerpt(tok, 60);
-          }
-        }
-      }
-    }
+    if (top && time_in_record_ && raw_key == opts_.time_key) ReadEventTime(v);
     if (!c) {
-      // The field may not have a column (NewOrKnownChild says why).
-      std::string_view raw;
-      od::json_type t;
-      if (auto e = v.type().get(t)) {
-        err->reason = "invalid JSON value: " + ErrorText(e);
-        return false;
-      }
-      if (t == od::json_type::object || t == od::json_type::array) {
-        if (!RawContainer(v, t, &raw, err)) return false;
-        if (!WithinDepth(raw, err)) return false;
-      } else {
-        raw = v.raw_json_token();
-      }
-      // The whole name goes to _overflow (the row is no longer than the line); the message gets a bounded one.
-      const std::string& key = last_unescaped_key_;  // set by Lookup when it returned nullptr
-      std::string path = parent->path().empty() ? key : parent->path() + "." + key;
-      Warn(nullptr, no_column_why_ + "; field '" + FieldNameForMessage(path) + "' written to _overflow");
-      AddOverflow(path, TrimRight(raw), false);
+      if (!OverflowMember(parent, v, err)) return false;
       continue;
     }
-    // Duplicate key: the last value wins, as in most JSON parsers.
-    for (size_t k = 0; k < members.size(); ++k) {
-      if (members[k].column != c) continue;
-      size_t s = members[k].start, e = members[k].end;
-      // The first member has no leading comma: take the next member's instead.
-      if (k == 0 && members.size() > 1) ++e;
-      row_.erase(s, e - s);
-      for (size_t j = k + 1; j < members.size(); ++j) {
-        members[j].start -= e - s;
-        members[j].end -= e - s;
-      }
-      if (k == 0 && members.size() > 1) members[1].start = s;
-      members.erase(members.begin() + static_cast<long>(k));
-      Warn(c, "duplicate key; kept the last value");
-      break;
-    }
+    DropDuplicate(members, c);
     size_t mark = row_.size();
     bool first = members.empty();
     if (!first) row_.push_back(',');
@@ -927,10 +857,10 @@ bool RowNormalizer::EmitMembers(od::object obj, Column* parent, bool top, LineEr
   return true;
 }
 
-bool RowNormalizer::ParseJsonLine(std::string_view json, size_t capacity, LineError* err) {
+bool NormalizerCore::ParseJsonLine(std::string_view json, size_t capacity, LineError* err) {
   if (fast_path_) {
     size_t mark = row_.size();
-    if (FastLine(json)) return true;
+    if (fast_.Line(json)) return true;
     row_.resize(mark);
     have_time_ = false;
     time_error_.clear();
@@ -964,7 +894,7 @@ bool RowNormalizer::ParseJsonLine(std::string_view json, size_t capacity, LineEr
   return true;
 }
 
-std::vector<std::string> RowNormalizer::TakeColumnsWritten() {
+std::vector<std::string> NormalizerCore::TakeColumnsWritten() {
   std::vector<std::string> names;
   names.reserve(written_list_.size());
   for (const Column* c : written_list_) {
@@ -975,7 +905,7 @@ std::vector<std::string> RowNormalizer::TakeColumnsWritten() {
   return names;
 }
 
-void RowNormalizer::AppendTimeColumn() {
+void NormalizerCore::AppendTimeColumn() {
   if (row_.size() > 1) row_.push_back(',');
   row_.append(time_col_->json_key());
   NoteWritten(time_col_);
@@ -990,7 +920,7 @@ void RowNormalizer::AppendTimeColumn() {
   row_.append(last_time_text_, last_time_len_);
 }
 
-void RowNormalizer::BeginRecord(LineError* err) {
+void NormalizerCore::BeginRecord(LineError* err) {
   row_.clear();
   overflow_.clear();
   pending_warnings_ = 0;
@@ -1002,8 +932,8 @@ void RowNormalizer::BeginRecord(LineError* err) {
   err->open_quote = false;
 }
 
-bool RowNormalizer::Normalize(std::string_view line, size_t capacity, std::optional<int64_t> fallback_time,
-                              LineError* err) {
+bool NormalizerCore::Normalize(std::string_view line, size_t capacity, std::optional<int64_t> fallback_time,
+                               LineError* err) {
   row_budget_ = kRowBudgetFactor * line.size() + kRowBudgetSlack;
   try {
     return NormalizeLine(line, capacity, fallback_time, err);
@@ -1016,8 +946,8 @@ bool RowNormalizer::Normalize(std::string_view line, size_t capacity, std::optio
   }
 }
 
-bool RowNormalizer::NormalizeJson(std::string_view json, size_t capacity, std::optional<int64_t> fallback_time,
-                                  LineError* err) {
+bool NormalizerCore::NormalizeJson(std::string_view json, size_t capacity, std::optional<int64_t> fallback_time,
+                                   LineError* err) {
   row_budget_ = kRowBudgetFactor * json.size() + kRowBudgetSlack;
   try {
     BeginRecord(err);
@@ -1033,7 +963,7 @@ bool RowNormalizer::NormalizeJson(std::string_view json, size_t capacity, std::o
   }
 }
 
-bool RowNormalizer::OverBudget(LineError* err) {
+bool NormalizerCore::OverBudget(LineError* err) {
   err->field.clear();
   err->open_quote = false;
   err->reason = "the row would be more than " + std::to_string(kRowBudgetFactor) +
@@ -1044,7 +974,7 @@ bool RowNormalizer::OverBudget(LineError* err) {
   return false;
 }
 
-bool RowNormalizer::Unexpected(const char* what, LineError* err) {
+bool NormalizerCore::Unexpected(const char* what, LineError* err) {
   // One record's failure (out of memory, a defect) costs that record, not
   // the worker: the next record starts from BeginRecord as always.
   err->field.clear();
@@ -1055,8 +985,8 @@ bool RowNormalizer::Unexpected(const char* what, LineError* err) {
   return false;
 }
 
-bool RowNormalizer::NormalizeLine(std::string_view line, size_t capacity, std::optional<int64_t> fallback_time,
-                                  LineError* err) {
+bool NormalizerCore::NormalizeLine(std::string_view line, size_t capacity, std::optional<int64_t> fallback_time,
+                                   LineError* err) {
   BeginRecord(err);
 
   // Invalid UTF-8 is repaired (U+FFFD) rather than losing the record.
@@ -1073,80 +1003,71 @@ bool RowNormalizer::NormalizeLine(std::string_view line, size_t capacity, std::o
 
   row_.push_back('{');
   if (opts_.format == LogFormat::kOutFile) {
-    std::string_view rest = line;
-    std::string_view time_text, tag_text;
-    if (opts_.output_time) {
-      size_t p = rest.find(opts_.delimiter);
-      if (p == std::string_view::npos) {
-        err->reason = "no delimiter after the time field";
-        err->field = "time";
-        return false;
-      }
-      time_text = rest.substr(0, p);
-      rest.remove_prefix(p + 1);
-    }
-    if (opts_.output_tag) {
-      size_t p = rest.find(opts_.delimiter);
-      if (p == std::string_view::npos) {
-        err->reason = "no delimiter after the tag field";
-        err->field = "tag";
-        return false;
-      }
-      tag_text = rest.substr(0, p);
-      rest.remove_prefix(p + 1);
-    }
-    if (opts_.output_time) {
-      // Consecutive lines mostly carry the same second: parse each text once.
-      if (!last_time_valid_ || time_text != last_time_in_) {
-        auto t = ParseEventTime(time_text, opts_);
-        if (!t) {
-          err->reason = "unparseable time '" + Excerpt(time_text, 60) + "'";
-          err->field = "time";
-          return false;
-        }
-        last_time_in_.assign(time_text);
-        last_time_valid_ = true;
-        last_time_parsed_ = *t;
-      }
-      time_ = last_time_parsed_;
-    } else if (fallback_time) {
-      time_ = *fallback_time;
-    } else {
-      err->reason = "no event time: output_time is off and the key has no time slice";
-      return false;
-    }
-    if (opts_.output_tag) {
-      // One tag per stream in practice: quote it once.
-      if (!last_tag_valid_ || tag_text != last_tag_) {
-        last_tag_valid_ = false;  // until both are whole (an allocation may fail)
-        last_tag_json_.clear();
-        last_tag_json_.append(tag_col_->json_key());
-        AppendJsonString(&last_tag_json_, tag_text);
-        last_tag_json_.push_back(',');
-        last_tag_.assign(tag_text);
-        last_tag_valid_ = true;
-      }
-      row_.append(last_tag_json_);
-      NoteWritten(tag_col_);
-    }
+    std::string_view rest;
+    if (!OutFilePrefix(line, fallback_time, &rest, err)) return false;
     size_t before = row_.size();
     size_t cap = capacity - static_cast<size_t>(rest.data() - line.data());
     if (!ParseJsonLine(rest, cap, err)) return false;
     if (row_.size() == before && row_.back() == ',') row_.pop_back();
   } else if (opts_.format == LogFormat::kJson) {
     if (!ParseJsonLine(line, capacity, err)) return false;
-    return FinishRecord(fallback_time, err);
   } else {
     if (!TextToJson(line, err)) return false;
     size_t len = converted_.size();
     converted_.append(simdjson::SIMDJSON_PADDING, ' ');
     if (!ParseJsonLine(std::string_view(converted_.data(), len), converted_.size(), err)) return false;
-    return FinishRecord(fallback_time, err);
   }
   return FinishRecord(fallback_time, err);
 }
 
-bool RowNormalizer::FinishRecord(std::optional<int64_t> fallback_time, LineError* err) {
+bool NormalizerCore::OutFilePrefix(std::string_view line, std::optional<int64_t> fallback_time, std::string_view* rest,
+                                   LineError* err) {
+  *rest = line;
+  std::string_view time_text, tag_text;
+  for (auto [on, text, name] :
+       {std::tuple{opts_.output_time, &time_text, "time"}, std::tuple{opts_.output_tag, &tag_text, "tag"}}) {
+    if (!on) continue;
+    size_t p = rest->find(opts_.delimiter);
+    if (p == std::string_view::npos) {
+      err->reason = std::string("no delimiter after the ") + name + " field";
+      err->field = name;
+      return false;
+    }
+    *text = rest->substr(0, p);
+    rest->remove_prefix(p + 1);
+  }
+  if (opts_.output_time) {
+    std::optional<int64_t> t = event_times_.Parse(time_text, opts_);
+    if (!t) {
+      err->reason = "unparseable time '" + Excerpt(time_text, 60) + "'";
+      err->field = "time";
+      return false;
+    }
+    time_ = *t;
+  } else if (fallback_time) {
+    time_ = *fallback_time;
+  } else {
+    err->reason = "no event time: output_time is off and the key has no time slice";
+    return false;
+  }
+  if (opts_.output_tag) {
+    // One tag per stream in practice: quote it once.
+    if (!last_tag_valid_ || tag_text != last_tag_) {
+      last_tag_valid_ = false;  // until both are whole (an allocation may fail)
+      last_tag_json_.clear();
+      last_tag_json_.append(tag_col_->json_key());
+      AppendJsonString(&last_tag_json_, tag_text);
+      last_tag_json_.push_back(',');
+      last_tag_.assign(tag_text);
+      last_tag_valid_ = true;
+    }
+    row_.append(last_tag_json_);
+    NoteWritten(tag_col_);
+  }
+  return true;
+}
+
+bool NormalizerCore::FinishRecord(std::optional<int64_t> fallback_time, LineError* err) {
   if (time_in_record_) {
     if (!have_time_) {
       if (!time_error_.empty()) {
@@ -1175,6 +1096,42 @@ bool RowNormalizer::FinishRecord(std::optional<int64_t> fallback_time, LineError
   row_.append("}\n");
   CommitWarnings();
   return true;
+}
+
+RowNormalizer::RowNormalizer(SchemaRegistry* schema, const FormatOptions& opts)
+    : core_(std::make_unique<NormalizerCore>(schema, opts)) {}
+RowNormalizer::~RowNormalizer() = default;
+void RowNormalizer::BeginObject() {
+  core_->BeginObject();
+}
+bool RowNormalizer::Normalize(std::string_view line, size_t capacity, std::optional<int64_t> fallback_time,
+                              LineError* err) {
+  return core_->Normalize(line, capacity, fallback_time, err);
+}
+bool RowNormalizer::NormalizeJson(std::string_view json, size_t capacity, std::optional<int64_t> fallback_time,
+                                  LineError* err) {
+  return core_->NormalizeJson(json, capacity, fallback_time, err);
+}
+std::string_view RowNormalizer::row() const {
+  return core_->row();
+}
+int64_t RowNormalizer::time() const {
+  return core_->time();
+}
+void RowNormalizer::set_fast_path(bool on) {
+  core_->set_fast_path(on);
+}
+uint64_t RowNormalizer::warnings() const {
+  return core_->warnings();
+}
+const std::string& RowNormalizer::last_warning() const {
+  return core_->last_warning();
+}
+std::vector<std::string> RowNormalizer::TakeColumnsWritten() {
+  return core_->TakeColumnsWritten();
+}
+void RowNormalizer::AddWarning(std::string message) {
+  core_->AddWarning(std::move(message));
 }
 
 }  // namespace logferry
@@ -1300,7 +1257,7 @@ CsvContinuation::Result CsvContinuation::Scan(const char* text, size_t size, siz
   return Result::kMore;
 }
 
-bool RowNormalizer::TextToJson(std::string_view line, LineError* err) {
+bool NormalizerCore::TextToJson(std::string_view line, LineError* err) {
   converted_.assign("{");
   switch (opts_.format) {
     case LogFormat::kLtsv: {

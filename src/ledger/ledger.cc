@@ -710,11 +710,7 @@ StatusOr<LoadPlan> SqliteLedger::BeginLoad(const std::string& table, int64_t par
     LF_ASSIGN_OR_RETURN(plan.parts, s.Collect<PartRow>(ReadPart));
     for (const PartRow& part : plan.parts) plan.expected_rows += part.rows;
   }
-  std::string stamp = FormatIso8601(partition_us);
-  std::string compact;
-  for (char c : stamp.substr(0, 13))
-    if (c != '-' && c != 'T') compact += c;
-  plan.load_id = "logferry_" + table + "_" + compact + "_g" + std::to_string(plan.generation);
+  plan.load_id = "logferry_" + table + "_" + FormatCompactHour(partition_us) + "_g" + std::to_string(plan.generation);
   if (!resume) {
     Statement ins(db_,
                   "INSERT INTO loads(table_name, partition_us, generation, load_id, started_us, revision) "
@@ -801,11 +797,8 @@ std::string Ledger::MergedLoadId(const std::vector<LoadPlan>& plans) {
     key.append(std::to_string(partition_us)).push_back('/');
     key.append(std::to_string(generation));
   }
-  std::string first;
-  for (char c : FormatIso8601(members.front().first).substr(0, 13))
-    if (c != '-' && c != 'T') first += c;
-  return "logferry_" + plans.front().table + "_" + first + "_m" + std::to_string(plans.size()) + "_" +
-         Sha256Hex(key).substr(0, 16);
+  return "logferry_" + plans.front().table + "_" + FormatCompactHour(members.front().first) + "_m" +
+         std::to_string(plans.size()) + "_" + Sha256Hex(key).substr(0, 16);
 }
 
 StatusOr<std::vector<PartRow>> SqliteLedger::LiveParts(const std::string& table, std::optional<int64_t> partition_us) {

@@ -37,9 +37,8 @@ constexpr char kStagingScheme[] = "gs";
 constexpr int64_t kScratchLifetimeMs = 2 * 24 * 3600 * 1000LL;
 
 std::string Decorator(int64_t partition_us, int64_t unit_us) {
-  std::string iso = FormatIso8601(partition_us);  // YYYY-MM-DDTHH:...
-  std::string d = iso.substr(0, 4) + iso.substr(5, 2) + iso.substr(8, 2);
-  if (unit_us < kMicrosPerDay) d += iso.substr(11, 2);
+  std::string d = FormatCompactHour(partition_us);
+  if (unit_us >= kMicrosPerDay) d.resize(8);  // YYYYMMDD
   return d;
 }
 

@@ -323,7 +323,7 @@ StagedPart StageRecords(SchemaRegistry& schema, ObjectStore& staging, const std:
   int64_t rows = 0;
   for (const std::string& rec : records) {
     std::string line = "2016-08-01T00:15:00Z\tapp\t" + rec;
-    std::string buf = line + std::string(simdjson::SIMDJSON_PADDING, ' ');
+    std::string buf = line + std::string(kJsonPadding, ' ');
     LineError err;
     bool ok = norm.Normalize(std::string_view(buf.data(), line.size()), buf.size(), std::nullopt, &err);
     EXPECT_TRUE(ok) << rec << ": " << err.reason;

@@ -66,7 +66,7 @@ class Harness {
     buf_.assign(line);
     size_t len = buf_.size();
     // Padding of garbage, not spaces, so nothing can rely on its content.
-    buf_.append(simdjson::SIMDJSON_PADDING + 16, 'x');
+    buf_.append(kJsonPadding + 16, 'x');
     return norm_.Normalize(std::string_view(buf_.data(), len), buf_.size(), fallback, &err_);
   }
 
