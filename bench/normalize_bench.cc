@@ -111,21 +111,36 @@ Args ParseArgs(int argc, char** argv) {
       if (i + 1 >= argc) Usage((f + " needs a value").c_str());
       return argv[++i];
     };
-    if (f == "--data") a.data = next();
-    else if (f == "--json-data") a.json_data = next();
-    else if (f == "--threads") a.threads = ParseInt("--threads", next());
-    else if (f == "--duckdb-threads") a.duckdb_threads = ParseInt("--duckdb-threads", next());
-    else if (f == "--skip-python") a.skip_python = true;
-    else if (f == "--skip-duckdb") a.skip_duckdb = true;
-    else if (f == "--python-script") a.python_script = next();
-    else if (f == "--python") a.python = next();
-    else if (f == "--scratch") a.scratch = next();
-    else if (f == "--keep-scratch") a.keep_scratch = true;
-    else if (f == "--duckdb-variants") a.duckdb_variants = true;
-    else if (f == "--repeat") a.repeat = ParseInt("--repeat", next());
-    else if (f == "--breakdown") a.breakdown = true;
-    else if (f == "-h" || f == "--help") Usage(nullptr);
-    else Usage(("unknown argument " + f).c_str());
+    if (f == "--data")
+      a.data = next();
+    else if (f == "--json-data")
+      a.json_data = next();
+    else if (f == "--threads")
+      a.threads = ParseInt("--threads", next());
+    else if (f == "--duckdb-threads")
+      a.duckdb_threads = ParseInt("--duckdb-threads", next());
+    else if (f == "--skip-python")
+      a.skip_python = true;
+    else if (f == "--skip-duckdb")
+      a.skip_duckdb = true;
+    else if (f == "--python-script")
+      a.python_script = next();
+    else if (f == "--python")
+      a.python = next();
+    else if (f == "--scratch")
+      a.scratch = next();
+    else if (f == "--keep-scratch")
+      a.keep_scratch = true;
+    else if (f == "--duckdb-variants")
+      a.duckdb_variants = true;
+    else if (f == "--repeat")
+      a.repeat = ParseInt("--repeat", next());
+    else if (f == "--breakdown")
+      a.breakdown = true;
+    else if (f == "-h" || f == "--help")
+      Usage(nullptr);
+    else
+      Usage(("unknown argument " + f).c_str());
   }
   if (a.data.empty() && a.json_data.empty()) Usage("--data (or --json-data) is required");
   return a;
@@ -155,7 +170,9 @@ std::string LoadAvg() {
   return s;
 }
 
-double Seconds(const timeval& tv) { return static_cast<double>(tv.tv_sec) + tv.tv_usec / 1e6; }
+double Seconds(const timeval& tv) {
+  return static_cast<double>(tv.tv_sec) + tv.tv_usec / 1e6;
+}
 
 double SelfCpu() {
   rusage ru{};
@@ -169,8 +186,8 @@ double Now() {
 
 struct Result {
   std::string engine;
-  std::string input;  // which data set
-  uint64_t bytes = 0; // uncompressed input
+  std::string input;   // which data set
+  uint64_t bytes = 0;  // uncompressed input
   int64_t rows = 0;
   uint64_t out_bytes = 0;
   double wall = 0, cpu = 0;
@@ -201,8 +218,8 @@ DataSet LoadDataSet(const std::string& dir) {
   for (ObjectInfo& o : OrDie(store->ListAll(""), "listing " + d.dir))
     if (kf.Match(o.key)) d.objects.push_back(std::move(o));
   if (d.objects.empty()) {
-    fprintf(stderr, "normalize_bench: no objects under %s (generate them with `logferry gen --out %s`)\n", d.dir.c_str(),
-            d.dir.c_str());
+    fprintf(stderr, "normalize_bench: no objects under %s (generate them with `logferry gen --out %s`)\n",
+            d.dir.c_str(), d.dir.c_str());
     exit(1);
   }
   std::vector<char> buf(4 << 20);
@@ -241,8 +258,8 @@ Result RunLogferry(const DataSet& d, const std::string& format, int threads, con
   std::string toml = "state_dir = " + TomlString(scratch + "/state") +
                      "\n[[table]]\nname = \"bench\"\nsource = " + TomlString("file://" + d.dir + "/") +
                      "\nstaging = " + TomlString("file://" + staging + "/") +
-                     "\nwarehouse = " + TomlString("duckdb://" + scratch + "/unused.duckdb") +
-                     "\nformat = \"" + format + "\"\ntimezone = \"+09:00\"\n";
+                     "\nwarehouse = " + TomlString("duckdb://" + scratch + "/unused.duckdb") + "\nformat = \"" +
+                     format + "\"\ntimezone = \"+09:00\"\n";
   Config cfg = OrDie(ParseConfig(toml, "bench"), "config");
   const TableConfig& tc = cfg.tables.at(0);
 
@@ -295,7 +312,8 @@ Result RunLogferry(const DataSet& d, const std::string& format, int threads, con
   r.rows = staged.load();
   r.threads = threads;
   r.out_bytes = DirBytes(staging);
-  if (bad.load() > 0) fprintf(stderr, "warning: logferry dead-lettered %lld line(s)\n", static_cast<long long>(bad.load()));
+  if (bad.load() > 0)
+    fprintf(stderr, "warning: logferry dead-lettered %lld line(s)\n", static_cast<long long>(bad.load()));
   fs::remove_all(staging);
   return r;
 }
@@ -376,8 +394,8 @@ Result RunPython(const DataSet& d, const Args& a, const std::string& scratch) {
   std::string out_dir = scratch + "/python-out";
   std::string report = scratch + "/python-report.txt";
   fs::remove_all(out_dir);
-  std::vector<std::string> argv_s = {a.python, a.python_script, "--format", "json", "--out-dir", out_dir,
-                                     "--report", report, d.dir};
+  std::vector<std::string> argv_s = {a.python, a.python_script, "--format", "json", "--out-dir",
+                                     out_dir,  "--report",      report,     d.dir};
   std::vector<char*> argv;
   for (auto& s : argv_s) argv.push_back(s.data());
   argv.push_back(nullptr);
@@ -432,9 +450,10 @@ double ThreadCpu() {
 // little above StageObject's CPU time on big objects.
 void Breakdown(const DataSet& d, const std::string& format) {
   auto store = OrDie(OpenObjectStore("file://" + d.dir + "/"), d.dir);
-  std::string toml = "state_dir = \"/nonexistent\"\n[[table]]\nname = \"bench\"\nsource = \"file:///x/\"\n"
-                     "staging = \"file:///y/\"\nwarehouse = \"duckdb:///z.duckdb\"\nformat = \"" + format +
-                     "\"\ntimezone = \"+09:00\"\n";
+  std::string toml =
+      "state_dir = \"/nonexistent\"\n[[table]]\nname = \"bench\"\nsource = \"file:///x/\"\n"
+      "staging = \"file:///y/\"\nwarehouse = \"duckdb:///z.duckdb\"\nformat = \"" +
+      format + "\"\ntimezone = \"+09:00\"\n";
   Config cfg = OrDie(ParseConfig(toml, "bench"), "config");
   const TableConfig& tc = cfg.tables.at(0);
   SchemaRegistry schema(FixedColumns(tc.format.format));
@@ -524,8 +543,10 @@ void Breakdown(const DataSet& d, const std::string& format) {
       const char* nl = static_cast<const char*>(memchr(base + pos, '\n', len - pos));
       size_t end = nl ? static_cast<size_t>(nl - base) : len;
       std::string_view line(base + pos, end - pos);
-      if (norm.Normalize(line, text.size() - pos, std::nullopt, &err)) rows.append(norm.row());
-      else ++bad;
+      if (norm.Normalize(line, text.size() - pos, std::nullopt, &err))
+        rows.append(norm.row());
+      else
+        ++bad;
       pos = end + 1;
     }
     t_norm += ThreadCpu() - t0;
@@ -664,8 +685,9 @@ int main(int argc, char** argv) {
   }
 
   printf("\nload average after: %s\n", LoadAvg().c_str());
-  printf("\nMB = 10^6 bytes of uncompressed input. per core (cpu) = MB / CPU seconds (user+sys);\n"
-         "per core (wall) = MB / (wall seconds * threads).\n\n");
+  printf(
+      "\nMB = 10^6 bytes of uncompressed input. per core (cpu) = MB / CPU seconds (user+sys);\n"
+      "per core (wall) = MB / (wall seconds * threads).\n\n");
   printf("%-29s %-8s %3s %9s %10s %8s %8s %9s %10s %10s %8s\n", "engine", "input", "thr", "MB in", "rows", "wall s",
          "cpu s", "MB/s", "MB/s/core", "MB/s/core", "MB out");
   printf("%-29s %-8s %3s %9s %10s %8s %8s %9s %10s %10s %8s\n", "", "", "", "", "", "", "", "", "(cpu)", "(wall)", "");

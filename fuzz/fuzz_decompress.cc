@@ -140,7 +140,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view object(reinterpret_cast<const char*>(data) + 2, size - 2);
 
   Result chunked = Decode(object, c, seed);
-  if (!chunked.ok) Require(chunked.code == StatusCode::kCorruption, "decoding failed with a code other than kCorruption", Describe(chunked));
+  if (!chunked.ok)
+    Require(chunked.code == StatusCode::kCorruption, "decoding failed with a code other than kCorruption",
+            Describe(chunked));
 
   Result whole = Decode(object, c, 0);
   std::string both = "chunked: " + Describe(chunked) + "\nwhole: " + Describe(whole);
@@ -156,9 +158,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (oneshot.ok()) Require(*oneshot == whole.out, "Decompress gives other bytes than OpenDecoder", both);
   }
 
-  bool is_gzip = c == Compression::kGzip ||
-                 (c == Compression::kAuto && object.size() >= 2 && static_cast<uint8_t>(object[0]) == 0x1f &&
-                  static_cast<uint8_t>(object[1]) == 0x8b);
+  bool is_gzip =
+      c == Compression::kGzip || (c == Compression::kAuto && object.size() >= 2 &&
+                                  static_cast<uint8_t>(object[0]) == 0x1f && static_cast<uint8_t>(object[1]) == 0x8b);
   if (is_gzip) {
     std::string ref;
     bool ref_capped = false;

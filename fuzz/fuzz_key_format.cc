@@ -41,7 +41,8 @@ const char* const kKeyFormats[] = {
 };
 // Slice formats that format and parse back (years 0001..9999, any offset).
 const char* const kSliceFormats[] = {
-    "%Y%m%d%H", "%Y/%m/%d/%H", "%Y-%m-%d", "%Y%m%d", "%Y%m%d%H%M", "%Y-%m-%dT%H", "%Y/%j/%H", "%Y%m", "%F-%H", "%Y_%b_%d",
+    "%Y%m%d%H",    "%Y/%m/%d/%H", "%Y-%m-%d", "%Y%m%d", "%Y%m%d%H%M",
+    "%Y-%m-%dT%H", "%Y/%j/%H",    "%Y%m",     "%F-%H",  "%Y_%b_%d",
 };
 
 // Variable-width placeholders in a format. Matching remembers the (item,
@@ -51,8 +52,8 @@ const char* const kSliceFormats[] = {
 // Real formats have one or two.
 int VariableWidthPlaceholders(std::string_view fmt) {
   int n = 0;
-  for (const char* p : {"%{path}", "%{file_extension}", "%{hex_random}", "%{uuid_flush}", "%{chunk_id}",
-                        "%{unique_id}", "%{hostname}", "%{tag}"}) {
+  for (const char* p : {"%{path}", "%{file_extension}", "%{hex_random}", "%{uuid_flush}", "%{chunk_id}", "%{unique_id}",
+                        "%{hostname}", "%{tag}"}) {
     for (size_t at = fmt.find(p); at != std::string_view::npos; at = fmt.find(p, at + 1)) ++n;
   }
   return n;
@@ -113,7 +114,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   auto m = kf->Match(key);
   auto again = kf->Match(key);
-  Require(m.has_value() == again.has_value() && (!m || (m->index == again->index && m->time_slice_us == again->time_slice_us)),
+  Require(m.has_value() == again.has_value() &&
+              (!m || (m->index == again->index && m->time_slice_us == again->time_slice_us)),
           "Match is not deterministic", ctx);
   if (m && m->time_slice_us && known_slice) {
     // The slice a key names formats back to text that parses to the same instant.

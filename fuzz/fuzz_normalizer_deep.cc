@@ -31,7 +31,7 @@ namespace {
 using namespace logferry;
 using namespace logferry::fuzz;
 
-constexpr size_t kMaxGeneratedDepth = 100'000;  // opens; [{"a": counts two levels
+constexpr size_t kMaxGeneratedDepth = 100'000;                // opens; [{"a": counts two levels
 constexpr int64_t kFallback = 1470009600 * kMicrosPerSecond;  // the key's time slice
 
 struct Open {
@@ -81,12 +81,30 @@ std::string JsonValue(const Program& prog, bool close) {
   std::string out, closers;
   for (const Open& o : prog.opens) {
     switch (o.kind) {
-      case 0: out += "["; closers += ']'; break;
-      case 1: out += "[1,"; closers += ']'; break;
-      case 2: out += "{\"a\":"; closers += '}'; break;
-      case 3: out += "{\"k\":1,\"a\":"; closers += '}'; break;
-      case 4: out += std::string("{\"") + o.key + "\":"; closers += '}'; break;
-      default: out += "[{\"a\":"; closers += "]}"; break;
+      case 0:
+        out += "[";
+        closers += ']';
+        break;
+      case 1:
+        out += "[1,";
+        closers += ']';
+        break;
+      case 2:
+        out += "{\"a\":";
+        closers += '}';
+        break;
+      case 3:
+        out += "{\"k\":1,\"a\":";
+        closers += '}';
+        break;
+      case 4:
+        out += std::string("{\"") + o.key + "\":";
+        closers += '}';
+        break;
+      default:
+        out += "[{\"a\":";
+        closers += "]}";
+        break;
     }
   }
   out += kJsonLeaves[prog.leaf];
@@ -103,17 +121,42 @@ std::string MsgpackValue(const Program& prog, bool close) {
   std::string out;
   for (const Open& o : prog.opens) {
     switch (o.kind) {
-      case 0: out += '\x91'; break;
-      case 1: out += "\x92\x01"; break;
-      case 2: out += '\x81'; PackStr(&out, "a"); break;
-      case 3: out += '\x82'; PackStr(&out, "k"); out += '\x01'; PackStr(&out, "a"); break;
-      case 4: out += '\x81'; PackStr(&out, std::string(1, o.key)); break;
-      default: out += "\x91\x81"; PackStr(&out, "a"); break;
+      case 0:
+        out += '\x91';
+        break;
+      case 1:
+        out += "\x92\x01";
+        break;
+      case 2:
+        out += '\x81';
+        PackStr(&out, "a");
+        break;
+      case 3:
+        out += '\x82';
+        PackStr(&out, "k");
+        out += '\x01';
+        PackStr(&out, "a");
+        break;
+      case 4:
+        out += '\x81';
+        PackStr(&out, std::string(1, o.key));
+        break;
+      default:
+        out += "\x91\x81";
+        PackStr(&out, "a");
+        break;
     }
   }
   if (!close) return out;  // a truncated stream
-  static const char* kLeaves[] = {"\x01", "\xa1s", "\xc0", "\xc3", "\xcb\x3f\xf8\x00\x00\x00\x00\x00\x00",
-                                  "\xb4" "2016-08-01T00:00:00Z", "\x80", "\x90"};
+  static const char* kLeaves[] = {"\x01",
+                                  "\xa1s",
+                                  "\xc0",
+                                  "\xc3",
+                                  "\xcb\x3f\xf8\x00\x00\x00\x00\x00\x00",
+                                  "\xb4"
+                                  "2016-08-01T00:00:00Z",
+                                  "\x80",
+                                  "\x90"};
   static const size_t kLengths[] = {1, 2, 1, 1, 9, 21, 1, 1};
   out.append(kLeaves[prog.leaf], kLengths[prog.leaf]);
   return out;
@@ -127,8 +170,10 @@ size_t RowDepth(std::string_view row) {
   for (size_t i = 0; i < row.size(); ++i) {
     char c = row[i];
     if (in_string) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_string = false;
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_string = false;
     } else if (c == '"') {
       in_string = true;
     } else if (c == '{') {
@@ -146,8 +191,8 @@ void CheckDeep(Differential& diff, size_t depth, bool closed, const std::string&
     return;
   }
   if (depth > kMaxJsonDepth) {
-    Require(!diff.last_ok() && diff.last_reason().find("nested deeper than " + std::to_string(kMaxJsonDepth)) !=
-                                   std::string::npos,
+    Require(!diff.last_ok() &&
+                diff.last_reason().find("nested deeper than " + std::to_string(kMaxJsonDepth)) != std::string::npos,
             "a record deeper than kMaxJsonDepth is not a bad record naming the bound",
             what + " depth " + std::to_string(depth) + ": " + diff.last_reason());
     return;

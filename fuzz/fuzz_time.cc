@@ -76,7 +76,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       auto back = ParseIso8601(f);
       Require(back.has_value() && *back == *t, "FormatIso8601 output does not parse back to the same instant",
               "input: " + text + "\nformatted: " + f);
-      if (IsCanonical(text)) Require(f == text, "canonical text does not format back to itself", "input: " + text + "\nformatted: " + f);
+      if (IsCanonical(text))
+        Require(f == text, "canonical text does not format back to itself", "input: " + text + "\nformatted: " + f);
     }
   }
 

@@ -17,8 +17,8 @@ namespace logferry::aws {
 inline constexpr std::string_view kUnsignedPayload = "UNSIGNED-PAYLOAD";
 
 struct SigningParams {
-  std::string service;  // "s3", "sqs", "sts"
-  std::string region;   // "us-east-1"
+  std::string service;    // "s3", "sqs", "sts"
+  std::string region;     // "us-east-1"
   int64_t unix_time = 0;  // signing time, seconds
   // S3 signs its paths as they are sent (already encoded once); every other
   // service encodes each path segment again in the canonical request.

@@ -1,9 +1,8 @@
 #include "aws/sqs.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cstdlib>
+#include <nlohmann/json.hpp>
 
 #include "common/strings.h"
 #include "http/http_client.h"
@@ -19,8 +18,8 @@ std::string RegionFromSqsHost(const std::string& host) {
 }
 
 StatusOr<std::unique_ptr<SqsQueue>> SqsQueue::Open(const std::string& queue_url, const std::string& region,
-                                                    std::shared_ptr<CredentialsProvider> credentials,
-                                                    RetryPolicy retry) {
+                                                   std::shared_ptr<CredentialsProvider> credentials,
+                                                   RetryPolicy retry) {
   Url url;
   if (!ParseUrl(queue_url, &url) || (url.scheme != "http" && url.scheme != "https"))
     return Status::InvalidArgument("not an SQS queue URL: '" + queue_url + "'");
@@ -80,14 +79,14 @@ Status SqsQueue::Delete(const std::string& receipt_handle) const {
 }
 
 Status SqsQueue::ExtendVisibility(const std::string& receipt_handle, int visibility_seconds) const {
-  nlohmann::json request = {{"QueueUrl", url_}, {"ReceiptHandle", receipt_handle}, {"VisibilityTimeout", visibility_seconds}};
+  nlohmann::json request = {
+      {"QueueUrl", url_}, {"ReceiptHandle", receipt_handle}, {"VisibilityTimeout", visibility_seconds}};
   return Call("ChangeMessageVisibility", request.dump()).status();
 }
 
 StatusOr<std::pair<int64_t, int64_t>> SqsQueue::Depth() const {
   nlohmann::json request = {
-      {"QueueUrl", url_},
-      {"AttributeNames", {"ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"}}};
+      {"QueueUrl", url_}, {"AttributeNames", {"ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"}}};
   LF_ASSIGN_OR_RETURN(HttpResponse resp, Call("GetQueueAttributes", request.dump()));
   auto j = nlohmann::json::parse(resp.body, nullptr, false);
   if (j.is_discarded() || !j.contains("Attributes") || !j["Attributes"].is_object())

@@ -26,8 +26,7 @@ class SqsQueue {
   // region empty: taken from the URL's host (sqs.REGION.amazonaws.com,
   // REGION.queue.amazonaws.com), else the environment.
   static StatusOr<std::unique_ptr<SqsQueue>> Open(const std::string& queue_url, const std::string& region,
-                                                   std::shared_ptr<CredentialsProvider> credentials,
-                                                   RetryPolicy retry);
+                                                  std::shared_ptr<CredentialsProvider> credentials, RetryPolicy retry);
 
   // Up to max_messages (1..10), waiting up to wait_seconds (0..20) for the
   // first; each received message stays invisible for visibility_seconds.

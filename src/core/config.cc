@@ -449,8 +449,8 @@ const KeySpec kKeys[] = {
     {"log_level", Scope::kTop, "info", "trace, debug, info, warn or error.", SetLogLevel},
     {"allow_insecure_http", Scope::kTop, "false",
      "true allows plain http:// to a host that is not loopback for the SigV4-signed S3 and SQS endpoints "
-     "(endpoint, source_endpoint and staging_endpoint of s3:// sides, notifications, AWS_ENDPOINT_URL[_S3]). "
-     "Off, and always for anything that sends a bearer token (gs:// endpoints, STORAGE_EMULATOR_HOST, "
+     "(endpoint, source_endpoint and staging_endpoint of S3 sides, notifications, AWS_ENDPOINT_URL[_S3]). "
+     "Off, and always for anything that sends a bearer token (Cloud Storage endpoints, STORAGE_EMULATOR_HOST, "
      "bigquery_endpoint), http:// is accepted only for 127.0.0.0/8, ::1, localhost and *.localhost.",
      SetAllowInsecureHttp},
     {"lock_timeout", Scope::kTop, "60s", "How long a command waits for the warehouse while another process holds it.",
@@ -458,28 +458,28 @@ const KeySpec kKeys[] = {
     {"name", Scope::kTable, nullptr,
      "Warehouse table name: letters, digits and underscores, not starting with a digit or '_'.", SetName},
     {"source", Scope::kBoth, nullptr,
-     "Where Fluentd writes objects: file:///dir/prefix/, s3://bucket/prefix/ or gs://bucket/prefix/.",
+     "Where Fluentd writes objects: {source}.",
      SetStoreUri<&TableConfig::source, kRoleSource>},
     {"staging", Scope::kBoth, nullptr,
-     "Durable staging store for normalized parts: file:///dir/, s3://bucket/prefix/ or gs://bucket/prefix/.",
+     "Durable staging store for normalized parts: {staging}.",
      SetStoreUri<&TableConfig::staging, kRoleStaging>},
     {"endpoint", Scope::kBoth, "",
-     "s3://: an S3-compatible endpoint (http://127.0.0.1:9000 for MinIO, https://ACCOUNT.r2.cloudflarestorage.com, "
-     "https://storage.googleapis.com with HMAC keys) for the s3:// source and staging; empty: AWS_ENDPOINT_URL_S3, "
+     "S3: an S3-compatible endpoint (http://127.0.0.1:9000 for MinIO, https://ACCOUNT.r2.cloudflarestorage.com, "
+     "https://storage.googleapis.com with HMAC keys) for an S3 source and staging; empty: AWS_ENDPOINT_URL_S3, "
      "AWS_ENDPOINT_URL, else AWS.",
      CheckEndpoint},
     {"source_endpoint", Scope::kBoth, "",
-     "Overrides `endpoint` for the source; for gs:// the JSON API base URL (default STORAGE_EMULATOR_HOST, else "
+     "Overrides `endpoint` for the source; for Cloud Storage the JSON API base URL (default STORAGE_EMULATOR_HOST, else "
      "https://storage.googleapis.com).",
      CheckEndpoint},
-    {"staging_endpoint", Scope::kBoth, "", "Overrides `endpoint` for the staging store (gs:// as for source_endpoint).",
+    {"staging_endpoint", Scope::kBoth, "", "Overrides `endpoint` for the staging store (Cloud Storage as for source_endpoint).",
      CheckEndpoint},
     {"region", Scope::kBoth, "",
      "AWS region for S3 and SQS; empty: AWS_REGION, AWS_DEFAULT_REGION, `region` of the AWS_PROFILE (else default) "
      "profile in ~/.aws/config (AWS_CONFIG_FILE), else us-east-1. An SQS queue URL on AWS names its own.",
      SetStoreOption<&StoreOptions::region>},
     {"ca_file", Scope::kBoth, "",
-     "s3://: a PEM file of CA certificates trusted instead of the system store for the table's S3-compatible "
+     "S3: a PEM file of CA certificates trusted instead of the system store for the table's S3-compatible "
      "endpoints (endpoint, source_endpoint, staging_endpoint, AWS_ENDPOINT_URL[_S3]), such as MinIO or Ceph behind a "
      "private CA; certificates are still verified. AWS itself and the notifications queue keep the system store.",
      SetStoreOption<&StoreOptions::ca_file>},
@@ -499,23 +499,23 @@ const KeySpec kKeys[] = {
      "With notifications: how long a received message stays hidden; extended while its objects are still staging.",
      SetSqsVisibility},
     {"warehouse", Scope::kBoth, nullptr,
-     "duckdb:///path/file.duckdb, or bigquery://project/dataset (staging must then be gs://).", SetWarehouse},
+     "{warehouse}.", SetWarehouse},
     {"credentials", Scope::kBoth, "",
-     "gs:// and bigquery://: a Google credentials file (service-account key or authorized_user); empty: "
+     "Cloud Storage and BigQuery: a Google credentials file (service-account key or authorized_user); empty: "
      "GOOGLE_APPLICATION_CREDENTIALS, the gcloud ADC file, GOOGLE_OAUTH_ACCESS_TOKEN, the metadata server.",
      SetText<&TableConfig::credentials>},
     {"bigquery_endpoint", Scope::kBoth, "",
-     "bigquery://: the REST API's base URL; empty: https://bigquery.googleapis.com.", SetBigQueryEndpoint},
-    {"location", Scope::kBoth, "US", "bigquery://: where the dataset lives and jobs run.",
+     "BigQuery: the REST API's base URL; empty: https://bigquery.googleapis.com.", SetBigQueryEndpoint},
+    {"location", Scope::kBoth, "US", "BigQuery: where the dataset lives and jobs run.",
      SetText<&TableConfig::location>},
-    {"clustering", Scope::kBoth, "", "bigquery://: clustering columns for a new table, comma-separated (up to 4).",
+    {"clustering", Scope::kBoth, "", "BigQuery: clustering columns for a new table, comma-separated (up to 4).",
      SetClustering},
     {"daily_load_budget", Scope::kBoth, "1000",
-     "bigquery://: most load jobs per table in any 24 hours (BigQuery allows 1,500 a day, failures included); "
+     "BigQuery: most load jobs per table in any 24 hours (BigQuery allows 1,500 a day, failures included); "
      "when it runs short a UTC day's partitions are merged into one job, and past it partitions wait.",
      SetCount<&TableConfig::daily_load_budget, 1, 1500>},
     {"max_uris_per_load", Scope::kBoth, "10000",
-     "bigquery://: most staged files one load job names; a partition with more goes through a scratch table.",
+     "BigQuery: most staged files one load job names; a partition with more goes through a scratch table.",
      SetCount<&TableConfig::max_uris_per_load, 1, 10000>},
     {"key_format", Scope::kBoth, "%{path}%{time_slice}_%{index}.%{file_extension}",
      "Fluentd's s3_object_key_format; keys under `source` that do not match are ignored.",
@@ -732,6 +732,27 @@ StatusOr<Config> LoadConfig(const std::string& path) {
   return ParseConfig(ss.str(), path);
 }
 
+// A key's description, with the URIs the registered backends take in place
+// of {source}, {staging} and {warehouse}: the core names no scheme itself.
+std::string KeyDoc(const KeySpec& k) {
+  std::string doc = k.doc;
+  auto expand = [&doc](const std::string& token, const std::string& text) {
+    for (size_t at = doc.find(token); at != std::string::npos; at = doc.find(token, at + text.size()))
+      doc.replace(at, token.size(), text);
+  };
+  expand("{source}", Schemes().Examples(kRoleSource, " or "));
+  expand("{staging}", Schemes().Examples(kRoleStaging, " or "));
+  std::string warehouses;
+  for (const std::string& name : Split(Schemes().Names(kRoleWarehouse, ","), ',')) {
+    const SchemeInfo* w = Schemes().Find(name.substr(0, name.find(':')));
+    if (!w) continue;
+    warehouses += (warehouses.empty() ? "" : ", or ") + w->example;
+    if (!w->loads_from.empty()) warehouses += " (staging must then be " + w->loads_from + "://)";
+  }
+  expand("{warehouse}", warehouses);
+  return doc;
+}
+
 std::string ConfigReference() {
   std::string out = "| key | where | default | meaning |\n| --- | --- | --- | --- |\n";
   for (const KeySpec& k : kKeys) {
@@ -740,7 +761,7 @@ std::string ConfigReference() {
                                                    : "[[table]] or top level (default for all tables)";
     std::string def = k.def ? std::string(k.def) : "(required)";
     if (def == "\t") def = "\\t";
-    out += "| `" + std::string(k.name) + "` | " + scope + " | `" + def + "` | " + k.doc + " |\n";
+    out += "| `" + std::string(k.name) + "` | " + scope + " | `" + def + "` | " + KeyDoc(k) + " |\n";
   }
   return out;
 }

@@ -168,8 +168,8 @@ Status Pipeline::Init() {
 }
 
 StatusOr<std::string> ProbeNotifications(const TableConfig& tc) {
-  LF_ASSIGN_OR_RETURN(auto queue, aws::SqsQueue::Open(tc.notifications, tc.source_store.region, SharedAwsCredentials(),
-                                                      RetryPolicy{}));
+  LF_ASSIGN_OR_RETURN(
+      auto queue, aws::SqsQueue::Open(tc.notifications, tc.source_store.region, SharedAwsCredentials(), RetryPolicy{}));
   LF_ASSIGN_OR_RETURN(auto depth, queue->Depth());
   return std::to_string(depth.first) + " waiting, " + std::to_string(depth.second) + " in flight";
 }
@@ -487,7 +487,8 @@ Status Pipeline::Load(TableRuntime& t, const std::atomic<bool>& stop, PassStats*
   if (due.empty()) return Status::Ok();
   // Holding the warehouse open across snapshot → replace → record makes the
   // three one unit with respect to other processes loading the same table.
-  LF_ASSIGN_OR_RETURN(auto wh, OpenWarehouse(cfg.warehouse, WarehouseOptionsFor(config_, cfg, /*read_only=*/false, env_)));
+  LF_ASSIGN_OR_RETURN(auto wh,
+                      OpenWarehouse(cfg.warehouse, WarehouseOptionsFor(config_, cfg, /*read_only=*/false, env_)));
   LF_RETURN_IF_ERROR(wh->EnsureTable(cfg.name, *t.schema));
   LedgerJobLog jobs(*ledger_, cfg.name);
   LF_ASSIGN_OR_RETURN(auto batches, GroupIntoJobs(*wh, jobs, cfg.name, due, env_->NowMicros()));

@@ -28,8 +28,8 @@ std::string PartitionCap::Refusal(int64_t time_us) const {
          ", past max_partitions_per_object (" + std::to_string(max_) + ") for this object";
 }
 
-RecordSink::RecordSink(const TableConfig& cfg, RowNormalizer& norm, std::optional<int64_t> slice,
-                       PartWriterSet& parts, StageOutcome* out)
+RecordSink::RecordSink(const TableConfig& cfg, RowNormalizer& norm, std::optional<int64_t> slice, PartWriterSet& parts,
+                       StageOutcome* out)
     : norm_(norm),
       slice_(slice),
       parts_(parts),
@@ -391,8 +391,7 @@ Status MsgpackReader::CheckHardCap(bool* garbage) {
   LF_RETURN_IF_ERROR(Drain(/*at_end=*/true, garbage));
   if (*garbage || stream_.Pending().size() <= hard_cap_) return Status::Ok();
   *garbage = true;
-  return RestIsGarbage("msgpack record still incomplete after " + std::to_string(stream_.Pending().size()) +
-                       " bytes");
+  return RestIsGarbage("msgpack record still incomplete after " + std::to_string(stream_.Pending().size()) + " bytes");
 }
 
 Status MsgpackReader::Handle() {

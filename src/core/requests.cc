@@ -24,7 +24,9 @@ bool TextMember(const nlohmann::json& j, const char* key, std::string* out, std:
   return true;
 }
 
-std::string RequestName(const ObjectInfo& o) { return o.key.substr(strlen(kRequestsPrefix)); }
+std::string RequestName(const ObjectInfo& o) {
+  return o.key.substr(strlen(kRequestsPrefix));
+}
 
 std::string OriginKey(ObjectStore& staging, const ObjectInfo& o) {
   return "request:" + staging.UriOf(o.key) + "#" + o.etag;

@@ -206,8 +206,8 @@ StatusOr<HttpResponse> HttpClient::Send(const HttpRequest& request) const {
   curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, OnHeader);
   curl_easy_setopt(curl, CURLOPT_HEADERDATA, &response);
 
-  bool has_body = request.method == "PUT" || request.method == "POST" || request.method == "PATCH" ||
-                  !request.body.empty();
+  bool has_body =
+      request.method == "PUT" || request.method == "POST" || request.method == "PATCH" || !request.body.empty();
   if (request.method == "HEAD") {
     curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
   } else if (has_body) {

@@ -307,8 +307,9 @@ Status SqliteLedger::CheckTableSettings(const std::string& table, const std::str
   s.Bind(1, table);
   LF_ASSIGN_OR_RETURN(bool row, s.Step());
   if (row && s.Text(0) != settings)
-    return Status::FailedPrecondition("table '" + table + "' was set up with " + s.Text(0) + " but the config now says " +
-                                      settings + "; these cannot change under existing data");
+    return Status::FailedPrecondition("table '" + table + "' was set up with " + s.Text(0) +
+                                      " but the config now says " + settings +
+                                      "; these cannot change under existing data");
   return Status::Ok();
 }
 
@@ -407,11 +408,12 @@ StatusOr<std::optional<ObjectRow>> SqliteLedger::FindObject(const std::string& t
 
 Status SqliteLedger::RecordNotification(const NotificationRow& n) {
   std::lock_guard lock(mu_);
-  Statement s(db_,
-              "INSERT INTO notifications(message_id, table_name, queue, state, receive_count, detail, excerpt, first_us, "
-              "updated_us) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(message_id) DO UPDATE SET "
-              "state=excluded.state, receive_count=excluded.receive_count, detail=excluded.detail, "
-              "updated_us=excluded.updated_us");
+  Statement s(
+      db_,
+      "INSERT INTO notifications(message_id, table_name, queue, state, receive_count, detail, excerpt, first_us, "
+      "updated_us) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(message_id) DO UPDATE SET "
+      "state=excluded.state, receive_count=excluded.receive_count, detail=excluded.detail, "
+      "updated_us=excluded.updated_us");
   s.Bind(1, n.message_id).Bind(2, n.table).Bind(3, n.queue).Bind(4, n.state).Bind(5, n.receive_count);
   s.Bind(6, n.detail).Bind(7, n.excerpt).Bind(8, n.updated_us).Bind(9, n.updated_us);
   return s.Run();
@@ -812,7 +814,8 @@ StatusOr<std::vector<PartRow>> SqliteLedger::LiveParts(const std::string& table,
 
 StatusOr<std::vector<PartRow>> SqliteLedger::CollectableParts(const std::string& table) {
   std::lock_guard lock(mu_);
-  Statement s(db_, std::string("SELECT ") + "p.object_id, p.hour_us, p.partition_us, p.key, p.rows, p.bytes, p.crc32c, p.columns" +
+  Statement s(db_, std::string("SELECT ") +
+                       "p.object_id, p.hour_us, p.partition_us, p.key, p.rows, p.bytes, p.crc32c, p.columns" +
                        " FROM parts p JOIN partitions q ON q.table_name=p.table_name AND q.partition_us=p.partition_us "
                        "WHERE p.table_name=? AND p.state='obsolete' AND q.loaded_revision>=p.obsoleted_revision");
   s.Bind(1, table);
@@ -896,8 +899,9 @@ StatusOr<std::vector<RequestRow>> SqliteLedger::Requests(const std::string& tabl
 
 StatusOr<std::vector<ColumnRecord>> SqliteLedger::Columns(const std::string& table) {
   std::lock_guard lock(mu_);
-  Statement s(
-      db_, "SELECT parent_path, raw_key, name, type, repeated, companion, inexact_ints FROM columns WHERE table_name=? ORDER BY id");
+  Statement s(db_,
+              "SELECT parent_path, raw_key, name, type, repeated, companion, inexact_ints FROM columns WHERE "
+              "table_name=? ORDER BY id");
   s.Bind(1, table);
   return s.Collect<ColumnRecord>([](const Statement& r) {
     ColumnRecord c;

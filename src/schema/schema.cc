@@ -119,7 +119,7 @@ void Reserve1(std::vector<T>* v) {
   if (v->size() == v->capacity()) v->reserve(2 * v->size() + 1);
 }
 const std::string kCompanionSuffix = std::string(1, kInternalKeyMarker) + "str";
-}
+}  // namespace
 
 Column* SchemaRegistry::ChildLocked(Column* parent, std::string_view raw_key, bool companion, std::string base) {
   auto it = parent->children_.find(std::string(raw_key));

@@ -101,8 +101,9 @@ class S3Store final : public ObjectStore {
   StatusOr<ListPage> List(std::string_view prefix, std::string_view page_token, size_t max_keys) override {
     std::string full_prefix = prefix_ + std::string(prefix);
     // Query parameters in sorted order, as the signature wants them.
-    std::string query = "encoding-type=url&list-type=2&max-keys=" + std::to_string(std::clamp<size_t>(max_keys, 1, 1000)) +
-                        "&prefix=" + UriEncode(full_prefix);
+    std::string query =
+        "encoding-type=url&list-type=2&max-keys=" + std::to_string(std::clamp<size_t>(max_keys, 1, 1000)) +
+        "&prefix=" + UriEncode(full_prefix);
     if (!page_token.empty()) query += "&start-after=" + UriEncode(prefix_ + std::string(page_token));
     HttpRequest req;
     req.url = addressing_.origin + (addressing_.bucket_path.empty() ? "/" : addressing_.bucket_path) + "?" + query;
@@ -164,8 +165,9 @@ class S3Store final : public ObjectStore {
     req.method = "DELETE";
     req.url = ObjectUrl(key);
     auto check = [&](const HttpResponse& r) {
-      return (r.status >= 200 && r.status < 300) || r.status == 404 ? Status::Ok()
-                                                                    : aws::ErrorStatus("S3 DeleteObject " + UriOf(key), r);
+      return (r.status >= 200 && r.status < 300) || r.status == 404
+                 ? Status::Ok()
+                 : aws::ErrorStatus("S3 DeleteObject " + UriOf(key), r);
     };
     return client_.Send("S3 DeleteObject " + UriOf(key), req, check).status();
   }
@@ -212,8 +214,7 @@ class S3Store final : public ObjectStore {
       // A short body on a kept-alive connection would otherwise pass for
       // the end of the range.
       uint64_t want = r.status == 206 ? n : std::min<uint64_t>(n, r.body.size());
-      if (r.body.size() != want)
-        return Status::Unavailable(what + ": got " + std::to_string(r.body.size()) + " bytes");
+      if (r.body.size() != want) return Status::Unavailable(what + ": got " + std::to_string(r.body.size()) + " bytes");
       return Status::Ok();
     };
     LF_ASSIGN_OR_RETURN(HttpResponse resp, client_.Send(what, req, check));

@@ -26,7 +26,7 @@ StatusOr<std::unique_ptr<ObjectStore>> OpenS3Store(std::string_view uri, const S
 // Where requests for a bucket go, as resolved from options and the
 // environment. Exposed for tests.
 struct S3Addressing {
-  std::string origin;  // "https://bucket.s3.us-east-1.amazonaws.com" or "http://127.0.0.1:9000"
+  std::string origin;       // "https://bucket.s3.us-east-1.amazonaws.com" or "http://127.0.0.1:9000"
   std::string bucket_path;  // "" (virtual-hosted) or "/bucket" (path-style)
   std::string region;
   bool custom_endpoint = false;  // not AWS itself: an endpoint from options or the environment

@@ -38,117 +38,176 @@ const char* kReferers[] = {"-", "-", "https://www.example.com/", "https://www.go
                            "https://t.co/abc123"};
 const char* kCountries[] = {"JP", "US", "DE", "IN", "BR"};
 
-}  // namespace
+// One access-log record, drawn in a fixed order from the generator's stream
+// so that a seed always gives the same bytes.
+struct Access {
+  std::string local;  // event time, local, ISO 8601 with offset
+  char host[32];
+  const char* method;
+  int code;
+  char path[128];
+  int size;
+  double latency;
+  char latency_text[32];
+  const char* agent;
+  const char* referer;
+  const char* country;
+  unsigned asn;
+};
 
-StatusOr<GenResult> Generate(const GenOptions& o) {
+Access Draw(std::mt19937_64& rng, int64_t t, const TimeLayout& layout, int offset_seconds) {
+  Access a;
+  a.local = layout.Format(t, offset_seconds);
+  unsigned ip = static_cast<unsigned>(rng());
+  a.method = kMethods[rng() % 8];
+  a.code = kCodes[rng() % 11];
+  snprintf(a.path, sizeof a.path, kPaths[rng() % 10], static_cast<int>(rng() % 5000));
+  a.size = a.code == 304 ? 0 : static_cast<int>(rng() % 200000);
+  a.latency = static_cast<double>(rng() % 2000000) / 1000.0;
+  a.agent = kAgents[rng() % 5];
+  a.referer = kReferers[rng() % 5];
+  a.country = kCountries[rng() % 5];
+  a.asn = static_cast<unsigned>(rng() % 65000);
+  snprintf(a.host, sizeof a.host, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255);
+  snprintf(a.latency_text, sizeof a.latency_text, "%.3f", a.latency);
+  return a;
+}
+
+// out_file ("time<TAB>tag<TAB>{json}") or json (the time inside the record).
+void AppendJson(const Access& a, bool out_file, std::string* text) {
+  char buf[1024];
+  int n = snprintf(buf, sizeof buf,
+                   "{\"host\":\"%s\",\"user\":\"-\",\"method\":\"%s\",\"path\":\"%s\",\"code\":%d,"
+                   "\"size\":%d,\"referer\":\"%s\",\"agent\":\"%s\",\"response-time\":%s,"
+                   "\"geo\":{\"country\":\"%s\",\"asn\":%u}",
+                   a.host, a.method, a.path, a.code, a.size, a.referer, a.agent, a.latency_text, a.country, a.asn);
+  std::string rec(buf, static_cast<size_t>(n));
+  if (!out_file) rec += ",\"time\":\"" + a.local + "\"";
+  rec += "}";
+  if (out_file)
+    *text += a.local + "\tnginx.access\t" + rec + "\n";
+  else
+    *text += rec + "\n";
+}
+
+void AppendMsgpack(const Access& a, std::string* text) {
+  msgpack::sbuffer sbuf;
+  msgpack::packer<msgpack::sbuffer> pk(&sbuf);
+  auto kv = [&](const char* k, const std::string& v) {
+    pk.pack(std::string(k));
+    pk.pack(v);
+  };
+  pk.pack_map(11);
+  kv("time", a.local);
+  kv("host", a.host);
+  kv("user", "-");
+  kv("method", a.method);
+  kv("path", a.path);
+  pk.pack(std::string("code"));
+  pk.pack(a.code);
+  pk.pack(std::string("size"));
+  pk.pack(a.size);
+  kv("referer", a.referer);
+  kv("agent", a.agent);
+  pk.pack(std::string("response-time"));
+  pk.pack_double(a.latency);
+  pk.pack(std::string("geo"));
+  pk.pack_map(2);
+  kv("country", a.country);
+  pk.pack(std::string("asn"));
+  pk.pack(a.asn);
+  text->append(sbuf.data(), sbuf.size());
+}
+
+// Flat, string-valued records, as Fluentd's ltsv/csv/tsv/single_value
+// formatters write them.
+void AppendFlat(const Access& a, const std::string& format, std::string* text) {
+  if (format == "single_value") {
+    *text += std::string(a.host) + " - - [" + a.local + "] \"" + a.method + " " + a.path + " HTTP/1.1\" " +
+             std::to_string(a.code) + " " + std::to_string(a.size) + " \"" + a.referer + "\" \"" + a.agent + "\"\n";
+    return;
+  }
+  const std::vector<std::pair<const char*, std::string>> fields = {{"time", a.local},
+                                                                   {"host", a.host},
+                                                                   {"user", "-"},
+                                                                   {"method", a.method},
+                                                                   {"path", a.path},
+                                                                   {"code", std::to_string(a.code)},
+                                                                   {"size", std::to_string(a.size)},
+                                                                   {"referer", a.referer},
+                                                                   {"agent", a.agent},
+                                                                   {"response_time", a.latency_text},
+                                                                   {"country", a.country}};
+  for (size_t f = 0; f < fields.size(); ++f) {
+    if (f) *text += format == "csv" ? "," : "\t";
+    if (format == "ltsv")
+      *text += std::string(fields[f].first) + ":" + fields[f].second;
+    else if (format == "csv")
+      *text += "\"" + fields[f].second + "\"";
+    else
+      *text += fields[f].second;
+  }
+  *text += "\n";
+}
+
+void AppendRecord(const Access& a, const std::string& format, std::string* text) {
+  if (format == "out_file" || format == "json")
+    AppendJson(a, format == "out_file", text);
+  else if (format == "msgpack")
+    AppendMsgpack(a, text);
+  else
+    AppendFlat(a, format, text);
+}
+
+// The sorted event times of one hour's rows; a late_fraction of them fall in
+// the hour before (late arrivals), except in the first hour.
+std::vector<int64_t> EventTimes(const GenOptions& o, int h, std::mt19937_64& rng) {
+  int64_t hour = o.start_us + h * kMicrosPerHour;
+  std::vector<int64_t> times(static_cast<size_t>(o.rows_per_hour));
+  for (auto& t : times) {
+    bool late = std::uniform_real_distribution<double>(0, 1)(rng) < o.late_fraction && h > 0;
+    int64_t base = late ? hour - kMicrosPerHour : hour;
+    t = base + static_cast<int64_t>(rng() % static_cast<uint64_t>(kMicrosPerHour / 1000)) * 1000;
+  }
+  std::sort(times.begin(), times.end());
+  return times;
+}
+
+Status CheckOptions(const GenOptions& o) {
   if (o.hours <= 0 || o.rows_per_hour <= 0)
     return Status::InvalidArgument("--hours and --rows-per-hour must be positive");
   static const char* kFormats[] = {"out_file", "json", "ltsv", "csv", "tsv", "single_value", "msgpack"};
   if (std::find(std::begin(kFormats), std::end(kFormats), o.format) == std::end(kFormats))
     return Status::InvalidArgument("--format must be out_file, json, ltsv, csv, tsv, single_value or msgpack");
+  return Status::Ok();
+}
+
+}  // namespace
+
+StatusOr<GenResult> Generate(const GenOptions& o) {
+  LF_RETURN_IF_ERROR(CheckOptions(o));
   LF_ASSIGN_OR_RETURN(auto store, FileStore::Open(FileUri(o.out_dir)));
   LF_ASSIGN_OR_RETURN(KeyFormat kf, KeyFormat::Compile("%{path}%{time_slice}_%{index}.%{file_extension}", "%Y%m%d%H",
                                                        o.offset_seconds));
   std::mt19937_64 rng(o.seed);
   LF_ASSIGN_OR_RETURN(TimeLayout local_layout, TimeLayout::Compile("%Y-%m-%dT%H:%M:%S%z"));
   GenResult result;
-  char buf[1024];
-  char path[128];
   for (int h = 0; h < o.hours; ++h) {
     int64_t hour = o.start_us + h * kMicrosPerHour;
     int objects = (o.split_every > 0 && h % o.split_every == o.split_every - 1) ? 2 : 1;
-    std::vector<int64_t> times(static_cast<size_t>(o.rows_per_hour));
-    for (auto& t : times) {
-      bool late = std::uniform_real_distribution<double>(0, 1)(rng) < o.late_fraction && h > 0;
-      int64_t base = late ? hour - kMicrosPerHour : hour;
-      t = base + static_cast<int64_t>(rng() % static_cast<uint64_t>(kMicrosPerHour / 1000)) * 1000;
-    }
-    std::sort(times.begin(), times.end());
+    std::vector<int64_t> times = EventTimes(o, h, rng);
     size_t per_object = (times.size() + objects - 1) / objects;
     for (int idx = 0; idx < objects; ++idx) {
       std::string text;
       text.reserve(per_object * 420);
       size_t from = idx * per_object, to = std::min(times.size(), from + per_object);
       for (size_t i = from; i < to; ++i) {
-        int64_t t = times[i];
-        std::string local = local_layout.Format(t, o.offset_seconds);
-        unsigned ip = static_cast<unsigned>(rng());
-        const char* method = kMethods[rng() % 8];
-        int code = kCodes[rng() % 11];
-        snprintf(path, sizeof path, kPaths[rng() % 10], static_cast<int>(rng() % 5000));
-        int size = code == 304 ? 0 : static_cast<int>(rng() % 200000);
-        double latency = static_cast<double>(rng() % 2000000) / 1000.0;
-        const char* agent = kAgents[rng() % 5];
-        const char* referer = kReferers[rng() % 5];
-        const char* country = kCountries[rng() % 5];
-        unsigned asn = static_cast<unsigned>(rng() % 65000);
-        char host[32];
-        snprintf(host, sizeof host, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255);
-        char latency_text[32];
-        snprintf(latency_text, sizeof latency_text, "%.3f", latency);
-        if (o.format == "out_file" || o.format == "json") {
-          int n = snprintf(buf, sizeof buf,
-                           "{\"host\":\"%s\",\"user\":\"-\",\"method\":\"%s\",\"path\":\"%s\",\"code\":%d,"
-                           "\"size\":%d,\"referer\":\"%s\",\"agent\":\"%s\",\"response-time\":%s,"
-                           "\"geo\":{\"country\":\"%s\",\"asn\":%u}",
-                           host, method, path, code, size, referer, agent, latency_text, country, asn);
-          std::string rec(buf, static_cast<size_t>(n));
-          if (o.format == "json") rec += ",\"time\":\"" + local + "\"";
-          rec += "}";
-          if (o.format == "out_file") text += local + "\tnginx.access\t" + rec + "\n";
-          else text += rec + "\n";
-        } else if (o.format == "msgpack") {
-          msgpack::sbuffer sbuf;
-          msgpack::packer<msgpack::sbuffer> pk(&sbuf);
-          pk.pack_map(11);
-          auto kv = [&](const char* k, const std::string& v) {
-            pk.pack(std::string(k));
-            pk.pack(v);
-          };
-          kv("time", local);
-          kv("host", host);
-          kv("user", "-");
-          kv("method", method);
-          kv("path", path);
-          pk.pack(std::string("code"));
-          pk.pack(code);
-          pk.pack(std::string("size"));
-          pk.pack(size);
-          kv("referer", referer);
-          kv("agent", agent);
-          pk.pack(std::string("response-time"));
-          pk.pack_double(latency);
-          pk.pack(std::string("geo"));
-          pk.pack_map(2);
-          kv("country", country);
-          pk.pack(std::string("asn"));
-          pk.pack(asn);
-          text.append(sbuf.data(), sbuf.size());
-        } else {
-          // Flat, string-valued records, as Fluentd's ltsv/csv/tsv formatters write them.
-          const std::vector<std::pair<const char*, std::string>> fields = {
-              {"time", local},   {"host", host},       {"user", "-"},     {"method", method},
-              {"path", path},    {"code", std::to_string(code)},          {"size", std::to_string(size)},
-              {"referer", referer}, {"agent", agent}, {"response_time", latency_text}, {"country", country}};
-          if (o.format == "single_value") {
-            text += std::string(host) + " - - [" + local + "] \"" + method + " " + path + " HTTP/1.1\" " +
-                    std::to_string(code) + " " + std::to_string(size) + " \"" + referer + "\" \"" + agent + "\"\n";
-          } else {
-            for (size_t f = 0; f < fields.size(); ++f) {
-              if (f) text += o.format == "csv" ? "," : "\t";
-              if (o.format == "ltsv") text += std::string(fields[f].first) + ":" + fields[f].second;
-              else if (o.format == "csv") text += "\"" + fields[f].second + "\"";
-              else text += fields[f].second;
-            }
-            text += "\n";
-          }
-        }
+        AppendRecord(Draw(rng, times[i], local_layout, o.offset_seconds), o.format, &text);
         ++result.rows;
       }
       result.bytes_uncompressed += text.size();
       std::string key = kf.Format(o.prefix, hour, idx, o.gzip ? "gz" : "log");
-      std::string data = o.gzip ? GzipCompress(text, 1) : text;
-      LF_RETURN_IF_ERROR(store->WriteAll(key, data).status());
+      LF_RETURN_IF_ERROR(store->WriteAll(key, o.gzip ? GzipCompress(text, 1) : text).status());
       ++result.objects;
     }
   }

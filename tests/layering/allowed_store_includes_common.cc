@@ -3,4 +3,6 @@
 #include "common/status.h"
 #include "store/object_store.h"
 
-int LayeringProbeAllowed() { return logferry::Status::Ok().ok() ? 0 : 1; }
+int LayeringProbeAllowed() {
+  return logferry::Status::Ok().ok() ? 0 : 1;
+}

@@ -3,8 +3,8 @@
 
 Builds three probe targets in the given build dir: one include the layering
 allows, which must compile, and three it forbids (an upward include, a
-header of a module linked PRIVATEly below, and the ledger from a warehouse),
-which must fail because the
+header of a module linked PRIVATEly below, the ledger from a warehouse, and
+a module's INTERNAL header from a module that links it), which must fail because the
 header is not found, not for any other reason.
 Usage: check_layering.py BUILD_DIR
 """
@@ -26,7 +26,8 @@ def main():
         failures.append("the allowed include did not build:\n" + out[-2000:])
     for target, header in (("layering_probe_upward", "core/pipeline.h"),
                            ("layering_probe_private", "aws/client.h"),
-                           ("layering_probe_warehouse", "ledger/ledger.h")):
+                           ("layering_probe_warehouse", "ledger/ledger.h"),
+                           ("layering_probe_internal", "ledger/sqlite.h")):
         rc, out = build(build_dir, target)
         if rc == 0:
             failures.append(f"{target}: including {header} built, but the layering forbids it")
@@ -34,7 +35,7 @@ def main():
             failures.append(f"{target}: failed, but not because {header} is unreachable:\n" + out[-2000:])
     for f in failures:
         print("FAIL:", f)
-    print("layering: %d of 4 probes as expected" % (4 - len(failures)))
+    print("layering: %d of 5 probes as expected" % (5 - len(failures)))
     return 1 if failures else 0
 
 

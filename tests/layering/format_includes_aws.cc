@@ -3,4 +3,6 @@
 // store (format) cannot reach AWS headers through it.
 #include "aws/client.h"
 
-int LayeringProbePrivate() { return 0; }
+int LayeringProbePrivate() {
+  return 0;
+}

@@ -3,4 +3,6 @@
 // its include path.
 #include "core/pipeline.h"
 
-int LayeringProbeUpward() { return 0; }
+int LayeringProbeUpward() {
+  return 0;
+}

@@ -4,4 +4,6 @@
 // their include path.
 #include "ledger/ledger.h"
 
-int LayeringProbeWarehouse() { return 0; }
+int LayeringProbeWarehouse() {
+  return 0;
+}

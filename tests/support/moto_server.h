@@ -100,10 +100,10 @@ class MotoServer {
 }  // namespace logferry::testing
 
 // Skips (or under CI=true fails) a test when moto_server is unavailable.
-#define LF_REQUIRE_MOTO(server)                                                         \
-  auto* server = ::logferry::testing::MotoServer::Get();                                \
-  if (!server) {                                                                        \
-    const char* ci = std::getenv("CI");                                                 \
-    if (ci && std::string(ci) == "true") FAIL() << "moto_server did not start";         \
-    GTEST_SKIP() << "moto_server is not installed";                                     \
+#define LF_REQUIRE_MOTO(server)                                                 \
+  auto* server = ::logferry::testing::MotoServer::Get();                        \
+  if (!server) {                                                                \
+    const char* ci = std::getenv("CI");                                         \
+    if (ci && std::string(ci) == "true") FAIL() << "moto_server did not start"; \
+    GTEST_SKIP() << "moto_server is not installed";                             \
   }

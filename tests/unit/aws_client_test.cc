@@ -1,11 +1,10 @@
 // Error classification and per-request retries of signed AWS calls, against
 // a local stand-in that answers with S3's and SQS's documented error shapes.
-#include "aws/client.h"
-
 #include <gtest/gtest.h>
 
 #include <atomic>
 
+#include "aws/client.h"
 #include "local_http_server.h"
 
 namespace logferry::aws {
@@ -32,8 +31,9 @@ TEST(AwsErrors, ParsesS3QueryAndJsonShapes) {
   EXPECT_EQ(e.code, "NoSuchKey");
   EXPECT_EQ(e.message, "m");
   EXPECT_EQ(e.request_id, "R1");
-  e = ParseAwsError(Response(400, "<ErrorResponse><Error><Type>Sender</Type><Code>InvalidParameterValue</Code>"
-                                  "<Message>bad</Message></Error><RequestId>R2</RequestId></ErrorResponse>"));
+  e = ParseAwsError(Response(400,
+                             "<ErrorResponse><Error><Type>Sender</Type><Code>InvalidParameterValue</Code>"
+                             "<Message>bad</Message></Error><RequestId>R2</RequestId></ErrorResponse>"));
   EXPECT_EQ(e.code, "InvalidParameterValue");
   EXPECT_EQ(e.request_id, "R2");
   e = ParseAwsError(Response(400, R"({"__type":"com.amazonaws.sqs#QueueDoesNotExist","message":"gone"})"));

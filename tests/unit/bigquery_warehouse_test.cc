@@ -124,8 +124,10 @@ struct FakeBigQuery {
           id.compare(id.size() - refuse_jobs_ending.size(), std::string::npos, refuse_jobs_ending) == 0)
         return {500, {}, R"({"error":{"code":500,"errors":[{"reason":"backendError"}]}})"};
       if (jobs.count(id))
-        return {409, {}, R"({"error":{"code":409,"message":"Already Exists: Job proj:US.)" + id +
-                             R"(","errors":[{"reason":"duplicate"}],"status":"ALREADY_EXISTS"}})"};
+        return {409,
+                {},
+                R"({"error":{"code":409,"message":"Already Exists: Job proj:US.)" + id +
+                    R"(","errors":[{"reason":"duplicate"}],"status":"ALREADY_EXISTS"}})"};
       inserted.push_back(id);
       json job = body;
       job["status"] = {{"state", "RUNNING"}};
@@ -136,7 +138,8 @@ struct FakeBigQuery {
       ++gets;
       std::string id = r.path.substr(jobs_path.size() + 1);
       auto it = jobs.find(id);
-      if (it == jobs.end()) return {404, {}, R"({"error":{"code":404,"message":"no job","errors":[{"reason":"notFound"}]}})"};
+      if (it == jobs.end())
+        return {404, {}, R"({"error":{"code":404,"message":"no job","errors":[{"reason":"notFound"}]}})"};
       json& job = it->second;
       if (stay_running > 0) {
         --stay_running;
@@ -273,9 +276,10 @@ TEST_F(BigQueryTest, AfterACrashTheSameJobIsFoundInsteadOfLoadingTwice) {
 }
 
 TEST_F(BigQueryTest, JobErrorsNameTheFileAndAreNotRetriedUnderTheSameId) {
-  bq_.error_result = {{"reason", "invalid"},
-                      {"location", "gs://stage/parts/access/dt=2016-08-01/hr=03/1.ndjson.gz"},
-                      {"message", "Error while reading data, error message: JSON parsing error in row starting at position 0"}};
+  bq_.error_result = {
+      {"reason", "invalid"},
+      {"location", "gs://stage/parts/access/dt=2016-08-01/hr=03/1.ndjson.gz"},
+      {"message", "Error while reading data, error message: JSON parsing error in row starting at position 0"}};
   auto r = Open()->ReplacePartition(Plan(2), 3'600'000'000LL, staging_, schema_);
   ASSERT_FALSE(r.ok());
   EXPECT_FALSE(r.status().IsTransient());

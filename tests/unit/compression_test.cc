@@ -146,7 +146,9 @@ std::string ZlibGzip(const std::string& data, bool with_header_fields, bool with
   EXPECT_EQ(deflateInit2(&zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY), Z_OK);
   gz_header head{};
   std::string name = "2016080112_0.log", comment = "fluentd";
-  std::string extra = "LF\x04\x00" "abcd";
+  std::string extra =
+      "LF\x04\x00"
+      "abcd";
   if (with_header_fields) {
     head.name = reinterpret_cast<Bytef*>(name.data());
     head.comment = reinterpret_cast<Bytef*>(comment.data());

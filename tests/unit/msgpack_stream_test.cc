@@ -274,7 +274,9 @@ TEST(MsgpackStream, ATruncatedRecordAndAnAbsurdHeaderWaitForBytesAndAllocateNoth
   EXPECT_EQ(got.size(), 1u);
   EXPECT_EQ(pending, good.substr(0, 50));
   // An array header claiming 2^32-1 elements, and a str claiming 4 GiB.
-  for (std::string absurd : {std::string("\xdd\xff\xff\xff\xff\xc0", 6), std::string("\xdb\xff\xff\xff\xff" "ab", 7)}) {
+  for (std::string absurd : {std::string("\xdd\xff\xff\xff\xff\xc0", 6), std::string("\xdb\xff\xff\xff\xff"
+                                                                                     "ab",
+                                                                                     7)}) {
     got = Decode(good + absurd, 1 << 20, &pending);
     EXPECT_EQ(got.size(), 1u);
     EXPECT_EQ(pending, absurd);

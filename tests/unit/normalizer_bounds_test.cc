@@ -156,7 +156,9 @@ TEST(NormalizerBounds, DepthUpToTheBoundIsKeptAsText) {
 TEST(NormalizerBounds, DeepMsgpackRecordsLoad) {
   // 30,000 nested one-element arrays: the decoder writes null past
   // kMsgpackMaxDepth (with a warning); the rest is text in a_str.
-  std::string stream = std::string("\x82\xa4time\xce\x57\x9e\x91\x00", 11) + "\xa1" "a" +
+  std::string stream = std::string("\x82\xa4time\xce\x57\x9e\x91\x00", 11) +
+                       "\xa1"
+                       "a" +
                        std::string(30'000, '\x91') + "\x01";  // {"time":1470009600,"a":[[[...1]]]}
   MsgpackStream ms;
   memcpy(ms.Reserve(stream.size()), stream.data(), stream.size());

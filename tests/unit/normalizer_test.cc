@@ -718,8 +718,8 @@ TEST(Normalizer, ReportsTheTopLevelColumnsItWrote) {
     Harness h(OutFile());
     h.norm().set_fast_path(fast);
     std::set<std::string> keys;
-    for (const char* rec : {R"({"a":1,"b":{"c":2}})", R"({"a":1,"b":{"c":2}})", R"({"d":"x","a":"text"})",
-                            R"({"e":null,"f":[]})"}) {
+    for (const char* rec :
+         {R"({"a":1,"b":{"c":2}})", R"({"a":1,"b":{"c":2}})", R"({"d":"x","a":"text"})", R"({"e":null,"f":[]})"}) {
       json row = h.Row(Line(rec));
       for (auto& [k, v] : row.items()) keys.insert(k);
     }
