@@ -153,8 +153,7 @@ std::string MsgpackValue(const Program& prog, bool close) {
                                   "\xc0",
                                   "\xc3",
                                   "\xcb\x3f\xf8\x00\x00\x00\x00\x00\x00",
-                                  "\xb4"
-                                  "2016-08-01T00:00:00Z",
+                                  "\2642016-08-01T00:00:00Z",  // \264 (octal) = 0xb4: fixstr of 20
                                   "\x80",
                                   "\x90"};
   static const size_t kLengths[] = {1, 2, 1, 1, 9, 21, 1, 1};

@@ -32,5 +32,10 @@ else
 fi
 if [ ${#files[@]} -eq 0 ]; then echo "tidy: nothing changed since $(cat .ci/tidy-base)"; exit 0; fi
 echo "tidy: ${#files[@]} files"
-printf '%s\n' "${files[@]}" | xargs -P "$(nproc)" -n 4 clang-tidy -p "$build" --quiet --warnings-as-errors='*' 2>/dev/null
+out=$(mktemp)
+status=0
+printf '%s\n' "${files[@]}" | xargs -P "$(nproc)" -n 4 clang-tidy -p "$build" --quiet --warnings-as-errors='*' >"$out" 2>/dev/null || status=$?
+cat "$out"
+rm -f "$out"
+[ $status -eq 0 ] || { echo "tidy: findings above (exit $status)" >&2; exit 1; }
 if [ $all -eq 1 ]; then git rev-parse HEAD > .ci/tidy-base; echo "tidy: clean; .ci/tidy-base = $(cat .ci/tidy-base)"; fi

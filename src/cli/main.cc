@@ -415,9 +415,7 @@ std::string Escaped(std::string_view v, bool keep_line_breaks) {
       while (end < v.size() && static_cast<unsigned char>(v[end]) >= 0x80) ++end;
       out += EscapeForDisplay(v.substr(i, end - i));
       i = end - 1;
-    } else if (c >= 0x20 && c != 0x7f) {
-      out.push_back(ch);
-    } else if (keep_line_breaks && (c == '\t' || c == '\n' || c == '\r')) {
+    } else if ((c >= 0x20 && c != 0x7f) || (keep_line_breaks && (c == '\t' || c == '\n' || c == '\r'))) {
       out.push_back(ch);
     } else if (c == 0) {
       out += "\\0";
@@ -602,7 +600,7 @@ int CmdSchema(const std::string& config_path, const std::string& table, bool big
              i + 1 < cols.size() ? "," : "");
     printf(");\n");
   }
-  printf("%s-- name mapping (source field -> column), schema version %lld\n", bigquery || duckdb ? "" : "",
+  printf("-- name mapping (source field -> column), schema version %lld\n",
          static_cast<long long>(OrDie(env.ledger->SchemaVersion(t.config->name))));
   for (auto& [raw, col] : t.schema->NameMapping()) printf("%s -> %s\n", Shown(raw).c_str(), Shown(col).c_str());
   return 0;
@@ -734,7 +732,7 @@ const Subcommand kSubcommands[] = {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int Main(int argc, char** argv) {
   // Staging allocates multi-megabyte buffers per object; keep them on the
   // heap for reuse instead of mmap/munmap (and page faults) every time.
   mallopt(M_MMAP_THRESHOLD, 256 << 20);
@@ -750,11 +748,17 @@ int main(int argc, char** argv) {
     commands.emplace_back(c, &s);
   }
   CLI11_PARSE(app, argc, argv);
+  for (auto& [c, s] : commands)
+    if (*c) return s->run(args);
+  return 0;
+}
+
+int main(int argc, char** argv) {
   try {
-    for (auto& [c, s] : commands)
-      if (*c) return s->run(args);
-    return 0;
+    return Main(argc, argv);
   } catch (const std::exception& e) {
     Die(std::string("internal error: ") + e.what());
+  } catch (...) {
+    Die("internal error: an exception that is not a std::exception");
   }
 }

@@ -457,11 +457,9 @@ const KeySpec kKeys[] = {
      SetLockTimeout},
     {"name", Scope::kTable, nullptr,
      "Warehouse table name: letters, digits and underscores, not starting with a digit or '_'.", SetName},
-    {"source", Scope::kBoth, nullptr,
-     "Where Fluentd writes objects: {source}.",
+    {"source", Scope::kBoth, nullptr, "Where Fluentd writes objects: {source}.",
      SetStoreUri<&TableConfig::source, kRoleSource>},
-    {"staging", Scope::kBoth, nullptr,
-     "Durable staging store for normalized parts: {staging}.",
+    {"staging", Scope::kBoth, nullptr, "Durable staging store for normalized parts: {staging}.",
      SetStoreUri<&TableConfig::staging, kRoleStaging>},
     {"endpoint", Scope::kBoth, "",
      "S3: an S3-compatible endpoint (http://127.0.0.1:9000 for MinIO, https://ACCOUNT.r2.cloudflarestorage.com, "
@@ -469,11 +467,12 @@ const KeySpec kKeys[] = {
      "AWS_ENDPOINT_URL, else AWS.",
      CheckEndpoint},
     {"source_endpoint", Scope::kBoth, "",
-     "Overrides `endpoint` for the source; for Cloud Storage the JSON API base URL (default STORAGE_EMULATOR_HOST, else "
+     "Overrides `endpoint` for the source; for Cloud Storage the JSON API base URL (default STORAGE_EMULATOR_HOST, "
+     "else "
      "https://storage.googleapis.com).",
      CheckEndpoint},
-    {"staging_endpoint", Scope::kBoth, "", "Overrides `endpoint` for the staging store (Cloud Storage as for source_endpoint).",
-     CheckEndpoint},
+    {"staging_endpoint", Scope::kBoth, "",
+     "Overrides `endpoint` for the staging store (Cloud Storage as for source_endpoint).", CheckEndpoint},
     {"region", Scope::kBoth, "",
      "AWS region for S3 and SQS; empty: AWS_REGION, AWS_DEFAULT_REGION, `region` of the AWS_PROFILE (else default) "
      "profile in ~/.aws/config (AWS_CONFIG_FILE), else us-east-1. An SQS queue URL on AWS names its own.",
@@ -498,8 +497,7 @@ const KeySpec kKeys[] = {
     {"sqs_visibility", Scope::kBoth, "5m",
      "With notifications: how long a received message stays hidden; extended while its objects are still staging.",
      SetSqsVisibility},
-    {"warehouse", Scope::kBoth, nullptr,
-     "{warehouse}.", SetWarehouse},
+    {"warehouse", Scope::kBoth, nullptr, "{warehouse}.", SetWarehouse},
     {"credentials", Scope::kBoth, "",
      "Cloud Storage and BigQuery: a Google credentials file (service-account key or authorized_user); empty: "
      "GOOGLE_APPLICATION_CREDENTIALS, the gcloud ADC file, GOOGLE_OAUTH_ACCESS_TOKEN, the metadata server.",

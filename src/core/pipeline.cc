@@ -366,7 +366,7 @@ void Pipeline::ReportProgress(const TableRuntime& t, const StageRun& run) {
   uint64_t bytes = run.bytes.load();
   char line[256];
   snprintf(line, sizeof line, "[%s] staged %lld/%zu objects, %s, %.0f MB/s", t.config->name.c_str(),
-           static_cast<long long>(run.done.load() + run.failed.load()), run.due.size(), HumanBytes(bytes).c_str(),
+           static_cast<long long>(run.done.load()) + run.failed.load(), run.due.size(), HumanBytes(bytes).c_str(),
            secs > 0 ? bytes / 1e6 / secs : 0.0);
   progress_(line);
 }
@@ -638,7 +638,7 @@ StatusOr<PassStats> Pipeline::RunOnce(const std::atomic<bool>& stop) {
   Status first_error;
   for (TableRuntime& t : tables_) {
     if (stop.load()) break;
-    auto step = [&](const char* what, Status s) {
+    auto step = [&](const char* what, const Status& s) {
       if (!s.ok()) {
         spdlog::error("{}: {} failed: {}", t.config->name, what, s.ToString());
         if (first_error.ok()) first_error = s.WithContext(t.config->name + ": " + what);

@@ -271,7 +271,7 @@ void NormalizerCore::AppendQuoted(std::string_view s) {
   row_.append(quote_scratch_);
 }
 
-void NormalizerCore::Warn(const Column* c, std::string message) {
+void NormalizerCore::Warn(const Column* c, const std::string& message) {
   // Counted only if the record becomes a row (see CommitWarnings): a
   // dead-lettered line is reported as a bad record, not also as repaired.
   ++pending_warnings_;

@@ -182,7 +182,7 @@ class NormalizerCore {
   std::deque<std::vector<Member>> members_;
 
   // Warnings: counted only once the record becomes a row.
-  void Warn(const Column* c, std::string message);
+  void Warn(const Column* c, const std::string& message);
   void CommitWarnings();
   uint64_t warnings_ = 0;
   std::string last_warning_;

@@ -240,7 +240,7 @@ StatusOr<AccessToken> ExchangeAtTokenEndpoint(const HttpClient& http, const std:
 class ServiceAccountSource : public Source {
  public:
   ServiceAccountSource(const HttpClient& http, std::string email, std::string private_key, std::string key_id,
-                       std::string token_uri, std::string scope, std::string origin)
+                       std::string token_uri, std::string scope, const std::string& origin)
       : http_(http),
         email_(std::move(email)),
         private_key_(std::move(private_key)),
@@ -274,7 +274,7 @@ class ServiceAccountSource : public Source {
 class AuthorizedUserSource : public Source {
  public:
   AuthorizedUserSource(const HttpClient& http, std::string client_id, std::string client_secret,
-                       std::string refresh_token, std::string token_uri, std::string origin)
+                       std::string refresh_token, std::string token_uri, const std::string& origin)
       : http_(http),
         client_id_(std::move(client_id)),
         client_secret_(std::move(client_secret)),

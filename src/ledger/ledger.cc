@@ -191,9 +191,12 @@ class SqliteLedger final : public Ledger {
   sqlite3* db_;
 };
 
+// `name` declares a variable, so it cannot be parenthesized.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define LF_TXN(name)     \
   Transaction name(db_); \
   LF_RETURN_IF_ERROR(name.status())
+// NOLINTEND(bugprone-macro-parentheses)
 
 namespace {
 

@@ -95,7 +95,8 @@ Column::Column(Column* parent, std::string raw_key, std::string name)
   json_key_ = JsonQuote(name_) + ":";
 }
 
-SchemaRegistry::SchemaRegistry(std::vector<std::pair<std::string, ColumnType>> fixed_columns) : root_(nullptr, "", "") {
+SchemaRegistry::SchemaRegistry(const std::vector<std::pair<std::string, ColumnType>>& fixed_columns)
+    : root_(nullptr, "", "") {
   root_.type_ = ColumnType::kRecord;
   root_.persisted_ = true;
   for (auto& [name, type] : fixed_columns) {

@@ -90,7 +90,6 @@ class Column {
   std::vector<Column*> ordered_children_;
   std::unordered_set<std::string> taken_lower_;
   bool persisted_ = false;
-  int64_t created_version_ = 0;
 };
 
 // Raw keys of columns logferry makes itself (_time, _tag, companions) carry
@@ -122,7 +121,7 @@ class SchemaRegistry {
  public:
   // Top-level columns every table has: _time (TIMESTAMP), plus any extra
   // fixed ones (e.g. _tag for out_file).
-  explicit SchemaRegistry(std::vector<std::pair<std::string, ColumnType>> fixed_columns);
+  explicit SchemaRegistry(const std::vector<std::pair<std::string, ColumnType>>& fixed_columns);
 
   Column* root() { return &root_; }
 

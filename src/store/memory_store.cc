@@ -36,7 +36,7 @@ class MemoryReadStream final : public ReadStream {
   explicit MemoryReadStream(std::shared_ptr<const std::string> data) : data_(std::move(data)) {}
   StatusOr<size_t> Read(char* buf, size_t n) override {
     size_t k = std::min(n, data_->size() - offset_);
-    memcpy(buf, data_->data() + offset_, k);
+    memcpy(buf, data_->data() + offset_, k);  // NOLINT(bugprone-not-null-terminated-result): bytes, not a C string
     offset_ += k;
     return k;
   }
@@ -149,7 +149,7 @@ StatusOr<std::unique_ptr<ObjectStore>> OpenMemoryStore(std::string_view uri, std
   return std::unique_ptr<ObjectStore>(new MemoryStore("mem://" + root, root, std::move(objects)));
 }
 
-SchemeInfo MemoryScheme(std::shared_ptr<MemoryObjects> objects) {
+SchemeInfo MemoryScheme(const std::shared_ptr<MemoryObjects>& objects) {
   SchemeInfo s;
   s.name = "mem";
   s.example = "mem://bucket/prefix/";

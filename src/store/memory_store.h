@@ -28,6 +28,6 @@ std::shared_ptr<MemoryObjects> NewMemoryObjects();
 
 StatusOr<std::unique_ptr<ObjectStore>> OpenMemoryStore(std::string_view uri, std::shared_ptr<MemoryObjects> objects);
 // The mem scheme over `objects`: source and staging roles, a bucket required.
-SchemeInfo MemoryScheme(std::shared_ptr<MemoryObjects> objects);
+SchemeInfo MemoryScheme(const std::shared_ptr<MemoryObjects>& objects);
 
 }  // namespace logferry

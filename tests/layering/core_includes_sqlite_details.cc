@@ -5,4 +5,6 @@
 #include "ledger/ledger.h"
 #include "ledger/sqlite.h"
 
-int LayeringProbeInternal() { return 0; }
+int LayeringProbeInternal() {
+  return 0;
+}
