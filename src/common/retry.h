@@ -4,8 +4,11 @@
 // fake clock makes the waits instant and measurable.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <random>
+#include <utility>
 
 #include "common/env.h"
 #include "common/status.h"
@@ -39,6 +42,49 @@ auto WithRetry(const RetryPolicy& policy, Fn&& fn) -> decltype(fn()) {
     auto result = fn();
     if (result.ok() || !result.status().IsTransient() || attempt >= policy.max_attempts) return result;
     policy.env->SleepForMicroseconds(policy.Backoff(attempt));
+  }
+}
+
+// How one attempt of a resumable operation ended (see WithResumableRetry).
+// The operation only classifies; the loop decides whether to go again.
+struct Attempt {
+  enum class Kind { kDone, kFailed, kAgain };
+
+  // Finished, well or not: returned as it is, never retried.
+  static Attempt Done(Status status) { return {Kind::kDone, std::move(status), false}; }
+  // Retried, after a backoff and the resume step, if transient and the
+  // attempts since the last progress allow another.
+  static Attempt Failed(Status status) { return {Kind::kFailed, std::move(status), false}; }
+  // Not finished, but nothing failed: go again at once. With progress the
+  // count of attempts starts over (a partial write is progress, not a failed
+  // attempt); without, the attempt still counts towards the next failure's
+  // backoff and bound.
+  static Attempt Again(bool progressed) { return {Kind::kAgain, Status::Ok(), progressed}; }
+
+  Kind kind;
+  Status status;
+  bool progressed;
+};
+
+// WithRetry for an operation that can get part of the way, such as a
+// resumable upload. attempt() runs one attempt and returns an Attempt.
+// After a retried failure's backoff, resume() finds out where things stand
+// (what the server kept, say): it returns a Status if that finished the
+// operation, nullopt to attempt again.
+template <typename AttemptFn, typename ResumeFn>
+Status WithResumableRetry(const RetryPolicy& policy, AttemptFn&& attempt, ResumeFn&& resume) {
+  int attempts = 0;  // since the last progress
+  while (true) {
+    ++attempts;
+    Attempt a = attempt();
+    if (a.kind == Attempt::Kind::kDone) return a.status;
+    if (a.kind == Attempt::Kind::kAgain) {
+      if (a.progressed) attempts = 0;
+      continue;
+    }
+    if (!a.status.IsTransient() || attempts >= policy.max_attempts) return a.status;
+    policy.env->SleepForMicroseconds(policy.Backoff(attempts));
+    if (std::optional<Status> finished = resume()) return *std::move(finished);
   }
 }
 

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "common/env.h"
+#include "common/retry.h"
 #include "common/strings.h"
 #include "common/time.h"
 #include "gcp/client.h"
@@ -107,7 +108,13 @@ class GcsWriteStream final : public WriteStream {
   StatusOr<WrittenObject> Commit() override;
 
  private:
+  size_t PartBytes() const;
+  std::string What() const;
   Status SendChunk(bool last);
+  Attempt PutChunk(bool last);
+  HttpRequest ChunkRequest(size_t n, bool last) const;
+  std::optional<Status> Resume(bool last);
+  bool Acknowledge(uint64_t persisted);
   static uint64_t Persisted(const HttpResponse& r);
   Status Finished(const HttpResponse& r);
 
@@ -367,73 +374,96 @@ Status GcsWriteStream::Write(std::string_view data) {
   md5_.Update(data.data(), data.size());
   size_ += data.size();
   buffer_.append(data);
-  size_t part = std::max(kResumableQuantum, store_->options().part_bytes / kResumableQuantum * kResumableQuantum);
   if (session_.empty() && buffer_.size() <= store_->options().resumable_threshold) return Status::Ok();
   if (session_.empty()) {
     LF_ASSIGN_OR_RETURN(session_, store_->StartResumable(key_));
   }
-  while (buffer_.size() >= part + kResumableQuantum) LF_RETURN_IF_ERROR(SendChunk(false));
+  while (buffer_.size() >= PartBytes() + kResumableQuantum) LF_RETURN_IF_ERROR(SendChunk(false));
   return Status::Ok();
 }
 
+// A chunk: part_bytes rounded down to the quantum, at least one quantum.
+size_t GcsWriteStream::PartBytes() const {
+  return std::max(kResumableQuantum, store_->options().part_bytes / kResumableQuantum * kResumableQuantum);
+}
+
+std::string GcsWriteStream::What() const {
+  return "GCS upload " + store_->UriOf(key_);
+}
+
 // Sends the next chunk of a resumable upload (all of the buffer when last).
-// A failure of the request itself is answered by asking the session how
-// much it has, then going on from there; the policy bounds the attempts.
+// The retry layer bounds the attempts; after a failed one, Resume asks the
+// session how much it has and the next attempt goes on from there.
 Status GcsWriteStream::SendChunk(bool last) {
-  size_t part = std::max(kResumableQuantum, store_->options().part_bytes / kResumableQuantum * kResumableQuantum);
-  const RetryPolicy& policy = store_->client().retry();
-  std::string what = "GCS upload " + store_->UriOf(key_);
-  for (int attempt = 1;; ++attempt) {
-    size_t n = last ? buffer_.size() : part;
-    HttpRequest req;
-    req.method = "PUT";
-    req.url = session_;
-    req.body = std::string_view(buffer_).substr(0, n);
-    std::string total = last ? std::to_string(size_) : "*";
-    req.headers = {{"Content-Type", "application/octet-stream"},
-                   {"Content-Range",
-                    n == 0 ? "bytes */" + total
-                           : "bytes " + std::to_string(sent_) + "-" + std::to_string(sent_ + n - 1) + "/" + total}};
-    // The final request carries the whole object's hashes, so GCS checks
-    // them before it finalizes the object.
-    if (last)
-      req.headers.push_back({"X-Goog-Hash", "crc32c=" + Crc32cBase64(crc_) + ",md5=" + Base64Encode(md5_.Digest())});
-    req.timeout_ms = 60'000 + static_cast<int64_t>(n / 1000);
-    auto resp = store_->client().SendOnce(what, req);
-    if (resp.ok() && (resp->status == 200 || resp->status == 201)) return Finished(*resp);
-    if (resp.ok() && resp->status == 308) {
-      uint64_t persisted = Persisted(*resp);
-      if (persisted < sent_ || persisted > sent_ + buffer_.size())
-        return Status::Internal(what + ": the server reports " + std::to_string(persisted) +
-                                " bytes persisted, outside what was sent");
-      buffer_.erase(0, persisted - sent_);
-      bool progressed = persisted > sent_;
-      sent_ = persisted;
-      if (!last && progressed) return Status::Ok();
-      if (progressed) attempt = 0;  // a partial write is progress, not a failed attempt
-      continue;
-    }
-    Status failure = resp.ok() ? gcp::ErrorStatus(what, *resp) : resp.status();
-    if (resp.ok() && resp->status == 404) return Status::Unavailable(what + ": the upload session expired");
-    if (!failure.IsTransient() || attempt >= policy.max_attempts) return failure;
-    policy.env->SleepForMicroseconds(policy.Backoff(attempt));
-    // Where are we? An empty PUT with "bytes */total" asks without sending.
-    HttpRequest probe;
-    probe.method = "PUT";
-    probe.url = session_;
-    probe.headers = {{"Content-Type", "application/octet-stream"},
-                     {"Content-Range", "bytes */" + (last ? std::to_string(size_) : std::string("*"))}};
-    auto status = store_->client().SendOnce(what + " (status)", probe);
-    if (status.ok() && (status->status == 200 || status->status == 201)) return Finished(*status);
-    if (status.ok() && status->status == 308) {
-      uint64_t persisted = Persisted(*status);
-      if (persisted >= sent_ && persisted <= sent_ + buffer_.size()) {
-        buffer_.erase(0, persisted - sent_);
-        sent_ = persisted;
-        if (!last && buffer_.size() < part + kResumableQuantum) return Status::Ok();
-      }
-    }
+  return WithResumableRetry(
+      store_->client().retry(), [&] { return PutChunk(last); }, [&] { return Resume(last); });
+}
+
+// One PUT of the chunk, classified: a 308 that moved the session forward is
+// progress (enough for a chunk that is not the last).
+Attempt GcsWriteStream::PutChunk(bool last) {
+  std::string what = What();
+  auto resp = store_->client().SendOnce(what, ChunkRequest(last ? buffer_.size() : PartBytes(), last));
+  if (resp.ok() && (resp->status == 200 || resp->status == 201)) return Attempt::Done(Finished(*resp));
+  if (resp.ok() && resp->status == 308) {
+    uint64_t persisted = Persisted(*resp);
+    bool progressed = persisted > sent_;
+    if (!Acknowledge(persisted))
+      return Attempt::Done(Status::Internal(what + ": the server reports " + std::to_string(persisted) +
+                                            " bytes persisted, outside what was sent"));
+    if (!last && progressed) return Attempt::Done(Status::Ok());
+    return Attempt::Again(progressed);
   }
+  // An expired session cannot be resumed, so retrying the chunk is no use;
+  // transient, so the write can be started over.
+  if (resp.ok() && resp->status == 404)
+    return Attempt::Done(Status::Unavailable(what + ": the upload session expired"));
+  return Attempt::Failed(resp.ok() ? gcp::ErrorStatus(what, *resp) : resp.status());
+}
+
+// The PUT of the buffer's first n bytes, at the offset the server has.
+HttpRequest GcsWriteStream::ChunkRequest(size_t n, bool last) const {
+  HttpRequest req;
+  req.method = "PUT";
+  req.url = session_;
+  req.body = std::string_view(buffer_).substr(0, n);
+  std::string total = last ? std::to_string(size_) : "*";
+  req.headers = {
+      {"Content-Type", "application/octet-stream"},
+      {"Content-Range", n == 0 ? "bytes */" + total
+                               : "bytes " + std::to_string(sent_) + "-" + std::to_string(sent_ + n - 1) + "/" + total}};
+  // The final request carries the whole object's hashes, so GCS checks
+  // them before it finalizes the object.
+  if (last)
+    req.headers.push_back({"X-Goog-Hash", "crc32c=" + Crc32cBase64(crc_) + ",md5=" + Base64Encode(md5_.Digest())});
+  req.timeout_ms = 60'000 + static_cast<int64_t>(n / 1000);
+  return req;
+}
+
+// Where are we? An empty PUT with "bytes */total" asks without sending. A
+// Status if the answer finished the upload (or, for a chunk that is not the
+// last, left too little to send another); nullopt to send again.
+std::optional<Status> GcsWriteStream::Resume(bool last) {
+  HttpRequest probe;
+  probe.method = "PUT";
+  probe.url = session_;
+  probe.headers = {{"Content-Type", "application/octet-stream"},
+                   {"Content-Range", "bytes */" + (last ? std::to_string(size_) : std::string("*"))}};
+  auto status = store_->client().SendOnce(What() + " (status)", probe);
+  if (status.ok() && (status->status == 200 || status->status == 201)) return Finished(*status);
+  if (status.ok() && status->status == 308 && Acknowledge(Persisted(*status)) && !last &&
+      buffer_.size() < PartBytes() + kResumableQuantum)
+    return Status::Ok();
+  return std::nullopt;
+}
+
+// The server has the first `persisted` bytes: drop them from the buffer.
+// False, changing nothing, if that is outside what was sent.
+bool GcsWriteStream::Acknowledge(uint64_t persisted) {
+  if (persisted < sent_ || persisted > sent_ + buffer_.size()) return false;
+  buffer_.erase(0, persisted - sent_);
+  sent_ = persisted;
+  return true;
 }
 
 // "Range: bytes=0-N" on a 308: N+1 bytes persisted (none without it).

@@ -7,6 +7,8 @@
 
 #include <chrono>
 #include <set>
+#include <string>
+#include <vector>
 
 #include "support/fake_env.h"
 
@@ -115,6 +117,135 @@ TEST(RetryPolicy, BackoffSleepsOnTheEnvClock) {
   EXPECT_EQ(env.NowMicros() - start, total);
   EXPECT_GE(total, 15'500'000);  // (1 + 2 + 4 + 8 + 16) s, halved at worst
   EXPECT_LT(wall, std::chrono::seconds(1)) << "slept for real";
+}
+
+// A resumable operation scripted as a string, one letter an attempt:
+// F a transient failure, P progress, S no progress (go again at once),
+// X a permanent failure, D done. Past the script's end every attempt fails.
+struct Scripted {
+  std::string script;
+  size_t calls = 0;
+  int resumes = 0;
+  Attempt Next() {
+    char c = calls < script.size() ? script[calls] : 'F';
+    ++calls;
+    switch (c) {
+      case 'P':
+        return Attempt::Again(true);
+      case 'S':
+        return Attempt::Again(false);
+      case 'X':
+        return Attempt::Failed(Status::PermissionDenied("no"));
+      case 'D':
+        return Attempt::Done(Status::Ok());
+      default:
+        return Attempt::Failed(Status::Unavailable("blip"));
+    }
+  }
+  Status Run(const RetryPolicy& p) {
+    return WithResumableRetry(
+        p, [&] { return Next(); },
+        [&]() -> std::optional<Status> {
+          ++resumes;
+          return std::nullopt;
+        });
+  }
+};
+
+RetryPolicy FakeClockPolicy(testutil::FakeEnv* env) {
+  RetryPolicy p;
+  p.max_attempts = 4;
+  p.initial_backoff_us = 1'000;
+  p.max_backoff_us = 1'000'000;
+  p.env = env;
+  return p;
+}
+
+// Expects each sleep to be the backoff after the given number of failures.
+void ExpectBackoffs(const RetryPolicy& p, const std::vector<int64_t>& sleeps, const std::vector<int>& failures) {
+  ASSERT_EQ(sleeps.size(), failures.size());
+  for (size_t i = 0; i < sleeps.size(); ++i) {
+    int64_t d = p.initial_backoff_us << (failures[i] - 1);
+    EXPECT_GE(sleeps[i], d / 2) << "sleep " << i;
+    EXPECT_LE(sleeps[i], d) << "sleep " << i;
+  }
+}
+
+// Progress starts the count over: three failures, progress, three more,
+// progress, and only then four in a row exhaust max_attempts = 4. Each run
+// of failures backs off from the first delay again, and every retried
+// failure is followed by the resume step.
+TEST(RetryPolicy, ResumableRetryProgressResetsTheAttemptCount) {
+  testutil::FakeEnv env;
+  RetryPolicy p = FakeClockPolicy(&env);
+  Scripted op{"FFFPFFFPFFFF"};
+  Status s = op.Run(p);
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable);
+  EXPECT_EQ(op.calls, 12u);
+  EXPECT_EQ(op.resumes, 9);
+  ExpectBackoffs(p, env.sleeps(), {1, 2, 3, 1, 2, 3, 1, 2, 3});
+}
+
+// Without progress the bound holds: max_attempts attempts, then the last
+// failure. Going again without progress takes no wait but counts, so the
+// backoff after it is the third one and the fourth attempt is the last.
+TEST(RetryPolicy, ResumableRetryIsBoundedWithoutProgress) {
+  testutil::FakeEnv env;
+  RetryPolicy p = FakeClockPolicy(&env);
+  Scripted all_fail;
+  EXPECT_EQ(all_fail.Run(p).code(), StatusCode::kUnavailable);
+  EXPECT_EQ(all_fail.calls, 4u);
+  EXPECT_EQ(all_fail.resumes, 3);
+  ExpectBackoffs(p, env.sleeps(), {1, 2, 3});
+
+  testutil::FakeEnv env2;
+  p.env = &env2;
+  Scripted stalled{"FSFF"};
+  EXPECT_EQ(stalled.Run(p).code(), StatusCode::kUnavailable);
+  EXPECT_EQ(stalled.calls, 4u);
+  EXPECT_EQ(stalled.resumes, 2);
+  ExpectBackoffs(p, env2.sleeps(), {1, 3});
+}
+
+// Permanent failures and Done are returned at once, even a transient Done;
+// a resume step that finishes the operation ends it.
+TEST(RetryPolicy, ResumableRetryStopsOnPermanentDoneAndAFinishingResume) {
+  testutil::FakeEnv env;
+  RetryPolicy p = FakeClockPolicy(&env);
+  Scripted permanent{"FX"};
+  EXPECT_EQ(permanent.Run(p).code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(permanent.calls, 2u);
+  Scripted done{"FPD"};
+  EXPECT_TRUE(done.Run(p).ok());
+  EXPECT_EQ(done.calls, 3u);
+  EXPECT_EQ(done.resumes, 1);
+
+  int calls = 0;
+  Status expired = WithResumableRetry(
+      p,
+      [&] {
+        ++calls;
+        return Attempt::Done(Status::Unavailable("session expired"));
+      },
+      []() -> std::optional<Status> { return Status::Internal("not asked"); });
+  EXPECT_EQ(expired.code(), StatusCode::kUnavailable);
+  EXPECT_EQ(calls, 1);
+
+  calls = 0;
+  int resumes = 0;
+  Status resumed = WithResumableRetry(
+      p,
+      [&] {
+        ++calls;
+        return Attempt::Failed(Status::Unavailable("reset"));
+      },
+      [&]() -> std::optional<Status> {
+        if (++resumes < 2) return std::nullopt;
+        return Status::Ok();  // the server had it all
+      });
+  EXPECT_TRUE(resumed.ok());
+  EXPECT_EQ(calls, 2);
+  EXPECT_EQ(resumes, 2);
 }
 
 }  // namespace

@@ -131,6 +131,74 @@ TEST(GcsStore, ResumableUploadContinuesFromWhatTheServerPersisted) {
             "crc32c=" + Crc32cBase64(Crc32c(0, data.data(), data.size())) + ",md5=" + Base64Encode(Md5Raw(data)));
 }
 
+// A resumable session whose final chunk is answered, PUT by PUT, as
+// `answers` says: 'F' a 503, 'P' a 308 after keeping one quantum of it, 'A'
+// the finished object; past its end, 503. Status probes report what is kept.
+struct FlakySession {
+  std::string answers;
+  std::string stored;
+  int final_puts = 0;
+  int probes = 0;
+
+  char NextAnswer() {
+    size_t i = final_puts++;
+    return i < answers.size() ? answers[i] : 'F';
+  }
+};
+
+StatusOr<WrittenObject> UploadThrough(FlakySession* s, const std::string& data) {
+  std::mutex mu;
+  std::string base;
+  auto kept = [&]() -> LocalHttpResponse {
+    if (s->stored.empty()) return {308, {}, ""};
+    return {308, {{"Range", "bytes=0-" + std::to_string(s->stored.size() - 1)}}, ""};
+  };
+  LocalHttpServer server([&](const LocalHttpRequest& r) -> LocalHttpResponse {
+    std::lock_guard lock(mu);
+    if (r.method == "POST") return {200, {{"Location", base + "/session"}}, ""};
+    std::string range = r.Header("content-range");
+    if (range.rfind("bytes */", 0) == 0) {
+      ++s->probes;
+      return kept();
+    }
+    bool last = range.back() != '*';
+    char answer = last ? s->NextAnswer() : 'A';
+    if (answer == 'F') return {503, {}, R"({"error":{"code":503,"message":"try again"}})"};
+    s->stored += answer == 'P' ? r.body.substr(0, 256 << 10) : r.body;
+    if (!last || answer == 'P') return kept();
+    json o = {{"name", "pre/f"},
+              {"generation", "5"},
+              {"size", std::to_string(s->stored.size())},
+              {"crc32c", Crc32cBase64(Crc32c(0, s->stored.data(), s->stored.size()))}};
+    return {200, {}, o.dump()};
+  });
+  base = server.Url();
+  LF_ASSIGN_OR_RETURN(auto store, OpenObjectStore("gs://bkt/pre/", Options(server.Url())));
+  LF_ASSIGN_OR_RETURN(auto w, store->OpenWrite("f"));
+  LF_RETURN_IF_ERROR(w->Write(data));
+  return w->Commit();
+}
+
+// The retry layer bounds a chunk's attempts (4 here), probing the session
+// before each retry; a 308 that kept part of the chunk starts the count over.
+TEST(GcsStore, ResumableChunkRetriesAreBoundedAndProgressStartsTheCountOver) {
+  std::string data = RandomBytes((1 << 20) + 100, 3);  // a 512 KiB chunk, then 512 KiB + 100 to finish
+  FlakySession down;
+  auto failed = UploadThrough(&down, data);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_TRUE(failed.status().IsTransient()) << failed.status().ToString();
+  EXPECT_EQ(down.final_puts, 4);
+  EXPECT_EQ(down.probes, 3);
+
+  FlakySession flaky{"FFFPFFFA"};  // seven failures, yet never four in a row
+  auto done = UploadThrough(&flaky, data);
+  ASSERT_TRUE(done.ok()) << done.status().ToString();
+  EXPECT_EQ(flaky.final_puts, 8);
+  EXPECT_EQ(flaky.probes, 6);
+  EXPECT_TRUE(flaky.stored == data);
+  EXPECT_EQ(done->etag, "5");
+}
+
 // A multipart upload whose stored CRC32C differs from the bytes sent is
 // rejected (and that generation removed), not recorded as written.
 TEST(GcsStore, UploadWithWrongStoredChecksumIsRetriedNotAccepted) {
