@@ -13,6 +13,7 @@
 #include <msgpack.hpp>
 
 #include "format/msgpack_json.h"
+#include "format/msgpack_object.h"
 #include "normalizer_harness.h"
 
 namespace {

@@ -1,7 +1,7 @@
 // The one retry policy. Backends classify errors (Status::IsTransient); this
-// decides how often and how long to wait: capped exponential backoff with
-// full jitter, bounded by attempts. It waits through its Env, so a test's
-// fake clock makes the waits instant and measurable.
+// decides how often and how long to wait: capped exponential backoff, each
+// wait drawn uniformly from [d/2, d], bounded by attempts. It waits through
+// its Env, so a test's fake clock makes the waits instant and measurable.
 #pragma once
 
 #include <algorithm>

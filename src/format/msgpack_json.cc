@@ -10,6 +10,7 @@
 
 #include "common/strings.h"
 #include "common/time.h"
+#include "format/msgpack_object.h"
 
 namespace logferry {
 

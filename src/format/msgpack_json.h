@@ -1,25 +1,16 @@
 // msgpack → JSON text, for Fluentd's msgpack formatter (a stream of maps).
+// msgpack-cxx stays behind this header: what takes its types is in
+// msgpack_object.h, internal to the format module.
 #pragma once
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <msgpack.hpp>
 #include <string>
 #include <string_view>
 
 namespace logferry {
-
-// Appends o as JSON. Strings are repaired to valid UTF-8; binary values
-// become base64 strings; Fluentd's EventTime (ext type 0, 8 bytes) becomes an
-// ISO-8601 UTC string; other ext values "ext:<type>:<base64>"; NaN and
-// infinities their names as strings; map keys that are not strings their
-// JSON text as a string.
-// Returns how many values had to be repaired or rewritten (invalid UTF-8,
-// non-finite floats, nesting cut at kMsgpackMaxDepth), and in *what the last
-// reason, for the object's warnings.
-int MsgpackToJson(const msgpack::object& o, std::string* out, std::string* what = nullptr);
 
 // Deeper values are cut (written as null, with a warning): this bounds the
 // recursion. The normalizer writes anything past 15 levels as text anyway.
@@ -27,16 +18,6 @@ constexpr int kMsgpackMaxDepth = 20000;
 // Past this depth a stream is not decoded at all (MsgpackStream: kInvalid):
 // the parser holds a few bytes per open container, so this bounds its memory.
 constexpr size_t kMsgpackMaxParseDepth = 1'000'000;
-
-// Limits on declared lengths for an unpacker reading records of at most
-// max_record bytes: a corrupt header then fails to parse instead of making
-// msgpack-cxx allocate what the header claims.
-inline msgpack::unpack_limit MsgpackLimits(size_t max_bytes) {
-  // msgpack-cxx allocates an array's or map's slots when it reads the header
-  // (about 24 bytes a slot), so counts get a tighter bound than byte lengths.
-  size_t max_count = std::min<size_t>(max_bytes, size_t{16} << 20);
-  return msgpack::unpack_limit(max_count, max_count, max_bytes, max_bytes, max_bytes, kMsgpackMaxDepth);
-}
 
 // Fluentd's msgpack format is maps back to back with no framing. This takes
 // the stream in chunks and decodes it record by record straight into JSON
@@ -92,8 +73,5 @@ class MsgpackStream {
   uint64_t invalid_at_ = 0;
   std::string invalid_reason_;
 };
-
-// A short name of the msgpack type of o ("array", "str", ...), for messages.
-const char* MsgpackTypeName(const msgpack::object& o);
 
 }  // namespace logferry

@@ -1,6 +1,7 @@
 #include "tools/generator.h"
 
 #include <algorithm>
+#include <msgpack.hpp>
 #include <random>
 #include <vector>
 
@@ -8,7 +9,6 @@
 #include "common/time.h"
 #include "format/compression.h"
 #include "format/key_format.h"
-#include "format/msgpack_json.h"
 #include "store/file_store.h"
 
 namespace logferry {

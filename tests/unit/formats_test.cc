@@ -7,6 +7,7 @@
 
 #include "format/key_format.h"
 #include "format/msgpack_json.h"
+#include "format/msgpack_object.h"
 #include "format/normalizer.h"
 
 namespace logferry {

@@ -11,6 +11,7 @@
 #include <random>
 
 #include "format/msgpack_json.h"
+#include "format/msgpack_object.h"
 
 namespace logferry {
 namespace {
