@@ -10,6 +10,10 @@ APT_PACKAGES=(
   libisal-dev zlib1g-dev libzstd-dev libsqlite3-dev libssl-dev libcurl4-openssl-dev
   libsimdjson-dev nlohmann-json3-dev libmsgpack-cxx-dev libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev
   libpugixml-dev
+  # Metrics (Prometheus exposition and /metrics), IANA time zones, sd_notify.
+  prometheus-cpp-dev libcctz-dev libsystemd-dev
+  # Tests: promtool (metrics), systemd-analyze (the unit), dpkg-deb (the package).
+  prometheus systemd dpkg-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   nodejs npm python3 gzip zstd time
   # scripts/fuzz.sh: clang with libFuzzer and the sanitizer runtimes.
