@@ -448,13 +448,17 @@ StatusOr<bool> HeldBack(Warehouse& wh, LoadJobLog& jobs, const std::string& tabl
 StatusOr<std::vector<std::vector<PartitionRow>>> GroupIntoJobs(Warehouse& wh, LoadJobLog& jobs,
                                                                const std::string& table,
                                                                const std::vector<PartitionRow>& due, int64_t now) {
+  // A partition whose last load failed goes alone, so that a lasting
+  // failure cannot keep the partitions grouped with it from loading.
   std::vector<int64_t> starts;
+  std::vector<std::vector<int64_t>> alone;
   std::map<int64_t, const PartitionRow*> by_start;
   for (const PartitionRow& p : due) {
-    starts.push_back(p.partition_us);
+    (p.attempts > 0 ? alone.emplace_back() : starts).push_back(p.partition_us);
     by_start[p.partition_us] = &p;
   }
   LF_ASSIGN_OR_RETURN(JobGroups groups, wh.GroupIntoJobs(starts, jobs, now));
+  groups.jobs.insert(groups.jobs.end(), alone.begin(), alone.end());
   if (!groups.why.empty()) spdlog::info("{}: {}", table, groups.why);
   std::vector<std::vector<PartitionRow>> batches;
   for (const std::vector<int64_t>& group : groups.jobs) {

@@ -6,17 +6,18 @@
 #include <duckdb.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <thread>
 #include <unordered_set>
 
 #include "common/env.h"
 #include "common/strings.h"
 #include "common/time.h"
+#include "format/compression.h"
+#include "warehouse/duckdb_part_loader.h"
 #include "warehouse/warehouse.h"
 
 namespace logferry {
@@ -286,30 +287,39 @@ class DuckDbWarehouse final : public Warehouse {
 
   StatusOr<int64_t> ReplacePartition(const PartitionLoad& plan, int64_t unit_us, ObjectStore& staging,
                                      const SchemaRegistry& schema) override {
-    ScratchCopies copies;
-    std::vector<std::string> files;
-    files.reserve(plan.parts.size());
-    for (const StagedPart& p : plan.parts) {
-      LF_ASSIGN_OR_RETURN(std::string path, LocalFileOf(p, staging, &copies));
-      files.push_back(std::move(path));
-    }
-    std::string columns = ReadJsonColumns(plan, schema);
-    std::string where = "_time >= " + TimestampLiteral(plan.partition_us) + " AND _time < " +
-                        TimestampLiteral(plan.partition_us + unit_us);
+    LF_ASSIGN_OR_RETURN(auto rows, ReplacePartitions(plan.load_id, {plan}, unit_us, staging, schema));
+    return rows[plan.partition_us];
+  }
+
+  // Every partition of the job in one transaction: DuckDB checkpoints at
+  // each large commit, and sixteen one-partition commits cost twice the
+  // CPU of one (bench/README.md). All of them change, or none.
+  StatusOr<std::map<int64_t, int64_t>> ReplacePartitions(const std::string& job_id,
+                                                         const std::vector<PartitionLoad>& loads, int64_t unit_us,
+                                                         ObjectStore& staging, const SchemaRegistry& schema) override {
+    if (loads.empty()) return std::map<int64_t, int64_t>();
     LF_RETURN_IF_ERROR(Exec("BEGIN TRANSACTION"));
-    Status s = Exec("DELETE FROM " + Ident(plan.table) + " WHERE " + where);
-    // One statement per batch of files: read_json over tens of thousands of
-    // files at once held about 64 KiB per file (1.3 GB for 20,000 parts).
-    for (size_t i = 0; s.ok() && i < files.size(); i += kFilesPerInsert) {
-      std::vector<std::string> batch(files.begin() + i, files.begin() + std::min(files.size(), i + kFilesPerInsert));
-      s = InsertFiles(plan.table, batch, columns);
+    Status s;
+    for (const PartitionLoad& load : loads) {
+      if (s.ok()) s = Exec("DELETE FROM " + Ident(load.table) + " WHERE " + RangeOf(load.partition_us, unit_us));
     }
+    if (s.ok()) s = AppendParts(loads, staging, schema);
     if (!s.ok()) {
       (void)Exec("ROLLBACK");  // the error that matters is s
-      return s.WithContext("loading partition " + FormatHour(plan.partition_us));
+      return s.WithContext(loads.size() == 1
+                               ? "loading partition " + FormatHour(loads[0].partition_us)
+                               : "loading " + std::to_string(loads.size()) + " partitions in job " + job_id);
     }
     LF_RETURN_IF_ERROR(Exec("COMMIT"));
-    return ScalarInt("SELECT count(*) FROM " + Ident(plan.table) + " WHERE " + where);
+    return CountPartitions(loads, unit_us);
+  }
+
+  // Loads of a backlog share transactions (see ReplacePartitions).
+  StatusOr<JobGroups> GroupIntoJobs(const std::vector<int64_t>& due, LoadJobLog& sent, int64_t now_us) override {
+    JobGroups groups;
+    for (size_t i = 0; i < due.size(); i += kPartitionsPerJob)
+      groups.jobs.emplace_back(due.begin() + i, due.begin() + std::min(due.size(), i + kPartitionsPerJob));
+    return groups;
   }
 
   StatusOr<std::map<int64_t, int64_t>> CountByPartition(const std::string& table, int64_t unit_us) override {
@@ -326,80 +336,66 @@ class DuckDbWarehouse final : public Warehouse {
   }
 
  private:
-  static constexpr size_t kFilesPerInsert = 256;
+  // At most this many partitions share a transaction: a week of hours.
+  static constexpr size_t kPartitionsPerJob = 168;
 
-  // Parts in a remote staging store are copied to scratch first (DuckDB here
-  // has no httpfs); the copies are removed when the load ends.
-  struct ScratchCopies {
-    std::vector<std::string> paths;
-    ~ScratchCopies() {
-      for (const std::string& p : paths) ::unlink(p.c_str());
-    }
-  };
-
-  StatusOr<std::string> LocalFileOf(const StagedPart& p, ObjectStore& staging, ScratchCopies* copies) {
-    if (auto local = staging.LocalPath(p.key)) return *local;
-    if (opts_.scratch_dir.empty())
-      return Status::FailedPrecondition("duckdb warehouse needs a scratch directory to load " + staging.UriOf(p.key));
-    std::error_code ec;
-    std::filesystem::create_directories(opts_.scratch_dir, ec);
-    std::string path = opts_.scratch_dir + "/" + Sha256Hex(p.key).substr(0, 32) + ".ndjson.gz";
-    copies->paths.push_back(path);
-    LF_RETURN_IF_ERROR(CopyChecked(p, staging, path));
-    return path;
+  static std::string RangeOf(int64_t partition_us, int64_t unit_us) {
+    return "_time >= " + TimestampLiteral(partition_us) + " AND _time < " + TimestampLiteral(partition_us + unit_us);
   }
 
-  // Streams the part to `path` in fixed-size blocks (memory flat in part
-  // size) and checks its CRC32C against the ledger's on the way.
-  Status CopyChecked(const StagedPart& p, ObjectStore& staging, const std::string& path) {
-    LF_ASSIGN_OR_RETURN(auto in, staging.OpenRead(p.key));
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    std::vector<char> buf(1 << 20);
-    uint32_t crc = 0;
-    for (;;) {
-      LF_ASSIGN_OR_RETURN(size_t n, in->Read(buf.data(), buf.size()));
-      if (n == 0) break;
-      crc = Crc32c(crc, buf.data(), n);
-      out.write(buf.data(), static_cast<std::streamsize>(n));
+  // Streams each part through the appender (memory flat in part size and
+  // in parts per partition), into the open transaction.
+  Status AppendParts(const std::vector<PartitionLoad>& loads, ObjectStore& staging, const SchemaRegistry& schema) {
+    auto held = HeldColumns(loads, schema);
+    std::vector<std::string> skipped;
+    for (auto& [name, type] : schema.DuckDbColumns()) {
+      if (std::none_of(held.begin(), held.end(), [&](const auto& c) { return c.first == name; }))
+        skipped.push_back(name);
     }
-    out.close();
-    if (!out) return Status::Unavailable("cannot write scratch copy " + path + " of " + staging.UriOf(p.key));
-    if (Crc32cHex(crc) != p.crc32c)
-      return Status::Unavailable("staged part " + staging.UriOf(p.key) + " read back with a different crc32c");
-    return Status::Ok();
+    LF_ASSIGN_OR_RETURN(auto loader, DuckDbPartLoader::Open(con_, loads[0].table, held, skipped));
+    for (const PartitionLoad& load : loads) {
+      for (const StagedPart& p : load.parts) {
+        LF_ASSIGN_OR_RETURN(auto raw, staging.OpenRead(p.key));
+        LF_ASSIGN_OR_RETURN(auto rows, OpenDecoder(std::move(raw), Compression::kGzip));
+        LF_RETURN_IF_ERROR(loader->Append(*rows, staging.UriOf(p.key)));
+      }
+    }
+    return loader->Finish();
   }
 
-  // The read_json `columns` argument: only the top-level columns the plan's
-  // parts hold (every column when a part predates that record), so a table
-  // widened by one odd object does not make every later load read
-  // thousands of columns.
-  static std::string ReadJsonColumns(const PartitionLoad& plan, const SchemaRegistry& schema) {
+  // Each partition's row count after the load (0 for an empty one).
+  StatusOr<std::map<int64_t, int64_t>> CountPartitions(const std::vector<PartitionLoad>& loads, int64_t unit_us) {
+    std::map<int64_t, int64_t> rows;
+    std::string sql;
+    for (const PartitionLoad& load : loads) {
+      rows[load.partition_us] = 0;
+      sql += (sql.empty() ? "" : " UNION ALL ") + std::string("SELECT ") + std::to_string(load.partition_us) +
+             ", count(*) FROM " + Ident(load.table) + " WHERE " + RangeOf(load.partition_us, unit_us);
+    }
+    LF_ASSIGN_OR_RETURN(QueryResult r, Query(sql));
+    for (auto& row : r.rows) rows[std::stoll(row[0].value_or("0"))] = std::stoll(row[1].value_or("0"));
+    return rows;
+  }
+
+  // Only the top-level columns the loads' parts hold (every column when a
+  // part predates that record), so a table widened by one odd object does
+  // not make every later load fill thousands of columns.
+  static std::vector<std::pair<std::string, std::string>> HeldColumns(const std::vector<PartitionLoad>& loads,
+                                                                      const SchemaRegistry& schema) {
     std::unordered_set<std::string> held;
     bool all = false;
-    for (const StagedPart& p : plan.parts) {
-      if (!p.columns) {
-        all = true;
-        break;
+    for (const PartitionLoad& load : loads) {
+      for (const StagedPart& p : load.parts) {
+        if (!p.columns) all = true;
+        if (all) break;
+        for (std::string& name : Split(*p.columns, ',')) held.insert(std::move(name));
       }
-      for (std::string& name : Split(*p.columns, ',')) held.insert(std::move(name));
     }
-    std::string columns = "{";
-    bool first = true;
-    for (const auto& [name, type] : schema.DuckDbColumns()) {
-      if (!all && name != "_time" && !held.count(name)) continue;
-      columns += (first ? "" : ", ") + Literal(name) + ": " + Literal(type);
-      first = false;
+    std::vector<std::pair<std::string, std::string>> columns;
+    for (auto& [name, type] : schema.DuckDbColumns()) {
+      if (all || name == "_time" || held.count(name)) columns.emplace_back(name, type);
     }
-    return columns + "}";
-  }
-
-  Status InsertFiles(const std::string& table, const std::vector<std::string>& files, const std::string& columns) {
-    std::string list = "[";
-    for (size_t i = 0; i < files.size(); ++i) list += (i ? ", " : "") + Literal(files[i]);
-    list += "]";
-    return Exec("INSERT INTO " + Ident(table) + " BY NAME SELECT * FROM read_json(" + list +
-                ", format='newline_delimited', compression='gzip', columns=" + columns +
-                ", maximum_object_size=268435456, hive_partitioning=false)");
+    return columns;
   }
 
   duckdb_database db_;
@@ -416,6 +412,9 @@ StatusOr<std::unique_ptr<Warehouse>> OpenDuckDbWarehouse(const std::string& path
     duckdb_config config;
     duckdb_create_config(&config);
     if (opts.read_only) duckdb_set_config(config, "access_mode", "READ_ONLY");
+    // Loads append from one thread; DuckDB's idle workers only spun on the
+    // task queue (10% of a load's CPU in a profile). Queries keep them all.
+    if (!opts.read_only) duckdb_set_config(config, "threads", "1");
     if (!opts.sql_file_access) duckdb_set_config(config, "enable_external_access", "false");
     duckdb_database db;
     char* err = nullptr;

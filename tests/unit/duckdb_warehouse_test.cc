@@ -253,8 +253,8 @@ TEST_F(DuckDbWarehouseTest, ReplacePartitionReplacesOnlyThatHour) {
   EXPECT_EQ(*counts, (std::map<int64_t, int64_t>{{h1_, 4}}));
 }
 
-// DuckDB has no job quota: one job per partition, never held back, and the
-// record of jobs sent is never read.
+// DuckDB has no job quota: the partitions due share one job (one
+// transaction), never held back, and the record of jobs sent is never read.
 TEST_F(DuckDbWarehouseTest, HasNoJobBudget) {
   struct UnreadLog final : LoadJobLog {
     StatusOr<Recent> SentInLastDay(int64_t) override { return Status::Internal("read"); }
@@ -264,7 +264,7 @@ TEST_F(DuckDbWarehouseTest, HasNoJobBudget) {
   ASSERT_NE(w, nullptr);
   auto groups = w->GroupIntoJobs({h0_, h1_}, log, h1_);
   ASSERT_TRUE(groups.ok()) << groups.status().ToString();
-  EXPECT_EQ(groups->jobs, (std::vector<std::vector<int64_t>>{{h0_}, {h1_}}));
+  EXPECT_EQ(groups->jobs, (std::vector<std::vector<int64_t>>{{h0_, h1_}}));
   EXPECT_EQ(groups->why, "");
   auto why = w->WhyWait("any", 2, log, h1_);
   ASSERT_TRUE(why.ok()) << why.status().ToString();
@@ -698,4 +698,26 @@ TEST_F(DuckDbWarehouseTest, PartitionOfManyPartsLoadsEveryRowOnce) {
 }
 
 }  // namespace
+// The partitions of one job change together or not at all: a part that
+// cannot load rolls back the replacement of every partition in the job.
+TEST_F(DuckDbWarehouseTest, AJobReplacesAllItsPartitionsOrNone) {
+  auto w = Open();
+  ASSERT_TRUE(w);
+  ASSERT_TRUE(w->EnsureTable("t", *schema_).ok());
+  StagedPart a = WritePart("t/a.ndjson.gz", {Row("2016-08-01T00:01:00Z", 1, "a")});
+  StagedPart b = WritePart("t/b.ndjson.gz", {Row("2016-08-01T01:01:00Z", 2, "b")});
+  auto rows = w->ReplacePartitions("job1", {Plan(h0_, {a}), Plan(h1_, {b})}, kMicrosPerHour, *staging_, *schema_);
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  EXPECT_EQ(*rows, (std::map<int64_t, int64_t>{{h0_, 1}, {h1_, 1}}));
+
+  StagedPart a2 =
+      WritePart("t/a2.ndjson.gz", {Row("2016-08-01T00:02:00Z", 3, "a2"), Row("2016-08-01T00:03:00Z", 4, "a3")});
+  StagedPart bad = WritePart("t/bad.ndjson.gz", {json{{"_time", "not a time"}}});
+  rows = w->ReplacePartitions("job2", {Plan(h0_, {a2}), Plan(h1_, {bad})}, kMicrosPerHour, *staging_, *schema_);
+  ASSERT_FALSE(rows.ok());
+  EXPECT_NE(rows.status().message().find("bad.ndjson.gz line 1 column _time"), std::string::npos)
+      << rows.status().ToString();
+  EXPECT_EQ(Values(*w, "SELECT string_agg(msg, ',' ORDER BY n) FROM t"), (std::vector<std::string>{"a,b"}));
+}
+
 }  // namespace logferry
