@@ -337,6 +337,18 @@ Status SetInterval(Setting& s, Target& t) {
   return Status::Ok();
 }
 
+// "off", or how often an open partition may take an append.
+Status SetFreshInterval(Setting& s, Target& t) {
+  if (s.value == "off") {
+    t.table->fresh_interval_us.reset();
+    return Status::Ok();
+  }
+  auto d = ParseDuration(s.value);
+  if (!d.ok()) return Bad(s, std::string(d.status().message()) + ", or \"off\"");
+  t.table->fresh_interval_us = *d;
+  return Status::Ok();
+}
+
 Status SetFormat(Setting& s, Target& t) {
   auto lf = ParseLogFormat(s.value);
   if (!lf.ok()) return Bad(s, lf.status().message());
@@ -545,6 +557,11 @@ const KeySpec kKeys[] = {
     {"settle", Scope::kBoth, "10m", "Wait after a partition's period ends before loading it (late objects).",
      SetDuration<&TableConfig::settle_us>},
     {"interval", Scope::kBoth, "1m", "How often the daemon looks for work.", SetInterval},
+    {"fresh_interval", Scope::kBoth, "0s",
+     "How often new objects of a partition that is still open (period plus settle not passed) are appended to "
+     "it, so rows are queryable before the partition loads; \"off\" waits for the load. 0s: every pass. "
+     "BigQuery spaces appends further to keep half its daily_load_budget for loads.",
+     SetFreshInterval},
     {"max_line_bytes", Scope::kBoth, "134217728", "Longest line accepted; longer lines are dead-lettered.",
      SetMaxLineBytes},
     {"max_partitions_per_object", Scope::kBoth, "48",

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,8 @@ struct TableConfig {
   int64_t partition_unit_us = 0;
   int64_t settle_us = 0;
   int64_t interval_us = 0;
+  // Least time between appends to an open partition; nullopt: "off".
+  std::optional<int64_t> fresh_interval_us;
   int64_t max_line_bytes = 0;
   int64_t max_partitions_per_object = 0;
   int64_t max_columns = 0;

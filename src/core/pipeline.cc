@@ -429,7 +429,7 @@ std::string JobIdOf(const std::vector<LoadPlan>& plans) {
 
 // What the warehouse reads of a ledger snapshot.
 PartitionLoad ToPartitionLoad(const LoadPlan& plan) {
-  PartitionLoad load{plan.table, plan.partition_us, plan.load_id, {}, plan.expected_rows};
+  PartitionLoad load{plan.table, plan.partition_us, plan.load_id, {}, plan.expected_rows, plan.generation};
   load.parts.reserve(plan.parts.size());
   for (const PartRow& p : plan.parts) load.parts.push_back({p.key, p.rows, p.crc32c, p.columns});
   return load;
@@ -488,23 +488,105 @@ Status Pipeline::Load(TableRuntime& t, const std::atomic<bool>& stop, PassStats*
       return p.partition_us >= range->second || p.partition_us + cfg.partition_unit_us <= range->first;
     });
   }
-  if (due.empty()) return Status::Ok();
+  std::vector<PartitionRow> open;
+  if (!range && cfg.fresh_interval_us) {
+    LF_ASSIGN_OR_RETURN(open, ledger_->OpenPartitions(cfg.name, cfg.partition_unit_us, cfg.settle_us,
+                                                      *cfg.fresh_interval_us, env_->NowMicros()));
+  }
+  if (due.empty() && open.empty()) return Status::Ok();
   // Holding the warehouse open across snapshot → replace → record makes the
   // three one unit with respect to other processes loading the same table.
   LF_ASSIGN_OR_RETURN(auto wh,
                       OpenWarehouse(cfg.warehouse, WarehouseOptionsFor(config_, cfg, /*read_only=*/false, env_)));
   LF_RETURN_IF_ERROR(wh->EnsureTable(cfg.name, *t.schema));
   LedgerJobLog jobs(*ledger_, cfg.name);
-  LF_ASSIGN_OR_RETURN(auto batches, GroupIntoJobs(*wh, jobs, cfg.name, due, env_->NowMicros()));
+  LF_RETURN_IF_ERROR(SettleAppends(t, *wh, due, stats));
+  LF_RETURN_IF_ERROR(LoadDue(t, *wh, jobs, due, stop, stats));
+  if (wh->CanAppend()) LF_RETURN_IF_ERROR(AppendOpen(t, *wh, jobs, open, stop, stats));
+  return Status::Ok();
+}
+
+Status Pipeline::LoadDue(TableRuntime& t, Warehouse& wh, LoadJobLog& jobs, const std::vector<PartitionRow>& due,
+                         const std::atomic<bool>& stop, PassStats* stats) {
+  if (due.empty()) return Status::Ok();
+  const TableConfig& cfg = *t.config;
+  LF_ASSIGN_OR_RETURN(auto batches, GroupIntoJobs(wh, jobs, cfg.name, due, env_->NowMicros()));
   size_t waiting = 0;
   for (const auto& batch : batches) waiting += batch.size();
   for (const std::vector<PartitionRow>& batch : batches) {
     if (stop.load()) break;
-    LF_ASSIGN_OR_RETURN(bool sent, LoadJob(t, *wh, jobs, batch, waiting, stats));
+    LF_ASSIGN_OR_RETURN(bool sent, LoadJob(t, wh, jobs, batch, waiting, stats));
     if (!sent) break;  // held back by the warehouse, and every job after it too
     waiting -= batch.size();
   }
   return Status::Ok();
+}
+
+// Appends still in flight for partitions about to be replaced run first
+// (under their own ids, so nothing is applied twice): a warehouse whose
+// jobs outlive the process must not finish an append after the replace.
+Status Pipeline::SettleAppends(TableRuntime& t, Warehouse& wh, const std::vector<PartitionRow>& due, PassStats* stats) {
+  if (!wh.CanAppend()) return Status::Ok();
+  for (const PartitionRow& p : due) {
+    LF_ASSIGN_OR_RETURN(AppendPlan plan,
+                        ledger_->BeginAppend(t.config->name, p.partition_us, env_->NowMicros(), /*resume_only=*/true));
+    if (plan.kind == AppendPlan::Kind::kAppend) LF_RETURN_IF_ERROR(RunAppend(t, wh, plan, stats));
+  }
+  return Status::Ok();
+}
+
+// Open partitions take their new parts as appends, within the spacing the
+// warehouse allows (BigQuery's job budget); a partition whose warehouse
+// rows no longer match its live parts (a rewritten object) is replaced.
+Status Pipeline::AppendOpen(TableRuntime& t, Warehouse& wh, LoadJobLog& jobs, const std::vector<PartitionRow>& open,
+                            const std::atomic<bool>& stop, PassStats* stats) {
+  const TableConfig& cfg = *t.config;
+  for (const PartitionRow& p : open) {
+    if (stop.load()) break;
+    int64_t now = env_->NowMicros();
+    LF_ASSIGN_OR_RETURN(std::optional<int64_t> spacing, wh.AppendSpacing(jobs, now));
+    if (!spacing) break;  // no budget for appends now: the partitions load when due
+    if (p.last_append_us && *p.last_append_us + *spacing > now) continue;
+    LF_ASSIGN_OR_RETURN(AppendPlan plan, ledger_->BeginAppend(cfg.name, p.partition_us, now, false));
+    if (plan.kind == AppendPlan::Kind::kReplace) {
+      LF_RETURN_IF_ERROR(LoadJob(t, wh, jobs, {p}, 1, stats).status());
+    } else if (plan.kind == AppendPlan::Kind::kAppend) {
+      LF_RETURN_IF_ERROR(RunAppend(t, wh, plan, stats));
+    }
+  }
+  return Status::Ok();
+}
+
+// Sends one append and records its outcome. An unknown outcome
+// (kUnavailable) leaves it in flight, to be resumed under the same id.
+Status Pipeline::RunAppend(TableRuntime& t, Warehouse& wh, const AppendPlan& plan, PassStats* stats) {
+  const TableConfig& cfg = *t.config;
+  int64_t now = env_->NowMicros();
+  LoadPlan job{.table = plan.table,
+               .partition_us = plan.partition_us,
+               .generation = plan.generation,
+               .load_id = plan.load_id,
+               .parts = plan.parts};
+  Status checked = CheckStagedParts(t, job);
+  if (checked.ok()) checked = ledger_->RecordLoadJob({job}, plan.load_id, now);
+  PartitionLoad load = ToPartitionLoad(job);
+  load.expected_rows = plan.expected_rows;
+  StatusOr<int64_t> rows = checked.ok() ? wh.AppendToPartition(load, cfg.partition_unit_us, *t.staging, *t.schema)
+                                        : StatusOr<int64_t>(checked);
+  now = env_->NowMicros();
+  if (rows.ok()) {
+    LF_RETURN_IF_ERROR(ledger_->FinishAppend(plan, *rows, now));
+    ++stats->partitions_appended;
+    spdlog::debug("appended {} part(s) to {} {} ({} rows now, job {})", plan.parts.size(), cfg.name,
+                  FormatHour(plan.partition_us), *rows, plan.load_id);
+    if (*rows != plan.expected_rows)
+      spdlog::warn("{} {}: {} rows after an append, the ledger expects {}; the partition will be replaced", cfg.name,
+                   FormatHour(plan.partition_us), *rows, plan.expected_rows);
+    return Status::Ok();
+  }
+  spdlog::warn("append to {} {} failed: {}", cfg.name, FormatHour(plan.partition_us), rows.status().ToString());
+  if (rows.status().code() == StatusCode::kUnavailable) return Status::Ok();
+  return ledger_->FailAppend(plan, rows.status().ToString(), now);
 }
 
 // One job: false when the warehouse holds it back.

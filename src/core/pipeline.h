@@ -67,6 +67,7 @@ struct PassStats {
   uint64_t bytes_read = 0;  // uncompressed
   int64_t partitions_loaded = 0;
   int64_t partitions_failed = 0;
+  int64_t partitions_appended = 0;  // appends into open partitions
   int64_t requests = 0;
   int64_t messages_received = 0;
   int64_t messages_deleted = 0;
@@ -129,6 +130,12 @@ class Pipeline {
   bool single_pass_ = false;
 
   // Load's steps (pipeline.cc).
+  Status LoadDue(TableRuntime& t, Warehouse& wh, LoadJobLog& jobs, const std::vector<PartitionRow>& due,
+                 const std::atomic<bool>& stop, PassStats* stats);
+  Status SettleAppends(TableRuntime& t, Warehouse& wh, const std::vector<PartitionRow>& due, PassStats* stats);
+  Status AppendOpen(TableRuntime& t, Warehouse& wh, LoadJobLog& jobs, const std::vector<PartitionRow>& open,
+                    const std::atomic<bool>& stop, PassStats* stats);
+  Status RunAppend(TableRuntime& t, Warehouse& wh, const AppendPlan& plan, PassStats* stats);
   StatusOr<bool> LoadJob(TableRuntime& t, Warehouse& wh, LoadJobLog& jobs, const std::vector<PartitionRow>& batch,
                          size_t waiting, PassStats* stats);
   Status DropPlansWithDamagedParts(TableRuntime& t, std::vector<LoadPlan>* plans, std::vector<int>* attempts,

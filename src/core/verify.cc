@@ -158,8 +158,12 @@ class TableVerifier {
     if (p.pending()) {
       int64_t due_at = p.partition_us + cfg_.partition_unit_us + cfg_.settle_us;
       if (!p.requested && due_at > now_us_ && p.last_error.empty()) {
+        // An open partition holds what was appended (and loaded) so far.
+        if (p.appendable && actual != p.rows_in_warehouse)
+          Diff(name + " is open with " + std::to_string(actual) +
+               " rows in the warehouse, but its appended parts have " + std::to_string(p.rows_in_warehouse));
         Note(name + " waits to settle until " + FormatIso8601(due_at) + " (" + std::to_string(expected) +
-             " rows staged)");
+             " rows staged, " + std::to_string(actual) + " queryable)");
         return;
       }
       Diff(name + " is not loaded" + (p.last_error.empty() ? "" : ": " + p.last_error) + " (warehouse " +

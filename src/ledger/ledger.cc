@@ -136,6 +136,23 @@ UPDATE objects SET bad_records=lines_read-rows_staged WHERE lines_read-rows_stag
     R"sql(
 ALTER TABLE parts ADD COLUMN columns TEXT;
 )sql",
+    // 7: appends into open partitions (issue 11). parts.loaded: the part's
+    // rows are in the warehouse (set exactly by each replace, and by
+    // appends); parts.append_load: the append in flight that carries it.
+    // A partition is appendable while the warehouse holds exactly its
+    // loaded parts: partitions loaded before this version are not (their
+    // parts' flags are unknown) until their next replace sets them.
+    R"sql(
+ALTER TABLE parts ADD COLUMN loaded INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE parts ADD COLUMN append_load TEXT;
+ALTER TABLE loads ADD COLUMN kind TEXT NOT NULL DEFAULT 'replace';
+ALTER TABLE partitions ADD COLUMN appendable INTEGER NOT NULL DEFAULT 1;
+UPDATE partitions SET appendable=0;
+ALTER TABLE partitions ADD COLUMN appends INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE partitions ADD COLUMN appended_parts INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE partitions ADD COLUMN last_append_us INTEGER;
+CREATE INDEX parts_by_append ON parts(append_load);
+)sql",
 };
 
 }  // namespace
@@ -169,6 +186,13 @@ class SqliteLedger final : public Ledger {
   StatusOr<LoadPlan> BeginLoad(const std::string& table, int64_t partition_us, int64_t now_us) override;
   Status FinishLoad(const LoadPlan& plan, int64_t rows_loaded, int64_t now_us) override;
   Status FailLoad(const LoadPlan& plan, const std::string& error, int64_t next_attempt_us, int64_t now_us) override;
+  StatusOr<std::vector<PartitionRow>> OpenPartitions(const std::string& table, int64_t partition_unit_us,
+                                                     int64_t settle_us, int64_t min_spacing_us,
+                                                     int64_t now_us) override;
+  StatusOr<AppendPlan> BeginAppend(const std::string& table, int64_t partition_us, int64_t now_us,
+                                   bool resume_only) override;
+  Status FinishAppend(const AppendPlan& plan, int64_t rows_after, int64_t now_us) override;
+  Status FailAppend(const AppendPlan& plan, const std::string& error, int64_t now_us) override;
   Status RecordLoadJob(const std::vector<LoadPlan>& plans, const std::string& job_id, int64_t now_us) override;
   StatusOr<bool> LoadJobKnown(const std::string& job_id) override;
   StatusOr<std::vector<PartRow>> LiveParts(const std::string& table, std::optional<int64_t> partition_us) override;
@@ -474,6 +498,12 @@ Status AddLivePartitions(sqlite3* db, int64_t object_id, std::vector<int64_t>* p
 // Re-staging the same version (after a crash or a retry) replaces its parts.
 Status ReplaceParts(sqlite3* db, const StagedObject& st, const std::string& table, std::vector<int64_t>* touched) {
   LF_RETURN_IF_ERROR(AddLivePartitions(db, st.object_id, touched));
+  // Rows of the parts replaced here may be in the warehouse (loaded, or in
+  // an append in flight): only a replace can take them out again.
+  Statement stale(db,
+                  "UPDATE partitions SET appendable=0 WHERE table_name=? AND partition_us IN (SELECT partition_us "
+                  "FROM parts WHERE object_id=? AND (loaded<>0 OR append_load IS NOT NULL))");
+  LF_RETURN_IF_ERROR(stale.Bind(1, table).Bind(2, st.object_id).Run());
   Statement del(db, "DELETE FROM parts WHERE object_id=?");
   LF_RETURN_IF_ERROR(del.Bind(1, st.object_id).Run());
   for (const PartRow& p : st.parts) {
@@ -622,7 +652,9 @@ Status SqliteLedger::Restage(int64_t object_id, const std::string& reason) {
 namespace {
 constexpr const char* kPartitionColumns =
     "table_name, partition_us, revision, loaded_revision, requested, generation, load_id, rows_loaded, loaded_us, "
-    "attempts, last_error, next_attempt_us";
+    "attempts, last_error, next_attempt_us, appends, appended_parts, last_append_us, appendable, "
+    "(SELECT coalesce(sum(rows), 0) FROM parts q WHERE q.table_name=partitions.table_name AND "
+    "q.partition_us=partitions.partition_us AND q.loaded<>0)";
 
 PartitionRow ReadPartition(const Statement& s) {
   PartitionRow p;
@@ -638,6 +670,11 @@ PartitionRow ReadPartition(const Statement& s) {
   p.attempts = static_cast<int>(s.Int(9));
   p.last_error = s.Text(10);
   p.next_attempt_us = s.OptInt(11);
+  p.appends = s.Int(12);
+  p.appended_parts = s.Int(13);
+  p.last_append_us = s.OptInt(14);
+  p.appendable = s.Int(15) != 0;
+  p.rows_in_warehouse = s.Int(16);
   return p;
 }
 
@@ -690,7 +727,7 @@ StatusOr<LoadPlan> SqliteLedger::BeginLoad(const std::string& table, int64_t par
     Statement last(db_,
                    "SELECT l.outcome IS NULL AND l.revision = p.revision FROM loads l JOIN partitions p "
                    "ON p.table_name = l.table_name AND p.partition_us = l.partition_us AND p.generation = l.generation "
-                   "WHERE l.table_name=? AND l.partition_us=? ORDER BY l.id DESC LIMIT 1");
+                   "WHERE l.table_name=? AND l.partition_us=? AND l.kind='replace' ORDER BY l.id DESC LIMIT 1");
     last.Bind(1, table).Bind(2, partition_us);
     LF_ASSIGN_OR_RETURN(bool row, last.Step());
     resume = row && last.Int(0) == 1;
@@ -732,6 +769,32 @@ StatusOr<LoadPlan> SqliteLedger::BeginLoad(const std::string& table, int64_t par
   return plan;
 }
 
+namespace {
+
+// After a replace the warehouse holds exactly the plan's parts: their flags
+// say so, appends start over, and appends still in flight are void (the
+// core settles them before it replaces).
+Status MarkReplaced(sqlite3* db, const LoadPlan& plan) {
+  Statement clear(db,
+                  "UPDATE parts SET loaded=0, append_load=NULL WHERE table_name=? AND partition_us=? AND "
+                  "(loaded<>0 OR append_load IS NOT NULL)");
+  LF_RETURN_IF_ERROR(clear.Bind(1, plan.table).Bind(2, plan.partition_us).Run());
+  for (const PartRow& part : plan.parts) {
+    Statement set(db, "UPDATE parts SET loaded=1 WHERE object_id=? AND hour_us=? AND key=?");
+    LF_RETURN_IF_ERROR(set.Bind(1, part.object_id).Bind(2, part.hour_us).Bind(3, part.key).Run());
+  }
+  Statement voided(db,
+                   "UPDATE loads SET outcome='void' WHERE table_name=? AND partition_us=? AND kind='append' AND "
+                   "outcome IS NULL");
+  LF_RETURN_IF_ERROR(voided.Bind(1, plan.table).Bind(2, plan.partition_us).Run());
+  Statement p(db,
+              "UPDATE partitions SET appendable=1, appends=0, appended_parts=0 WHERE table_name=? AND "
+              "partition_us=?");
+  return p.Bind(1, plan.table).Bind(2, plan.partition_us).Run();
+}
+
+}  // namespace
+
 Status SqliteLedger::FinishLoad(const LoadPlan& plan, int64_t rows_loaded, int64_t now_us) {
   std::lock_guard lock(mu_);
   LF_TXN(txn);
@@ -746,6 +809,7 @@ Status SqliteLedger::FinishLoad(const LoadPlan& plan, int64_t rows_loaded, int64
   LF_RETURN_IF_ERROR(s.Run());
   Statement l(db_, "UPDATE loads SET finished_us=?, rows=?, outcome='loaded' WHERE load_id=?");
   LF_RETURN_IF_ERROR(l.Bind(1, now_us).Bind(2, rows_loaded).Bind(3, plan.load_id).Run());
+  LF_RETURN_IF_ERROR(MarkReplaced(db_, plan));
   return txn.Commit();
 }
 
@@ -758,6 +822,146 @@ Status SqliteLedger::FailLoad(const LoadPlan& plan, const std::string& error, in
   LF_RETURN_IF_ERROR(s.Bind(1, error).Bind(2, next_attempt_us).Bind(3, plan.table).Bind(4, plan.partition_us).Run());
   Statement l(db_, "UPDATE loads SET finished_us=?, outcome='failed', error=? WHERE load_id=?");
   LF_RETURN_IF_ERROR(l.Bind(1, now_us).Bind(2, error).Bind(3, plan.load_id).Run());
+  return txn.Commit();
+}
+
+StatusOr<std::vector<PartitionRow>> SqliteLedger::OpenPartitions(const std::string& table, int64_t unit_us,
+                                                                 int64_t settle_us, int64_t min_spacing_us,
+                                                                 int64_t now_us) {
+  std::lock_guard lock(mu_);
+  Statement s(db_, std::string("SELECT ") + kPartitionColumns +
+                       " FROM partitions WHERE table_name=? AND revision>loaded_revision AND requested=0 "
+                       "AND partition_us+?+?>? AND (next_attempt_us IS NULL OR next_attempt_us<=?) "
+                       "AND (last_append_us IS NULL OR last_append_us+?<=?) ORDER BY partition_us");
+  s.Bind(1, table).Bind(2, unit_us).Bind(3, settle_us).Bind(4, now_us).Bind(5, now_us);
+  s.Bind(6, min_spacing_us).Bind(7, now_us);
+  return s.Collect<PartitionRow>([](const Statement& r) { return ReadPartition(r); });
+}
+
+namespace {
+
+// The append that never recorded an outcome, if any: it is resumed as it
+// was (same id, same parts), so the warehouse applies it at most once.
+StatusOr<bool> FindAppendInFlight(sqlite3* db, AppendPlan* plan) {
+  Statement s(db,
+              "SELECT load_id, generation FROM loads WHERE table_name=? AND partition_us=? AND kind='append' AND "
+              "outcome IS NULL ORDER BY id DESC LIMIT 1");
+  s.Bind(1, plan->table).Bind(2, plan->partition_us);
+  LF_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return false;
+  plan->load_id = s.Text(0);
+  plan->generation = s.Int(1);
+  Statement parts(db, std::string("SELECT ") + kPartColumns + " FROM parts WHERE append_load=? ORDER BY key");
+  parts.Bind(1, plan->load_id);
+  LF_ASSIGN_OR_RETURN(plan->parts, parts.Collect<PartRow>(ReadPart));
+  return true;
+}
+
+// Whether the warehouse may hold rows that no live part has.
+StatusOr<bool> NeedsReplace(sqlite3* db, const AppendPlan& plan) {
+  Statement s(db,
+              "SELECT (SELECT appendable FROM partitions WHERE table_name=?1 AND partition_us=?2)=0 OR EXISTS("
+              "SELECT 1 FROM parts WHERE table_name=?1 AND partition_us=?2 AND state<>'live' AND loaded<>0)");
+  s.Bind(1, plan.table).Bind(2, plan.partition_us);
+  LF_ASSIGN_OR_RETURN(bool row, s.Step());
+  return row && s.Int(0) != 0;
+}
+
+// A new append of the live parts the warehouse does not hold yet.
+Status PlanNewAppend(sqlite3* db, AppendPlan* plan, int64_t now_us) {
+  Statement parts(db, std::string("SELECT ") + kPartColumns +
+                          " FROM parts WHERE table_name=? AND partition_us=? AND state='live' AND loaded=0 "
+                          "AND append_load IS NULL ORDER BY key");
+  parts.Bind(1, plan->table).Bind(2, plan->partition_us);
+  LF_ASSIGN_OR_RETURN(plan->parts, parts.Collect<PartRow>(ReadPart));
+  if (plan->parts.empty()) return Status::Ok();
+  Statement up(db, "UPDATE partitions SET generation=generation+1 WHERE table_name=? AND partition_us=?");
+  LF_RETURN_IF_ERROR(up.Bind(1, plan->table).Bind(2, plan->partition_us).Run());
+  Statement gen(db, "SELECT generation, revision FROM partitions WHERE table_name=? AND partition_us=?");
+  gen.Bind(1, plan->table).Bind(2, plan->partition_us);
+  LF_ASSIGN_OR_RETURN(bool row, gen.Step());
+  if (!row) return Status::NotFound("no partition " + FormatHour(plan->partition_us) + " in table " + plan->table);
+  plan->generation = gen.Int(0);
+  int64_t revision = gen.Int(1);
+  plan->load_id = "logferry_" + plan->table + "_" + FormatCompactHour(plan->partition_us) + "_g" +
+                  std::to_string(plan->generation) + "_append";
+  Statement ins(db,
+                "INSERT INTO loads(table_name, partition_us, generation, load_id, started_us, revision, kind) "
+                "VALUES(?, ?, ?, ?, ?, ?, 'append')");
+  ins.Bind(1, plan->table).Bind(2, plan->partition_us).Bind(3, plan->generation).Bind(4, plan->load_id);
+  LF_RETURN_IF_ERROR(ins.Bind(5, now_us).Bind(6, revision).Run());
+  for (const PartRow& part : plan->parts) {
+    Statement mark(db, "UPDATE parts SET append_load=? WHERE object_id=? AND hour_us=?");
+    LF_RETURN_IF_ERROR(mark.Bind(1, plan->load_id).Bind(2, part.object_id).Bind(3, part.hour_us).Run());
+  }
+  return Status::Ok();
+}
+
+// The partition's rows once the plan's parts are in: those loaded, plus these.
+StatusOr<int64_t> RowsAfterAppend(sqlite3* db, const AppendPlan& plan) {
+  Statement s(db,
+              "SELECT coalesce(sum(rows), 0) FROM parts WHERE table_name=? AND partition_us=? AND "
+              "(loaded<>0 OR append_load=?)");
+  s.Bind(1, plan.table).Bind(2, plan.partition_us).Bind(3, plan.load_id);
+  LF_ASSIGN_OR_RETURN(bool row, s.Step());
+  return row ? s.Int(0) : 0;
+}
+
+}  // namespace
+
+StatusOr<AppendPlan> SqliteLedger::BeginAppend(const std::string& table, int64_t partition_us, int64_t now_us,
+                                               bool resume_only) {
+  std::lock_guard lock(mu_);
+  LF_TXN(txn);
+  AppendPlan plan;
+  plan.table = table;
+  plan.partition_us = partition_us;
+  LF_ASSIGN_OR_RETURN(bool resumed, FindAppendInFlight(db_, &plan));
+  if (!resumed && resume_only) return plan;
+  if (!resumed) {
+    LF_ASSIGN_OR_RETURN(bool replace, NeedsReplace(db_, plan));
+    if (replace) {
+      plan.kind = AppendPlan::Kind::kReplace;
+      return plan;
+    }
+    LF_RETURN_IF_ERROR(PlanNewAppend(db_, &plan, now_us));
+  }
+  if (plan.parts.empty()) return plan;  // kNothing
+  plan.kind = AppendPlan::Kind::kAppend;
+  LF_ASSIGN_OR_RETURN(plan.expected_rows, RowsAfterAppend(db_, plan));
+  LF_RETURN_IF_ERROR(txn.Commit());
+  return plan;
+}
+
+Status SqliteLedger::FinishAppend(const AppendPlan& plan, int64_t rows_after, int64_t now_us) {
+  std::lock_guard lock(mu_);
+  LF_TXN(txn);
+  Statement l(db_, "UPDATE loads SET finished_us=?, rows=?, outcome='appended' WHERE load_id=? AND outcome IS NULL");
+  LF_RETURN_IF_ERROR(l.Bind(1, now_us).Bind(2, rows_after).Bind(3, plan.load_id).Run());
+  Statement parts(db_, "UPDATE parts SET loaded=1, append_load=NULL WHERE append_load=?");
+  LF_RETURN_IF_ERROR(parts.Bind(1, plan.load_id).Run());
+  // A count that differs from the ledger's means the warehouse holds rows
+  // the ledger cannot account for: the next step for the partition is a replace.
+  Statement p(db_,
+              "UPDATE partitions SET appends=appends+1, appended_parts=appended_parts+?, last_append_us=?, "
+              "appendable=CASE WHEN ?=? THEN appendable ELSE 0 END, "
+              "last_error=CASE WHEN attempts=0 THEN NULL ELSE last_error END WHERE table_name=? AND partition_us=?");
+  p.Bind(1, static_cast<int64_t>(plan.parts.size())).Bind(2, now_us).Bind(3, rows_after).Bind(4, plan.expected_rows);
+  LF_RETURN_IF_ERROR(p.Bind(5, plan.table).Bind(6, plan.partition_us).Run());
+  return txn.Commit();
+}
+
+Status SqliteLedger::FailAppend(const AppendPlan& plan, const std::string& error, int64_t now_us) {
+  std::lock_guard lock(mu_);
+  LF_TXN(txn);
+  Statement l(db_, "UPDATE loads SET finished_us=?, outcome='failed', error=? WHERE load_id=? AND outcome IS NULL");
+  LF_RETURN_IF_ERROR(l.Bind(1, now_us).Bind(2, error).Bind(3, plan.load_id).Run());
+  Statement parts(db_, "UPDATE parts SET append_load=NULL WHERE append_load=?");
+  LF_RETURN_IF_ERROR(parts.Bind(1, plan.load_id).Run());
+  // Spaced like the next append, not like a failed replace: the final
+  // replace of the partition does not wait for appends.
+  Statement p(db_, "UPDATE partitions SET last_append_us=?, last_error=? WHERE table_name=? AND partition_us=?");
+  LF_RETURN_IF_ERROR(p.Bind(1, now_us).Bind(2, error).Bind(3, plan.table).Bind(4, plan.partition_us).Run());
   return txn.Commit();
 }
 

@@ -92,6 +92,14 @@ struct PartitionRow {
   int attempts = 0;
   std::string last_error;
   std::optional<int64_t> next_attempt_us;
+  // Appends into the partition while it was open, since its last replace.
+  int64_t appends = 0;
+  int64_t appended_parts = 0;
+  std::optional<int64_t> last_append_us;
+  // Whether the warehouse holds exactly the parts the ledger marks loaded,
+  // and their rows: what it must hold while the partition is open.
+  bool appendable = false;
+  int64_t rows_in_warehouse = 0;
   bool pending() const { return revision > loaded_revision || requested; }
 };
 
@@ -105,6 +113,27 @@ struct LoadPlan {
   std::vector<PartRow> parts;
   int64_t expected_rows = 0;
   int64_t requested = 0;  // the partition's request counter when the snapshot was taken
+};
+
+// What to do for a partition that is still open (its period plus settle has
+// not passed) and has new parts.
+struct AppendPlan {
+  enum class Kind {
+    kNothing,  // nothing new, or an append is not possible yet
+    kAppend,   // append `parts` as job `load_id`
+    kReplace,  // the warehouse holds rows no live part has (a rewritten
+               // object, a re-staged part): replace the partition instead
+  };
+  Kind kind = Kind::kNothing;
+  std::string table;
+  int64_t partition_us = 0;
+  int64_t generation = 0;
+  // Derived from (table, partition, generation); an append that never
+  // recorded its outcome is resumed under the same id, which the warehouse
+  // applies at most once.
+  std::string load_id;
+  std::vector<PartRow> parts;
+  int64_t expected_rows = 0;  // the partition's rows once the parts are in
 };
 
 struct RequestRow {
@@ -204,6 +233,24 @@ class Ledger {
   virtual StatusOr<LoadPlan> BeginLoad(const std::string& table, int64_t partition_us, int64_t now_us) = 0;
   virtual Status FinishLoad(const LoadPlan& plan, int64_t rows_loaded, int64_t now_us) = 0;
   virtual Status FailLoad(const LoadPlan& plan, const std::string& error, int64_t next_attempt_us, int64_t now_us) = 0;
+  // Partitions with new parts that are still open at now_us (their period
+  // plus settle has not passed), not appended to within min_spacing_us and
+  // not backing off.
+  virtual StatusOr<std::vector<PartitionRow>> OpenPartitions(const std::string& table, int64_t partition_unit_us,
+                                                             int64_t settle_us, int64_t min_spacing_us,
+                                                             int64_t now_us) = 0;
+  // Plans an append of the open partition's parts that the warehouse does
+  // not hold yet (see AppendPlan). Appends add to what the last replace
+  // loaded; the partition is still replaced once it is due.
+  // With resume_only, only an append in flight is returned.
+  virtual StatusOr<AppendPlan> BeginAppend(const std::string& table, int64_t partition_us, int64_t now_us,
+                                           bool resume_only) = 0;
+  // The append is in the warehouse, which now holds rows_after rows in the
+  // partition. A count other than the plan's expected one makes the
+  // partition take a replace next (FinishAppend still records the append).
+  virtual Status FinishAppend(const AppendPlan& plan, int64_t rows_after, int64_t now_us) = 0;
+  // The warehouse certainly did not apply the append: its parts are new again.
+  virtual Status FailAppend(const AppendPlan& plan, const std::string& error, int64_t now_us) = 0;
   // Records that a warehouse job for these plans' loads is about to be sent
   // (once per job id: a resumed job is not counted again). Only recorded
   // jobs count against the daily budget, so loads that stopped before

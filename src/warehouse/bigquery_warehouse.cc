@@ -10,6 +10,8 @@
 // here too: when it runs short a UTC day's partitions are grouped into one
 // merged job (GroupIntoJobs, ReplacePartitions), and past it jobs wait
 // (WhyWait).
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -83,7 +85,8 @@ class BigQueryWarehouse final : public Warehouse {
     std::string decorated = load.table + "$" + Decorator(load.partition_us, unit_us);
     json fields = schema.ToBigQuerySchema();
     if (uris.size() <= opts_.max_uris_per_load) {
-      LF_ASSIGN_OR_RETURN(json job, RunLoad(load.load_id, uris, decorated, fields, "WRITE_TRUNCATE", unit_us));
+      LF_ASSIGN_OR_RETURN(json job, RunLoad(load.load_id, uris, decorated, fields, "WRITE_TRUNCATE", unit_us,
+                                            "CREATE_IF_NEEDED", nullptr, Labels(load, "replace")));
       return OutputRows(job);
     }
     // Too many parts for one job: load them in batches into a scratch
@@ -156,6 +159,35 @@ class BigQueryWarehouse final : public Warehouse {
     std::map<int64_t, int64_t> rows;
     for (const PartitionLoad& load : loads) rows[load.partition_us] = counted[load.partition_us];
     return rows;
+  }
+
+  bool CanAppend() const override { return true; }
+
+  // WRITE_APPEND to the partition under the load's id: a resumed append
+  // finds its job (409) instead of appending twice.
+  StatusOr<int64_t> AppendToPartition(const PartitionLoad& load, int64_t unit_us, ObjectStore& staging,
+                                      const SchemaRegistry& schema) override {
+    LF_ASSIGN_OR_RETURN(std::vector<std::string> uris, SourceUris(std::span(&load, 1), staging));
+    if (uris.size() > opts_.max_uris_per_load)
+      return Status::FailedPrecondition("an append of " + std::to_string(uris.size()) +
+                                        " parts is more than one load job may name; the partition loads when due");
+    std::string decorated = load.table + "$" + Decorator(load.partition_us, unit_us);
+    LF_RETURN_IF_ERROR(RunLoad(load.load_id, uris, decorated, schema.ToBigQuerySchema(), "WRITE_APPEND", unit_us,
+                               "CREATE_IF_NEEDED", nullptr, Labels(load, "append"))
+                           .status());
+    LF_ASSIGN_OR_RETURN(auto counted,
+                        CountRows(load.table, unit_us, std::pair(load.partition_us, load.partition_us + unit_us)));
+    return counted[load.partition_us];
+  }
+
+  // Appends may use half the daily job budget, evenly spread; the other
+  // half stays for loads, reloads and requests. Past it, open partitions
+  // wait for their load (less fresh, never failing).
+  StatusOr<std::optional<int64_t>> AppendSpacing(LoadJobLog& sent, int64_t now_us) override {
+    LF_ASSIGN_OR_RETURN(LoadJobLog::Recent recent, sent.SentInLastDay(now_us));
+    int64_t share = std::max<int64_t>(1, opts_.daily_load_budget / 2);
+    if (recent.jobs >= share) return std::optional<int64_t>();
+    return std::optional<int64_t>(kMicrosPerDay / share);
   }
 
   // BigQuery counts every load job against a per-table quota over a rolling
@@ -452,6 +484,23 @@ class BigQueryWarehouse final : public Warehouse {
     (void)client_.Send("BigQuery tables.delete " + Name(table), drop, AcceptNotFound("tables.delete", table));
   }
 
+  // Job labels, so that INFORMATION_SCHEMA.JOBS is the load history.
+  // BigQuery's rules: keys and values at most 63 characters of lowercase
+  // letters, digits, '_' and '-', keys starting with a letter.
+  static json Labels(const PartitionLoad& load, const char* kind) {
+    auto value = [](std::string v) {
+      for (char& c : v) {
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-') c = '_';
+      }
+      return v.substr(0, 63);
+    };
+    return {{"logferry_table", value(load.table)},
+            {"logferry_partition", FormatCompactHour(load.partition_us)},
+            {"logferry_kind", kind},
+            {"logferry_generation", std::to_string(load.generation)}};
+  }
+
   static int64_t OutputRows(const json& job) {
     const json& load = job.value("statistics", json::object()).value("load", json::object());
     auto it = load.find("outputRows");
@@ -461,7 +510,8 @@ class BigQueryWarehouse final : public Warehouse {
 
   StatusOr<json> RunLoad(const std::string& job_id, const std::vector<std::string>& uris, const std::string& dest,
                          const json& fields, const char* disposition, int64_t unit_us,
-                         const char* create = "CREATE_IF_NEEDED", bool* found_existing = nullptr) {
+                         const char* create = "CREATE_IF_NEEDED", bool* found_existing = nullptr,
+                         const json& labels = json::object()) {
     json load = {{"sourceUris", uris},
                  {"destinationTable", TableRef(dest)},
                  {"writeDisposition", disposition},
@@ -487,7 +537,9 @@ class BigQueryWarehouse final : public Warehouse {
                                           " already exists with other source files (was the ledger reset?)");
       return Status::Ok();
     };
-    return RunJob(job_id, {{"load", load}}, same_sources, found_existing);
+    json configuration = {{"load", load}};
+    if (!labels.empty()) configuration["labels"] = labels;
+    return RunJob(job_id, configuration, same_sources, found_existing);
   }
 
   // Inserts the job (or finds it, on 409) and polls it to DONE with backoff.

@@ -220,8 +220,8 @@ DuckDbPartLoader::DuckDbPartLoader(std::unique_ptr<Impl> impl) : impl_(std::move
 DuckDbPartLoader::~DuckDbPartLoader() = default;
 
 StatusOr<std::unique_ptr<DuckDbPartLoader>> DuckDbPartLoader::Open(
-    duckdb_connection con, const std::string& table,
-    const std::vector<std::pair<std::string, std::string>>& columns, const std::vector<std::string>& skipped) {
+    duckdb_connection con, const std::string& table, const std::vector<std::pair<std::string, std::string>>& columns,
+    const std::vector<std::string>& skipped) {
   auto impl = std::make_unique<Impl>();
   impl->skipped = skipped;
   for (const std::string& name : impl->skipped) impl->index.emplace(name, Impl::kSkip);

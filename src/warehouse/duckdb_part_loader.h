@@ -30,8 +30,8 @@ class DuckDbPartLoader {
   // ignored (the ledger says the parts do not hold them, as read_json's
   // `columns` did); any other name is an error.
   static StatusOr<std::unique_ptr<DuckDbPartLoader>> Open(
-      duckdb_connection con, const std::string& table,
-      const std::vector<std::pair<std::string, std::string>>& columns, const std::vector<std::string>& skipped = {});
+      duckdb_connection con, const std::string& table, const std::vector<std::pair<std::string, std::string>>& columns,
+      const std::vector<std::string>& skipped = {});
   ~DuckDbPartLoader();
   DuckDbPartLoader(const DuckDbPartLoader&) = delete;
   DuckDbPartLoader& operator=(const DuckDbPartLoader&) = delete;

@@ -264,6 +264,9 @@ class DuckDbWarehouse final : public Warehouse {
   }
 
   Status EnsureTable(const std::string& table, const SchemaRegistry& schema) override {
+    LF_RETURN_IF_ERROR(Exec(std::string("CREATE TABLE IF NOT EXISTS ") + kLoadsTable +
+                            " (table_name VARCHAR, partition_start TIMESTAMPTZ, kind VARCHAR, load_id VARCHAR, "
+                            "parts BIGINT, rows BIGINT, finished_at TIMESTAMPTZ)"));
     auto cols = schema.DuckDbColumns();
     LF_ASSIGN_OR_RETURN(auto existing, ExistingColumns(table));
     if (existing.empty()) {
@@ -299,19 +302,32 @@ class DuckDbWarehouse final : public Warehouse {
                                                          ObjectStore& staging, const SchemaRegistry& schema) override {
     if (loads.empty()) return std::map<int64_t, int64_t>();
     LF_RETURN_IF_ERROR(Exec("BEGIN TRANSACTION"));
-    Status s;
-    for (const PartitionLoad& load : loads) {
-      if (s.ok()) s = Exec("DELETE FROM " + Ident(load.table) + " WHERE " + RangeOf(load.partition_us, unit_us));
-    }
-    if (s.ok()) s = AppendParts(loads, staging, schema);
-    if (!s.ok()) {
-      (void)Exec("ROLLBACK");  // the error that matters is s
-      return s.WithContext(loads.size() == 1
-                               ? "loading partition " + FormatHour(loads[0].partition_us)
-                               : "loading " + std::to_string(loads.size()) + " partitions in job " + job_id);
+    StatusOr<std::map<int64_t, int64_t>> rows = ReplaceInTransaction(loads, unit_us, staging, schema);
+    if (!rows.ok()) {
+      (void)Exec("ROLLBACK");  // the error that matters is the load's
+      return rows.status().WithContext(loads.size() == 1 ? "loading partition " + FormatHour(loads[0].partition_us)
+                                                         : "loading " + std::to_string(loads.size()) +
+                                                               " partitions in job " + job_id);
     }
     LF_RETURN_IF_ERROR(Exec("COMMIT"));
-    return CountPartitions(loads, unit_us);
+    return rows;
+  }
+
+  bool CanAppend() const override { return true; }
+
+  // The append and its row in the load history commit together, so the
+  // history says whether an id was applied: a resumed append finds it and
+  // adds nothing.
+  StatusOr<int64_t> AppendToPartition(const PartitionLoad& load, int64_t unit_us, ObjectStore& staging,
+                                      const SchemaRegistry& schema) override {
+    LF_RETURN_IF_ERROR(Exec("BEGIN TRANSACTION"));
+    StatusOr<int64_t> rows = AppendOnce(load, unit_us, staging, schema);
+    if (!rows.ok()) {
+      (void)Exec("ROLLBACK");  // the error that matters is the append's
+      return rows.status().WithContext("appending to partition " + FormatHour(load.partition_us));
+    }
+    LF_RETURN_IF_ERROR(Exec("COMMIT"));
+    return rows;
   }
 
   // Loads of a backlog share transactions (see ReplacePartitions).
@@ -336,6 +352,36 @@ class DuckDbWarehouse final : public Warehouse {
   }
 
  private:
+  static constexpr const char* kLoadsTable = "_logferry_loads";
+
+  StatusOr<std::map<int64_t, int64_t>> ReplaceInTransaction(const std::vector<PartitionLoad>& loads, int64_t unit_us,
+                                                            ObjectStore& staging, const SchemaRegistry& schema) {
+    for (const PartitionLoad& load : loads)
+      LF_RETURN_IF_ERROR(Exec("DELETE FROM " + Ident(load.table) + " WHERE " + RangeOf(load.partition_us, unit_us)));
+    LF_RETURN_IF_ERROR(AppendParts(loads, staging, schema).status());
+    LF_ASSIGN_OR_RETURN(auto rows, CountPartitions(loads, unit_us));
+    for (const PartitionLoad& load : loads) LF_RETURN_IF_ERROR(RecordLoad(load, "replace", rows[load.partition_us]));
+    return rows;
+  }
+
+  StatusOr<int64_t> AppendOnce(const PartitionLoad& load, int64_t unit_us, ObjectStore& staging,
+                               const SchemaRegistry& schema) {
+    LF_ASSIGN_OR_RETURN(int64_t applied, ScalarInt(std::string("SELECT count(*) FROM ") + kLoadsTable +
+                                                   " WHERE load_id=" + Literal(load.load_id)));
+    if (applied == 0) {
+      LF_ASSIGN_OR_RETURN(int64_t appended, AppendParts({load}, staging, schema));
+      LF_RETURN_IF_ERROR(RecordLoad(load, "append", appended));
+    }
+    return ScalarInt("SELECT count(*) FROM " + Ident(load.table) + " WHERE " + RangeOf(load.partition_us, unit_us));
+  }
+
+  // A row of the load history (kLoadsTable), in the load's transaction.
+  Status RecordLoad(const PartitionLoad& load, const char* kind, int64_t rows) {
+    return Exec(std::string("INSERT INTO ") + kLoadsTable + " VALUES (" + Literal(load.table) + ", " +
+                TimestampLiteral(load.partition_us) + ", " + Literal(kind) + ", " + Literal(load.load_id) + ", " +
+                std::to_string(load.parts.size()) + ", " + std::to_string(rows) + ", now())");
+  }
+
   // At most this many partitions share a transaction: a week of hours.
   static constexpr size_t kPartitionsPerJob = 168;
 
@@ -345,7 +391,8 @@ class DuckDbWarehouse final : public Warehouse {
 
   // Streams each part through the appender (memory flat in part size and
   // in parts per partition), into the open transaction.
-  Status AppendParts(const std::vector<PartitionLoad>& loads, ObjectStore& staging, const SchemaRegistry& schema) {
+  StatusOr<int64_t> AppendParts(const std::vector<PartitionLoad>& loads, ObjectStore& staging,
+                                const SchemaRegistry& schema) {
     auto held = HeldColumns(loads, schema);
     std::vector<std::string> skipped;
     for (auto& [name, type] : schema.DuckDbColumns()) {
@@ -360,7 +407,8 @@ class DuckDbWarehouse final : public Warehouse {
         LF_RETURN_IF_ERROR(loader->Append(*rows, staging.UriOf(p.key)));
       }
     }
-    return loader->Finish();
+    LF_RETURN_IF_ERROR(loader->Finish());
+    return loader->rows();
   }
 
   // Each partition's row count after the load (0 for an empty one).

@@ -58,6 +58,7 @@ struct PartitionLoad {
   std::string load_id;
   std::vector<StagedPart> parts;
   int64_t expected_rows = 0;  // the sum of the parts' rows
+  int64_t generation = 0;     // of the partition in the ledger (job labels)
 };
 
 // The load jobs of one table sent so far, kept by the core (in the ledger):
@@ -134,6 +135,23 @@ class Warehouse {
   virtual StatusOr<std::optional<std::string>> WhyWait(const std::string& job_id, size_t waiting, LoadJobLog& sent,
                                                        int64_t now_us) {
     return std::optional<std::string>();
+  }
+  // Whether AppendToPartition works here; if not, rows of an open
+  // partition wait for its load.
+  virtual bool CanAppend() const { return false; }
+  // Adds the load's parts to its partition, which keeps its other rows, as
+  // job load.load_id, at most once per id: called again with an id it has
+  // applied (an append resumed after a crash), it adds nothing. Returns the
+  // partition's row count after. kUnavailable: the outcome is unknown (try
+  // the same id again); any other error: nothing was appended.
+  virtual StatusOr<int64_t> AppendToPartition(const PartitionLoad& load, int64_t unit_us, ObjectStore& staging,
+                                              const SchemaRegistry& schema) {
+    return Status::FailedPrecondition("this warehouse cannot append to a partition");
+  }
+  // The least time between two appends to one partition given the jobs
+  // the table has sent, or nullopt when none may be sent now. Default: 0.
+  virtual StatusOr<std::optional<int64_t>> AppendSpacing(LoadJobLog& sent, int64_t now_us) {
+    return std::optional<int64_t>(0);
   }
   // Row counts per partition start (for verify). kNotFound if no table.
   virtual StatusOr<std::map<int64_t, int64_t>> CountByPartition(const std::string& table, int64_t unit_us) = 0;

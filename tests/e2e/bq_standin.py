@@ -283,6 +283,7 @@ class Discovery:
         # taken for tables.get of a table named "t:getIamPolicy".
         self.routes.sort(key=lambda r: -r[3])
         self.described_enums = self._check_described_enums()
+        self._check_label_rules()
 
     def _collect(self, resources):
         for resource in resources.values():
@@ -303,6 +304,18 @@ class Discovery:
                 regex = re.compile("^/" + re.escape(self.base_path) + pattern + "$")
                 self.routes.append((method["httpMethod"], regex, method["id"], literal, names))
             self._collect(resource.get("resources", {}))
+
+    # Phrases of JobConfiguration.labels' description that the stand-in's
+    # label checks implement (_check_labels).
+    LABEL_RULES = ["no longer than 63 characters", "lowercase letters, numeric characters, underscores and dashes",
+                   "must start with a letter"]
+
+    def _check_label_rules(self):
+        text = self.schemas["JobConfiguration"]["properties"]["labels"].get("description", "")
+        for phrase in self.LABEL_RULES:
+            if phrase not in text:
+                raise RuntimeError("bq_standin: JobConfiguration.labels: the discovery document no longer says %r"
+                                   % phrase)
 
     def _check_described_enums(self):
         out = {}
@@ -1294,6 +1307,7 @@ class BigQueryStandin:
             raise invalid("The job reference's project %s does not match the request's project %s"
                           % (ref.get("projectId"), project), "jobReference.projectId")
         config = body.get("configuration") or {}
+        self._check_labels(config.get("labels"), "configuration.labels")
         kinds = [k for k in ("load", "copy", "query", "extract") if config.get(k) is not None]
         if len(kinds) != 1:
             raise invalid("Job configuration must contain exactly one job-specific configuration object (e.g., "
@@ -1471,6 +1485,24 @@ class BigQueryStandin:
                        # CSV-only options, meaningless for NDJSON.
                        "allowJaggedRows", "allowQuotedNewlines", "fieldDelimiter", "quote", "skipLeadingRows",
                        "nullMarker", "nullMarkers", "preserveAsciiControlCharacters"}
+
+    # The label rules, as JobConfiguration.labels' description in the
+    # discovery document states them (checked at start-up: LABEL_RULES).
+    @staticmethod
+    def _label_text_ok(text):
+        # "lowercase letters" of any script ("International characters are allowed").
+        return len(text) <= 63 and all(c.isdigit() or c in "_-" or (c.isalpha() and c == c.lower()) for c in text)
+
+    def _check_labels(self, labels, where):
+        if labels is None:
+            return
+        for k, v in labels.items():
+            if not (k and k[0].isalpha() and self._label_text_ok(k)):
+                raise invalid("Label key %r is invalid: keys must start with a letter and hold at most 63 lowercase "
+                              "letters, digits, underscores and dashes" % k, "%s.%s" % (where, k))
+            if not isinstance(v, str) or not self._label_text_ok(v):
+                raise invalid("Label value %r of %r is invalid: at most 63 lowercase letters, digits, underscores "
+                              "and dashes" % (v, k), "%s.%s" % (where, k))
 
     def _precheck_load(self, load):
         """What BigQuery rejects at jobs.insert, plus the stand-in's own limits."""

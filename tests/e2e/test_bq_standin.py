@@ -198,6 +198,24 @@ class RequestCheckTest(StandinTestCase):
         if location:
             self.assertEqual(err["errors"][0]["location"], location)
 
+    def test_job_labels_follow_the_discovery_documents_rules(self):
+        self.make_dataset_and_table()
+        uri = self.put("a.ndjson.gz", rows_for(0, 1))
+        jobs = "projects/%s/jobs" % PROJECT
+        for labels, where in (({"Logferry_kind": "append"}, "configuration.labels.Logferry_kind"),
+                              ({"1kind": "append"}, "configuration.labels.1kind"),
+                              ({"kind": "Append"}, "configuration.labels.kind"),
+                              ({"kind": "x" * 64}, "configuration.labels.kind"),
+                              ({"kind": "a.b"}, "configuration.labels.kind")):
+            body = load_job("jl", [uri], TABLE + "$" + HOUR0, write="WRITE_APPEND")
+            body["configuration"]["labels"] = labels
+            self.assert_invalid(*self.bq.api("POST", jobs, body), "Label", location=where)
+        body = load_job("jl", [uri], TABLE + "$" + HOUR0, write="WRITE_APPEND")
+        body["configuration"]["labels"] = {"logferry_kind": "append", "logferry_generation": "3", "empty": "",
+                                           "ключ": "значение"}
+        job = self.run_job(body)
+        self.assertEqual(job["configuration"]["labels"]["logferry_kind"], "append")
+
     def test_unknown_fields_and_wrong_types_are_rejected_naming_the_field(self):
         self.make_dataset_and_table()
         uri = self.put("a.ndjson.gz", rows_for(0, 1))

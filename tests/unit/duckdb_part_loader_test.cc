@@ -93,8 +93,8 @@ TEST_F(DuckDbPartLoaderTest, TypedValuesNullsAndNestedJson) {
 }
 
 TEST_F(DuckDbPartLoaderTest, NonStringIntoVarcharKeepsItsJsonText) {
-  ASSERT_TRUE(Load("{\"_time\":\"2016-08-01T00:00:00Z\",\"s\":{\"k\":1}}\n{\"_time\":\"2016-08-01T00:00:00Z\",\"s\":12}")
-                  .ok());
+  ASSERT_TRUE(
+      Load("{\"_time\":\"2016-08-01T00:00:00Z\",\"s\":{\"k\":1}}\n{\"_time\":\"2016-08-01T00:00:00Z\",\"s\":12}").ok());
   EXPECT_EQ(Text("SELECT s FROM t ORDER BY s"), "12\n{\"k\":1}\n");
 }
 

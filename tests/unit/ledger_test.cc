@@ -628,12 +628,18 @@ TEST_F(LedgerTest, MigrationRestoresTheTrueBadRecordCount) {
   ledger_.reset();
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open((dir_ + "/ledger.db").c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db,
-                         "ALTER TABLE objects DROP COLUMN bad_records_kept; ALTER TABLE parts DROP COLUMN columns; "
-                         "UPDATE objects SET bad_records=10000; "
-                         "UPDATE meta SET value='4' WHERE key='schema_version'",
-                         nullptr, nullptr, nullptr),
-            SQLITE_OK)
+  ASSERT_EQ(
+      sqlite3_exec(db,
+                   "DROP INDEX parts_by_append; ALTER TABLE parts DROP COLUMN loaded; ALTER TABLE parts DROP COLUMN "
+                   "append_load; "
+                   "ALTER TABLE loads DROP COLUMN kind; ALTER TABLE partitions DROP COLUMN appendable; "
+                   "ALTER TABLE partitions DROP COLUMN appends; ALTER TABLE partitions DROP COLUMN appended_parts; "
+                   "ALTER TABLE partitions DROP COLUMN last_append_us; "
+                   "ALTER TABLE objects DROP COLUMN bad_records_kept; ALTER TABLE parts DROP COLUMN columns; "
+                   "UPDATE objects SET bad_records=10000; "
+                   "UPDATE meta SET value='4' WHERE key='schema_version'",
+                   nullptr, nullptr, nullptr),
+      SQLITE_OK)
       << sqlite3_errmsg(db);
   sqlite3_close(db);
   Reopen();
@@ -762,12 +768,18 @@ TEST_F(LedgerTest, MigrationCountsEarlierLoadsAsOneJobEach) {
   ledger_.reset();
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open((dir_ + "/ledger.db").c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db,
-                         "DROP TABLE load_jobs; ALTER TABLE loads DROP COLUMN job_id; "
-                         "ALTER TABLE objects DROP COLUMN bad_records_kept; ALTER TABLE parts DROP COLUMN columns; "
-                         "UPDATE meta SET value='3' WHERE key='schema_version'",
-                         nullptr, nullptr, nullptr),
-            SQLITE_OK)
+  ASSERT_EQ(
+      sqlite3_exec(db,
+                   "DROP INDEX parts_by_append; ALTER TABLE parts DROP COLUMN loaded; ALTER TABLE parts DROP COLUMN "
+                   "append_load; "
+                   "ALTER TABLE loads DROP COLUMN kind; ALTER TABLE partitions DROP COLUMN appendable; "
+                   "ALTER TABLE partitions DROP COLUMN appends; ALTER TABLE partitions DROP COLUMN appended_parts; "
+                   "ALTER TABLE partitions DROP COLUMN last_append_us; "
+                   "DROP TABLE load_jobs; ALTER TABLE loads DROP COLUMN job_id; "
+                   "ALTER TABLE objects DROP COLUMN bad_records_kept; ALTER TABLE parts DROP COLUMN columns; "
+                   "UPDATE meta SET value='3' WHERE key='schema_version'",
+                   nullptr, nullptr, nullptr),
+      SQLITE_OK)
       << sqlite3_errmsg(db);
   sqlite3_close(db);
   Reopen();
@@ -795,6 +807,117 @@ TEST_F(LedgerTest, PartsKeepTheColumnsTheyHold) {
   ASSERT_TRUE(plan.ok());
   ASSERT_EQ(plan->parts.size(), 1u);
   EXPECT_EQ(plan->parts[0].columns, std::optional<std::string>("_time,a,b"));
+}
+
+}  // namespace
+}  // namespace logferry
+
+namespace logferry {
+namespace {
+
+// Open partitions: appends carry only the parts the warehouse lacks, an
+// append in flight is resumed as it was, and rows that no live part has
+// (a rewritten object, a re-staged part) call for a replace.
+class LedgerAppendTest : public LedgerTest {
+ protected:
+  AppendPlan Begin(bool resume_only = false) {
+    auto plan = ledger_->BeginAppend("t", h0_, now_, resume_only);
+    EXPECT_TRUE(plan.ok()) << plan.status().ToString();
+    return plan.ok() ? *plan : AppendPlan{};
+  }
+  static std::vector<std::string> Keys(const AppendPlan& plan) {
+    std::vector<std::string> keys;
+    for (const PartRow& p : plan.parts) keys.push_back(p.key);
+    return keys;
+  }
+};
+
+TEST_F(LedgerAppendTest, AppendsCarryOnlyNewPartsAndFinishRecordsThem) {
+  ObjectRow a = Discover("a", "e1");
+  ASSERT_TRUE(Stage(a.id, {Part(h0_, "p/a", 10)}).ok());
+  auto open = ledger_->OpenPartitions("t", kMicrosPerHour, 0, 0, h0_ + 60 * kMicrosPerSecond);
+  ASSERT_TRUE(open.ok());
+  ASSERT_EQ(open->size(), 1u) << "the hour has not ended: open";
+  EXPECT_TRUE(ledger_->OpenPartitions("t", kMicrosPerHour, 0, 0, h1_)->empty()) << "due, not open";
+
+  AppendPlan first = Begin();
+  ASSERT_EQ(first.kind, AppendPlan::Kind::kAppend);
+  EXPECT_EQ(Keys(first), std::vector<std::string>{"p/a"});
+  EXPECT_EQ(first.expected_rows, 10);
+  AppendPlan again = Begin();
+  EXPECT_EQ(again.load_id, first.load_id) << "an append that recorded no outcome is resumed under its id";
+  EXPECT_EQ(Keys(again), Keys(first));
+  ASSERT_TRUE(ledger_->FinishAppend(first, 10, now_).ok());
+  EXPECT_EQ(Begin().kind, AppendPlan::Kind::kNothing) << "nothing new";
+
+  ObjectRow b = Discover("b", "e1");
+  ASSERT_TRUE(Stage(b.id, {Part(h0_, "p/b", 5)}).ok());
+  AppendPlan second = Begin();
+  ASSERT_EQ(second.kind, AppendPlan::Kind::kAppend);
+  EXPECT_NE(second.load_id, first.load_id);
+  EXPECT_EQ(Keys(second), std::vector<std::string>{"p/b"});
+  EXPECT_EQ(second.expected_rows, 15);
+  ASSERT_TRUE(ledger_->FinishAppend(second, 15, now_).ok());
+  PartitionRow p = Partition(h0_);
+  EXPECT_EQ(p.appends, 2);
+  EXPECT_EQ(p.appended_parts, 2);
+  EXPECT_TRUE(p.pending()) << "appends do not stand for the partition's load";
+}
+
+TEST_F(LedgerAppendTest, ARewrittenObjectCallsForAReplaceWhichResetsAppends) {
+  ObjectRow v1 = Discover("a", "e1");
+  ASSERT_TRUE(Stage(v1.id, {Part(h0_, "p/v1", 10)}).ok());
+  AppendPlan plan = Begin();
+  ASSERT_TRUE(ledger_->FinishAppend(plan, 10, now_).ok());
+  ObjectRow v2 = Discover("a", "e2");
+  ASSERT_TRUE(Stage(v2.id, {Part(h0_, "p/v2", 7)}).ok());
+  EXPECT_EQ(Begin().kind, AppendPlan::Kind::kReplace) << "v1's rows are in the warehouse";
+
+  auto load = ledger_->BeginLoad("t", h0_, now_);
+  ASSERT_TRUE(load.ok());
+  ASSERT_TRUE(ledger_->FinishLoad(*load, 7, now_).ok());
+  EXPECT_EQ(Partition(h0_).appends, 0);
+  ObjectRow c = Discover("c", "e1");
+  ASSERT_TRUE(Stage(c.id, {Part(h0_, "p/c", 1)}).ok());
+  AppendPlan next = Begin();
+  ASSERT_EQ(next.kind, AppendPlan::Kind::kAppend) << "after the replace, appends resume";
+  EXPECT_EQ(Keys(next), std::vector<std::string>{"p/c"});
+  EXPECT_EQ(next.expected_rows, 8);
+}
+
+TEST_F(LedgerAppendTest, RestagingAnAppendedPartOrACountMismatchCallsForAReplace) {
+  ObjectRow a = Discover("a", "e1");
+  ASSERT_TRUE(Stage(a.id, {Part(h0_, "p/a", 10)}).ok());
+  AppendPlan plan = Begin();
+  ASSERT_TRUE(ledger_->FinishAppend(plan, 10, now_).ok());
+  ASSERT_TRUE(Stage(a.id, {Part(h0_, "p/a", 9)}).ok());  // the same version, staged again
+  EXPECT_EQ(Begin().kind, AppendPlan::Kind::kReplace);
+
+  ObjectRow b = Discover("b", "e1");
+  ASSERT_TRUE(Stage(b.id, {Part(h1_, "p/b", 4)}).ok());
+  auto pb = ledger_->BeginAppend("t", h1_, now_, false);
+  ASSERT_TRUE(pb.ok());
+  ASSERT_TRUE(ledger_->FinishAppend(*pb, 5, now_).ok());  // one row more than the ledger expects
+  ObjectRow c = Discover("c", "e1");
+  ASSERT_TRUE(Stage(c.id, {Part(h1_, "p/c", 1)}).ok());
+  EXPECT_EQ(ledger_->BeginAppend("t", h1_, now_, false)->kind, AppendPlan::Kind::kReplace);
+}
+
+TEST_F(LedgerAppendTest, AFailedAppendFreesItsPartsAndResumeOnlyFindsOnlyWhatIsInFlight) {
+  ObjectRow a = Discover("a", "e1");
+  ASSERT_TRUE(Stage(a.id, {Part(h0_, "p/a", 10)}).ok());
+  EXPECT_EQ(Begin(/*resume_only=*/true).kind, AppendPlan::Kind::kNothing);
+  AppendPlan plan = Begin();
+  EXPECT_EQ(Begin(/*resume_only=*/true).load_id, plan.load_id);
+  ASSERT_TRUE(ledger_->FailAppend(plan, "boom", now_).ok());
+  EXPECT_EQ(Begin(/*resume_only=*/true).kind, AppendPlan::Kind::kNothing);
+  AppendPlan retry = Begin();
+  ASSERT_EQ(retry.kind, AppendPlan::Kind::kAppend);
+  EXPECT_NE(retry.load_id, plan.load_id) << "a failed id is never reused";
+  EXPECT_EQ(Keys(retry), std::vector<std::string>{"p/a"});
+  auto spaced = ledger_->OpenPartitions("t", kMicrosPerHour, 0, kMicrosPerHour, h0_ + 1);
+  ASSERT_TRUE(spaced.ok());
+  EXPECT_TRUE(spaced->empty()) << "the failed append counts for the spacing";
 }
 
 }  // namespace
