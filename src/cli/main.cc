@@ -7,7 +7,6 @@
 #include <fcntl.h>
 #include <malloc.h>
 #include <signal.h>
-#include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -75,7 +74,9 @@ void OrDie(const Status& s, int code = 1) {
 
 // The config validated the level's name.
 void SetupLogging(const std::string& level, bool verbose) {
-  InstallLogging(verbose ? spdlog::level::debug : spdlog::level::from_str(level));
+  LogOptions options;
+  options.level = verbose ? LogLevel::kDebug : ParseLogLevel(level).value_or(LogLevel::kInfo);
+  InstallLogging(std::move(options));
 }
 
 // The state directory is created owner-only (0700): the ledger holds raw
@@ -85,7 +86,7 @@ Status EnsureDir(const std::string& dir) {
   LF_RETURN_IF_ERROR(MakeDirectories(dir, 0700));
   struct stat st {};
   if (stat(dir.c_str(), &st) == 0 && (st.st_mode & 077) != 0)
-    spdlog::warn(
+    log::Warn(
         "state_dir {} is accessible to other users (mode {:o}); the ledger holds raw excerpts of bad "
         "lines: chmod 700 it unless that is intended",
         dir, st.st_mode & 0777);
@@ -155,13 +156,13 @@ int CmdRun(const std::string& config_path, bool once, bool verbose) {
     auto stats = env.pipeline->RunOnce(g_stop);
     if (tty && once) fprintf(stderr, "\r\033[K");
     if (!stats.ok()) {
-      spdlog::error("pass failed: {}", stats.status().ToString());
+      log::Error("pass failed: {}", stats.status().ToString());
       if (once) return 1;
     } else {
       double secs = (logferry::Env::Default()->MonotonicMicros() - t0) / 1e6;
       const PassStats& s = *stats;
       if (s.discovered || s.staged_objects || s.failed_objects || s.partitions_loaded || s.partitions_failed || once) {
-        spdlog::info(
+        log::Info(
             "pass: {} new objects, {} staged ({} rows, {} bad, {} read at {:.0f} MB/s), {} failed; "
             "{} partitions loaded, {} failed; {:.1f}s",
             s.discovered, s.staged_objects, s.rows_staged, s.bad_records, HumanBytes(s.bytes_read),
@@ -175,7 +176,7 @@ int CmdRun(const std::string& config_path, bool once, bool verbose) {
           if (c.ok()) failing += c->objects_failed + c->partitions_failed;
         }
         if (failing > 0) {
-          spdlog::warn("{} object(s) or partition(s) are failing; see 'logferry status'", failing);
+          log::Warn("{} object(s) or partition(s) are failing; see 'logferry status'", failing);
           exit_code = 3;
         }
       }
@@ -186,7 +187,7 @@ int CmdRun(const std::string& config_path, bool once, bool verbose) {
       logferry::Env::Default()->SleepForMicroseconds(100'000);
     if (g_stop.load()) break;
   }
-  if (g_stop.load()) spdlog::info("stopped by signal after finishing the current step");
+  if (g_stop.load()) log::Info("stopped by signal after finishing the current step");
   return exit_code;
 }
 
@@ -737,7 +738,7 @@ int Main(int argc, char** argv) {
   // heap for reuse instead of mmap/munmap (and page faults) every time.
   mallopt(M_MMAP_THRESHOLD, 256 << 20);
   mallopt(M_TRIM_THRESHOLD, 512 << 20);
-  InstallLogging(spdlog::level::info);  // escaped from the first line on, before any config is read
+  InstallLogging(LogOptions{});  // escaped from the first line on, before any config is read
   CLI::App app{"logferry: Fluentd logs from object storage into an analytic warehouse, exactly once"};
   app.require_subcommand(1);
   Args args;

@@ -1,7 +1,5 @@
 #include "core/pipeline.h"
 
-#include <spdlog/spdlog.h>
-
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -9,6 +7,7 @@
 
 #include "aws/credentials.h"
 #include "aws/sqs.h"
+#include "common/logging.h"
 #include "common/strings.h"
 #include "common/time.h"
 #include "core/requests.h"
@@ -325,7 +324,7 @@ void Pipeline::StageWorker(TableRuntime& t, StageRun& run, const std::atomic<boo
 
 void Pipeline::FailObject(TableRuntime& t, StageRun& run, const ObjectRow& obj, const Status& failure) {
   std::string error = t.source->UriOf(obj.key) + ": " + failure.ToString();
-  spdlog::warn("staging failed: {}", error);
+  log::Warn("staging failed: {}", error);
   Status s = ledger_->MarkFailed(obj.id, error, NextAttempt(*t.config, obj.attempts + 1, env_->NowMicros()));
   if (!s.ok()) run.Fatal(s);
   ++run.failed;
@@ -341,19 +340,19 @@ bool Pipeline::CommitObject(TableRuntime& t, StageRun& run, const ObjectRow& obj
     if (!s.ok()) t.schema->Requeue(taken);
   }
   if (!s.ok()) {
-    spdlog::error("ledger commit for {} failed: {}", t.source->UriOf(obj.key), s.ToString());
+    log::Error("ledger commit for {} failed: {}", t.source->UriOf(obj.key), s.ToString());
     run.Fatal(s);
     ++run.failed;
     return false;
   }
   if (o.staged.bad_total > 0)
-    spdlog::warn(
+    log::Warn(
         "{}: {} bad record(s); first at line {}: {}{}", t.source->UriOf(obj.key), o.staged.bad_total,
         o.staged.bad_records.front().line, o.staged.bad_records.front().reason,
         o.staged.bad_records.front().field.empty() ? "" : " (field '" + o.staged.bad_records.front().field + "')");
   if (o.staged.warnings > 0)
-    spdlog::info("{}: {} value(s) repaired or rewritten; latest: {}", t.source->UriOf(obj.key), o.staged.warnings,
-                 o.staged.warning);
+    log::Info("{}: {} value(s) repaired or rewritten; latest: {}", t.source->UriOf(obj.key), o.staged.warnings,
+              o.staged.warning);
   ++run.done;
   run.rows += o.staged.rows_staged;
   run.bad += o.staged.bad_total;
@@ -440,7 +439,7 @@ PartitionLoad ToPartitionLoad(const LoadPlan& plan) {
 StatusOr<bool> HeldBack(Warehouse& wh, LoadJobLog& jobs, const std::string& table, const std::string& job_id,
                         size_t waiting, int64_t now_us) {
   LF_ASSIGN_OR_RETURN(std::optional<std::string> why, wh.WhyWait(job_id, waiting, jobs, now_us));
-  if (why) spdlog::warn("{}: {}", table, *why);
+  if (why) log::Warn("{}: {}", table, *why);
   return why.has_value();
 }
 
@@ -455,7 +454,7 @@ StatusOr<std::vector<std::vector<PartitionRow>>> GroupIntoJobs(Warehouse& wh, Lo
     by_start[p.partition_us] = &p;
   }
   LF_ASSIGN_OR_RETURN(JobGroups groups, wh.GroupIntoJobs(starts, jobs, now));
-  if (!groups.why.empty()) spdlog::info("{}: {}", table, groups.why);
+  if (!groups.why.empty()) log::Info("{}: {}", table, groups.why);
   std::vector<std::vector<PartitionRow>> batches;
   for (const std::vector<int64_t>& group : groups.jobs) {
     std::vector<PartitionRow>& batch = batches.emplace_back();
@@ -549,7 +548,7 @@ Status Pipeline::DropPlansWithDamagedParts(TableRuntime& t, std::vector<LoadPlan
       ready_attempts.push_back((*attempts)[i]);
       continue;
     }
-    spdlog::warn("load of {} {} failed: {}", t.config->name, FormatHour(plan.partition_us), checked.ToString());
+    log::Warn("load of {} {} failed: {}", t.config->name, FormatHour(plan.partition_us), checked.ToString());
     LF_RETURN_IF_ERROR(
         ledger_->FailLoad(plan, checked.ToString(), NextAttempt(*t.config, (*attempts)[i] + 1, now), now));
     ++stats->partitions_failed;
@@ -577,10 +576,10 @@ Status Pipeline::RecordLoads(TableRuntime& t, const std::vector<LoadPlan>& plans
     if (ps.ok()) {
       LF_RETURN_IF_ERROR(ledger_->FinishLoad(plan, n, now));
       ++stats->partitions_loaded;
-      spdlog::debug("loaded {} {} ({} rows, {} parts, job {})", cfg.name, FormatHour(plan.partition_us), n,
-                    plan.parts.size(), job_id);
+      log::Debug("loaded {} {} ({} rows, {} parts, job {})", cfg.name, FormatHour(plan.partition_us), n,
+                 plan.parts.size(), job_id);
     } else {
-      spdlog::warn("load of {} {} failed: {}", cfg.name, FormatHour(plan.partition_us), ps.ToString());
+      log::Warn("load of {} {} failed: {}", cfg.name, FormatHour(plan.partition_us), ps.ToString());
       LF_RETURN_IF_ERROR(ledger_->FailLoad(plan, ps.ToString(), NextAttempt(cfg, attempts[i] + 1, now), now));
       ++stats->partitions_failed;
     }
@@ -627,7 +626,7 @@ Status Pipeline::SweepStaging(TableRuntime& t) {
   LF_ASSIGN_OR_RETURN(auto files, t.staging->ListAll(prefix));
   for (const ObjectInfo& f : files) {
     if (known.count(f.key)) continue;
-    spdlog::info("removing stray staged file {} (left by an interrupted run)", t.staging->UriOf(f.key));
+    log::Info("removing stray staged file {} (left by an interrupted run)", t.staging->UriOf(f.key));
     LF_RETURN_IF_ERROR(t.staging->Delete(f.key));
   }
   return Status::Ok();
@@ -640,7 +639,7 @@ StatusOr<PassStats> Pipeline::RunOnce(const std::atomic<bool>& stop) {
     if (stop.load()) break;
     auto step = [&](const char* what, const Status& s) {
       if (!s.ok()) {
-        spdlog::error("{}: {} failed: {}", t.config->name, what, s.ToString());
+        log::Error("{}: {} failed: {}", t.config->name, what, s.ToString());
         if (first_error.ok()) first_error = s.WithContext(t.config->name + ": " + what);
       }
       return s.ok();
