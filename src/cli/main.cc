@@ -30,6 +30,7 @@
 #include "ledger/ledger.h"
 #include "registry/scheme_registry.h"
 #include "tools/generator.h"
+#include "warehouse/bigquery_schema.h"
 #include "warehouse/warehouse.h"
 
 using namespace logferry;
@@ -591,9 +592,11 @@ int CmdBadRecords(const std::string& config_path, const std::string& table, cons
 int CmdSchema(const std::string& config_path, const std::string& table, bool bigquery, bool duckdb) {
   Env env = Open(config_path, false);
   TableRuntime& t = TableOrDie(env, table);
-  if (bigquery) {
-    std::cout << JsonText(t.schema->ToBigQuerySchema()) << "\n";
-  } else if (duckdb) {
+  if (bigquery) {  // the JSON alone, for `bq mk --schema FILE` and scripts
+    std::cout << BigQuerySchemaJson(t.schema->Columns(), 2) << "\n";
+    return 0;
+  }
+  if (duckdb) {
     auto cols = t.schema->DuckDbColumns();
     printf("CREATE TABLE \"%s\" (\n", t.config->name.c_str());
     for (size_t i = 0; i < cols.size(); ++i)
