@@ -7,6 +7,11 @@
 // a bucket (object keys, field names, request names, quoted server errors) can
 // never start a line of its own, move the cursor or rewrite the terminal,
 // whatever the call site formats into it.
+//
+// A warning or error that repeats (the same text from the same call site) is
+// written once, then held back with growing spacing (1 minute doubling to an
+// hour); when it is written again it says "(repeated N times in the last
+// Xm)". A message not seen for an hour starts over.
 #pragma once
 
 #include <fmt/format.h>
@@ -35,18 +40,28 @@ enum class LogLevel { kDebug, kInfo, kWarn, kError, kOff };
 // name must not silence the log.
 StatusOr<LogLevel> ParseLogLevel(std::string_view name);
 
+// "text": "2016-08-01T00:00:00.000Z info message". "json": one object per
+// line, {"time", "level", "message"} plus "table" and "object" when the line
+// was written inside a LogScope that names them.
+enum class LogLineFormat { kText, kJson };
+
+// "text" or "json"; anything else is an InvalidArgument.
+StatusOr<LogLineFormat> ParseLogLineFormat(std::string_view name);
+
 struct LogOptions {
   LogLevel level = LogLevel::kInfo;
-  // The clock of the time stamps. nullptr: Env::Default().
+  LogLineFormat format = LogLineFormat::kText;
+  // The clock of the time stamps and of repeat suppression. nullptr:
+  // Env::Default().
   Env* env = nullptr;
   // Where each finished line goes (without its newline). Empty: stderr.
   // Called under the logger's lock, one line at a time.
   std::function<void(std::string_view line)> output;
 };
 
-// Replaces the process's logger. Lines come out as
-// "2016-08-01T00:00:00.000Z info message" (UTC). Thread-safe; a line being
-// written while it runs goes to the old output or the new one.
+// Replaces the process's logger (and forgets held-back repeats). Times are
+// UTC. Thread-safe; a line being written while it runs goes to the old
+// output or the new one.
 void InstallLogging(LogOptions options);
 
 // Whether a line at this level would be written (to skip formatting).
@@ -55,6 +70,20 @@ bool LogEnabled(LogLevel level);
 // Writes one line. `site` names the call site (its format string); message
 // is escaped and capped here.
 void LogMessage(LogLevel level, std::string_view site, std::string_view message);
+
+// The table and object the calling thread works on, for the lines it writes
+// meanwhile (JSON's "table" and "object"). Scopes nest; each puts back what
+// was there before when it ends. Thread-local: a worker thread sets its own.
+class LogScope {
+ public:
+  explicit LogScope(std::string table, std::string object = "");
+  ~LogScope();
+  LogScope(const LogScope&) = delete;
+  LogScope& operator=(const LogScope&) = delete;
+
+ private:
+  std::string saved_table_, saved_object_;
+};
 
 namespace log {
 

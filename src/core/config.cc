@@ -184,6 +184,13 @@ Status SetLogLevel(Setting& s, Target& t) {
   return Status::Ok();
 }
 
+Status SetLogFormat(Setting& s, Target& t) {
+  auto format = ParseLogLineFormat(s.value);
+  if (!format.ok()) return Status::InvalidArgument(s.where + ": key 'log_format' " + format.status().message());
+  t.cfg->log_format = s.value;
+  return Status::Ok();
+}
+
 Status SetAllowInsecureHttp(Setting& s, Target& t) {
   auto b = ParseBool(s.value);
   if (!b.ok()) return Status::InvalidArgument(s.where + ": key 'allow_insecure_http' " + b.status().message());
@@ -446,6 +453,10 @@ const KeySpec kKeys[] = {
     {"state_dir", Scope::kTop, nullptr, "Directory for the ledger (ledger.db) and scratch space.", SetStateDir},
     {"workers", Scope::kTop, "0", "Parallel staging workers; 0 means one per CPU core.", SetWorkers},
     {"log_level", Scope::kTop, "info", "debug, info, warn, error or off (trace means debug).", SetLogLevel},
+    {"log_format", Scope::kTop, "text",
+     "text (\"2016-08-01T00:00:00.000Z info message\") or json: one object per line with time, level, message, "
+     "and table and object when the line concerns them. See operations.md, Logs.",
+     SetLogFormat},
     {"allow_insecure_http", Scope::kTop, "false",
      "true allows plain http:// to a host that is not loopback for the SigV4-signed S3 and SQS endpoints "
      "(endpoint, source_endpoint and staging_endpoint of S3 sides, notifications, AWS_ENDPOINT_URL[_S3]). "

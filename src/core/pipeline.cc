@@ -310,6 +310,7 @@ void Pipeline::StageWorker(TableRuntime& t, StageRun& run, const std::atomic<boo
     size_t i = run.next.fetch_add(1);
     if (i >= run.due.size()) return;
     const ObjectRow& obj = run.due[i];
+    LogScope scope(cfg.name, t.source->UriOf(obj.key));
     // Once per pass: the stores have retried each request already, and a
     // transient failure that outlasted them waits for the object's backoff.
     bool threw = false;
@@ -637,6 +638,7 @@ StatusOr<PassStats> Pipeline::RunOnce(const std::atomic<bool>& stop) {
   Status first_error;
   for (TableRuntime& t : tables_) {
     if (stop.load()) break;
+    LogScope scope(t.config->name);
     auto step = [&](const char* what, const Status& s) {
       if (!s.ok()) {
         log::Error("{}: {} failed: {}", t.config->name, what, s.ToString());
