@@ -44,6 +44,7 @@
 #include "format/normalizer.h"
 #include "fuzz_common.h"
 #include "schema/schema.h"
+#include "warehouse/bigquery_schema.h"
 
 namespace logferry::fuzz {
 
@@ -216,8 +217,8 @@ class Differential {
   }
 
   void Finish() {
-    const json schema = fast_schema_.ToBigQuerySchema();
-    const json slow = slow_schema_.ToBigQuerySchema();
+    const json schema = json::parse(BigQuerySchemaJson(fast_schema_.Columns()));
+    const json slow = json::parse(BigQuerySchemaJson(slow_schema_.Columns()));
     Require(schema == slow, "fast and slow paths built different schemas", schema.dump() + "\nvs\n" + slow.dump());
     Require(fast_schema_.column_count() <= kMaxColumns, "the table is wider than the column limit",
             std::to_string(fast_schema_.column_count()));

@@ -7,7 +7,6 @@
 #include <fcntl.h>
 #include <malloc.h>
 #include <signal.h>
-#include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -18,6 +17,7 @@
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <thread>
 
 #include "common/env.h"
@@ -31,6 +31,7 @@
 #include "ledger/ledger.h"
 #include "registry/scheme_registry.h"
 #include "tools/generator.h"
+#include "warehouse/bigquery_schema.h"
 #include "warehouse/warehouse.h"
 
 using namespace logferry;
@@ -73,9 +74,12 @@ void OrDie(const Status& s, int code = 1) {
   if (!s.ok()) Die(s.message(), s.code() == StatusCode::kInvalidArgument ? 2 : code);
 }
 
-// The config validated the level's name.
-void SetupLogging(const std::string& level, bool verbose) {
-  InstallLogging(verbose ? spdlog::level::debug : spdlog::level::from_str(level));
+// The config validated the names.
+void SetupLogging(const Config& config, bool verbose) {
+  LogOptions options;
+  options.level = verbose ? LogLevel::kDebug : ParseLogLevel(config.log_level).value_or(LogLevel::kInfo);
+  options.format = ParseLogLineFormat(config.log_format).value_or(LogLineFormat::kText);
+  InstallLogging(std::move(options));
 }
 
 // The state directory is created owner-only (0700): the ledger holds raw
@@ -85,7 +89,7 @@ Status EnsureDir(const std::string& dir) {
   LF_RETURN_IF_ERROR(MakeDirectories(dir, 0700));
   struct stat st {};
   if (stat(dir.c_str(), &st) == 0 && (st.st_mode & 077) != 0)
-    spdlog::warn(
+    log::Warn(
         "state_dir {} is accessible to other users (mode {:o}); the ledger holds raw excerpts of bad "
         "lines: chmod 700 it unless that is intended",
         dir, st.st_mode & 0777);
@@ -101,7 +105,7 @@ struct Env {
 Env Open(const std::string& config_path, bool verbose) {
   Env env;
   env.config = OrDie(LoadConfig(config_path), 2);
-  SetupLogging(env.config.log_level, verbose);
+  SetupLogging(env.config, verbose);
   OrDie(EnsureDir(env.config.state_dir));
   env.ledger = OrDie(Ledger::Open(env.config.LedgerPath()));
   env.pipeline = std::make_unique<Pipeline>(env.config, env.ledger.get());
@@ -133,6 +137,53 @@ int64_t ParseTimeArg(const std::string& s, const char* flag) {
 
 // --- run ---
 
+// Config URIs hold no secrets (credentials come from the environment), but a
+// user:password@ someone wrote into one is cut all the same.
+std::string WithoutUserInfo(const std::string& uri) {
+  size_t start = uri.find("://");
+  if (start == std::string::npos) return uri;
+  start += 3;
+  size_t at = uri.find('@', start);
+  if (at == std::string::npos || at > uri.find('/', start)) return uri;
+  return uri.substr(0, start) + uri.substr(at + 1);
+}
+
+// The first line a daemon writes: which build runs which config on what.
+void LogStartup(const Config& config, bool once) {
+  std::string tables;
+  for (const TableConfig& t : config.tables)
+    tables += fmt::format("{}{} (source {}, staging {}, warehouse {})", tables.empty() ? "" : "; ", t.name,
+                          WithoutUserInfo(t.source), WithoutUserInfo(t.staging), WithoutUserInfo(t.warehouse));
+  log::Info("logferry {} starting{}: config {}, state_dir {}, {} table(s): {}", LOGFERRY_VERSION,
+            once ? " one pass" : "", config.path, config.state_dir, config.tables.size(), tables);
+}
+
+// Passes that find nothing write no pass line; this says, once a minute
+// (and on the first idle pass after starting), that the daemon is alive.
+class IdleHeartbeat {
+ public:
+  static constexpr int64_t kEveryUs = 60 * kMicrosPerSecond;
+
+  void Active(int64_t now_us, bool staged) {
+    last_line_us_ = now_us;
+    idle_passes_ = 0;
+    if (staged) last_staged_us_ = now_us;
+  }
+  void Idle(int64_t now_us) {
+    if (idle_passes_++ == 0) idle_since_us_ = now_us;
+    if (last_line_us_ >= 0 && now_us - last_line_us_ < kEveryUs) return;
+    last_line_us_ = now_us;
+    log::Info("idle: 0 new objects in {} pass(es) since {}; last object staged {}", idle_passes_,
+              FormatIso8601(idle_since_us_),
+              last_staged_us_ ? "at " + FormatIso8601(*last_staged_us_) : std::string("before this process started"));
+  }
+
+ private:
+  int64_t last_line_us_ = -1;  // of the last pass line or heartbeat
+  int64_t idle_passes_ = 0, idle_since_us_ = 0;
+  std::optional<int64_t> last_staged_us_;
+};
+
 int CmdRun(const std::string& config_path, bool once, bool verbose) {
   Env env = Open(config_path, verbose);
   // One daemon per state directory: two would stage the same objects twice over.
@@ -149,19 +200,25 @@ int CmdRun(const std::string& config_path, bool once, bool verbose) {
   if (tty && once) {
     env.pipeline->set_progress([](const std::string& line) { fprintf(stderr, "\r\033[K%s", line.c_str()); });
   }
+  LogStartup(env.config, once);
+  IdleHeartbeat heartbeat;
   int exit_code = 0;
   for (;;) {
     int64_t t0 = logferry::Env::Default()->MonotonicMicros();
     auto stats = env.pipeline->RunOnce(g_stop);
     if (tty && once) fprintf(stderr, "\r\033[K");
     if (!stats.ok()) {
-      spdlog::error("pass failed: {}", stats.status().ToString());
+      log::Error("pass failed: {}", stats.status().ToString());
       if (once) return 1;
     } else {
       double secs = (logferry::Env::Default()->MonotonicMicros() - t0) / 1e6;
       const PassStats& s = *stats;
-      if (s.discovered || s.staged_objects || s.failed_objects || s.partitions_loaded || s.partitions_failed || once) {
-        spdlog::info(
+      bool active = s.discovered || s.staged_objects || s.failed_objects || s.partitions_loaded || s.partitions_failed;
+      int64_t now_us = logferry::Env::Default()->NowMicros();
+      if (!active && !once) heartbeat.Idle(now_us);
+      if (active || once) {
+        heartbeat.Active(now_us, s.staged_objects > 0);
+        log::Info(
             "pass: {} new objects, {} staged ({} rows, {} bad, {} read at {:.0f} MB/s), {} failed; "
             "{} partitions loaded, {} failed; {:.1f}s",
             s.discovered, s.staged_objects, s.rows_staged, s.bad_records, HumanBytes(s.bytes_read),
@@ -175,7 +232,7 @@ int CmdRun(const std::string& config_path, bool once, bool verbose) {
           if (c.ok()) failing += c->objects_failed + c->partitions_failed;
         }
         if (failing > 0) {
-          spdlog::warn("{} object(s) or partition(s) are failing; see 'logferry status'", failing);
+          log::Warn("{} object(s) or partition(s) are failing; see 'logferry status'", failing);
           exit_code = 3;
         }
       }
@@ -186,7 +243,7 @@ int CmdRun(const std::string& config_path, bool once, bool verbose) {
       logferry::Env::Default()->SleepForMicroseconds(100'000);
     if (g_stop.load()) break;
   }
-  if (g_stop.load()) spdlog::info("stopped by signal after finishing the current step");
+  if (g_stop.load()) log::Info("stopped by signal after finishing the current step");
   return exit_code;
 }
 
@@ -449,7 +506,7 @@ void PrintCsvField(const std::optional<std::string>& value) {
 
 int CmdQuery(const std::string& config_path, const std::string& table, const std::string& sql, bool csv, bool as_json) {
   Config config = OrDie(LoadConfig(config_path), 2);
-  SetupLogging(config.log_level, false);
+  SetupLogging(config, false);
   const TableConfig* tc = table.empty() ? &config.tables.front() : config.FindTable(table);
   if (!tc) Die("no table '" + table + "' in " + config.path + " (tables: " + TableNames(config) + ")", 2);
   WarehouseOptions wo = WarehouseOptionsFor(config, *tc, /*read_only=*/true);
@@ -514,7 +571,7 @@ int CmdQuery(const std::string& config_path, const std::string& table, const std
 
 int CmdCheck(const std::string& config_path) {
   Config config = OrDie(LoadConfig(config_path), 2);
-  SetupLogging(config.log_level, false);
+  SetupLogging(config, false);
   printf("config %s: OK (%zu table%s)\n", config_path.c_str(), config.tables.size(),
          config.tables.size() == 1 ? "" : "s");
   int bad = 0;
@@ -590,9 +647,11 @@ int CmdBadRecords(const std::string& config_path, const std::string& table, cons
 int CmdSchema(const std::string& config_path, const std::string& table, bool bigquery, bool duckdb) {
   Env env = Open(config_path, false);
   TableRuntime& t = TableOrDie(env, table);
-  if (bigquery) {
-    std::cout << JsonText(t.schema->ToBigQuerySchema()) << "\n";
-  } else if (duckdb) {
+  if (bigquery) {  // the JSON alone, for `bq mk --schema FILE` and scripts
+    std::cout << BigQuerySchemaJson(t.schema->Columns(), 2) << "\n";
+    return 0;
+  }
+  if (duckdb) {
     auto cols = t.schema->DuckDbColumns();
     printf("CREATE TABLE \"%s\" (\n", t.config->name.c_str());
     for (size_t i = 0; i < cols.size(); ++i)
@@ -737,7 +796,7 @@ int Main(int argc, char** argv) {
   // heap for reuse instead of mmap/munmap (and page faults) every time.
   mallopt(M_MMAP_THRESHOLD, 256 << 20);
   mallopt(M_TRIM_THRESHOLD, 512 << 20);
-  InstallLogging(spdlog::level::info);  // escaped from the first line on, before any config is read
+  InstallLogging(LogOptions{});  // escaped from the first line on, before any config is read
   CLI::App app{"logferry: Fluentd logs from object storage into an analytic warehouse, exactly once"};
   app.require_subcommand(1);
   Args args;

@@ -51,19 +51,26 @@ struct Attempt {
   enum class Kind { kDone, kFailed, kAgain };
 
   // Finished, well or not: returned as it is, never retried.
-  static Attempt Done(Status status) { return {Kind::kDone, std::move(status), false}; }
+  static Attempt Done(Status status) { return {Kind::kDone, std::move(status), false, false}; }
   // Retried, after a backoff and the resume step, if transient and the
   // attempts since the last progress allow another.
-  static Attempt Failed(Status status) { return {Kind::kFailed, std::move(status), false}; }
-  // Not finished, but nothing failed: go again at once. With progress the
-  // count of attempts starts over (a partial write is progress, not a failed
-  // attempt); without, the attempt still counts towards the next failure's
-  // backoff and bound.
-  static Attempt Again(bool progressed) { return {Kind::kAgain, Status::Ok(), progressed}; }
+  static Attempt Failed(Status status) { return {Kind::kFailed, std::move(status), false, false}; }
+  // Not finished, and nothing failed. With progress: go again at once, and
+  // the count of attempts starts over (a partial write is progress, not a
+  // failed attempt). Without: it counts as a failed attempt, transient, with
+  // the backoff before the next and the bound on attempts; `stalled` is what
+  // the operation returns when the attempts run out, so a server that keeps
+  // answering "go on" without taking anything cannot loop forever.
+  static Attempt Again(bool progressed, Status stalled = Status::Unavailable("no progress")) {
+    return {progressed ? Kind::kAgain : Kind::kFailed, std::move(stalled), progressed, !progressed};
+  }
 
   Kind kind;
   Status status;
   bool progressed;
+  // An Again without progress: where things stand is known, so there is
+  // nothing to resume after the backoff.
+  bool stalled = false;
 };
 
 // WithRetry for an operation that can get part of the way, such as a
@@ -78,12 +85,13 @@ Status WithResumableRetry(const RetryPolicy& policy, AttemptFn&& attempt, Resume
     ++attempts;
     Attempt a = attempt();
     if (a.kind == Attempt::Kind::kDone) return a.status;
-    if (a.kind == Attempt::Kind::kAgain) {
-      if (a.progressed) attempts = 0;
+    if (a.kind == Attempt::Kind::kAgain) {  // progressed
+      attempts = 0;
       continue;
     }
     if (!a.status.IsTransient() || attempts >= policy.max_attempts) return a.status;
     policy.env->SleepForMicroseconds(policy.Backoff(attempts));
+    if (a.stalled) continue;
     if (std::optional<Status> finished = resume()) return *std::move(finished);
   }
 }

@@ -10,6 +10,7 @@
 #include <tuple>
 
 #include "common/env.h"
+#include "common/logging.h"
 #include "common/strings.h"
 #include "common/time.h"
 #include "http/http_client.h"
@@ -177,11 +178,16 @@ Status SetWorkers(Setting& s, Target& t) {
 }
 
 Status SetLogLevel(Setting& s, Target& t) {
-  const std::string& v = s.value;
-  if (v != "trace" && v != "debug" && v != "info" && v != "warn" && v != "error")
-    return Status::InvalidArgument(s.where + ": key 'log_level' must be trace, debug, info, warn or error (got '" + v +
-                                   "')");
-  t.cfg->log_level = v;
+  auto level = ParseLogLevel(s.value);
+  if (!level.ok()) return Status::InvalidArgument(s.where + ": key 'log_level' " + level.status().message());
+  t.cfg->log_level = s.value;
+  return Status::Ok();
+}
+
+Status SetLogFormat(Setting& s, Target& t) {
+  auto format = ParseLogLineFormat(s.value);
+  if (!format.ok()) return Status::InvalidArgument(s.where + ": key 'log_format' " + format.status().message());
+  t.cfg->log_format = s.value;
   return Status::Ok();
 }
 
@@ -458,7 +464,11 @@ Status SetMaxLineBytes(Setting& s, Target& t) {
 const KeySpec kKeys[] = {
     {"state_dir", Scope::kTop, nullptr, "Directory for the ledger (ledger.db) and scratch space.", SetStateDir},
     {"workers", Scope::kTop, "0", "Parallel staging workers; 0 means one per CPU core.", SetWorkers},
-    {"log_level", Scope::kTop, "info", "trace, debug, info, warn or error.", SetLogLevel},
+    {"log_level", Scope::kTop, "info", "debug, info, warn, error or off (trace means debug).", SetLogLevel},
+    {"log_format", Scope::kTop, "text",
+     "text (\"2016-08-01T00:00:00.000Z info message\") or json: one object per line with time, level, message, "
+     "and table and object when the line concerns them. See operations.md, Logs.",
+     SetLogFormat},
     {"allow_insecure_http", Scope::kTop, "false",
      "true allows plain http:// to a host that is not loopback for the SigV4-signed S3 and SQS endpoints "
      "(endpoint, source_endpoint and staging_endpoint of S3 sides, notifications, AWS_ENDPOINT_URL[_S3]). "

@@ -61,6 +61,7 @@ struct Config {
   std::string state_dir;
   int workers = 0;
   std::string log_level;
+  std::string log_format;            // "text" or "json"
   bool allow_insecure_http = false;  // plain http to non-loopback SigV4 endpoints
   int64_t lock_timeout_us = 0;
   std::vector<TableConfig> tables;

@@ -1,7 +1,5 @@
 #include "core/pipeline.h"
 
-#include <spdlog/spdlog.h>
-
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -9,6 +7,7 @@
 
 #include "aws/credentials.h"
 #include "aws/sqs.h"
+#include "common/logging.h"
 #include "common/strings.h"
 #include "common/time.h"
 #include "core/requests.h"
@@ -311,6 +310,7 @@ void Pipeline::StageWorker(TableRuntime& t, StageRun& run, const std::atomic<boo
     size_t i = run.next.fetch_add(1);
     if (i >= run.due.size()) return;
     const ObjectRow& obj = run.due[i];
+    LogScope scope(cfg.name, t.source->UriOf(obj.key));
     // Once per pass: the stores have retried each request already, and a
     // transient failure that outlasted them waits for the object's backoff.
     bool threw = false;
@@ -325,7 +325,7 @@ void Pipeline::StageWorker(TableRuntime& t, StageRun& run, const std::atomic<boo
 
 void Pipeline::FailObject(TableRuntime& t, StageRun& run, const ObjectRow& obj, const Status& failure) {
   std::string error = t.source->UriOf(obj.key) + ": " + failure.ToString();
-  spdlog::warn("staging failed: {}", error);
+  log::Warn("staging failed: {}", error);
   Status s = ledger_->MarkFailed(obj.id, error, NextAttempt(*t.config, obj.attempts + 1, env_->NowMicros()));
   if (!s.ok()) run.Fatal(s);
   ++run.failed;
@@ -341,19 +341,19 @@ bool Pipeline::CommitObject(TableRuntime& t, StageRun& run, const ObjectRow& obj
     if (!s.ok()) t.schema->Requeue(taken);
   }
   if (!s.ok()) {
-    spdlog::error("ledger commit for {} failed: {}", t.source->UriOf(obj.key), s.ToString());
+    log::Error("ledger commit for {} failed: {}", t.source->UriOf(obj.key), s.ToString());
     run.Fatal(s);
     ++run.failed;
     return false;
   }
   if (o.staged.bad_total > 0)
-    spdlog::warn(
+    log::Warn(
         "{}: {} bad record(s); first at line {}: {}{}", t.source->UriOf(obj.key), o.staged.bad_total,
         o.staged.bad_records.front().line, o.staged.bad_records.front().reason,
         o.staged.bad_records.front().field.empty() ? "" : " (field '" + o.staged.bad_records.front().field + "')");
   if (o.staged.warnings > 0)
-    spdlog::info("{}: {} value(s) repaired or rewritten; latest: {}", t.source->UriOf(obj.key), o.staged.warnings,
-                 o.staged.warning);
+    log::Info("{}: {} value(s) repaired or rewritten; latest: {}", t.source->UriOf(obj.key), o.staged.warnings,
+              o.staged.warning);
   ++run.done;
   run.rows += o.staged.rows_staged;
   run.bad += o.staged.bad_total;
@@ -440,7 +440,7 @@ PartitionLoad ToPartitionLoad(const LoadPlan& plan) {
 StatusOr<bool> HeldBack(Warehouse& wh, LoadJobLog& jobs, const std::string& table, const std::string& job_id,
                         size_t waiting, int64_t now_us) {
   LF_ASSIGN_OR_RETURN(std::optional<std::string> why, wh.WhyWait(job_id, waiting, jobs, now_us));
-  if (why) spdlog::warn("{}: {}", table, *why);
+  if (why) log::Warn("{}: {}", table, *why);
   return why.has_value();
 }
 
@@ -459,7 +459,7 @@ StatusOr<std::vector<std::vector<PartitionRow>>> GroupIntoJobs(Warehouse& wh, Lo
   }
   LF_ASSIGN_OR_RETURN(JobGroups groups, wh.GroupIntoJobs(starts, jobs, now));
   groups.jobs.insert(groups.jobs.end(), alone.begin(), alone.end());
-  if (!groups.why.empty()) spdlog::info("{}: {}", table, groups.why);
+  if (!groups.why.empty()) log::Info("{}: {}", table, groups.why);
   std::vector<std::vector<PartitionRow>> batches;
   for (const std::vector<int64_t>& group : groups.jobs) {
     std::vector<PartitionRow>& batch = batches.emplace_back();
@@ -577,14 +577,14 @@ Status Pipeline::RunAppend(TableRuntime& t, Warehouse& wh, const AppendPlan& pla
   if (rows.ok()) {
     LF_RETURN_IF_ERROR(ledger_->FinishAppend(plan, *rows, now));
     ++stats->partitions_appended;
-    spdlog::debug("appended {} part(s) to {} {} ({} rows now, job {})", plan.parts.size(), cfg.name,
+    log::Debug("appended {} part(s) to {} {} ({} rows now, job {})", plan.parts.size(), cfg.name,
                   FormatHour(plan.partition_us), *rows, plan.load_id);
     if (*rows != plan.expected_rows)
-      spdlog::warn("{} {}: {} rows after an append, the ledger expects {}; the partition will be replaced", cfg.name,
+      log::Warn("{} {}: {} rows after an append, the ledger expects {}; the partition will be replaced", cfg.name,
                    FormatHour(plan.partition_us), *rows, plan.expected_rows);
     return Status::Ok();
   }
-  spdlog::warn("append to {} {} failed: {}", cfg.name, FormatHour(plan.partition_us), rows.status().ToString());
+  log::Warn("append to {} {} failed: {}", cfg.name, FormatHour(plan.partition_us), rows.status().ToString());
   if (rows.status().code() == StatusCode::kUnavailable) return Status::Ok();
   return ledger_->FailAppend(plan, rows.status().ToString(), now);
 }
@@ -635,7 +635,7 @@ Status Pipeline::DropPlansWithDamagedParts(TableRuntime& t, std::vector<LoadPlan
       ready_attempts.push_back((*attempts)[i]);
       continue;
     }
-    spdlog::warn("load of {} {} failed: {}", t.config->name, FormatHour(plan.partition_us), checked.ToString());
+    log::Warn("load of {} {} failed: {}", t.config->name, FormatHour(plan.partition_us), checked.ToString());
     LF_RETURN_IF_ERROR(
         ledger_->FailLoad(plan, checked.ToString(), NextAttempt(*t.config, (*attempts)[i] + 1, now), now));
     ++stats->partitions_failed;
@@ -663,10 +663,10 @@ Status Pipeline::RecordLoads(TableRuntime& t, const std::vector<LoadPlan>& plans
     if (ps.ok()) {
       LF_RETURN_IF_ERROR(ledger_->FinishLoad(plan, n, now));
       ++stats->partitions_loaded;
-      spdlog::debug("loaded {} {} ({} rows, {} parts, job {})", cfg.name, FormatHour(plan.partition_us), n,
-                    plan.parts.size(), job_id);
+      log::Debug("loaded {} {} ({} rows, {} parts, job {})", cfg.name, FormatHour(plan.partition_us), n,
+                 plan.parts.size(), job_id);
     } else {
-      spdlog::warn("load of {} {} failed: {}", cfg.name, FormatHour(plan.partition_us), ps.ToString());
+      log::Warn("load of {} {} failed: {}", cfg.name, FormatHour(plan.partition_us), ps.ToString());
       LF_RETURN_IF_ERROR(ledger_->FailLoad(plan, ps.ToString(), NextAttempt(cfg, attempts[i] + 1, now), now));
       ++stats->partitions_failed;
     }
@@ -713,7 +713,7 @@ Status Pipeline::SweepStaging(TableRuntime& t) {
   LF_ASSIGN_OR_RETURN(auto files, t.staging->ListAll(prefix));
   for (const ObjectInfo& f : files) {
     if (known.count(f.key)) continue;
-    spdlog::info("removing stray staged file {} (left by an interrupted run)", t.staging->UriOf(f.key));
+    log::Info("removing stray staged file {} (left by an interrupted run)", t.staging->UriOf(f.key));
     LF_RETURN_IF_ERROR(t.staging->Delete(f.key));
   }
   return Status::Ok();
@@ -724,9 +724,10 @@ StatusOr<PassStats> Pipeline::RunOnce(const std::atomic<bool>& stop) {
   Status first_error;
   for (TableRuntime& t : tables_) {
     if (stop.load()) break;
+    LogScope scope(t.config->name);
     auto step = [&](const char* what, const Status& s) {
       if (!s.ok()) {
-        spdlog::error("{}: {} failed: {}", t.config->name, what, s.ToString());
+        log::Error("{}: {} failed: {}", t.config->name, what, s.ToString());
         if (first_error.ok()) first_error = s.WithContext(t.config->name + ": " + what);
       }
       return s.ok();

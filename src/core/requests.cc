@@ -1,10 +1,9 @@
 #include "core/requests.h"
 
-#include <spdlog/spdlog.h>
-
 #include <nlohmann/json.hpp>
 
 #include "common/env.h"
+#include "common/logging.h"
 #include "common/strings.h"
 #include "common/time.h"
 
@@ -67,7 +66,7 @@ StatusOr<int> RequestInbox::FileAll() {
   for (const ObjectInfo& o : listed)
     if (o.key + "/" == kRequestsDonePrefix) {
       Status s = RemoveDoneBlocker(o);
-      if (!s.ok()) spdlog::warn("request {}: {}", staging_.UriOf(o.key), s.ToString());
+      if (!s.ok()) log::Warn("request {}: {}", staging_.UriOf(o.key), s.ToString());
     }
   int recorded = 0;
   for (const ObjectInfo& o : listed) {
@@ -75,7 +74,7 @@ StatusOr<int> RequestInbox::FileAll() {
     auto outcome = FileOne(o);
     if (!outcome.ok()) {
       // Transient (the store or the ledger): the object is read again next pass.
-      spdlog::warn("request {}: {}; tried again next pass", staging_.UriOf(o.key), outcome.status().ToString());
+      log::Warn("request {}: {}; tried again next pass", staging_.UriOf(o.key), outcome.status().ToString());
       continue;
     }
     if (*outcome == Outcome::kRecorded) ++recorded;
@@ -133,10 +132,10 @@ Status RequestInbox::Record(const ObjectInfo& o, const ParsedRequest& r) {
                                                       table_.partition_unit_us, now));
   if (!r.error.empty()) {
     LF_RETURN_IF_ERROR(ledger_.FinishRequest(rec.first, "failed", r.error, now));
-    spdlog::warn("request {} refused: {}", uri, r.error);
+    log::Warn("request {} refused: {}", uri, r.error);
     return Status::Ok();
   }
-  spdlog::info("request {}: reload {} .. {} ({} partitions)", uri, FormatHour(from), FormatHour(to), rec.second);
+  log::Info("request {}: reload {} .. {} ({} partitions)", uri, FormatHour(from), FormatHour(to), rec.second);
   return Status::Ok();
 }
 
@@ -146,8 +145,7 @@ Status RequestInbox::FinishRecorded(const ObjectInfo& o) {
   if (!copy.ok() || copy->size != o.size) return copy.ok() || copy.status().IsNotFound() ? Status::Ok() : copy.status();
   Status removed = staging_.DeleteIfUnchanged(o.key, o.etag);
   if (removed.code() == StatusCode::kFailedPrecondition) {
-    spdlog::info("request {} was written again while it was filed; the new one is read next pass",
-                 staging_.UriOf(o.key));
+    log::Info("request {} was written again while it was filed; the new one is read next pass", staging_.UriOf(o.key));
     return Status::Ok();
   }
   return removed;
@@ -162,7 +160,7 @@ Status RequestInbox::RemoveDoneBlocker(const ObjectInfo& o) {
                                                         table_.partition_unit_us, now));
     std::string why = std::string("'") + kRequestsDonePrefix + "' is where filed requests go; this object was removed";
     LF_RETURN_IF_ERROR(ledger_.FinishRequest(rec.first, "failed", why, now));
-    spdlog::warn("request {} refused: {}", staging_.UriOf(o.key), why);
+    log::Warn("request {} refused: {}", staging_.UriOf(o.key), why);
   }
   return staging_.DeleteIfUnchanged(o.key, o.etag);
 }

@@ -1,6 +1,6 @@
 #include "discovery/discovery.h"
 
-#include <spdlog/spdlog.h>
+#include "common/logging.h"
 
 namespace logferry {
 
@@ -25,7 +25,7 @@ class ReconciledDiscovery : public Discovery {
     DiscoveryStats listed;
     LF_RETURN_IF_ERROR(listing_->Poll(options, &listed));
     if (listed.recorded > 0)
-      spdlog::warn("{}: the listing found {} object(s) no notification announced", table_, listed.recorded);
+      log::Warn("{}: the listing found {} object(s) no notification announced", table_, listed.recorded);
     stats->recorded += listed.recorded;
     last_listing_us_ = now;
     return event_error;

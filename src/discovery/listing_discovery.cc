@@ -1,7 +1,5 @@
 #include "discovery/listing_discovery.h"
 
-#include <spdlog/spdlog.h>
-
 #include "ledger/ledger.h"
 #include "store/object_store.h"
 

@@ -1,11 +1,10 @@
 #include "discovery/sqs_discovery.h"
 
-#include <spdlog/spdlog.h>
-
 #include <algorithm>
 
 #include "aws/s3_events.h"
 #include "aws/sqs.h"
+#include "common/logging.h"
 #include "common/strings.h"
 #include "common/time.h"
 #include "ledger/ledger.h"
@@ -60,8 +59,8 @@ StatusOr<int64_t> SqsDiscovery::Handle(const aws::SqsMessage& m) {
   if (!parsed.ok()) {
     // Never deleted: the queue's redrive policy moves it to its dead-letter
     // queue after maxReceiveCount deliveries.
-    spdlog::warn("{}: notification {} from {} is not usable and stays on the queue: {}", context_.table, m.message_id,
-                 queue_->url(), parsed.status().message());
+    log::Warn("{}: notification {} from {} is not usable and stays on the queue: {}", context_.table, m.message_id,
+              queue_->url(), parsed.status().message());
     LF_RETURN_IF_ERROR(RecordFailing(m.message_id, m.receive_count, parsed.status().message(), Excerpt(m.body, 200)));
     return int64_t{0};
   }
@@ -79,8 +78,8 @@ StatusOr<int64_t> SqsDiscovery::Handle(const aws::SqsMessage& m) {
     // unusable body, the message is recorded and left on the queue, not held
     // (never extended or deleted): a later delivery may succeed, and the
     // redrive policy moves it aside if none does.
-    spdlog::warn("{}: notification {} from {} stays on the queue: {}", context_.table, m.message_id, queue_->url(),
-                 unchecked.ToString());
+    log::Warn("{}: notification {} from {} stays on the queue: {}", context_.table, m.message_id, queue_->url(),
+              unchecked.ToString());
     LF_RETURN_IF_ERROR(RecordFailing(m.message_id, m.receive_count, unchecked.ToString(), Excerpt(m.body, 200)));
     {
       std::lock_guard lock(held_mu_);
@@ -243,8 +242,7 @@ void SqsDiscovery::Extend() {
     // queue's maxReceiveCount. Messages whose objects are all staged are
     // kept: Acknowledge, after staging, deletes them.
     if (WaitsElsewhere(m, staging_now)) {
-      spdlog::debug("{}: notification {} waits on an object that is not being staged; not extended", context_.table,
-                    id);
+      log::Debug("{}: notification {} waits on an object that is not being staged; not extended", context_.table, id);
       continue;
     }
     receipts.emplace_back(id, m.receipt_handle);
@@ -254,7 +252,7 @@ void SqsDiscovery::Extend() {
     if (s.ok()) continue;
     // The receipt expired: the message is back on the queue and will be
     // received again; forget this delivery.
-    spdlog::debug("{}: cannot extend notification {}: {}", context_.table, id, s.ToString());
+    log::Debug("{}: cannot extend notification {}: {}", context_.table, id, s.ToString());
     if (s.code() == StatusCode::kInvalidArgument) Forget(id, receipt);
   }
 }

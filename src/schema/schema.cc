@@ -303,27 +303,20 @@ void SchemaRegistry::Restore(const std::vector<ColumnRecord>& records) {
   unpersisted_ = false;
 }
 
-nlohmann::json SchemaRegistry::FieldJson(const Column* c) const {
-  nlohmann::json f;
-  f["name"] = c->name_;
-  ColumnType t = c->type_.load();
-  f["type"] = ColumnTypeName(t == ColumnType::kNone ? ColumnType::kString : t);
-  f["mode"] = c->repeated_.load() ? "REPEATED" : "NULLABLE";
-  if (t == ColumnType::kRecord) {
-    nlohmann::json fields = nlohmann::json::array();
+ColumnSchema SchemaRegistry::SchemaOf(const Column* c) const {
+  ColumnSchema out{c->name_, c->type_.load(), c->repeated_.load(), {}};
+  if (out.type == ColumnType::kRecord)
     for (const Column* child : c->ordered_children_)
-      if (child->type_.load() != ColumnType::kNone) fields.push_back(FieldJson(child));
-    f["fields"] = fields;
-  }
-  return f;
+      if (child->type_.load() != ColumnType::kNone) out.fields.push_back(SchemaOf(child));
+  return out;
 }
 
-nlohmann::json SchemaRegistry::ToBigQuerySchema() const {
+std::vector<ColumnSchema> SchemaRegistry::Columns() const {
   std::lock_guard lock(mu_);
-  nlohmann::json fields = nlohmann::json::array();
+  std::vector<ColumnSchema> out;
   for (const Column* c : root_.ordered_children_)
-    if (c->type_.load() != ColumnType::kNone) fields.push_back(FieldJson(c));
-  return fields;
+    if (c->type_.load() != ColumnType::kNone) out.push_back(SchemaOf(c));
+  return out;
 }
 
 std::vector<std::pair<std::string, std::string>> SchemaRegistry::DuckDbColumns() const {

@@ -22,7 +22,6 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -110,6 +109,17 @@ struct ColumnRecord {
   bool inexact_ints = false;
 };
 
+// A typed column as a warehouse sees it, with its typed children (a
+// RECORD's fields): a copy, taken at one moment, of a registry that keeps
+// growing. Columns seen only as null (no type yet) are left out.
+struct ColumnSchema {
+  std::string name;
+  ColumnType type = ColumnType::kNone;
+  bool repeated = false;
+  std::vector<ColumnSchema> fields;
+  bool operator==(const ColumnSchema&) const = default;
+};
+
 // Outcome of offering a value of some kind to a column.
 enum class Fit {
   kOk,         // write it as is
@@ -161,8 +171,9 @@ class SchemaRegistry {
   // Restores the registry from the ledger's records (parents before children).
   void Restore(const std::vector<ColumnRecord>& records);
 
-  // Current schema as BigQuery JSON schema (array of fields).
-  nlohmann::json ToBigQuerySchema() const;
+  // The typed columns now, top level first, in the order they were made
+  // (the warehouse writes its schema from this). Thread-safe.
+  std::vector<ColumnSchema> Columns() const;
   // Top-level columns: (name, DuckDB type). Nested and repeated columns are JSON.
   std::vector<std::pair<std::string, std::string>> DuckDbColumns() const;
   // (original dotted raw path, column path) for every column.
@@ -174,7 +185,7 @@ class SchemaRegistry {
   // base: the name to start from (empty: sanitized from raw_key).
   Column* ChildLocked(Column* parent, std::string_view raw_key, bool companion, std::string base);
   void MarkDirty(Column* c);
-  nlohmann::json FieldJson(const Column* c) const;
+  ColumnSchema SchemaOf(const Column* c) const;  // REQUIRES: mu_ held
 
   mutable std::mutex mu_;
   Column root_;

@@ -412,7 +412,8 @@ Attempt GcsWriteStream::PutChunk(bool last) {
       return Attempt::Done(Status::Internal(what + ": the server reports " + std::to_string(persisted) +
                                             " bytes persisted, outside what was sent"));
     if (!last && progressed) return Attempt::Done(Status::Ok());
-    return Attempt::Again(progressed);
+    return Attempt::Again(progressed, Status::Unavailable(what + ": the server answers 308 but keeps none of the " +
+                                                          std::to_string(sent_) + "+ bytes sent"));
   }
   // An expired session cannot be resumed, so retrying the chunk is no use;
   // transient, so the write can be started over.

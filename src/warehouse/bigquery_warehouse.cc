@@ -24,6 +24,7 @@
 #include "format/compression.h"
 #include "gcp/client.h"
 #include "gcp/credentials.h"
+#include "warehouse/bigquery_fields.h"
 #include "warehouse/warehouse.h"
 
 namespace logferry {
@@ -57,7 +58,7 @@ class BigQueryWarehouse final : public Warehouse {
 
   Status EnsureTable(const std::string& table, const SchemaRegistry& schema) override {
     LF_RETURN_IF_ERROR(EnsureDataset());
-    json fields = schema.ToBigQuerySchema();
+    json fields = BigQueryFields(schema.Columns());
     HttpRequest get;
     get.url = TableUrl(table);
     auto existing = client_.Send("BigQuery tables.get " + Name(table), get, AcceptNotFound("tables.get", table));
@@ -83,7 +84,7 @@ class BigQueryWarehouse final : public Warehouse {
                                      const SchemaRegistry& schema) override {
     LF_ASSIGN_OR_RETURN(std::vector<std::string> uris, SourceUris(std::span(&load, 1), staging));
     std::string decorated = load.table + "$" + Decorator(load.partition_us, unit_us);
-    json fields = schema.ToBigQuerySchema();
+    json fields = BigQueryFields(schema.Columns());
     if (uris.size() <= opts_.max_uris_per_load) {
       LF_ASSIGN_OR_RETURN(json job, RunLoad(load.load_id, uris, decorated, fields, "WRITE_TRUNCATE", unit_us,
                                             "CREATE_IF_NEEDED", nullptr, Labels(load, "replace")));
@@ -135,7 +136,7 @@ class BigQueryWarehouse final : public Warehouse {
       expected += load.expected_rows;
     }
     LF_ASSIGN_OR_RETURN(std::vector<std::string> uris, SourceUris(loads, staging));
-    json fields = schema.ToBigQuerySchema();
+    json fields = BigQueryFields(schema.Columns());
     std::string scratch = job_id + "_scratch";
     LF_ASSIGN_OR_RETURN(bool fresh, CreateScratch(scratch, fields, unit_us));
     bool resumed = false;
@@ -172,7 +173,7 @@ class BigQueryWarehouse final : public Warehouse {
       return Status::FailedPrecondition("an append of " + std::to_string(uris.size()) +
                                         " parts is more than one load job may name; the partition loads when due");
     std::string decorated = load.table + "$" + Decorator(load.partition_us, unit_us);
-    LF_RETURN_IF_ERROR(RunLoad(load.load_id, uris, decorated, schema.ToBigQuerySchema(), "WRITE_APPEND", unit_us,
+    LF_RETURN_IF_ERROR(RunLoad(load.load_id, uris, decorated, BigQueryFields(schema.Columns()), "WRITE_APPEND", unit_us,
                                "CREATE_IF_NEEDED", nullptr, Labels(load, "append"))
                            .status());
     LF_ASSIGN_OR_RETURN(auto counted,

@@ -170,7 +170,7 @@ class RefusedSettingsTest(unittest.TestCase):
         r = self.ws.cli("check")
         self.assertEqual(r.rc, 2, r)
         self.assertIn("log_level", r.stderr)
-        self.assertIn("trace, debug, info, warn or error", r.stderr)
+        self.assertIn("debug, info, warn, error or off", r.stderr)
 
     def test_verify_of_an_unknown_table_is_a_usage_error(self):
         self.ws.gen(hours=1, rows_per_hour=10)

@@ -19,6 +19,7 @@
 #include "registry/scheme_registry.h"
 #include "store/object_store.h"
 #include "support/fake_env.h"
+#include "warehouse/bigquery_schema.h"
 #include "warehouse/warehouse.h"
 
 namespace logferry {
@@ -404,7 +405,7 @@ TEST_F(BigQueryTest, TheScratchTableExpiresByItself) {
   EXPECT_GT(expires, before_ms + 3600 * 1000) << "outlives a restart";
   EXPECT_LT(expires, before_ms + 8LL * 24 * 3600 * 1000) << "but not for long";
   EXPECT_EQ(t["timePartitioning"]["type"], "HOUR");
-  EXPECT_EQ(t["schema"]["fields"], schema_.ToBigQuerySchema());
+  EXPECT_EQ(t["schema"]["fields"], json::parse(BigQuerySchemaJson(schema_.Columns())));
   EXPECT_TRUE(bq_.tables_deleted.empty());
 }
 

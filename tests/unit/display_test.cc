@@ -1,12 +1,15 @@
 // Text from a bucket printed for people: one visible line, no terminal
 // controls, whatever it holds; and every log line goes through that.
 #include <gtest/gtest.h>
-#include <spdlog/sinks/ostream_sink.h>
 
-#include <sstream>
+#include <memory>
+#include <string>
+#include <vector>
 
 #include "common/logging.h"
 #include "common/strings.h"
+#include "support/fake_env.h"
+#include "support/log_capture.h"
 
 namespace logferry {
 namespace {
@@ -44,34 +47,61 @@ TEST(EscapeForDisplay, BytesThatAreNotUtf8AreHexEscaped) {
   EXPECT_EQ(EscapeForDisplay("\xe0\x80\x80"), "\\xe0\\x80\\x80");  // overlong NUL
 }
 
-// A logger wired like the process's (escaping sink) over a string stream.
-struct CapturedLogger {
-  std::ostringstream out;
-  std::shared_ptr<spdlog::logger> logger;
-  CapturedLogger() {
-    auto inner = std::make_shared<spdlog::sinks::ostream_sink_mt>(out);
-    logger = std::make_shared<spdlog::logger>("test", MakeEscapingSink(inner));
-    logger->set_pattern("%l %v");
+// The process's logger over a captured output, its clock at the fixtures' day.
+struct CapturedLog {
+  testutil::FakeEnv env;
+  std::unique_ptr<testutil::LogCapture> capture;
+  CapturedLog() {
+    LogOptions options;
+    options.env = &env;
+    capture = std::make_unique<testutil::LogCapture>(std::move(options));
   }
 };
 
 TEST(Logging, EveryMessageIsEscapedWhateverTheCallSiteFormats) {
-  CapturedLogger c;
-  c.logger->warn("object {} failed: {}", std::string("logs/") + kForged + "/2016080100_0.gz", "bad\rgzip");
-  c.logger->flush();
-  EXPECT_EQ(c.out.str(),
-            "warning object logs/evil\\n[info] pass: all good\\x1b[2J/2016080100_0.gz failed: bad\\rgzip\n");
+  CapturedLog c;
+  log::Warn("object {} failed: {}", std::string("logs/") + kForged + "/2016080100_0.gz", "bad\rgzip");
+  EXPECT_EQ(c.capture->lines(),
+            std::vector<std::string>{"2016-08-01T00:00:00.000Z warning object logs/evil\\n[info] pass: all "
+                                     "good\\x1b[2J/2016080100_0.gz failed: bad\\rgzip"});
 }
 
 TEST(Logging, LongMessagesAreCutAtTheBound) {
-  CapturedLogger c;
-  c.logger->info("{}", std::string(kMaxLogMessageBytes * 4, 'k'));
-  c.logger->flush();
-  std::string line = c.out.str();
+  CapturedLog c;
+  log::Info("{}", std::string(kMaxLogMessageBytes * 4, 'k'));
+  ASSERT_EQ(c.capture->lines().size(), 1u);
+  std::string line = c.capture->lines()[0];
   EXPECT_LT(line.size(), kMaxLogMessageBytes + 100);
   EXPECT_NE(line.find(std::to_string(kMaxLogMessageBytes * 3) + " more bytes not logged"), std::string::npos);
-  EXPECT_EQ(line.back(), '\n');
-  EXPECT_EQ(line.find('\n'), line.size() - 1);
+  EXPECT_EQ(line.find('\n'), std::string::npos);
+}
+
+TEST(Logging, LinesBelowTheLevelAreNotWritten) {
+  testutil::FakeEnv env;
+  LogOptions options;
+  options.level = LogLevel::kWarn;
+  options.env = &env;
+  testutil::LogCapture capture(std::move(options));
+  log::Debug("d");
+  log::Info("i");
+  log::Warn("w");
+  log::Error("e");
+  EXPECT_EQ(capture.lines(),
+            (std::vector<std::string>{"2016-08-01T00:00:00.000Z warning w", "2016-08-01T00:00:00.000Z error e"}));
+}
+
+TEST(Logging, LevelNamesParseAndUnknownOnesAreRefused) {
+  EXPECT_EQ(ParseLogLevel("debug").value(), LogLevel::kDebug);
+  EXPECT_EQ(ParseLogLevel("trace").value(), LogLevel::kDebug);
+  EXPECT_EQ(ParseLogLevel("info").value(), LogLevel::kInfo);
+  EXPECT_EQ(ParseLogLevel("warn").value(), LogLevel::kWarn);
+  EXPECT_EQ(ParseLogLevel("error").value(), LogLevel::kError);
+  EXPECT_EQ(ParseLogLevel("off").value(), LogLevel::kOff);
+  for (const char* bad : {"INFO", "warning", "", "verbose"}) {
+    auto level = ParseLogLevel(bad);
+    ASSERT_FALSE(level.ok()) << bad;
+    EXPECT_EQ(level.status().code(), StatusCode::kInvalidArgument);
+  }
 }
 
 }  // namespace

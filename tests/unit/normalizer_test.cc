@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "warehouse/bigquery_schema.h"
+
 namespace logferry {
 namespace {
 
@@ -603,7 +605,7 @@ TEST(Normalizer, ObjectsWithoutFieldsDoNotBecomeEmptyRecords) {
       }
     }
   };
-  check(h.schema().ToBigQuerySchema());
+  check(json::parse(BigQuerySchemaJson(h.schema().Columns())));
 }
 
 TEST(Normalizer, DuplicateKeysDoNotReachTheRow) {

@@ -3,7 +3,6 @@
 // and ledger see every new column. scripts/sanitize.sh runs this under
 // ThreadSanitizer.
 #include <gtest/gtest.h>
-#include <spdlog/spdlog.h>
 #include <zlib.h>
 
 #include <atomic>
@@ -31,10 +30,6 @@ void WriteGzip(const fs::path& path, const std::string& text) {
 class PipelineStage : public ::testing::Test {
  protected:
   void SetUp() override {
-    // As main() does before any worker starts: spdlog's registry is made on
-    // first use, inside the uninstrumented libspdlog (a race TSan reports
-    // when two workers log first).
-    spdlog::default_logger();
     char tmpl[] = "/tmp/lf-stage-test-XXXXXX";
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     dir_ = tmpl;

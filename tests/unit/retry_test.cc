@@ -120,7 +120,7 @@ TEST(RetryPolicy, BackoffSleepsOnTheEnvClock) {
 }
 
 // A resumable operation scripted as a string, one letter an attempt:
-// F a transient failure, P progress, S no progress (go again at once),
+// F a transient failure, P progress, S no progress (counts as a failure),
 // X a permanent failure, D done. Past the script's end every attempt fails.
 struct Scripted {
   std::string script;
@@ -187,8 +187,9 @@ TEST(RetryPolicy, ResumableRetryProgressResetsTheAttemptCount) {
 }
 
 // Without progress the bound holds: max_attempts attempts, then the last
-// failure. Going again without progress takes no wait but counts, so the
-// backoff after it is the third one and the fourth attempt is the last.
+// failure. An attempt that says "again" without progress counts and backs
+// off like a failure, but is not followed by the resume step (it reported
+// where things stand itself).
 TEST(RetryPolicy, ResumableRetryIsBoundedWithoutProgress) {
   testutil::FakeEnv env;
   RetryPolicy p = FakeClockPolicy(&env);
@@ -204,7 +205,29 @@ TEST(RetryPolicy, ResumableRetryIsBoundedWithoutProgress) {
   EXPECT_EQ(stalled.Run(p).code(), StatusCode::kUnavailable);
   EXPECT_EQ(stalled.calls, 4u);
   EXPECT_EQ(stalled.resumes, 2);
-  ExpectBackoffs(p, env2.sleeps(), {1, 3});
+  ExpectBackoffs(p, env2.sleeps(), {1, 2, 3});
+}
+
+// A server that always answers "go on" without taking anything (a GCS 308
+// with no progress) used to loop forever: now max_attempts such answers end
+// the operation with the stalled status. The script is long but finite, so
+// the test ends even if the bound breaks.
+TEST(RetryPolicy, ResumableRetryGivesUpWhenAgainNeverProgresses) {
+  testutil::FakeEnv env;
+  RetryPolicy p = FakeClockPolicy(&env);
+  int calls = 0;
+  Status s = WithResumableRetry(
+      p,
+      [&] {
+        ++calls;
+        if (calls > 1000) return Attempt::Done(Status::Internal("unbounded"));
+        return Attempt::Again(false, Status::Unavailable("308 without progress"));
+      },
+      []() -> std::optional<Status> { return Status::Internal("not asked"); });
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable);
+  EXPECT_EQ(s.message(), "308 without progress");
+  EXPECT_EQ(calls, 4);
+  ExpectBackoffs(p, env.sleeps(), {1, 2, 3});
 }
 
 // Permanent failures and Done are returned at once, even a transient Done;

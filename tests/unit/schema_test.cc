@@ -303,7 +303,7 @@ TEST(SchemaRegistry, TakeRequeueRestoreRoundTrip) {
   back.Restore(recs);
   EXPECT_FALSE(back.HasUnpersisted());
   EXPECT_EQ(back.column_count(), reg.column_count());
-  EXPECT_EQ(back.ToBigQuerySchema(), reg.ToBigQuerySchema());
+  EXPECT_EQ(back.Columns(), reg.Columns());
   EXPECT_EQ(back.DuckDbColumns(), reg.DuckDbColumns());
   EXPECT_EQ(back.NameMapping(), reg.NameMapping());
 
@@ -333,32 +333,6 @@ TEST(SchemaRegistry, RestoreSkipsOrphans) {
   size_t before = back.column_count();
   back.Restore({orphan});
   EXPECT_EQ(back.column_count(), before);
-}
-
-TEST(SchemaRegistry, BigQuerySchemaShape) {
-  SchemaRegistry reg(Fixed());
-  Column* root = reg.root();
-  Column* req = reg.Child(root, "req");
-  ASSERT_EQ(reg.Offer(req, ColumnType::kRecord, false), Fit::kOk);
-  ASSERT_EQ(reg.Offer(reg.Child(req, "ua"), ColumnType::kString, false), Fit::kOk);
-  ASSERT_EQ(reg.Offer(reg.Child(req, "bytes"), ColumnType::kInt64, false), Fit::kOk);
-  (void)reg.Child(req, "untyped");  // seen only as null: not in the schema
-  Column* items = reg.Child(root, "items");
-  ASSERT_EQ(reg.Offer(items, ColumnType::kRecord, true), Fit::kOk);
-  ASSERT_EQ(reg.Offer(reg.Child(items, "id"), ColumnType::kFloat64, false), Fit::kOk);
-  ASSERT_EQ(reg.Offer(reg.Child(root, "ok"), ColumnType::kBool, false), Fit::kOk);
-
-  nlohmann::json expected = nlohmann::json::parse(R"([
-    {"name":"_time","type":"TIMESTAMP","mode":"NULLABLE"},
-    {"name":"_tag","type":"STRING","mode":"NULLABLE"},
-    {"name":"req","type":"RECORD","mode":"NULLABLE","fields":[
-      {"name":"ua","type":"STRING","mode":"NULLABLE"},
-      {"name":"bytes","type":"INT64","mode":"NULLABLE"}]},
-    {"name":"items","type":"RECORD","mode":"REPEATED","fields":[
-      {"name":"id","type":"FLOAT64","mode":"NULLABLE"}]},
-    {"name":"ok","type":"BOOL","mode":"NULLABLE"}
-  ])");
-  EXPECT_EQ(reg.ToBigQuerySchema(), expected) << reg.ToBigQuerySchema().dump(1);
 }
 
 TEST(SchemaRegistry, DuckDbColumnTypes) {

@@ -132,8 +132,8 @@ TEST(GcsStore, ResumableUploadContinuesFromWhatTheServerPersisted) {
 }
 
 // A resumable session whose final chunk is answered, PUT by PUT, as
-// `answers` says: 'F' a 503, 'P' a 308 after keeping one quantum of it, 'A'
-// the finished object; past its end, 503. Status probes report what is kept.
+// `answers` says: 'F' a 503, 'P' a 308 after keeping one quantum of it, 'S'
+// a 308 keeping none of it, 'A' the finished object; past its end, 503. Status probes report what is kept.
 struct FlakySession {
   std::string answers;
   std::string stored;
@@ -164,6 +164,7 @@ StatusOr<WrittenObject> UploadThrough(FlakySession* s, const std::string& data) 
     bool last = range.back() != '*';
     char answer = last ? s->NextAnswer() : 'A';
     if (answer == 'F') return {503, {}, R"({"error":{"code":503,"message":"try again"}})"};
+    if (answer == 'S') return kept();
     s->stored += answer == 'P' ? r.body.substr(0, 256 << 10) : r.body;
     if (!last || answer == 'P') return kept();
     json o = {{"name", "pre/f"},
@@ -197,6 +198,21 @@ TEST(GcsStore, ResumableChunkRetriesAreBoundedAndProgressStartsTheCountOver) {
   EXPECT_EQ(flaky.probes, 6);
   EXPECT_TRUE(flaky.stored == data);
   EXPECT_EQ(done->etag, "5");
+}
+
+// A server that answers every PUT with 308 and keeps nothing: each such
+// answer counts as a failed attempt, so the upload gives up after
+// max_attempts (4) instead of sending the chunk forever. There is nothing to
+// probe: the 308 said what the session has.
+TEST(GcsStore, ResumableUploadGivesUpOnA308ThatNeverProgresses) {
+  std::string data = RandomBytes((1 << 20) + 100, 4);
+  FlakySession stuck{std::string(1000, 'S')};  // bounded even if the bound broke
+  auto failed = UploadThrough(&stuck, data);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_TRUE(failed.status().IsTransient()) << failed.status().ToString();
+  EXPECT_NE(failed.status().message().find("keeps none"), std::string::npos) << failed.status().ToString();
+  EXPECT_EQ(stuck.final_puts, 4);
+  EXPECT_EQ(stuck.probes, 0);
 }
 
 // A multipart upload whose stored CRC32C differs from the bytes sent is
