@@ -162,6 +162,8 @@ Status Pipeline::Init() {
     LF_RETURN_IF_ERROR(ledger_->CheckTableSettings(tc.name, "partition=" + tc.partition + ",format=" + tc.format_name));
     LF_ASSIGN_OR_RETURN(auto columns, ledger_->Columns(tc.name));
     t.schema->Restore(columns);
+    if (Status s = AddLineageColumns(t.schema.get(), tc.lineage); !s.ok())
+      return Status(s.code(), "table '" + tc.name + "': " + s.message());
     tables_.push_back(std::move(t));
   }
   return Status::Ok();
@@ -305,7 +307,7 @@ void Pipeline::RunStageWorkers(TableRuntime& t, StageRun& run, const std::atomic
 
 void Pipeline::StageWorker(TableRuntime& t, StageRun& run, const std::atomic<bool>& stop) {
   const TableConfig& cfg = *t.config;
-  auto norm = std::make_unique<RowNormalizer>(t.schema.get(), cfg.format);
+  auto norm = std::make_unique<RowNormalizer>(t.schema.get(), cfg.format, cfg.lineage);
   for (;;) {
     if (stop.load()) return;
     size_t i = run.next.fetch_add(1);
@@ -315,7 +317,7 @@ void Pipeline::StageWorker(TableRuntime& t, StageRun& run, const std::atomic<boo
     // transient failure that outlasted them waits for the object's backoff.
     bool threw = false;
     auto outcome = StageGuarded(t, obj, *norm, &threw);
-    if (threw) norm = std::make_unique<RowNormalizer>(t.schema.get(), cfg.format);
+    if (threw) norm = std::make_unique<RowNormalizer>(t.schema.get(), cfg.format, cfg.lineage);
     bool committed = outcome.ok() && CommitObject(t, run, obj, *outcome);
     if (!outcome.ok()) FailObject(t, run, obj, outcome.status());
     t.discovery->FinishedStaging({obj.key, obj.etag});

@@ -42,7 +42,7 @@ StatusOr<StageOutcome> StageObject(TableRuntime& t, const ObjectRow& obj, RowNor
   const TableConfig& cfg = *t.config;
   StageOutcome out;
   out.staged.object_id = obj.id;
-  norm.BeginObject();  // this object's own budget of new columns
+  norm.BeginObject(obj.key);  // this object's own budget of new columns, and its _source
   std::optional<int64_t> slice;
   if (auto m = t.key_format->Match(obj.key)) slice = m->time_slice_us;
   norm.TakeColumnsWritten();  // an earlier object's, if it failed part-way
