@@ -157,13 +157,8 @@ Status Pipeline::Init() {
     LF_ASSIGN_OR_RETURN(KeyFormat kf, KeyFormat::Compile(tc.key_format, tc.time_slice_format, tc.offset_seconds));
     t.key_format = std::make_unique<KeyFormat>(std::move(kf));
     LF_ASSIGN_OR_RETURN(t.discovery, OpenDiscovery(t));
-    t.schema = std::make_unique<SchemaRegistry>(FixedColumns(tc.format.format));
-    t.schema->set_column_limit(static_cast<size_t>(tc.max_columns));
     LF_RETURN_IF_ERROR(ledger_->CheckTableSettings(tc.name, "partition=" + tc.partition + ",format=" + tc.format_name));
-    LF_ASSIGN_OR_RETURN(auto columns, ledger_->Columns(tc.name));
-    t.schema->Restore(columns);
-    if (Status s = AddLineageColumns(t.schema.get(), tc.lineage); !s.ok())
-      return Status(s.code(), "table '" + tc.name + "': " + s.message());
+    LF_ASSIGN_OR_RETURN(t.schema, OpenTableSchema(*ledger_, tc));
     tables_.push_back(std::move(t));
   }
   return Status::Ok();
