@@ -16,7 +16,7 @@ if not os.environ.get("LOGFERRY_BIN"):
                                               "logferry")
 
 import lf  # noqa: E402  (reads LOGFERRY_BIN at import)
-from test_real_data import TAG, parse_apache2  # noqa: E402
+from test_real_data import TAG, parse_apache2, sql_str  # noqa: E402
 
 LINEAGE = ["source", "line"]
 
@@ -139,6 +139,15 @@ class LineageOnRealData(unittest.TestCase):
         self.assertEqual(len(rows), 1)
         self.assertEqual(rows[0]["_source"], self.KEY)
         self.assertGreater(int(rows[0]["n"]), 0)
+        dups = self.query_json("SELECT _source, _line, count(*) AS copies FROM access "
+                               "GROUP BY _source, _line HAVING count(*) > 1")
+        self.assertEqual(dups, [])
+        missing = self.query_json(
+            "SELECT range AS line FROM range(1, (SELECT max(_line) FROM access WHERE _source = %s) + 1) "
+            "WHERE range NOT IN (SELECT _line FROM access WHERE _source = %s) ORDER BY line"
+            % (sql_str(self.KEY), sql_str(self.KEY)))
+        unparsed = sorted(set(range(1, len(self.lines) + 1)) - set(self.records))
+        self.assertEqual([int(r["line"]) for r in missing], [n for n in unparsed if n < max(self.records)])
 
 
 @unittest.skipUnless(os.path.exists(APACHE_LOG) or os.environ.get("CI") == "true",
