@@ -7,6 +7,7 @@ The expected keys and line numbers are computed here from the raw file,
 never from logferry.
 """
 
+import gzip
 import json
 import os
 import unittest
@@ -245,6 +246,47 @@ class LineageNameClash(unittest.TestCase):
         r = ws.cli("check")
         self.assertEqual(r.rc, 2, r)
         self.assertRegex(r.stderr, r"logferry\.toml:\d+: key 'lineage': unknown value 'file' \(allowed: source, line\)")
+
+
+def mp_str(s):
+    b = s.encode()
+    assert len(b) < 32
+    return bytes([0xa0 | len(b)]) + b
+
+
+def mp_map(d):
+    return bytes([0x80 | len(d)]) + b"".join(mp_str(k) + mp_str(v) for k, v in d.items())
+
+
+class LineageMsgpack(unittest.TestCase):
+    """msgpack has no lines: _line is the record's ordinal, counting bad records."""
+
+    def test_line_is_the_records_ordinal(self):
+        ws = lf.Workspace(self)
+        record = {"time": "2016-08-01T00:00:01Z", "m": "x"}
+        # Records 1, 3 and 4 are maps; record 2 (an integer) is a bad record.
+        stream = mp_map(record) + b"\x05" + mp_map(record) + mp_map(record)
+        os.makedirs(ws.source_dir)
+        with open(os.path.join(ws.source_dir, "2016080100_0.gz"), "wb") as f:
+            f.write(gzip.compress(stream))
+        ws.write_config(format="msgpack", lineage=LINEAGE)
+        ws.run_once(expect_rc=0)
+        rows = ws.query_csv("SELECT _source, _line FROM access ORDER BY _line")
+        self.assertEqual(rows, [{"_source": "2016080100_0.gz", "_line": str(n)} for n in (1, 3, 4)])
+        self.assertEqual(ws.ledger("SELECT line FROM bad_records"), [(2,)])
+
+
+class LineageCsv(unittest.TestCase):
+    """A csv record whose quoted value spans lines has its first line's number."""
+
+    def test_a_record_over_two_lines_has_its_first(self):
+        ws = lf.Workspace(self)
+        lines = ['2016-08-01T00:00:01Z,a\n', '2016-08-01T00:00:02Z,"b\n', 'c"\n', '2016-08-01T00:00:03Z,d\n']
+        lf.write_object(os.path.join(ws.source_dir, "2016080100_0.gz"), lines)
+        ws.write_config(format="csv", keys=["time", "m"], lineage=["line"])
+        ws.run_once(expect_rc=0)
+        rows = ws.query_csv("SELECT _line, m FROM access ORDER BY _line")
+        self.assertEqual(rows, [{"_line": "1", "m": "a"}, {"_line": "2", "m": "b\nc"}, {"_line": "4", "m": "d"}])
 
 
 if __name__ == "__main__":
