@@ -577,8 +577,8 @@ const KeySpec kKeys[] = {
      "Columns saying where each row came from, e.g. [\"source\", \"line\"]: \"source\" adds _source (STRING, the "
      "object's key in the source store), \"line\" adds _line (INT64, the row's 1-based line number in the "
      "decompressed object, as bad records number them; msgpack: the record's ordinal). Off by default: every row "
-     "carries them and BigQuery bills logical bytes, so an object key of 60 bytes on a row of 300 stores and scans "
-     "a fifth more. Turned on for a table with data, older rows hold NULL until restaged "
+     "carries them and BigQuery bills logical bytes, so an object key of 40 bytes on a row of 300 stores and scans "
+     "about a sixth more. Turned on for a table with data, older rows hold NULL until restaged "
      "([schema.md](schema.md#lineage)).",
      SetLineage},
     {"retry_base", Scope::kBoth, "30s",
