@@ -72,6 +72,7 @@ struct Args {
   bool duckdb_variants = false;
   int repeat = 1;
   bool breakdown = false;
+  std::string lineage;  // the tables' `lineage` list, comma-separated ("" = off)
 };
 
 [[noreturn]] void Usage(const char* msg) {
@@ -80,6 +81,7 @@ struct Args {
           "usage: logferry_bench --data DIR [--json-data DIR] [--threads N] [--duckdb-threads N]\n"
           "                      [--skip-python] [--skip-duckdb] [--python-script PATH] [--python BIN]\n"
           "                      [--scratch DIR] [--keep-scratch] [--repeat N] [--duckdb-variants] [--breakdown]\n"
+          "                      [--lineage source,line]\n"
           "  --data DIR        objects written by `logferry gen --out DIR` (out_file format)\n"
           "  --json-data DIR   the same records from `logferry gen --format json` (same seed and size);\n"
           "                    DuckDB and Python need it (they cannot read out_file lines as JSON)\n"
@@ -89,7 +91,8 @@ struct Args {
           "                    (DuckDB and Python run once: they take 10x longer and vary less)\n"
           "  --duckdb-variants also time DuckDB writing uncompressed output, and reading with\n"
           "                    declared columns (no inference), to show where its time goes\n"
-          "  --breakdown       also time logferry's stages one by one (in memory, one thread)\n");
+          "  --breakdown       also time logferry's stages one by one (in memory, one thread)\n"
+          "  --lineage LIST    stage with these lineage columns (source, line; default none)\n");
   exit(2);
 }
 
@@ -137,6 +140,8 @@ Args ParseArgs(int argc, char** argv) {
       a.repeat = ParseInt("--repeat", next());
     else if (f == "--breakdown")
       a.breakdown = true;
+    else if (f == "--lineage")
+      a.lineage = next();
     else if (f == "-h" || f == "--help")
       Usage(nullptr);
     else
@@ -252,14 +257,15 @@ uint64_t DirBytes(const std::string& dir) {
   return n;
 }
 
-Result RunLogferry(const DataSet& d, const std::string& format, int threads, const std::string& scratch) {
+Result RunLogferry(const DataSet& d, const std::string& format, int threads, const std::string& scratch,
+                   const std::string& lineage) {
   std::string staging = scratch + "/logferry-" + format;
   fs::remove_all(staging);
   std::string toml = "state_dir = " + TomlString(scratch + "/state") +
                      "\n[[table]]\nname = \"bench\"\nsource = " + TomlString("file://" + d.dir + "/") +
                      "\nstaging = " + TomlString("file://" + staging + "/") +
                      "\nwarehouse = " + TomlString("duckdb://" + scratch + "/unused.duckdb") + "\nformat = \"" +
-                     format + "\"\ntimezone = \"+09:00\"\n";
+                     format + "\"\ntimezone = \"+09:00\"\nlineage = " + TomlString(lineage) + "\n";
   Config cfg = OrDie(ParseConfig(toml, "bench"), "config");
   const TableConfig& tc = cfg.tables.at(0);
 
@@ -271,6 +277,7 @@ Result RunLogferry(const DataSet& d, const std::string& format, int threads, con
   t.key_format = std::make_unique<KeyFormat>(
       OrDie(KeyFormat::Compile(tc.key_format, tc.time_slice_format, tc.offset_seconds), "key format"));
   t.schema = std::make_unique<SchemaRegistry>(FixedColumns(tc.format.format));
+  if (Status s = AddLineageColumns(t.schema.get(), tc.lineage); !s.ok()) Die("lineage", s);
 
   std::vector<ObjectRow> rows;
   for (size_t i = 0; i < d.objects.size(); ++i) {
@@ -291,7 +298,7 @@ Result RunLogferry(const DataSet& d, const std::string& format, int threads, con
   std::atomic<int64_t> staged{0}, bad{0};
   double cpu0 = SelfCpu(), t0 = Now();
   auto worker = [&] {
-    RowNormalizer norm(t.schema.get(), tc.format);
+    RowNormalizer norm(t.schema.get(), tc.format, tc.lineage);
     for (size_t i; (i = next.fetch_add(1)) < rows.size();) {
       StageOutcome o = OrDie(StageObject(t, rows[i], norm), "staging " + rows[i].key);
       bytes += o.bytes_uncompressed;
@@ -448,16 +455,17 @@ double ThreadCpu() {
 // normalizer's own work. Whole objects are held in memory, which is less
 // cache-friendly than StageObject's 4 MiB window, so the stage sum runs a
 // little above StageObject's CPU time on big objects.
-void Breakdown(const DataSet& d, const std::string& format) {
+void Breakdown(const DataSet& d, const std::string& format, const std::string& lineage) {
   auto store = OrDie(OpenObjectStore("file://" + d.dir + "/"), d.dir);
   std::string toml =
       "state_dir = \"/nonexistent\"\n[[table]]\nname = \"bench\"\nsource = \"file:///x/\"\n"
       "staging = \"file:///y/\"\nwarehouse = \"duckdb:///z.duckdb\"\nformat = \"" +
-      format + "\"\ntimezone = \"+09:00\"\n";
+      format + "\"\ntimezone = \"+09:00\"\nlineage = " + TomlString(lineage) + "\n";
   Config cfg = OrDie(ParseConfig(toml, "bench"), "config");
   const TableConfig& tc = cfg.tables.at(0);
   SchemaRegistry schema(FixedColumns(tc.format.format));
-  RowNormalizer norm(&schema, tc.format);
+  if (Status s = AddLineageColumns(&schema, tc.lineage); !s.ok()) Die("lineage", s);
+  RowNormalizer norm(&schema, tc.format, tc.lineage);
   simdjson::ondemand::parser walker;
   LineError err;
   double t_inflate = 0, t_split = 0, t_walk = 0, t_norm = 0, t_deflate = 0, t_deflate_in = 0;
@@ -539,11 +547,13 @@ void Breakdown(const DataSet& d, const std::string& format) {
     // RowNormalizer, as StageObject calls it (rows appended, not encoded).
     rows.clear();
     t0 = ThreadCpu();
+    norm.BeginObject(o.key);
+    int64_t line_no = 0;
     for (size_t pos = 0; pos < len;) {
       const char* nl = static_cast<const char*>(memchr(base + pos, '\n', len - pos));
       size_t end = nl ? static_cast<size_t>(nl - base) : len;
       std::string_view line(base + pos, end - pos);
-      if (norm.Normalize(line, text.size() - pos, std::nullopt, &err))
+      if (norm.Normalize(line, text.size() - pos, std::nullopt, &err, ++line_no))
         rows.append(norm.row());
       else
         ++bad;
@@ -658,12 +668,12 @@ int main(int argc, char** argv) {
   std::optional<Result> lf_of, lf_js, duck, duck_plain, duck_typed, py;
   if (of) {
     printf("running logferry on out_file data (%d thread(s))...\n", a.threads);
-    lf_of = BestOf(a.repeat, [&] { return RunLogferry(*of, "out_file", a.threads, a.scratch); });
+    lf_of = BestOf(a.repeat, [&] { return RunLogferry(*of, "out_file", a.threads, a.scratch, a.lineage); });
     results.push_back(*lf_of);
   }
   if (js) {
     printf("running logferry on json data (%d thread(s))...\n", a.threads);
-    lf_js = BestOf(a.repeat, [&] { return RunLogferry(*js, "json", a.threads, a.scratch); });
+    lf_js = BestOf(a.repeat, [&] { return RunLogferry(*js, "json", a.threads, a.scratch, a.lineage); });
     results.push_back(*lf_js);
     if (!a.skip_duckdb) {
       printf("running DuckDB read_json -> COPY (FORMAT json, COMPRESSION gzip) (threads=%d)...\n", a.duckdb_threads);
@@ -718,8 +728,8 @@ int main(int argc, char** argv) {
     }
   }
   if (a.breakdown) {
-    if (of) Breakdown(*of, "out_file");
-    if (js) Breakdown(*js, "json");
+    if (of) Breakdown(*of, "out_file", a.lineage);
+    if (js) Breakdown(*js, "json", a.lineage);
   }
   for (const Result& r : results) {
     int64_t expect = r.input == "json" && js ? js->lines : (of ? of->lines : 0);

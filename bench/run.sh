@@ -3,7 +3,7 @@
 #
 #   bench/run.sh [BUILD_DIR] [--quick] [--threads N] [--duckdb-threads N]
 #                [--skip-python] [--skip-duckdb] [--repeat N] [--duckdb-variants]
-#                [--breakdown] [--data-root DIR] [--regen]
+#                [--breakdown] [--lineage source,line] [--data-root DIR] [--regen]
 #
 # BUILD_DIR: an existing build directory holding logferry and logferry_bench
 # (default: configure and build Release into <repo>/build-bench).
@@ -26,7 +26,7 @@ while [[ $# -gt 0 ]]; do
     --quick) quick=1 ;;
     --regen) regen=1 ;;
     --data-root) data_root="$2"; shift ;;
-    --threads|--duckdb-threads|--repeat) bench_args+=("$1" "$2"); shift ;;
+    --threads|--duckdb-threads|--repeat|--lineage) bench_args+=("$1" "$2"); shift ;;
     --skip-python|--skip-duckdb|--duckdb-variants|--breakdown) bench_args+=("$1") ;;
     -h|--help) awk 'NR > 1 && !/^#/ {exit} NR > 1 {print}' "$0"; exit 0 ;;
     -*) echo "run.sh: unknown option $1" >&2; exit 2 ;;

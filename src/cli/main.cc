@@ -27,6 +27,7 @@
 #include "common/time.h"
 #include "core/config.h"
 #include "core/pipeline.h"
+#include "core/stage.h"
 #include "core/verify.h"
 #include "ledger/ledger.h"
 #include "registry/scheme_registry.h"
@@ -601,6 +602,9 @@ int CmdCheck(const std::string& config_path) {
       report("notifications " + t.notifications + " (attributes" + (depth.ok() ? ", " + *depth : "") + ")",
              depth.status());
     }
+    if (t.lineage.any() && ledger.ok())
+      report(std::string("lineage columns") + (t.lineage.source ? " _source" : "") + (t.lineage.line ? " _line" : ""),
+             OpenTableSchema(**ledger, t).status());
     WarehouseOptions wo = WarehouseOptionsFor(config, t, /*read_only=*/false);
     auto wh = OpenWarehouse(t.warehouse, wo);
     s = wh.status();

@@ -89,8 +89,8 @@ StatusOr<std::string> ValueText(const toml::node& n, const std::string& key, con
   if (auto s = n.as_string()) return ExpandEnv(s->get());
   if (auto i = n.as_integer()) return std::to_string(i->get());
   if (auto b = n.as_boolean()) return std::string(b->get() ? "true" : "false");
-  if (auto a = n.as_array(); a && key == "keys") {
-    // Arrays (keys) are read as a comma-separated list.
+  if (auto a = n.as_array(); a && (key == "keys" || key == "lineage")) {
+    // Arrays (keys, lineage) are read as a comma-separated list.
     std::string out;
     for (const toml::node& e : *a) {
       auto s = e.as_string();
@@ -461,6 +461,23 @@ Status SetMaxLineBytes(Setting& s, Target& t) {
   return Status::Ok();
 }
 
+// "[]" is how the default reads in the reference; an empty list is the same.
+Status SetLineage(Setting& s, Target& t) {
+  Lineage l;
+  if (!s.value.empty() && s.value != "[]") {
+    for (const std::string& v : Split(s.value, ',')) {
+      if (v == kLineageSource)
+        l.source = true;
+      else if (v == kLineageLine)
+        l.line = true;
+      else
+        return Bad(s, "unknown value '" + v + "' (allowed: " + kLineageSource + ", " + kLineageLine + ")");
+    }
+  }
+  t.table->lineage = l;
+  return Status::Ok();
+}
+
 const KeySpec kKeys[] = {
     {"state_dir", Scope::kTop, nullptr, "Directory for the ledger (ledger.db) and scratch space.", SetStateDir},
     {"workers", Scope::kTop, "0", "Parallel staging workers; 0 means one per CPU core.", SetWorkers},
@@ -583,6 +600,14 @@ const KeySpec kKeys[] = {
      "Most columns the table may have (10..10000; BigQuery's limit is 10,000). Past it, new fields go to "
      "_overflow. Every DuckDB load costs memory in proportion to the table's width (about 1 MB a column).",
      SetCount<&TableConfig::max_columns, 10, 10000>},
+    {"lineage", Scope::kBoth, "[]",
+     "Columns saying where each row came from, e.g. [\"source\", \"line\"]: \"source\" adds _source (STRING, the "
+     "object's key in the source store), \"line\" adds _line (INT64, the row's 1-based line number in the "
+     "decompressed object, as bad records number them; msgpack: the record's ordinal). Off by default: every row "
+     "carries them and BigQuery bills logical bytes, so an object key of 40 bytes on a row of 300 stores and scans "
+     "about a sixth more. Turned on for a table with data, older rows hold NULL until restaged "
+     "([schema.md](schema.md#lineage)).",
+     SetLineage},
     {"retry_base", Scope::kBoth, "30s",
      "First retry delay for a failed object or load (doubles each time, with jitter).",
      SetDuration<&TableConfig::retry_base_us>},

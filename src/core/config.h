@@ -12,6 +12,7 @@
 #include "format/compression.h"
 #include "format/format_options.h"
 #include "format/key_format.h"
+#include "format/lineage.h"
 #include "store/object_store.h"
 
 namespace logferry {
@@ -52,6 +53,7 @@ struct TableConfig {
   int64_t max_line_bytes = 0;
   int64_t max_partitions_per_object = 0;
   int64_t max_columns = 0;
+  Lineage lineage;  // columns saying where each row came from (`lineage`)
   int64_t retry_base_us = 0;
   int64_t retry_max_us = 0;
 };

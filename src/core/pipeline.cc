@@ -156,11 +156,8 @@ Status Pipeline::Init() {
     LF_ASSIGN_OR_RETURN(KeyFormat kf, KeyFormat::Compile(tc.key_format, tc.time_slice_format, tc.offset_seconds));
     t.key_format = std::make_unique<KeyFormat>(std::move(kf));
     LF_ASSIGN_OR_RETURN(t.discovery, OpenDiscovery(t));
-    t.schema = std::make_unique<SchemaRegistry>(FixedColumns(tc.format.format));
-    t.schema->set_column_limit(static_cast<size_t>(tc.max_columns));
     LF_RETURN_IF_ERROR(ledger_->CheckTableSettings(tc.name, "partition=" + tc.partition + ",format=" + tc.format_name));
-    LF_ASSIGN_OR_RETURN(auto columns, ledger_->Columns(tc.name));
-    t.schema->Restore(columns);
+    LF_ASSIGN_OR_RETURN(t.schema, OpenTableSchema(*ledger_, tc));
     tables_.push_back(std::move(t));
   }
   return Status::Ok();
@@ -304,7 +301,7 @@ void Pipeline::RunStageWorkers(TableRuntime& t, StageRun& run, const std::atomic
 
 void Pipeline::StageWorker(TableRuntime& t, StageRun& run, const std::atomic<bool>& stop) {
   const TableConfig& cfg = *t.config;
-  auto norm = std::make_unique<RowNormalizer>(t.schema.get(), cfg.format);
+  auto norm = std::make_unique<RowNormalizer>(t.schema.get(), cfg.format, cfg.lineage);
   for (;;) {
     if (stop.load()) return;
     size_t i = run.next.fetch_add(1);
@@ -315,7 +312,7 @@ void Pipeline::StageWorker(TableRuntime& t, StageRun& run, const std::atomic<boo
     // transient failure that outlasted them waits for the object's backoff.
     bool threw = false;
     auto outcome = StageGuarded(t, obj, *norm, &threw);
-    if (threw) norm = std::make_unique<RowNormalizer>(t.schema.get(), cfg.format);
+    if (threw) norm = std::make_unique<RowNormalizer>(t.schema.get(), cfg.format, cfg.lineage);
     bool committed = outcome.ok() && CommitObject(t, run, obj, *outcome);
     if (!outcome.ok()) FailObject(t, run, obj, outcome.status());
     t.discovery->FinishedStaging({obj.key, obj.etag});

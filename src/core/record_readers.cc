@@ -175,7 +175,7 @@ Status LineReader::Process(size_t rec_begin, size_t rec_end, int64_t rec_line, b
   size_t capacity = buf_.size() - static_cast<size_t>(line.data() - buf_.data());
   RowNormalizer& norm = sink_.norm();
   uint64_t warnings = norm.warnings();
-  if (!norm.Normalize(line, capacity, sink_.slice(), &err_)) {
+  if (!norm.Normalize(line, capacity, sink_.slice(), &err_, rec_line)) {
     if (open_quote && err_.open_quote) {
       *open_quote = true;
       return Status::Ok();
@@ -413,7 +413,7 @@ Status MsgpackReader::Handle() {
   std::string_view json(rec_.json.data(), len);
   RowNormalizer& norm = sink_.norm();
   uint64_t warnings = norm.warnings();
-  if (!norm.NormalizeJson(json, rec_.json.size(), sink_.slice(), &err_)) {
+  if (!norm.NormalizeJson(json, rec_.json.size(), sink_.slice(), &err_, record_)) {
     sink_.Bad(record_, rec_.offset, err_.field, err_.reason, json);
     return Status::Ok();
   }

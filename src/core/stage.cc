@@ -38,11 +38,21 @@ void RecordParts(std::vector<FinishedPart>& finished, const ObjectRow& obj, cons
 
 }  // namespace
 
+StatusOr<std::unique_ptr<SchemaRegistry>> OpenTableSchema(Ledger& ledger, const TableConfig& tc) {
+  auto schema = std::make_unique<SchemaRegistry>(FixedColumns(tc.format.format));
+  schema->set_column_limit(static_cast<size_t>(tc.max_columns));
+  LF_ASSIGN_OR_RETURN(auto columns, ledger.Columns(tc.name));
+  schema->Restore(columns);
+  if (Status s = AddLineageColumns(schema.get(), tc.lineage); !s.ok())
+    return Status(s.code(), "table '" + tc.name + "': " + s.message());
+  return schema;
+}
+
 StatusOr<StageOutcome> StageObject(TableRuntime& t, const ObjectRow& obj, RowNormalizer& norm) {
   const TableConfig& cfg = *t.config;
   StageOutcome out;
   out.staged.object_id = obj.id;
-  norm.BeginObject();  // this object's own budget of new columns
+  norm.BeginObject(obj.key);  // this object's own budget of new columns, and its _source
   std::optional<int64_t> slice;
   if (auto m = t.key_format->Match(obj.key)) slice = m->time_slice_us;
   norm.TakeColumnsWritten();  // an earlier object's, if it failed part-way

@@ -23,6 +23,11 @@ struct StageOutcome {
 // changed while being read.
 StatusOr<StageOutcome> StageObject(TableRuntime& table, const ObjectRow& object, RowNormalizer& normalizer);
 
+// The table's schema as staging extends it: the normalizer's fixed columns,
+// the ledger's, then the lineage columns the table asks for (fails, naming
+// the table, when a source field already holds a lineage column's name).
+StatusOr<std::unique_ptr<SchemaRegistry>> OpenTableSchema(Ledger& ledger, const TableConfig& table);
+
 // How many bad records per object are kept with their excerpt (all are counted).
 constexpr size_t kMaxStoredBadRecords = 10000;
 

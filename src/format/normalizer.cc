@@ -1,5 +1,6 @@
 #include "format/normalizer.h"
 
+#include <charconv>
 #include <cstring>
 #include <tuple>
 
@@ -15,6 +16,33 @@ std::vector<std::pair<std::string, ColumnType>> FixedColumns(LogFormat format) {
   std::vector<std::pair<std::string, ColumnType>> cols{{"_time", ColumnType::kTimestamp}};
   if (format == LogFormat::kOutFile) cols.emplace_back("_tag", ColumnType::kString);
   return cols;
+}
+
+namespace {
+
+// A lineage column under its internal key: created (typed) if the table has
+// none yet. Internal keys are exempt from the column limit, so never null.
+Column* LineageColumn(SchemaRegistry* schema, const char* name, ColumnType type) {
+  Column* c = schema->Child(schema->root(), FixedColumnKey(name));
+  schema->Offer(c, type, false);
+  return c;
+}
+
+}  // namespace
+
+Status AddLineageColumns(SchemaRegistry* schema, const Lineage& lineage) {
+  for (auto [on, name, type, word] : {std::tuple{lineage.source, kSourceColumn, ColumnType::kString, kLineageSource},
+                                      std::tuple{lineage.line, kLineColumn, ColumnType::kInt64, kLineageLine}}) {
+    if (!on) continue;
+    // The name was taken first by a source field (seen while lineage was
+    // off): the registry gave this column a suffix, which no audit expects.
+    if (Column* c = LineageColumn(schema, name, type); c->name() != name)
+      return Status::FailedPrecondition(std::string("lineage column ") + name +
+                                        " cannot be added: the table already has a column of that name for a field "
+                                        "of its source; leave '" +
+                                        word + "' out of lineage (docs/schema.md#lineage)");
+  }
+  return Status::Ok();
 }
 
 namespace {
@@ -224,10 +252,36 @@ int UnescapeJsonLossy(std::string_view body, std::string* out) {
   return replaced;
 }
 
-NormalizerCore::NormalizerCore(SchemaRegistry* schema, const FormatOptions& opts)
+NormalizerCore::NormalizerCore(SchemaRegistry* schema, const FormatOptions& opts, const Lineage& lineage)
     : time_in_record_(opts.format != LogFormat::kOutFile), schema_(schema), opts_(opts), fast_(this) {
   time_col_ = schema_->Child(schema_->root(), FixedColumnKey("_time"));
   if (opts_.format == LogFormat::kOutFile) tag_col_ = schema_->Child(schema_->root(), FixedColumnKey("_tag"));
+  if (lineage.source) source_col_ = LineageColumn(schema_, kSourceColumn, ColumnType::kString);
+  if (lineage.line) line_col_ = LineageColumn(schema_, kLineColumn, ColumnType::kInt64);
+  lineage_ = lineage.any();
+}
+
+void NormalizerCore::BeginObject(std::string_view source_key) {
+  new_columns_left_ = kMaxNewColumnsPerObject;
+  if (!source_col_) return;
+  source_member_.assign(1, ',');
+  source_member_.append(source_col_->json_key());
+  AppendJsonString(&source_member_, source_key);
+}
+
+void NormalizerCore::AppendLineage() {
+  if (source_col_) {
+    row_.append(source_member_);
+    NoteWritten(source_col_);
+  }
+  if (line_col_) {
+    row_.push_back(',');
+    row_.append(line_col_->json_key());
+    char digits[24];
+    auto [end, ec] = std::to_chars(digits, digits + sizeof digits, record_);
+    row_.append(digits, static_cast<size_t>(end - digits));
+    NoteWritten(line_col_);
+  }
 }
 
 // Which field of a raw line holds byte `pos`, for messages: "time" or "tag"
@@ -933,8 +987,9 @@ void NormalizerCore::BeginRecord(LineError* err) {
 }
 
 bool NormalizerCore::Normalize(std::string_view line, size_t capacity, std::optional<int64_t> fallback_time,
-                               LineError* err) {
+                               LineError* err, int64_t record) {
   row_budget_ = kRowBudgetFactor * line.size() + kRowBudgetSlack;
+  record_ = record;
   try {
     return NormalizeLine(line, capacity, fallback_time, err);
   } catch (const RowOverBudget&) {
@@ -947,8 +1002,9 @@ bool NormalizerCore::Normalize(std::string_view line, size_t capacity, std::opti
 }
 
 bool NormalizerCore::NormalizeJson(std::string_view json, size_t capacity, std::optional<int64_t> fallback_time,
-                                   LineError* err) {
+                                   LineError* err, int64_t record) {
   row_budget_ = kRowBudgetFactor * json.size() + kRowBudgetSlack;
+  record_ = record;
   try {
     BeginRecord(err);
     row_.push_back('{');
@@ -1093,24 +1149,25 @@ bool NormalizerCore::FinishRecord(std::optional<int64_t> fallback_time, LineErro
     schema_->Offer(overflow_col_, ColumnType::kString, false);
   }
   AppendTimeColumn();
+  if (lineage_) AppendLineage();
   row_.append("}\n");
   CommitWarnings();
   return true;
 }
 
-RowNormalizer::RowNormalizer(SchemaRegistry* schema, const FormatOptions& opts)
-    : core_(std::make_unique<NormalizerCore>(schema, opts)) {}
+RowNormalizer::RowNormalizer(SchemaRegistry* schema, const FormatOptions& opts, const Lineage& lineage)
+    : core_(std::make_unique<NormalizerCore>(schema, opts, lineage)) {}
 RowNormalizer::~RowNormalizer() = default;
-void RowNormalizer::BeginObject() {
-  core_->BeginObject();
+void RowNormalizer::BeginObject(std::string_view source_key) {
+  core_->BeginObject(source_key);
 }
 bool RowNormalizer::Normalize(std::string_view line, size_t capacity, std::optional<int64_t> fallback_time,
-                              LineError* err) {
-  return core_->Normalize(line, capacity, fallback_time, err);
+                              LineError* err, int64_t record) {
+  return core_->Normalize(line, capacity, fallback_time, err, record);
 }
 bool RowNormalizer::NormalizeJson(std::string_view json, size_t capacity, std::optional<int64_t> fallback_time,
-                                  LineError* err) {
-  return core_->NormalizeJson(json, capacity, fallback_time, err);
+                                  LineError* err, int64_t record) {
+  return core_->NormalizeJson(json, capacity, fallback_time, err, record);
 }
 std::string_view RowNormalizer::row() const {
   return core_->row();

@@ -19,7 +19,9 @@
 #include <utility>
 #include <vector>
 
+#include "common/status.h"
 #include "format/format_options.h"
+#include "format/lineage.h"
 #include "schema/schema.h"
 
 namespace logferry {
@@ -93,27 +95,40 @@ std::string FieldNameForMessage(std::string_view name);
 // Columns every table gets from the normalizer.
 std::vector<std::pair<std::string, ColumnType>> FixedColumns(LogFormat format);
 
+// Adds the lineage columns (_source, _line) a table asks for, once its
+// registry is restored: new ones come before any source field seen later,
+// which then takes the sibling suffix (a field "_source" becomes _source_2).
+// Fails (kFailedPrecondition) when a source field already holds the name:
+// its column and rows were there first, so the lineage column cannot have it.
+Status AddLineageColumns(SchemaRegistry* schema, const Lineage& lineage);
+
 class RowNormalizer {
  public:
-  RowNormalizer(SchemaRegistry* schema, const FormatOptions& opts);
+  // lineage: the columns each row gets besides its record's (see AddLineageColumns).
+  RowNormalizer(SchemaRegistry* schema, const FormatOptions& opts, const Lineage& lineage = {});
   ~RowNormalizer();
   RowNormalizer(const RowNormalizer&) = delete;
   RowNormalizer& operator=(const RowNormalizer&) = delete;
 
   // Starts a new source object: its budget of new columns
-  // (kMaxNewColumnsPerObject) begins again.
-  void BeginObject();
+  // (kMaxNewColumnsPerObject) begins again. `source_key`: the object's key,
+  // which every row's _source holds (with lineage "source").
+  void BeginObject(std::string_view source_key = {});
 
   // Normalizes a line (without its newline). `capacity` is how many bytes are
   // readable from line.data() (at least line.size() + kJsonPadding).
   // fallback_time: event time for records that carry none (the key's slice).
+  // record: the record's 1-based line number (msgpack: its ordinal), the
+  // number a bad record would report; the row's _line (with lineage "line").
   // On success row() holds the row with its trailing newline.
-  bool Normalize(std::string_view line, size_t capacity, std::optional<int64_t> fallback_time, LineError* err);
+  bool Normalize(std::string_view line, size_t capacity, std::optional<int64_t> fallback_time, LineError* err,
+                 int64_t record = 0);
   // For records that arrive as JSON text built elsewhere (msgpack): `json`
   // must be followed by at least kJsonPadding readable bytes.
   // Neither throws: an exception while normalizing (out of memory, say)
   // fails that record with a reason saying so.
-  bool NormalizeJson(std::string_view json, size_t capacity, std::optional<int64_t> fallback_time, LineError* err);
+  bool NormalizeJson(std::string_view json, size_t capacity, std::optional<int64_t> fallback_time, LineError* err,
+                     int64_t record = 0);
 
   std::string_view row() const;
   // The event time of the last row.

@@ -71,11 +71,13 @@ class RowBuffer {
 // normalizer.h).
 class NormalizerCore {
  public:
-  NormalizerCore(SchemaRegistry* schema, const FormatOptions& opts);
+  NormalizerCore(SchemaRegistry* schema, const FormatOptions& opts, const Lineage& lineage);
 
-  void BeginObject() { new_columns_left_ = kMaxNewColumnsPerObject; }
-  bool Normalize(std::string_view line, size_t capacity, std::optional<int64_t> fallback_time, LineError* err);
-  bool NormalizeJson(std::string_view json, size_t capacity, std::optional<int64_t> fallback_time, LineError* err);
+  void BeginObject(std::string_view source_key);
+  bool Normalize(std::string_view line, size_t capacity, std::optional<int64_t> fallback_time, LineError* err,
+                 int64_t record);
+  bool NormalizeJson(std::string_view json, size_t capacity, std::optional<int64_t> fallback_time, LineError* err,
+                     int64_t record);
   std::string_view row() const { return row_.view(); }
   int64_t time() const { return time_; }
   void set_fast_path(bool on) { fast_path_ = on; }
@@ -205,6 +207,15 @@ class NormalizerCore {
   int64_t last_time_ = INT64_MIN;  // the last _time formatted, and its text
   char last_time_text_[40];
   size_t last_time_len_ = 0;
+
+  // Lineage: the object's _source member, quoted once per object (keys are
+  // long, rows many), and the record number written to _line.
+  void AppendLineage();
+  Column* source_col_ = nullptr;
+  Column* line_col_ = nullptr;
+  bool lineage_ = false;
+  std::string source_member_;  // ,"_source":"<key>"
+  int64_t record_ = 0;
 
   // Per-format scratch.
   std::string FieldAt(std::string_view line, size_t pos) const;

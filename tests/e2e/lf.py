@@ -91,6 +91,8 @@ def toml_value(v):
         return "true" if v else "false"
     if isinstance(v, (int, float)):
         return repr(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
     # JSON string escapes are valid TOML basic-string escapes.
     return json.dumps(str(v))
 
