@@ -610,7 +610,7 @@ int CmdSchema(const std::string& config_path, const std::string& table, bool big
 
 int CmdGen(GenOptions gen, const std::string& start, const std::string& timezone, bool no_gzip) {
   gen.start_us = ParseTimeArg(start, "--start");
-  gen.offset_seconds = OrDie(ParseUtcOffset(timezone), 2);
+  gen.zone = OrDie(TimeZone::Parse(timezone), 2);
   gen.gzip = !no_gzip;
   if (gen.out_dir.empty() || gen.out_dir[0] != '/') {
     char cwd[4096];
@@ -653,7 +653,8 @@ void AddGenOptions(CLI::App* g, Args* a) {
   g->add_option("--late-fraction", gen.late_fraction, "Fraction of records from the previous hour")
       ->capture_default_str();
   g->add_option("--format", gen.format, "out_file or json")->capture_default_str();
-  g->add_option("--timezone", a->gen_tz, "Offset of times and time slices")->capture_default_str();
+  g->add_option("--timezone", a->gen_tz, "Zone of times and time slices: an offset or an IANA name")
+      ->capture_default_str();
   g->add_option("--seed", gen.seed, "Random seed")->capture_default_str();
   g->add_flag("--no-gzip", a->no_gzip, "Write uncompressed objects (.log)");
 }

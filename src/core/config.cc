@@ -377,10 +377,10 @@ Status SetTimeFormat(Setting& s, Target& t) {
 }
 
 Status SetTimezone(Setting& s, Target& t) {
-  auto off = ParseUtcOffset(s.value);
-  if (!off.ok()) return Bad(s, off.status().message());
+  auto zone = TimeZone::Parse(s.value);
+  if (!zone.ok()) return Bad(s, zone.status().message());
   t.table->timezone = s.value;
-  t.table->offset_seconds = t.table->format.offset_seconds = *off;
+  t.table->zone = t.table->format.zone = *zone;
   return Status::Ok();
 }
 
@@ -516,9 +516,13 @@ const KeySpec kKeys[] = {
      "BigQuery: most staged files one load job names; a partition with more goes through a scratch table.",
      SetCount<&TableConfig::max_uris_per_load, 1, 10000>},
     {"key_format", Scope::kBoth, "%{path}%{time_slice}_%{index}.%{file_extension}",
-     "Fluentd's s3_object_key_format; keys under `source` that do not match are ignored.",
+     "Fluentd's s3_object_key_format, matched against keys relative to `source`; keys that do not match are "
+     "ignored. %{path} matches any prefix, slashes included, so `source` may end at Fluentd's `path` or at the "
+     "bucket's root with the path left to %{path}. strftime directives written in it "
+     "(%{path}%Y/%m/%d/%H_%{index}.%{file_extension}) are read as the time slice, as Fluentd writes them.",
      SetText<&TableConfig::key_format>},
-    {"time_slice_format", Scope::kBoth, "%Y%m%d%H", "Fluentd's time_slice_format (strftime layout).",
+    {"time_slice_format", Scope::kBoth, "%Y%m%d%H",
+     "Fluentd's time_slice_format (strftime layout; slashes are fine: %Y/%m/%d/%H), on the wall clock of `timezone`.",
      SetText<&TableConfig::time_slice_format>},
     {"format", Scope::kBoth, "out_file",
      "Fluentd's formatter: out_file (time<TAB>tag<TAB>json), json, ltsv, csv, tsv, single_value or msgpack.",
@@ -528,7 +532,13 @@ const KeySpec kKeys[] = {
      "json, ltsv, csv, tsv, msgpack: the field holding the event time (absent: the key's time slice).", SetTimeKey},
     {"time_format", Scope::kBoth, "iso8601",
      "iso8601, unix, unix_ms, or a strftime layout such as %d/%b/%Y:%H:%M:%S %z.", SetTimeFormat},
-    {"timezone", Scope::kBoth, "+00:00", "UTC offset for times (and time slices) without one, e.g. +09:00.",
+    {"timezone", Scope::kBoth, "+00:00",
+     "Zone of event times written without an offset and of the time slices in keys (Fluentd's `timezone`): a UTC "
+     "offset (+09:00, -0530, UTC), an IANA name from the system tz database (Asia/Tokyo, America/New_York; "
+     "daylight saving follows the zone), or localtime (TZ, else /etc/localtime). The default stays UTC, unlike "
+     "Fluentd's server-local default, so that a config means the same on every host. A wall-clock time that a "
+     "daylight-saving change skips is read with the offset before the change (02:30 on a skipped hour is 03:30 "
+     "summer time); one it repeats is the first occurrence (summer time), as java.time and Python's zoneinfo do.",
      SetTimezone},
     {"delimiter", Scope::kBoth, "\t",
      "out_file, ltsv, tsv: field delimiter; csv: \",\" unless set (\"\\t\", \" \", \",\", or SPACE/TAB/COMMA).",
@@ -651,7 +661,7 @@ Status ResolveEndpoints(const Settings& s, Target& t) {
 }
 
 Status CheckKeyFormat(const Settings& s, Target& t) {
-  auto compiled = KeyFormat::Compile(t.table->key_format, t.table->time_slice_format, t.table->offset_seconds);
+  auto compiled = KeyFormat::Compile(t.table->key_format, t.table->time_slice_format, t.table->zone);
   if (!compiled.ok()) return Bad(s.at("key_format"), compiled.status().message());
   return Status::Ok();
 }

@@ -61,7 +61,7 @@ TEST(Config, Defaults) {
   EXPECT_EQ(t.format.time_key, "time");
   EXPECT_EQ(t.format.time_kind, TimeFormatKind::kIso8601);
   EXPECT_EQ(t.compression, Compression::kAuto);
-  EXPECT_EQ(t.offset_seconds, 0);
+  EXPECT_EQ(t.zone.Name(), "+00:00");
   EXPECT_EQ(t.partition, "hour");
   EXPECT_EQ(t.partition_unit_us, kMicrosPerHour);
   EXPECT_EQ(t.settle_us, 10 * 60 * kMicrosPerSecond);
@@ -106,13 +106,13 @@ compression = "zstd"
   ASSERT_EQ(c->tables.size(), 2u);
   const TableConfig& a = c->tables[0];
   const TableConfig& b = c->tables[1];
-  EXPECT_EQ(a.offset_seconds, 9 * 3600);
-  EXPECT_EQ(a.format.offset_seconds, 9 * 3600) << "the zone reaches the normalizer";
+  EXPECT_EQ(a.zone.Name(), "+09:00");
+  EXPECT_EQ(a.format.zone.Name(), "+09:00") << "the zone reaches the normalizer";
   EXPECT_EQ(a.settle_us, 0);
   EXPECT_EQ(a.staging, "file:///staging/");
   EXPECT_EQ(a.warehouse, "duckdb:///w.duckdb");
   EXPECT_EQ(a.format.format, LogFormat::kJson);
-  EXPECT_EQ(b.offset_seconds, 0);
+  EXPECT_EQ(b.zone.Name(), "+00:00");
   EXPECT_EQ(b.settle_us, 0) << "inherited";
   EXPECT_EQ(b.format.format, LogFormat::kOutFile);
   EXPECT_EQ(b.partition_unit_us, kMicrosPerDay);
