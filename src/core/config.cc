@@ -60,7 +60,27 @@ std::string Where(const std::string& origin, const toml::node& n) {
   return origin + ":" + std::to_string(line);
 }
 
-// Expands ${VAR}; "$$" is a literal '$'.
+// One ${...} body, as the shell reads it: VAR, VAR:-default (when VAR is
+// unset or empty), VAR:?message (an error naming VAR when it is unset or
+// empty). The default and the message are literal text.
+StatusOr<std::string> ExpandVariable(const std::string& body) {
+  const size_t op = body.find(':');
+  const std::string var = body.substr(0, op);
+  std::optional<std::string> v = Env::Default()->GetEnv(var);
+  if (op == std::string::npos) {
+    if (!v) return Status::InvalidArgument("environment variable " + var + " is not set");
+    return *v;
+  }
+  const std::string rest = body.substr(op + 1);
+  if (rest.empty() || (rest[0] != '-' && rest[0] != '?'))
+    return Status::InvalidArgument("'${" + body + "}': use ${VAR}, ${VAR:-default} or ${VAR:?message}");
+  if (v && !v->empty()) return *v;
+  if (rest[0] == '-') return rest.substr(1);
+  return Status::InvalidArgument("environment variable " + var + " is not set or empty" +
+                                 (rest.size() > 1 ? ": " + rest.substr(1) : std::string()));
+}
+
+// Expands ${VAR}, ${VAR:-default} and ${VAR:?message}; "$$" is a literal '$'.
 StatusOr<std::string> ExpandEnv(const std::string& s) {
   std::string out;
   for (size_t i = 0; i < s.size(); ++i) {
@@ -70,10 +90,8 @@ StatusOr<std::string> ExpandEnv(const std::string& s) {
     } else if (s[i] == '$' && i + 1 < s.size() && s[i + 1] == '{') {
       size_t end = s.find('}', i);
       if (end == std::string::npos) return Status::InvalidArgument("unterminated ${ in '" + s + "'");
-      std::string var = s.substr(i + 2, end - i - 2);
-      std::optional<std::string> v = Env::Default()->GetEnv(var);
-      if (!v) return Status::InvalidArgument("environment variable " + var + " is not set");
-      out += *v;
+      LF_ASSIGN_OR_RETURN(std::string value, ExpandVariable(s.substr(i + 2, end - i - 2)));
+      out += value;
       i = end;
     } else {
       out += s[i];
@@ -578,6 +596,16 @@ const KeySpec* FindKey(std::string_view name) {
   return nullptr;
 }
 
+// "; did you mean 'X'?" for the known key closest to a mistyped one, or "".
+std::string DidYouMean(const std::string& key, bool top) {
+  std::vector<std::string> names;
+  for (const KeySpec& k : kKeys)
+    if (top || k.scope != Scope::kTop) names.emplace_back(k.name);
+  if (top) names.emplace_back("table");
+  std::string closest = ClosestMatch(key, names);
+  return closest.empty() ? "" : "; did you mean '" + closest + "'?";
+}
+
 // Reads a section's keys (the top level, or one [[table]]) as text, checking
 // that each is known and belongs there. At the top level, *tables gets the
 // [[table]] array.
@@ -593,7 +621,9 @@ StatusOr<Settings> ReadSection(const toml::table& section, const std::string& or
       continue;
     }
     const KeySpec* spec = FindKey(key);
-    if (!spec) return Status::InvalidArgument(where + ": unknown key '" + key + "'" + (top ? "" : " in [[table]]"));
+    if (!spec)
+      return Status::InvalidArgument(where + ": unknown key '" + key + "'" + (top ? "" : " in [[table]]") +
+                                     DidYouMean(key, top));
     if (top && spec->scope == Scope::kTable)
       return Status::InvalidArgument(where + ": key '" + key + "' belongs in a [[table]] section");
     if (!top && spec->scope == Scope::kTop)
