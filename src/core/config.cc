@@ -599,8 +599,8 @@ const KeySpec* FindKey(std::string_view name) {
 // "; did you mean 'X'?" for the known key closest to a mistyped one, or "".
 std::string DidYouMean(const std::string& key, bool top) {
   std::vector<std::string> names;
-  for (const KeySpec& k : kKeys)
-    if (top || k.scope != Scope::kTop) names.emplace_back(k.name);
+  // Every key: one that belongs elsewhere is then named as such.
+  for (const KeySpec& k : kKeys) names.emplace_back(k.name);
   if (top) names.emplace_back("table");
   std::string closest = ClosestMatch(key, names);
   return closest.empty() ? "" : "; did you mean '" + closest + "'?";
