@@ -219,7 +219,8 @@ DataSet LoadDataSet(const std::string& dir) {
   d.dir = fs::absolute(dir).lexically_normal().string();
   while (d.dir.size() > 1 && d.dir.back() == '/') d.dir.pop_back();
   auto store = OrDie(OpenObjectStore("file://" + d.dir + "/"), "opening " + d.dir);
-  auto kf = OrDie(KeyFormat::Compile("%{path}%{time_slice}_%{index}.%{file_extension}", "%Y%m%d%H", 0), "key format");
+  auto kf = OrDie(KeyFormat::Compile("%{path}%{time_slice}_%{index}.%{file_extension}", "%Y%m%d%H", TimeZone()),
+                  "key format");
   for (ObjectInfo& o : OrDie(store->ListAll(""), "listing " + d.dir))
     if (kf.Match(o.key)) d.objects.push_back(std::move(o));
   if (d.objects.empty()) {
@@ -275,7 +276,7 @@ Result RunLogferry(const DataSet& d, const std::string& format, int threads, con
   t.source = OrDie(OpenObjectStore(tc.source), "source");
   t.staging = OrDie(OpenObjectStore(tc.staging), "staging");
   t.key_format = std::make_unique<KeyFormat>(
-      OrDie(KeyFormat::Compile(tc.key_format, tc.time_slice_format, tc.offset_seconds), "key format"));
+      OrDie(KeyFormat::Compile(tc.key_format, tc.time_slice_format, tc.zone), "key format"));
   t.schema = std::make_unique<SchemaRegistry>(FixedColumns(tc.format.format));
   if (Status s = AddLineageColumns(t.schema.get(), tc.lineage); !s.ok()) Die("lineage", s);
 

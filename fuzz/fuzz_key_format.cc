@@ -101,10 +101,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     auto o = ParseUtcOffset(parts[2]);
     if (o.ok()) offset = *o;
   }
+  const TimeZone zone = TimeZone::Fixed(offset);
   std::string_view key = parts[3];
   if (VariableWidthPlaceholders(key_format) > 8 || key.size() > 1024) return 0;  // S3 keys are at most 1024 bytes
 
-  auto kf = KeyFormat::Compile(key_format, slice_format, offset);
+  auto kf = KeyFormat::Compile(key_format, slice_format, zone);
   if (!kf.ok()) {
     Require(!known_format || !known_slice, "a known-good format does not compile", kf.status().ToString());
     return 0;
@@ -120,8 +121,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (m && m->time_slice_us && known_slice) {
     // The slice a key names formats back to text that parses to the same instant.
     const TimeLayout& slice = kf->time_slice();
-    std::string text = slice.Format(*m->time_slice_us, offset);
-    auto back = slice.Parse(text, offset);
+    std::string text = slice.Format(*m->time_slice_us, zone);
+    auto back = slice.Parse(text, zone);
     Require(back.has_value() && *back == *m->time_slice_us, "a matched slice does not survive Format and Parse",
             ctx + "\nmatch: " + Show(m) + "\nformatted: " + text);
   }
@@ -134,7 +135,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // An instant in years 0002..9998, so the slice start stays in range at any offset.
   const int64_t lo = DaysFromCivil(2, 1, 1) * kMicrosPerDay, hi = DaysFromCivil(9998, 12, 31) * kMicrosPerDay;
   int64_t t = lo + static_cast<int64_t>(h % static_cast<uint64_t>(hi - lo));
-  auto start = slice.Parse(slice.Format(t, offset), offset);
+  auto start = slice.Parse(slice.Format(t, zone), zone);
   Require(start.has_value(), "a known-good slice format does not parse its own output", ctx);
   Require(*start <= t && t - *start < 366 * kMicrosPerDay, "a slice does not contain its instant",
           ctx + "\nt: " + FormatIso8601(t) + " slice: " + FormatIso8601(*start));

@@ -69,6 +69,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     Require(offset > -24 * 3600 && offset < 24 * 3600, "ParseUtcOffset accepted an offset of a day or more",
             std::string(parts[3]));
   }
+  const TimeZone zone = TimeZone::Fixed(offset);
 
   if (auto t = ParseIso8601(text, offset)) {
     if (*t >= kMin && *t < kEnd) {
@@ -85,13 +86,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (layout.ok()) {
     // Parse must not crash whatever the text; its result is then formatted.
     int64_t prefix_t;
-    size_t n = layout->ParsePrefix(text, offset, &prefix_t);
+    size_t n = layout->ParsePrefix(text, zone, &prefix_t);
     Require(n <= text.size(), "ParsePrefix consumed more than the text", text);
-    if (auto t = layout->Parse(text, offset); t && *t >= kMin && *t < kEnd) (void)layout->Format(*t, offset);
+    if (auto t = layout->Parse(text, zone); t && *t >= kMin && *t < kEnd) (void)layout->Format(*t, zone);
     // Any instant from the input, through the layout's own Format.
     if (auto t = ParseIso8601(text, offset); t && *t >= kMin + 2 * kMicrosPerDay && *t < kEnd - 2 * kMicrosPerDay) {
-      std::string f = layout->Format(*t, offset);
-      auto back = layout->Parse(f, offset);
+      std::string f = layout->Format(*t, zone);
+      auto back = layout->Parse(f, zone);
       const std::string& l = layout->layout();
       std::string specs = Specs(l);
       auto has = [&](char c) { return specs.find(c) != std::string::npos; };

@@ -1,9 +1,10 @@
 // logferry: the command-line interface. Turns the core's Status values into
 // messages and exit codes:
-//   0  success
-//   1  verify found differences, or a command failed
-//   2  bad usage or configuration
-//   3  run --once finished, but some objects or partitions are failing
+//   0    success
+//   1    verify found differences, or a command failed
+//   2    bad usage or configuration
+//   3    run --once finished, but some objects or partitions are failing
+//   130  run --once interrupted by SIGINT (Ctrl-C) before its pass ended
 #include <fcntl.h>
 #include <malloc.h>
 #include <signal.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -40,8 +42,17 @@ using namespace logferry;
 namespace {
 
 std::atomic<bool> g_stop{false};
+std::atomic<int> g_stop_signal{0};
+std::atomic<bool> g_reload{false};
 
-void OnSignal(int) {
+// SIGTERM and SIGINT finish the current step and stop; SIGHUP asks the
+// daemon to re-read its config between passes.
+void OnSignal(int sig) {
+  if (sig == SIGHUP) {
+    g_reload.store(true);
+    return;
+  }
+  g_stop_signal.store(sig);
   g_stop.store(true);
 }
 
@@ -132,7 +143,8 @@ TableRuntime& TableOrDie(Env& env, const std::string& name) {
 
 int64_t ParseTimeArg(const std::string& s, const char* flag) {
   auto t = ParseIso8601(s, 0);
-  if (!t) Die(std::string(flag) + " must be a UTC time like 2016-08-01T00 (got '" + s + "')", 2);
+  if (!t)
+    Die(std::string(flag) + " must be a time like 2016-08-01T00 (UTC) or 2016-08-01T09+09:00 (got '" + s + "')", 2);
   return *t;
 }
 
@@ -184,6 +196,83 @@ class IdleHeartbeat {
   int64_t idle_passes_ = 0, idle_since_us_ = 0;
   std::optional<int64_t> last_staged_us_;
 };
+void InstallSignalHandlers() {
+  struct sigaction sa {};
+  sa.sa_handler = OnSignal;
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGHUP, &sa, nullptr);
+}
+
+// The pass line when the pass did anything (every pass of --once); the
+// idle heartbeat otherwise.
+void LogPass(const PassStats& s, double secs, bool once, IdleHeartbeat& heartbeat) {
+  bool active = s.discovered || s.staged_objects || s.failed_objects || s.partitions_loaded || s.partitions_failed ||
+                s.partitions_appended;
+  int64_t now_us = logferry::Env::Default()->NowMicros();
+  if (!active && !once) {
+    heartbeat.Idle(now_us);
+    return;
+  }
+  heartbeat.Active(now_us, s.staged_objects > 0);
+  log::Info(
+      "pass: {} new objects, {} staged ({} rows, {} bad, {} read at {:.0f} MB/s), {} failed; "
+      "{} partitions loaded, {} failed, {} appended to; {:.1f}s",
+      s.discovered, s.staged_objects, s.rows_staged, s.bad_records, HumanBytes(s.bytes_read),
+      s.stage_seconds > 0 ? s.bytes_read / 1e6 / s.stage_seconds : 0.0, s.failed_objects, s.partitions_loaded,
+      s.partitions_failed, s.partitions_appended, secs);
+}
+
+// run --once's exit code after its pass: 3 while anything is failing.
+int FailingExitCode(Env& env) {
+  int64_t failing = 0;
+  for (TableRuntime& t : env.pipeline->tables()) {
+    auto c = env.ledger->Counts(t.config->name, logferry::Env::Default()->NowMicros());
+    if (c.ok()) failing += c->objects_failed + c->partitions_failed;
+  }
+  if (failing == 0) return 0;
+  log::Warn("{} object(s) or partition(s) are failing; see 'logferry status'", failing);
+  return 3;
+}
+
+// SIGHUP: the daemon re-reads its config between passes. A config that does
+// not parse, moves state_dir, or whose stores or warehouses do not open is
+// refused with the reason, and the running one stays.
+void Reload(Env& env, bool verbose) {
+  const std::string path = env.config.path;
+  auto fresh = LoadConfig(path);
+  if (!fresh.ok()) {
+    log::Error("SIGHUP: keeping the current config: {}", fresh.status().message());
+    return;
+  }
+  if (fresh->state_dir != env.config.state_dir) {
+    log::Error("SIGHUP: keeping the current config: state_dir cannot change while running ({} -> {}); restart",
+                  env.config.state_dir, fresh->state_dir);
+    return;
+  }
+  // The pipeline holds the config (and the warehouses it opened): it goes first.
+  Config current = std::move(env.config);
+  env.pipeline.reset();
+  env.config = std::move(*fresh);
+  env.pipeline = std::make_unique<Pipeline>(env.config, env.ledger.get());
+  if (Status s = env.pipeline->Init(); !s.ok()) {
+    log::Error("SIGHUP: keeping the current config: the new one does not start: {}", s.message());
+    env.pipeline.reset();
+    env.config = std::move(current);
+    env.pipeline = std::make_unique<Pipeline>(env.config, env.ledger.get());
+    OrDie(env.pipeline->Init());
+    return;
+  }
+  SetupLogging(env.config, verbose);
+  log::Info("SIGHUP: reloaded {} (tables: {})", path, TableNames(env.config));
+}
+
+// Sleeps until the next pass is due, a stop signal, or a reload request.
+void WaitForNextPass(const Config& config) {
+  int64_t wake_us = logferry::Env::Default()->MonotonicMicros() + config.MinInterval();
+  while (!g_stop.load() && !g_reload.load() && logferry::Env::Default()->MonotonicMicros() < wake_us)
+    logferry::Env::Default()->SleepForMicroseconds(100'000);
+}
 
 int CmdRun(const std::string& config_path, bool once, bool verbose) {
   Env env = Open(config_path, verbose);
@@ -192,10 +281,7 @@ int CmdRun(const std::string& config_path, bool once, bool verbose) {
   int lock_fd = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0)
     Die("another 'logferry run' is active on " + env.config.state_dir);
-  struct sigaction sa {};
-  sa.sa_handler = OnSignal;
-  sigaction(SIGTERM, &sa, nullptr);
-  sigaction(SIGINT, &sa, nullptr);
+  InstallSignalHandlers();
   bool tty = isatty(2);
   env.pipeline->set_single_pass(once);
   if (tty && once) {
@@ -204,45 +290,27 @@ int CmdRun(const std::string& config_path, bool once, bool verbose) {
   LogStartup(env.config, once);
   IdleHeartbeat heartbeat;
   int exit_code = 0;
+  bool cut_short = false;  // a stop signal came while the pass ran: it ended at the next step
   for (;;) {
+    if (g_reload.exchange(false) && !once) Reload(env, verbose);
     int64_t t0 = logferry::Env::Default()->MonotonicMicros();
     auto stats = env.pipeline->RunOnce(g_stop);
+    cut_short = g_stop.load();
     if (tty && once) fprintf(stderr, "\r\033[K");
     if (!stats.ok()) {
       log::Error("pass failed: {}", stats.status().ToString());
       if (once) return 1;
     } else {
-      double secs = (logferry::Env::Default()->MonotonicMicros() - t0) / 1e6;
-      const PassStats& s = *stats;
-      bool active = s.discovered || s.staged_objects || s.failed_objects || s.partitions_loaded || s.partitions_failed;
-      int64_t now_us = logferry::Env::Default()->NowMicros();
-      if (!active && !once) heartbeat.Idle(now_us);
-      if (active || once) {
-        heartbeat.Active(now_us, s.staged_objects > 0);
-        log::Info(
-            "pass: {} new objects, {} staged ({} rows, {} bad, {} read at {:.0f} MB/s), {} failed; "
-            "{} partitions loaded, {} failed; {:.1f}s",
-            s.discovered, s.staged_objects, s.rows_staged, s.bad_records, HumanBytes(s.bytes_read),
-            s.stage_seconds > 0 ? s.bytes_read / 1e6 / s.stage_seconds : 0.0, s.failed_objects, s.partitions_loaded,
-            s.partitions_failed, secs);
-      }
-      if (once) {
-        int64_t failing = 0;
-        for (TableRuntime& t : env.pipeline->tables()) {
-          auto c = env.ledger->Counts(t.config->name, logferry::Env::Default()->NowMicros());
-          if (c.ok()) failing += c->objects_failed + c->partitions_failed;
-        }
-        if (failing > 0) {
-          log::Warn("{} object(s) or partition(s) are failing; see 'logferry status'", failing);
-          exit_code = 3;
-        }
-      }
+      LogPass(*stats, (logferry::Env::Default()->MonotonicMicros() - t0) / 1e6, once, heartbeat);
+      if (once) exit_code = FailingExitCode(env);
     }
     if (once || g_stop.load()) break;
-    int64_t wake_us = logferry::Env::Default()->MonotonicMicros() + env.config.MinInterval();
-    while (!g_stop.load() && logferry::Env::Default()->MonotonicMicros() < wake_us)
-      logferry::Env::Default()->SleepForMicroseconds(100'000);
+    WaitForNextPass(env.config);
     if (g_stop.load()) break;
+  }
+  if (once && cut_short && g_stop_signal.load() == SIGINT) {
+    log::Warn("interrupted (SIGINT) after finishing the current step; the rest waits for the next run");
+    return 130;
   }
   if (g_stop.load()) log::Info("stopped by signal after finishing the current step");
   return exit_code;
@@ -505,6 +573,99 @@ void PrintCsvField(const std::optional<std::string>& value) {
   putchar('"');
 }
 
+// A DuckDB number's text is a JSON number but for nan and inf, which JSON
+// has no form for.
+bool IsJsonNumber(std::string_view v) {
+  size_t i = v.empty() || v[0] != '-' ? 0 : 1;
+  auto digits = [&] {
+    size_t from = i;
+    while (i < v.size() && v[i] >= '0' && v[i] <= '9') ++i;
+    return i > from;
+  };
+  if (i >= v.size() || (v[i] == '0' && i + 1 < v.size() && v[i + 1] >= '0' && v[i + 1] <= '9') || !digits())
+    return false;
+  if (i < v.size() && v[i] == '.' && (++i, !digits())) return false;
+  if (i < v.size() && (v[i] == 'e' || v[i] == 'E')) {
+    ++i;
+    if (i < v.size() && (v[i] == '+' || v[i] == '-')) ++i;
+    if (!digits()) return false;
+  }
+  return i == v.size();
+}
+
+// One array of objects on one line, keys in the SELECT's order, values
+// typed by their column: numbers as JSON numbers (nan and inf as null),
+// booleans as true/false, NULL as null, the rest as strings, complete (NUL
+// is \u0000; invalid UTF-8 becomes U+FFFD).
+void PrintJsonRows(const QueryResult& r) {
+  std::string out = "[";
+  for (size_t n = 0; n < r.rows.size(); ++n) {
+    out += n ? ",{" : "{";
+    for (size_t i = 0; i < r.columns.size(); ++i) {
+      if (i) out += ',';
+      AppendJsonString(&out, r.columns[i]);
+      out += ':';
+      const std::optional<std::string>& v = r.rows[n][i];
+      const ValueKind kind = i < r.kinds.size() ? r.kinds[i] : ValueKind::kText;
+      if (!v)
+        out += "null";
+      else if (kind == ValueKind::kNumber)
+        out += IsJsonNumber(*v) ? *v : "null";
+      else if (kind == ValueKind::kBool && (*v == "true" || *v == "false"))
+        out += *v;
+      else
+        AppendJsonString(&out, *v);
+    }
+    out += '}';
+  }
+  out += "]\n";
+  fwrite(out.data(), 1, out.size(), stdout);
+}
+
+void PrintCsvRows(const QueryResult& r) {
+  for (size_t i = 0; i < r.columns.size(); ++i) {
+    if (i) putchar(',');
+    PrintCsvField(r.columns[i]);
+  }
+  putchar('\n');
+  for (auto& row : r.rows) {
+    for (size_t i = 0; i < row.size(); ++i) {
+      if (i) putchar(',');
+      PrintCsvField(row[i]);
+    }
+    putchar('\n');
+  }
+}
+
+void PrintTable(QueryResult* r) {
+  for (auto& row : r->rows)
+    for (auto& v : row)
+      if (v) v = Escaped(*v, false);
+  std::vector<size_t> w(r->columns.size());
+  for (size_t i = 0; i < w.size(); ++i) w[i] = Shown(r->columns[i]).size();
+  for (auto& row : r->rows)
+    for (size_t i = 0; i < row.size(); ++i) w[i] = std::max(w[i], std::min<size_t>(60, row[i] ? row[i]->size() : 4));
+  auto cell = [&](const std::string& s, size_t width) {
+    std::string v = s.size() > width ? s.substr(0, width - 1) + "…" : s;
+    printf("%-*s", static_cast<int>(width + (v.size() - std::min(v.size(), width))), v.c_str());
+  };
+  for (size_t i = 0; i < w.size(); ++i) {
+    if (i) printf("  ");
+    cell(Shown(r->columns[i]), w[i]);
+  }
+  printf("\n");
+  for (size_t i = 0; i < w.size(); ++i) printf("%s%s", i ? "  " : "", std::string(w[i], '-').c_str());
+  printf("\n");
+  for (auto& row : r->rows) {
+    for (size_t i = 0; i < row.size(); ++i) {
+      if (i) printf("  ");
+      cell(row[i].value_or("NULL"), w[i]);
+    }
+    printf("\n");
+  }
+  printf("(%zu row%s)\n", r->rows.size(), r->rows.size() == 1 ? "" : "s");
+}
+
 int CmdQuery(const std::string& config_path, const std::string& table, const std::string& sql, bool csv, bool as_json) {
   Config config = OrDie(LoadConfig(config_path), 2);
   SetupLogging(config, false);
@@ -515,56 +676,12 @@ int CmdQuery(const std::string& config_path, const std::string& table, const std
   auto wh = OrDie(OpenWarehouse(tc->warehouse, wo));
   auto r = wh->Query(sql);
   if (!r.ok()) Die("query failed: " + r.status().message());
-  if (as_json) {
-    // Every value as a JSON string (NULL as null), complete: NUL is \u0000.
-    nlohmann::json rows = nlohmann::json::array();
-    for (auto& row : r->rows) {
-      nlohmann::json o = nlohmann::json::object();
-      for (size_t i = 0; i < row.size(); ++i) o[r->columns[i]] = row[i] ? nlohmann::json(*row[i]) : nlohmann::json();
-      rows.push_back(o);
-    }
-    std::cout << rows.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
-  } else if (csv) {
-    for (size_t i = 0; i < r->columns.size(); ++i) {
-      if (i) putchar(',');
-      PrintCsvField(r->columns[i]);
-    }
-    putchar('\n');
-    for (auto& row : r->rows) {
-      for (size_t i = 0; i < row.size(); ++i) {
-        if (i) putchar(',');
-        PrintCsvField(row[i]);
-      }
-      putchar('\n');
-    }
-  } else {
-    for (auto& row : r->rows)
-      for (auto& v : row)
-        if (v) v = Escaped(*v, false);
-    std::vector<size_t> w(r->columns.size());
-    for (size_t i = 0; i < w.size(); ++i) w[i] = Shown(r->columns[i]).size();
-    for (auto& row : r->rows)
-      for (size_t i = 0; i < row.size(); ++i) w[i] = std::max(w[i], std::min<size_t>(60, row[i] ? row[i]->size() : 4));
-    auto cell = [&](const std::string& s, size_t width) {
-      std::string v = s.size() > width ? s.substr(0, width - 1) + "…" : s;
-      printf("%-*s", static_cast<int>(width + (v.size() - std::min(v.size(), width))), v.c_str());
-    };
-    for (size_t i = 0; i < w.size(); ++i) {
-      if (i) printf("  ");
-      cell(Shown(r->columns[i]), w[i]);
-    }
-    printf("\n");
-    for (size_t i = 0; i < w.size(); ++i) printf("%s%s", i ? "  " : "", std::string(w[i], '-').c_str());
-    printf("\n");
-    for (auto& row : r->rows) {
-      for (size_t i = 0; i < row.size(); ++i) {
-        if (i) printf("  ");
-        cell(row[i].value_or("NULL"), w[i]);
-      }
-      printf("\n");
-    }
-    printf("(%zu row%s)\n", r->rows.size(), r->rows.size() == 1 ? "" : "s");
-  }
+  if (as_json)
+    PrintJsonRows(*r);
+  else if (csv)
+    PrintCsvRows(*r);
+  else
+    PrintTable(&*r);
   return 0;
 }
 
@@ -673,7 +790,7 @@ int CmdSchema(const std::string& config_path, const std::string& table, bool big
 
 int CmdGen(GenOptions gen, const std::string& start, const std::string& timezone, bool no_gzip) {
   gen.start_us = ParseTimeArg(start, "--start");
-  gen.offset_seconds = OrDie(ParseUtcOffset(timezone), 2);
+  gen.zone = OrDie(TimeZone::Parse(timezone), 2);
   gen.gzip = !no_gzip;
   if (gen.out_dir.empty() || gen.out_dir[0] != '/') {
     char cwd[4096];
@@ -716,7 +833,8 @@ void AddGenOptions(CLI::App* g, Args* a) {
   g->add_option("--late-fraction", gen.late_fraction, "Fraction of records from the previous hour")
       ->capture_default_str();
   g->add_option("--format", gen.format, "out_file or json")->capture_default_str();
-  g->add_option("--timezone", a->gen_tz, "Offset of times and time slices")->capture_default_str();
+  g->add_option("--timezone", a->gen_tz, "Zone of times and time slices: an offset or an IANA name")
+      ->capture_default_str();
   g->add_option("--seed", gen.seed, "Random seed")->capture_default_str();
   g->add_flag("--no-gzip", a->no_gzip, "Write uncompressed objects (.log)");
 }
@@ -745,7 +863,9 @@ const Subcommand kSubcommands[] = {
      [](CLI::App* c, Args* a) {
        AddConfig(c, a);
        c->add_option("--table", a->table, "Table (optional with one table)");
-       c->add_option("--from", a->from, "First partition, UTC (e.g. 2016-08-01T00)")->required();
+       c->add_option("--from", a->from,
+                     "First partition: UTC unless it has an offset (2016-08-01T00, 2016-08-01T09+09:00)")
+           ->required();
        c->add_option("--to", a->to, "End, exclusive (default: one partition)");
      },
      [](const Args& a) { return CmdReload(a.config_path, a.table, a.from, a.to, a.verbose); }},
@@ -793,6 +913,28 @@ const Subcommand kSubcommands[] = {
      }},
 };
 
+// Parses the command line; on a usage error prints why (naming the closest
+// subcommand to a mistyped one) and returns 2, the convention of getopt
+// tools, instead of CLI11's own codes. nullopt: go on.
+std::optional<int> ParseCommandLine(CLI::App& app, int argc, char** argv) {
+  try {
+    app.parse(argc, argv);
+    return std::nullopt;
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    std::vector<std::string> names;
+    for (const Subcommand& s : kSubcommands) names.emplace_back(s.name);
+    if (argc > 1 && argv[1][0] != '-' && std::find(names.begin(), names.end(), argv[1]) == names.end()) {
+      std::string closest = ClosestMatch(argv[1], names);
+      fprintf(stderr, "logferry: unknown command '%s'%s\nRun 'logferry --help' for the commands.\n",
+              Shown(argv[1]).c_str(), closest.empty() ? "" : ("; did you mean '" + closest + "'?").c_str());
+      return 2;
+    }
+    app.exit(e);
+    return 2;
+  }
+}
+
 }  // namespace
 
 int Main(int argc, char** argv) {
@@ -810,7 +952,7 @@ int Main(int argc, char** argv) {
     s.options(c, &args);
     commands.emplace_back(c, &s);
   }
-  CLI11_PARSE(app, argc, argv);
+  if (std::optional<int> rc = ParseCommandLine(app, argc, argv)) return *rc;
   for (auto& [c, s] : commands)
     if (*c) return s->run(args);
   return 0;

@@ -46,6 +46,12 @@ std::optional<std::string> Base64Decode(std::string_view data);
 uint32_t Crc32c(uint32_t crc, const void* data, size_t n);
 std::string Crc32cHex(uint32_t crc);
 
+// The candidate closest to word by edit distance (insertions, deletions,
+// substitutions, adjacent swaps), for "did you mean ...?" hints; "" when
+// none is close enough to be a likely typo (at most 2 edits, and fewer than
+// half of word's length).
+std::string ClosestMatch(std::string_view word, const std::vector<std::string>& candidates);
+
 // A short excerpt of raw input for error messages and the bad-records table:
 // at most max_bytes, valid UTF-8, control bytes shown as \xNN.
 std::string Excerpt(std::string_view raw, size_t max_bytes = 200);

@@ -1,5 +1,10 @@
 #include "common/time.h"
 
+#include <cctz/civil_time.h>
+#include <cctz/time_zone.h>
+
+#include <array>
+#include <atomic>
 #include <cstring>
 
 #include "common/env.h"
@@ -85,9 +90,12 @@ bool ParseOffsetAt(std::string_view s, size_t* pos, int32_t* offset) {
   return true;
 }
 
-int64_t Compose(int y, int mo, int d, int h, int mi, int sec, int64_t frac_us, int32_t offset) {
+// The instant of a date-time written with an explicit offset, else on zone's wall clock.
+int64_t Compose(int y, int mo, int d, int h, int mi, int sec, int64_t frac_us, std::optional<int32_t> offset,
+                const TimeZone& zone) {
   int64_t days = DaysFromCivil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d));
-  int64_t secs = days * 86400 + h * 3600 + mi * 60 + sec - offset;
+  int64_t local = days * 86400 + h * 3600 + mi * 60 + sec;
+  int64_t secs = offset ? local - *offset : zone.LocalToUtcSeconds(local);
   return secs * kMicrosPerSecond + frac_us;
 }
 
@@ -177,6 +185,10 @@ std::string FormatCompactHour(int64_t micros) {
 }
 
 std::optional<int64_t> ParseIso8601(std::string_view s, int32_t default_offset) {
+  return ParseIso8601(s, TimeZone::Fixed(default_offset));
+}
+
+std::optional<int64_t> ParseIso8601(std::string_view s, const TimeZone& zone) {
   int y, mo, d, h = 0, mi = 0, sec = 0;
   if (!Digits(s, 0, 4, &y) || s.size() < 10 || s[4] != '-' || !Digits(s, 5, 2, &mo) || s[7] != '-' ||
       !Digits(s, 8, 2, &d))
@@ -184,7 +196,7 @@ std::optional<int64_t> ParseIso8601(std::string_view s, int32_t default_offset) 
   if (!ValidDate(y, mo, d)) return std::nullopt;
   size_t p = 10;
   int64_t frac = 0;
-  int32_t offset = default_offset;
+  std::optional<int32_t> offset;
   if (p < s.size() && (s[p] == 'T' || s[p] == 't' || s[p] == ' ')) {
     if (!Digits(s, p + 1, 2, &h)) return std::nullopt;
     p += 3;
@@ -200,10 +212,14 @@ std::optional<int64_t> ParseIso8601(std::string_view s, int32_t default_offset) 
     if (h > 23 || mi > 59 || sec > 60) return std::nullopt;
     if (sec == 60) sec = 59;  // leap second: clamp rather than reject a real log line
     if (p < s.size() && s[p] == ' ') ++p;
-    if (p < s.size() && !ParseOffsetAt(s, &p, &offset)) return std::nullopt;
+    if (p < s.size()) {
+      int32_t explicit_offset = 0;
+      if (!ParseOffsetAt(s, &p, &explicit_offset)) return std::nullopt;
+      offset = explicit_offset;
+    }
   }
   if (p != s.size()) return std::nullopt;
-  return Compose(y, mo, d, h, mi, sec, frac, offset);
+  return Compose(y, mo, d, h, mi, sec, frac, offset, zone);
 }
 
 StatusOr<TimeLayout> TimeLayout::Compile(std::string_view layout) {
@@ -278,8 +294,8 @@ struct LayoutFields {
   int y = 1970, mo = 1, d = 1, h = 0, mi = 0, sec = 0, yday = -1;
   bool pm = false, have_pm = false;
   int64_t frac = 0;
-  int32_t offset = 0;
-  std::optional<int64_t> epoch;  // %s
+  std::optional<int32_t> offset;  // %z, %Z: else the zone's wall clock
+  std::optional<int64_t> epoch;   // %s
 };
 
 // min_digits..max_digits decimal digits at *p.
@@ -315,14 +331,21 @@ bool ReadMonthName(std::string_view s, size_t* p, int* mo) {
   return true;
 }
 
-bool ReadZone(std::string_view s, size_t* p, int32_t* offset) {
+bool ReadOffset(std::string_view s, size_t* p, std::optional<int32_t>* offset) {
+  int32_t v = 0;
+  if (!ParseOffsetAt(s, p, &v)) return false;
+  *offset = v;
+  return true;
+}
+
+bool ReadZone(std::string_view s, size_t* p, std::optional<int32_t>* offset) {
   // Zone abbreviations are ambiguous; only UTC/GMT/Z are understood.
   if (s.substr(*p, 3) == "UTC" || s.substr(*p, 3) == "GMT") {
     *offset = 0;
     *p += 3;
     return true;
   }
-  return ParseOffsetAt(s, p, offset);
+  return ReadOffset(s, p, offset);
 }
 
 bool ReadEpochSeconds(std::string_view s, size_t* p, std::optional<int64_t>* epoch) {
@@ -368,7 +391,7 @@ bool ReadDirective(char spec, std::string_view s, size_t* p, LayoutFields* f) {
     case 'b':
       return ReadMonthName(s, p, &f->mo);
     case 'z':
-      return ParseOffsetAt(s, p, &f->offset);
+      return ReadOffset(s, p, &f->offset);
     case 'Z':
       return ReadZone(s, p, &f->offset);
     case 'L':
@@ -382,7 +405,7 @@ bool ReadDirective(char spec, std::string_view s, size_t* p, LayoutFields* f) {
 }
 
 // The instant the fields name; false if they name none.
-bool ComposeFields(LayoutFields f, int64_t* out) {
+bool ComposeFields(LayoutFields f, const TimeZone& zone, int64_t* out) {
   if (f.epoch) {
     *out = *f.epoch + f.frac;
     return true;
@@ -395,19 +418,19 @@ bool ComposeFields(LayoutFields f, int64_t* out) {
     if (f.yday < 1 || f.yday > 366) return false;
     int64_t days = DaysFromCivil(f.y, 1, 1) + f.yday - 1;
     if (f.h > 23 || f.mi > 59) return false;
-    *out = (days * 86400 + f.h * 3600 + f.mi * 60 + f.sec - f.offset) * kMicrosPerSecond + f.frac;
+    int64_t local = days * 86400 + f.h * 3600 + f.mi * 60 + f.sec;
+    *out = (f.offset ? local - *f.offset : zone.LocalToUtcSeconds(local)) * kMicrosPerSecond + f.frac;
     return true;
   }
   if (!ValidDate(f.y, f.mo, f.d) || f.h > 23 || f.mi > 59) return false;
-  *out = Compose(f.y, f.mo, f.d, f.h, f.mi, f.sec, f.frac, f.offset);
+  *out = Compose(f.y, f.mo, f.d, f.h, f.mi, f.sec, f.frac, f.offset, zone);
   return true;
 }
 
 }  // namespace
 
-size_t TimeLayout::ParsePrefix(std::string_view s, int32_t default_offset, int64_t* out) const {
+size_t TimeLayout::ParsePrefix(std::string_view s, const TimeZone& zone, int64_t* out) const {
   LayoutFields f;
-  f.offset = default_offset;
   size_t p = 0;
   for (const Item& it : items_) {
     if (it.spec != 0) {
@@ -417,17 +440,18 @@ size_t TimeLayout::ParsePrefix(std::string_view s, int32_t default_offset, int64
       p += it.literal.size();
     }
   }
-  return ComposeFields(f, out) ? p : 0;
+  return ComposeFields(f, zone, out) ? p : 0;
 }
 
-std::optional<int64_t> TimeLayout::Parse(std::string_view s, int32_t default_offset) const {
+std::optional<int64_t> TimeLayout::Parse(std::string_view s, const TimeZone& zone) const {
   int64_t t;
-  size_t n = ParsePrefix(s, default_offset, &t);
+  size_t n = ParsePrefix(s, zone, &t);
   if (n == 0 || n != s.size()) return std::nullopt;
   return t;
 }
 
-std::string TimeLayout::Format(int64_t micros, int32_t offset_seconds) const {
+std::string TimeLayout::Format(int64_t micros, const TimeZone& zone) const {
+  const int32_t offset_seconds = zone.OffsetAt(micros);
   int64_t local = micros + static_cast<int64_t>(offset_seconds) * kMicrosPerSecond;
   int64_t days = FloorTo(local, kMicrosPerDay) / kMicrosPerDay;
   int64_t rem = local - days * kMicrosPerDay;
@@ -512,6 +536,117 @@ std::string TimeLayout::Format(int64_t micros, int32_t offset_seconds) const {
     }
   }
   return out;
+}
+
+// An IANA zone. Converting a wall-clock time is on the per-row path, so the
+// offset of each wall-clock hour that holds no transition is cached: a slot
+// packs the hour (biased to stay positive) and its offset into one atomic
+// word, so threads share the cache without a lock, and a torn or stale slot
+// is just a miss.
+class TimeZone::Zone {
+ public:
+  Zone(cctz::time_zone tz, std::string name) : tz_(tz), name_(std::move(name)) {
+    for (auto& slot : cache_) slot.store(0, std::memory_order_relaxed);
+  }
+  const std::string& name() const { return name_; }
+
+  int64_t LocalToUtc(int64_t local) const {
+    const int64_t hour = FloorTo(local, 3600) / 3600;
+    const int64_t key = hour + kHourBias;
+    const bool cacheable = key > 0 && key < (int64_t{1} << 32);
+    std::atomic<uint64_t>& slot = cache_[static_cast<uint64_t>(key) % kSlots];
+    if (cacheable) {
+      uint64_t e = slot.load(std::memory_order_relaxed);
+      if ((e >> 32) == static_cast<uint64_t>(key)) return local - static_cast<int32_t>(static_cast<uint32_t>(e));
+    }
+    const int32_t offset = OffsetOfLocal(local);
+    if (cacheable && HourHasOneOffset(hour * 3600, offset))
+      slot.store((static_cast<uint64_t>(key) << 32) | static_cast<uint32_t>(offset), std::memory_order_relaxed);
+    return local - offset;
+  }
+
+  int32_t OffsetAt(int64_t utc_seconds) const {
+    return tz_.lookup(cctz::time_point<cctz::seconds>(cctz::seconds(utc_seconds))).offset;
+  }
+
+ private:
+  static constexpr int64_t kHourBias = int64_t{1} << 30;  // years 0001..9999 stay within 32 bits
+  static constexpr size_t kSlots = 1024;                  // 42 days of hours; 8 KB a zone
+
+  static cctz::civil_second Civil(int64_t local) { return cctz::civil_second(1970, 1, 1, 0, 0, 0) + local; }
+
+  // The offset that maps this wall-clock time: the one before the change for
+  // a skipped or repeated time (cctz's `pre`; see TimeZone).
+  int32_t OffsetOfLocal(int64_t local) const {
+    const cctz::time_zone::civil_lookup cl = tz_.lookup(Civil(local));
+    return static_cast<int32_t>(local - cl.pre.time_since_epoch().count());
+  }
+
+  bool HourHasOneOffset(int64_t hour_start, int32_t offset) const {
+    for (int64_t t : {hour_start, hour_start + 3599}) {
+      const cctz::time_zone::civil_lookup cl = tz_.lookup(Civil(t));
+      if (cl.kind != cctz::time_zone::civil_lookup::UNIQUE || t - cl.pre.time_since_epoch().count() != offset)
+        return false;
+    }
+    return true;
+  }
+
+  cctz::time_zone tz_;
+  std::string name_;
+  mutable std::array<std::atomic<uint64_t>, kSlots> cache_;
+};
+
+TimeZone TimeZone::Fixed(int32_t offset_seconds) {
+  TimeZone z;
+  z.fixed_offset_ = offset_seconds;
+  return z;
+}
+
+int64_t TimeZone::ZoneLocalToUtc(int64_t local_seconds) const {
+  return zone_->LocalToUtc(local_seconds);
+}
+
+int32_t TimeZone::ZoneOffsetAt(int64_t micros) const {
+  return zone_->OffsetAt(FloorTo(micros, kMicrosPerSecond) / kMicrosPerSecond);
+}
+
+std::string TimeZone::Name() const {
+  if (zone_) return zone_->name();
+  char buf[16];
+  const int32_t o = fixed_offset_;
+  snprintf(buf, sizeof buf, "%c%02d:%02d", o < 0 ? '-' : '+', std::abs(o) / 3600, (std::abs(o) / 60) % 60);
+  return buf;
+}
+
+namespace {
+
+// Area/Location names as the tz database spells them; nothing that could
+// step out of the zoneinfo directory.
+bool PlausibleZoneName(std::string_view s) {
+  if (s.empty() || s.size() > 64 || s[0] == '/' || s.find("..") != std::string_view::npos) return false;
+  for (char c : s)
+    if (!isalnum(static_cast<unsigned char>(c)) && c != '/' && c != '_' && c != '-' && c != '+') return false;
+  return true;
+}
+
+}  // namespace
+
+StatusOr<TimeZone> TimeZone::Parse(std::string_view name) {
+  if (auto off = ParseUtcOffset(name); off.ok()) return Fixed(*off);
+  cctz::time_zone tz;
+  std::string shown(name);
+  if (name == "localtime") {
+    tz = cctz::local_time_zone();
+    shown = "localtime (" + tz.name() + ")";
+  } else if (!PlausibleZoneName(name) || !cctz::load_time_zone(std::string(name), &tz)) {
+    return Status::InvalidArgument(
+        "timezone must be a UTC offset like +09:00, UTC, an IANA zone name like "
+        "Asia/Tokyo or America/New_York, or localtime (got '" +
+        std::string(name) + "'; is the tz database (tzdata) installed?)");
+  }
+  TimeZone z;
+  z.zone_ = std::make_shared<const Zone>(tz, shown);
+  return z;
 }
 
 StatusOr<int32_t> ParseUtcOffset(std::string_view s) {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -43,9 +44,48 @@ std::string FormatHour(int64_t micros);
 // "YYYYMMDDHH" (in load ids and BigQuery partition decorators).
 std::string FormatCompactHour(int64_t micros);
 
+// A time zone for wall-clock times written without an offset: a fixed UTC
+// offset, or an IANA zone from the system tz database (daylight saving and
+// historical offsets). Cheap to copy; safe to share between threads.
+//
+// A wall-clock time that does not exist or exists twice maps the way
+// java.time and Python's zoneinfo (fold=0) map it:
+//   - skipped (spring forward): as if the offset before the change still
+//     held, so 02:30 on a day New York skips 02:00-03:00 is 03:30 EDT;
+//   - repeated (fall back): the first occurrence, so 01:30 on a day New York
+//     repeats 01:00-02:00 is 01:30 EDT, not EST.
+class TimeZone {
+ public:
+  TimeZone() = default;  // UTC
+  static TimeZone Fixed(int32_t offset_seconds);
+  // "UTC", "Z", "+09:00", "-0530", "+9" (fixed), an IANA name such as
+  // "Asia/Tokyo", or "localtime" (the TZ variable, else /etc/localtime).
+  static StatusOr<TimeZone> Parse(std::string_view name);
+
+  // Seconds since the epoch of a wall-clock time given as seconds since
+  // 1970-01-01T00:00:00 on that wall clock.
+  int64_t LocalToUtcSeconds(int64_t local_seconds) const {
+    return zone_ ? ZoneLocalToUtc(local_seconds) : local_seconds - fixed_offset_;
+  }
+  // The offset east of UTC in effect at an instant.
+  int32_t OffsetAt(int64_t micros) const { return zone_ ? ZoneOffsetAt(micros) : fixed_offset_; }
+  bool is_fixed() const { return zone_ == nullptr; }
+  // "+09:00" for a fixed offset, else the IANA name.
+  std::string Name() const;
+
+ private:
+  class Zone;  // the tz database's zone, with a per-hour offset cache
+  int64_t ZoneLocalToUtc(int64_t local_seconds) const;
+  int32_t ZoneOffsetAt(int64_t micros) const;
+
+  std::shared_ptr<const Zone> zone_;
+  int32_t fixed_offset_ = 0;
+};
+
 // Parses ISO-8601 / RFC 3339 date-times: "YYYY-MM-DD[T ]HH:MM[:SS[.f+]][Z|±HH[:MM]|±HHMM]",
 // also a bare "YYYY-MM-DD[THH]". Times without an offset are taken at
-// default_offset_seconds. Years outside 0001..9999 are rejected.
+// default_offset_seconds (or in zone). Years outside 0001..9999 are rejected.
+std::optional<int64_t> ParseIso8601(std::string_view s, const TimeZone& zone);
 std::optional<int64_t> ParseIso8601(std::string_view s, int32_t default_offset_seconds = 0);
 
 // A parsed strftime-style layout (%Y %m %d %H %M %S %y %b %j %z %Z %L %N %s %T %F
@@ -55,12 +95,12 @@ class TimeLayout {
   static StatusOr<TimeLayout> Compile(std::string_view layout);
 
   // Parses all of s. Fields not in the layout default to the epoch start
-  // (month/day 1, time 0); no offset in the layout means default_offset.
-  std::optional<int64_t> Parse(std::string_view s, int32_t default_offset_seconds) const;
+  // (month/day 1, time 0); no offset in the text means zone's wall clock.
+  std::optional<int64_t> Parse(std::string_view s, const TimeZone& zone) const;
   // Parses a prefix of s, returning how many bytes it consumed (0 on failure).
-  size_t ParsePrefix(std::string_view s, int32_t default_offset_seconds, int64_t* out) const;
-  // Formats t (shifted by offset) the way Fluentd would name a time slice.
-  std::string Format(int64_t micros, int32_t offset_seconds) const;
+  size_t ParsePrefix(std::string_view s, const TimeZone& zone, int64_t* out) const;
+  // Formats t on zone's wall clock, the way Fluentd would name a time slice.
+  std::string Format(int64_t micros, const TimeZone& zone) const;
   // The finest unit the layout names, in micros (an hour for %Y%m%d%H).
   int64_t Resolution() const { return resolution_; }
   const std::string& layout() const { return layout_; }
@@ -75,7 +115,8 @@ class TimeLayout {
   int64_t resolution_ = kMicrosPerDay * 366;
 };
 
-// "+09:00", "-0530", "Z", "UTC", "+9" → offset in seconds east of UTC.
+// "+09:00", "-0530", "Z", "UTC", "+9" → offset in seconds east of UTC
+// (TimeZone::Parse takes these and IANA names).
 StatusOr<int32_t> ParseUtcOffset(std::string_view s);
 // "10m", "1h30m", "45s", "500ms", "2d", "0" → microseconds.
 StatusOr<int64_t> ParseDuration(std::string_view s);

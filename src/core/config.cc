@@ -61,7 +61,27 @@ std::string Where(const std::string& origin, const toml::node& n) {
   return origin + ":" + std::to_string(line);
 }
 
-// Expands ${VAR}; "$$" is a literal '$'.
+// One ${...} body, as the shell reads it: VAR, VAR:-default (when VAR is
+// unset or empty), VAR:?message (an error naming VAR when it is unset or
+// empty). The default and the message are literal text.
+StatusOr<std::string> ExpandVariable(const std::string& body) {
+  const size_t op = body.find(':');
+  const std::string var = body.substr(0, op);
+  std::optional<std::string> v = Env::Default()->GetEnv(var);
+  if (op == std::string::npos) {
+    if (!v) return Status::InvalidArgument("environment variable " + var + " is not set");
+    return *v;
+  }
+  const std::string rest = body.substr(op + 1);
+  if (rest.empty() || (rest[0] != '-' && rest[0] != '?'))
+    return Status::InvalidArgument("'${" + body + "}': use ${VAR}, ${VAR:-default} or ${VAR:?message}");
+  if (v && !v->empty()) return *v;
+  if (rest[0] == '-') return rest.substr(1);
+  return Status::InvalidArgument("environment variable " + var + " is not set or empty" +
+                                 (rest.size() > 1 ? ": " + rest.substr(1) : std::string()));
+}
+
+// Expands ${VAR}, ${VAR:-default} and ${VAR:?message}; "$$" is a literal '$'.
 StatusOr<std::string> ExpandEnv(const std::string& s) {
   std::string out;
   for (size_t i = 0; i < s.size(); ++i) {
@@ -71,10 +91,8 @@ StatusOr<std::string> ExpandEnv(const std::string& s) {
     } else if (s[i] == '$' && i + 1 < s.size() && s[i + 1] == '{') {
       size_t end = s.find('}', i);
       if (end == std::string::npos) return Status::InvalidArgument("unterminated ${ in '" + s + "'");
-      std::string var = s.substr(i + 2, end - i - 2);
-      std::optional<std::string> v = Env::Default()->GetEnv(var);
-      if (!v) return Status::InvalidArgument("environment variable " + var + " is not set");
-      out += *v;
+      LF_ASSIGN_OR_RETURN(std::string value, ExpandVariable(s.substr(i + 2, end - i - 2)));
+      out += value;
       i = end;
     } else {
       out += s[i];
@@ -395,10 +413,10 @@ Status SetTimeFormat(Setting& s, Target& t) {
 }
 
 Status SetTimezone(Setting& s, Target& t) {
-  auto off = ParseUtcOffset(s.value);
-  if (!off.ok()) return Bad(s, off.status().message());
+  auto zone = TimeZone::Parse(s.value);
+  if (!zone.ok()) return Bad(s, zone.status().message());
   t.table->timezone = s.value;
-  t.table->offset_seconds = t.table->format.offset_seconds = *off;
+  t.table->zone = t.table->format.zone = *zone;
   return Status::Ok();
 }
 
@@ -555,9 +573,13 @@ const KeySpec kKeys[] = {
      "BigQuery: most staged files one load job names; a partition with more goes through a scratch table.",
      SetCount<&TableConfig::max_uris_per_load, 1, 10000>},
     {"key_format", Scope::kBoth, "%{path}%{time_slice}_%{index}.%{file_extension}",
-     "Fluentd's s3_object_key_format; keys under `source` that do not match are ignored.",
+     "Fluentd's s3_object_key_format, matched against keys relative to `source`; keys that do not match are "
+     "ignored. %{path} matches any prefix, slashes included, so `source` may end at Fluentd's `path` or at the "
+     "bucket's root with the path left to %{path}. strftime directives written in it "
+     "(%{path}%Y/%m/%d/%H_%{index}.%{file_extension}) are read as the time slice, as Fluentd writes them.",
      SetText<&TableConfig::key_format>},
-    {"time_slice_format", Scope::kBoth, "%Y%m%d%H", "Fluentd's time_slice_format (strftime layout).",
+    {"time_slice_format", Scope::kBoth, "%Y%m%d%H",
+     "Fluentd's time_slice_format (strftime layout; slashes are fine: %Y/%m/%d/%H), on the wall clock of `timezone`.",
      SetText<&TableConfig::time_slice_format>},
     {"format", Scope::kBoth, "out_file",
      "Fluentd's formatter: out_file (time<TAB>tag<TAB>json), json, ltsv, csv, tsv, single_value or msgpack.",
@@ -567,7 +589,13 @@ const KeySpec kKeys[] = {
      "json, ltsv, csv, tsv, msgpack: the field holding the event time (absent: the key's time slice).", SetTimeKey},
     {"time_format", Scope::kBoth, "iso8601",
      "iso8601, unix, unix_ms, or a strftime layout such as %d/%b/%Y:%H:%M:%S %z.", SetTimeFormat},
-    {"timezone", Scope::kBoth, "+00:00", "UTC offset for times (and time slices) without one, e.g. +09:00.",
+    {"timezone", Scope::kBoth, "+00:00",
+     "Zone of event times written without an offset and of the time slices in keys (Fluentd's `timezone`): a UTC "
+     "offset (+09:00, -0530, UTC), an IANA name from the system tz database (Asia/Tokyo, America/New_York; "
+     "daylight saving follows the zone), or localtime (TZ, else /etc/localtime). The default stays UTC, unlike "
+     "Fluentd's server-local default, so that a config means the same on every host. A wall-clock time that a "
+     "daylight-saving change skips is read with the offset before the change (02:30 on a skipped hour is 03:30 "
+     "summer time); one it repeats is the first occurrence (summer time), as java.time and Python's zoneinfo do.",
      SetTimezone},
     {"delimiter", Scope::kBoth, "\t",
      "out_file, ltsv, tsv: field delimiter; csv: \",\" unless set (\"\\t\", \" \", \",\", or SPACE/TAB/COMMA).",
@@ -620,6 +648,16 @@ const KeySpec* FindKey(std::string_view name) {
   return nullptr;
 }
 
+// "; did you mean 'X'?" for the known key closest to a mistyped one, or "".
+std::string DidYouMean(const std::string& key, bool top) {
+  std::vector<std::string> names;
+  // Every key: one that belongs elsewhere is then named as such.
+  for (const KeySpec& k : kKeys) names.emplace_back(k.name);
+  if (top) names.emplace_back("table");
+  std::string closest = ClosestMatch(key, names);
+  return closest.empty() ? "" : "; did you mean '" + closest + "'?";
+}
+
 // Reads a section's keys (the top level, or one [[table]]) as text, checking
 // that each is known and belongs there. At the top level, *tables gets the
 // [[table]] array.
@@ -635,7 +673,9 @@ StatusOr<Settings> ReadSection(const toml::table& section, const std::string& or
       continue;
     }
     const KeySpec* spec = FindKey(key);
-    if (!spec) return Status::InvalidArgument(where + ": unknown key '" + key + "'" + (top ? "" : " in [[table]]"));
+    if (!spec)
+      return Status::InvalidArgument(where + ": unknown key '" + key + "'" + (top ? "" : " in [[table]]") +
+                                     DidYouMean(key, top));
     if (top && spec->scope == Scope::kTable)
       return Status::InvalidArgument(where + ": key '" + key + "' belongs in a [[table]] section");
     if (!top && spec->scope == Scope::kTop)
@@ -703,7 +743,7 @@ Status ResolveEndpoints(const Settings& s, Target& t) {
 }
 
 Status CheckKeyFormat(const Settings& s, Target& t) {
-  auto compiled = KeyFormat::Compile(t.table->key_format, t.table->time_slice_format, t.table->offset_seconds);
+  auto compiled = KeyFormat::Compile(t.table->key_format, t.table->time_slice_format, t.table->zone);
   if (!compiled.ok()) return Bad(s.at("key_format"), compiled.status().message());
   return Status::Ok();
 }

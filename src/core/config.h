@@ -43,7 +43,7 @@ struct TableConfig {
   FormatOptions format;
   Compression compression = Compression::kAuto;
   std::string timezone;
-  int32_t offset_seconds = 0;
+  TimeZone zone;          // of times and time slices written without an offset
   std::string partition;  // "hour" | "day"
   int64_t partition_unit_us = 0;
   int64_t settle_us = 0;

@@ -153,7 +153,7 @@ Status Pipeline::Init() {
     t.config = &tc;
     LF_ASSIGN_OR_RETURN(t.source, OpenTableStore(tc.source, tc.source_store, tc.credentials, env_));
     LF_ASSIGN_OR_RETURN(t.staging, OpenTableStore(tc.staging, tc.staging_store, tc.credentials, env_));
-    LF_ASSIGN_OR_RETURN(KeyFormat kf, KeyFormat::Compile(tc.key_format, tc.time_slice_format, tc.offset_seconds));
+    LF_ASSIGN_OR_RETURN(KeyFormat kf, KeyFormat::Compile(tc.key_format, tc.time_slice_format, tc.zone));
     t.key_format = std::make_unique<KeyFormat>(std::move(kf));
     LF_ASSIGN_OR_RETURN(t.discovery, OpenDiscovery(t));
     LF_RETURN_IF_ERROR(ledger_->CheckTableSettings(tc.name, "partition=" + tc.partition + ",format=" + tc.format_name));

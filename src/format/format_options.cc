@@ -30,10 +30,10 @@ std::optional<int64_t> ParseEventTime(std::string_view text, const FormatOptions
 std::optional<int64_t> ParseEventTimeUnchecked(std::string_view text, const FormatOptions& opts) {
   switch (opts.time_kind) {
     case TimeFormatKind::kIso8601:
-      if (auto t = ParseIso8601(text, opts.offset_seconds)) return t;
+      if (auto t = ParseIso8601(text, opts.zone)) return t;
       break;
     case TimeFormatKind::kLayout:
-      if (auto t = opts.time_layout.Parse(text, opts.offset_seconds)) return t;
+      if (auto t = opts.time_layout.Parse(text, opts.zone)) return t;
       break;
     default:
       break;

@@ -39,8 +39,8 @@ struct FormatOptions {
   // single_value: the field the line becomes.
   std::string message_key = "message";
   TimeFormatKind time_kind = TimeFormatKind::kIso8601;
-  TimeLayout time_layout;      // for kLayout
-  int32_t offset_seconds = 0;  // for times without an offset
+  TimeLayout time_layout;  // for kLayout
+  TimeZone zone;           // for times without an offset
 };
 
 // Parses an event time given as text per the options (numbers as epoch).

@@ -1,12 +1,51 @@
 #include "format/key_format.h"
 
+#include <optional>
+#include <utility>
+
 namespace logferry {
 
-StatusOr<KeyFormat> KeyFormat::Compile(std::string_view fmt, std::string_view time_slice_format,
-                                       int32_t offset_seconds) {
+namespace {
+
+// Fluentd formats strftime directives written in s3_object_key_format itself
+// (%{path}%Y/%m/%d/%H_%{index}.gz) with the chunk's time, as it does
+// %{time_slice}. The span from the first directive to the end of the last is
+// read as the key's time slice; nullopt when there is no directive.
+StatusOr<std::optional<std::pair<std::string, std::string>>> InlineTimeSlice(std::string_view fmt) {
+  size_t first = std::string_view::npos, last_end = 0;
+  bool placeholder_since_first = false;
+  for (size_t i = 0; i + 1 < fmt.size(); ++i) {
+    if (fmt[i] != '%') continue;
+    if (fmt[i + 1] == '{') {
+      size_t end = fmt.find('}', i);
+      if (end == std::string_view::npos) break;  // Compile reports it
+      placeholder_since_first = first != std::string_view::npos;
+      i = end;
+      continue;
+    }
+    if (first == std::string_view::npos) first = i;
+    if (placeholder_since_first)
+      return Status::InvalidArgument("key_format: a %{...} placeholder between strftime directives ('" +
+                                     std::string(fmt) + "'); keep the time parts together");
+    last_end = ++i + 1;
+  }
+  if (first == std::string_view::npos) return std::optional<std::pair<std::string, std::string>>();
+  if (fmt.find("%{time_slice}") != std::string_view::npos)
+    return Status::InvalidArgument("key_format has both %{time_slice} and strftime directives ('" + std::string(fmt) +
+                                   "'); use one");
+  std::string rewritten = std::string(fmt.substr(0, first)) + "%{time_slice}" + std::string(fmt.substr(last_end));
+  return std::optional(std::pair(rewritten, std::string(fmt.substr(first, last_end - first))));
+}
+
+}  // namespace
+
+StatusOr<KeyFormat> KeyFormat::Compile(std::string_view key_format, std::string_view time_slice_format,
+                                       const TimeZone& zone) {
+  LF_ASSIGN_OR_RETURN(auto inline_slice, InlineTimeSlice(key_format));
+  std::string_view fmt = inline_slice ? std::string_view(inline_slice->first) : key_format;
   KeyFormat kf;
-  LF_ASSIGN_OR_RETURN(kf.slice_, TimeLayout::Compile(time_slice_format));
-  kf.offset_ = offset_seconds;
+  LF_ASSIGN_OR_RETURN(kf.slice_, TimeLayout::Compile(inline_slice ? inline_slice->second : time_slice_format));
+  kf.zone_ = zone;
   std::string lit;
   for (size_t i = 0; i < fmt.size();) {
     if (fmt.substr(i, 2) == "%{") {
@@ -85,7 +124,7 @@ bool KeyFormat::MatchItem(size_t item, std::string_view key, size_t pos, KeyMatc
     }
     case Kind::kTimeSlice: {
       int64_t t;
-      size_t n = slice_.ParsePrefix(key.substr(pos), offset_, &t);
+      size_t n = slice_.ParsePrefix(key.substr(pos), zone_, &t);
       if (n == 0) return false;
       auto saved = m->time_slice_us;
       m->time_slice_us = t;
@@ -115,7 +154,7 @@ std::string KeyFormat::Format(std::string_view path, int64_t slice_us, int index
         out += path;
         break;
       case Kind::kTimeSlice:
-        out += slice_.Format(slice_us, offset_);
+        out += slice_.Format(slice_us, zone_);
         break;
       case Kind::kIndex:
         out += std::to_string(index);

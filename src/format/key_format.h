@@ -23,7 +23,7 @@ struct KeyMatch {
 class KeyFormat {
  public:
   static StatusOr<KeyFormat> Compile(std::string_view key_format, std::string_view time_slice_format,
-                                     int32_t offset_seconds);
+                                     const TimeZone& zone);
   // Matches a key relative to the source root; nullopt if it is not one of ours.
   std::optional<KeyMatch> Match(std::string_view key) const;
   // The key Fluentd would write (used by the generator).
@@ -46,7 +46,7 @@ class KeyFormat {
 
   std::vector<Item> items_;
   TimeLayout slice_;
-  int32_t offset_ = 0;
+  TimeZone zone_;
 };
 
 }  // namespace logferry

@@ -403,7 +403,7 @@ bool NormalizerCore::TimestampValue(std::string_view content, std::string* canon
     canonical->assign(last_ts_out_);
     return true;
   }
-  auto t = InEventTimeRange(ParseIso8601(content, opts_.offset_seconds));
+  auto t = InEventTimeRange(ParseIso8601(content, opts_.zone));
   if (!t) return false;
   char buf[40];
   buf[0] = '"';

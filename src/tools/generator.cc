@@ -55,9 +55,9 @@ struct Access {
   unsigned asn;
 };
 
-Access Draw(std::mt19937_64& rng, int64_t t, const TimeLayout& layout, int offset_seconds) {
+Access Draw(std::mt19937_64& rng, int64_t t, const TimeLayout& layout, const TimeZone& zone) {
   Access a;
-  a.local = layout.Format(t, offset_seconds);
+  a.local = layout.Format(t, zone);
   unsigned ip = static_cast<unsigned>(rng());
   a.method = kMethods[rng() % 8];
   a.code = kCodes[rng() % 11];
@@ -187,8 +187,8 @@ Status CheckOptions(const GenOptions& o) {
 StatusOr<GenResult> Generate(const GenOptions& o) {
   LF_RETURN_IF_ERROR(CheckOptions(o));
   LF_ASSIGN_OR_RETURN(auto store, FileStore::Open(FileUri(o.out_dir)));
-  LF_ASSIGN_OR_RETURN(KeyFormat kf, KeyFormat::Compile("%{path}%{time_slice}_%{index}.%{file_extension}", "%Y%m%d%H",
-                                                       o.offset_seconds));
+  LF_ASSIGN_OR_RETURN(KeyFormat kf,
+                      KeyFormat::Compile("%{path}%{time_slice}_%{index}.%{file_extension}", "%Y%m%d%H", o.zone));
   std::mt19937_64 rng(o.seed);
   LF_ASSIGN_OR_RETURN(TimeLayout local_layout, TimeLayout::Compile("%Y-%m-%dT%H:%M:%S%z"));
   GenResult result;
@@ -202,7 +202,7 @@ StatusOr<GenResult> Generate(const GenOptions& o) {
       text.reserve(per_object * 420);
       size_t from = idx * per_object, to = std::min(times.size(), from + per_object);
       for (size_t i = from; i < to; ++i) {
-        AppendRecord(Draw(rng, times[i], local_layout, o.offset_seconds), o.format, &text);
+        AppendRecord(Draw(rng, times[i], local_layout, o.zone), o.format, &text);
         ++result.rows;
       }
       result.bytes_uncompressed += text.size();

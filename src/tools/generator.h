@@ -5,6 +5,7 @@
 #include <string>
 
 #include "common/status.h"
+#include "common/time.h"
 
 namespace logferry {
 
@@ -14,10 +15,10 @@ struct GenOptions {
   int64_t start_us = 1470009600LL * 1000000;  // 2016-08-01T00:00:00Z
   int hours = 24;
   int64_t rows_per_hour = 10000;
-  int split_every = 3;                // every Nth hour is written as two objects (_0, _1); 0: never
-  double late_fraction = 0.01;        // rows that belong to the previous hour (late events)
-  std::string format = "out_file";    // out_file | json
-  int32_t offset_seconds = 9 * 3600;  // time zone of times and slices (+09:00)
+  int split_every = 3;                        // every Nth hour is written as two objects (_0, _1); 0: never
+  double late_fraction = 0.01;                // rows that belong to the previous hour (late events)
+  std::string format = "out_file";            // out_file | json
+  TimeZone zone = TimeZone::Fixed(9 * 3600);  // of times and time slices (+09:00)
   bool gzip = true;
   uint64_t seed = 1;
 };

@@ -499,9 +499,15 @@ SchemeInfo DuckDbScheme() {
           .example = "duckdb:///path/file.duckdb",
           .service = "DuckDB",
           .roles = kRoleWarehouse,
-          .open_warehouse = [](const Uri& u, const WarehouseOptions& options) {
-            return OpenDuckDbWarehouse(u.authority.empty() ? "/" + u.path : u.authority + "/" + u.path, options);
-          }};
+          // duckdb://relative/w.duckdb would name a file under whatever
+          // directory the process starts in (/ under systemd).
+          .validate = [](const Uri& u) -> std::string {
+            if (!u.authority.empty() || u.path.empty())
+              return "is not duckdb:///absolute/path.duckdb (three slashes: the path must be absolute)";
+            return "";
+          },
+          .open_warehouse = [](const Uri& u,
+                               const WarehouseOptions& options) { return OpenDuckDbWarehouse("/" + u.path, options); }};
 }
 
 }  // namespace logferry

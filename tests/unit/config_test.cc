@@ -61,7 +61,7 @@ TEST(Config, Defaults) {
   EXPECT_EQ(t.format.time_key, "time");
   EXPECT_EQ(t.format.time_kind, TimeFormatKind::kIso8601);
   EXPECT_EQ(t.compression, Compression::kAuto);
-  EXPECT_EQ(t.offset_seconds, 0);
+  EXPECT_EQ(t.zone.Name(), "+00:00");
   EXPECT_EQ(t.partition, "hour");
   EXPECT_EQ(t.partition_unit_us, kMicrosPerHour);
   EXPECT_EQ(t.settle_us, 10 * 60 * kMicrosPerSecond);
@@ -106,13 +106,13 @@ compression = "zstd"
   ASSERT_EQ(c->tables.size(), 2u);
   const TableConfig& a = c->tables[0];
   const TableConfig& b = c->tables[1];
-  EXPECT_EQ(a.offset_seconds, 9 * 3600);
-  EXPECT_EQ(a.format.offset_seconds, 9 * 3600) << "the zone reaches the normalizer";
+  EXPECT_EQ(a.zone.Name(), "+09:00");
+  EXPECT_EQ(a.format.zone.Name(), "+09:00") << "the zone reaches the normalizer";
   EXPECT_EQ(a.settle_us, 0);
   EXPECT_EQ(a.staging, "file:///staging/");
   EXPECT_EQ(a.warehouse, "duckdb:///w.duckdb");
   EXPECT_EQ(a.format.format, LogFormat::kJson);
-  EXPECT_EQ(b.offset_seconds, 0);
+  EXPECT_EQ(b.zone.Name(), "+00:00");
   EXPECT_EQ(b.settle_us, 0) << "inherited";
   EXPECT_EQ(b.format.format, LogFormat::kOutFile);
   EXPECT_EQ(b.partition_unit_us, kMicrosPerDay);
@@ -169,15 +169,26 @@ TEST(Config, BadValuesNameKeyAndLine) {
     const char* line;
     const char* key;
   };
-  for (const Case& bad : {Case{"timezone = \"Tokyo\"", "timezone"}, Case{"settle = \"10 minutes\"", "settle"},
-                          Case{"partition = \"week\"", "partition"}, Case{"format = \"xml\"", "format"},
-                          Case{"compression = \"bz2\"", "compression"}, Case{"delimiter = \"ab\"", "delimiter"},
-                          Case{"output_tag = \"yes\"", "output_tag"}, Case{"max_line_bytes = 10", "max_line_bytes"},
-                          Case{"time_format = \"%Q\"", "time_format"}, Case{"time_format = \"epoch\"", "time_format"},
-                          Case{"key_format = \"%{nope}\"", "key_format"}, Case{"retry_base = \"x\"", "retry_base"},
-                          Case{"source = \"s3://bucket/\"", "source"}, Case{"staging = \"/plain/path\"", "staging"},
-                          Case{"warehouse = \"bigquery://p/d\"", "warehouse"}, Case{"settle = 1.5", "settle"},
-                          Case{"settle = [\"1s\"]", "settle"}}) {
+  for (const Case& bad : {Case{"timezone = \"Tokyo\"", "timezone"},
+                          Case{"settle = \"10 minutes\"", "settle"},
+                          Case{"partition = \"week\"", "partition"},
+                          Case{"format = \"xml\"", "format"},
+                          Case{"compression = \"bz2\"", "compression"},
+                          Case{"delimiter = \"ab\"", "delimiter"},
+                          Case{"output_tag = \"yes\"", "output_tag"},
+                          Case{"max_line_bytes = 10", "max_line_bytes"},
+                          Case{"time_format = \"%Q\"", "time_format"},
+                          Case{"time_format = \"epoch\"", "time_format"},
+                          Case{"key_format = \"%{nope}\"", "key_format"},
+                          Case{"retry_base = \"x\"", "retry_base"},
+                          Case{"source = \"s3://bucket/\"", "source"},
+                          Case{"staging = \"/plain/path\"", "staging"},
+                          Case{"warehouse = \"bigquery://p/d\"", "warehouse"},
+                          Case{"settle = 1.5", "settle"},
+                          Case{"settle = [\"1s\"]", "settle"},
+                          Case{"warehouse = \"duckdb://rel/w.duckdb\"", "warehouse"},
+                          Case{"timezone = \"America/Nowhere\"", "timezone"},
+                          Case{"key_format = \"%{path}%Y/%{index}/%m.gz\"", "key_format"}}) {
     SCOPED_TRACE(bad.line);
     ExpectError(std::string(kMinimal) + bad.line + "\n", bad.key, 8);
   }
@@ -477,6 +488,60 @@ warehouse = "duckdb:///w.duckdb"
     // A configured endpoint wins over the environment, as in the store.
     EXPECT_TRUE(Parse(S3Table("", "endpoint = \"https://s3.example.com\"\n")).ok());
   }
+}
+
+}  // namespace
+}  // namespace logferry
+
+namespace logferry {
+namespace {
+
+TEST(Config, EnvironmentDefaultsAndRequiredMessages) {
+  setenv("LF_TEST_SET", "/srv/set", 1);
+  setenv("LF_TEST_EMPTY", "", 1);
+  unsetenv("LF_TEST_SURELY_UNSET");
+  auto state_dir = [](const std::string& expr) {
+    auto c = Parse("state_dir = \"" + expr + "\"\n" + std::string(kMinimal).substr(std::string(kMinimal).find('\n')));
+    return c.ok() ? c->state_dir : "error: " + c.status().message();
+  };
+  EXPECT_EQ(state_dir("${LF_TEST_SET:-/d}"), "/srv/set");
+  EXPECT_EQ(state_dir("${LF_TEST_EMPTY:-/d}"), "/d") << "empty counts as unset, as in the shell";
+  EXPECT_EQ(state_dir("${LF_TEST_SURELY_UNSET:-/var/lib/x}/s"), "/var/lib/x/s");
+  EXPECT_EQ(state_dir("${LF_TEST_SURELY_UNSET:-}/s"), "/s");
+  EXPECT_EQ(state_dir("${LF_TEST_SET:?needed}"), "/srv/set");
+  std::string err = state_dir("${LF_TEST_EMPTY:?point it at the state directory}");
+  EXPECT_NE(err.find("LF_TEST_EMPTY"), std::string::npos) << err;
+  EXPECT_NE(err.find("point it at the state directory"), std::string::npos) << err;
+  EXPECT_NE(err.find("test.toml:1"), std::string::npos) << err;
+  err = state_dir("${LF_TEST_SET:+alt}");
+  EXPECT_NE(err.find("${VAR:-default}"), std::string::npos) << "other shell forms are refused: " << err;
+  unsetenv("LF_TEST_SET");
+  unsetenv("LF_TEST_EMPTY");
+}
+
+TEST(Config, UnknownKeysNameTheClosest) {
+  auto c = Parse(std::string(kMinimal) + "timezon = \"UTC\"\n");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("did you mean 'timezone'?"), std::string::npos) << c.status().message();
+  c = Parse("stat_dir = \"/s\"\n" + std::string(kMinimal));
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("did you mean 'state_dir'?"), std::string::npos) << c.status().message();
+  c = Parse(std::string(kMinimal) + "completely_different = 1\n");
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().message().find("did you mean"), std::string::npos) << c.status().message();
+  c = Parse(std::string(kMinimal) + "worker = 4\n");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("did you mean 'workers'?"), std::string::npos) << c.status().message();
+}
+
+TEST(Config, IanaTimezonesReachKeysAndTimes) {
+  auto c = Parse(std::string(kMinimal) + "timezone = \"America/New_York\"\n");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  const TableConfig& t = c->tables[0];
+  EXPECT_EQ(t.zone.Name(), "America/New_York");
+  EXPECT_EQ(t.format.zone.Name(), "America/New_York");
+  EXPECT_EQ(ParseEventTime("2016-07-01T12:00:00", t.format), ParseIso8601("2016-07-01T16:00:00Z"));
+  EXPECT_EQ(ParseEventTime("2016-01-01T12:00:00", t.format), ParseIso8601("2016-01-01T17:00:00Z"));
 }
 
 }  // namespace

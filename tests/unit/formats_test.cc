@@ -203,8 +203,8 @@ TEST(Formats, RepairWarningsNameTheFieldInTextFormats) {
 // its span, so three of them took time cubic in the key length. Object keys
 // come from the bucket, so an odd key must not stall discovery.
 TEST(Formats, KeyFormatWithSeveralVariablePlaceholdersMatchesInPolynomialTime) {
-  auto kf =
-      KeyFormat::Compile("%{path}%{tag}%{path}%{hostname}%{time_slice}/%{index}.%{file_extension}", "%Y%m%d%H", 0);
+  auto kf = KeyFormat::Compile("%{path}%{tag}%{path}%{hostname}%{time_slice}/%{index}.%{file_extension}", "%Y%m%d%H",
+                               TimeZone());
   ASSERT_TRUE(kf.ok()) << kf.status().ToString();
   // No match: every split of 1,000 bytes over four spans is ruled out once, not once per route to it.
   EXPECT_FALSE(kf->Match(std::string(1000, 'a')).has_value());

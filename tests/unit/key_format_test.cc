@@ -14,9 +14,9 @@ int64_t T(const char* iso) {
 }
 
 KeyFormat Compile(std::string_view fmt, std::string_view slice = "%Y%m%d%H", int32_t offset = 0) {
-  auto kf = KeyFormat::Compile(fmt, slice, offset);
+  auto kf = KeyFormat::Compile(fmt, slice, TimeZone::Fixed(offset));
   EXPECT_TRUE(kf.ok()) << kf.status().ToString();
-  return kf.ok() ? *kf : *KeyFormat::Compile("x", "%Y", 0);
+  return kf.ok() ? *kf : *KeyFormat::Compile("x", "%Y", TimeZone());
 }
 
 TEST(KeyFormat, FluentdDefault) {
@@ -161,9 +161,29 @@ TEST(KeyFormat, FormatRoundTrips) {
 }
 
 TEST(KeyFormat, CompileErrors) {
-  EXPECT_FALSE(KeyFormat::Compile("%{path}%{nope}.gz", "%Y%m%d%H", 0).ok());
-  EXPECT_FALSE(KeyFormat::Compile("%{path", "%Y%m%d%H", 0).ok());
-  EXPECT_FALSE(KeyFormat::Compile(kDefaultFormat, "%Q", 0).ok());
+  EXPECT_FALSE(KeyFormat::Compile("%{path}%{nope}.gz", "%Y%m%d%H", TimeZone()).ok());
+  EXPECT_FALSE(KeyFormat::Compile("%{path", "%Y%m%d%H", TimeZone()).ok());
+  EXPECT_FALSE(KeyFormat::Compile(kDefaultFormat, "%Q", TimeZone()).ok());
+}
+
+}  // namespace
+}  // namespace logferry
+
+namespace logferry {
+namespace {
+
+// Fluentd formats strftime directives written in s3_object_key_format itself;
+// they are read as the key's time slice (time_slice_format is then unused).
+TEST(KeyFormat, StrftimeDirectivesInKeyFormatAreTheTimeSlice) {
+  KeyFormat kf = Compile("%{path}%Y/%m/%d/%H_%{index}.%{file_extension}", "%Y%m%d%H", 9 * 3600);
+  auto m = kf.Match("logs/2016/08/01/12_3.gz");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->time_slice_us, T("2016-08-01T03:00:00Z"));
+  EXPECT_EQ(m->index, 3);
+  EXPECT_FALSE(kf.Match("logs/2016080112_3.gz"));
+  EXPECT_EQ(kf.Format("logs/", T("2016-08-01T03:00:00Z"), 0, "gz"), "logs/2016/08/01/12_0.gz");
+  EXPECT_FALSE(KeyFormat::Compile("%{path}%Y/%{index}/%m.gz", "%H", TimeZone()).ok()) << "split time parts";
+  EXPECT_FALSE(KeyFormat::Compile("%{path}%{time_slice}/%H.gz", "%Y", TimeZone()).ok()) << "both kinds";
 }
 
 }  // namespace

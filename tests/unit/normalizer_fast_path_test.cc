@@ -25,7 +25,7 @@ class Pair {
   explicit Pair(LogFormat format) {
     FormatOptions opts;
     opts.format = format;
-    opts.offset_seconds = 9 * 3600;
+    opts.zone = TimeZone::Fixed(9 * 3600);
     fast_schema_ = std::make_unique<SchemaRegistry>(FixedColumns(format));
     slow_schema_ = std::make_unique<SchemaRegistry>(FixedColumns(format));
     fast_ = std::make_unique<RowNormalizer>(fast_schema_.get(), opts);

@@ -145,7 +145,7 @@ TEST(Normalizer, FractionalAndOffsetlessTimes) {
   EXPECT_EQ(row["_time"], "2016-08-01T03:34:56.123000Z");
 
   FormatOptions jst = OutFile();
-  jst.offset_seconds = 9 * 3600;
+  jst.zone = TimeZone::Fixed(9 * 3600);
   Harness h2(jst);
   row = h2.Row(Line(R"({"a":1})", "t", "2016-08-01T12:00:00"));
   EXPECT_EQ(row["_time"], "2016-08-01T03:00:00Z") << "times without an offset use the configured zone";

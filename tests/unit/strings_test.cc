@@ -122,3 +122,21 @@ TEST(AppendJsonString, RandomBytesMatchTheReference) {
 
 }  // namespace
 }  // namespace logferry
+
+namespace logferry {
+namespace {
+
+TEST(Strings, ClosestMatchForTypos) {
+  const std::vector<std::string> commands = {"run", "status", "reload", "verify", "query", "check", "schema"};
+  EXPECT_EQ(ClosestMatch("statsu", commands), "status") << "adjacent swap";
+  EXPECT_EQ(ClosestMatch("verfy", commands), "verify") << "deletion";
+  EXPECT_EQ(ClosestMatch("chekc", commands), "check");
+  EXPECT_EQ(ClosestMatch("querry", commands), "query") << "insertion";
+  EXPECT_EQ(ClosestMatch("frobnicate", commands), "") << "nothing close";
+  EXPECT_EQ(ClosestMatch("rn", commands), "") << "too short to guess from";
+  EXPECT_EQ(ClosestMatch("status", commands), "") << "not a typo";
+  EXPECT_EQ(ClosestMatch(std::string(1000, 'x'), commands), "");
+}
+
+}  // namespace
+}  // namespace logferry

@@ -26,7 +26,7 @@ TEST(Time, Iso8601RejectsNonsense) {
 TEST(Time, LayoutParsesApacheTime) {
   auto layout = TimeLayout::Compile("%d/%b/%Y:%H:%M:%S %z");
   ASSERT_TRUE(layout.ok());
-  auto t = layout->Parse("17/May/2015:10:05:03 +0000", 0);
+  auto t = layout->Parse("17/May/2015:10:05:03 +0000", TimeZone());
   ASSERT_TRUE(t);
   EXPECT_EQ(FormatIso8601(*t), "2015-05-17T10:05:03Z");
 }
@@ -35,8 +35,8 @@ TEST(Time, LayoutFormatsSlices) {
   auto layout = TimeLayout::Compile("%Y/%m/%d/%H");
   ASSERT_TRUE(layout.ok());
   int64_t t = *ParseIso8601("2016-08-01T03:00:00Z");
-  EXPECT_EQ(layout->Format(t, 9 * 3600), "2016/08/01/12");
-  EXPECT_EQ(*layout->Parse("2016/08/01/12", 9 * 3600), t);
+  EXPECT_EQ(layout->Format(t, TimeZone::Fixed(9 * 3600)), "2016/08/01/12");
+  EXPECT_EQ(*layout->Parse("2016/08/01/12", TimeZone::Fixed(9 * 3600)), t);
   EXPECT_EQ(layout->Resolution(), kMicrosPerHour);
 }
 
