@@ -129,6 +129,8 @@ class Pipeline {
   bool single_pass_ = false;
 
   // Load's steps (pipeline.cc).
+  StatusOr<std::unique_ptr<Warehouse>> OpenWarehouseForLoad(TableRuntime& t, const std::vector<PartitionRow>& due,
+                                                            PassStats* stats);
   StatusOr<bool> LoadJob(TableRuntime& t, Warehouse& wh, LoadJobLog& jobs, const std::vector<PartitionRow>& batch,
                          size_t waiting, PassStats* stats);
   Status DropPlansWithDamagedParts(TableRuntime& t, std::vector<LoadPlan>* plans, std::vector<int>* attempts,
