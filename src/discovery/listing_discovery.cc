@@ -13,6 +13,7 @@ std::optional<std::string> MissingLocalRoot(const ObjectStore& store) {
   std::optional<std::string> probe = store.LocalPath("x");
   if (!probe) return std::nullopt;
   std::string root = probe->substr(0, probe->size() - 1);
+  if (root.size() > 1 && root.back() == '/') root.pop_back();
   struct stat st {};
   if (stat(root.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return std::nullopt;
   return root;
