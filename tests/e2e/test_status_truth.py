@@ -157,8 +157,7 @@ class IgnoredKeysAndListsTest(unittest.TestCase):
         self.assertRegex(text, r"(?m)^  \.\.\. and 3 more failed object\(s\)$")
 
         # The lag line prints the instant it measures from: the newest partition's end.
-        self.assertEqual(st["newest_loaded_partition"], "2016-08-01T01:00:00.000000Z"
-                         if "." in st["newest_loaded_partition"] else "2016-08-01T01:00:00Z")
+        self.assertEqual(iso(st["newest_loaded_partition"]), dt.datetime(2016, 8, 1, 1, tzinfo=UTC))
         self.assertEqual(iso(st["loaded_through"]), dt.datetime(2016, 8, 1, 2, tzinfo=UTC))
         measured = dt.datetime.now(UTC) - dt.timedelta(seconds=st["lag_seconds"])
         self.assertLess(abs((measured - iso(st["loaded_through"])).total_seconds()), 3600)
@@ -191,6 +190,12 @@ class IgnoredKeysAndListsTest(unittest.TestCase):
         self.assertEqual(len(c.stdout.splitlines()), 1, c)
         c = ws.cli("status", "--check", "--max-lag", "soon")
         self.assertNotIn(c.rc, (0, 1), c)
+        # A request object refused today fails the check too.
+        write(os.path.join(ws.staging, "_requests", "junk.json"), b"not json")
+        ws.run_once()
+        c = ws.cli("status", "--check")
+        self.assertEqual(c.rc, 1, c)
+        self.assertRegex(c.stdout, r"^FAILING access: 1 request\(s\) refused in the last 24 hours, e\.g\. file://.*junk")
 
     def test_a_source_where_nothing_matches_fails_check(self):
         ws = lf.Workspace(self)
