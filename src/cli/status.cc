@@ -355,8 +355,10 @@ std::string PassOutcome(const Status& pass, Ledger& ledger, const Config& config
     objects += c->objects_failed;
     partitions += c->partitions_failed;
   }
-  if (objects + partitions == 0) return "ok";
-  return "ok; " + std::to_string(objects) + " object(s) and " + std::to_string(partitions) + " partition(s) failing";
+  std::string failing;
+  if (objects) failing = WithCommas(objects) + " object(s)";
+  if (partitions) failing += (failing.empty() ? "" : " and ") + WithCommas(partitions) + " partition(s)";
+  return failing.empty() ? "ok" : "ok; " + failing + " failing";
 }
 
 }  // namespace logferry

@@ -31,7 +31,8 @@ void PrintStatus(const nlohmann::json& report, int64_t now_us);
 std::vector<std::string> CheckProblems(const nlohmann::json& report, std::optional<int64_t> max_lag_us);
 
 // How a pass ended, as the processes table records it: "ok", "ok; N
-// object(s) and M partition(s) failing", or "error: ...".
+// object(s) and M partition(s) failing" (a zero part left out), or
+// "error: ...".
 std::string PassOutcome(const Status& pass, Ledger& ledger, const Config& config, int64_t now_us);
 
 }  // namespace logferry

@@ -530,11 +530,12 @@ StatusOr<std::unique_ptr<Warehouse>> Pipeline::OpenWarehouseForLoad(TableRuntime
   if (s.ok()) return std::move(*wh);
   std::string error = "warehouse " + cfg.warehouse + ": " + s.ToString();
   int64_t now = env_->NowMicros();
-  int64_t next = 0;
+  int64_t next = INT64_MAX;
   for (const PartitionRow& p : due) {
     LoadPlan never_begun{cfg.name, p.partition_us};  // no load row: nothing was sent
-    next = NextAttempt(cfg, p.attempts + 1, now);
-    LF_RETURN_IF_ERROR(ledger_->FailLoad(never_begun, error, next, now));
+    int64_t retry_us = NextAttempt(cfg, p.attempts + 1, now);
+    next = std::min(next, retry_us);
+    LF_RETURN_IF_ERROR(ledger_->FailLoad(never_begun, error, retry_us, now));
     ++stats->partitions_failed;
   }
   spdlog::warn("{}: {} partition(s) cannot load, retried from {}: {}", cfg.name, due.size(), FormatIso8601(next),
