@@ -28,11 +28,15 @@
 #include "common/strings.h"
 #include "common/time.h"
 #include "core/config.h"
+#include "core/liveness.h"
 #include "core/pipeline.h"
 #include "core/stage.h"
 #include "core/verify.h"
+#include "discovery/listing_discovery.h"
+#include "format/key_format.h"
 #include "ledger/ledger.h"
 #include "registry/scheme_registry.h"
+#include "status.h"
 #include "tools/generator.h"
 #include "warehouse/bigquery_schema.h"
 #include "warehouse/warehouse.h"
@@ -114,12 +118,18 @@ struct Env {
   std::unique_ptr<Pipeline> pipeline;
 };
 
-Env Open(const std::string& config_path, bool verbose) {
+// Only `run` creates the state directory and the ledger: for any other
+// command a missing ledger means a wrong state_dir, not an empty one.
+Env Open(const std::string& config_path, bool verbose, bool create = false) {
   Env env;
   env.config = OrDie(LoadConfig(config_path), 2);
   SetupLogging(env.config, verbose);
-  OrDie(EnsureDir(env.config.state_dir));
-  env.ledger = OrDie(Ledger::Open(env.config.LedgerPath()));
+  if (create) {
+    OrDie(EnsureDir(env.config.state_dir));
+    env.ledger = OrDie(Ledger::Open(env.config.LedgerPath()));
+  } else {
+    env.ledger = OrDie(Ledger::OpenExisting(env.config.LedgerPath()));
+  }
   env.pipeline = std::make_unique<Pipeline>(env.config, env.ledger.get());
   OrDie(env.pipeline->Init());
   return env;
@@ -275,7 +285,7 @@ void WaitForNextPass(const Config& config) {
 }
 
 int CmdRun(const std::string& config_path, bool once, bool verbose) {
-  Env env = Open(config_path, verbose);
+  Env env = Open(config_path, verbose, /*create=*/true);
   // One daemon per state directory: two would stage the same objects twice over.
   std::string lock_path = env.config.state_dir + "/run.lock";
   int lock_fd = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -291,11 +301,14 @@ int CmdRun(const std::string& config_path, bool once, bool verbose) {
   IdleHeartbeat heartbeat;
   int exit_code = 0;
   bool cut_short = false;  // a stop signal came while the pass ran: it ended at the next step
+  ProcessRecorder process(env.ledger.get(), once ? "once" : "daemon");
   for (;;) {
     if (g_reload.exchange(false) && !once) Reload(env, verbose);
     int64_t t0 = logferry::Env::Default()->MonotonicMicros();
+    process.PassStarted();
     auto stats = env.pipeline->RunOnce(g_stop);
     cut_short = g_stop.load();
+    process.PassEnded(PassOutcome(stats.status(), *env.ledger, env.config, logferry::Env::Default()->NowMicros()));
     if (tty && once) fprintf(stderr, "\r\033[K");
     if (!stats.ok()) {
       log::Error("pass failed: {}", stats.status().ToString());
@@ -318,161 +331,28 @@ int CmdRun(const std::string& config_path, bool once, bool verbose) {
 
 // --- status ---
 
-// Request objects refused (not JSON, too large, unknown table, unfilable):
-// the newest few, since a stream of junk must not flood the report.
-void AddRefusedRequests(Ledger& ledger, const std::string& table, nlohmann::json* j) {
-  constexpr size_t kShown = 10;
-  auto refused = OrDie(ledger.Requests(table, "failed"));
-  nlohmann::json list = nlohmann::json::array();
-  for (auto it = refused.rbegin(); it != refused.rend() && list.size() < kShown; ++it)
-    list.push_back({{"request", it->origin}, {"error", it->detail}, {"at", FormatIso8601(it->created_us)}});
-  (*j)["refused_requests"] = list;
-  (*j)["refused_requests_total"] = refused.size();
-}
-
-// The failing event notifications of a table that has a queue. With events,
-// an object the listing had to find means an event was lost.
-void AddNotifications(Ledger& ledger, const TableConfig& cfg, const TableCounts& c, nlohmann::json* j) {
-  (*j)["objects"]["found_only_by_listing"] = c.found_by_listing_only;
-  nlohmann::json failing = nlohmann::json::array();
-  for (const NotificationRow& n : OrDie(ledger.Notifications(cfg.name, "failing")))
-    failing.push_back({{"message_id", n.message_id},
-                       {"receive_count", n.receive_count},
-                       {"error", n.detail},
-                       {"updated", FormatIso8601(n.updated_us)}});
-  (*j)["notifications"] = {{"queue", cfg.notifications}, {"failing", failing}};
-}
-
-void AddLoadProgress(const TableConfig& cfg, const TableCounts& c, int64_t now, nlohmann::json* j) {
-  (*j)["load_jobs_24h"] = c.load_jobs_24h;
-  if (const SchemeInfo* scheme = Schemes().Claim(cfg.warehouse); scheme && scheme->daily_job_budget) {
-    (*j)["daily_load_budget"] = cfg.daily_load_budget;
-    // Past the budget, loads wait until the oldest counted job leaves the window.
-    if (c.load_jobs_24h >= cfg.daily_load_budget && c.oldest_load_job_24h_us)
-      (*j)["load_budget_frees_at"] = FormatIso8601(*c.oldest_load_job_24h_us + kMicrosPerDay);
+int CmdStatus(const std::string& config_path, bool as_json, bool check, const std::string& max_lag) {
+  std::optional<int64_t> max_lag_us;
+  if (!max_lag.empty()) {
+    auto d = ParseDuration(max_lag);
+    if (!d.ok()) Die("--max-lag: " + d.status().message(), 2);
+    max_lag_us = *d;
   }
-  if (c.newest_loaded_partition_us) {
-    (*j)["newest_loaded_partition"] = FormatIso8601(*c.newest_loaded_partition_us);
-    (*j)["lag_seconds"] = (now - (*c.newest_loaded_partition_us + cfg.partition_unit_us)) / kMicrosPerSecond;
-  }
-  if (c.oldest_pending_partition_us) (*j)["oldest_pending_partition"] = FormatIso8601(*c.oldest_pending_partition_us);
-}
-
-// Failed objects and failing partitions, each with its last error.
-void AddFailures(Ledger& ledger, const TableRuntime& t, nlohmann::json* j) {
-  nlohmann::json fails = nlohmann::json::array();
-  for (const ObjectRow& o : OrDie(ledger.Objects(t.config->name, ObjectState::kFailed))) {
-    nlohmann::json f = {{"object", t.source->UriOf(o.key)}, {"attempts", o.attempts}, {"error", o.last_error}};
-    if (o.next_attempt_us) f["next_attempt"] = FormatIso8601(*o.next_attempt_us);
-    fails.push_back(f);
-  }
-  (*j)["failed_objects"] = fails;
-  nlohmann::json pfails = nlohmann::json::array();
-  for (const PartitionRow& p : OrDie(ledger.Partitions(t.config->name))) {
-    if (p.last_error.empty()) continue;
-    nlohmann::json f = {
-        {"partition", FormatIso8601(p.partition_us)}, {"attempts", p.attempts}, {"error", p.last_error}};
-    if (p.next_attempt_us) f["next_attempt"] = FormatIso8601(*p.next_attempt_us);
-    pfails.push_back(f);
-  }
-  (*j)["failing_partitions"] = pfails;
-}
-
-// One table's status as --json prints it (and the human output reads it).
-nlohmann::json TableStatus(Ledger& ledger, const TableRuntime& t, int64_t now) {
-  const TableConfig& cfg = *t.config;
-  TableCounts c = OrDie(ledger.Counts(cfg.name, now));
-  nlohmann::json j;
-  j["table"] = cfg.name;
-  j["objects"] = {{"pending", c.objects_pending},
-                  {"staged", c.objects_staged},
-                  {"failed", c.objects_failed},
-                  {"superseded", c.objects_superseded}};
-  if (!cfg.notifications.empty()) AddNotifications(ledger, cfg, c, &j);
-  j["partitions"] = {
-      {"pending", c.partitions_pending}, {"loaded", c.partitions_loaded}, {"failing", c.partitions_failed}};
-  j["rows"] = {
-      {"staged", c.rows_staged}, {"loaded", c.rows_loaded}, {"bad_records", c.bad_records}, {"warnings", c.warnings}};
-  AddLoadProgress(cfg, c, now, &j);
-  AddFailures(ledger, t, &j);
-  AddRefusedRequests(ledger, cfg.name, &j);
-  return j;
-}
-
-void PrintCounts(const nlohmann::json& j) {
-  auto& o = j["objects"];
-  printf("  objects     %lld staged, %lld pending, %lld failed, %lld superseded", o["staged"].get<long long>(),
-         o["pending"].get<long long>(), o["failed"].get<long long>(), o["superseded"].get<long long>());
-  if (o.contains("found_only_by_listing"))
-    printf(" (%lld found only by listing)", o["found_only_by_listing"].get<long long>());
-  printf("\n");
-  if (j.contains("notifications")) {
-    auto& n = j["notifications"];
-    printf("  events      %s: %zu notification(s) failing\n", Shown(n["queue"].get<std::string>()).c_str(),
-           n["failing"].size());
-    for (auto& f : n["failing"])
-      printf("    message %s (received %lld times): %s\n", Shown(f["message_id"].get<std::string>()).c_str(),
-             f["receive_count"].get<long long>(), Shown(f["error"].get<std::string>()).c_str());
-  }
-  auto& p = j["partitions"];
-  printf("  partitions  %lld loaded, %lld pending, %lld failing\n", p["loaded"].get<long long>(),
-         p["pending"].get<long long>(), p["failing"].get<long long>());
-  auto& r = j["rows"];
-  printf("  rows        %lld staged, %lld loaded, %lld bad records, %lld values repaired\n",
-         r["staged"].get<long long>(), r["loaded"].get<long long>(), r["bad_records"].get<long long>(),
-         r["warnings"].get<long long>());
-}
-
-void PrintLoadProgress(const nlohmann::json& j) {
-  if (j.contains("newest_loaded_partition"))
-    printf("  lag         newest loaded partition %s (%s ago)\n",
-           j["newest_loaded_partition"].get<std::string>().c_str(),
-           FormatDuration(j["lag_seconds"].get<int64_t>() * kMicrosPerSecond).c_str());
-  if (j.contains("oldest_pending_partition"))
-    printf("  pending     oldest %s\n", j["oldest_pending_partition"].get<std::string>().c_str());
-  if (j.contains("daily_load_budget")) {
-    printf("  load jobs   %lld in the last 24 hours, of a budget of %lld (BigQuery allows 1,500 per table per day)\n",
-           j["load_jobs_24h"].get<long long>(), j["daily_load_budget"].get<long long>());
-    if (j.contains("load_budget_frees_at"))
-      printf("  WAITING     load budget used up: pending partitions wait; the next job may start at %s\n",
-             j["load_budget_frees_at"].get<std::string>().c_str());
-  } else {
-    printf("  load jobs   %lld in the last 24 hours\n", j["load_jobs_24h"].get<long long>());
-  }
-}
-
-void PrintFailures(const nlohmann::json& j) {
-  for (auto& f : j["failed_objects"])
-    printf("  FAILED object %s (attempts %d%s): %s\n", Shown(f["object"].get<std::string>()).c_str(),
-           f["attempts"].get<int>(),
-           f.contains("next_attempt") ? (", next " + f["next_attempt"].get<std::string>()).c_str() : "",
-           Shown(f["error"].get<std::string>()).c_str());
-  for (auto& f : j["failing_partitions"])
-    printf("  FAILING partition %s (attempts %d): %s\n", f["partition"].get<std::string>().c_str(),
-           f["attempts"].get<int>(), Shown(f["error"].get<std::string>()).c_str());
-  for (auto& f : j["refused_requests"])
-    printf("  REFUSED request %s (%s): %s\n", Shown(f["request"].get<std::string>()).c_str(),
-           f["at"].get<std::string>().c_str(), Shown(f["error"].get<std::string>()).c_str());
-  if (j["refused_requests_total"].get<size_t>() > j["refused_requests"].size())
-    printf("  ... %zu refused request(s) in all\n", j["refused_requests_total"].get<size_t>());
-}
-
-int CmdStatus(const std::string& config_path, bool as_json) {
   Env env = Open(config_path, false);
   int64_t now = logferry::Env::Default()->NowMicros();
-  nlohmann::json out = nlohmann::json::array();
-  for (TableRuntime& t : env.pipeline->tables()) out.push_back(TableStatus(*env.ledger, t, now));
+  nlohmann::json report = OrDie(StatusReport(*env.ledger, env.pipeline->tables(), now));
+  std::vector<std::string> problems = check ? CheckProblems(report, max_lag_us) : std::vector<std::string>{};
   if (as_json) {
-    std::cout << JsonText(out) << "\n";
-    return 0;
+    std::cout << JsonText(report) << "\n";
+  } else if (check) {
+    for (const std::string& p : problems) printf("FAILING %s\n", p.c_str());  // escaped already
+    if (problems.empty())
+      printf("OK: %zu table(s), nothing failing%s\n", report.size(),
+             max_lag_us ? (", lag within " + FormatDuration(*max_lag_us)).c_str() : "");
+  } else {
+    PrintStatus(report, now);
   }
-  for (auto& j : out) {
-    printf("table %s\n", Shown(j["table"].get<std::string>()).c_str());
-    PrintCounts(j);
-    PrintLoadProgress(j);
-    PrintFailures(j);
-  }
-  return 0;
+  return problems.empty() ? 0 : 1;
 }
 
 // --- reload ---
@@ -687,48 +567,133 @@ int CmdQuery(const std::string& config_path, const std::string& table, const std
 
 // --- check ---
 
+// `check` leaves nothing behind: it creates no state_dir, ledger, staging
+// directory or warehouse, and removes its write probe. What does not exist
+// yet is checked for being creatable instead.
+
+// Whether dir exists as a writable directory, or could be created: its
+// nearest existing ancestor is a writable directory. *exists tells which.
+Status CanCreateDir(const std::string& dir, bool* exists) {
+  std::string path = dir;
+  *exists = true;
+  for (;;) {
+    struct stat st {};
+    if (stat(path.c_str(), &st) == 0) {
+      if (!S_ISDIR(st.st_mode)) return Status::FailedPrecondition(path + " is not a directory");
+      if (access(path.c_str(), W_OK | X_OK) != 0) return Status::PermissionDenied(path + " is not writable");
+      return Status::Ok();
+    }
+    *exists = false;
+    size_t slash = path.find_last_of('/', path.size() > 1 ? path.size() - 2 : 0);
+    if (slash == std::string::npos) return Status::Ok();  // relative: the working directory
+    path = slash == 0 ? "/" : path.substr(0, slash);
+  }
+}
+
+const char* NotYet(bool exists) {
+  return exists ? "" : " (does not exist yet; run creates it)";
+}
+
+struct CheckReport {
+  int bad = 0;
+  void Line(const std::string& what, const Status& s) {
+    printf("  %-60s %s\n", Shown(what).c_str(), s.ok() ? "OK" : ("FAILED: " + Shown(s.message())).c_str());
+    if (!s.ok()) ++bad;
+  }
+  void Warning(const std::string& what) { printf("  WARNING: %s\n", Shown(what).c_str()); }
+};
+
+// Lists up to kSample keys of the source: a missing local directory fails;
+// keys that do not match key_format are shown, and fail when none match.
+void CheckSource(const TableConfig& t, CheckReport* r) {
+  constexpr size_t kSample = 1000;
+  auto src = OpenTableStore(t.source, t.source_store, t.credentials);
+  StatusOr<ListPage> page = src.status();
+  if (src.ok()) {
+    if (auto missing = MissingLocalRoot(**src))
+      page = Status::NotFound("the directory " + *missing + " does not exist");
+    else
+      page = (*src)->List("", "", kSample);
+  }
+  auto kf = KeyFormat::Compile(t.key_format, t.time_slice_format, t.offset_seconds);
+  std::vector<std::string> ignored;
+  size_t listed = page.ok() ? page->objects.size() : 0;
+  for (size_t i = 0; i < listed && kf.ok(); ++i)
+    if (!kf->Match(page->objects[i].key)) ignored.push_back(page->objects[i].key);
+  Status s = page.status();
+  if (s.ok() && listed > 0 && ignored.size() == listed)
+    s = Status::FailedPrecondition("none of the " + std::to_string(listed) + " keys listed match key_format, e.g. '" +
+                                   ignored.front() + "'");
+  r->Line("source " + t.source + " (list)", s);
+  if (!s.ok()) return;
+  if (listed == 0) r->Warning("the source holds no objects yet");
+  if (ignored.empty()) return;
+  std::string examples;
+  for (size_t i = 0; i < ignored.size() && i < 3; ++i) examples += (i ? ", '" : "'") + ignored[i] + "'";
+  r->Warning(std::to_string(ignored.size()) + " of " + std::to_string(listed) + (page->next_token.empty() ? "" : "+") +
+             " keys listed do not match key_format and would be ignored, e.g. " + examples);
+}
+
+// A write and delete of a probe at the top of the staging store, which must
+// exist or be creatable.
+void CheckStaging(const TableConfig& t, CheckReport* r) {
+  auto stg = OpenTableStore(t.staging, t.staging_store, t.credentials);
+  Status s = stg.status();
+  bool exists = true;
+  if (s.ok()) {
+    if (auto missing = MissingLocalRoot(**stg)) s = CanCreateDir(*missing, &exists);
+    if (s.ok() && exists) {
+      std::string probe = "_logferry_check_" + std::to_string(getpid());
+      s = (*stg)->WriteAll(probe, "ok").status();
+      if (s.ok()) s = (*stg)->Delete(probe);
+    }
+  }
+  r->Line("staging " + t.staging + (exists ? " (write, delete)" : NotYet(false)), s);
+}
+
+// Read-only: a warehouse that does not exist yet is not created.
+void CheckWarehouse(const Config& config, const TableConfig& t, CheckReport* r) {
+  WarehouseOptions wo = WarehouseOptionsFor(config, t, /*read_only=*/true);
+  auto wh = OpenWarehouse(t.warehouse, wo);
+  Status s = wh.status();
+  if (s.IsNotFound()) {
+    r->Line("warehouse " + t.warehouse + NotYet(false), Status::Ok());
+    return;
+  }
+  if (s.ok()) s = (*wh)->Query("SELECT 1").status();
+  r->Line("warehouse " + t.warehouse + " (open, query)", s);
+}
+
 int CmdCheck(const std::string& config_path) {
   Config config = OrDie(LoadConfig(config_path), 2);
   SetupLogging(config, false);
   printf("config %s: OK (%zu table%s)\n", config_path.c_str(), config.tables.size(),
          config.tables.size() == 1 ? "" : "s");
-  int bad = 0;
-  auto report = [&](const std::string& what, const Status& s) {
-    printf("  %-60s %s\n", Shown(what).c_str(), s.ok() ? "OK" : ("FAILED: " + Shown(s.message())).c_str());
-    if (!s.ok()) ++bad;
-  };
-  report("state_dir " + config.state_dir, EnsureDir(config.state_dir));
-  auto ledger = Ledger::Open(config.LedgerPath());
-  report("ledger " + config.LedgerPath(), ledger.status());
+  CheckReport r;
+  bool exists = true;
+  Status s = CanCreateDir(config.state_dir, &exists);
+  r.Line("state_dir " + config.state_dir + NotYet(exists), s);
+  struct stat st {};
+  bool have_ledger = stat(config.LedgerPath().c_str(), &st) == 0;
+  r.Line("ledger " + config.LedgerPath() + NotYet(have_ledger),
+         have_ledger ? Ledger::OpenExisting(config.LedgerPath()).status() : Status::Ok());
   for (const TableConfig& t : config.tables) {
     printf("table %s\n", t.name.c_str());
-    auto src = OpenTableStore(t.source, t.source_store, t.credentials);
-    Status s = src.status();
-    if (s.ok()) s = (*src)->List("", "", 1).status();
-    report("source " + t.source + " (list)", s);
-    auto stg = OpenTableStore(t.staging, t.staging_store, t.credentials);
-    s = stg.status();
-    if (s.ok()) {
-      std::string probe = "_logferry_check/" + std::to_string(getpid());
-      s = (*stg)->WriteAll(probe, "ok").status();
-      if (s.ok()) s = (*stg)->Delete(probe);
-    }
-    report("staging " + t.staging + " (write, delete)", s);
+    CheckSource(t, &r);
+    CheckStaging(t, &r);
     if (!t.notifications.empty()) {
       auto depth = ProbeNotifications(t);
-      report("notifications " + t.notifications + " (attributes" + (depth.ok() ? ", " + *depth : "") + ")",
+      r.Line("notifications " + t.notifications + " (attributes" + (depth.ok() ? ", " + *depth : "") + ")",
              depth.status());
     }
-    if (t.lineage.any() && ledger.ok())
-      report(std::string("lineage columns") + (t.lineage.source ? " _source" : "") + (t.lineage.line ? " _line" : ""),
-             OpenTableSchema(**ledger, t).status());
-    WarehouseOptions wo = WarehouseOptionsFor(config, t, /*read_only=*/false);
-    auto wh = OpenWarehouse(t.warehouse, wo);
-    s = wh.status();
-    if (s.ok()) s = (*wh)->Query("SELECT 1").status();
-    report("warehouse " + t.warehouse + " (open, query)", s);
+    if (t.lineage.any() && have_ledger) {
+      auto ledger = Ledger::OpenExisting(config.LedgerPath());
+      r.Line(std::string("lineage columns") + (t.lineage.source ? " _source" : "") + (t.lineage.line ? " _line" : ""),
+             ledger.ok() ? OpenTableSchema(**ledger, t).status() : ledger.status());
+    }
+    CheckWarehouse(config, t, &r);
   }
-  return bad ? 1 : 0;
+  return r.bad ? 1 : 0;
 }
 
 // --- bad-records ---
@@ -808,7 +773,8 @@ int CmdGen(GenOptions gen, const std::string& start, const std::string& timezone
 // Every option of every subcommand; each subcommand binds the ones it takes.
 struct Args {
   std::string config_path = "logferry.toml";
-  std::string table, from, to, since, sql;
+  std::string table, from, to, since, sql, max_lag;
+  bool check = false;
   bool once = false, as_json = false, csv = false, verbose = false, bigquery = false, duckdb = false;
   int64_t limit = 1000;
   GenOptions gen;
@@ -857,8 +823,10 @@ const Subcommand kSubcommands[] = {
      [](CLI::App* c, Args* a) {
        AddConfig(c, a);
        c->add_flag("--json", a->as_json, "Machine-readable output");
+       c->add_flag("--check", a->check, "Exit 1, one line per reason, when anything is failing or lags");
+       c->add_option("--max-lag", a->max_lag, "With --check: also fail when lag exceeds this (e.g. 2h)");
      },
-     [](const Args& a) { return CmdStatus(a.config_path, a.as_json); }},
+     [](const Args& a) { return CmdStatus(a.config_path, a.as_json, a.check || !a.max_lag.empty(), a.max_lag); }},
     {"reload", "Load partitions again from staging",
      [](CLI::App* c, Args* a) {
        AddConfig(c, a);

@@ -236,6 +236,19 @@ StatusOr<StageOutcome> StageGuarded(TableRuntime& t, const ObjectRow& obj, RowNo
   }
 }
 
+// An object whose every line is bad almost always means a wrong setting,
+// not bad data: name the likely one.
+void WarnEveryLineBad(const std::string& uri, const StagedObject& staged) {
+  auto all = [&](std::string_view prefix) {
+    return std::all_of(staged.bad_records.begin(), staged.bad_records.end(),
+                       [&](const BadRecord& b) { return StartsWith(b.reason, prefix); });
+  };
+  const char* key = all("unparseable time") ? "time_format" : all("no '") ? "time_key" : "format";
+  const BadRecord& first = staged.bad_records.front();
+  log::Warn("{}: every line ({}) is a bad record; check `{}` (line {}: {})", uri, staged.bad_total, key, first.line,
+               first.reason);
+}
+
 }  // namespace
 
 // What the workers of one Stage step share.
@@ -348,6 +361,7 @@ bool Pipeline::CommitObject(TableRuntime& t, StageRun& run, const ObjectRow& obj
         "{}: {} bad record(s); first at line {}: {}{}", t.source->UriOf(obj.key), o.staged.bad_total,
         o.staged.bad_records.front().line, o.staged.bad_records.front().reason,
         o.staged.bad_records.front().field.empty() ? "" : " (field '" + o.staged.bad_records.front().field + "')");
+  if (o.staged.rows_staged == 0 && o.staged.bad_total > 0) WarnEveryLineBad(t.source->UriOf(obj.key), o.staged);
   if (o.staged.warnings > 0)
     log::Info("{}: {} value(s) repaired or rewritten; latest: {}", t.source->UriOf(obj.key), o.staged.warnings,
               o.staged.warning);
@@ -493,9 +507,8 @@ Status Pipeline::Load(TableRuntime& t, const std::atomic<bool>& stop, PassStats*
   if (due.empty() && open.empty()) return Status::Ok();
   // Holding the warehouse open across snapshot → replace → record makes the
   // three one unit with respect to other processes loading the same table.
-  LF_ASSIGN_OR_RETURN(auto wh,
-                      OpenWarehouse(cfg.warehouse, WarehouseOptionsFor(config_, cfg, /*read_only=*/false, env_)));
-  LF_RETURN_IF_ERROR(wh->EnsureTable(cfg.name, *t.schema));
+  LF_ASSIGN_OR_RETURN(auto wh, OpenWarehouseForLoad(t, due, stats));
+  if (!wh) return Status::Ok();  // the due partitions failed with the reason
   LedgerJobLog jobs(*ledger_, cfg.name);
   LF_RETURN_IF_ERROR(SettleAppends(t, *wh, due, stats));
   LF_RETURN_IF_ERROR(LoadDue(t, *wh, jobs, due, stop, stats));
@@ -584,6 +597,33 @@ Status Pipeline::RunAppend(TableRuntime& t, Warehouse& wh, const AppendPlan& pla
   log::Warn("append to {} {} failed: {}", cfg.name, FormatHour(plan.partition_us), rows.status().ToString());
   if (rows.status().code() == StatusCode::kUnavailable) return Status::Ok();
   return ledger_->FailAppend(plan, rows.status().ToString(), now);
+}
+
+// A warehouse that cannot be opened, or whose table cannot be set up, fails
+// every due partition with that error: status shows it, and they back off
+// like any failed load instead of the pass failing alike every interval.
+// nullptr then; an error only when the ledger cannot record it.
+StatusOr<std::unique_ptr<Warehouse>> Pipeline::OpenWarehouseForLoad(TableRuntime& t,
+                                                                    const std::vector<PartitionRow>& due,
+                                                                    PassStats* stats) {
+  const TableConfig& cfg = *t.config;
+  auto wh = OpenWarehouse(cfg.warehouse, WarehouseOptionsFor(config_, cfg, /*read_only=*/false, env_));
+  Status s = wh.status();
+  if (s.ok()) s = (*wh)->EnsureTable(cfg.name, *t.schema);
+  if (s.ok()) return std::move(*wh);
+  std::string error = "warehouse " + cfg.warehouse + ": " + s.ToString();
+  int64_t now = env_->NowMicros();
+  int64_t next = INT64_MAX;
+  for (const PartitionRow& p : due) {
+    LoadPlan never_begun{cfg.name, p.partition_us};  // no load row: nothing was sent
+    int64_t retry_us = NextAttempt(cfg, p.attempts + 1, now);
+    next = std::min(next, retry_us);
+    LF_RETURN_IF_ERROR(ledger_->FailLoad(never_begun, error, retry_us, now));
+    ++stats->partitions_failed;
+  }
+  log::Warn("{}: {} partition(s) cannot load, retried from {}: {}", cfg.name, due.size(), FormatIso8601(next),
+               error);
+  return std::unique_ptr<Warehouse>();
 }
 
 // One job: false when the warehouse holds it back.

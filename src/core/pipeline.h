@@ -136,6 +136,8 @@ class Pipeline {
   Status AppendOpen(TableRuntime& t, Warehouse& wh, LoadJobLog& jobs, const std::vector<PartitionRow>& open,
                     const std::atomic<bool>& stop, PassStats* stats);
   Status RunAppend(TableRuntime& t, Warehouse& wh, const AppendPlan& plan, PassStats* stats);
+  StatusOr<std::unique_ptr<Warehouse>> OpenWarehouseForLoad(TableRuntime& t, const std::vector<PartitionRow>& due,
+                                                            PassStats* stats);
   StatusOr<bool> LoadJob(TableRuntime& t, Warehouse& wh, LoadJobLog& jobs, const std::vector<PartitionRow>& batch,
                          size_t waiting, PassStats* stats);
   Status DropPlansWithDamagedParts(TableRuntime& t, std::vector<LoadPlan>* plans, std::vector<int>* attempts,

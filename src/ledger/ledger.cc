@@ -153,6 +153,18 @@ ALTER TABLE partitions ADD COLUMN appended_parts INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE partitions ADD COLUMN last_append_us INTEGER;
 CREATE INDEX parts_by_append ON parts(append_load);
 )sql",
+    // 8: `run` processes (liveness for status), and per table the source keys
+    // the newest listing ignored because they do not match key_format.
+    // IF NOT EXISTS: a ledger rolled back to an older version by hand keeps them.
+    R"sql(
+CREATE TABLE IF NOT EXISTS processes(
+  host TEXT NOT NULL, pid INTEGER NOT NULL, started_us INTEGER NOT NULL, mode TEXT NOT NULL,
+  last_pass_started_us INTEGER, last_pass_ended_us INTEGER, last_outcome TEXT,
+  heartbeat_us INTEGER NOT NULL, stopped_us INTEGER,
+  PRIMARY KEY(host, pid, started_us));
+CREATE TABLE IF NOT EXISTS ignored_keys(
+  table_name TEXT PRIMARY KEY, count INTEGER NOT NULL, examples TEXT NOT NULL, listed_us INTEGER NOT NULL);
+)sql",
 };
 
 }  // namespace
@@ -176,6 +188,10 @@ class SqliteLedger final : public Ledger {
   StatusOr<std::optional<ObjectRow>> FindObject(const std::string& table, const std::string& key,
                                                 const std::string& etag) override;
   Status RecordNotification(const NotificationRow& n) override;
+  Status RecordIgnoredKeys(const std::string& table, int64_t count, const std::vector<std::string>& examples,
+                           int64_t now_us) override;
+  Status RecordProcess(const ProcessRow& p) override;
+  StatusOr<std::vector<ProcessRow>> Processes() override;
   StatusOr<std::vector<NotificationRow>> Notifications(const std::string& table, const std::string& state) override;
   Status CommitStaged(const StagedObject& staged, int64_t now_us) override;
   Status MarkFailed(int64_t object_id, const std::string& error, int64_t next_attempt_us) override;
@@ -242,6 +258,18 @@ Status MakeOwnerOnly(const std::string& path) {
 }
 
 }  // namespace
+
+StatusOr<std::unique_ptr<Ledger>> Ledger::OpenExisting(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT)
+      return Status::NotFound("no ledger at " + path +
+                              " (nothing has run with this state_dir yet: is state_dir right? 'logferry run' "
+                              "creates it)");
+    return Status::PermissionDenied("ledger " + path + ": " + strerror(errno));
+  }
+  return Open(path);
+}
 
 StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const std::string& path) {
   LF_RETURN_IF_ERROR(MakeOwnerOnly(path));
@@ -463,6 +491,60 @@ StatusOr<std::vector<NotificationRow>> SqliteLedger::Notifications(const std::st
     n.excerpt = r.Text(6);
     n.updated_us = r.Int(7);
     return n;
+  });
+}
+
+Status SqliteLedger::RecordIgnoredKeys(const std::string& table, int64_t count,
+                                       const std::vector<std::string>& examples, int64_t now_us) {
+  nlohmann::json list = nlohmann::json::array();
+  for (size_t i = 0; i < examples.size() && i < kMaxIgnoredKeyExamples; ++i) list.push_back(examples[i]);
+  // A key may hold any bytes: replaced, not refused, in the stored examples.
+  std::string text = list.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  std::lock_guard lock(mu_);
+  Statement s(db_,
+              "INSERT INTO ignored_keys(table_name, count, examples, listed_us) VALUES(?, ?, ?, ?) "
+              "ON CONFLICT(table_name) DO UPDATE SET count=excluded.count, examples=excluded.examples, "
+              "listed_us=excluded.listed_us");
+  return s.Bind(1, table).Bind(2, count).Bind(3, text).Bind(4, now_us).Run();
+}
+
+Status SqliteLedger::RecordProcess(const ProcessRow& p) {
+  std::lock_guard lock(mu_);
+  LF_TXN(txn);
+  Statement s(db_,
+              "INSERT INTO processes(host, pid, started_us, mode, last_pass_started_us, last_pass_ended_us, "
+              "last_outcome, heartbeat_us, stopped_us) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?) "
+              "ON CONFLICT(host, pid, started_us) DO UPDATE SET mode=excluded.mode, "
+              "last_pass_started_us=excluded.last_pass_started_us, last_pass_ended_us=excluded.last_pass_ended_us, "
+              "last_outcome=excluded.last_outcome, heartbeat_us=excluded.heartbeat_us, stopped_us=excluded.stopped_us");
+  s.Bind(1, p.host).Bind(2, p.pid).Bind(3, p.started_us).Bind(4, p.mode).Bind(5, p.last_pass_started_us);
+  s.Bind(6, p.last_pass_ended_us).Bind(7, p.last_outcome).Bind(8, p.heartbeat_us).Bind(9, p.stopped_us);
+  LF_RETURN_IF_ERROR(s.Run());
+  Statement prune(db_,
+                  "DELETE FROM processes WHERE rowid NOT IN "
+                  "(SELECT rowid FROM processes ORDER BY heartbeat_us DESC LIMIT ?)");
+  LF_RETURN_IF_ERROR(prune.Bind(1, kKeptProcesses).Run());
+  return txn.Commit();
+}
+
+StatusOr<std::vector<ProcessRow>> SqliteLedger::Processes() {
+  std::lock_guard lock(mu_);
+  Statement s(
+      db_,
+      "SELECT host, pid, started_us, mode, last_pass_started_us, last_pass_ended_us, COALESCE(last_outcome, ''), "
+      "heartbeat_us, stopped_us FROM processes ORDER BY heartbeat_us DESC, started_us DESC");
+  return s.Collect<ProcessRow>([](const Statement& r) {
+    ProcessRow p;
+    p.host = r.Text(0);
+    p.pid = r.Int(1);
+    p.started_us = r.Int(2);
+    p.mode = r.Text(3);
+    p.last_pass_started_us = r.OptInt(4);
+    p.last_pass_ended_us = r.OptInt(5);
+    p.last_outcome = r.Text(6);
+    p.heartbeat_us = r.Int(7);
+    p.stopped_us = r.OptInt(8);
+    return p;
   });
 }
 
@@ -1200,6 +1282,20 @@ Status CountLoadJobs(sqlite3* db, int64_t now_us, TableCounts* c) {
   return Status::Ok();
 }
 
+Status CountIgnoredKeys(sqlite3* db, TableCounts* c) {
+  Statement s(db, "SELECT count, examples, listed_us FROM ignored_keys WHERE table_name=?");
+  s.Bind(1, c->table);
+  LF_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return Status::Ok();
+  c->ignored_keys = s.Int(0);
+  c->ignored_keys_listed_us = s.Int(2);
+  auto examples = nlohmann::json::parse(s.Text(1), nullptr, /*allow_exceptions=*/false);
+  if (examples.is_array())
+    for (const auto& e : examples)
+      if (e.is_string()) c->ignored_key_examples.push_back(e.get<std::string>());
+  return Status::Ok();
+}
+
 }  // namespace
 
 StatusOr<TableCounts> SqliteLedger::Counts(const std::string& table, int64_t now_us) {
@@ -1216,6 +1312,7 @@ StatusOr<TableCounts> SqliteLedger::Counts(const std::string& table, int64_t now
       CountRows(db_, "SELECT COUNT(*) FROM notifications WHERE table_name=? AND state='failing'", table));
   LF_RETURN_IF_ERROR(CountPartitions(db_, &c));
   LF_RETURN_IF_ERROR(CountLoadJobs(db_, now_us, &c));
+  LF_RETURN_IF_ERROR(CountIgnoredKeys(db_, &c));
   return c;
 }
 

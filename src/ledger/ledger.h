@@ -180,6 +180,25 @@ struct TableCounts {
   // of BigQuery's per-table quota), and when the oldest of them was sent.
   int64_t load_jobs_24h = 0;
   std::optional<int64_t> oldest_load_job_24h_us;
+  // Source keys the newest listing found that do not match key_format
+  // (RecordIgnoredKeys): how many, a few of them, and when it ran.
+  int64_t ignored_keys = 0;
+  std::vector<std::string> ignored_key_examples;
+  std::optional<int64_t> ignored_keys_listed_us;
+};
+
+// A `logferry run` process (daemon or --once), as it last recorded itself.
+// Several may share a ledger over time (and, later, at once): each is known
+// by (host, pid, started_us), so a reused pid is a new row.
+struct ProcessRow {
+  std::string host;
+  int64_t pid = 0;
+  int64_t started_us = 0;
+  std::string mode;  // "daemon" | "once"
+  std::optional<int64_t> last_pass_started_us, last_pass_ended_us;
+  std::string last_outcome;           // "" before the first pass ends; "ok", or what failed
+  int64_t heartbeat_us = 0;           // the last time the process showed it was alive
+  std::optional<int64_t> stopped_us;  // set when it exited normally
 };
 
 // The ledger's contract, whatever keeps it (SQLite today: Open). Methods are
@@ -190,6 +209,9 @@ class Ledger {
  public:
   // The SQLite ledger at path (created, owner-only, and migrated as needed).
   static StatusOr<std::unique_ptr<Ledger>> Open(const std::string& path);
+  // The same, but kNotFound instead of creating a ledger that does not exist
+  // (readers: a typo in state_dir must not look like an empty ledger).
+  static StatusOr<std::unique_ptr<Ledger>> OpenExisting(const std::string& path);
   virtual ~Ledger() = default;
 
   // The identity of an object version (hashed table, key and etag): it names
@@ -210,6 +232,12 @@ class Ledger {
   virtual StatusOr<std::optional<ObjectRow>> FindObject(const std::string& table, const std::string& key,
                                                         const std::string& etag) = 0;
   virtual Status RecordNotification(const NotificationRow& n) = 0;
+  // Replaces the table's record of source keys that do not match key_format
+  // with what the listing just found: how many, and up to a few examples
+  // (the ledger keeps at most kMaxIgnoredKeyExamples).
+  virtual Status RecordIgnoredKeys(const std::string& table, int64_t count, const std::vector<std::string>& examples,
+                                   int64_t now_us) = 0;
+  static constexpr size_t kMaxIgnoredKeyExamples = 5;
   virtual StatusOr<std::vector<NotificationRow>> Notifications(const std::string& table, const std::string& state) = 0;
 
   // --- staging ---
@@ -287,6 +315,15 @@ class Ledger {
   // --- schema ---
   virtual StatusOr<std::vector<ColumnRecord>> Columns(const std::string& table) = 0;
   virtual StatusOr<int64_t> SchemaVersion(const std::string& table) = 0;
+
+  // --- processes ---
+  // Inserts or updates the row of p's (host, pid, started_us). Rows of
+  // processes that stopped or went silent long ago are dropped, keeping the
+  // newest kKeptProcesses.
+  virtual Status RecordProcess(const ProcessRow& p) = 0;
+  static constexpr int64_t kKeptProcesses = 20;
+  // Every recorded process, the most recently alive first.
+  virtual StatusOr<std::vector<ProcessRow>> Processes() = 0;
 
   // --- reporting ---
   virtual StatusOr<TableCounts> Counts(const std::string& table, int64_t now_us) = 0;

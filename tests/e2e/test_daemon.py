@@ -180,6 +180,7 @@ class ConfigErrorTest(unittest.TestCase):
         self.assertFalse(os.path.exists(os.path.join(self.ws.root, "state", "ledger.db")))
 
     def test_good_config_loads(self):
+        os.makedirs(self.ws.source_dir)  # check fails on a missing source directory
         self.write(self.body())
         r = lf.run(["check", "-c", self.ws.config_path], timeout=60)
         self.assertEqual(r.rc, 0, r)
@@ -209,9 +210,13 @@ class ConfigErrorTest(unittest.TestCase):
         text = self.body().replace('"%s/state"' % d, '"${LF_E2E_STATE_ROOT}/state-from-env"')
         self.write(text)
         env = dict(os.environ, LF_E2E_STATE_ROOT=d)
+        os.makedirs(self.ws.source_dir)
         r = lf.run(["check", "-c", self.ws.config_path], env=env, timeout=60)
         self.assertEqual(r.rc, 0, r)
         self.assertIn("state_dir %s/state-from-env" % d, r.stdout)
+        self.assertFalse(os.path.exists(os.path.join(d, "state-from-env")), "check creates nothing")
+        r = lf.run(["run", "--once", "-c", self.ws.config_path], env=env, timeout=60)
+        self.assertEqual(r.rc, 0, r)
         self.assertTrue(os.path.exists(os.path.join(d, "state-from-env", "ledger.db")))
 
     def test_unset_env_var_is_an_error_naming_it(self):

@@ -809,6 +809,93 @@ TEST_F(LedgerTest, PartsKeepTheColumnsTheyHold) {
   EXPECT_EQ(plan->parts[0].columns, std::optional<std::string>("_time,a,b"));
 }
 
+// --- processes, ignored keys, opening without creating ---
+
+TEST_F(LedgerTest, OpenExistingRefusesToCreateALedger) {
+  std::string path = dir_ + "/typo/ledger.db";
+  auto l = Ledger::OpenExisting(path);
+  ASSERT_FALSE(l.ok());
+  EXPECT_TRUE(l.status().IsNotFound()) << l.status().ToString();
+  EXPECT_NE(l.status().message().find("state_dir"), std::string::npos) << l.status().message();
+  EXPECT_FALSE(fs::exists(dir_ + "/typo"));
+  auto existing = Ledger::OpenExisting(dir_ + "/ledger.db");
+  EXPECT_TRUE(existing.ok()) << existing.status().ToString();
+}
+
+TEST_F(LedgerTest, RecordProcessUpsertsByHostPidAndStart) {
+  ProcessRow p;
+  p.host = "h";
+  p.pid = 42;
+  p.started_us = h0_;
+  p.mode = "daemon";
+  p.heartbeat_us = h0_;
+  ASSERT_TRUE(ledger_->RecordProcess(p).ok());
+  p.last_pass_started_us = h0_ + 1;
+  p.last_pass_ended_us = h0_ + 2;
+  p.last_outcome = "ok";
+  p.heartbeat_us = h0_ + 2;
+  ASSERT_TRUE(ledger_->RecordProcess(p).ok());
+  ProcessRow reused = p;  // the same pid, started again later: another process
+  reused.started_us = h1_;
+  reused.heartbeat_us = h1_;
+  reused.last_pass_started_us.reset();
+  reused.last_pass_ended_us.reset();
+  reused.last_outcome.clear();
+  ASSERT_TRUE(ledger_->RecordProcess(reused).ok());
+  Reopen();
+  auto all = ledger_->Processes();
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[0].started_us, h1_);  // the most recently alive first
+  EXPECT_FALSE((*all)[0].last_pass_ended_us);
+  EXPECT_EQ((*all)[1].last_outcome, "ok");
+  EXPECT_EQ((*all)[1].last_pass_ended_us, h0_ + 2);
+  EXPECT_FALSE((*all)[1].stopped_us);
+}
+
+TEST_F(LedgerTest, OnlyTheNewestProcessesAreKept) {
+  for (int64_t i = 0; i < Ledger::kKeptProcesses + 5; ++i) {
+    ProcessRow p;
+    p.host = "h";
+    p.pid = 1000 + i;
+    p.started_us = h0_ + i;
+    p.mode = "once";
+    p.heartbeat_us = h0_ + i;
+    p.stopped_us = h0_ + i;
+    ASSERT_TRUE(ledger_->RecordProcess(p).ok());
+  }
+  auto all = ledger_->Processes();
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(static_cast<int64_t>(all->size()), Ledger::kKeptProcesses);
+  EXPECT_EQ(all->front().pid, 1000 + Ledger::kKeptProcesses + 4);
+}
+
+TEST_F(LedgerTest, IgnoredKeysAreReplacedByEachListingAndCapped) {
+  auto c = ledger_->Counts("t", now_);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->ignored_keys, 0);
+  EXPECT_FALSE(c->ignored_keys_listed_us);
+  std::vector<std::string> many;
+  for (int i = 0; i < 9; ++i) many.push_back("junk/" + std::to_string(i));
+  many.push_back(std::string("bad\xff\x01key"));
+  ASSERT_TRUE(ledger_->RecordIgnoredKeys("t", 1234, many, now_).ok());
+  c = ledger_->Counts("t", now_);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->ignored_keys, 1234);
+  EXPECT_EQ(c->ignored_key_examples.size(), Ledger::kMaxIgnoredKeyExamples);
+  EXPECT_EQ(c->ignored_key_examples.front(), "junk/0");
+  EXPECT_EQ(c->ignored_keys_listed_us, now_);
+  EXPECT_EQ(ledger_->Counts("other", now_)->ignored_keys, 0);
+  ASSERT_TRUE(ledger_->RecordIgnoredKeys("t", 1, {std::string("bad\xff\x01key")}, now_ + 1).ok());
+  c = ledger_->Counts("t", now_);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->ignored_keys, 1);
+  ASSERT_EQ(c->ignored_key_examples.size(), 1u);  // invalid UTF-8 kept as U+FFFD, not refused
+  EXPECT_NE(c->ignored_key_examples[0].find("key"), std::string::npos);
+  ASSERT_TRUE(ledger_->RecordIgnoredKeys("t", 0, {}, now_ + 2).ok());
+  EXPECT_EQ(ledger_->Counts("t", now_)->ignored_keys, 0);
+}
+
 }  // namespace
 }  // namespace logferry
 
