@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -30,6 +31,7 @@
 #include "core/verify.h"
 #include "ledger/ledger.h"
 #include "registry/scheme_registry.h"
+#include "reprocess.h"
 #include "tools/generator.h"
 #include "warehouse/warehouse.h"
 
@@ -232,6 +234,22 @@ void AddLoadProgress(const TableConfig& cfg, const TableCounts& c, int64_t now, 
   if (c.oldest_pending_partition_us) (*j)["oldest_pending_partition"] = FormatIso8601(*c.oldest_pending_partition_us);
 }
 
+// Objects acknowledged as broken (`logferry skip`), newest first: not
+// failures, but listed with the reason so nobody forgets them.
+void AddSkipped(Ledger& ledger, const TableRuntime& t, nlohmann::json* j) {
+  constexpr size_t kShown = 10;
+  auto skipped = OrDie(ledger.Objects(t.config->name, ObjectState::kSkipped));
+  std::sort(skipped.begin(), skipped.end(),
+            [](const ObjectRow& a, const ObjectRow& b) { return a.skipped_us.value_or(0) > b.skipped_us.value_or(0); });
+  nlohmann::json list = nlohmann::json::array();
+  for (size_t i = 0; i < skipped.size() && i < kShown; ++i)
+    list.push_back({{"object", t.source->UriOf(skipped[i].key)},
+                    {"reason", skipped[i].skip_reason},
+                    {"skipped", FormatIso8601(skipped[i].skipped_us.value_or(0))}});
+  (*j)["skipped_objects"] = list;
+  (*j)["skipped_objects_total"] = skipped.size();
+}
+
 // Failed objects and failing partitions, each with its last error.
 void AddFailures(Ledger& ledger, const TableRuntime& t, nlohmann::json* j) {
   nlohmann::json fails = nlohmann::json::array();
@@ -250,6 +268,7 @@ void AddFailures(Ledger& ledger, const TableRuntime& t, nlohmann::json* j) {
     pfails.push_back(f);
   }
   (*j)["failing_partitions"] = pfails;
+  AddSkipped(ledger, t, j);
 }
 
 // One table's status as --json prints it (and the human output reads it).
@@ -261,7 +280,8 @@ nlohmann::json TableStatus(Ledger& ledger, const TableRuntime& t, int64_t now) {
   j["objects"] = {{"pending", c.objects_pending},
                   {"staged", c.objects_staged},
                   {"failed", c.objects_failed},
-                  {"superseded", c.objects_superseded}};
+                  {"superseded", c.objects_superseded},
+                  {"skipped", c.objects_skipped}};
   if (!cfg.notifications.empty()) AddNotifications(ledger, cfg, c, &j);
   j["partitions"] = {
       {"pending", c.partitions_pending}, {"loaded", c.partitions_loaded}, {"failing", c.partitions_failed}};
@@ -275,8 +295,9 @@ nlohmann::json TableStatus(Ledger& ledger, const TableRuntime& t, int64_t now) {
 
 void PrintCounts(const nlohmann::json& j) {
   auto& o = j["objects"];
-  printf("  objects     %lld staged, %lld pending, %lld failed, %lld superseded", o["staged"].get<long long>(),
-         o["pending"].get<long long>(), o["failed"].get<long long>(), o["superseded"].get<long long>());
+  printf("  objects     %lld staged, %lld pending, %lld failed, %lld superseded, %lld skipped",
+         o["staged"].get<long long>(), o["pending"].get<long long>(), o["failed"].get<long long>(),
+         o["superseded"].get<long long>(), o["skipped"].get<long long>());
   if (o.contains("found_only_by_listing"))
     printf(" (%lld found only by listing)", o["found_only_by_listing"].get<long long>());
   printf("\n");
@@ -324,6 +345,11 @@ void PrintFailures(const nlohmann::json& j) {
   for (auto& f : j["failing_partitions"])
     printf("  FAILING partition %s (attempts %d): %s\n", f["partition"].get<std::string>().c_str(),
            f["attempts"].get<int>(), Shown(f["error"].get<std::string>()).c_str());
+  for (auto& f : j["skipped_objects"])
+    printf("  SKIPPED object %s (at %s): %s\n", Shown(f["object"].get<std::string>()).c_str(),
+           f["skipped"].get<std::string>().c_str(), Shown(f["reason"].get<std::string>()).c_str());
+  if (j["skipped_objects_total"].get<size_t>() > j["skipped_objects"].size())
+    printf("  ... %zu skipped object(s) in all\n", j["skipped_objects_total"].get<size_t>());
   for (auto& f : j["refused_requests"])
     printf("  REFUSED request %s (%s): %s\n", Shown(f["request"].get<std::string>()).c_str(),
            f["at"].get<std::string>().c_str(), Shown(f["error"].get<std::string>()).c_str());
@@ -747,9 +773,12 @@ int Main(int argc, char** argv) {
     s.options(c, &args);
     commands.emplace_back(c, &s);
   }
+  std::vector<cli::Command> reprocess = cli::AddReprocessCommands(app);
   CLI11_PARSE(app, argc, argv);
   for (auto& [c, s] : commands)
     if (*c) return s->run(args);
+  for (const cli::Command& c : reprocess)
+    if (*c.app) return c.run();
   return 0;
 }
 
