@@ -414,9 +414,10 @@ int CmdVerify(const std::string& config_path, const std::string& table, bool ver
   for (auto& n : report.notes) printf("note: %s\n", Shown(n).c_str());
   for (auto& d : report.differences) printf("DIFFERENCE: %s\n", Shown(d).c_str());
   printf(
-      "verify: %s — %lld source objects, %lld staged parts, %lld partitions, %lld rows in the warehouse; %zu "
+      "verify: %s — %lld source objects%s, %lld staged parts, %lld partitions, %lld rows in the warehouse; %zu "
       "difference(s)\n",
       report.differences.empty() ? "OK" : "FAILED", static_cast<long long>(report.objects),
+      report.skipped ? (" (" + std::to_string(report.skipped) + " skipped)").c_str() : "",
       static_cast<long long>(report.parts), static_cast<long long>(report.partitions),
       static_cast<long long>(report.rows), report.differences.size());
   return report.differences.empty() ? 0 : 1;

@@ -23,7 +23,7 @@ namespace {
 struct Args {
   std::string config_path = "logferry.toml";
   std::string table, from, to, key, file, reason;
-  bool failed = false, as_json = false, verbose = false;
+  bool failed = false, as_json = false;
   size_t rows = 10;
 };
 
@@ -167,6 +167,10 @@ std::unique_ptr<Ledger> ReadOnlyLedger(const Config& config, std::string* note) 
   return nullptr;
 }
 
+std::string ColumnPath(const ColumnRecord& c) {
+  return c.parent_path.empty() ? c.name : c.parent_path + "." + c.name;
+}
+
 nlohmann::ordered_json PreviewJson(const PreviewResult& r, const TableConfig& cfg, const std::string& note) {
   nlohmann::ordered_json j = {{"object", r.uri},
                               {"table", cfg.name},
@@ -176,7 +180,12 @@ nlohmann::ordered_json PreviewJson(const PreviewResult& r, const TableConfig& cf
                               {"values_repaired", r.warnings},
                               {"bytes_uncompressed", r.bytes_uncompressed}};
   j["first_rows"] = nlohmann::ordered_json::array();
-  for (const std::string& row : r.rows) j["first_rows"].push_back(nlohmann::ordered_json::parse(row, nullptr, false));
+  for (const std::string& row : r.rows) {
+    // A row the encoder made is JSON; should one not parse (bytes that are
+    // not UTF-8), it is shown as its text rather than as no value.
+    auto parsed = nlohmann::ordered_json::parse(row, nullptr, false);
+    j["first_rows"].push_back(parsed.is_discarded() ? nlohmann::ordered_json(row) : parsed);
+  }
   j["bad_lines"] = nlohmann::ordered_json::array();
   for (const BadRecord& b : r.bad)
     j["bad_lines"].push_back({{"line", b.line},
@@ -186,9 +195,7 @@ nlohmann::ordered_json PreviewJson(const PreviewResult& r, const TableConfig& cf
                               {"excerpt", b.excerpt}});
   j["new_columns"] = nlohmann::ordered_json::array();
   for (const ColumnRecord& c : r.new_columns)
-    j["new_columns"].push_back({{"column", c.parent_path.empty() ? c.name : c.parent_path + "." + c.name},
-                                {"type", ColumnTypeName(c.type)},
-                                {"repeated", c.repeated}});
+    j["new_columns"].push_back({{"column", ColumnPath(c)}, {"type", ColumnTypeName(c.type)}, {"repeated", c.repeated}});
   j["partitions"] = nlohmann::ordered_json::array();
   for (const auto& [start, rows] : r.partitions)
     j["partitions"].push_back({{"partition", FormatIso8601(start)}, {"rows", rows}});
@@ -196,34 +203,28 @@ nlohmann::ordered_json PreviewJson(const PreviewResult& r, const TableConfig& cf
   return j;
 }
 
-void PrintPreview(const nlohmann::ordered_json& j, size_t max_rows) {
-  auto n = [&](const char* k) { return static_cast<long long>(j[k].get<int64_t>()); };
+// For people: each row exactly as the part would hold it (escaped for the
+// terminal, like everything that came from a bucket).
+void PrintPreview(const PreviewResult& r, const TableConfig& cfg, const std::string& note) {
   printf("preview of %s (table %s): %lld line(s), %lld row(s), %lld bad record(s), %lld value(s) repaired\n",
-         EscapeForDisplay(j["object"].get<std::string>()).c_str(),
-         EscapeForDisplay(j["table"].get<std::string>()).c_str(), n("lines"), n("rows"), n("bad_records"),
-         n("values_repaired"));
-  printf("\nrows as they would load (NDJSON, first %zu of %lld):\n", std::min<size_t>(max_rows, n("rows")), n("rows"));
-  for (const auto& row : j["first_rows"])
-    printf("  %s\n",
-           EscapeForDisplay(row.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace)).c_str());
-  printf("\nbad lines (first %zu of %lld):\n", j["bad_lines"].size(), n("bad_records"));
-  for (const auto& b : j["bad_lines"]) {
-    std::string field = b["field"].get<std::string>();
-    printf("  line %lld (byte %lld)%s: %s\n      %s\n", static_cast<long long>(b["line"].get<int64_t>()),
-           static_cast<long long>(b["byte_offset"].get<int64_t>()),
-           field.empty() ? "" : (" field '" + EscapeForDisplay(field) + "'").c_str(),
-           EscapeForDisplay(b["reason"].get<std::string>()).c_str(),
-           EscapeForDisplay(b["excerpt"].get<std::string>()).c_str());
-  }
-  printf("\ncolumns it would add (%zu)%s:\n", j["new_columns"].size(),
-         j.contains("note") ? (" — " + j["note"].get<std::string>()).c_str() : "");
-  for (const auto& c : j["new_columns"])
-    printf("  %s %s%s\n", EscapeForDisplay(c["column"].get<std::string>()).c_str(),
-           c["type"].get<std::string>().c_str(), c["repeated"].get<bool>() ? " (repeated)" : "");
-  printf("\npartitions it spans (%zu):\n", j["partitions"].size());
-  for (const auto& p : j["partitions"])
-    printf("  %s  %lld row(s)\n", p["partition"].get<std::string>().c_str(),
-           static_cast<long long>(p["rows"].get<int64_t>()));
+         EscapeForDisplay(r.uri).c_str(), cfg.name.c_str(), static_cast<long long>(r.lines_read),
+         static_cast<long long>(r.rows_total), static_cast<long long>(r.bad_total), static_cast<long long>(r.warnings));
+  printf("\nrows as they would load (NDJSON, first %zu of %lld):\n", r.rows.size(),
+         static_cast<long long>(r.rows_total));
+  for (const std::string& row : r.rows) printf("  %s\n", EscapeForDisplay(row).c_str());
+  printf("\nbad lines (first %zu of %lld):\n", r.bad.size(), static_cast<long long>(r.bad_total));
+  for (const BadRecord& b : r.bad)
+    printf("  line %lld (byte %lld)%s: %s\n      %s\n", static_cast<long long>(b.line),
+           static_cast<long long>(b.byte_offset),
+           b.field.empty() ? "" : (" field '" + EscapeForDisplay(b.field) + "'").c_str(),
+           EscapeForDisplay(b.reason).c_str(), EscapeForDisplay(b.excerpt).c_str());
+  printf("\ncolumns it would add (%zu)%s:\n", r.new_columns.size(), note.empty() ? "" : (" — " + note).c_str());
+  for (const ColumnRecord& c : r.new_columns)
+    printf("  %s %s%s\n", EscapeForDisplay(ColumnPath(c)).c_str(), ColumnTypeName(c.type),
+           c.repeated ? " (repeated)" : "");
+  printf("\npartitions it spans (%zu, by %s):\n", r.partitions.size(), cfg.partition.c_str());
+  for (const auto& [start, rows] : r.partitions)
+    printf("  %s  %lld row(s)\n", FormatIso8601(start).c_str(), static_cast<long long>(rows));
 }
 
 int CmdPreview(const Args& a) {
@@ -241,17 +242,16 @@ int CmdPreview(const Args& a) {
   std::unique_ptr<Ledger> ledger = ReadOnlyLedger(config, &note);
   TableRuntime t = OrFail(OpenTableForReading(cfg, source, ledger.get()));
   PreviewResult r = OrFail(PreviewObject(t, key, a.rows));
-  nlohmann::ordered_json j = PreviewJson(r, cfg, note);
   if (a.as_json)
-    std::cout << j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << "\n";
+    std::cout << PreviewJson(r, cfg, note).dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace)
+              << "\n";
   else
-    PrintPreview(j, a.rows);
+    PrintPreview(r, cfg, note);
   return 0;
 }
 
 void AddConfig(CLI::App* c, Args* a) {
   c->add_option("-c,--config", a->config_path, "Config file (TOML)")->capture_default_str();
-  c->add_flag("-v,--verbose", a->verbose, "Debug logging");
   c->add_option("--table", a->table, "Table (optional with one table)");
 }
 
