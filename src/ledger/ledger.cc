@@ -627,7 +627,8 @@ Status MarkObjectStaged(sqlite3* db, const StagedObject& st, int64_t now_us) {
   Statement upd(
       db,
       "UPDATE objects SET state='staged', staged_us=?, lines_read=?, rows_staged=?, bad_records=?, warnings=?, "
-      "last_warning=?, last_error=NULL, next_attempt_us=NULL, attempts=attempts+1, bad_records_kept=? WHERE id=?");
+      "last_warning=?, last_error=NULL, next_attempt_us=NULL, attempts=attempts+1, bad_records_kept=?, "
+      "skip_reason=NULL, skipped_us=NULL WHERE id=?");
   upd.Bind(1, now_us).Bind(2, st.lines_read).Bind(3, st.rows_staged).Bind(4, st.bad_total);
   upd.Bind(5, st.warnings).Bind(6, st.warning).Bind(7, static_cast<int64_t>(st.bad_records.size()));
   upd.Bind(8, st.object_id);
