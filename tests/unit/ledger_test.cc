@@ -630,6 +630,7 @@ TEST_F(LedgerTest, MigrationRestoresTheTrueBadRecordCount) {
   ASSERT_EQ(sqlite3_open((dir_ + "/ledger.db").c_str(), &db), SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(db,
                          "ALTER TABLE objects DROP COLUMN bad_records_kept; ALTER TABLE parts DROP COLUMN columns; "
+                         "ALTER TABLE objects DROP COLUMN skip_reason; ALTER TABLE objects DROP COLUMN skipped_us; "
                          "UPDATE objects SET bad_records=10000; "
                          "UPDATE meta SET value='4' WHERE key='schema_version'",
                          nullptr, nullptr, nullptr),
@@ -765,6 +766,7 @@ TEST_F(LedgerTest, MigrationCountsEarlierLoadsAsOneJobEach) {
   ASSERT_EQ(sqlite3_exec(db,
                          "DROP TABLE load_jobs; ALTER TABLE loads DROP COLUMN job_id; "
                          "ALTER TABLE objects DROP COLUMN bad_records_kept; ALTER TABLE parts DROP COLUMN columns; "
+                         "ALTER TABLE objects DROP COLUMN skip_reason; ALTER TABLE objects DROP COLUMN skipped_us; "
                          "UPDATE meta SET value='3' WHERE key='schema_version'",
                          nullptr, nullptr, nullptr),
             SQLITE_OK)
