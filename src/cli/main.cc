@@ -37,6 +37,7 @@
 #include "ledger/ledger.h"
 #include "registry/scheme_registry.h"
 #include "status.h"
+#include "reprocess.h"
 #include "tools/generator.h"
 #include "warehouse/bigquery_schema.h"
 #include "warehouse/warehouse.h"
@@ -394,9 +395,10 @@ int CmdVerify(const std::string& config_path, const std::string& table, bool ver
   for (auto& n : report.notes) printf("note: %s\n", Shown(n).c_str());
   for (auto& d : report.differences) printf("DIFFERENCE: %s\n", Shown(d).c_str());
   printf(
-      "verify: %s — %lld source objects, %lld staged parts, %lld partitions, %lld rows in the warehouse; %zu "
+      "verify: %s — %lld source objects%s, %lld staged parts, %lld partitions, %lld rows in the warehouse; %zu "
       "difference(s)\n",
       report.differences.empty() ? "OK" : "FAILED", static_cast<long long>(report.objects),
+      report.skipped ? (" (" + std::to_string(report.skipped) + " skipped)").c_str() : "",
       static_cast<long long>(report.parts), static_cast<long long>(report.partitions),
       static_cast<long long>(report.rows), report.differences.size());
   return report.differences.empty() ? 0 : 1;
@@ -891,7 +893,7 @@ std::optional<int> ParseCommandLine(CLI::App& app, int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help
     std::vector<std::string> names;
-    for (const Subcommand& s : kSubcommands) names.emplace_back(s.name);
+    for (const CLI::App* c : app.get_subcommands([](CLI::App*) { return true; })) names.push_back(c->get_name());
     if (argc > 1 && argv[1][0] != '-' && std::find(names.begin(), names.end(), argv[1]) == names.end()) {
       std::string closest = ClosestMatch(argv[1], names);
       fprintf(stderr, "logferry: unknown command '%s'%s\nRun 'logferry --help' for the commands.\n",
@@ -920,9 +922,12 @@ int Main(int argc, char** argv) {
     s.options(c, &args);
     commands.emplace_back(c, &s);
   }
+  std::vector<cli::Command> reprocess = cli::AddReprocessCommands(app);
   if (std::optional<int> rc = ParseCommandLine(app, argc, argv)) return *rc;
   for (auto& [c, s] : commands)
     if (*c) return s->run(args);
+  for (const cli::Command& c : reprocess)
+    if (*c.app) return c.run();
   return 0;
 }
 

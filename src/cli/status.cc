@@ -1,5 +1,6 @@
 #include "status.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "common/strings.h"
@@ -165,6 +166,45 @@ Status AddFailingPartitions(Ledger& ledger, const TableRuntime& t, json* j) {
   return Status::Ok();
 }
 
+// Objects acknowledged as broken (`logferry skip`), newest first: not
+// failures, but listed with the reason so nobody forgets them.
+Status AddSkipped(Ledger& ledger, const TableRuntime& t, json* j) {
+  LF_ASSIGN_OR_RETURN(auto skipped, ledger.Objects(t.config->name, ObjectState::kSkipped));
+  std::sort(skipped.begin(), skipped.end(),
+            [](const ObjectRow& a, const ObjectRow& b) { return a.skipped_us.value_or(0) > b.skipped_us.value_or(0); });
+  json list = json::array();
+  for (size_t i = 0; i < skipped.size() && i < kStatusListed; ++i)
+    list.push_back({{"object", t.source->UriOf(skipped[i].key)},
+                    {"reason", skipped[i].skip_reason},
+                    {"skipped", FormatIso8601(skipped[i].skipped_us.value_or(0))}});
+  (*j)["skipped_objects"] = list;
+  (*j)["skipped_objects_total"] = skipped.size();
+  return Status::Ok();
+}
+
+// Partitions still open (period plus settle not passed) that took appends:
+// their rows are queryable before the partition loads.
+Status AddOpenPartitions(Ledger& ledger, const TableRuntime& t, int64_t now, json* j) {
+  LF_ASSIGN_OR_RETURN(auto partitions, ledger.Partitions(t.config->name));
+  json list = json::array();
+  int64_t total = 0;
+  for (const PartitionRow& p : partitions) {
+    if (p.appends == 0 || !p.pending() || p.partition_us + t.config->partition_unit_us + t.config->settle_us <= now)
+      continue;
+    if (total++ >= static_cast<int64_t>(kStatusListed)) continue;
+    json o = {{"partition", FormatIso8601(p.partition_us)},
+              {"appends", p.appends},
+              {"parts_appended", p.appended_parts},
+              {"rows_queryable", p.rows_in_warehouse},
+              {"loads_at", FormatIso8601(p.partition_us + t.config->partition_unit_us + t.config->settle_us)}};
+    if (p.last_append_us) o["last_append"] = FormatIso8601(*p.last_append_us);
+    list.push_back(o);
+  }
+  (*j)["open_partitions"] = list;
+  (*j)["open_partitions_total"] = total;
+  return Status::Ok();
+}
+
 void AddIgnoredKeys(const TableCounts& c, json* j) {
   json ignored = {{"count", c.ignored_keys}, {"examples", c.ignored_key_examples}};
   if (c.ignored_keys_listed_us) ignored["listed"] = FormatIso8601(*c.ignored_keys_listed_us);
@@ -179,7 +219,8 @@ StatusOr<json> TableStatus(Ledger& ledger, const TableRuntime& t, int64_t now) {
   j["objects"] = {{"pending", c.objects_pending},
                   {"staged", c.objects_staged},
                   {"failed", c.objects_failed},
-                  {"superseded", c.objects_superseded}};
+                  {"superseded", c.objects_superseded},
+                  {"skipped", c.objects_skipped}};
   if (!cfg.notifications.empty()) LF_RETURN_IF_ERROR(AddNotifications(ledger, cfg, c, &j));
   AddIgnoredKeys(c, &j);
   j["partitions"] = {
@@ -189,6 +230,8 @@ StatusOr<json> TableStatus(Ledger& ledger, const TableRuntime& t, int64_t now) {
   AddLoadProgress(cfg, c, now, &j);
   LF_RETURN_IF_ERROR(AddFailedObjects(ledger, t, &j));
   LF_RETURN_IF_ERROR(AddFailingPartitions(ledger, t, &j));
+  LF_RETURN_IF_ERROR(AddSkipped(ledger, t, &j));
+  LF_RETURN_IF_ERROR(AddOpenPartitions(ledger, t, now, &j));
   LF_RETURN_IF_ERROR(AddRefusedRequests(ledger, cfg.name, now, &j));
   return j;
 }
@@ -226,8 +269,8 @@ void PrintDaemon(const json& d, int64_t now) {
 
 void PrintCounts(const json& j) {
   auto& o = j["objects"];
-  printf("  objects     %lld staged, %lld pending, %lld failed, %lld superseded", Num(o["staged"]), Num(o["pending"]),
-         Num(o["failed"]), Num(o["superseded"]));
+  printf("  objects     %lld staged, %lld pending, %lld failed, %lld superseded, %lld skipped", Num(o["staged"]),
+         Num(o["pending"]), Num(o["failed"]), Num(o["superseded"]), Num(o["skipped"]));
   if (o.contains("found_only_by_listing")) printf(" (%lld found only by listing)", Num(o["found_only_by_listing"]));
   printf("\n");
   auto& ig = j["ignored_keys"];
@@ -260,6 +303,12 @@ void PrintLoadProgress(const json& j) {
            j["loaded_through"].get<std::string>().c_str(), j["newest_loaded_partition"].get<std::string>().c_str());
   if (j.contains("oldest_pending_partition"))
     printf("  pending     oldest %s\n", j["oldest_pending_partition"].get<std::string>().c_str());
+  for (auto& o : j["open_partitions"])
+    printf("  open        partition %s: %lld rows queryable from %lld append(s) of %lld part(s), last %s; loads at %s\n",
+           o["partition"].get<std::string>().c_str(), Num(o["rows_queryable"]), Num(o["appends"]),
+           Num(o["parts_appended"]), o.contains("last_append") ? o["last_append"].get<std::string>().c_str() : "-",
+           o["loads_at"].get<std::string>().c_str());
+  PrintMore(j["open_partitions"].size(), Num(j["open_partitions_total"]), "open partition(s)");
   if (j.contains("daily_load_budget")) {
     printf("  load jobs   %lld in the last 24 hours, of a budget of %lld (BigQuery allows 1,500 per table per day)\n",
            Num(j["load_jobs_24h"]), Num(j["daily_load_budget"]));
@@ -283,6 +332,10 @@ void PrintFailures(const json& j) {
            f.contains("next_attempt") ? (", next " + f["next_attempt"].get<std::string>()).c_str() : "",
            Str(f["error"]).c_str());
   PrintMore(j["failing_partitions"].size(), Num(j["failing_partitions_total"]), "failing partition(s)");
+  for (auto& f : j["skipped_objects"])
+    printf("  SKIPPED object %s (at %s): %s\n", Str(f["object"]).c_str(), f["skipped"].get<std::string>().c_str(),
+           Str(f["reason"]).c_str());
+  PrintMore(j["skipped_objects"].size(), Num(j["skipped_objects_total"]), "skipped object(s)");
   for (auto& f : j["refused_requests"])
     printf("  REFUSED request %s (%s): %s\n", Str(f["request"]).c_str(), f["at"].get<std::string>().c_str(),
            Str(f["error"]).c_str());

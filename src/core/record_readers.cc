@@ -29,13 +29,14 @@ std::string PartitionCap::Refusal(int64_t time_us) const {
 }
 
 RecordSink::RecordSink(const TableConfig& cfg, RowNormalizer& norm, std::optional<int64_t> slice, PartWriterSet& parts,
-                       StageOutcome* out)
+                       StageOutcome* out, RowTap tap)
     : norm_(norm),
       slice_(slice),
       parts_(parts),
       out_(out),
       cap_(cfg.partition_unit_us, cfg.max_partitions_per_object, slice),
-      time_field_(cfg.format.format == LogFormat::kOutFile ? "time" : cfg.format.time_key) {}
+      time_field_(cfg.format.format == LogFormat::kOutFile ? "time" : cfg.format.time_key),
+      tap_(std::move(tap)) {}
 
 void RecordSink::Bad(int64_t record, uint64_t offset, std::string field, std::string reason, std::string_view raw) {
   ++out_->staged.bad_total;
@@ -51,7 +52,9 @@ Status RecordSink::Row(int64_t record, uint64_t offset, std::string_view raw) {
     return Status::Ok();
   }
   ++out_->staged.rows_staged;
-  return parts_.Append(FloorTo(norm_.time(), kMicrosPerHour), norm_.row());
+  int64_t hour_us = FloorTo(norm_.time(), kMicrosPerHour);
+  if (tap_) tap_(hour_us, norm_.row());
+  return parts_.Append(hour_us, norm_.row());
 }
 
 void RecordSink::KeepWarning(const char* unit, int64_t record, uint64_t offset) {

@@ -51,8 +51,9 @@ class PartitionCap {
 class RecordSink {
  public:
   // `slice`: the event time of records that carry none (the key's time slice).
+  // `tap` (if set) sees each row too.
   RecordSink(const TableConfig& cfg, RowNormalizer& norm, std::optional<int64_t> slice, PartWriterSet& parts,
-             StageOutcome* out);
+             StageOutcome* out, RowTap tap = {});
 
   // A record that cannot be a row: counted, and kept with an excerpt of
   // `raw` (the first kMaxStoredBadRecords of them). `record` is a line
@@ -82,6 +83,7 @@ class RecordSink {
   StageOutcome* out_;
   PartitionCap cap_;
   std::string time_field_;  // the field a refused record is blamed on
+  RowTap tap_;
 };
 
 // Reads every record of `in` in the table's format into `sink`. Fails only

@@ -48,7 +48,7 @@ StatusOr<std::unique_ptr<SchemaRegistry>> OpenTableSchema(Ledger& ledger, const 
   return schema;
 }
 
-StatusOr<StageOutcome> StageObject(TableRuntime& t, const ObjectRow& obj, RowNormalizer& norm) {
+StatusOr<StageOutcome> StageObject(TableRuntime& t, const ObjectRow& obj, RowNormalizer& norm, const RowTap& tap) {
   const TableConfig& cfg = *t.config;
   StageOutcome out;
   out.staged.object_id = obj.id;
@@ -60,7 +60,7 @@ StatusOr<StageOutcome> StageObject(TableRuntime& t, const ObjectRow& obj, RowNor
 
   PartWriterSet parts(*t.staging, [&](int64_t hour) { return Pipeline::PartKey(cfg.name, hour, obj.version_id); });
   uint64_t warnings_before = norm.warnings();
-  RecordSink sink(cfg, norm, slice, parts, &out);
+  RecordSink sink(cfg, norm, slice, parts, &out, tap);
   LF_RETURN_IF_ERROR(ReadRecords(*in, cfg, sink));
 
   LF_ASSIGN_OR_RETURN(std::vector<FinishedPart> finished, parts.Finish());

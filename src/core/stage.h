@@ -2,12 +2,18 @@
 // the normalizer into one gzip NDJSON part per event-time hour.
 #pragma once
 
+#include <functional>
 #include <optional>
+#include <string_view>
 
 #include "core/pipeline.h"
 #include "format/normalizer.h"
 
 namespace logferry {
+
+// Sees every row as it goes into its part (its event hour, the NDJSON line
+// with its newline): `preview` keeps the first few.
+using RowTap = std::function<void(int64_t hour_us, std::string_view row)>;
 
 struct StageOutcome {
   StagedObject staged;  // parts, bad records, counts
@@ -21,7 +27,8 @@ struct StageOutcome {
 // nothing visible to the ledger) if the object cannot be read or decoded:
 // kCorruption names the byte offset; kFailedPrecondition means the object
 // changed while being read.
-StatusOr<StageOutcome> StageObject(TableRuntime& table, const ObjectRow& object, RowNormalizer& normalizer);
+StatusOr<StageOutcome> StageObject(TableRuntime& table, const ObjectRow& object, RowNormalizer& normalizer,
+                                   const RowTap& tap = {});
 
 // The table's schema as staging extends it: the normalizer's fixed columns,
 // the ledger's, then the lineage columns the table asks for (fails, naming

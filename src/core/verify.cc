@@ -48,6 +48,9 @@ class TableVerifier {
         Diff(name + " (etag " + o.etag + ") is not in the ledger yet");
       } else if (it->second->state == ObjectState::kFailed) {
         Diff(name + " failed: " + it->second->last_error);
+      } else if (it->second->state == ObjectState::kSkipped) {
+        ++r_->skipped;
+        Note(name + " is skipped (acknowledged as broken: " + it->second->skip_reason + "); it holds no rows");
       } else if (it->second->state != ObjectState::kStaged) {
         Diff(name + " is " + ObjectStateName(it->second->state) + ", not staged");
       }

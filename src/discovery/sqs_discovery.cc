@@ -155,7 +155,9 @@ StatusOr<bool> SqsDiscovery::AllStaged(const HeldMessage& m, std::string* failin
   bool staged = true;
   for (const auto& [key, etag] : m.objects) {
     LF_ASSIGN_OR_RETURN(auto row, context_.ledger->FindObject(context_.table, key, etag));
-    if (!row || row->state == ObjectState::kStaged || row->state == ObjectState::kSuperseded) continue;
+    if (!row || row->state == ObjectState::kStaged || row->state == ObjectState::kSuperseded ||
+        row->state == ObjectState::kSkipped)
+      continue;
     staged = false;
     if (row->state == ObjectState::kFailed && row->attempts >= 3)
       *failing = context_.source->UriOf(key) + ": " + row->last_error;
@@ -219,7 +221,8 @@ bool SqsDiscovery::WaitsElsewhere(const HeldMessage& m, const std::set<ObjectVer
   for (const ObjectVersion& object : m.objects) {
     if (staging_now.count(object)) continue;
     auto row = context_.ledger->FindObject(context_.table, object.first, object.second);
-    if (row.ok() && (!*row || (*row)->state == ObjectState::kStaged || (*row)->state == ObjectState::kSuperseded))
+    if (row.ok() && (!*row || (*row)->state == ObjectState::kStaged || (*row)->state == ObjectState::kSuperseded ||
+                     (*row)->state == ObjectState::kSkipped))
       continue;
     return true;
   }

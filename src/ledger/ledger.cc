@@ -28,6 +28,8 @@ const char* ObjectStateName(ObjectState s) {
       return "failed";
     case ObjectState::kSuperseded:
       return "superseded";
+    case ObjectState::kSkipped:
+      return "skipped";
   }
   return "?";
 }
@@ -38,6 +40,7 @@ ObjectState StateFromName(const std::string& s) {
   if (s == "staged") return ObjectState::kStaged;
   if (s == "failed") return ObjectState::kFailed;
   if (s == "superseded") return ObjectState::kSuperseded;
+  if (s == "skipped") return ObjectState::kSkipped;
   return ObjectState::kPending;
 }
 
@@ -165,6 +168,12 @@ CREATE TABLE IF NOT EXISTS processes(
 CREATE TABLE IF NOT EXISTS ignored_keys(
   table_name TEXT PRIMARY KEY, count INTEGER NOT NULL, examples TEXT NOT NULL, listed_us INTEGER NOT NULL);
 )sql",
+    // 9: objects an operator acknowledged as permanently broken
+    // (state 'skipped'), with the reason they gave and when.
+    R"sql(
+ALTER TABLE objects ADD COLUMN skip_reason TEXT;
+ALTER TABLE objects ADD COLUMN skipped_us INTEGER;
+)sql",
 };
 
 }  // namespace
@@ -179,6 +188,8 @@ class SqliteLedger final : public Ledger {
 
   Status Exec(std::string_view sql);
   Status Migrate();
+  // For a read-only ledger: its schema must be this build's.
+  Status CheckCurrent();
 
   Status CheckTableSettings(const std::string& table, const std::string& settings) override;
   StatusOr<int64_t> RecordDiscovered(const std::string& table, const std::vector<ObjectInfo>& objects,
@@ -196,6 +207,11 @@ class SqliteLedger final : public Ledger {
   Status CommitStaged(const StagedObject& staged, int64_t now_us) override;
   Status MarkFailed(int64_t object_id, const std::string& error, int64_t next_attempt_us) override;
   Status Restage(int64_t object_id, const std::string& reason) override;
+  StatusOr<RestageCounts> RestageObjects(const std::string& table, const std::vector<int64_t>& object_ids,
+                                         const std::string& reason) override;
+  StatusOr<ObjectRow> Skip(const std::string& table, const std::string& key, const std::string& reason,
+                           int64_t now_us) override;
+  StatusOr<ObjectRow> Unskip(const std::string& table, const std::string& key) override;
   StatusOr<std::vector<PartitionRow>> DuePartitions(const std::string& table, int64_t partition_unit_us,
                                                     int64_t settle_us, int64_t now_us) override;
   StatusOr<std::vector<PartitionRow>> Partitions(const std::string& table) override;
@@ -257,6 +273,22 @@ Status MakeOwnerOnly(const std::string& path) {
   return Status::Ok();
 }
 
+// A path as the path of a SQLite URI filename: '?', '#' and '%' would end or
+// escape it.
+std::string PercentEncodePath(const std::string& path) {
+  std::string out;
+  for (char c : path) {
+    if (c == '?' || c == '#' || c == '%') {
+      char hex[4];
+      snprintf(hex, sizeof hex, "%%%02X", static_cast<unsigned char>(c));
+      out += hex;
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 StatusOr<std::unique_ptr<Ledger>> Ledger::OpenExisting(const std::string& path) {
@@ -298,6 +330,41 @@ StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const std::string& path) {
   LF_RETURN_IF_ERROR(ledger->Exec("PRAGMA foreign_keys=ON"));
   LF_RETURN_IF_ERROR(ledger->Migrate());
   return std::unique_ptr<Ledger>(std::move(ledger));
+}
+
+StatusOr<std::unique_ptr<Ledger>> Ledger::OpenReadOnly(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) return Status::NotFound("no ledger at " + path);
+  // A WAL database opened read-only gets a -wal and -shm file created beside
+  // it, which it cannot remove. Without a -wal file no process has the
+  // ledger open (the last one to close removes it), so it is read as
+  // immutable, creating nothing; with one, the files exist already.
+  bool in_use = stat((path + "-wal").c_str(), &st) == 0;
+  std::string uri = "file:" + PercentEncodePath(path) + (in_use ? "?mode=ro" : "?immutable=1");
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(uri.c_str(), &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) {
+    Status s = SqliteStatus(db, rc, "open ledger " + path + " read-only");
+    sqlite3_close(db);
+    return s;
+  }
+  auto ledger = std::make_unique<SqliteLedger>(db);
+  sqlite3_busy_timeout(db, 30000);
+  LF_RETURN_IF_ERROR(ledger->CheckCurrent());
+  return std::unique_ptr<Ledger>(std::move(ledger));
+}
+
+Status SqliteLedger::CheckCurrent() {
+  std::lock_guard lock(mu_);
+  constexpr int64_t kTarget = sizeof(kMigrations) / sizeof(kMigrations[0]);
+  Statement s(db_, "SELECT value FROM meta WHERE key='schema_version'");
+  LF_ASSIGN_OR_RETURN(bool row, s.Step());
+  int64_t version = row ? std::stoll(s.Text(0)) : 0;
+  if (version != kTarget)
+    return Status::FailedPrecondition("the ledger's schema is version " + std::to_string(version) +
+                                      ", this logferry's is " + std::to_string(kTarget) +
+                                      " (any other command migrates it)");
+  return Status::Ok();
 }
 
 SqliteLedger::~SqliteLedger() {
@@ -389,11 +456,12 @@ StatusOr<int64_t> SqliteLedger::RecordDiscovered(const std::string& table, const
       LF_RETURN_IF_ERROR(u.Bind(1, found_by).Bind(2, table).Bind(3, o.key).Bind(4, o.etag).Run());
     } else if (sqlite3_changes(db_) > 0) {
       ++added;
-      // A version never staged is simply replaced; a staged one stays until
-      // its successor's parts are committed (CommitStaged).
+      // A version never staged (or skipped as broken) is simply replaced; a
+      // staged one stays until its successor's parts are committed
+      // (CommitStaged).
       Statement s2(db_,
                    "UPDATE objects SET state='superseded' WHERE table_name=? AND key=? AND etag<>? "
-                   "AND state IN ('pending', 'failed')");
+                   "AND state IN ('pending', 'failed', 'skipped')");
       LF_RETURN_IF_ERROR(s2.Bind(1, table).Bind(2, o.key).Bind(3, o.etag).Run());
     }
   }
@@ -422,12 +490,14 @@ ObjectRow ReadObject(const Statement& s) {
   o.bad_records = s.Int(14);
   o.warnings = s.Int(15);
   o.bad_records_kept = s.Int(16);
+  o.skip_reason = s.Text(17);
+  o.skipped_us = s.OptInt(18);
   return o;
 }
 
 constexpr const char* kObjectColumns =
     "id, table_name, key, etag, size, version_id, state, attempts, last_error, next_attempt_us, found_by, "
-    "discovered_us, lines_read, rows_staged, bad_records, warnings, bad_records_kept";
+    "discovered_us, lines_read, rows_staged, bad_records, warnings, bad_records_kept, skip_reason, skipped_us";
 }  // namespace
 
 StatusOr<std::vector<ObjectRow>> SqliteLedger::DueObjects(const std::string& table, int64_t now_us) {
@@ -577,7 +647,11 @@ Status AddLivePartitions(sqlite3* db, int64_t object_id, std::vector<int64_t>* p
   return Status::Ok();
 }
 
-// Re-staging the same version (after a crash or a retry) replaces its parts.
+// Re-staging the same version (after a crash, a retry or `restage`)
+// replaces its parts. Hours it writes again are rewritten under the same key;
+// hours it no longer writes (a changed config moved their rows) keep their
+// part as obsolete, so it is collected once its partition has reloaded
+// without it, like a superseded version's.
 Status ReplaceParts(sqlite3* db, const StagedObject& st, const std::string& table, std::vector<int64_t>* touched) {
   LF_RETURN_IF_ERROR(AddLivePartitions(db, st.object_id, touched));
   // Rows of the parts replaced here may be in the warehouse (loaded, or in
@@ -586,8 +660,12 @@ Status ReplaceParts(sqlite3* db, const StagedObject& st, const std::string& tabl
                   "UPDATE partitions SET appendable=0 WHERE table_name=? AND partition_us IN (SELECT partition_us "
                   "FROM parts WHERE object_id=? AND (loaded<>0 OR append_load IS NOT NULL))");
   LF_RETURN_IF_ERROR(stale.Bind(1, table).Bind(2, st.object_id).Run());
-  Statement del(db, "DELETE FROM parts WHERE object_id=?");
-  LF_RETURN_IF_ERROR(del.Bind(1, st.object_id).Run());
+  for (const PartRow& p : st.parts) {
+    Statement del(db, "DELETE FROM parts WHERE object_id=? AND hour_us=?");
+    LF_RETURN_IF_ERROR(del.Bind(1, st.object_id).Bind(2, p.hour_us).Run());
+  }
+  Statement obs(db, "UPDATE parts SET state='obsolete', obsoleted_revision=NULL WHERE object_id=? AND state='live'");
+  LF_RETURN_IF_ERROR(obs.Bind(1, st.object_id).Run());
   for (const PartRow& p : st.parts) {
     Statement ins(db,
                   "INSERT INTO parts(object_id, hour_us, table_name, partition_us, key, rows, bytes, crc32c, columns) "
@@ -661,7 +739,8 @@ Status MarkObjectStaged(sqlite3* db, const StagedObject& st, int64_t now_us) {
   Statement upd(
       db,
       "UPDATE objects SET state='staged', staged_us=?, lines_read=?, rows_staged=?, bad_records=?, warnings=?, "
-      "last_warning=?, last_error=NULL, next_attempt_us=NULL, attempts=attempts+1, bad_records_kept=? WHERE id=?");
+      "last_warning=?, last_error=NULL, next_attempt_us=NULL, attempts=attempts+1, bad_records_kept=?, "
+      "skip_reason=NULL, skipped_us=NULL WHERE id=?");
   upd.Bind(1, now_us).Bind(2, st.lines_read).Bind(3, st.rows_staged).Bind(4, st.bad_total);
   upd.Bind(5, st.warnings).Bind(6, st.warning).Bind(7, static_cast<int64_t>(st.bad_records.size()));
   upd.Bind(8, st.object_id);
@@ -729,6 +808,98 @@ Status SqliteLedger::Restage(int64_t object_id, const std::string& reason) {
   std::lock_guard lock(mu_);
   Statement s(db_, "UPDATE objects SET state='pending', last_error=? WHERE id=? AND state='staged'");
   return s.Bind(1, reason).Bind(2, object_id).Run();
+}
+
+namespace {
+
+// The object's state, or kNotFound if it is not one of the table's.
+StatusOr<ObjectState> StateOf(sqlite3* db, const std::string& table, int64_t object_id) {
+  Statement s(db, "SELECT state FROM objects WHERE id=? AND table_name=?");
+  s.Bind(1, object_id).Bind(2, table);
+  LF_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return Status::NotFound("object " + std::to_string(object_id) + " is not in table " + table);
+  return StateFromName(s.Text(0));
+}
+
+// The newest version of a key that is not superseded (a key has at most one
+// staged version plus at most one newer pending, failed or skipped one).
+StatusOr<std::optional<ObjectRow>> CurrentVersion(sqlite3* db, const std::string& table, const std::string& key) {
+  Statement s(db, std::string("SELECT ") + kObjectColumns +
+                      " FROM objects WHERE table_name=? AND key=? AND state<>'superseded' ORDER BY id DESC LIMIT 1");
+  s.Bind(1, table).Bind(2, key);
+  return s.First<ObjectRow>(ReadObject);
+}
+
+StatusOr<ObjectRow> ReadObjectById(sqlite3* db, int64_t object_id) {
+  Statement s(db, std::string("SELECT ") + kObjectColumns + " FROM objects WHERE id=?");
+  s.Bind(1, object_id);
+  LF_ASSIGN_OR_RETURN(std::optional<ObjectRow> row, s.First<ObjectRow>(ReadObject));
+  if (!row) return Status::NotFound("object " + std::to_string(object_id) + " is not in the ledger");
+  return *row;
+}
+
+}  // namespace
+
+StatusOr<RestageCounts> SqliteLedger::RestageObjects(const std::string& table, const std::vector<int64_t>& ids,
+                                                     const std::string& reason) {
+  std::lock_guard lock(mu_);
+  LF_TXN(txn);
+  RestageCounts counts;
+  for (int64_t id : ids) {
+    LF_ASSIGN_OR_RETURN(ObjectState state, StateOf(db_, table, id));
+    if (state == ObjectState::kSuperseded || state == ObjectState::kSkipped) {
+      ++counts.left;
+      continue;
+    }
+    ++(state == ObjectState::kStaged ? counts.staged : state == ObjectState::kFailed ? counts.failed : counts.pending);
+    Statement s(db_,
+                "UPDATE objects SET state='pending', last_error=?, next_attempt_us=NULL WHERE id=? AND "
+                "state IN ('staged', 'failed', 'pending')");
+    LF_RETURN_IF_ERROR(s.Bind(1, reason).Bind(2, id).Run());
+  }
+  LF_RETURN_IF_ERROR(txn.Commit());
+  return counts;
+}
+
+StatusOr<ObjectRow> SqliteLedger::Skip(const std::string& table, const std::string& key, const std::string& reason,
+                                       int64_t now_us) {
+  std::lock_guard lock(mu_);
+  LF_TXN(txn);
+  LF_ASSIGN_OR_RETURN(std::optional<ObjectRow> current, CurrentVersion(db_, table, key));
+  if (!current) return Status::NotFound("no object " + key + " in the ledger of table " + table);
+  if (current->state == ObjectState::kStaged)
+    return Status::FailedPrecondition("object " + key + " is staged (" + std::to_string(current->rows_staged) +
+                                      " rows), not failing: there is nothing to skip");
+  if (current->state == ObjectState::kSkipped) return *current;
+  // A skipped object contributes no rows: parts left from an earlier staging
+  // of this version go, and their partitions reload without them.
+  std::vector<int64_t> touched;
+  LF_RETURN_IF_ERROR(AddLivePartitions(db_, current->id, &touched));
+  Statement obs(db_, "UPDATE parts SET state='obsolete', obsoleted_revision=NULL WHERE object_id=? AND state='live'");
+  LF_RETURN_IF_ERROR(obs.Bind(1, current->id).Run());
+  LF_RETURN_IF_ERROR(BumpPartitions(db_, table, std::move(touched), now_us));
+  Statement s(db_,
+              "UPDATE objects SET state='skipped', skip_reason=?, skipped_us=?, next_attempt_us=NULL, rows_staged=0 "
+              "WHERE id=?");
+  LF_RETURN_IF_ERROR(s.Bind(1, reason).Bind(2, now_us).Bind(3, current->id).Run());
+  LF_ASSIGN_OR_RETURN(ObjectRow row, ReadObjectById(db_, current->id));
+  LF_RETURN_IF_ERROR(txn.Commit());
+  return row;
+}
+
+StatusOr<ObjectRow> SqliteLedger::Unskip(const std::string& table, const std::string& key) {
+  std::lock_guard lock(mu_);
+  LF_TXN(txn);
+  LF_ASSIGN_OR_RETURN(std::optional<ObjectRow> current, CurrentVersion(db_, table, key));
+  if (!current || current->state != ObjectState::kSkipped)
+    return Status::NotFound("object " + key + " of table " + table + " is not skipped");
+  Statement s(db_,
+              "UPDATE objects SET state='pending', skip_reason=NULL, skipped_us=NULL, attempts=0, last_error=NULL, "
+              "next_attempt_us=NULL WHERE id=?");
+  LF_RETURN_IF_ERROR(s.Bind(1, current->id).Run());
+  LF_ASSIGN_OR_RETURN(ObjectRow row, ReadObjectById(db_, current->id));
+  LF_RETURN_IF_ERROR(txn.Commit());
+  return row;
 }
 
 namespace {
@@ -1238,6 +1409,8 @@ Status CountObjects(sqlite3* db, TableCounts* c) {
       c->objects_failed = b.objects;
     } else if (b.state == "superseded") {
       c->objects_superseded = b.objects;
+    } else if (b.state == "skipped") {
+      c->objects_skipped = b.objects;
     }
   }
   return Status::Ok();

@@ -26,7 +26,9 @@
 
 namespace logferry {
 
-enum class ObjectState { kPending, kStaged, kFailed, kSuperseded };
+// kSkipped: acknowledged by an operator as permanently broken (`logferry
+// skip`): never staged, contributes no rows, and fails nothing.
+enum class ObjectState { kPending, kStaged, kFailed, kSuperseded, kSkipped };
 const char* ObjectStateName(ObjectState s);
 
 struct ObjectRow {
@@ -45,6 +47,8 @@ struct ObjectRow {
   int64_t lines_read = 0, rows_staged = 0, warnings = 0;
   int64_t bad_records = 0;       // all of them
   int64_t bad_records_kept = 0;  // stored with their excerpt (see BadRecords)
+  std::string skip_reason;       // kSkipped: why, as the operator said
+  std::optional<int64_t> skipped_us;
 };
 
 struct PartRow {
@@ -167,9 +171,16 @@ struct NotificationRow {
   int64_t updated_us = 0;
 };
 
+// What RestageObjects did, by the state each object was in.
+struct RestageCounts {
+  int64_t staged = 0, failed = 0, pending = 0;  // sent back (pending ones already were)
+  int64_t left = 0;                             // superseded or skipped: left alone
+};
+
 struct TableCounts {
   std::string table;
   int64_t objects_pending = 0, objects_staged = 0, objects_failed = 0, objects_superseded = 0;
+  int64_t objects_skipped = 0;  // acknowledged as broken: not failing
   int64_t found_by_listing_only = 0;
   int64_t notifications_failing = 0;
   int64_t partitions_pending = 0, partitions_loaded = 0, partitions_failed = 0;
@@ -212,6 +223,11 @@ class Ledger {
   // The same, but kNotFound instead of creating a ledger that does not exist
   // (readers: a typo in state_dir must not look like an empty ledger).
   static StatusOr<std::unique_ptr<Ledger>> OpenExisting(const std::string& path);
+  // An existing ledger, read-only: never created, migrated or written
+  // (`preview`). kNotFound when there is no ledger at path;
+  // kFailedPrecondition when its schema version is not this build's. Any
+  // method that writes fails.
+  static StatusOr<std::unique_ptr<Ledger>> OpenReadOnly(const std::string& path);
   virtual ~Ledger() = default;
 
   // The identity of an object version (hashed table, key and etag): it names
@@ -250,6 +266,26 @@ class Ledger {
   virtual Status MarkFailed(int64_t object_id, const std::string& error, int64_t next_attempt_us) = 0;
   // Sends a staged object back to be staged again (its part is missing or damaged).
   virtual Status Restage(int64_t object_id, const std::string& reason) = 0;
+
+  // --- re-processing (logferry restage, skip, unskip) ---
+  // Sends these objects back to be staged with the current config, in one
+  // transaction: staged ones become pending (their parts stay live, and
+  // loaded, until the new staging commits and replaces them), failed ones
+  // are due at once, pending ones already are. Superseded and skipped ones
+  // are left alone and counted. Safe while a daemon runs: it only changes
+  // what the next Stage step finds due.
+  virtual StatusOr<RestageCounts> RestageObjects(const std::string& table, const std::vector<int64_t>& object_ids,
+                                                 const std::string& reason) = 0;
+  // Marks the current version of a key skipped (pending or failed ones; a
+  // staged version is refused with kFailedPrecondition: nothing is failing,
+  // its rows are loaded). Any live parts it still has (from a staging before
+  // a restage that then failed) become obsolete, so its partitions reload
+  // without them. kNotFound if the ledger has no such key.
+  virtual StatusOr<ObjectRow> Skip(const std::string& table, const std::string& key, const std::string& reason,
+                                   int64_t now_us) = 0;
+  // Sends a skipped key back to pending (staged on the next pass).
+  // kNotFound if no version of the key is skipped.
+  virtual StatusOr<ObjectRow> Unskip(const std::string& table, const std::string& key) = 0;
 
   // --- loading ---
   // Partitions with new or changed parts (or a request) whose load is due:

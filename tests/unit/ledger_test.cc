@@ -637,6 +637,7 @@ TEST_F(LedgerTest, MigrationRestoresTheTrueBadRecordCount) {
                    "ALTER TABLE partitions DROP COLUMN last_append_us; "
                    "ALTER TABLE objects DROP COLUMN bad_records_kept; ALTER TABLE parts DROP COLUMN columns; "
                    "UPDATE objects SET bad_records=10000; "
+                   "ALTER TABLE objects DROP COLUMN skip_reason; ALTER TABLE objects DROP COLUMN skipped_us; "
                    "UPDATE meta SET value='4' WHERE key='schema_version'",
                    nullptr, nullptr, nullptr),
       SQLITE_OK)
@@ -777,6 +778,7 @@ TEST_F(LedgerTest, MigrationCountsEarlierLoadsAsOneJobEach) {
                    "ALTER TABLE partitions DROP COLUMN last_append_us; "
                    "DROP TABLE load_jobs; ALTER TABLE loads DROP COLUMN job_id; "
                    "ALTER TABLE objects DROP COLUMN bad_records_kept; ALTER TABLE parts DROP COLUMN columns; "
+                   "ALTER TABLE objects DROP COLUMN skip_reason; ALTER TABLE objects DROP COLUMN skipped_us; "
                    "UPDATE meta SET value='3' WHERE key='schema_version'",
                    nullptr, nullptr, nullptr),
       SQLITE_OK)
