@@ -25,10 +25,13 @@
 #include "common/logging.h"
 #include "common/strings.h"
 #include "common/time.h"
+#include "common/version.h"
 #include "core/config.h"
 #include "core/pipeline.h"
 #include "core/verify.h"
 #include "ledger/ledger.h"
+#include "metrics/metrics.h"
+#include "metrics/service_notify.h"
 #include "registry/scheme_registry.h"
 #include "tools/generator.h"
 #include "warehouse/warehouse.h"
@@ -98,10 +101,12 @@ struct Env {
   std::unique_ptr<Pipeline> pipeline;
 };
 
-Env Open(const std::string& config_path, bool verbose) {
+// after_config runs once the config is read, before the ledger and stores open.
+Env Open(const std::string& config_path, bool verbose, const std::function<void(const Config&)>& after_config = {}) {
   Env env;
   env.config = OrDie(LoadConfig(config_path), 2);
   SetupLogging(env.config.log_level, verbose);
+  if (after_config) after_config(env.config);
   OrDie(EnsureDir(env.config.state_dir));
   env.ledger = OrDie(Ledger::Open(env.config.LedgerPath()));
   env.pipeline = std::make_unique<Pipeline>(env.config, env.ledger.get());
@@ -133,8 +138,46 @@ int64_t ParseTimeArg(const std::string& s, const char* flag) {
 
 // --- run ---
 
+// What the daemon tells the outside: Prometheus metrics and health checks
+// (metrics_listen) and systemd (Type=notify). Both are off for run --once.
+struct DaemonReports {
+  std::unique_ptr<Metrics> metrics;
+  ServiceNotifier service;
+
+  void Start(const Config& config) {
+    if (config.metrics_listen.empty()) return;
+    metrics = OrDie(Metrics::Serve(config), 2);
+    spdlog::info("serving metrics at http://{}/metrics, health checks at /healthz and /readyz", config.metrics_listen);
+  }
+  void Attach(Pipeline& pipeline) {
+    if (metrics)
+      pipeline.set_table_observer(
+          [m = metrics.get()](const TableRuntime& t, const PassStats& s) { m->AddTablePass(t.config->name, s); });
+    // Staging reports progress per object: a long pass keeps the watchdog fed.
+    if (service.enabled()) pipeline.set_progress([this](const std::string&) { service.Ping(); });
+    if (metrics) metrics->SetReady();
+    service.Ready("started; first pass running");
+  }
+  void AfterPass(const StatusOr<PassStats>& stats, double seconds, Ledger& ledger) {
+    if (metrics) metrics->EndPass(seconds, stats.ok(), ledger);
+    service.Ping();
+    if (!stats.ok()) {
+      service.Status("last pass failed at " + FormatIso8601(logferry::Env::Default()->NowMicros()) + ": " +
+                     stats.status().ToString());
+      return;
+    }
+    service.Status("last pass " + FormatIso8601(logferry::Env::Default()->NowMicros()) + ": " +
+                   std::to_string(stats->staged_objects) + " objects staged, " + std::to_string(stats->failed_objects) +
+                   " failed; " + std::to_string(stats->partitions_loaded) + " partitions loaded, " +
+                   std::to_string(stats->partitions_failed) + " failed");
+  }
+};
+
 int CmdRun(const std::string& config_path, bool once, bool verbose) {
-  Env env = Open(config_path, verbose);
+  DaemonReports reports;
+  Env env = Open(config_path, verbose, [&](const Config& c) {
+    if (!once) reports.Start(c);
+  });
   // One daemon per state directory: two would stage the same objects twice over.
   std::string lock_path = env.config.state_dir + "/run.lock";
   int lock_fd = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -149,16 +192,18 @@ int CmdRun(const std::string& config_path, bool once, bool verbose) {
   if (tty && once) {
     env.pipeline->set_progress([](const std::string& line) { fprintf(stderr, "\r\033[K%s", line.c_str()); });
   }
+  if (!once) reports.Attach(*env.pipeline);
   int exit_code = 0;
   for (;;) {
     int64_t t0 = logferry::Env::Default()->MonotonicMicros();
     auto stats = env.pipeline->RunOnce(g_stop);
+    double secs = (logferry::Env::Default()->MonotonicMicros() - t0) / 1e6;
+    if (!once) reports.AfterPass(stats, secs, *env.ledger);
     if (tty && once) fprintf(stderr, "\r\033[K");
     if (!stats.ok()) {
       spdlog::error("pass failed: {}", stats.status().ToString());
       if (once) return 1;
     } else {
-      double secs = (logferry::Env::Default()->MonotonicMicros() - t0) / 1e6;
       const PassStats& s = *stats;
       if (s.discovered || s.staged_objects || s.failed_objects || s.partitions_loaded || s.partitions_failed || once) {
         spdlog::info(
@@ -182,10 +227,13 @@ int CmdRun(const std::string& config_path, bool once, bool verbose) {
     }
     if (once || g_stop.load()) break;
     int64_t wake_us = logferry::Env::Default()->MonotonicMicros() + env.config.MinInterval();
-    while (!g_stop.load() && logferry::Env::Default()->MonotonicMicros() < wake_us)
+    while (!g_stop.load() && logferry::Env::Default()->MonotonicMicros() < wake_us) {
       logferry::Env::Default()->SleepForMicroseconds(100'000);
+      reports.service.Ping();
+    }
     if (g_stop.load()) break;
   }
+  reports.service.Stopping();
   if (g_stop.load()) spdlog::info("stopped by signal after finishing the current step");
   return exit_code;
 }
@@ -730,6 +778,12 @@ const Subcommand kSubcommands[] = {
      }},
 };
 
+// "logferry 0.1.0 (git v0.1.0-3-gabc1234)", as --version prints it.
+std::string VersionText() {
+  std::string git = LogferryGitDescribe();
+  return std::string("logferry ") + LogferryVersion() + (git.empty() ? "" : " (git " + git + ")");
+}
+
 }  // namespace
 
 int Main(int argc, char** argv) {
@@ -740,6 +794,7 @@ int Main(int argc, char** argv) {
   InstallLogging(spdlog::level::info);  // escaped from the first line on, before any config is read
   CLI::App app{"logferry: Fluentd logs from object storage into an analytic warehouse, exactly once"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", VersionText(), "Print the version and exit");
   Args args;
   std::vector<std::pair<CLI::App*, const Subcommand*>> commands;
   for (const Subcommand& s : kSubcommands) {

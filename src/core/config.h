@@ -60,6 +60,7 @@ struct Config {
   std::string log_level;
   bool allow_insecure_http = false;  // plain http to non-loopback SigV4 endpoints
   int64_t lock_timeout_us = 0;
+  std::string metrics_listen;  // "HOST:PORT" of the daemon's /metrics, /healthz, /readyz; empty: off
   std::vector<TableConfig> tables;
 
   const TableConfig* FindTable(const std::string& name) const;
