@@ -164,6 +164,16 @@ TEST(MetricsConfigTest, ListenAddressMustBeAnIpAndPort) {
   }
 }
 
+// The example the Debian package installs as /etc/logferry/logferry.toml.example.
+TEST(MetricsConfigTest, PackagedExampleConfigIsValid) {
+  const char* source_dir = std::getenv("LOGFERRY_SOURCE_DIR");
+  ASSERT_NE(source_dir, nullptr) << "ctest sets LOGFERRY_SOURCE_DIR";
+  auto c = LoadConfig(std::string(source_dir) + "/packaging/logferry.toml.example");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->state_dir, "/var/lib/logferry");
+  EXPECT_EQ(c->metrics_listen, "127.0.0.1:9464");
+}
+
 // systemd's side of sd_notify: a unix datagram socket named by NOTIFY_SOCKET.
 class NotifySocket {
  public:
