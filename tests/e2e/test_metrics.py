@@ -161,6 +161,39 @@ class MetricsTest(unittest.TestCase):
         self.assertIn("metrics_listen", r.output)
 
 
+class SystemdNotifyTest(unittest.TestCase):
+    """The daemon as systemd's Type=notify sees it: messages on NOTIFY_SOCKET."""
+
+    def test_ready_watchdog_status_and_stopping(self):
+        ws = lf.Workspace(self)
+        ws.gen(hours=1, rows_per_hour=20, timezone="+00:00")
+        ws.write_config(**DAEMON)
+        path = os.path.join(ws.root, "notify.sock")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as systemd:
+            systemd.bind(path)
+            systemd.settimeout(60)
+            ws.env = dict(os.environ, NOTIFY_SOCKET=path)
+            p = ws.start("run")
+            seen = []
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not any(m.startswith("STATUS=last pass") for m in seen):
+                seen.append(systemd.recv(4096).decode())
+            self.assertTrue(seen[0].startswith("READY=1\n"), seen)
+            self.assertIn("WATCHDOG=1", seen)
+            self.assertTrue(any(re.match(r"STATUS=last pass \S+: 1 objects staged, 0 failed; 1 partitions loaded", m)
+                                for m in seen), seen)
+            p.send_signal(15)
+            self.assertEqual(p.wait(timeout=30), 0)
+            rest = []
+            systemd.settimeout(0.5)
+            for _ in range(1000):  # whatever is queued, then the socket runs dry
+                try:
+                    rest.append(systemd.recv(4096).decode())
+                except socket.timeout:
+                    break
+            self.assertEqual(rest[-1:], ["STOPPING=1"], rest)
+
+
 class VersionTest(unittest.TestCase):
     def test_version_flag(self):
         r = lf.run(["--version"])
