@@ -27,6 +27,7 @@
 #include "common/logging.h"
 #include "common/strings.h"
 #include "common/time.h"
+#include "common/version.h"
 #include "core/config.h"
 #include "core/liveness.h"
 #include "core/pipeline.h"
@@ -35,6 +36,8 @@
 #include "discovery/listing_discovery.h"
 #include "format/key_format.h"
 #include "ledger/ledger.h"
+#include "metrics/metrics.h"
+#include "metrics/service_notify.h"
 #include "registry/scheme_registry.h"
 #include "status.h"
 #include "reprocess.h"
@@ -121,10 +124,13 @@ struct Env {
 
 // Only `run` creates the state directory and the ledger: for any other
 // command a missing ledger means a wrong state_dir, not an empty one.
-Env Open(const std::string& config_path, bool verbose, bool create = false) {
+// after_config runs once the config is read, before the ledger and stores open.
+Env Open(const std::string& config_path, bool verbose, bool create = false,
+         const std::function<void(const Config&)>& after_config = {}) {
   Env env;
   env.config = OrDie(LoadConfig(config_path), 2);
   SetupLogging(env.config, verbose);
+  if (after_config) after_config(env.config);
   if (create) {
     OrDie(EnsureDir(env.config.state_dir));
     env.ledger = OrDie(Ledger::Open(env.config.LedgerPath()));
@@ -178,7 +184,7 @@ void LogStartup(const Config& config, bool once) {
   for (const TableConfig& t : config.tables)
     tables += fmt::format("{}{} (source {}, staging {}, warehouse {})", tables.empty() ? "" : "; ", t.name,
                           WithoutUserInfo(t.source), WithoutUserInfo(t.staging), WithoutUserInfo(t.warehouse));
-  log::Info("logferry {} starting{}: config {}, state_dir {}, {} table(s): {}", LOGFERRY_VERSION,
+  log::Info("logferry {} starting{}: config {}, state_dir {}, {} table(s): {}", LogferryVersion(),
             once ? " one pass" : "", config.path, config.state_dir, config.tables.size(), tables);
 }
 
@@ -278,15 +284,56 @@ void Reload(Env& env, bool verbose) {
   log::Info("SIGHUP: reloaded {} (tables: {})", path, TableNames(env.config));
 }
 
-// Sleeps until the next pass is due, a stop signal, or a reload request.
-void WaitForNextPass(const Config& config) {
+// Sleeps until the next pass is due, a stop signal, or a reload request,
+// calling tick every 100 ms (the systemd watchdog).
+void WaitForNextPass(const Config& config, const std::function<void()>& tick) {
   int64_t wake_us = logferry::Env::Default()->MonotonicMicros() + config.MinInterval();
-  while (!g_stop.load() && !g_reload.load() && logferry::Env::Default()->MonotonicMicros() < wake_us)
+  while (!g_stop.load() && !g_reload.load() && logferry::Env::Default()->MonotonicMicros() < wake_us) {
     logferry::Env::Default()->SleepForMicroseconds(100'000);
+    tick();
+  }
 }
 
+// What the daemon tells the outside: Prometheus metrics and health checks
+// (metrics_listen) and systemd (Type=notify). Both are off for run --once.
+struct DaemonReports {
+  std::unique_ptr<Metrics> metrics;
+  ServiceNotifier service;
+
+  void Start(const Config& config) {
+    if (config.metrics_listen.empty()) return;
+    metrics = OrDie(Metrics::Serve(config), 2);
+    log::Info("serving metrics at http://{}/metrics, health checks at /healthz and /readyz", config.metrics_listen);
+  }
+  void Attach(Pipeline& pipeline) {
+    if (metrics)
+      pipeline.set_table_observer(
+          [m = metrics.get()](const TableRuntime& t, const PassStats& s) { m->AddTablePass(t.config->name, s); });
+    // Staging reports progress per object: a long pass keeps the watchdog fed.
+    if (service.enabled()) pipeline.set_progress([this](const std::string&) { service.Ping(); });
+    if (metrics) metrics->SetReady();
+    service.Ready("started; first pass running");
+  }
+  void AfterPass(const StatusOr<PassStats>& stats, double seconds, Ledger& ledger) {
+    if (metrics) metrics->EndPass(seconds, stats.ok(), ledger);
+    service.Ping();
+    if (!stats.ok()) {
+      service.Status("last pass failed at " + FormatIso8601(logferry::Env::Default()->NowMicros()) + ": " +
+                     stats.status().ToString());
+      return;
+    }
+    service.Status("last pass " + FormatIso8601(logferry::Env::Default()->NowMicros()) + ": " +
+                   std::to_string(stats->staged_objects) + " objects staged, " + std::to_string(stats->failed_objects) +
+                   " failed; " + std::to_string(stats->partitions_loaded) + " partitions loaded, " +
+                   std::to_string(stats->partitions_failed) + " failed");
+  }
+};
+
 int CmdRun(const std::string& config_path, bool once, bool verbose) {
-  Env env = Open(config_path, verbose, /*create=*/true);
+  DaemonReports reports;
+  Env env = Open(config_path, verbose, /*create=*/true, [&](const Config& c) {
+    if (!once) reports.Start(c);
+  });
   // One daemon per state directory: two would stage the same objects twice over.
   std::string lock_path = env.config.state_dir + "/run.lock";
   int lock_fd = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -300,32 +347,39 @@ int CmdRun(const std::string& config_path, bool once, bool verbose) {
   }
   LogStartup(env.config, once);
   IdleHeartbeat heartbeat;
+  if (!once) reports.Attach(*env.pipeline);
   int exit_code = 0;
   bool cut_short = false;  // a stop signal came while the pass ran: it ended at the next step
   ProcessRecorder process(env.ledger.get(), once ? "once" : "daemon");
   for (;;) {
-    if (g_reload.exchange(false) && !once) Reload(env, verbose);
+    if (g_reload.exchange(false) && !once) {
+      Reload(env, verbose);
+      reports.Attach(*env.pipeline);  // the pipeline is a new one
+    }
     int64_t t0 = logferry::Env::Default()->MonotonicMicros();
     process.PassStarted();
     auto stats = env.pipeline->RunOnce(g_stop);
     cut_short = g_stop.load();
     process.PassEnded(PassOutcome(stats.status(), *env.ledger, env.config, logferry::Env::Default()->NowMicros()));
+    double secs = (logferry::Env::Default()->MonotonicMicros() - t0) / 1e6;
+    if (!once) reports.AfterPass(stats, secs, *env.ledger);
     if (tty && once) fprintf(stderr, "\r\033[K");
     if (!stats.ok()) {
       log::Error("pass failed: {}", stats.status().ToString());
       if (once) return 1;
     } else {
-      LogPass(*stats, (logferry::Env::Default()->MonotonicMicros() - t0) / 1e6, once, heartbeat);
+      LogPass(*stats, secs, once, heartbeat);
       if (once) exit_code = FailingExitCode(env);
     }
     if (once || g_stop.load()) break;
-    WaitForNextPass(env.config);
+    WaitForNextPass(env.config, [&] { reports.service.Ping(); });
     if (g_stop.load()) break;
   }
   if (once && cut_short && g_stop_signal.load() == SIGINT) {
     log::Warn("interrupted (SIGINT) after finishing the current step; the rest waits for the next run");
     return 130;
   }
+  reports.service.Stopping();
   if (g_stop.load()) log::Info("stopped by signal after finishing the current step");
   return exit_code;
 }
@@ -905,6 +959,12 @@ std::optional<int> ParseCommandLine(CLI::App& app, int argc, char** argv) {
   }
 }
 
+// "logferry 0.1.0 (git v0.1.0-3-gabc1234)", as --version prints it.
+std::string VersionText() {
+  std::string git = LogferryGitDescribe();
+  return std::string("logferry ") + LogferryVersion() + (git.empty() ? "" : " (git " + git + ")");
+}
+
 }  // namespace
 
 int Main(int argc, char** argv) {
@@ -915,6 +975,7 @@ int Main(int argc, char** argv) {
   InstallLogging(LogOptions{});  // escaped from the first line on, before any config is read
   CLI::App app{"logferry: Fluentd logs from object storage into an analytic warehouse, exactly once"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", VersionText(), "Print the version and exit");
   Args args;
   std::vector<std::pair<CLI::App*, const Subcommand*>> commands;
   for (const Subcommand& s : kSubcommands) {

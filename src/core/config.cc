@@ -1,5 +1,6 @@
 #include "core/config.h"
 
+#include <arpa/inet.h>
 #include <toml++/toml.h>
 
 #include <cstdlib>
@@ -213,6 +214,27 @@ Status SetAllowInsecureHttp(Setting& s, Target& t) {
   auto b = ParseBool(s.value);
   if (!b.ok()) return Status::InvalidArgument(s.where + ": key 'allow_insecure_http' " + b.status().message());
   t.cfg->allow_insecure_http = *b;
+  return Status::Ok();
+}
+
+// An address literal, not a host name: what it binds must not depend on DNS.
+Status SetMetricsListen(Setting& s, Target& t) {
+  const std::string& v = s.value;
+  if (v.empty()) return Status::Ok();
+  size_t colon = v.rfind(':');
+  std::string host = colon == std::string::npos ? "" : v.substr(0, colon);
+  std::string port = colon == std::string::npos ? "" : v.substr(colon + 1);
+  bool v6 = host.size() > 2 && host.front() == '[' && host.back() == ']';
+  if (v6) host = host.substr(1, host.size() - 2);
+  unsigned char addr[16];
+  char* end = nullptr;
+  long n = strtol(port.c_str(), &end, 10);
+  if (inet_pton(v6 ? AF_INET6 : AF_INET, host.c_str(), addr) != 1 || port.empty() || *end || n < 1 || n > 65535)
+    return Status::InvalidArgument(s.where +
+                                   ": key 'metrics_listen' must be IP:PORT, like 127.0.0.1:9464, 0.0.0.0:9464 or "
+                                   "[::1]:9464 (got '" +
+                                   v + "')");
+  t.cfg->metrics_listen = v;
   return Status::Ok();
 }
 
@@ -512,6 +534,11 @@ const KeySpec kKeys[] = {
      SetAllowInsecureHttp},
     {"lock_timeout", Scope::kTop, "60s", "How long a command waits for the warehouse while another process holds it.",
      SetLockTimeout},
+    {"metrics_listen", Scope::kTop, "",
+     "Address (IP:PORT, like 127.0.0.1:9464) where `logferry run` serves Prometheus metrics at /metrics and health "
+     "checks at /healthz and /readyz (docs/operations.md, \"Metrics and health\"). Empty: no endpoint. Read at "
+     "start-up.",
+     SetMetricsListen},
     {"name", Scope::kTable, nullptr,
      "Warehouse table name: letters, digits and underscores, not starting with a digit or '_'.", SetName},
     {"source", Scope::kBoth, nullptr, "Where Fluentd writes objects: {source}.",

@@ -66,6 +66,7 @@ struct Config {
   std::string log_format;            // "text" or "json"
   bool allow_insecure_http = false;  // plain http to non-loopback SigV4 endpoints
   int64_t lock_timeout_us = 0;
+  std::string metrics_listen;  // "HOST:PORT" of the daemon's /metrics, /healthz, /readyz; empty: off
   std::vector<TableConfig> tables;
 
   const TableConfig* FindTable(const std::string& name) const;

@@ -211,7 +211,10 @@ StatusOr<int64_t> Pipeline::Discover(TableRuntime& t, PassStats* stats) {
 Status Pipeline::Acknowledge(TableRuntime& t, PassStats* stats) {
   DiscoveryStats settled;
   Status s = t.discovery->Acknowledge(&settled);
-  if (stats) stats->messages_deleted += settled.acknowledged;
+  if (stats) {
+    stats->messages_deleted += settled.acknowledged;
+    stats->messages_in_flight = t.discovery->held();
+  }
   return s;
 }
 
@@ -756,38 +759,65 @@ Status Pipeline::SweepStaging(TableRuntime& t) {
   return Status::Ok();
 }
 
+void PassStats::Add(const PassStats& o) {
+  discovered += o.discovered;
+  staged_objects += o.staged_objects;
+  failed_objects += o.failed_objects;
+  rows_staged += o.rows_staged;
+  bad_records += o.bad_records;
+  bytes_read += o.bytes_read;
+  partitions_loaded += o.partitions_loaded;
+  partitions_failed += o.partitions_failed;
+  partitions_appended += o.partitions_appended;
+  requests += o.requests;
+  messages_received += o.messages_received;
+  messages_deleted += o.messages_deleted;
+  messages_in_flight += o.messages_in_flight;
+  stage_seconds += o.stage_seconds;
+}
+
 StatusOr<PassStats> Pipeline::RunOnce(const std::atomic<bool>& stop) {
   PassStats stats;
   Status first_error;
   for (TableRuntime& t : tables_) {
     if (stop.load()) break;
-    LogScope scope(t.config->name);
-    auto step = [&](const char* what, const Status& s) {
-      if (!s.ok()) {
-        log::Error("{}: {} failed: {}", t.config->name, what, s.ToString());
-        if (first_error.ok()) first_error = s.WithContext(t.config->name + ": " + what);
-      }
-      return s.ok();
-    };
-    auto discovered = Discover(t, &stats);
-    if (discovered.ok()) stats.discovered += *discovered;
-    step("discover", discovered.status());
-    if (stop.load()) break;
-    step("stage", StageAndExtend(t, stop, &stats));
-    step("notifications", Acknowledge(t, &stats));
-    if (stop.load()) break;
-    step("requests", ProcessRequests(t));
-    step("load", Load(t, stop, &stats));
-    step("requests", FinishRequests(t));
-    step("gc", CollectGarbage(t));
-    // Strays appear only when a run dies mid-stage: sweep on a process's
-    // first pass and hourly after that, not every pass (it lists all parts).
-    if (!stop.load() && env_->NowMicros() - t.last_sweep_us >= kMicrosPerHour) {
-      if (step("sweep", SweepStaging(t))) t.last_sweep_us = env_->NowMicros();
-    }
+    PassStats table_stats;
+    Status s = RunTable(t, stop, &table_stats);
+    stats.Add(table_stats);
+    if (table_observer_) table_observer_(t, table_stats);
+    if (first_error.ok()) first_error = s;
   }
   if (!first_error.ok()) return first_error;
   return stats;
+}
+
+Status Pipeline::RunTable(TableRuntime& t, const std::atomic<bool>& stop, PassStats* stats) {
+  LogScope scope(t.config->name);
+  Status first_error;
+  auto step = [&](const char* what, const Status& s) {
+    if (!s.ok()) {
+      log::Error("{}: {} failed: {}", t.config->name, what, s.ToString());
+      if (first_error.ok()) first_error = s.WithContext(t.config->name + ": " + what);
+    }
+    return s.ok();
+  };
+  auto discovered = Discover(t, stats);
+  if (discovered.ok()) stats->discovered += *discovered;
+  step("discover", discovered.status());
+  if (stop.load()) return first_error;
+  step("stage", StageAndExtend(t, stop, stats));
+  step("notifications", Acknowledge(t, stats));
+  if (stop.load()) return first_error;
+  step("requests", ProcessRequests(t));
+  step("load", Load(t, stop, stats));
+  step("requests", FinishRequests(t));
+  step("gc", CollectGarbage(t));
+  // Strays appear only when a run dies mid-stage: sweep on a process's
+  // first pass and hourly after that, not every pass (it lists all parts).
+  if (!stop.load() && env_->NowMicros() - t.last_sweep_us >= kMicrosPerHour) {
+    if (step("sweep", SweepStaging(t))) t.last_sweep_us = env_->NowMicros();
+  }
+  return first_error;
 }
 
 }  // namespace logferry

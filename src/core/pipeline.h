@@ -71,7 +71,10 @@ struct PassStats {
   int64_t requests = 0;
   int64_t messages_received = 0;
   int64_t messages_deleted = 0;
+  int64_t messages_in_flight = 0;  // after the pass: received, not yet deleted
   double stage_seconds = 0;
+
+  void Add(const PassStats& other);
 };
 
 class Pipeline {
@@ -114,6 +117,11 @@ class Pipeline {
 
   // Called with a one-line progress summary while staging (for terminals).
   void set_progress(std::function<void(const std::string&)> fn) { progress_ = std::move(fn); }
+  // Called after each table's part of a pass, with that table's counts
+  // (also when a step failed), for metrics.
+  void set_table_observer(std::function<void(const TableRuntime&, const PassStats&)> fn) {
+    table_observer_ = std::move(fn);
+  }
   // A single pass (run --once) long-polls briefly; the daemon waits longer.
   void set_single_pass(bool single) { single_pass_ = single; }
 
@@ -128,6 +136,10 @@ class Pipeline {
   std::vector<TableRuntime> tables_;
   std::function<void(const std::string&)> progress_;
   bool single_pass_ = false;
+  std::function<void(const TableRuntime&, const PassStats&)> table_observer_;
+
+  // One table's steps of a pass; the first error, after running the others.
+  Status RunTable(TableRuntime& t, const std::atomic<bool>& stop, PassStats* stats);
 
   // Load's steps (pipeline.cc).
   Status LoadDue(TableRuntime& t, Warehouse& wh, LoadJobLog& jobs, const std::vector<PartitionRow>& due,

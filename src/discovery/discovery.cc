@@ -36,6 +36,7 @@ class ReconciledDiscovery : public Discovery {
   void EndStaging() override { events_->EndStaging(); }
   void Extend() override { events_->Extend(); }
   int64_t extend_every_us() const override { return events_->extend_every_us(); }
+  int64_t held() const override { return events_->held(); }
 
  private:
   std::unique_ptr<Discovery> events_, listing_;

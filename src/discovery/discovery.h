@@ -87,6 +87,9 @@ class Discovery {
   virtual void Extend() {}
   // 0: Extend is never needed.
   virtual int64_t extend_every_us() const { return 0; }
+  // Announcements received and not yet acknowledged (SQS messages in
+  // flight), for metrics. Thread-safe.
+  virtual int64_t held() const { return 0; }
 };
 
 // Events backed by a listing: `listing` runs on the first poll, after any

@@ -192,6 +192,11 @@ Status SqsDiscovery::Acknowledge(DiscoveryStats* stats) {
   return first_error;
 }
 
+int64_t SqsDiscovery::held() const {
+  std::lock_guard lock(held_mu_);
+  return static_cast<int64_t>(held_.size());
+}
+
 Status SqsDiscovery::Settled(const std::string& id, const HeldMessage& m) {
   Forget(id, m.receipt_handle);
   NotificationRow row{id, context_.table, queue_->url(), "done", m.receive_count, "", "", context_.env->NowMicros()};

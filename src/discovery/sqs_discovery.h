@@ -61,6 +61,7 @@ class SqsDiscovery : public Discovery {
   // A third of the visibility timeout (at least a second), so a slow or
   // missed beat does not let a message reappear.
   int64_t extend_every_us() const override;
+  int64_t held() const override;
 
  private:
   // A message received but not yet deleted: it is deleted only once every
@@ -94,7 +95,7 @@ class SqsDiscovery : public Discovery {
   std::unique_ptr<aws::SqsQueue> queue_;
   std::string bucket_, prefix_;  // of the source
 
-  std::mutex held_mu_;
+  mutable std::mutex held_mu_;
   std::map<std::string, HeldMessage> held_;  // by message id; guarded by held_mu_
   // The objects the running Stage step has yet to finish; guarded by
   // held_mu_. Only messages waiting on these are worth keeping invisible.

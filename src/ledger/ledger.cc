@@ -1388,16 +1388,18 @@ namespace {
 Status CountObjects(sqlite3* db, TableCounts* c) {
   struct ByState {
     std::string state;
-    int64_t objects, rows_staged, bad_records, warnings;
+    int64_t objects, rows_staged, bad_records, warnings, oldest_discovered_us;
   };
   Statement s(db,
-              "SELECT state, COUNT(*), SUM(rows_staged), SUM(bad_records), SUM(warnings) FROM objects WHERE "
-              "table_name=? GROUP BY state");
+              "SELECT state, COUNT(*), SUM(rows_staged), SUM(bad_records), SUM(warnings), MIN(discovered_us) FROM "
+              "objects WHERE table_name=? GROUP BY state");
   s.Bind(1, c->table);
   LF_ASSIGN_OR_RETURN(std::vector<ByState> states, s.Collect<ByState>([](const Statement& r) {
-    return ByState{r.Text(0), r.Int(1), r.Int(2), r.Int(3), r.Int(4)};
+    return ByState{r.Text(0), r.Int(1), r.Int(2), r.Int(3), r.Int(4), r.Int(5)};
   }));
   for (const ByState& b : states) {
+    if (b.state == "pending" || b.state == "failed")
+      c->oldest_unstaged_object_us = std::min(c->oldest_unstaged_object_us.value_or(INT64_MAX), b.oldest_discovered_us);
     if (b.state == "pending") {
       c->objects_pending = b.objects;
     } else if (b.state == "staged") {

@@ -187,6 +187,8 @@ struct TableCounts {
   int64_t rows_staged = 0, rows_loaded = 0, bad_records = 0, warnings = 0;
   std::optional<int64_t> newest_loaded_partition_us;
   std::optional<int64_t> oldest_pending_partition_us;
+  // When the longest-waiting object not yet staged (pending or failed) was discovered.
+  std::optional<int64_t> oldest_unstaged_object_us;
   // Warehouse load jobs sent in the 24 hours before now (the rolling window
   // of BigQuery's per-table quota), and when the oldest of them was sent.
   int64_t load_jobs_24h = 0;
