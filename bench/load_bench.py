@@ -41,9 +41,9 @@ def timed(args, **kw):
     return children_cpu() - c0, time.monotonic() - w0, r.stdout
 
 
-def write_config(path, root, src, settle, **extra):
+def write_config(path, root, src, settle, fmt="json", **extra):
     lines = ['state_dir = "%s/state"' % root, "", "[[table]]", 'name = "access"',
-             'source = "file://%s/"' % src, 'format = "json"', 'time_key = "time"', 'timezone = "+00:00"',
+             'source = "file://%s/"' % src, 'format = "%s"' % fmt, 'time_key = "time"', 'timezone = "+00:00"',
              'staging = "file://%s/staging/"' % root, 'warehouse = "duckdb://%s/wh.duckdb"' % root,
              'settle = "%s"' % settle]
     lines += ['%s = "%s"' % kv for kv in extra.items()]
@@ -74,7 +74,7 @@ def cost(build, work, hours, rows):
     shutil.rmtree(run)
     os.makedirs(run)
     stage_cfg = os.path.join(run, "stage.toml")
-    write_config(stage_cfg, run, src, "100000h")
+    write_config(stage_cfg, run, src, "100000h", fresh_interval="off")  # stage only: no appends either
     write_config(cfg, run, src, "0s")
     results["  staging (parse, normalize, gzip NDJSON parts)"] = timed([lf, "run", "-c", stage_cfg, "--once"])[:2]
     results["  loading (DuckDB appender from the parts)"] = timed([lf, "run", "-c", cfg, "--once"])[:2]
@@ -103,12 +103,8 @@ def freshness(build, work, n_objects):
     src = os.path.join(root, "logs")
     os.makedirs(src)
     cfg = os.path.join(root, "fresh.toml")
-    write_config(cfg, root, src, "10m", interval="1s", format="out_file")
+    write_config(cfg, root, src, "10m", fmt="out_file", interval="1s")
     lf = os.path.join(build, "logferry")
-    with open(cfg) as f:
-        text = f.read().replace('format = "json"\n', "")
-    with open(cfg, "w") as f:
-        f.write(text)
     daemon = subprocess.Popen([lf, "run", "-c", cfg], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     lags, expected = [], 0
     try:

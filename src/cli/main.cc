@@ -39,8 +39,8 @@
 #include "metrics/metrics.h"
 #include "metrics/service_notify.h"
 #include "registry/scheme_registry.h"
-#include "status.h"
 #include "reprocess.h"
+#include "status.h"
 #include "tools/generator.h"
 #include "warehouse/bigquery_schema.h"
 #include "warehouse/warehouse.h"
@@ -264,7 +264,7 @@ void Reload(Env& env, bool verbose) {
   }
   if (fresh->state_dir != env.config.state_dir) {
     log::Error("SIGHUP: keeping the current config: state_dir cannot change while running ({} -> {}); restart",
-                  env.config.state_dir, fresh->state_dir);
+               env.config.state_dir, fresh->state_dir);
     return;
   }
   // The pipeline holds the config (and the warehouses it opened): it goes first.
@@ -671,7 +671,7 @@ void CheckSource(const TableConfig& t, CheckReport* r) {
     else
       page = (*src)->List("", "", kSample);
   }
-  auto kf = KeyFormat::Compile(t.key_format, t.time_slice_format, t.offset_seconds);
+  auto kf = KeyFormat::Compile(t.key_format, t.time_slice_format, t.zone);
   std::vector<std::string> ignored;
   size_t listed = page.ok() ? page->objects.size() : 0;
   for (size_t i = 0; i < listed && kf.ok(); ++i)

@@ -304,10 +304,11 @@ void PrintLoadProgress(const json& j) {
   if (j.contains("oldest_pending_partition"))
     printf("  pending     oldest %s\n", j["oldest_pending_partition"].get<std::string>().c_str());
   for (auto& o : j["open_partitions"])
-    printf("  open        partition %s: %lld rows queryable from %lld append(s) of %lld part(s), last %s; loads at %s\n",
-           o["partition"].get<std::string>().c_str(), Num(o["rows_queryable"]), Num(o["appends"]),
-           Num(o["parts_appended"]), o.contains("last_append") ? o["last_append"].get<std::string>().c_str() : "-",
-           o["loads_at"].get<std::string>().c_str());
+    printf(
+        "  open        partition %s: %lld rows queryable from %lld append(s) of %lld part(s), last %s; loads at %s\n",
+        o["partition"].get<std::string>().c_str(), Num(o["rows_queryable"]), Num(o["appends"]),
+        Num(o["parts_appended"]), o.contains("last_append") ? o["last_append"].get<std::string>().c_str() : "-",
+        o["loads_at"].get<std::string>().c_str());
   PrintMore(j["open_partitions"].size(), Num(j["open_partitions_total"]), "open partition(s)");
   if (j.contains("daily_load_budget")) {
     printf("  load jobs   %lld in the last 24 hours, of a budget of %lld (BigQuery allows 1,500 per table per day)\n",

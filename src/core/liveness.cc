@@ -1,11 +1,12 @@
 #include "core/liveness.h"
 
 #include <signal.h>
-#include "common/logging.h"
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
+
+#include "common/logging.h"
 
 namespace logferry {
 

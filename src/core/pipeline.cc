@@ -249,7 +249,7 @@ void WarnEveryLineBad(const std::string& uri, const StagedObject& staged) {
   const char* key = all("unparseable time") ? "time_format" : all("no '") ? "time_key" : "format";
   const BadRecord& first = staged.bad_records.front();
   log::Warn("{}: every line ({}) is a bad record; check `{}` (line {}: {})", uri, staged.bad_total, key, first.line,
-               first.reason);
+            first.reason);
 }
 
 }  // namespace
@@ -591,10 +591,10 @@ Status Pipeline::RunAppend(TableRuntime& t, Warehouse& wh, const AppendPlan& pla
     LF_RETURN_IF_ERROR(ledger_->FinishAppend(plan, *rows, now));
     ++stats->partitions_appended;
     log::Debug("appended {} part(s) to {} {} ({} rows now, job {})", plan.parts.size(), cfg.name,
-                  FormatHour(plan.partition_us), *rows, plan.load_id);
+               FormatHour(plan.partition_us), *rows, plan.load_id);
     if (*rows != plan.expected_rows)
       log::Warn("{} {}: {} rows after an append, the ledger expects {}; the partition will be replaced", cfg.name,
-                   FormatHour(plan.partition_us), *rows, plan.expected_rows);
+                FormatHour(plan.partition_us), *rows, plan.expected_rows);
     return Status::Ok();
   }
   log::Warn("append to {} {} failed: {}", cfg.name, FormatHour(plan.partition_us), rows.status().ToString());
@@ -624,8 +624,7 @@ StatusOr<std::unique_ptr<Warehouse>> Pipeline::OpenWarehouseForLoad(TableRuntime
     LF_RETURN_IF_ERROR(ledger_->FailLoad(never_begun, error, retry_us, now));
     ++stats->partitions_failed;
   }
-  log::Warn("{}: {} partition(s) cannot load, retried from {}: {}", cfg.name, due.size(), FormatIso8601(next),
-               error);
+  log::Warn("{}: {} partition(s) cannot load, retried from {}: {}", cfg.name, due.size(), FormatIso8601(next), error);
   return std::unique_ptr<Warehouse>();
 }
 

@@ -78,7 +78,7 @@ StatusOr<TableRuntime> OpenTableForReading(const TableConfig& cfg, const std::st
   TableRuntime t;
   t.config = &cfg;
   LF_ASSIGN_OR_RETURN(t.source, OpenTableStore(source_uri, cfg.source_store, cfg.credentials));
-  LF_ASSIGN_OR_RETURN(KeyFormat kf, KeyFormat::Compile(cfg.key_format, cfg.time_slice_format, cfg.offset_seconds));
+  LF_ASSIGN_OR_RETURN(KeyFormat kf, KeyFormat::Compile(cfg.key_format, cfg.time_slice_format, cfg.zone));
   t.key_format = std::make_unique<KeyFormat>(std::move(kf));
   t.schema = std::make_unique<SchemaRegistry>(FixedColumns(cfg.format.format));
   t.schema->set_column_limit(static_cast<size_t>(cfg.max_columns));

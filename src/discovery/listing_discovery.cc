@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include "common/logging.h"
 #include "ledger/ledger.h"
 #include "store/object_store.h"
 
@@ -49,16 +50,15 @@ void ListingDiscovery::WarnIfEmpty(size_t listed) {
   warned_empty_ = true;
   if (auto missing = MissingLocalRoot(*context_.source))
     log::Warn("{}: the source directory {} does not exist: nothing to discover (is `source` right?)", context_.table,
-                 *missing);
+              *missing);
   else
-    log::Warn("{}: the source {} holds no objects at all (is `source` right?)", context_.table,
-                 context_.source->uri());
+    log::Warn("{}: the source {} holds no objects at all (is `source` right?)", context_.table, context_.source->uri());
 }
 
 void ListingDiscovery::WarnIfIgnored(int64_t ignored, const std::string& example) {
   if (ignored > ignored_warned_)
     log::Warn("{}: {} key(s) under {} do not match key_format and are ignored, e.g. '{}' (see 'logferry status')",
-                 context_.table, ignored, context_.source->uri(), example);
+              context_.table, ignored, context_.source->uri(), example);
   ignored_warned_ = ignored;
 }
 

@@ -149,6 +149,7 @@ void Metrics::State::UpdateTableGauges(const TableConfig& table, const TableCoun
   by_state(gauges.objects, "staged", c.objects_staged);
   by_state(gauges.objects, "failed", c.objects_failed);
   by_state(gauges.objects, "superseded", c.objects_superseded);
+  by_state(gauges.objects, "skipped", c.objects_skipped);
   by_state(gauges.partitions, "pending", c.partitions_pending);
   by_state(gauges.partitions, "loaded", c.partitions_loaded);
   by_state(gauges.partitions, "failing", c.partitions_failed);

@@ -200,7 +200,8 @@ class LoadBudget(CrossCloudBase):
         t = self.ws.table_config(source="s3://%s/logs/" % BUCKET, endpoint=self.moto.endpoint,
                                  staging="gs://%s/parts/" % STAGING_BUCKET,
                                  warehouse="bigquery://%s/%s" % (PROJECT, DATASET),
-                                 bigquery_endpoint=self.bq.endpoint, daily_load_budget=budget, settle=settle)
+                                 bigquery_endpoint=self.bq.endpoint, daily_load_budget=budget, settle=settle,
+                                 fresh_interval="off")  # loads only: no appends into open partitions
         self.ws.write_config(tables=[t])
 
     def status(self):

@@ -6,6 +6,7 @@
 
 #include "core/config.h"
 #include "format/normalizer.h"
+#include "warehouse/bigquery_schema.h"
 
 namespace logferry {
 namespace {
@@ -198,7 +199,7 @@ TEST(LineageSchema, ColumnsComeBeforeTheSourcesFieldsWithTheirTypes) {
   auto duck = n.schema().DuckDbColumns();
   EXPECT_EQ(duck[2].second, "VARCHAR");
   EXPECT_EQ(duck[3].second, "BIGINT");
-  json bq = n.schema().ToBigQuerySchema();
+  json bq = json::parse(BigQuerySchemaJson(n.schema().Columns()));
   EXPECT_EQ(bq[2], json::parse(R"({"name":"_source","type":"STRING","mode":"NULLABLE"})"));
   EXPECT_EQ(bq[3], json::parse(R"({"name":"_line","type":"INT64","mode":"NULLABLE"})"));
 }
