@@ -65,6 +65,11 @@ class DaemonTest(unittest.TestCase):
         ws.write_config(**DAEMON)
         src = lf.count_source(ws.source_dir, default_offset="+00:00")
         p = ws.start("run")
+        # Readers need the ledger the daemon creates at start-up (they never create one).
+        started = time.monotonic()
+        while not os.path.exists(ws.ledger_path) and time.monotonic() - started < 30:
+            self.assertIsNone(p.poll(), "daemon exited early:\n" + log_text(ws))
+            time.sleep(0.05)
 
         # Readers interleave with the first pass (discover, stage, load) and the idle loop after it.
         readers = 0

@@ -8,6 +8,7 @@ Expected numbers come from reading the generated objects locally."""
 import datetime
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -385,3 +386,60 @@ class DayPartitions(CrossCloudBase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class OpenPartitionAppends(CrossCloudBase):
+    """Rows of the open hour reach BigQuery before the hour is loaded, as
+    WRITE_APPEND load jobs into the partition, labelled for
+    INFORMATION_SCHEMA.JOBS and spaced within half of daily_load_budget."""
+
+    def configure(self):
+        t = self.ws.table_config(source="s3://%s/logs/" % BUCKET, endpoint=self.moto.endpoint,
+                                 staging="gs://%s/parts/" % STAGING_BUCKET,
+                                 warehouse="bigquery://%s/%s" % (PROJECT, DATASET),
+                                 bigquery_endpoint=self.bq.endpoint, settle="30m", daily_load_budget=1000)
+        self.ws.write_config(tables=[t])
+
+    def put(self, name):
+        self.moto.aws("s3", "cp", "--quiet", os.path.join(self.ws.source_dir, name), "s3://%s/logs/%s" % (BUCKET, name))
+
+    def test_open_hour_is_appended_labelled_and_spaced_by_the_budget(self):
+        hour = datetime.datetime.now(datetime.timezone.utc).replace(minute=0, second=0, microsecond=0)
+        self.ws.gen(hours=1, rows_per_hour=300, start=hour.strftime("%Y-%m-%dT%H"), split_every=1, late_fraction=0)
+        names = sorted(os.listdir(self.ws.source_dir))
+        self.assertEqual(len(names), 2, names)
+        self.configure()
+        decorator = hour.strftime("%Y%m%d%H")
+        first = lf.count_source(self.ws.source_dir, key_re=re.compile(re.escape(names[0]) + "$")).total
+
+        self.put(names[0])
+        self.ws.run_once(expect_rc=0)
+        self.assertEqual(self.bq_counts(), {decorator: first}, "the open hour's rows are in BigQuery")
+        jobs = self.load_jobs(decorator)
+        self.assertEqual(len(jobs), 1, jobs)
+        cfg = jobs[0]["configuration"]
+        self.assertEqual(cfg["load"]["writeDisposition"], "WRITE_APPEND")
+        self.assertEqual(cfg["labels"], {"logferry_table": "access", "logferry_partition": decorator,
+                                         "logferry_kind": "append",
+                                         "logferry_generation": str(self.ws.generations()[hour.strftime("%Y-%m-%dT%H")])})
+        self.assertEqual(jobs[0]["jobReference"]["jobId"],
+                         self.ws.ledger_scalar("SELECT load_id FROM loads WHERE kind='append'"))
+
+        # Within the spacing the budget allows (24h / (1000 / 2) = 173 s), the
+        # next object waits: the run succeeds and sends no job.
+        self.put(names[1])
+        self.ws.run_once(expect_rc=0)
+        self.assertEqual(len(self.load_jobs(decorator)), 1)
+        self.assertEqual(self.bq_counts(), {decorator: first})
+        status = json.loads(self.ws.cli("status", "--json").stdout)[0]
+        self.assertEqual([(o["partition"][:13], o["appends"], o["rows_queryable"]) for o in status["open_partitions"]],
+                         [(hour.strftime("%Y-%m-%dT%H"), 1, first)])
+        r = self.ws.verify()
+        self.assertEqual(r.rc, 0, r)
+
+        # A reload replaces the partition with every staged row at once.
+        self.ws.cli("reload", "--table", "access", "--from", hour.strftime("%Y-%m-%dT%H"))
+        self.assertEqual(self.bq_counts(), {decorator: lf.count_source(self.ws.source_dir).total})
+        replace = [j for j in self.load_jobs(decorator) if j["configuration"]["load"]["writeDisposition"] == "WRITE_TRUNCATE"]
+        self.assertEqual(len(replace), 1)
+        self.assertEqual(replace[0]["configuration"]["labels"]["logferry_kind"], "replace")

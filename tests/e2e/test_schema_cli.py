@@ -5,11 +5,7 @@ import json
 import os
 import unittest
 
-if not os.environ.get("LOGFERRY_BIN"):
-    os.environ["LOGFERRY_BIN"] = os.path.join(os.environ.get("LOGFERRY_SOURCE_DIR", "/work/main"), "build-e2e2",
-                                              "logferry")
-
-import lf  # noqa: E402  (reads LOGFERRY_BIN at import)
+import lf
 
 MODES = {"NULLABLE", "REPEATED", "REQUIRED"}
 TYPES = {"BOOL", "INT64", "FLOAT64", "STRING", "TIMESTAMP", "RECORD"}
