@@ -49,15 +49,20 @@ ProcessRecorder::ProcessRecorder(Ledger* ledger, const std::string& mode, Env* e
 }
 
 ProcessRecorder::~ProcessRecorder() {
-  {
+  // A destructor must not throw; the last record is best effort (a process
+  // that is not seen stopping reads as one that died).
+  try {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    heartbeat_.join();
     std::lock_guard lock(mu_);
-    stopping_ = true;
+    row_.heartbeat_us = row_.stopped_us.emplace(env_->NowMicros());
+    WriteLocked();
+  } catch (...) {
   }
-  cv_.notify_all();
-  heartbeat_.join();
-  std::lock_guard lock(mu_);
-  row_.heartbeat_us = row_.stopped_us.emplace(env_->NowMicros());
-  WriteLocked();
 }
 
 void ProcessRecorder::PassStarted() {

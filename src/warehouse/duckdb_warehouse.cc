@@ -395,9 +395,9 @@ class DuckDbWarehouse final : public Warehouse {
                                 const SchemaRegistry& schema) {
     auto held = HeldColumns(loads, schema);
     std::vector<std::string> skipped;
-    for (auto& [name, type] : schema.DuckDbColumns()) {
-      if (std::none_of(held.begin(), held.end(), [&](const auto& c) { return c.first == name; }))
-        skipped.push_back(name);
+    for (const auto& column : schema.DuckDbColumns()) {
+      if (std::none_of(held.begin(), held.end(), [&](const auto& c) { return c.first == column.first; }))
+        skipped.push_back(column.first);
     }
     LF_ASSIGN_OR_RETURN(auto loader, DuckDbPartLoader::Open(con_, loads[0].table, held, skipped));
     for (const PartitionLoad& load : loads) {
