@@ -58,7 +58,7 @@ inline FormatOptions OptionsFor(LogFormat format, uint8_t b) {
   o.format = format;
   o.time_kind = static_cast<TimeFormatKind>(b & 3);
   if (o.time_kind == TimeFormatKind::kLayout) o.time_layout = *TimeLayout::Compile("%d/%b/%Y:%H:%M:%S %z");
-  o.offset_seconds = (b & 4) ? 9 * 3600 : 0;
+  o.zone = TimeZone::Fixed((b & 4) ? 9 * 3600 : 0);
   int variant = (b >> 3) & 3;
   switch (format) {
     case LogFormat::kOutFile:
