@@ -125,7 +125,6 @@ WarehouseOptions WarehouseOptionsFor(const Config& config, const TableConfig& tc
   WarehouseOptions wo;
   wo.read_only = read_only;
   wo.lock_timeout_us = config.lock_timeout_us;
-  wo.scratch_dir = config.state_dir + "/scratch";
   wo.endpoint = tc.bigquery_endpoint;
   wo.location = tc.location;
   wo.clustering = tc.clustering;

@@ -80,7 +80,7 @@ class LoadJobLog {
 struct JobGroups {
   // Partition starts, ascending; each group is one job, sent in this order.
   std::vector<std::vector<int64_t>> jobs;
-  // Why they are not one job per partition, for the log ("" when they are).
+  // Why they are grouped so, when the log should say ("" otherwise).
   std::string why;
 };
 
@@ -180,7 +180,6 @@ struct WarehouseOptions {
   RetryPolicy retry;  // per request
   // How long to wait for another process's lock before giving up.
   int64_t lock_timeout_us = 60'000'000;
-  std::string scratch_dir;  // for downloading parts from remote staging
 };
 
 // duckdb:///path/file.duckdb: an embedded database file on this machine.
