@@ -389,7 +389,7 @@ class DuckDbWarehouse final : public Warehouse {
     return "_time >= " + TimestampLiteral(partition_us) + " AND _time < " + TimestampLiteral(partition_us + unit_us);
   }
 
-  // Streams each part through the appender (memory flat in part size and
+  // Streams each part through the loader (memory flat in part size and
   // in parts per partition), into the open transaction.
   StatusOr<int64_t> AppendParts(const std::vector<PartitionLoad>& loads, ObjectStore& staging,
                                 const SchemaRegistry& schema) {
@@ -399,16 +399,21 @@ class DuckDbWarehouse final : public Warehouse {
       if (std::none_of(held.begin(), held.end(), [&](const auto& c) { return c.first == column.first; }))
         skipped.push_back(column.first);
     }
-    LF_ASSIGN_OR_RETURN(auto loader, DuckDbPartLoader::Open(con_, loads[0].table, held, skipped));
-    for (const PartitionLoad& load : loads) {
-      for (const StagedPart& p : load.parts) {
+    if (!loader_) {
+      LF_ASSIGN_OR_RETURN(loader_, DuckDbPartLoader::Create(con_));
+    }
+    size_t load = 0, part = 0;
+    NextPart next = [&]() -> StatusOr<PartRows> {
+      for (; load < loads.size(); ++load, part = 0) {
+        if (part == loads[load].parts.size()) continue;
+        const StagedPart& p = loads[load].parts[part++];
         LF_ASSIGN_OR_RETURN(auto raw, staging.OpenRead(p.key));
         LF_ASSIGN_OR_RETURN(auto rows, OpenDecoder(std::move(raw), Compression::kGzip));
-        LF_RETURN_IF_ERROR(loader->Append(*rows, staging.UriOf(p.key)));
+        return PartRows{std::move(rows), staging.UriOf(p.key)};
       }
-    }
-    LF_RETURN_IF_ERROR(loader->Finish());
-    return loader->rows();
+      return PartRows{};
+    };
+    return loader_->Load(loads[0].table, held, skipped, next);
   }
 
   // Each partition's row count after the load (0 for an empty one).
@@ -448,6 +453,7 @@ class DuckDbWarehouse final : public Warehouse {
 
   duckdb_database db_;
   duckdb_connection con_;
+  std::unique_ptr<DuckDbPartLoader> loader_;  // registered on con_ at the first load
   std::string path_;
   WarehouseOptions opts_;
 };

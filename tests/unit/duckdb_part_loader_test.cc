@@ -38,6 +38,7 @@ class DuckDbPartLoaderTest : public ::testing::Test {
         "unused VARCHAR)");
   }
   void TearDown() override {
+    loader_.reset();
     duckdb_disconnect(&con_);
     duckdb_close(&db_);
   }
@@ -65,17 +66,26 @@ class DuckDbPartLoaderTest : public ::testing::Test {
     return {{"_time", "TIMESTAMPTZ"}, {"s", "VARCHAR"}, {"i", "BIGINT"},
             {"d", "DOUBLE"},          {"b", "BOOLEAN"}, {"j", "JSON"}};
   }
-  Status Load(const std::string& ndjson, size_t step = 7) {
-    LF_ASSIGN_OR_RETURN(auto loader, DuckDbPartLoader::Open(con_, "t", Columns()));
-    TextStream in(ndjson, step);
-    LF_RETURN_IF_ERROR(loader->Append(in, "mem://part"));
-    LF_RETURN_IF_ERROR(loader->Finish());
-    rows_ = loader->rows();
+  // Loads each text as a part named mem://part, mem://part2, ...
+  Status LoadParts(const std::vector<std::string>& parts, size_t step = 7,
+                   const std::vector<std::string>& skipped = {}) {
+    if (!loader_) {
+      LF_ASSIGN_OR_RETURN(loader_, DuckDbPartLoader::Create(con_));
+    }
+    size_t i = 0;
+    NextPart next = [&]() -> StatusOr<PartRows> {
+      if (i == parts.size()) return PartRows{};
+      std::string name = "mem://part" + (i ? std::to_string(i + 1) : "");
+      return PartRows{std::make_unique<TextStream>(parts[i++], step), name};
+    };
+    LF_ASSIGN_OR_RETURN(rows_, loader_->Load("t", Columns(), skipped, next));
     return Status::Ok();
   }
+  Status Load(const std::string& ndjson, size_t step = 7) { return LoadParts({ndjson}, step); }
 
   duckdb_database db_ = nullptr;
   duckdb_connection con_ = nullptr;
+  std::unique_ptr<DuckDbPartLoader> loader_;
   int64_t rows_ = 0;
 };
 
@@ -128,6 +138,55 @@ TEST_F(DuckDbPartLoaderTest, RowsJoinTheOpenTransaction) {
   EXPECT_EQ(Text("SELECT count(*) FROM t"), "1\n");
   Exec("ROLLBACK");
   EXPECT_EQ(Text("SELECT count(*) FROM t"), "0\n");
+}
+
+TEST_F(DuckDbPartLoaderTest, ManyPartsOneInsertLinesCountedPerPart) {
+  const std::string row = "{\"_time\":\"2016-08-01T00:00:00Z\",\"i\":1}\n";
+  ASSERT_TRUE(LoadParts({row + row, "", "\n" + row, row + row + row}).ok());
+  EXPECT_EQ(rows_, 6);
+  EXPECT_EQ(Text("SELECT count(*), sum(i) FROM t"), "6|6\n");
+  // A second load on the same loader; its error names the part and its own line.
+  Status s = LoadParts({row, row + "{\"i\":\"x\"}\n"});
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.code(), StatusCode::kCorruption);
+  EXPECT_NE(s.message().find("mem://part2 line 2 column i"), std::string::npos) << s.ToString();
+  EXPECT_EQ(Text("SELECT count(*) FROM t"), "6\n");  // the failed insert left nothing
+}
+
+TEST_F(DuckDbPartLoaderTest, KeysInAnyOrderAndSkippedColumns) {
+  ASSERT_TRUE(LoadParts({"{\"_time\":\"2016-08-01T00:00:00Z\",\"i\":1,\"s\":\"a\",\"gone\":5}\n"
+                         "{\"s\":\"b\",\"gone\":6,\"i\":2,\"_time\":\"2016-08-01T00:00:01Z\"}\n"
+                         "{\"i\":3,\"_time\":\"2016-08-01T00:00:02Z\"}\n"},
+                        5, {"gone"})
+                  .ok());
+  EXPECT_EQ(Text("SELECT i, s FROM t ORDER BY i"), "1|a\n2|b\n3|NULL\n");
+}
+
+// A part the staging store cannot read keeps its code: the caller retries a
+// transient failure and does not call it corruption.
+class FailingStream final : public ReadStream {
+ public:
+  StatusOr<size_t> Read(char*, size_t) override { return Status::Unavailable("staging store: connection reset"); }
+  uint64_t Offset() const override { return 0; }
+};
+
+TEST_F(DuckDbPartLoaderTest, AStoreFailureKeepsItsCode) {
+  ASSERT_TRUE(DuckDbPartLoader::Create(con_).ok());  // a second loader on the connection has its own function
+  auto loader = DuckDbPartLoader::Create(con_);
+  ASSERT_TRUE(loader.ok());
+  bool given = false;
+  NextPart next = [&]() -> StatusOr<PartRows> {
+    if (given) return PartRows{};
+    given = true;
+    return PartRows{std::make_unique<FailingStream>(), "mem://broken"};
+  };
+  auto rows = (*loader)->Load("t", Columns(), {}, next);
+  ASSERT_FALSE(rows.ok());
+  EXPECT_EQ(rows.status().code(), StatusCode::kUnavailable) << rows.status().ToString();
+  NextPart failing = []() -> StatusOr<PartRows> { return Status::NotFound("mem://gone: no such part"); };
+  rows = (*loader)->Load("t", Columns(), {}, failing);
+  ASSERT_FALSE(rows.ok());
+  EXPECT_EQ(rows.status().code(), StatusCode::kNotFound) << rows.status().ToString();
 }
 
 }  // namespace
