@@ -77,7 +77,7 @@ def cost(build, work, hours, rows):
     write_config(stage_cfg, run, src, "100000h", fresh_interval="off")  # stage only: no appends either
     write_config(cfg, run, src, "0s")
     results["  staging (parse, normalize, gzip NDJSON parts)"] = timed([lf, "run", "-c", stage_cfg, "--once"])[:2]
-    results["  loading (DuckDB appender from the parts)"] = timed([lf, "run", "-c", cfg, "--once"])[:2]
+    results["  loading (parts -> DuckDB INSERT, parsed once)"] = timed([lf, "run", "-c", cfg, "--once"])[:2]
     staged_mb = sum(os.path.getsize(os.path.join(d, n)) for d, _, ns in os.walk(os.path.join(run, "staging"))
                     for n in ns) / 1e6
 

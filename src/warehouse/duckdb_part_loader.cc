@@ -25,7 +25,7 @@ StatusOr<Kind> KindOfType(const std::string& type) {
   if (type == "DOUBLE") return Kind::kDouble;
   if (type == "BOOLEAN") return Kind::kBool;
   if (type == "TIMESTAMPTZ") return Kind::kTimestamp;
-  return Status::Internal("duckdb: no appender for column type " + type);
+  return Status::Internal("duckdb: no loader for column type " + type);
 }
 
 duckdb_logical_type LogicalTypeOf(Kind kind) {
@@ -39,7 +39,7 @@ duckdb_logical_type LogicalTypeOf(Kind kind) {
     case Kind::kTimestamp:
       return duckdb_create_logical_type(DUCKDB_TYPE_TIMESTAMP_TZ);
     case Kind::kJson: {
-      // JSON is VARCHAR under an alias; the same alias spares the appender a cast.
+      // JSON is VARCHAR under an alias; the same alias spares the insert a cast.
       duckdb_logical_type t = duckdb_create_logical_type(DUCKDB_TYPE_VARCHAR);
       duckdb_logical_type_set_alias(t, "JSON");
       return t;

@@ -361,6 +361,7 @@ class DuckDbWarehouse final : public Warehouse {
     LF_RETURN_IF_ERROR(AppendParts(loads, staging, schema).status());
     LF_ASSIGN_OR_RETURN(auto rows, CountPartitions(loads, unit_us));
     for (const PartitionLoad& load : loads) LF_RETURN_IF_ERROR(RecordLoad(load, "replace", rows[load.partition_us]));
+    LF_RETURN_IF_ERROR(PruneLoadHistory());
     return rows;
   }
 
@@ -373,6 +374,16 @@ class DuckDbWarehouse final : public Warehouse {
       LF_RETURN_IF_ERROR(RecordLoad(load, "append", appended));
     }
     return ScalarInt("SELECT count(*) FROM " + Ident(load.table) + " WHERE " + RangeOf(load.partition_us, unit_us));
+  }
+
+  // Appends into open partitions can come every second, so their rows are
+  // kept for kAppendHistoryDays (as long as Snowflake's COPY_HISTORY);
+  // replaces, a few per partition, are kept for good. Rows are in time
+  // order, so DuckDB's zone maps make this cheap.
+  static constexpr int kAppendHistoryDays = 14;
+  Status PruneLoadHistory() {
+    return Exec(std::string("DELETE FROM ") + kLoadsTable + " WHERE kind='append' AND finished_at < now() - INTERVAL " +
+                std::to_string(kAppendHistoryDays) + " DAY");
   }
 
   // A row of the load history (kLoadsTable), in the load's transaction.

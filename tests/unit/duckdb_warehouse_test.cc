@@ -253,6 +253,26 @@ TEST_F(DuckDbWarehouseTest, ReplacePartitionReplacesOnlyThatHour) {
   EXPECT_EQ(*counts, (std::map<int64_t, int64_t>{{h1_, 4}}));
 }
 
+// Append rows of the load history are kept 14 days, replace rows for good:
+// appends can come every second, and the history must not grow without bound.
+TEST_F(DuckDbWarehouseTest, LoadHistoryKeepsAppendsForTwoWeeks) {
+  auto w = Open();
+  ASSERT_TRUE(w);
+  ASSERT_TRUE(w->EnsureTable("t", *schema_).ok());
+  StagedPart a = WritePart("t/dt=2016-08-01/hr=00/a.ndjson.gz", {Row("2016-08-01T00:00:00Z", 1, "a1")});
+  ASSERT_TRUE(w->ReplacePartition(Plan(h0_, {a}), kMicrosPerHour, *staging_, *schema_).ok());
+  for (const char* row : {"('t', now(), 'append', 'old', 1, 1, now() - INTERVAL 15 DAY)",
+                          "('t', now(), 'append', 'recent', 1, 1, now() - INTERVAL 13 DAY)",
+                          "('t', now(), 'replace', 'old-replace', 1, 1, now() - INTERVAL 400 DAY)"}) {
+    ASSERT_TRUE(w->Query(std::string("INSERT INTO _logferry_loads VALUES ") + row).ok());
+  }
+  ASSERT_TRUE(w->ReplacePartition(Plan(h0_, {a}), kMicrosPerHour, *staging_, *schema_).ok());
+  EXPECT_EQ(Values(*w, "SELECT load_id FROM _logferry_loads WHERE load_id <> '' ORDER BY load_id"),
+            (std::vector<std::string>{"old-replace", "recent"}));
+  EXPECT_EQ(Values(*w, "SELECT count(*) FROM _logferry_loads WHERE kind='replace' AND load_id = ''"),
+            (std::vector<std::string>{"2"}));
+}
+
 // DuckDB has no job quota: the partitions due share one job (one
 // transaction), never held back, and the record of jobs sent is never read.
 TEST_F(DuckDbWarehouseTest, HasNoJobBudget) {
