@@ -182,6 +182,48 @@ class FileSourceWorkers(WorkersBase):
         self.finish(fleet, kills)
 
 
+class FrozenWorker(WorkersBase):
+    def test_a_frozen_workers_claims_lapse_and_another_takes_them_over(self):
+        # SIGSTOP keeps the process (and its pid) alive but silent: only the
+        # lapse of its leases hands its objects to another worker.
+        self.ws = lf.Workspace(self)
+        self.ledger = self.ledger_kind(self.ws)
+        self.ws.gen(hours=24, rows_per_hour=20000, split_every=1)
+        expected = lf.count_source(self.ws.source_dir)
+        configs = self.ledger.configs(2, [self.ws.table_config(interval="500ms")], TOP)
+        self.ws.config_path = configs[0]
+        a = self.ws.start("run", log_name="worker0.log")
+
+        def holding():
+            r = self.ws.cli("status", "--json")
+            if r.rc != 0:
+                return None  # no ledger yet
+            workers = json.loads(r.stdout)[0]["daemon"]["workers"]
+            return [w for w in workers if w["pid"] == a.pid and w["leases"]["objects"] > 0]
+
+        frozen = wait_for(holding, 60, "the first worker to hold objects", step=0.05)[0]
+        a.send_signal(signal.SIGSTOP)
+        self.addCleanup(lambda: a.poll() is None and a.send_signal(signal.SIGCONT))
+        human = self.ws.cli("status")
+        self.assertIn("worker      %s" % frozen["worker"], human.stdout)
+        self.ws.config_path = configs[1]
+        b = self.ws.start("run", log_name="worker1.log")
+        st = wait_for(lambda: self.drained(expected.total), DRAIN_SECONDS, "the second worker to do everything")
+        self.assertIsNone(a.poll(), "still frozen")
+        # Its heartbeat is recent enough to call it running; its leases lapsed.
+        leases = [w["leases"] for w in st["daemon"]["workers"] if w["worker"] == frozen["worker"]]
+        self.assertEqual(leases, [{"objects": 0, "partitions": []}])
+        lf.kill_hard(a)
+        fleet = Fleet.__new__(Fleet)
+        fleet.t, fleet.ws, fleet.procs = self, self.ws, [b]
+        fleet.killed_at_us, fleet.stopped_at_us = {a.pid: int(time.time() * 1e6)}, {}
+        fleet.stop_all()
+        self.assertEqual(self.ws.warehouse_hour_counts(), expected.per_hour)
+        v = self.ws.verify()
+        self.assertEqual(v.rc, 0, v)
+        self.assert_no_overlapping_loads(fleet)
+
+
 class S3SqsWorkers(WorkersBase):
     def test_three_workers_share_the_queue_and_load_every_row_once(self):
         self.moto = moto.Moto(self)
