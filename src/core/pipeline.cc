@@ -164,11 +164,15 @@ Pipeline::Pipeline(const Config& config, Ledger* ledger, Env* env) : config_(con
 class Pipeline::PartitionLeases {
  public:
   PartitionLeases(Pipeline& pipeline, std::string table) : p_(pipeline), table_(std::move(table)) {}
+  // A destructor must not throw: a release that cannot be made lapses.
   ~PartitionLeases() {
-    for (int64_t partition_us : held_) {
-      Status s = p_.ledger_->ReleasePartition(table_, partition_us, p_.worker_);
-      if (!s.ok())
-        log::Warn("releasing {} {} failed (its lease lapses): {}", table_, FormatHour(partition_us), s.ToString());
+    try {
+      for (int64_t partition_us : held_) {
+        Status s = p_.ledger_->ReleasePartition(table_, partition_us, p_.worker_);
+        if (!s.ok())
+          log::Warn("releasing {} {} failed (its lease lapses): {}", table_, FormatHour(partition_us), s.ToString());
+      }
+    } catch (...) {
     }
   }
   PartitionLeases(const PartitionLeases&) = delete;
