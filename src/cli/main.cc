@@ -5,10 +5,8 @@
 //   2    bad usage or configuration
 //   3    run --once finished, but some objects or partitions are failing
 //   130  run --once interrupted by SIGINT (Ctrl-C) before its pass ended
-#include <fcntl.h>
 #include <malloc.h>
 #include <signal.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -334,11 +332,6 @@ int CmdRun(const std::string& config_path, bool once, bool verbose) {
   Env env = Open(config_path, verbose, /*create=*/true, [&](const Config& c) {
     if (!once) reports.Start(c);
   });
-  // One daemon per state directory: two would stage the same objects twice over.
-  std::string lock_path = env.config.state_dir + "/run.lock";
-  int lock_fd = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0)
-    Die("another 'logferry run' is active on " + env.config.state_dir);
   InstallSignalHandlers();
   bool tty = isatty(2);
   env.pipeline->set_single_pass(once);
@@ -350,11 +343,15 @@ int CmdRun(const std::string& config_path, bool once, bool verbose) {
   if (!once) reports.Attach(*env.pipeline);
   int exit_code = 0;
   bool cut_short = false;  // a stop signal came while the pass ran: it ended at the next step
+  // Several `run` processes may share a ledger: each works under leases
+  // named after its row in the processes table.
   ProcessRecorder process(env.ledger.get(), once ? "once" : "daemon");
+  env.pipeline->set_worker(process.worker_id());
   for (;;) {
     if (g_reload.exchange(false) && !once) {
       Reload(env, verbose);
       reports.Attach(*env.pipeline);  // the pipeline is a new one
+      env.pipeline->set_worker(process.worker_id());
     }
     int64_t t0 = logferry::Env::Default()->MonotonicMicros();
     process.PassStarted();

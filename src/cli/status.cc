@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <map>
 
 #include "common/strings.h"
 #include "common/time.h"
@@ -73,6 +74,31 @@ json DaemonJson(const std::vector<ProcessRow>& processes, int64_t now) {
   json d = ProcessJson(*shown, now);
   d["running"] = running;
   return d;
+}
+
+// The workers: processes running, and any other still holding a lease (one
+// that died, until its leases lapse), each with what it holds.
+json WorkersJson(const std::vector<ProcessRow>& processes, const std::vector<LeaseRow>& leases, int64_t now) {
+  std::map<std::string, json> held;
+  for (const LeaseRow& l : leases) {
+    json& h = held[l.worker];
+    if (h.is_null()) h = {{"objects", 0}, {"partitions", json::array()}, {"until", FormatIso8601(l.until_us)}};
+    if (l.kind == "object")
+      h["objects"] = Num(h["objects"]) + 1;
+    else
+      h["partitions"].push_back(l.table + " " + l.what);
+  }
+  json out = json::array();
+  for (const ProcessRow& p : processes) {
+    std::string id = p.worker_id();
+    auto it = held.find(id);
+    if (LivenessOf(p, now) != Liveness::kRunning && it == held.end()) continue;
+    json w = ProcessJson(p, now);
+    w["worker"] = id;
+    w["leases"] = it != held.end() ? it->second : json{{"objects", 0}, {"partitions", json::array()}};
+    out.push_back(std::move(w));
+  }
+  return out;
 }
 
 // --- one table ---
@@ -246,6 +272,26 @@ std::string Ago(const json& iso, int64_t now, const std::string& more = "") {
   return text + " (" + FormatDuration(std::max<int64_t>(0, now - *t)) + " ago" + more + ")";
 }
 
+// Shown when work is shared or claimed: several workers, or leases held.
+void PrintWorkers(const json& workers, int64_t now) {
+  bool leased = std::any_of(workers.begin(), workers.end(), [](const json& w) {
+    return Num(w["leases"]["objects"]) > 0 || !w["leases"]["partitions"].empty();
+  });
+  if (workers.size() < 2 && !leased) return;
+  for (const json& w : workers) {
+    const json& l = w["leases"];
+    std::string holds = std::to_string(Num(l["objects"])) + " object(s)";
+    if (!l["partitions"].empty()) {
+      holds += ", partition(s)";
+      for (const json& p : l["partitions"]) holds += " " + Str(p);
+    }
+    if (l.contains("until")) holds += " until " + l["until"].get<std::string>();
+    printf("worker      %s (%s, pid %lld on %s, seen %s): leases %s\n", Str(w["worker"]).c_str(),
+           w["state"].get<std::string>().c_str(), Num(w["pid"]), Str(w["host"]).c_str(),
+           Ago(w["last_seen"], now).c_str(), holds.c_str());
+  }
+}
+
 void PrintDaemon(const json& d, int64_t now) {
   std::string state = d["state"].get<std::string>();
   if (state == "never") {
@@ -265,6 +311,7 @@ void PrintDaemon(const json& d, int64_t now) {
   else if (d.contains("last_pass_started"))
     printf("last pass   started %s, not finished\n", Ago(d["last_pass_started"], now).c_str());
   if (Num(d["running"]) > 1) printf("            %lld processes are running\n", Num(d["running"]));
+  PrintWorkers(d["workers"], now);
 }
 
 void PrintCounts(const json& j) {
@@ -347,7 +394,9 @@ void PrintFailures(const json& j) {
 
 StatusOr<json> StatusReport(Ledger& ledger, const std::vector<TableRuntime>& tables, int64_t now_us) {
   LF_ASSIGN_OR_RETURN(auto processes, ledger.Processes());
+  LF_ASSIGN_OR_RETURN(auto leases, ledger.Leases(now_us));
   json daemon = DaemonJson(processes, now_us);
+  daemon["workers"] = WorkersJson(processes, leases, now_us);
   json out = json::array();
   for (const TableRuntime& t : tables) {
     LF_ASSIGN_OR_RETURN(json j, TableStatus(ledger, t, now_us));

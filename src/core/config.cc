@@ -245,6 +245,15 @@ Status SetLockTimeout(Setting& s, Target& t) {
   return Status::Ok();
 }
 
+Status SetLease(Setting& s, Target& t) {
+  auto d = ParseDuration(s.value);
+  if (!d.ok()) return Status::InvalidArgument(s.where + ": key 'lease': " + d.status().message());
+  // Renewed every quarter of it: shorter would spend the ledger on renewals.
+  if (*d < 4 * kMicrosPerSecond) return Bad(s, "must be at least 4s (got '" + s.value + "')");
+  t.cfg->lease_us = *d;
+  return Status::Ok();
+}
+
 Status SetName(Setting& s, Target& t) {
   const std::string& name = s.value;
   if (!LegalTableName(name))
@@ -534,6 +543,12 @@ const KeySpec kKeys[] = {
      SetAllowInsecureHttp},
     {"lock_timeout", Scope::kTop, "60s", "How long a command waits for the warehouse while another process holds it.",
      SetLockTimeout},
+    {"lease", Scope::kTop, "2m",
+     "How long a `logferry run` process's claim on an object it stages or a partition it loads lasts; it renews "
+     "its claims every quarter of this while it works. Several processes may share one ledger (docs/operations.md, "
+     "\"High availability\"): when one dies, the others take over its objects and partitions once its claims "
+     "lapse (at once on its own host, where its pid is seen gone).",
+     SetLease},
     {"metrics_listen", Scope::kTop, "",
      "Address (IP:PORT, like 127.0.0.1:9464) where `logferry run` serves Prometheus metrics at /metrics and health "
      "checks at /healthz and /readyz (docs/operations.md, \"Metrics and health\"). Empty: no endpoint. Read at "

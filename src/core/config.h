@@ -66,6 +66,10 @@ struct Config {
   std::string log_format;            // "text" or "json"
   bool allow_insecure_http = false;  // plain http to non-loopback SigV4 endpoints
   int64_t lock_timeout_us = 0;
+  // How long a worker's claim on an object or partition lasts unless renewed
+  // (several `run` processes on one ledger): how soon a dead one's work is
+  // taken over.
+  int64_t lease_us = 0;
   std::string metrics_listen;  // "HOST:PORT" of the daemon's /metrics, /healthz, /readyz; empty: off
   std::vector<TableConfig> tables;
 

@@ -78,6 +78,11 @@ void ProcessRecorder::PassEnded(const std::string& outcome) {
   WriteLocked();
 }
 
+std::string ProcessRecorder::worker_id() {
+  std::lock_guard lock(mu_);
+  return row_.worker_id();
+}
+
 void ProcessRecorder::WriteLocked() {
   Status s = ledger_->RecordProcess(row_);
   if (!s.ok()) log::Warn("recording this process in the ledger failed (status may call it gone): {}", s.ToString());

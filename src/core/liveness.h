@@ -49,6 +49,8 @@ class ProcessRecorder {
   void PassStarted();
   // outcome: "ok", or a short account of what failed.
   void PassEnded(const std::string& outcome);
+  // This process's name as a worker (ProcessRow::worker_id()).
+  std::string worker_id();
 
  private:
   void WriteLocked();  // REQUIRES: mu_ held

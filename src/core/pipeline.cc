@@ -1,5 +1,9 @@
 #include "core/pipeline.h"
 
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -10,6 +14,7 @@
 #include "common/logging.h"
 #include "common/strings.h"
 #include "common/time.h"
+#include "core/liveness.h"
 #include "core/requests.h"
 #include "core/stage.h"
 #include "discovery/listing_discovery.h"
@@ -88,6 +93,15 @@ class Heartbeat {
   std::thread thread_;    // last: starts once the rest is ready
 };
 
+// How long a claim lasts (`lease`); a hand-made Config (tests) gets the default.
+int64_t LeaseOf(const Config& config) {
+  return config.lease_us > 0 ? config.lease_us : 120 * kMicrosPerSecond;
+}
+
+// Objects are claimed a few per staging thread at a time, so that workers
+// sharing a ledger share a backlog instead of the first one taking it all.
+constexpr int64_t kClaimedPerThread = 8;
+
 }  // namespace
 
 std::shared_ptr<aws::CredentialsProvider> SharedAwsCredentials() {
@@ -137,7 +151,47 @@ WarehouseOptions WarehouseOptionsFor(const Config& config, const TableConfig& tc
   return wo;
 }
 
-Pipeline::Pipeline(const Config& config, Ledger* ledger, Env* env) : config_(config), ledger_(ledger), env_(env) {}
+Pipeline::Pipeline(const Config& config, Ledger* ledger, Env* env) : config_(config), ledger_(ledger), env_(env) {
+  ProcessRow self;
+  self.host = ThisHost();
+  self.pid = getpid();
+  self.started_us = env_->NowMicros();
+  worker_ = self.worker_id();
+}
+
+// The partitions one load step claimed, released when it ends (a release
+// that fails leaves the lease to lapse).
+class Pipeline::PartitionLeases {
+ public:
+  PartitionLeases(Pipeline& pipeline, std::string table) : p_(pipeline), table_(std::move(table)) {}
+  // A destructor must not throw: a release that cannot be made lapses.
+  ~PartitionLeases() {
+    try {
+      for (int64_t partition_us : held_) {
+        Status s = p_.ledger_->ReleasePartition(table_, partition_us, p_.worker_);
+        if (!s.ok())
+          log::Warn("releasing {} {} failed (its lease lapses): {}", table_, FormatHour(partition_us), s.ToString());
+      }
+    } catch (...) {
+    }
+  }
+  PartitionLeases(const PartitionLeases&) = delete;
+  PartitionLeases& operator=(const PartitionLeases&) = delete;
+
+  // False when another worker holds the partition, or it needs no load any more.
+  StatusOr<bool> Claim(int64_t partition_us) {
+    int64_t now = p_.env_->NowMicros();
+    LF_ASSIGN_OR_RETURN(bool mine,
+                        p_.ledger_->ClaimPartition(table_, partition_us, p_.worker_, now, now + LeaseOf(p_.config_)));
+    if (mine) held_.push_back(partition_us);
+    return mine;
+  }
+
+ private:
+  Pipeline& p_;
+  std::string table_;
+  std::vector<int64_t> held_;
+};
 
 std::string Pipeline::PartKey(const std::string& table, int64_t hour_us, const std::string& version_id) {
   std::string iso = FormatIso8601(hour_us);
@@ -279,9 +333,28 @@ Status Pipeline::StageAndExtend(TableRuntime& t, const std::atomic<bool>& stop, 
 }
 
 Status Pipeline::Stage(TableRuntime& t, const std::atomic<bool>& stop, PassStats* stats) {
+  Heartbeat keeper(env_, LeaseOf(config_) / 4, [this] { RenewLeases(); });
+  Status s;
+  std::set<int64_t> tried;  // each object once per step, as before batches: a failure waits for its backoff
+  while (!stop.load()) {
+    auto staged = StageBatch(t, stop, stats, &tried);
+    s = staged.status();
+    if (!s.ok() || *staged == 0) break;
+  }
+  // Claims not worked on (a stop, a failed commit) go back at once.
+  Status released = ledger_->ReleaseLeases(worker_);
+  if (!released.ok()) log::Warn("releasing this worker's leases failed (they lapse): {}", released.ToString());
+  return s;
+}
+
+StatusOr<size_t> Pipeline::StageBatch(TableRuntime& t, const std::atomic<bool>& stop, PassStats* stats,
+                                      std::set<int64_t>* tried) {
   StageRun run;
-  LF_ASSIGN_OR_RETURN(run.due, ledger_->DueObjects(t.config->name, env_->NowMicros()));
-  if (run.due.empty()) return Status::Ok();
+  int64_t now = env_->NowMicros();
+  LF_ASSIGN_OR_RETURN(run.due, ledger_->ClaimObjects(t.config->name, worker_, now, now + LeaseOf(config_),
+                                                     kClaimedPerThread * std::max(1, config_.workers)));
+  std::erase_if(run.due, [&](const ObjectRow& o) { return !tried->insert(o.id).second; });
+  if (run.due.empty()) return 0;
   run.started_us = env_->MonotonicMicros();
   std::vector<ObjectVersion> versions;
   for (const ObjectRow& obj : run.due) versions.emplace_back(obj.key, obj.etag);
@@ -294,7 +367,32 @@ Status Pipeline::Stage(TableRuntime& t, const std::atomic<bool>& stop, PassStats
   stats->bad_records += run.bad;
   stats->bytes_read += run.bytes;
   stats->stage_seconds += static_cast<double>(env_->MonotonicMicros() - run.started_us) / kMicrosPerSecond;
-  return run.fatal;
+  if (!run.fatal.ok()) return run.fatal;
+  return run.due.size();
+}
+
+void Pipeline::RenewLeases() {
+  Status s = ledger_->RenewLeases(worker_, env_->NowMicros() + LeaseOf(config_));
+  if (!s.ok()) log::Warn("renewing this worker's leases failed (retried): {}", s.ToString());
+}
+
+void Pipeline::FreeLeasesOfGoneLocalWorkers() {
+  auto leases = ledger_->Leases(env_->NowMicros());
+  if (!leases.ok() || leases->empty()) return;  // nothing to free, or the leases lapse
+  auto processes = ledger_->Processes();
+  if (!processes.ok()) return;
+  std::set<std::string> holders;
+  for (const LeaseRow& l : *leases) holders.insert(l.worker);
+  const std::string host = ThisHost();
+  for (const ProcessRow& p : *processes) {
+    std::string id = p.worker_id();
+    if (p.host != host || id == worker_ || !holders.count(id)) continue;
+    bool gone = p.stopped_us || (kill(static_cast<pid_t>(p.pid), 0) != 0 && errno == ESRCH);
+    if (!gone) continue;
+    log::Info("freeing the leases of worker {}: its process is gone", id);
+    Status s = ledger_->ReleaseLeases(id);
+    if (!s.ok()) log::Warn("freeing the leases of {} failed (they lapse): {}", id, s.ToString());
+  }
 }
 
 void Pipeline::RunStageWorkers(TableRuntime& t, StageRun& run, const std::atomic<bool>& stop) {
@@ -507,6 +605,7 @@ Status Pipeline::Load(TableRuntime& t, const std::atomic<bool>& stop, PassStats*
                                                       *cfg.fresh_interval_us, env_->NowMicros()));
   }
   if (due.empty() && open.empty()) return Status::Ok();
+  Heartbeat keeper(env_, LeaseOf(config_) / 4, [this] { RenewLeases(); });
   // Holding the warehouse open across snapshot → replace → record makes the
   // three one unit with respect to other processes loading the same table.
   LF_ASSIGN_OR_RETURN(auto wh, OpenWarehouseForLoad(t, due, stats));
@@ -540,6 +639,9 @@ Status Pipeline::LoadDue(TableRuntime& t, Warehouse& wh, LoadJobLog& jobs, const
 Status Pipeline::SettleAppends(TableRuntime& t, Warehouse& wh, const std::vector<PartitionRow>& due, PassStats* stats) {
   if (!wh.CanAppend()) return Status::Ok();
   for (const PartitionRow& p : due) {
+    PartitionLeases lease(*this, t.config->name);
+    LF_ASSIGN_OR_RETURN(bool mine, lease.Claim(p.partition_us));
+    if (!mine) continue;  // another worker settles it
     LF_ASSIGN_OR_RETURN(AppendPlan plan,
                         ledger_->BeginAppend(t.config->name, p.partition_us, env_->NowMicros(), /*resume_only=*/true));
     if (plan.kind == AppendPlan::Kind::kAppend) LF_RETURN_IF_ERROR(RunAppend(t, wh, plan, stats));
@@ -559,6 +661,9 @@ Status Pipeline::AppendOpen(TableRuntime& t, Warehouse& wh, LoadJobLog& jobs, co
     LF_ASSIGN_OR_RETURN(std::optional<int64_t> spacing, wh.AppendSpacing(jobs, now));
     if (!spacing) break;  // no budget for appends now: the partitions load when due
     if (p.last_append_us && *p.last_append_us + *spacing > now) continue;
+    PartitionLeases lease(*this, cfg.name);
+    LF_ASSIGN_OR_RETURN(bool mine, lease.Claim(p.partition_us));
+    if (!mine) continue;  // another worker appends to it
     LF_ASSIGN_OR_RETURN(AppendPlan plan, ledger_->BeginAppend(cfg.name, p.partition_us, now, false));
     if (plan.kind == AppendPlan::Kind::kReplace) {
       LF_RETURN_IF_ERROR(LoadJob(t, wh, jobs, {p}, 1, stats).status());
@@ -634,11 +739,15 @@ StatusOr<bool> Pipeline::LoadJob(TableRuntime& t, Warehouse& wh, LoadJobLog& job
   int64_t now = env_->NowMicros();
   std::vector<LoadPlan> plans;
   std::vector<int> attempts;
+  PartitionLeases leases(*this, cfg.name);
   for (const PartitionRow& p : batch) {
+    LF_ASSIGN_OR_RETURN(bool mine, leases.Claim(p.partition_us));
+    if (!mine) continue;  // another worker loads it, or has loaded it since `due` was read
     LF_ASSIGN_OR_RETURN(LoadPlan plan, ledger_->BeginLoad(cfg.name, p.partition_us, now));
     plans.push_back(std::move(plan));
     attempts.push_back(p.attempts);
   }
+  if (plans.empty()) return true;
   LF_ASSIGN_OR_RETURN(bool held, HeldBack(wh, jobs, cfg.name, JobIdOf(plans), waiting, now));
   if (held) return false;
   size_t planned = plans.size();
@@ -747,10 +856,16 @@ Status Pipeline::CollectGarbage(TableRuntime& t) {
 Status Pipeline::SweepStaging(TableRuntime& t) {
   const std::string prefix = t.config->name + "/";
   LF_RETURN_IF_ERROR(t.staging->RemoveStaleTemporaries(prefix, kMicrosPerHour));
-  LF_ASSIGN_OR_RETURN(auto known, ledger_->PartKeys(t.config->name));
   LF_ASSIGN_OR_RETURN(auto files, t.staging->ListAll(prefix));
+  // Read after the listing, leases before parts: a listed file was written
+  // under a lease taken first, which is either still live or was released
+  // by the commit that recorded the part.
+  LF_ASSIGN_OR_RETURN(auto leased, ledger_->LeasedVersions(t.config->name, env_->NowMicros()));
+  LF_ASSIGN_OR_RETURN(auto known, ledger_->PartKeys(t.config->name));
   for (const ObjectInfo& f : files) {
     if (known.count(f.key)) continue;
+    std::string name = f.key.substr(f.key.rfind('/') + 1);
+    if (leased.count(name.substr(0, name.find('.')))) continue;  // being staged by a worker
     log::Info("removing stray staged file {} (left by an interrupted run)", t.staging->UriOf(f.key));
     LF_RETURN_IF_ERROR(t.staging->Delete(f.key));
   }
@@ -775,6 +890,7 @@ void PassStats::Add(const PassStats& o) {
 }
 
 StatusOr<PassStats> Pipeline::RunOnce(const std::atomic<bool>& stop) {
+  FreeLeasesOfGoneLocalWorkers();
   PassStats stats;
   Status first_error;
   for (TableRuntime& t : tables_) {

@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -108,8 +109,8 @@ class Pipeline {
   Status CollectGarbage(TableRuntime& t);
   // Deletes staging files under the table's prefix that no ledger part names:
   // parts of a staging run killed before its commit whose object version was
-  // then replaced. Only safe while nothing is being staged (run.lock held,
-  // between passes' stage steps).
+  // then replaced. A file of an object version under a live lease is kept:
+  // another worker may be writing it, its commit still to come.
   Status SweepStaging(TableRuntime& t);
 
   TableRuntime* table(const std::string& name);
@@ -124,11 +125,16 @@ class Pipeline {
   }
   // A single pass (run --once) long-polls briefly; the daemon waits longer.
   void set_single_pass(bool single) { single_pass_ = single; }
+  // The name this process's leases carry (ProcessRow::worker_id() of its
+  // `run` row); by default one made up at construction (reload, tests).
+  void set_worker(std::string id) { worker_ = std::move(id); }
+  const std::string& worker() const { return worker_; }
 
   static std::string PartKey(const std::string& table, int64_t hour_us, const std::string& version_id);
 
  private:
   struct StageRun;
+  class PartitionLeases;
 
   const Config& config_;
   Ledger* ledger_;
@@ -136,10 +142,20 @@ class Pipeline {
   std::vector<TableRuntime> tables_;
   std::function<void(const std::string&)> progress_;
   bool single_pass_ = false;
+  std::string worker_;
   std::function<void(const TableRuntime&, const PassStats&)> table_observer_;
 
   // One table's steps of a pass; the first error, after running the others.
   Status RunTable(TableRuntime& t, const std::atomic<bool>& stop, PassStats* stats);
+
+  // Stages one claimed batch of objects not tried yet in this step (added
+  // to *tried); how many it took.
+  StatusOr<size_t> StageBatch(TableRuntime& t, const std::atomic<bool>& stop, PassStats* stats,
+                              std::set<int64_t>* tried);
+  // Leases of workers on this host whose process is gone (killed, or it
+  // stopped holding some) are freed at once instead of lapsing.
+  void FreeLeasesOfGoneLocalWorkers();
+  void RenewLeases();  // every lease this worker holds, by `lease` from now
 
   // Load's steps (pipeline.cc).
   Status LoadDue(TableRuntime& t, Warehouse& wh, LoadJobLog& jobs, const std::vector<PartitionRow>& due,

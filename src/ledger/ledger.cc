@@ -174,6 +174,17 @@ CREATE TABLE IF NOT EXISTS ignored_keys(
 ALTER TABLE objects ADD COLUMN skip_reason TEXT;
 ALTER TABLE objects ADD COLUMN skipped_us INTEGER;
 )sql",
+    // 10: several workers on one ledger (issue 13): leases on the objects a
+    // worker stages and the partitions it loads (holder and expiry), and the
+    // worker that ran each load.
+    R"sql(
+ALTER TABLE objects ADD COLUMN lease_worker TEXT;
+ALTER TABLE objects ADD COLUMN lease_until INTEGER;
+CREATE INDEX objects_by_lease ON objects(lease_worker);
+ALTER TABLE partitions ADD COLUMN lease_worker TEXT;
+ALTER TABLE partitions ADD COLUMN lease_until INTEGER;
+ALTER TABLE loads ADD COLUMN worker TEXT;
+)sql",
 };
 
 }  // namespace
@@ -241,6 +252,15 @@ class SqliteLedger final : public Ledger {
   StatusOr<int64_t> SchemaVersion(const std::string& table) override;
   StatusOr<TableCounts> Counts(const std::string& table, int64_t now_us) override;
   StatusOr<std::vector<BadRecordRow>> BadRecords(const std::string& table, int64_t since_us, int64_t limit) override;
+  StatusOr<std::vector<ObjectRow>> ClaimObjects(const std::string& table, const std::string& worker, int64_t now_us,
+                                                int64_t until_us, int64_t limit) override;
+  StatusOr<bool> ClaimPartition(const std::string& table, int64_t partition_us, const std::string& worker,
+                                int64_t now_us, int64_t until_us) override;
+  Status ReleasePartition(const std::string& table, int64_t partition_us, const std::string& worker) override;
+  Status RenewLeases(const std::string& worker, int64_t until_us) override;
+  Status ReleaseLeases(const std::string& worker) override;
+  StatusOr<std::set<std::string>> LeasedVersions(const std::string& table, int64_t now_us) override;
+  StatusOr<std::vector<LeaseRow>> Leases(int64_t now_us) override;
 
  private:
   std::mutex mu_;
@@ -590,10 +610,12 @@ Status SqliteLedger::RecordProcess(const ProcessRow& p) {
   s.Bind(1, p.host).Bind(2, p.pid).Bind(3, p.started_us).Bind(4, p.mode).Bind(5, p.last_pass_started_us);
   s.Bind(6, p.last_pass_ended_us).Bind(7, p.last_outcome).Bind(8, p.heartbeat_us).Bind(9, p.stopped_us);
   LF_RETURN_IF_ERROR(s.Run());
+  // Only rows quiet for a while go: with several workers, every live one
+  // stays listed whatever their number.
   Statement prune(db_,
-                  "DELETE FROM processes WHERE rowid NOT IN "
+                  "DELETE FROM processes WHERE heartbeat_us<? AND rowid NOT IN "
                   "(SELECT rowid FROM processes ORDER BY heartbeat_us DESC LIMIT ?)");
-  LF_RETURN_IF_ERROR(prune.Bind(1, kKeptProcesses).Run());
+  LF_RETURN_IF_ERROR(prune.Bind(1, p.heartbeat_us - kProcessForgetAfterUs).Bind(2, kKeptProcesses).Run());
   return txn.Commit();
 }
 
@@ -740,7 +762,7 @@ Status MarkObjectStaged(sqlite3* db, const StagedObject& st, int64_t now_us) {
       db,
       "UPDATE objects SET state='staged', staged_us=?, lines_read=?, rows_staged=?, bad_records=?, warnings=?, "
       "last_warning=?, last_error=NULL, next_attempt_us=NULL, attempts=attempts+1, bad_records_kept=?, "
-      "skip_reason=NULL, skipped_us=NULL WHERE id=?");
+      "skip_reason=NULL, skipped_us=NULL, lease_worker=NULL, lease_until=NULL WHERE id=?");
   upd.Bind(1, now_us).Bind(2, st.lines_read).Bind(3, st.rows_staged).Bind(4, st.bad_total);
   upd.Bind(5, st.warnings).Bind(6, st.warning).Bind(7, static_cast<int64_t>(st.bad_records.size()));
   upd.Bind(8, st.object_id);
@@ -799,8 +821,8 @@ Status SqliteLedger::CommitStaged(const StagedObject& st, int64_t now_us) {
 Status SqliteLedger::MarkFailed(int64_t object_id, const std::string& error, int64_t next_attempt_us) {
   std::lock_guard lock(mu_);
   Statement s(db_,
-              "UPDATE objects SET state='failed', attempts=attempts+1, last_error=?, next_attempt_us=? "
-              "WHERE id=? AND state IN ('pending', 'failed')");
+              "UPDATE objects SET state='failed', attempts=attempts+1, last_error=?, next_attempt_us=?, "
+              "lease_worker=NULL, lease_until=NULL WHERE id=? AND state IN ('pending', 'failed')");
   return s.Bind(1, error).Bind(2, next_attempt_us).Bind(3, object_id).Run();
 }
 
@@ -965,6 +987,18 @@ StatusOr<std::vector<PartitionRow>> SqliteLedger::Partitions(const std::string& 
   return s.Collect<PartitionRow>([](const Statement& r) { return ReadPartition(r); });
 }
 
+namespace {
+
+// A load resumed by another worker (its first one died) is that worker's now.
+Status SignResumedLoad(sqlite3* db, const LoadPlan& plan) {
+  Statement s(db,
+              "UPDATE loads SET worker=(SELECT lease_worker FROM partitions WHERE table_name=?1 AND partition_us=?2) "
+              "WHERE load_id=?3 AND outcome IS NULL");
+  return s.Bind(1, plan.table).Bind(2, plan.partition_us).Bind(3, plan.load_id).Run();
+}
+
+}  // namespace
+
 StatusOr<LoadPlan> SqliteLedger::BeginLoad(const std::string& table, int64_t partition_us, int64_t now_us) {
   std::lock_guard lock(mu_);
   LF_TXN(txn);
@@ -1008,8 +1042,9 @@ StatusOr<LoadPlan> SqliteLedger::BeginLoad(const std::string& table, int64_t par
   plan.load_id = "logferry_" + table + "_" + FormatCompactHour(partition_us) + "_g" + std::to_string(plan.generation);
   if (!resume) {
     Statement ins(db_,
-                  "INSERT INTO loads(table_name, partition_us, generation, load_id, started_us, revision) "
-                  "VALUES(?, ?, ?, ?, ?, ?)");
+                  "INSERT INTO loads(table_name, partition_us, generation, load_id, started_us, revision, worker) "
+                  "VALUES(?1, ?2, ?3, ?4, ?5, ?6, (SELECT lease_worker FROM partitions WHERE table_name=?1 AND "
+                  "partition_us=?2))");
     LF_RETURN_IF_ERROR(ins.Bind(1, table)
                            .Bind(2, partition_us)
                            .Bind(3, plan.generation)
@@ -1017,6 +1052,8 @@ StatusOr<LoadPlan> SqliteLedger::BeginLoad(const std::string& table, int64_t par
                            .Bind(5, now_us)
                            .Bind(6, plan.revision)
                            .Run());
+  } else {
+    LF_RETURN_IF_ERROR(SignResumedLoad(db_, plan));
   }
   LF_RETURN_IF_ERROR(txn.Commit());
   return plan;
@@ -1139,8 +1176,9 @@ Status PlanNewAppend(sqlite3* db, AppendPlan* plan, int64_t now_us) {
   plan->load_id = "logferry_" + plan->table + "_" + FormatCompactHour(plan->partition_us) + "_g" +
                   std::to_string(plan->generation) + "_append";
   Statement ins(db,
-                "INSERT INTO loads(table_name, partition_us, generation, load_id, started_us, revision, kind) "
-                "VALUES(?, ?, ?, ?, ?, ?, 'append')");
+                "INSERT INTO loads(table_name, partition_us, generation, load_id, started_us, revision, kind, worker) "
+                "VALUES(?1, ?2, ?3, ?4, ?5, ?6, 'append', (SELECT lease_worker FROM partitions WHERE table_name=?1 "
+                "AND partition_us=?2))");
   ins.Bind(1, plan->table).Bind(2, plan->partition_us).Bind(3, plan->generation).Bind(4, plan->load_id);
   LF_RETURN_IF_ERROR(ins.Bind(5, now_us).Bind(6, revision).Run());
   for (const PartRow& part : plan->parts) {
@@ -1512,6 +1550,90 @@ StatusOr<std::vector<BadRecordRow>> SqliteLedger::BadRecords(const std::string& 
     b.record.excerpt = r.Text(6);
     b.created_us = r.Int(7);
     return b;
+  });
+}
+
+// --- leases ---
+// SQLite serializes writers, so a claim is one UPDATE over a sub-select. On
+// PostgreSQL the same statement takes the rows with `... ORDER BY key LIMIT n
+// FOR UPDATE SKIP LOCKED` in the sub-select, so concurrent claims pass each
+// other instead of waiting or colliding.
+
+StatusOr<std::vector<ObjectRow>> SqliteLedger::ClaimObjects(const std::string& table, const std::string& worker,
+                                                            int64_t now_us, int64_t until_us, int64_t limit) {
+  std::lock_guard lock(mu_);
+  Statement s(db_, std::string("UPDATE objects SET lease_worker=?1, lease_until=?2 WHERE id IN (SELECT id FROM objects "
+                               "WHERE table_name=?3 AND (state='pending' OR (state='failed' AND (next_attempt_us IS "
+                               "NULL OR next_attempt_us<=?4))) AND (lease_until IS NULL OR lease_until<=?4 OR "
+                               "lease_worker=?1) ORDER BY key LIMIT ?5) RETURNING ") +
+                       kObjectColumns);
+  s.Bind(1, worker).Bind(2, until_us).Bind(3, table).Bind(4, now_us).Bind(5, limit);
+  LF_ASSIGN_OR_RETURN(std::vector<ObjectRow> rows, s.Collect<ObjectRow>(ReadObject));
+  std::sort(rows.begin(), rows.end(), [](const ObjectRow& a, const ObjectRow& b) { return a.key < b.key; });
+  return rows;
+}
+
+StatusOr<bool> SqliteLedger::ClaimPartition(const std::string& table, int64_t partition_us, const std::string& worker,
+                                            int64_t now_us, int64_t until_us) {
+  std::lock_guard lock(mu_);
+  Statement s(db_,
+              "UPDATE partitions SET lease_worker=?1, lease_until=?2 WHERE table_name=?3 AND partition_us=?4 AND "
+              "(revision>loaded_revision OR requested<>0) AND (next_attempt_us IS NULL OR next_attempt_us<=?5) AND "
+              "(lease_until IS NULL OR lease_until<=?5 OR lease_worker=?1)");
+  LF_RETURN_IF_ERROR(s.Bind(1, worker).Bind(2, until_us).Bind(3, table).Bind(4, partition_us).Bind(5, now_us).Run());
+  return sqlite3_changes(db_) > 0;
+}
+
+Status SqliteLedger::ReleasePartition(const std::string& table, int64_t partition_us, const std::string& worker) {
+  std::lock_guard lock(mu_);
+  Statement s(db_,
+              "UPDATE partitions SET lease_worker=NULL, lease_until=NULL WHERE table_name=? AND partition_us=? AND "
+              "lease_worker=?");
+  return s.Bind(1, table).Bind(2, partition_us).Bind(3, worker).Run();
+}
+
+Status SqliteLedger::RenewLeases(const std::string& worker, int64_t until_us) {
+  std::lock_guard lock(mu_);
+  LF_TXN(txn);
+  for (const char* sql : {"UPDATE objects SET lease_until=? WHERE lease_worker=?",
+                          "UPDATE partitions SET lease_until=? WHERE lease_worker=?"}) {
+    Statement s(db_, sql);
+    LF_RETURN_IF_ERROR(s.Bind(1, until_us).Bind(2, worker).Run());
+  }
+  return txn.Commit();
+}
+
+Status SqliteLedger::ReleaseLeases(const std::string& worker) {
+  std::lock_guard lock(mu_);
+  LF_TXN(txn);
+  for (const char* sql : {"UPDATE objects SET lease_worker=NULL, lease_until=NULL WHERE lease_worker=?",
+                          "UPDATE partitions SET lease_worker=NULL, lease_until=NULL WHERE lease_worker=?"}) {
+    Statement s(db_, sql);
+    LF_RETURN_IF_ERROR(s.Bind(1, worker).Run());
+  }
+  return txn.Commit();
+}
+
+StatusOr<std::set<std::string>> SqliteLedger::LeasedVersions(const std::string& table, int64_t now_us) {
+  std::lock_guard lock(mu_);
+  Statement s(db_, "SELECT version_id FROM objects WHERE lease_worker IS NOT NULL AND table_name=? AND lease_until>?");
+  s.Bind(1, table).Bind(2, now_us);
+  LF_ASSIGN_OR_RETURN(std::vector<std::string> ids,
+                      s.Collect<std::string>([](const Statement& r) { return r.Text(0); }));
+  return std::set<std::string>(ids.begin(), ids.end());
+}
+
+StatusOr<std::vector<LeaseRow>> SqliteLedger::Leases(int64_t now_us) {
+  std::lock_guard lock(mu_);
+  Statement s(db_,
+              "SELECT lease_worker, table_name, 'object', key, lease_until FROM objects WHERE lease_worker IS NOT "
+              "NULL AND lease_until>?1 UNION ALL SELECT lease_worker, table_name, 'partition', partition_us, "
+              "lease_until FROM partitions WHERE lease_worker IS NOT NULL AND lease_until>?1 ORDER BY 1, 2, 3, 4");
+  s.Bind(1, now_us);
+  return s.Collect<LeaseRow>([](const Statement& r) {
+    LeaseRow l{r.Text(0), r.Text(1), r.Text(2), r.Text(3), r.Int(4)};
+    if (l.kind == "partition") l.what = FormatIso8601(r.Int(3));
+    return l;
   });
 }
 

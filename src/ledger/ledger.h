@@ -212,6 +212,21 @@ struct ProcessRow {
   std::string last_outcome;           // "" before the first pass ends; "ok", or what failed
   int64_t heartbeat_us = 0;           // the last time the process showed it was alive
   std::optional<int64_t> stopped_us;  // set when it exited normally
+
+  // The stable name of this process as a worker: it holds leases and signs
+  // the loads it runs ("host:pid:started_us").
+  std::string worker_id() const { return host + ":" + std::to_string(pid) + ":" + std::to_string(started_us); }
+};
+
+// A lease a worker holds on an object it stages or a partition it loads
+// (several `run` processes on one ledger); it lapses at until_us unless
+// renewed, so a dead worker's work is taken over.
+struct LeaseRow {
+  std::string worker;  // ProcessRow::worker_id()
+  std::string table;
+  std::string kind;  // "object" | "partition"
+  std::string what;  // the object's key, or the partition's start (ISO 8601)
+  int64_t until_us = 0;
 };
 
 // The ledger's contract, whatever keeps it (SQLite today: Open). Methods are
@@ -356,10 +371,12 @@ class Ledger {
 
   // --- processes ---
   // Inserts or updates the row of p's (host, pid, started_us). Rows of
-  // processes that stopped or went silent long ago are dropped, keeping the
-  // newest kKeptProcesses.
+  // processes not heard from for kProcessForgetAfterUs are dropped, keeping
+  // the newest kKeptProcesses; rows of processes heard from since are kept,
+  // however many workers share the ledger.
   virtual Status RecordProcess(const ProcessRow& p) = 0;
   static constexpr int64_t kKeptProcesses = 20;
+  static constexpr int64_t kProcessForgetAfterUs = 3600LL * 1000 * 1000;
   // Every recorded process, the most recently alive first.
   virtual StatusOr<std::vector<ProcessRow>> Processes() = 0;
 
@@ -367,6 +384,37 @@ class Ledger {
   virtual StatusOr<TableCounts> Counts(const std::string& table, int64_t now_us) = 0;
   // Bad records of one table ("" for all) created at or after since_us, at most limit.
   virtual StatusOr<std::vector<BadRecordRow>> BadRecords(const std::string& table, int64_t since_us, int64_t limit) = 0;
+
+  // --- leases (several workers on one ledger) ---
+  // A worker stages an object or loads a partition only under its lease.
+  // Leases lapse at their until_us unless renewed (RenewLeases), so the work
+  // of a worker that died is taken over; staging a version twice stays
+  // harmless (its parts keep their names), leases only keep workers from
+  // doing the same work at once. CommitStaged and MarkFailed release the
+  // object's lease; BeginLoad and BeginAppend record the partition's holder
+  // in the load they start.
+  //
+  // Claims up to `limit` objects due now (as DueObjects) whose lease is free,
+  // lapsed or the worker's own, leased to the worker until until_us; by key.
+  // An object another live lease holds is never returned.
+  virtual StatusOr<std::vector<ObjectRow>> ClaimObjects(const std::string& table, const std::string& worker,
+                                                        int64_t now_us, int64_t until_us, int64_t limit) = 0;
+  // Claims a partition that still needs loading (new parts or a request, not
+  // backing off) unless another worker's lease on it is live. True when the
+  // worker holds it now.
+  virtual StatusOr<bool> ClaimPartition(const std::string& table, int64_t partition_us, const std::string& worker,
+                                        int64_t now_us, int64_t until_us) = 0;
+  virtual Status ReleasePartition(const std::string& table, int64_t partition_us, const std::string& worker) = 0;
+  // Extends every lease the worker holds to until_us.
+  virtual Status RenewLeases(const std::string& worker, int64_t until_us) = 0;
+  // Frees every lease the worker holds (its claims it will not work on, or a
+  // worker known dead).
+  virtual Status ReleaseLeases(const std::string& worker) = 0;
+  // Version ids of the table's objects under a live lease: their parts may
+  // be written and not yet committed.
+  virtual StatusOr<std::set<std::string>> LeasedVersions(const std::string& table, int64_t now_us) = 0;
+  // Every live lease, by worker.
+  virtual StatusOr<std::vector<LeaseRow>> Leases(int64_t now_us) = 0;
 };
 
 }  // namespace logferry

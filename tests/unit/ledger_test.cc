@@ -638,6 +638,9 @@ TEST_F(LedgerTest, MigrationRestoresTheTrueBadRecordCount) {
                    "ALTER TABLE objects DROP COLUMN bad_records_kept; ALTER TABLE parts DROP COLUMN columns; "
                    "UPDATE objects SET bad_records=10000; "
                    "ALTER TABLE objects DROP COLUMN skip_reason; ALTER TABLE objects DROP COLUMN skipped_us; "
+                   "DROP INDEX objects_by_lease; ALTER TABLE objects DROP COLUMN lease_worker; "
+                   "ALTER TABLE objects DROP COLUMN lease_until; ALTER TABLE partitions DROP COLUMN lease_worker; "
+                   "ALTER TABLE partitions DROP COLUMN lease_until; ALTER TABLE loads DROP COLUMN worker; "
                    "UPDATE meta SET value='4' WHERE key='schema_version'",
                    nullptr, nullptr, nullptr),
       SQLITE_OK)
@@ -779,6 +782,9 @@ TEST_F(LedgerTest, MigrationCountsEarlierLoadsAsOneJobEach) {
                    "DROP TABLE load_jobs; ALTER TABLE loads DROP COLUMN job_id; "
                    "ALTER TABLE objects DROP COLUMN bad_records_kept; ALTER TABLE parts DROP COLUMN columns; "
                    "ALTER TABLE objects DROP COLUMN skip_reason; ALTER TABLE objects DROP COLUMN skipped_us; "
+                   "DROP INDEX objects_by_lease; ALTER TABLE objects DROP COLUMN lease_worker; "
+                   "ALTER TABLE objects DROP COLUMN lease_until; ALTER TABLE partitions DROP COLUMN lease_worker; "
+                   "ALTER TABLE partitions DROP COLUMN lease_until; ALTER TABLE loads DROP COLUMN worker; "
                    "UPDATE meta SET value='3' WHERE key='schema_version'",
                    nullptr, nullptr, nullptr),
       SQLITE_OK)
@@ -862,8 +868,8 @@ TEST_F(LedgerTest, OnlyTheNewestProcessesAreKept) {
     p.pid = 1000 + i;
     p.started_us = h0_ + i;
     p.mode = "once";
-    p.heartbeat_us = h0_ + i;
-    p.stopped_us = h0_ + i;
+    p.heartbeat_us = h0_ + i * kHour;  // each quiet for long before the next
+    p.stopped_us = h0_ + i * kHour;
     ASSERT_TRUE(ledger_->RecordProcess(p).ok());
   }
   auto all = ledger_->Processes();
