@@ -34,7 +34,7 @@ std::string RedactConninfo(std::string_view conninfo) {
   std::string s(conninfo);
   if (IsPostgresUri(s)) s = RedactUserInfo(std::move(s));
   // password=... as a URI parameter or a conninfo keyword (quoted or not).
-  static const std::regex kPassword(R"((password\s*=\s*)('(\\.|[^'\\])*'|[^&\s]*)&?)", std::regex::icase);
+  static const std::regex kPassword(R"((password\s*=\s*)('(\\.|[^'\\])*'|[^&\s]*)[&\s]*)", std::regex::icase);
   s = std::regex_replace(s, kPassword, "");
   while (!s.empty() && (s.back() == '?' || s.back() == '&' || s.back() == ' ')) s.pop_back();
   return s;
