@@ -78,6 +78,8 @@ std::vector<Command> AddLedgerCommands(CLI::App& app) {
   static Args args;
   CLI::App* ledger = app.add_subcommand("ledger", "Commands on the ledger itself (migrate)");
   ledger->require_subcommand(1);
+  // Before or after `migrate`: logferry ledger -c CONFIG migrate ... works too.
+  ledger->add_option("-c,--config", args.config_path, "Config file (TOML)");
   CLI::App* m = ledger->add_subcommand(
       "migrate", "Copy the SQLite ledger of state_dir into a new PostgreSQL ledger (it stays unchanged)");
   m->add_option("-c,--config", args.config_path, "Config file (TOML)")->capture_default_str();

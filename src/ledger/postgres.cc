@@ -110,9 +110,17 @@ StatusCode ConnectFailureCode(const std::string& m) {
   return StatusCode::kUnavailable;
 }
 
-std::string Trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
+// libpq's messages span lines ("...failed: Connection refused\n\tIs the
+// server running..."): one line for the log.
+std::string OneLine(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    bool space = c == '\n' || c == '\t' || c == ' ';
+    if (space && (out.empty() || out.back() == ' ')) continue;
+    out.push_back(space ? ' ' : c);
+  }
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  return out;
 }
 
 void DiscardNotice(void*, const char*) {}
@@ -168,7 +176,7 @@ std::string PgConnection::Scrub(std::string m) const {
   m = RedactConninfo(m);
   if (password_.size() >= 3)
     for (size_t at; (at = m.find(password_)) != std::string::npos;) m.replace(at, password_.size(), "***");
-  return Trim(std::move(m));
+  return OneLine(m);
 }
 
 Status PgConnection::Connect() {
@@ -212,9 +220,9 @@ Status PgConnection::ResultStatus(PGresult* res, std::string_view what) {
   ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
   if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return Status::Ok();
   const char* state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
-  std::string m = Scrub(res ? PQresultErrorMessage(res) : PQerrorMessage(conn_));
-  if (m.empty()) m = Scrub(PQerrorMessage(conn_));
-  m = m.substr(0, m.find('\n'));  // not the LINE/caret context that follows
+  std::string m = res ? PQresultErrorMessage(res) : "";
+  if (m.empty()) m = PQerrorMessage(conn_);
+  m = Scrub(m.substr(0, m.find('\n')));  // not the LINE/caret context that follows
   StatusCode code = state ? CodeOf(state) : StatusCode::kInternal;
   if (PQstatus(conn_) != CONNECTION_OK) {
     // Lost (the server stopped or the network broke): connect again next time.

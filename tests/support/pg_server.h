@@ -48,8 +48,22 @@ class PgServer {
   }
   // Runs SQL as the superuser; whether it succeeded.
   bool Psql(const std::string& sql, const std::string& database = "postgres") const {
-    return Run("psql -X -q -h 127.0.0.1 -p " + std::to_string(port_) + " -U postgres -d " + database + " -c \"" +
-               sql + "\" >/dev/null 2>&1");
+    return Run(PsqlCommand(database) + " -c \"" + sql + "\" >/dev/null 2>&1");
+  }
+  // The first value a query returns ("" on failure).
+  std::string Query(const std::string& sql, const std::string& database) const {
+    std::string out;
+    FILE* f = popen(PsqlCommand(database).append(" -At -c \"" + sql + "\" 2>/dev/null").c_str(), "r");
+    if (!f) return out;
+    char buf[256];
+    while (fgets(buf, sizeof buf, f)) out += buf;
+    pclose(f);
+    while (!out.empty() && out.back() == '\n') out.pop_back();
+    return out;
+  }
+  // psql on a database, for popen.
+  std::string PsqlCommand(const std::string& database) const {
+    return "psql -X -q -h 127.0.0.1 -p " + std::to_string(port_) + " -U postgres -d " + database;
   }
   // Stops and starts the server (a ledger's connection breaks meanwhile).
   bool Stop() { return Run(AsPostgres(PgCtl() + "-m fast -w stop")); }

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <thread>
 
 #include "common/time.h"
 #include "ledger/ledger.h"
@@ -18,7 +19,8 @@ namespace fs = std::filesystem;
 
 TEST(PostgresUriTest, RedactConninfoDropsEveryFormOfThePassword) {
   EXPECT_EQ(RedactConninfo("postgresql://lf:s3cret@db:5432/ledger"), "postgresql://lf@db:5432/ledger");
-  EXPECT_EQ(RedactConninfo("postgres://lf:p%40ss@db/ledger?sslmode=require"), "postgres://lf@db/ledger?sslmode=require");
+  EXPECT_EQ(RedactConninfo("postgres://lf:p%40ss@db/ledger?sslmode=require"),
+            "postgres://lf@db/ledger?sslmode=require");
   EXPECT_EQ(RedactConninfo("postgresql://db/ledger?password=s3cret&sslmode=require"),
             "postgresql://db/ledger?sslmode=require");
   EXPECT_EQ(RedactConninfo("postgresql://db/ledger?sslmode=require&password=s3cret"),
@@ -103,6 +105,32 @@ TEST_F(PostgresLedgerTest, TextThatIsNotUtf8IsStoredReplacedInsteadOfFailing) {
   ASSERT_TRUE(objects.ok());
   ASSERT_EQ(objects->size(), 1u);
   EXPECT_EQ((*objects)[0].key, "bad\xEF\xBF\xBD\xEF\xBF\xBDkey");
+}
+
+// Writes take the ledger-wide lock, as SQLite's writers do: a write waits
+// while another session holds it, and then sees what that session wrote.
+TEST_F(PostgresLedgerTest, AWriteWaitsForTheLedgerLockThatAnotherProcessHolds) {
+  auto ledger = Ledger::Open(uri_);
+  ASSERT_TRUE(ledger.ok()) << ledger.status().ToString();
+  std::string db = uri_.substr(uri_.rfind('/') + 1), key = std::to_string(kPostgresLedgerLockKey);
+  auto count = [&](const char* granted) {
+    return server_->Query("SELECT count(*) FROM pg_locks WHERE locktype='advisory' AND " + std::string(granted), db);
+  };
+  FILE* other = popen(server_->PsqlCommand(db).append(" >/dev/null 2>&1").c_str(), "w");
+  ASSERT_NE(other, nullptr);
+  fprintf(other, "SELECT pg_advisory_lock(%s);\n", key.c_str());
+  fflush(other);
+  for (int i = 0; i < 600 && count("granted") != "1"; ++i) usleep(50'000);
+  ASSERT_EQ(count("granted"), "1");
+  Status checked;
+  std::thread writer([&] { checked = (*ledger)->CheckTableSettings("t", "partition=hour"); });
+  for (int i = 0; i < 600 && count("NOT granted") != "1"; ++i) usleep(50'000);
+  EXPECT_EQ(count("NOT granted"), "1") << "the ledger's write waits for the lock";
+  fprintf(other, "INSERT INTO table_settings VALUES('t', 'partition=day'); SELECT pg_advisory_unlock(%s);\n",
+          key.c_str());
+  pclose(other);
+  writer.join();
+  EXPECT_EQ(checked.code(), StatusCode::kFailedPrecondition) << checked.ToString();
 }
 
 // A SQLite ledger with a bit of everything, copied: the same rows, read

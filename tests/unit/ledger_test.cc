@@ -938,6 +938,8 @@ class LedgerAppendTest : public LedgerTest {
   }
 };
 
+LF_INSTANTIATE_LEDGER_BACKENDS(LedgerAppendTest);
+
 TEST_P(LedgerAppendTest, AppendsCarryOnlyNewPartsAndFinishRecordsThem) {
   ObjectRow a = Discover("a", "e1");
   ASSERT_TRUE(Stage(a.id, {Part(h0_, "p/a", 10)}).ok());
