@@ -59,7 +59,7 @@ void RefuseWhileRunning(const Config& config, const std::string& path) {
 
 int Migrate(const Args& a) {
   Config config = OrFail(LoadConfig(a.config_path), 2);
-  if (!Ledger::IsShared(a.to)) Fail("--to must be a postgresql:// URI (got '" + Ledger::Describe(a.to) + "')", 2);
+  if (!Ledger::IsShared(a.to)) Fail("--to must be a postgresql:// URI (postgresql://USER@HOST:PORT/DATABASE)", 2);
   std::string path = config.SqliteLedgerPath();
   if (access(path.c_str(), F_OK) != 0) Fail("no SQLite ledger at " + path + " (check state_dir)");
   if (!a.force) RefuseWhileRunning(config, path);

@@ -191,9 +191,10 @@ Status SetStateDir(Setting& s, Target& t) {
 Status SetLedger(Setting& s, Target& t) {
   if (s.value.empty()) return Status::Ok();
   if (!Ledger::IsShared(s.value))
-    return Bad(s, "'" + Ledger::Describe(s.value) +
-                      "' is not a postgresql:// URI (like postgresql://logferry@db.example:5432/logferry); leave "
-                      "it out for the SQLite ledger in state_dir");
+    // Not echoed: it may hold a password.
+    return Bad(s,
+               "must be a postgresql:// URI (like postgresql://logferry@db.example:5432/logferry); leave it out for "
+               "the SQLite ledger in state_dir");
   t.cfg->ledger = s.value;
   return Status::Ok();
 }
@@ -530,7 +531,9 @@ Status SetLineage(Setting& s, Target& t) {
 }
 
 const KeySpec kKeys[] = {
-    {"state_dir", Scope::kTop, nullptr, "Directory for the ledger (ledger.db) and scratch space.", SetStateDir},
+    {"state_dir", Scope::kTop, nullptr,
+     "Directory for the SQLite ledger (ledger.db; none with `ledger`) and scratch space (every worker its own).",
+     SetStateDir},
     {"ledger", Scope::kTop, "",
      "A shared ledger on PostgreSQL 15 or later: postgresql://USER@HOST:PORT/DATABASE (libpq's URI; the "
      "password from ~/.pgpass, PGPASSWORD, or ${VAR} in the URI; never shown). Empty: the SQLite ledger "

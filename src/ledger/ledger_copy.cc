@@ -155,7 +155,7 @@ StatusOr<TableCopy> CopyTable(Connection* lite, Connection* pg, const std::strin
 }  // namespace
 
 StatusOr<std::vector<TableCopy>> Ledger::CopySqliteToPostgres(const std::string& sqlite_path, const std::string& uri) {
-  if (!IsPostgresUri(uri)) return Status::InvalidArgument("not a postgresql:// URI: " + Describe(uri));
+  if (!IsPostgresUri(uri)) return Status::InvalidArgument("the target is not a postgresql:// URI");
   // Both at this build's schema version: the SQLite one checked without a
   // write, the PostgreSQL one created or migrated.
   LF_RETURN_IF_ERROR(OpenReadOnly(sqlite_path).status());

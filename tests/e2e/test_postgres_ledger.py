@@ -136,8 +136,9 @@ class PostgresLedger(unittest.TestCase):
         counts = {t: ws.ledger_scalar("SELECT COUNT(*) FROM %s" % t) for t in tables}
         digest = sha256(ws.ledger_path)
 
-        r = cli(ws, "ledger", "migrate", "--to", "postgres://nowhere", expect=None)
-        self.assertNotEqual(r.rc, 0)
+        r = cli(ws, "ledger", "migrate", "--to", "mysql://user:%s@db/x" % pg.PASSWORD, expect=2)
+        self.assertIn("postgresql://", r.stderr)
+        self.assertEqual(cli(ws, "ledger", "migrate", "--to", self.server.uri("nosuchdb"), expect=1).rc, 1)
         r = cli(ws, "ledger", "migrate", "--to", self.uri, expect=0)
         for t in tables:
             self.assertRegex(r.stdout, r"\n  %s\s+%d\n" % (t, counts[t]))
@@ -158,6 +159,20 @@ class PostgresLedger(unittest.TestCase):
         cli(ws, "run", "--once", expect=0)
         self.assertEqual(ws.warehouse_hour_counts(), src.per_hour)
         self.assertEqual(sha256(ws.ledger_path), digest)
+
+    def test_errors_about_the_ledger_never_show_its_password(self):
+        ws = self.ws
+        ws.gen(hours=1, rows_per_hour=10, seed=1)
+        ws.write_config(top={"ledger": self.uri.replace(pg.PASSWORD, pg.PASSWORD + "x")})
+        r = cli(ws, "status", expect=1)
+        self.assertIn("password authentication failed", r.stderr)
+        self.assertIn(self.shown, r.stderr)
+        cli(ws, "run", "--once", expect=1)
+        cli(ws, "check", expect=1)
+        ws.write_config(top={"ledger": "mysql://user:%s@db/x" % pg.PASSWORD})
+        self.assertIn("postgresql://", cli(ws, "status", expect=2).stderr)
+        ws.write_config(top={"ledger": self.server.uri("nosuchdb")})
+        self.assertIn('database "nosuchdb" does not exist', cli(ws, "status", expect=1).stderr)
 
     def test_migrate_refuses_while_a_daemon_runs_on_the_sqlite_ledger(self):
         ws = self.ws
