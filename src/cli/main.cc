@@ -268,6 +268,11 @@ void Reload(Env& env, bool verbose) {
                env.config.state_dir, fresh->state_dir);
     return;
   }
+  if (fresh->ledger != env.config.ledger) {
+    log::Error("SIGHUP: keeping the current config: the ledger cannot change while running ({} -> {}); restart",
+               env.config.LedgerName(), fresh->LedgerName());
+    return;
+  }
   // The pipeline holds the config (and the warehouses it opened): it goes first.
   Config current = std::move(env.config);
   env.pipeline.reset();
