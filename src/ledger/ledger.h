@@ -252,7 +252,7 @@ class Ledger {
   // `path` as messages and status show it: a URI loses its password.
   static std::string Describe(std::string_view path);
   // This ledger's Describe().
-  virtual std::string Location() = 0;
+  virtual std::string Location() { return ""; }
 
   // `logferry ledger migrate`: copies the SQLite ledger at sqlite_path (read
   // only, never changed; its schema must be this build's) into the
