@@ -295,10 +295,6 @@ Status MakeOwnerOnly(const std::string& path) {
   return Status::Ok();
 }
 
-}  // namespace
-
-namespace {
-
 enum class PgOpen { kCreate, kExisting, kReadOnly };
 
 // A ledger on PostgreSQL at `uri`: created and migrated as needed (kCreate),

@@ -30,6 +30,9 @@ inline std::string NewLedgerLocation(Backend backend, const std::string& dir) {
 
 }  // namespace logferry::testing
 
-#define LF_INSTANTIATE_LEDGER_BACKENDS(suite)                                                        \
-  INSTANTIATE_TEST_SUITE_P(Sqlite, suite, ::testing::Values(::logferry::testing::Backend::kSqlite)); \
-  INSTANTIATE_TEST_SUITE_P(Postgres, suite, ::testing::Values(::logferry::testing::Backend::kPostgres))
+// Test names: Sqlite/Suite.Test/ledger and Postgres/Suite.Test/ledger.
+#define LF_INSTANTIATE_LEDGER_BACKENDS(suite)                                                           \
+  INSTANTIATE_TEST_SUITE_P(Sqlite, suite, ::testing::Values(::logferry::testing::Backend::kSqlite),     \
+                           [](const auto&) { return std::string("ledger"); });                          \
+  INSTANTIATE_TEST_SUITE_P(Postgres, suite, ::testing::Values(::logferry::testing::Backend::kPostgres), \
+                           [](const auto&) { return std::string("ledger"); })
