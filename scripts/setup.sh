@@ -12,6 +12,8 @@ APT_PACKAGES=(
   libpugixml-dev
   # Metrics (Prometheus exposition and /metrics), IANA time zones, sd_notify.
   prometheus-cpp-dev libcctz-dev libsystemd-dev
+  # The PostgreSQL ledger: libpq; PostgreSQL 15 for its tests (started by the tests themselves).
+  libpq-dev postgresql
   # Tests: promtool (metrics), systemd-analyze (the unit), dpkg-deb (the package).
   prometheus systemd dpkg-dev
   libgtest-dev libgmock-dev libbenchmark-dev

@@ -34,6 +34,7 @@
 #include "discovery/listing_discovery.h"
 #include "format/key_format.h"
 #include "ledger/ledger.h"
+#include "ledger_cmd.h"
 #include "metrics/metrics.h"
 #include "metrics/service_notify.h"
 #include "registry/scheme_registry.h"
@@ -182,8 +183,8 @@ void LogStartup(const Config& config, bool once) {
   for (const TableConfig& t : config.tables)
     tables += fmt::format("{}{} (source {}, staging {}, warehouse {})", tables.empty() ? "" : "; ", t.name,
                           WithoutUserInfo(t.source), WithoutUserInfo(t.staging), WithoutUserInfo(t.warehouse));
-  log::Info("logferry {} starting{}: config {}, state_dir {}, {} table(s): {}", LogferryVersion(),
-            once ? " one pass" : "", config.path, config.state_dir, config.tables.size(), tables);
+  log::Info("logferry {} starting{}: config {}, state_dir {}, ledger {}, {} table(s): {}", LogferryVersion(),
+            once ? " one pass" : "", config.path, config.state_dir, config.LedgerName(), config.tables.size(), tables);
 }
 
 // Passes that find nothing write no pass line; this says, once a minute
@@ -263,6 +264,11 @@ void Reload(Env& env, bool verbose) {
   if (fresh->state_dir != env.config.state_dir) {
     log::Error("SIGHUP: keeping the current config: state_dir cannot change while running ({} -> {}); restart",
                env.config.state_dir, fresh->state_dir);
+    return;
+  }
+  if (fresh->ledger != env.config.ledger) {
+    log::Error("SIGHUP: keeping the current config: the ledger cannot change while running ({} -> {}); restart",
+               env.config.LedgerName(), fresh->LedgerName());
     return;
   }
   // The pipeline holds the config (and the warehouses it opened): it goes first.
@@ -728,8 +734,15 @@ int CmdCheck(const std::string& config_path) {
   r.Line("state_dir " + config.state_dir + NotYet(exists), s);
   struct stat st {};
   bool have_ledger = stat(config.LedgerPath().c_str(), &st) == 0;
-  r.Line("ledger " + config.LedgerPath() + NotYet(have_ledger),
-         have_ledger ? Ledger::OpenExisting(config.LedgerPath()).status() : Status::Ok());
+  if (Ledger::IsShared(config.LedgerPath())) {
+    // check creates nothing: a shared ledger not created yet is "not yet".
+    Status s = Ledger::OpenExisting(config.LedgerPath()).status();
+    have_ledger = s.ok();
+    r.Line("ledger " + config.LedgerName() + NotYet(have_ledger), s.IsNotFound() ? Status::Ok() : s);
+  } else {
+    r.Line("ledger " + config.LedgerPath() + NotYet(have_ledger),
+           have_ledger ? Ledger::OpenExisting(config.LedgerPath()).status() : Status::Ok());
+  }
   for (const TableConfig& t : config.tables) {
     printf("table %s\n", t.name.c_str());
     CheckSource(t, &r);
@@ -981,6 +994,7 @@ int Main(int argc, char** argv) {
     commands.emplace_back(c, &s);
   }
   std::vector<cli::Command> reprocess = cli::AddReprocessCommands(app);
+  for (cli::Command& c : cli::AddLedgerCommands(app)) reprocess.push_back(std::move(c));
   if (std::optional<int> rc = ParseCommandLine(app, argc, argv)) return *rc;
   for (auto& [c, s] : commands)
     if (*c) return s->run(args);

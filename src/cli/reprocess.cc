@@ -78,6 +78,10 @@ Opened OpenLedger(const Args& a) {
   Opened o;
   o.config = OrFail(LoadConfig(a.config_path), 2);
   o.table = &TableOrFail(o.config, a.table);
+  if (Ledger::IsShared(o.config.LedgerPath())) {
+    o.ledger = OrFail(Ledger::OpenExisting(o.config.LedgerPath()));
+    return o;
+  }
   if (!Exists(o.config.LedgerPath()))
     Fail("no ledger at " + o.config.LedgerPath() + ": nothing has been discovered yet (check state_dir)");
   o.ledger = OrFail(Ledger::Open(o.config.LedgerPath()));

@@ -401,6 +401,7 @@ StatusOr<json> StatusReport(Ledger& ledger, const std::vector<TableRuntime>& tab
   for (const TableRuntime& t : tables) {
     LF_ASSIGN_OR_RETURN(json j, TableStatus(ledger, t, now_us));
     j["daemon"] = daemon;
+    j["ledger"] = ledger.Location();
     out.push_back(std::move(j));
   }
   return out;
@@ -409,6 +410,7 @@ StatusOr<json> StatusReport(Ledger& ledger, const std::vector<TableRuntime>& tab
 void PrintStatus(const json& report, int64_t now_us) {
   if (report.empty()) return;
   int64_t now = now_us;
+  printf("ledger      %s\n", Str(report.front()["ledger"]).c_str());
   PrintDaemon(report.front()["daemon"], now);
   for (auto& j : report) {
     printf("table %s\n", Str(j["table"]).c_str());

@@ -15,6 +15,7 @@
 #include "common/strings.h"
 #include "common/time.h"
 #include "http/http_client.h"
+#include "ledger/ledger.h"
 #include "registry/scheme_registry.h"
 
 namespace logferry {
@@ -184,6 +185,17 @@ std::string UriProblem(const std::string& uri, unsigned role, const char* kind) 
 
 Status SetStateDir(Setting& s, Target& t) {
   t.cfg->state_dir = s.value;
+  return Status::Ok();
+}
+
+Status SetLedger(Setting& s, Target& t) {
+  if (s.value.empty()) return Status::Ok();
+  if (!Ledger::IsShared(s.value))
+    // Not echoed: it may hold a password.
+    return Bad(s,
+               "must be a postgresql:// URI (like postgresql://logferry@db.example:5432/logferry); leave it out for "
+               "the SQLite ledger in state_dir");
+  t.cfg->ledger = s.value;
   return Status::Ok();
 }
 
@@ -528,7 +540,15 @@ Status SetLineage(Setting& s, Target& t) {
 }
 
 const KeySpec kKeys[] = {
-    {"state_dir", Scope::kTop, nullptr, "Directory for the ledger (ledger.db) and scratch space.", SetStateDir},
+    {"state_dir", Scope::kTop, nullptr,
+     "Directory for the SQLite ledger (ledger.db; none with `ledger`) and scratch space (every worker its own).",
+     SetStateDir},
+    {"ledger", Scope::kTop, "",
+     "A shared ledger on PostgreSQL 15 or later: postgresql://USER@HOST:PORT/DATABASE (libpq's URI; the "
+     "password from ~/.pgpass, PGPASSWORD, or ${VAR} in the URI; never shown). Empty: the SQLite ledger "
+     "state_dir/ledger.db. Several `logferry run` processes may share one; see operations.md, PostgreSQL "
+     "ledger, and `logferry ledger migrate` to move a SQLite ledger there.",
+     SetLedger},
     {"workers", Scope::kTop, "0", "Parallel staging workers; 0 means one per CPU core.", SetWorkers},
     {"log_level", Scope::kTop, "info", "debug, info, warn, error or off (trace means debug).", SetLogLevel},
     {"log_format", Scope::kTop, "text",
@@ -821,6 +841,10 @@ StatusOr<TableConfig> ParseTable(const toml::node& node, const Settings& top, co
 }
 
 }  // namespace
+
+std::string Config::LedgerName() const {
+  return Ledger::Describe(LedgerPath());
+}
 
 const TableConfig* Config::FindTable(const std::string& name) const {
   for (const TableConfig& t : tables)

@@ -61,6 +61,7 @@ struct TableConfig {
 struct Config {
   std::string path;
   std::string state_dir;
+  std::string ledger;  // a postgresql:// URI; empty: SQLite in state_dir
   int workers = 0;
   std::string log_level;
   std::string log_format;            // "text" or "json"
@@ -75,7 +76,11 @@ struct Config {
 
   const TableConfig* FindTable(const std::string& name) const;
   int64_t MinInterval() const;
-  std::string LedgerPath() const { return state_dir + "/ledger.db"; }
+  // What Ledger::Open takes: the SQLite file, or the PostgreSQL URI.
+  std::string LedgerPath() const { return ledger.empty() ? SqliteLedgerPath() : ledger; }
+  std::string SqliteLedgerPath() const { return state_dir + "/ledger.db"; }
+  // LedgerPath() as messages show it (without a password).
+  std::string LedgerName() const;
 };
 
 // Parses and validates a config file. Errors name the key and line.

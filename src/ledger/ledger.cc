@@ -14,6 +14,9 @@
 #include "common/env.h"
 #include "common/strings.h"
 #include "common/time.h"
+#include "ledger/connection.h"
+#include "ledger/pg_migrations.h"
+#include "ledger/postgres.h"
 #include "ledger/sqlite.h"
 
 namespace logferry {
@@ -187,18 +190,36 @@ ALTER TABLE loads ADD COLUMN worker TEXT;
 )sql",
 };
 
+// Each dialect's migrations as (version it brings the schema to, SQL).
+std::vector<std::pair<int64_t, const char*>> MigrationSteps(Connection::Dialect dialect) {
+  std::vector<std::pair<int64_t, const char*>> steps;
+  if (dialect == Connection::Dialect::kPostgres) {
+    for (const PgMigration& m : kPgMigrations) steps.emplace_back(m.to_version, m.sql);
+  } else {
+    for (size_t i = 0; i < std::size(kMigrations); ++i) steps.emplace_back(static_cast<int64_t>(i + 1), kMigrations[i]);
+  }
+  return steps;
+}
+static_assert(std::size(kPgMigrations) > 0 &&
+                  std::end(kPgMigrations)[-1].to_version == static_cast<int64_t>(std::size(kMigrations)),
+              "every SQLite migration needs its PostgreSQL twin (ledger/pg_migrations.h)");
+
 }  // namespace
 
-// The ledger in SQLite (WAL): one connection behind a mutex.
+// The ledger over one SQL connection behind a mutex: SQLite (WAL) or
+// PostgreSQL (ledger/connection.h). Named for its first backend.
 class SqliteLedger final : public Ledger {
  public:
-  explicit SqliteLedger(sqlite3* db) : db_(db) {}
-  ~SqliteLedger() override;
+  explicit SqliteLedger(std::unique_ptr<Connection> db) : owned_(std::move(db)), db_(owned_.get()) {}
+  ~SqliteLedger() override = default;
   SqliteLedger(const SqliteLedger&) = delete;
   SqliteLedger& operator=(const SqliteLedger&) = delete;
 
   Status Exec(std::string_view sql);
   Status Migrate();
+  // PostgreSQL: whether the database holds a ledger already.
+  StatusOr<bool> HasSchema();
+  std::string Location() override { return db_->Describe(); }
   // For a read-only ledger: its schema must be this build's.
   Status CheckCurrent();
 
@@ -264,7 +285,8 @@ class SqliteLedger final : public Ledger {
 
  private:
   std::mutex mu_;
-  sqlite3* db_;
+  std::unique_ptr<Connection> owned_;
+  Connection* db_;
 };
 
 // `name` declares a variable, so it cannot be parenthesized.
@@ -293,25 +315,28 @@ Status MakeOwnerOnly(const std::string& path) {
   return Status::Ok();
 }
 
-// A path as the path of a SQLite URI filename: '?', '#' and '%' would end or
-// escape it.
-std::string PercentEncodePath(const std::string& path) {
-  std::string out;
-  for (char c : path) {
-    if (c == '?' || c == '#' || c == '%') {
-      char hex[4];
-      snprintf(hex, sizeof hex, "%%%02X", static_cast<unsigned char>(c));
-      out += hex;
-    } else {
-      out.push_back(c);
-    }
+enum class PgOpen { kCreate, kExisting, kReadOnly };
+
+// A ledger on PostgreSQL at `uri`: created and migrated as needed (kCreate),
+// or only if one is there already.
+StatusOr<std::unique_ptr<Ledger>> OpenPostgresLedger(const std::string& uri, PgOpen mode) {
+  LF_ASSIGN_OR_RETURN(std::unique_ptr<Connection> conn, OpenPostgres(uri, mode == PgOpen::kReadOnly));
+  std::string where = conn->Describe();
+  auto ledger = std::make_unique<SqliteLedger>(std::move(conn));
+  if (mode != PgOpen::kCreate) {
+    LF_ASSIGN_OR_RETURN(bool exists, ledger->HasSchema());
+    if (!exists)
+      return Status::NotFound("no ledger at " + where +
+                              " (nothing has run with this ledger yet: is `ledger` right? 'logferry run' creates it)");
   }
-  return out;
+  LF_RETURN_IF_ERROR(mode == PgOpen::kReadOnly ? ledger->CheckCurrent() : ledger->Migrate());
+  return std::unique_ptr<Ledger>(std::move(ledger));
 }
 
 }  // namespace
 
 StatusOr<std::unique_ptr<Ledger>> Ledger::OpenExisting(const std::string& path) {
+  if (IsPostgresUri(path)) return OpenPostgresLedger(path, PgOpen::kExisting);
   struct stat st {};
   if (stat(path.c_str(), &st) != 0) {
     if (errno == ENOENT)
@@ -324,17 +349,10 @@ StatusOr<std::unique_ptr<Ledger>> Ledger::OpenExisting(const std::string& path) 
 }
 
 StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const std::string& path) {
+  if (IsPostgresUri(path)) return OpenPostgresLedger(path, PgOpen::kCreate);
   LF_RETURN_IF_ERROR(MakeOwnerOnly(path));
-  sqlite3* db = nullptr;
-  int rc =
-      sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
-  if (rc != SQLITE_OK) {
-    Status s = SqliteStatus(db, rc, "open ledger " + path);
-    sqlite3_close(db);
-    return s;
-  }
-  auto ledger = std::make_unique<SqliteLedger>(db);
-  sqlite3_busy_timeout(db, 30000);
+  LF_ASSIGN_OR_RETURN(std::unique_ptr<Connection> db, OpenSqlite(path, /*read_only=*/false, path));
+  auto ledger = std::make_unique<SqliteLedger>(std::move(db));
   // Switching to WAL needs a moment alone with the file and SQLite does not
   // call the busy handler for it; WAL mode persists, so this only matters
   // while the ledger is new. Retry briefly instead of failing.
@@ -353,30 +371,33 @@ StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const std::string& path) {
 }
 
 StatusOr<std::unique_ptr<Ledger>> Ledger::OpenReadOnly(const std::string& path) {
+  if (IsPostgresUri(path)) return OpenPostgresLedger(path, PgOpen::kReadOnly);
   struct stat st {};
   if (stat(path.c_str(), &st) != 0) return Status::NotFound("no ledger at " + path);
-  // A WAL database opened read-only gets a -wal and -shm file created beside
-  // it, which it cannot remove. Without a -wal file no process has the
-  // ledger open (the last one to close removes it), so it is read as
-  // immutable, creating nothing; with one, the files exist already.
-  bool in_use = stat((path + "-wal").c_str(), &st) == 0;
-  std::string uri = "file:" + PercentEncodePath(path) + (in_use ? "?mode=ro" : "?immutable=1");
-  sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(uri.c_str(), &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, nullptr);
-  if (rc != SQLITE_OK) {
-    Status s = SqliteStatus(db, rc, "open ledger " + path + " read-only");
-    sqlite3_close(db);
-    return s;
-  }
-  auto ledger = std::make_unique<SqliteLedger>(db);
-  sqlite3_busy_timeout(db, 30000);
+  LF_ASSIGN_OR_RETURN(std::unique_ptr<Connection> db, OpenSqlite(SqliteReadOnlyUri(path), /*read_only=*/true, path));
+  auto ledger = std::make_unique<SqliteLedger>(std::move(db));
   LF_RETURN_IF_ERROR(ledger->CheckCurrent());
   return std::unique_ptr<Ledger>(std::move(ledger));
 }
 
+bool Ledger::IsShared(std::string_view location) {
+  return IsPostgresUri(location);
+}
+
+std::string Ledger::Describe(std::string_view location) {
+  return IsPostgresUri(location) ? RedactConninfo(location) : std::string(location);
+}
+
+StatusOr<bool> SqliteLedger::HasSchema() {
+  std::lock_guard lock(mu_);
+  Statement s(db_, "SELECT to_regclass('meta') IS NOT NULL");
+  LF_ASSIGN_OR_RETURN(bool row, s.Step());
+  return row && s.Int(0) != 0;
+}
+
 Status SqliteLedger::CheckCurrent() {
   std::lock_guard lock(mu_);
-  constexpr int64_t kTarget = sizeof(kMigrations) / sizeof(kMigrations[0]);
+  constexpr auto kTarget = static_cast<int64_t>(std::size(kMigrations));
   Statement s(db_, "SELECT value FROM meta WHERE key='schema_version'");
   LF_ASSIGN_OR_RETURN(bool row, s.Step());
   int64_t version = row ? std::stoll(s.Text(0)) : 0;
@@ -387,24 +408,13 @@ Status SqliteLedger::CheckCurrent() {
   return Status::Ok();
 }
 
-SqliteLedger::~SqliteLedger() {
-  sqlite3_close(db_);
-}
-
 Status SqliteLedger::Exec(std::string_view sql) {
-  char* err = nullptr;
-  int rc = sqlite3_exec(db_, std::string(sql).c_str(), nullptr, nullptr, &err);
-  if (rc != SQLITE_OK) {
-    std::string m = err ? err : "";
-    sqlite3_free(err);
-    return SqliteStatus(db_, rc, "exec: " + m);
-  }
-  return Status::Ok();
+  return db_->Exec(sql);
 }
 
 Status SqliteLedger::Migrate() {
   std::lock_guard lock(mu_);
-  constexpr int64_t kTarget = sizeof(kMigrations) / sizeof(kMigrations[0]);
+  constexpr auto kTarget = static_cast<int64_t>(std::size(kMigrations));
   {
     // Most opens find the schema current: check with a read, not a write lock.
     Statement s(db_, "SELECT value FROM meta WHERE key='schema_version'");
@@ -422,7 +432,11 @@ Status SqliteLedger::Migrate() {
   if (version > kTarget)
     return Status::FailedPrecondition("ledger schema version " + std::to_string(version) +
                                       " is newer than this logferry understands (" + std::to_string(kTarget) + ")");
-  for (; version < kTarget; ++version) LF_RETURN_IF_ERROR(Exec(kMigrations[version]));
+  for (const auto& [to_version, sql] : MigrationSteps(db_->dialect())) {
+    if (to_version <= version) continue;
+    LF_RETURN_IF_ERROR(Exec(sql));
+    version = to_version;
+  }
   Statement s(
       db_,
       "INSERT INTO meta(key, value) VALUES('schema_version', ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value");
@@ -443,7 +457,7 @@ Status SqliteLedger::CheckTableSettings(const std::string& table, const std::str
   std::lock_guard lock(mu_);
   // INSERT OR IGNORE first: two processes opening a new ledger at once must
   // not race between a SELECT and an INSERT.
-  Statement ins(db_, "INSERT OR IGNORE INTO table_settings(table_name, settings) VALUES(?, ?)");
+  Statement ins(db_, "INSERT INTO table_settings(table_name, settings) VALUES(?, ?) ON CONFLICT DO NOTHING");
   LF_RETURN_IF_ERROR(ins.Bind(1, table).Bind(2, settings).Run());
   Statement s(db_, "SELECT settings FROM table_settings WHERE table_name=?");
   s.Bind(1, table);
@@ -468,13 +482,13 @@ StatusOr<int64_t> SqliteLedger::RecordDiscovered(const std::string& table, const
     i2.Bind(1, table).Bind(2, o.key).Bind(3, o.etag).Bind(4, o.size).Bind(5, o.mtime_us);
     i2.Bind(6, VersionId(table, o.key, o.etag)).Bind(7, found_by).Bind(8, now_us);
     LF_RETURN_IF_ERROR(i2.Run());
-    if (sqlite3_changes(db_) == 0 && found_by != "listing") {
+    if (db_->Changes() == 0 && found_by != "listing") {
       // Seen by listing first, then announced: not "found only by listing".
       Statement u(db_,
                   "UPDATE objects SET found_by='listing+' || ? WHERE table_name=? AND key=? AND etag=? "
                   "AND found_by='listing'");
       LF_RETURN_IF_ERROR(u.Bind(1, found_by).Bind(2, table).Bind(3, o.key).Bind(4, o.etag).Run());
-    } else if (sqlite3_changes(db_) > 0) {
+    } else if (db_->Changes() > 0) {
       ++added;
       // A version never staged (or skipped as broken) is simply replaced; a
       // staged one stays until its successor's parts are committed
@@ -532,12 +546,12 @@ StatusOr<std::vector<ObjectRow>> SqliteLedger::DueObjects(const std::string& tab
 StatusOr<std::vector<ObjectRow>> SqliteLedger::Objects(const std::string& table, std::optional<ObjectState> state) {
   std::lock_guard lock(mu_);
   Statement s(db_, std::string("SELECT ") + kObjectColumns +
-                       " FROM objects WHERE table_name=? AND (? IS NULL OR state=?) ORDER BY key, id");
+                       " FROM objects WHERE table_name=? AND (?='' OR state=?) ORDER BY key, id");
   s.Bind(1, table);
   if (state)
     s.Bind(2, ObjectStateName(*state)).Bind(3, ObjectStateName(*state));
   else
-    s.BindNull(2).BindNull(3);
+    s.Bind(2, "").Bind(3, "");
   return s.Collect<ObjectRow>(ReadObject);
 }
 
@@ -613,8 +627,8 @@ Status SqliteLedger::RecordProcess(const ProcessRow& p) {
   // Only rows quiet for a while go: with several workers, every live one
   // stays listed whatever their number.
   Statement prune(db_,
-                  "DELETE FROM processes WHERE heartbeat_us<? AND rowid NOT IN "
-                  "(SELECT rowid FROM processes ORDER BY heartbeat_us DESC LIMIT ?)");
+                  "DELETE FROM processes WHERE heartbeat_us<? AND (host, pid, started_us) NOT IN "
+                  "(SELECT host, pid, started_us FROM processes ORDER BY heartbeat_us DESC LIMIT ?)");
   LF_RETURN_IF_ERROR(prune.Bind(1, p.heartbeat_us - kProcessForgetAfterUs).Bind(2, kKeptProcesses).Run());
   return txn.Commit();
 }
@@ -648,7 +662,7 @@ int64_t ReadFirstInt(const Statement& s) {
 }
 
 // The staged object's table and key; it must still be the current version.
-Status LookUpStagedObject(sqlite3* db, int64_t object_id, std::string* table, std::string* key) {
+Status LookUpStagedObject(Connection* db, int64_t object_id, std::string* table, std::string* key) {
   Statement s(db, "SELECT table_name, key, state FROM objects WHERE id=?");
   s.Bind(1, object_id);
   LF_ASSIGN_OR_RETURN(bool row, s.Step());
@@ -661,7 +675,7 @@ Status LookUpStagedObject(sqlite3* db, int64_t object_id, std::string* table, st
 }
 
 // Partitions holding an object's live parts.
-Status AddLivePartitions(sqlite3* db, int64_t object_id, std::vector<int64_t>* partitions) {
+Status AddLivePartitions(Connection* db, int64_t object_id, std::vector<int64_t>* partitions) {
   Statement s(db, "SELECT partition_us FROM parts WHERE object_id=? AND state='live'");
   s.Bind(1, object_id);
   LF_ASSIGN_OR_RETURN(std::vector<int64_t> found, s.Collect<int64_t>(ReadFirstInt));
@@ -674,7 +688,7 @@ Status AddLivePartitions(sqlite3* db, int64_t object_id, std::vector<int64_t>* p
 // hours it no longer writes (a changed config moved their rows) keep their
 // part as obsolete, so it is collected once its partition has reloaded
 // without it, like a superseded version's.
-Status ReplaceParts(sqlite3* db, const StagedObject& st, const std::string& table, std::vector<int64_t>* touched) {
+Status ReplaceParts(Connection* db, const StagedObject& st, const std::string& table, std::vector<int64_t>* touched) {
   LF_RETURN_IF_ERROR(AddLivePartitions(db, st.object_id, touched));
   // Rows of the parts replaced here may be in the warehouse (loaded, or in
   // an append in flight): only a replace can take them out again.
@@ -706,7 +720,7 @@ Status ReplaceParts(sqlite3* db, const StagedObject& st, const std::string& tabl
 
 // Older staged versions of the same key are replaced by this one: their
 // parts become obsolete and their partitions are touched.
-Status SupersedeOlderVersions(sqlite3* db, const std::string& table, const std::string& key, int64_t object_id,
+Status SupersedeOlderVersions(Connection* db, const std::string& table, const std::string& key, int64_t object_id,
                               std::vector<int64_t>* touched) {
   Statement olds(db, "SELECT id FROM objects WHERE table_name=? AND key=? AND id<>? AND state='staged'");
   olds.Bind(1, table).Bind(2, key).Bind(3, object_id);
@@ -723,15 +737,15 @@ Status SupersedeOlderVersions(sqlite3* db, const std::string& table, const std::
 
 // Each touched partition gets a new revision (so it loads again); obsolete
 // parts remember the revision that dropped them, for collection.
-Status BumpPartitions(sqlite3* db, const std::string& table, std::vector<int64_t> touched, int64_t now_us) {
+Status BumpPartitions(Connection* db, const std::string& table, std::vector<int64_t> touched, int64_t now_us) {
   std::sort(touched.begin(), touched.end());
   touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
   for (int64_t partition_us : touched) {
-    Statement s(
-        db,
-        "INSERT INTO partitions(table_name, partition_us, revision, updated_us) VALUES(?, ?, 1, ?) "
-        "ON CONFLICT(table_name, partition_us) DO UPDATE SET revision=revision+1, updated_us=excluded.updated_us, "
-        "attempts=0, next_attempt_us=NULL");
+    Statement s(db,
+                "INSERT INTO partitions(table_name, partition_us, revision, updated_us) VALUES(?, ?, 1, ?) "
+                "ON CONFLICT(table_name, partition_us) DO UPDATE SET revision=partitions.revision+1, "
+                "updated_us=excluded.updated_us, "
+                "attempts=0, next_attempt_us=NULL");
     LF_RETURN_IF_ERROR(s.Bind(1, table).Bind(2, partition_us).Bind(3, now_us).Run());
   }
   Statement mark(
@@ -742,7 +756,7 @@ Status BumpPartitions(sqlite3* db, const std::string& table, std::vector<int64_t
   return mark.Bind(1, table).Run();
 }
 
-Status ReplaceBadRecords(sqlite3* db, const StagedObject& st, const std::string& table, int64_t now_us) {
+Status ReplaceBadRecords(Connection* db, const StagedObject& st, const std::string& table, int64_t now_us) {
   Statement del(db, "DELETE FROM bad_records WHERE object_id=?");
   LF_RETURN_IF_ERROR(del.Bind(1, st.object_id).Run());
   for (const BadRecord& b : st.bad_records) {
@@ -757,7 +771,7 @@ Status ReplaceBadRecords(sqlite3* db, const StagedObject& st, const std::string&
   return Status::Ok();
 }
 
-Status MarkObjectStaged(sqlite3* db, const StagedObject& st, int64_t now_us) {
+Status MarkObjectStaged(Connection* db, const StagedObject& st, int64_t now_us) {
   Statement upd(
       db,
       "UPDATE objects SET state='staged', staged_us=?, lines_read=?, rows_staged=?, bad_records=?, warnings=?, "
@@ -769,7 +783,7 @@ Status MarkObjectStaged(sqlite3* db, const StagedObject& st, int64_t now_us) {
   return upd.Run();
 }
 
-StatusOr<int64_t> ReadSchemaVersion(sqlite3* db, const std::string& table) {
+StatusOr<int64_t> ReadSchemaVersion(Connection* db, const std::string& table) {
   Statement v(db, "SELECT COALESCE(MAX(version), 0) FROM schema_history WHERE table_name=?");
   v.Bind(1, table);
   LF_ASSIGN_OR_RETURN(std::optional<int64_t> version, v.First<int64_t>(ReadFirstInt));
@@ -777,7 +791,7 @@ StatusOr<int64_t> ReadSchemaVersion(sqlite3* db, const std::string& table) {
 }
 
 // The columns the parts rely on, as one new schema version with its history entry.
-Status RecordSchemaChanges(sqlite3* db, const std::string& table, const std::vector<ColumnRecord>& columns,
+Status RecordSchemaChanges(Connection* db, const std::string& table, const std::vector<ColumnRecord>& columns,
                            int64_t now_us) {
   if (columns.empty()) return Status::Ok();
   LF_ASSIGN_OR_RETURN(int64_t version, ReadSchemaVersion(db, table));
@@ -835,7 +849,7 @@ Status SqliteLedger::Restage(int64_t object_id, const std::string& reason) {
 namespace {
 
 // The object's state, or kNotFound if it is not one of the table's.
-StatusOr<ObjectState> StateOf(sqlite3* db, const std::string& table, int64_t object_id) {
+StatusOr<ObjectState> StateOf(Connection* db, const std::string& table, int64_t object_id) {
   Statement s(db, "SELECT state FROM objects WHERE id=? AND table_name=?");
   s.Bind(1, object_id).Bind(2, table);
   LF_ASSIGN_OR_RETURN(bool row, s.Step());
@@ -845,14 +859,14 @@ StatusOr<ObjectState> StateOf(sqlite3* db, const std::string& table, int64_t obj
 
 // The newest version of a key that is not superseded (a key has at most one
 // staged version plus at most one newer pending, failed or skipped one).
-StatusOr<std::optional<ObjectRow>> CurrentVersion(sqlite3* db, const std::string& table, const std::string& key) {
+StatusOr<std::optional<ObjectRow>> CurrentVersion(Connection* db, const std::string& table, const std::string& key) {
   Statement s(db, std::string("SELECT ") + kObjectColumns +
                       " FROM objects WHERE table_name=? AND key=? AND state<>'superseded' ORDER BY id DESC LIMIT 1");
   s.Bind(1, table).Bind(2, key);
   return s.First<ObjectRow>(ReadObject);
 }
 
-StatusOr<ObjectRow> ReadObjectById(sqlite3* db, int64_t object_id) {
+StatusOr<ObjectRow> ReadObjectById(Connection* db, int64_t object_id) {
   Statement s(db, std::string("SELECT ") + kObjectColumns + " FROM objects WHERE id=?");
   s.Bind(1, object_id);
   LF_ASSIGN_OR_RETURN(std::optional<ObjectRow> row, s.First<ObjectRow>(ReadObject));
@@ -990,7 +1004,7 @@ StatusOr<std::vector<PartitionRow>> SqliteLedger::Partitions(const std::string& 
 namespace {
 
 // A load resumed by another worker (its first one died) is that worker's now.
-Status SignResumedLoad(sqlite3* db, const LoadPlan& plan) {
+Status SignResumedLoad(Connection* db, const LoadPlan& plan) {
   Statement s(db,
               "UPDATE loads SET worker=(SELECT lease_worker FROM partitions WHERE table_name=?1 AND partition_us=?2) "
               "WHERE load_id=?3 AND outcome IS NULL");
@@ -1064,7 +1078,7 @@ namespace {
 // After a replace the warehouse holds exactly the plan's parts: their flags
 // say so, appends start over, and appends still in flight are void (the
 // core settles them before it replaces).
-Status MarkReplaced(sqlite3* db, const LoadPlan& plan) {
+Status MarkReplaced(Connection* db, const LoadPlan& plan) {
   Statement clear(db,
                   "UPDATE parts SET loaded=0, append_load=NULL WHERE table_name=? AND partition_us=? AND "
                   "(loaded<>0 OR append_load IS NOT NULL)");
@@ -1090,10 +1104,11 @@ Status SqliteLedger::FinishLoad(const LoadPlan& plan, int64_t rows_loaded, int64
   LF_TXN(txn);
   // `requested` counts requests; one that arrived after the snapshot was
   // taken is not satisfied by this load and stays.
-  Statement s(db_,
-              "UPDATE partitions SET loaded_revision=MAX(loaded_revision, ?), "
-              "requested=CASE WHEN requested=? THEN 0 ELSE requested END, load_id=?, rows_loaded=?, "
-              "loaded_us=?, attempts=0, last_error=NULL, next_attempt_us=NULL WHERE table_name=? AND partition_us=?");
+  Statement s(
+      db_,
+      "UPDATE partitions SET loaded_revision=CASE WHEN loaded_revision>?1 THEN loaded_revision ELSE ?1 END, "
+      "requested=CASE WHEN requested=?2 THEN 0 ELSE requested END, load_id=?3, rows_loaded=?4, "
+      "loaded_us=?5, attempts=0, last_error=NULL, next_attempt_us=NULL WHERE table_name=?6 AND partition_us=?7");
   s.Bind(1, plan.revision).Bind(2, plan.requested).Bind(3, plan.load_id).Bind(4, rows_loaded).Bind(5, now_us);
   s.Bind(6, plan.table).Bind(7, plan.partition_us);
   LF_RETURN_IF_ERROR(s.Run());
@@ -1132,7 +1147,7 @@ namespace {
 
 // The append that never recorded an outcome, if any: it is resumed as it
 // was (same id, same parts), so the warehouse applies it at most once.
-StatusOr<bool> FindAppendInFlight(sqlite3* db, AppendPlan* plan) {
+StatusOr<bool> FindAppendInFlight(Connection* db, AppendPlan* plan) {
   Statement s(db,
               "SELECT load_id, generation FROM loads WHERE table_name=? AND partition_us=? AND kind='append' AND "
               "outcome IS NULL ORDER BY id DESC LIMIT 1");
@@ -1148,7 +1163,7 @@ StatusOr<bool> FindAppendInFlight(sqlite3* db, AppendPlan* plan) {
 }
 
 // Whether the warehouse may hold rows that no live part has.
-StatusOr<bool> NeedsReplace(sqlite3* db, const AppendPlan& plan) {
+StatusOr<bool> NeedsReplace(Connection* db, const AppendPlan& plan) {
   Statement s(db,
               "SELECT (SELECT appendable FROM partitions WHERE table_name=?1 AND partition_us=?2)=0 OR EXISTS("
               "SELECT 1 FROM parts WHERE table_name=?1 AND partition_us=?2 AND state<>'live' AND loaded<>0)");
@@ -1158,7 +1173,7 @@ StatusOr<bool> NeedsReplace(sqlite3* db, const AppendPlan& plan) {
 }
 
 // A new append of the live parts the warehouse does not hold yet.
-Status PlanNewAppend(sqlite3* db, AppendPlan* plan, int64_t now_us) {
+Status PlanNewAppend(Connection* db, AppendPlan* plan, int64_t now_us) {
   Statement parts(db, std::string("SELECT ") + kPartColumns +
                           " FROM parts WHERE table_name=? AND partition_us=? AND state='live' AND loaded=0 "
                           "AND append_load IS NULL ORDER BY key");
@@ -1189,7 +1204,7 @@ Status PlanNewAppend(sqlite3* db, AppendPlan* plan, int64_t now_us) {
 }
 
 // The partition's rows once the plan's parts are in: those loaded, plus these.
-StatusOr<int64_t> RowsAfterAppend(sqlite3* db, const AppendPlan& plan) {
+StatusOr<int64_t> RowsAfterAppend(Connection* db, const AppendPlan& plan) {
   Statement s(db,
               "SELECT coalesce(sum(rows), 0) FROM parts WHERE table_name=? AND partition_us=? AND "
               "(loaded<>0 OR append_load=?)");
@@ -1303,10 +1318,9 @@ std::string Ledger::MergedLoadId(const std::vector<LoadPlan>& plans) {
 
 StatusOr<std::vector<PartRow>> SqliteLedger::LiveParts(const std::string& table, std::optional<int64_t> partition_us) {
   std::lock_guard lock(mu_);
-  Statement s(db_,
-              std::string("SELECT ") + kPartColumns +
-                  " FROM parts WHERE table_name=? AND state='live' AND (? IS NULL OR partition_us=?) ORDER BY key");
-  s.Bind(1, table).Bind(2, partition_us).Bind(3, partition_us);
+  Statement s(db_, std::string("SELECT ") + kPartColumns +
+                       " FROM parts WHERE table_name=? AND state='live' AND (?=0 OR partition_us=?) ORDER BY key");
+  s.Bind(1, table).Bind(2, partition_us ? 1 : 0).Bind(3, partition_us.value_or(0));
   return s.Collect<PartRow>([](const Statement& r) { return ReadPart(r); });
 }
 
@@ -1348,22 +1362,22 @@ StatusOr<std::pair<int64_t, int64_t>> SqliteLedger::RecordRequest(const std::str
   }
   Statement ins(db_,
                 "INSERT INTO requests(table_name, origin, origin_key, from_us, to_us, state, created_us) VALUES(?, ?, "
-                "?, ?, ?, 'queued', ?)");
+                "?, ?, ?, 'queued', ?) RETURNING id");
   ins.Bind(1, table).Bind(2, origin);
   if (origin_key.empty())
     ins.BindNull(3);
   else
     ins.Bind(3, origin_key);
-  LF_RETURN_IF_ERROR(ins.Bind(4, from_us).Bind(5, to_us).Bind(6, now_us).Run());
-  int64_t id = sqlite3_last_insert_rowid(db_);
+  LF_ASSIGN_OR_RETURN(std::vector<int64_t> ids,
+                      ins.Bind(4, from_us).Bind(5, to_us).Bind(6, now_us).Collect<int64_t>(ReadFirstInt));
   // Partitions overlapping [from, to).
   Statement up(db_,
                "UPDATE partitions SET requested=requested+1, next_attempt_us=NULL WHERE table_name=? AND "
                "partition_us<? AND partition_us+?>?");
   LF_RETURN_IF_ERROR(up.Bind(1, table).Bind(2, to_us).Bind(3, unit_us).Bind(4, from_us).Run());
-  int64_t n = sqlite3_changes(db_);
+  int64_t n = db_->Changes();
   LF_RETURN_IF_ERROR(txn.Commit());
-  return std::pair<int64_t, int64_t>{id, n};
+  return std::pair<int64_t, int64_t>{ids.empty() ? 0 : ids.front(), n};
 }
 
 StatusOr<std::optional<RequestRow>> SqliteLedger::FindRequest(const std::string& origin_key) {
@@ -1423,7 +1437,7 @@ namespace {
 
 // The steps of Counts: each fills its part of c.
 
-Status CountObjects(sqlite3* db, TableCounts* c) {
+Status CountObjects(Connection* db, TableCounts* c) {
   struct ByState {
     std::string state;
     int64_t objects, rows_staged, bad_records, warnings, oldest_discovered_us;
@@ -1457,14 +1471,14 @@ Status CountObjects(sqlite3* db, TableCounts* c) {
 }
 
 // sql: a COUNT(*) with the table name as its one parameter.
-StatusOr<int64_t> CountRows(sqlite3* db, const char* sql, const std::string& table) {
+StatusOr<int64_t> CountRows(Connection* db, const char* sql, const std::string& table) {
   Statement s(db, sql);
   s.Bind(1, table);
   LF_ASSIGN_OR_RETURN(std::optional<int64_t> n, s.First<int64_t>(ReadFirstInt));
   return n.value_or(0);
 }
 
-Status CountPartitions(sqlite3* db, TableCounts* c) {
+Status CountPartitions(Connection* db, TableCounts* c) {
   Statement s(db,
               "SELECT SUM(CASE WHEN revision>loaded_revision OR requested<>0 THEN 1 ELSE 0 END), "
               "SUM(CASE WHEN revision<=loaded_revision AND requested=0 THEN 1 ELSE 0 END), "
@@ -1485,7 +1499,7 @@ Status CountPartitions(sqlite3* db, TableCounts* c) {
 }
 
 // BigQuery's per-table quota is over a rolling day, not a calendar day.
-Status CountLoadJobs(sqlite3* db, int64_t now_us, TableCounts* c) {
+Status CountLoadJobs(Connection* db, int64_t now_us, TableCounts* c) {
   Statement s(db, "SELECT COUNT(*), MIN(sent_us) FROM load_jobs WHERE table_name=? AND sent_us>?");
   s.Bind(1, c->table).Bind(2, now_us - kMicrosPerDay);
   LF_ASSIGN_OR_RETURN(bool row, s.Step());
@@ -1495,7 +1509,7 @@ Status CountLoadJobs(sqlite3* db, int64_t now_us, TableCounts* c) {
   return Status::Ok();
 }
 
-Status CountIgnoredKeys(sqlite3* db, TableCounts* c) {
+Status CountIgnoredKeys(Connection* db, TableCounts* c) {
   Statement s(db, "SELECT count, examples, listed_us FROM ignored_keys WHERE table_name=?");
   s.Bind(1, c->table);
   LF_ASSIGN_OR_RETURN(bool row, s.Step());
@@ -1554,10 +1568,9 @@ StatusOr<std::vector<BadRecordRow>> SqliteLedger::BadRecords(const std::string& 
 }
 
 // --- leases ---
-// SQLite serializes writers, so a claim is one UPDATE over a sub-select. On
-// PostgreSQL the same statement takes the rows with `... ORDER BY key LIMIT n
-// FOR UPDATE SKIP LOCKED` in the sub-select, so concurrent claims pass each
-// other instead of waiting or colliding.
+// Both backends serialize writers (SQLite's write lock, PostgreSQL's ledger
+// advisory lock: connection.h), so a claim is one UPDATE over a sub-select
+// and two claims never collide; SKIP LOCKED would add nothing.
 
 StatusOr<std::vector<ObjectRow>> SqliteLedger::ClaimObjects(const std::string& table, const std::string& worker,
                                                             int64_t now_us, int64_t until_us, int64_t limit) {
@@ -1581,7 +1594,7 @@ StatusOr<bool> SqliteLedger::ClaimPartition(const std::string& table, int64_t pa
               "(revision>loaded_revision OR requested<>0) AND (next_attempt_us IS NULL OR next_attempt_us<=?5) AND "
               "(lease_until IS NULL OR lease_until<=?5 OR lease_worker=?1)");
   LF_RETURN_IF_ERROR(s.Bind(1, worker).Bind(2, until_us).Bind(3, table).Bind(4, partition_us).Bind(5, now_us).Run());
-  return sqlite3_changes(db_) > 0;
+  return db_->Changes() > 0;
 }
 
 Status SqliteLedger::ReleasePartition(const std::string& table, int64_t partition_us, const std::string& worker) {
@@ -1627,12 +1640,12 @@ StatusOr<std::vector<LeaseRow>> SqliteLedger::Leases(int64_t now_us) {
   std::lock_guard lock(mu_);
   Statement s(db_,
               "SELECT lease_worker, table_name, 'object', key, lease_until FROM objects WHERE lease_worker IS NOT "
-              "NULL AND lease_until>?1 UNION ALL SELECT lease_worker, table_name, 'partition', partition_us, "
+              "NULL AND lease_until>?1 UNION ALL SELECT lease_worker, table_name, 'partition', CAST(partition_us AS TEXT), "
               "lease_until FROM partitions WHERE lease_worker IS NOT NULL AND lease_until>?1 ORDER BY 1, 2, 3, 4");
   s.Bind(1, now_us);
   return s.Collect<LeaseRow>([](const Statement& r) {
     LeaseRow l{r.Text(0), r.Text(1), r.Text(2), r.Text(3), r.Int(4)};
-    if (l.kind == "partition") l.what = FormatIso8601(r.Int(3));
+    if (l.kind == "partition") l.what = FormatIso8601(std::stoll(l.what));
     return l;
   });
 }

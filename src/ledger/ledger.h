@@ -1,14 +1,19 @@
-// The ledger: the single source of truth for delivery state, in SQLite (WAL).
+// The ledger: the single source of truth for delivery state, in SQLite (WAL,
+// a file in state_dir) or PostgreSQL (`ledger = "postgresql://..."`, shared
+// by several workers).
 //
 // Every state change is one transaction. Identities here name everything
 // outside: a staged part's key derives from its object version's identity
 // (table, key, etag), so staging again rewrites the same part, and a load's
 // id derives from (table, partition, generation).
 //
-// Thread-safe. The SQLite ledger (ledger.cc) is one connection behind a
-// mutex; several processes (the daemon, `status`, `reload`) may open the
-// same ledger, and SQLite's locking and a busy timeout serialize them.
-// SQLite itself stays behind this header (ledger/sqlite.h is private).
+// Thread-safe. The ledger (ledger.cc) is one connection behind a mutex;
+// several processes (the daemon, `status`, `reload`, other workers) may open
+// the same ledger. Writing transactions take one ledger-wide lock (SQLite's
+// write lock; a PostgreSQL advisory lock), so they run one at a time across
+// processes, and waiting for it longer than 30 s is kUnavailable. SQLite and
+// libpq stay behind this header (ledger/connection.h and its drivers are
+// private).
 #pragma once
 
 #include <cstdint>
@@ -229,13 +234,23 @@ struct LeaseRow {
   int64_t until_us = 0;
 };
 
-// The ledger's contract, whatever keeps it (SQLite today: Open). Methods are
-// grouped by the pipeline step that calls them; each returns a Status on a
-// storage error (kUnavailable when another process holds the lock past the
-// busy timeout) and changes nothing then.
+// What `logferry ledger migrate` copied, per table.
+struct TableCopy {
+  std::string table;
+  int64_t rows = 0;
+};
+
+// The ledger's contract, whatever keeps it (Open). Methods are grouped by
+// the pipeline step that calls them; each returns a Status on a storage error
+// (kUnavailable when another process holds the lock past the busy timeout,
+// or PostgreSQL cannot be reached: the connection is made again on the next
+// call) and changes nothing then.
 class Ledger {
  public:
-  // The SQLite ledger at path (created, owner-only, and migrated as needed).
+  // The ledger at `path`: a SQLite file (created, owner-only, and migrated as
+  // needed), or a postgresql:// (postgres://) URI, whose database must exist
+  // and which gets the ledger's tables in its default schema, migrated as
+  // needed.
   static StatusOr<std::unique_ptr<Ledger>> Open(const std::string& path);
   // The same, but kNotFound instead of creating a ledger that does not exist
   // (readers: a typo in state_dir must not look like an empty ledger).
@@ -246,6 +261,20 @@ class Ledger {
   // method that writes fails.
   static StatusOr<std::unique_ptr<Ledger>> OpenReadOnly(const std::string& path);
   virtual ~Ledger() = default;
+
+  // Whether `path` names a PostgreSQL ledger (a postgresql:// URI).
+  static bool IsShared(std::string_view path);
+  // `path` as messages and status show it: a URI loses its password.
+  static std::string Describe(std::string_view path);
+  // This ledger's Describe().
+  virtual std::string Location() { return ""; }
+
+  // `logferry ledger migrate`: copies the SQLite ledger at sqlite_path (read
+  // only, never changed; its schema must be this build's) into the
+  // PostgreSQL ledger at uri (created if needed), in one transaction, and
+  // checks every table's row count. kFailedPrecondition if the PostgreSQL
+  // ledger holds anything already.
+  static StatusOr<std::vector<TableCopy>> CopySqliteToPostgres(const std::string& sqlite_path, const std::string& uri);
 
   // The identity of an object version (hashed table, key and etag): it names
   // staged parts, so every backend must derive it the same way.

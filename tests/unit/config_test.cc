@@ -74,6 +74,17 @@ TEST(Config, Defaults) {
   EXPECT_EQ(c->MinInterval(), 60 * kMicrosPerSecond);
 }
 
+TEST(Config, LedgerNamesAPostgresqlLedgerShownWithoutItsPassword) {
+  auto c = Parse(std::string("ledger = \"postgresql://lf:s3cret@db:5432/logferry\"\n") + kMinimal);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->LedgerPath(), "postgresql://lf:s3cret@db:5432/logferry");
+  EXPECT_EQ(c->LedgerName(), "postgresql://lf@db:5432/logferry");
+  EXPECT_EQ(c->SqliteLedgerPath(), "/var/lib/logferry/ledger.db");
+  ExpectError(std::string("ledger = \"mysql://lf:s3cret@db/x\"\n") + kMinimal, "ledger", 1);
+  auto bad = Parse(std::string("ledger = \"mysql://lf:s3cret@db/x\"\n") + kMinimal);
+  EXPECT_EQ(bad.status().message().find("s3cret"), std::string::npos) << bad.status().message();
+}
+
 TEST(Config, TopLevelDefaultsAreInheritedAndOverridable) {
   auto c = Parse(R"(state_dir = "/s"
 workers = 3

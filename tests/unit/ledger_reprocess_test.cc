@@ -8,6 +8,7 @@
 
 #include "common/time.h"
 #include "ledger/ledger.h"
+#include "support/ledger_backends.h"
 
 namespace logferry {
 namespace {
@@ -25,12 +26,14 @@ PartRow Part(int64_t hour_us, std::string key, int64_t rows) {
   return p;
 }
 
-class LedgerReprocessTest : public ::testing::Test {
+class LedgerReprocessTest : public ::testing::TestWithParam<testing::Backend> {
  protected:
   void SetUp() override {
     char tmpl[] = "/tmp/lf-ledger-reprocess-XXXXXX";
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
+    location_ = testing::NewLedgerLocation(GetParam(), dir_);
+    ASSERT_FALSE(location_.empty());
     auto l = Ledger::Open(path());
     ASSERT_TRUE(l.ok()) << l.status().ToString();
     ledger_ = std::move(l).value();
@@ -40,7 +43,7 @@ class LedgerReprocessTest : public ::testing::Test {
     std::error_code ec;
     fs::remove_all(dir_, ec);
   }
-  std::string path() const { return dir_ + "/ledger.db"; }
+  const std::string& path() const { return location_; }
 
   ObjectRow Discover(const std::string& key, const std::string& etag) {
     ObjectInfo o{key, 100, 1, etag};
@@ -85,13 +88,16 @@ class LedgerReprocessTest : public ::testing::Test {
   }
 
   std::string dir_;
+  std::string location_;  // the ledger's file or URI
   std::unique_ptr<Ledger> ledger_;
   int64_t now_ = *ParseIso8601("2016-08-02T00:00:00Z");
   const int64_t h0_ = *ParseIso8601("2016-08-01T00:00:00Z");
   const int64_t h1_ = *ParseIso8601("2016-08-01T01:00:00Z");
 };
 
-TEST_F(LedgerReprocessTest, RestageSendsStagedAndFailedObjectsBackAndLeavesOthers) {
+LF_INSTANTIATE_LEDGER_BACKENDS(LedgerReprocessTest);
+
+TEST_P(LedgerReprocessTest, RestageSendsStagedAndFailedObjectsBackAndLeavesOthers) {
   ObjectRow staged = Discover("a", "e1");
   ASSERT_TRUE(Stage(staged.id, {Part(h0_, "t/h0/a", 5)}).ok());
   ObjectRow failed = Discover("b", "e1");
@@ -115,7 +121,7 @@ TEST_F(LedgerReprocessTest, RestageSendsStagedAndFailedObjectsBackAndLeavesOther
   EXPECT_FALSE(ledger_->RestageObjects("other", {staged.id}, "x").ok()) << "an object of another table";
 }
 
-TEST_F(LedgerReprocessTest, RestagingTheSameVersionReplacesItsPartsAndObsoletesHoursItNoLongerWrites) {
+TEST_P(LedgerReprocessTest, RestagingTheSameVersionReplacesItsPartsAndObsoletesHoursItNoLongerWrites) {
   ObjectRow o = Discover("a", "e1");
   ASSERT_TRUE(Stage(o.id, {Part(h0_, "t/h0/v", 0)}, /*bad=*/10).ok());
   ASSERT_TRUE(Stage(o.id, {Part(h0_, "t/h0/v", 3), Part(h1_, "t/h1/v", 7)}).ok());  // a first restage
@@ -141,7 +147,7 @@ TEST_F(LedgerReprocessTest, RestagingTheSameVersionReplacesItsPartsAndObsoletesH
   EXPECT_EQ(keys.count("t/h0/v"), 1u) << "an obsolete part is known until collected, so the sweep leaves it";
 }
 
-TEST_F(LedgerReprocessTest, SkipRefusesAStagedObjectAndUnskipSendsItBack) {
+TEST_P(LedgerReprocessTest, SkipRefusesAStagedObjectAndUnskipSendsItBack) {
   ObjectRow staged = Discover("a", "e1");
   ASSERT_TRUE(Stage(staged.id, {Part(h0_, "t/h0/a", 5)}).ok());
   auto refused = ledger_->Skip("t", "a", "no", now_);
@@ -170,7 +176,7 @@ TEST_F(LedgerReprocessTest, SkipRefusesAStagedObjectAndUnskipSendsItBack) {
   EXPECT_EQ(ledger_->Unskip("t", "b").status().code(), StatusCode::kNotFound);
 }
 
-TEST_F(LedgerReprocessTest, SkippingAnObjectWithPartsFromAnEarlierStagingDropsThem) {
+TEST_P(LedgerReprocessTest, SkippingAnObjectWithPartsFromAnEarlierStagingDropsThem) {
   ObjectRow o = Discover("a", "e1");
   ASSERT_TRUE(Stage(o.id, {Part(h0_, "t/h0/a", 5)}).ok());
   LoadAll();
@@ -181,7 +187,7 @@ TEST_F(LedgerReprocessTest, SkippingAnObjectWithPartsFromAnEarlierStagingDropsTh
   EXPECT_TRUE(Partition(h0_).pending()) << "its partition reloads without its rows";
 }
 
-TEST_F(LedgerReprocessTest, ANewVersionOfASkippedKeySupersedesIt) {
+TEST_P(LedgerReprocessTest, ANewVersionOfASkippedKeySupersedesIt) {
   ObjectRow old = Discover("a", "e1");
   ASSERT_TRUE(ledger_->Skip("t", "a", "broken", now_).ok());
   ObjectRow fixed = Discover("a", "e2");
@@ -189,7 +195,17 @@ TEST_F(LedgerReprocessTest, ANewVersionOfASkippedKeySupersedesIt) {
   EXPECT_EQ(Row(fixed.id).state, ObjectState::kPending);
 }
 
-TEST_F(LedgerReprocessTest, AReadOnlyLedgerReadsAndWritesNothing) {
+TEST_P(LedgerReprocessTest, AReadOnlyLedgerReadsAndWritesNothing) {
+  if (GetParam() == testing::Backend::kPostgres) {
+    ObjectRow o = Discover("a", "e1");
+    auto ro = Ledger::OpenReadOnly(path());
+    ASSERT_TRUE(ro.ok()) << ro.status().ToString();
+    EXPECT_EQ((*ro)->Objects("t").value().size(), 1u);
+    Status write = (*ro)->Skip("t", "a", "x", now_).status();
+    EXPECT_EQ(write.code(), StatusCode::kPermissionDenied) << write.ToString();
+    EXPECT_EQ(Row(o.id).state, ObjectState::kPending);
+    return;
+  }
   ObjectRow o = Discover("a", "e1");
   ASSERT_TRUE(Stage(o.id, {Part(h0_, "t/h0/a", 5)}).ok());
   ledger_.reset();  // closed: the -wal file goes
