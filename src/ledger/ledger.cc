@@ -205,6 +205,8 @@ class SqliteLedger final : public Ledger {
   StatusOr<std::vector<ProcessRow>> Processes() override;
   StatusOr<std::vector<NotificationRow>> Notifications(const std::string& table, const std::string& state) override;
   Status CommitStaged(const StagedObject& staged, int64_t now_us) override;
+  StatusOr<std::vector<Status>> CommitStagedGroup(const std::vector<ColumnRecord>& columns,
+                                                  const std::vector<StagedObject>& staged, int64_t now_us) override;
   Status MarkFailed(int64_t object_id, const std::string& error, int64_t next_attempt_us) override;
   Status Restage(int64_t object_id, const std::string& reason) override;
   StatusOr<RestageCounts> RestageObjects(const std::string& table, const std::vector<int64_t>& object_ids,
@@ -700,7 +702,10 @@ Status SupersedeOlderVersions(sqlite3* db, const std::string& table, const std::
 }
 
 // Each touched partition gets a new revision (so it loads again); obsolete
-// parts remember the revision that dropped them, for collection.
+// parts remember the revision that dropped them, for collection. Every part
+// made obsolete is in a touched partition (its caller touched it), so only
+// those are searched: the whole table per commit made a pass of n small
+// objects cost O(n^2).
 Status BumpPartitions(sqlite3* db, const std::string& table, std::vector<int64_t> touched, int64_t now_us) {
   std::sort(touched.begin(), touched.end());
   touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
@@ -711,13 +716,13 @@ Status BumpPartitions(sqlite3* db, const std::string& table, std::vector<int64_t
         "ON CONFLICT(table_name, partition_us) DO UPDATE SET revision=revision+1, updated_us=excluded.updated_us, "
         "attempts=0, next_attempt_us=NULL");
     LF_RETURN_IF_ERROR(s.Bind(1, table).Bind(2, partition_us).Bind(3, now_us).Run());
+    Statement mark(db,
+                   "UPDATE parts SET obsoleted_revision=(SELECT revision FROM partitions q WHERE q.table_name=? AND "
+                   "q.partition_us=?) WHERE table_name=? AND partition_us=? AND state='obsolete' AND "
+                   "obsoleted_revision IS NULL");
+    LF_RETURN_IF_ERROR(mark.Bind(1, table).Bind(2, partition_us).Bind(3, table).Bind(4, partition_us).Run());
   }
-  Statement mark(
-      db,
-      "UPDATE parts SET obsoleted_revision=(SELECT revision FROM partitions q WHERE q.table_name=parts.table_name "
-      "AND q.partition_us=parts.partition_us) WHERE table_name=? AND state='obsolete' AND obsoleted_revision IS "
-      "NULL");
-  return mark.Bind(1, table).Run();
+  return Status::Ok();
 }
 
 Status ReplaceBadRecords(sqlite3* db, const StagedObject& st, const std::string& table, int64_t now_us) {
@@ -794,6 +799,62 @@ Status SqliteLedger::CommitStaged(const StagedObject& st, int64_t now_us) {
   LF_RETURN_IF_ERROR(MarkObjectStaged(db_, st, now_us));
   LF_RETURN_IF_ERROR(RecordSchemaChanges(db_, table, st.columns, now_us));
   return txn.Commit();
+}
+
+// One object of a group, under a savepoint so that its failure rolls back
+// only its own changes. *table is set once an object commits.
+namespace {
+
+Status ApplyStaged(sqlite3* db, const StagedObject& st, int64_t now_us, std::string* table) {
+  std::string key;
+  LF_RETURN_IF_ERROR(LookUpStagedObject(db, st.object_id, table, &key));
+  std::vector<int64_t> touched;
+  LF_RETURN_IF_ERROR(ReplaceParts(db, st, *table, &touched));
+  LF_RETURN_IF_ERROR(SupersedeOlderVersions(db, *table, key, st.object_id, &touched));
+  LF_RETURN_IF_ERROR(BumpPartitions(db, *table, std::move(touched), now_us));
+  LF_RETURN_IF_ERROR(ReplaceBadRecords(db, st, *table, now_us));
+  return MarkObjectStaged(db, st, now_us);
+}
+
+// *group_lost: the error took the whole transaction with it (SQLite rolls
+// back by itself on I/O errors, a full disk, ...).
+Status ApplyStagedInSavepoint(sqlite3* db, const StagedObject& st, int64_t now_us, std::string* committed_table,
+                              bool* group_lost) {
+  int rc = sqlite3_exec(db, "SAVEPOINT staged_object", nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) return SqliteStatus(db, rc, "savepoint");
+  std::string table;
+  Status s = ApplyStaged(db, st, now_us, &table);
+  if (sqlite3_get_autocommit(db) != 0) {
+    *group_lost = true;
+    return s.ok() ? Status::Internal("the ledger transaction ended unexpectedly") : s;
+  }
+  const char* end = s.ok() ? "RELEASE staged_object" : "ROLLBACK TO staged_object; RELEASE staged_object";
+  rc = sqlite3_exec(db, end, nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) {
+    *group_lost = true;
+    return SqliteStatus(db, rc, "end savepoint");
+  }
+  if (s.ok()) *committed_table = table;
+  return s;
+}
+
+}  // namespace
+
+StatusOr<std::vector<Status>> SqliteLedger::CommitStagedGroup(const std::vector<ColumnRecord>& columns,
+                                                              const std::vector<StagedObject>& staged, int64_t now_us) {
+  std::lock_guard lock(mu_);
+  LF_TXN(txn);
+  std::vector<Status> out;
+  out.reserve(staged.size());
+  std::string table;  // of the objects that committed
+  bool group_lost = false;
+  for (const StagedObject& st : staged) {
+    out.push_back(ApplyStagedInSavepoint(db_, st, now_us, &table, &group_lost));
+    if (group_lost) return out.back();
+  }
+  if (!table.empty()) LF_RETURN_IF_ERROR(RecordSchemaChanges(db_, table, columns, now_us));
+  LF_RETURN_IF_ERROR(txn.Commit());
+  return out;
 }
 
 Status SqliteLedger::MarkFailed(int64_t object_id, const std::string& error, int64_t next_attempt_us) {
@@ -1244,6 +1305,23 @@ StatusOr<bool> SqliteLedger::LoadJobKnown(const std::string& job_id) {
   Statement s(db_, "SELECT 1 FROM load_jobs WHERE job_id=?");
   s.Bind(1, job_id);
   return s.Step();
+}
+
+StatusOr<std::vector<Status>> Ledger::CommitStagedGroup(const std::vector<ColumnRecord>& columns,
+                                                        const std::vector<StagedObject>& staged, int64_t now_us) {
+  std::vector<Status> out;
+  bool columns_recorded = columns.empty();
+  for (const StagedObject& st : staged) {
+    if (columns_recorded) {
+      out.push_back(CommitStaged(st, now_us));
+      continue;
+    }
+    StagedObject with_columns = st;  // the first to commit records the group's columns
+    with_columns.columns.insert(with_columns.columns.end(), columns.begin(), columns.end());
+    out.push_back(CommitStaged(with_columns, now_us));
+    columns_recorded = out.back().ok();
+  }
+  return out;
 }
 
 std::string Ledger::MergedLoadId(const std::vector<LoadPlan>& plans) {
