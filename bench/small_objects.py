@@ -75,9 +75,18 @@ def source_stats(src):
     return len(names), sum(os.path.getsize(os.path.join(src, n)) for n in names)
 
 
-def fresh(root):
-    shutil.rmtree(root, ignore_errors=True)
+RUNS = [0]
+
+
+def fresh(work):
+    """A new run directory. Nothing is deleted before the end: on ext4
+    without a journal (this machine), creating files where many were just
+    deleted costs up to 1 ms of CPU each (the kernel's recently_deleted
+    scan), which would be charged to logferry."""
+    RUNS[0] += 1
+    root = os.path.join(work, "run-%d" % RUNS[0])
     os.makedirs(root)
+    return root
 
 
 def step_lines(stderr):
@@ -87,8 +96,7 @@ def step_lines(stderr):
 def measure(lf, work, src, perf=False):
     """{label: (cpu, wall)} for one data set, plus the per-step log lines."""
     out = {}
-    run = os.path.join(work, "run")
-    fresh(run)
+    run = fresh(work)
     cfg = os.path.join(run, "all.toml")
     write_config(cfg, run, src, "0s")
     cpu, wall, err = timed([lf, "run", "-c", cfg, "--once", "-v"])
@@ -96,7 +104,7 @@ def measure(lf, work, src, perf=False):
     steps = step_lines(err)
     out["second pass, nothing new"] = timed([lf, "run", "-c", cfg, "--once"])[:2]
 
-    fresh(run)
+    run = fresh(work)
     stage_cfg = os.path.join(run, "stage.toml")
     write_config(stage_cfg, run, src, "100000h", fresh_interval="off")  # stage only: no appends either
     write_config(cfg, run, src, "0s")
@@ -143,8 +151,10 @@ def main():
     base = os.path.abspath(a.work or os.path.join(a.build, "small-objects"))
     small = os.path.join(base, "small")
     generate(lf, small, a.hours, per_hour, rows_per_hour)
-    work = os.path.join(base, "work")
-    fresh(work)
+    # Left by an interrupted run: deleted at the end, not before measuring.
+    stale = [os.path.join(base, n) for n in os.listdir(base) if n.startswith("work-")]
+    work = os.path.join(base, "work-%d" % os.getpid())
+    os.makedirs(work)
     src = os.path.join(small, "logs")
     n, nbytes = source_stats(src)
     runs, steps = [], []
@@ -168,8 +178,8 @@ def main():
         report("peer: the same rows as one object an hour", ln, lbytes, r)
         print("  (per-object figures above are per large object; per small object: %.3f ms of first-pass CPU)"
               % (r["first pass (stage + load)"][0] * 1000 / n))
-    if not a.keep:
-        shutil.rmtree(work, ignore_errors=True)
+    for d in stale + ([] if a.keep else [work]):
+        shutil.rmtree(d, ignore_errors=True)
 
 
 if __name__ == "__main__":

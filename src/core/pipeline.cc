@@ -387,9 +387,29 @@ void Pipeline::FailObject(TableRuntime& t, StageRun& run, const ObjectRow& obj, 
   ++run.failed;
 }
 
+namespace {
+
+Status SyncPartNames(TableRuntime& t, const std::vector<StageOutcome>& outcomes) {
+  std::vector<std::string> keys;
+  for (const StageOutcome& o : outcomes)
+    for (const PartRow& p : o.staged.parts) keys.push_back(p.key);
+  return t.staging->SyncNames(keys);
+}
+
+}  // namespace
+
 // The columns the parts rely on go with the group; put back for the next
 // commit when no object of it committed.
 void Pipeline::CommitGroupNow(TableRuntime& t, StageRun& run, CommitGroup& group) {
+  // The parts' names are made durable before the ledger says they exist.
+  if (Status synced = SyncPartNames(t, group.outcomes); !synced.ok()) {
+    for (const ObjectRow* obj : group.objects) {
+      FailObject(t, run, *obj, synced);
+      t.discovery->FinishedStaging({obj->key, obj->etag});
+    }
+    group.Clear();
+    return;
+  }
   std::vector<StagedObject> staged;
   staged.reserve(group.outcomes.size());
   for (StageOutcome& o : group.outcomes) staged.push_back(std::move(o.staged));

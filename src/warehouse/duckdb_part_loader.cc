@@ -96,6 +96,9 @@ struct DuckDbPartLoader::Impl {
   // Where the row being parsed came from, for messages.
   const std::string* part = nullptr;
   int64_t line = 0;
+  // The read window, kept from part to part: allocating (and zeroing) 1 MiB
+  // per part cost more than loading a small part's rows.
+  std::vector<char> buf;
 
   std::vector<duckdb_logical_type> types;  // of columns, for each new chunk
 
@@ -247,7 +250,9 @@ Status DuckDbPartLoader::Append(ReadStream& part, const std::string& name) {
   constexpr size_t kMaxRow = size_t{1} << 30;
   impl_->part = &name;
   impl_->line = 0;
-  std::vector<char> buf(kBlock + simdjson::SIMDJSON_PADDING);
+  std::vector<char>& buf = impl_->buf;
+  if (buf.size() != kBlock + simdjson::SIMDJSON_PADDING)  // the first part, or one whose long row grew it
+    buf = std::vector<char>(kBlock + simdjson::SIMDJSON_PADDING);
   size_t start = 0, end = 0;
   for (;;) {
     size_t room = buf.size() - simdjson::SIMDJSON_PADDING - end;
