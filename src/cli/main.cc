@@ -862,6 +862,9 @@ void AddGenOptions(CLI::App* g, Args* a) {
   g->add_option("--rows-per-hour", gen.rows_per_hour, "Records per hour")->capture_default_str();
   g->add_option("--split-every", gen.split_every, "Every Nth hour is written as two objects (_0, _1); 0 never")
       ->capture_default_str();
+  g->add_option("--objects-per-hour", gen.objects_per_hour,
+                "Each hour's records split over N objects (_0 .. _N-1; twice as many in a split hour)")
+      ->capture_default_str();
   g->add_option("--late-fraction", gen.late_fraction, "Fraction of records from the previous hour")
       ->capture_default_str();
   g->add_option("--format", gen.format, "out_file or json")->capture_default_str();

@@ -412,24 +412,68 @@ void Pipeline::RunStageWorkers(TableRuntime& t, StageRun& run, const std::atomic
   for (auto& th : threads) th.join();
 }
 
+// Objects a worker has staged and not yet committed: small objects commit
+// together, one ledger transaction (and one sync) for the group instead of
+// one each. Bounded in objects, parts, kept bad records and source bytes;
+// and in time, so that a slow object does not hold finished ones back long.
+struct Pipeline::CommitGroup {
+  static constexpr size_t kMaxObjects = 64;
+  static constexpr size_t kMaxParts = 1024;
+  static constexpr size_t kMaxBadRecords = kMaxStoredBadRecords;
+  static constexpr uint64_t kMaxSourceBytes = 16 << 20;
+  static constexpr uint64_t kLargeObjectBytes = 1 << 20;  // commits without waiting for others
+  static constexpr int64_t kMaxAgeUs = 1'000'000;
+
+  std::vector<const ObjectRow*> objects;
+  std::vector<StageOutcome> outcomes;
+  size_t parts = 0, bad_records = 0;
+  uint64_t source_bytes = 0;
+  int64_t first_us = 0;  // monotonic clock, when the oldest was staged
+
+  void Add(const ObjectRow& obj, StageOutcome outcome, int64_t now_us) {
+    if (objects.empty()) first_us = now_us;
+    parts += outcome.staged.parts.size();
+    bad_records += outcome.staged.bad_records.size();
+    source_bytes += obj.size;
+    objects.push_back(&obj);
+    outcomes.push_back(std::move(outcome));
+  }
+  // Whether to commit before staging `next` (nullptr: no object follows).
+  bool Due(const ObjectRow* next, int64_t now_us) const {
+    if (objects.empty()) return false;
+    return next == nullptr || next->size >= kLargeObjectBytes || objects.size() >= kMaxObjects || parts >= kMaxParts ||
+           bad_records >= kMaxBadRecords || source_bytes >= kMaxSourceBytes || now_us - first_us >= kMaxAgeUs;
+  }
+  void Clear() {
+    objects.clear();
+    outcomes.clear();
+    parts = bad_records = 0;
+    source_bytes = 0;
+  }
+};
+
 void Pipeline::StageWorker(TableRuntime& t, StageRun& run, const std::atomic<bool>& stop) {
   const TableConfig& cfg = *t.config;
   auto norm = std::make_unique<RowNormalizer>(t.schema.get(), cfg.format, cfg.lineage);
+  CommitGroup group;
   for (;;) {
-    if (stop.load()) return;
-    size_t i = run.next.fetch_add(1);
-    if (i >= run.due.size()) return;
-    const ObjectRow& obj = run.due[i];
+    size_t i = stop.load() ? run.due.size() : run.next.fetch_add(1);
+    const ObjectRow* next = i < run.due.size() ? &run.due[i] : nullptr;
+    if (group.Due(next, env_->MonotonicMicros())) CommitGroupNow(t, run, group);
+    if (next == nullptr) return;
+    const ObjectRow& obj = *next;
     LogScope scope(cfg.name, t.source->UriOf(obj.key));
     // Once per pass: the stores have retried each request already, and a
     // transient failure that outlasted them waits for the object's backoff.
     bool threw = false;
     auto outcome = StageGuarded(t, obj, *norm, &threw);
     if (threw) norm = std::make_unique<RowNormalizer>(t.schema.get(), cfg.format, cfg.lineage);
-    bool committed = outcome.ok() && CommitObject(t, run, obj, *outcome);
-    if (!outcome.ok()) FailObject(t, run, obj, outcome.status());
+    if (outcome.ok()) {
+      group.Add(obj, std::move(*outcome), env_->MonotonicMicros());
+      continue;
+    }
+    FailObject(t, run, obj, outcome.status());
     t.discovery->FinishedStaging({obj.key, obj.etag});
-    if (committed && progress_) ReportProgress(t, run);
   }
 }
 
@@ -441,21 +485,61 @@ void Pipeline::FailObject(TableRuntime& t, StageRun& run, const ObjectRow& obj, 
   ++run.failed;
 }
 
-bool Pipeline::CommitObject(TableRuntime& t, StageRun& run, const ObjectRow& obj, StageOutcome& o) {
-  Status s;
+namespace {
+
+Status SyncPartNames(TableRuntime& t, const std::vector<StageOutcome>& outcomes) {
+  std::vector<std::string> keys;
+  for (const StageOutcome& o : outcomes)
+    for (const PartRow& p : o.staged.parts) keys.push_back(p.key);
+  return t.staging->SyncNames(keys);
+}
+
+}  // namespace
+
+// The columns the parts rely on go with the group; put back for the next
+// commit when no object of it committed.
+void Pipeline::CommitGroupNow(TableRuntime& t, StageRun& run, CommitGroup& group) {
+  // The parts' names are made durable before the ledger says they exist.
+  if (Status synced = SyncPartNames(t, group.outcomes); !synced.ok()) {
+    for (const ObjectRow* obj : group.objects) {
+      FailObject(t, run, *obj, synced);
+      t.discovery->FinishedStaging({obj->key, obj->etag});
+    }
+    group.Clear();
+    return;
+  }
+  std::vector<StagedObject> staged;
+  staged.reserve(group.outcomes.size());
+  for (StageOutcome& o : group.outcomes) staged.push_back(std::move(o.staged));
+  StatusOr<std::vector<Status>> results = Status::Internal("not committed");
   {
     std::lock_guard lock(run.commit_mu);
     std::vector<Column*> taken;
-    o.staged.columns = t.schema->TakeUnpersisted(&taken);
-    s = ledger_->CommitStaged(o.staged, env_->NowMicros());
-    if (!s.ok()) t.schema->Requeue(taken);
+    std::vector<ColumnRecord> columns = t.schema->TakeUnpersisted(&taken);
+    results = ledger_->CommitStagedGroup(columns, staged, env_->NowMicros());
+    bool any = results.ok() && std::any_of(results->begin(), results->end(), [](const Status& s) { return s.ok(); });
+    if (!any) t.schema->Requeue(taken);
   }
-  if (!s.ok()) {
-    log::Error("ledger commit for {} failed: {}", t.source->UriOf(obj.key), s.ToString());
-    run.Fatal(s);
-    ++run.failed;
-    return false;
+  for (size_t i = 0; i < staged.size(); ++i) {
+    const ObjectRow& obj = *group.objects[i];
+    Status s = results.ok() ? (*results)[i] : results.status();
+    group.outcomes[i].staged = std::move(staged[i]);
+    if (s.ok()) {
+      ReportCommitted(t, run, obj, group.outcomes[i]);
+    } else {
+      LogScope scope(t.config->name, t.source->UriOf(obj.key));
+      log::Error("ledger commit for {} failed: {}", t.source->UriOf(obj.key), s.ToString());
+      run.Fatal(s);
+      ++run.failed;
+    }
+    t.discovery->FinishedStaging({obj.key, obj.etag});
   }
+  group.Clear();
+}
+
+void Pipeline::ReportCommitted(TableRuntime& t, StageRun& run, const ObjectRow& obj, const StageOutcome& o) {
+  std::optional<LogScope> scope;
+  if (o.staged.bad_total > 0 || o.staged.warnings > 0) scope.emplace(t.config->name, t.source->UriOf(obj.key));
   if (o.staged.bad_total > 0)
     log::Warn(
         "{}: {} bad record(s); first at line {}: {}{}", t.source->UriOf(obj.key), o.staged.bad_total,
@@ -469,7 +553,7 @@ bool Pipeline::CommitObject(TableRuntime& t, StageRun& run, const ObjectRow& obj
   run.rows += o.staged.rows_staged;
   run.bad += o.staged.bad_total;
   run.bytes += o.bytes_uncompressed;
-  return true;
+  if (progress_) ReportProgress(t, run);
 }
 
 void Pipeline::ReportProgress(const TableRuntime& t, const StageRun& run) {

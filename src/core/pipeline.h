@@ -135,6 +135,7 @@ class Pipeline {
  private:
   struct StageRun;
   class PartitionLeases;
+  struct CommitGroup;
 
   const Config& config_;
   Ledger* ledger_;
@@ -178,8 +179,9 @@ class Pipeline {
   void RunStageWorkers(TableRuntime& t, StageRun& run, const std::atomic<bool>& stop);
   void StageWorker(TableRuntime& t, StageRun& run, const std::atomic<bool>& stop);
   void FailObject(TableRuntime& t, StageRun& run, const ObjectRow& obj, const Status& error);
-  // Records a staged object in the ledger; false if that failed.
-  bool CommitObject(TableRuntime& t, StageRun& run, const ObjectRow& obj, StageOutcome& outcome);
+  // Records a worker's staged objects in the ledger, in one transaction.
+  void CommitGroupNow(TableRuntime& t, StageRun& run, CommitGroup& group);
+  void ReportCommitted(TableRuntime& t, StageRun& run, const ObjectRow& obj, const StageOutcome& outcome);
   void ReportProgress(const TableRuntime& t, const StageRun& run);
 };
 

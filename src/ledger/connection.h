@@ -63,6 +63,10 @@ class Connection {
   virtual void Rollback() = 0;
   // Rows the last INSERT, UPDATE or DELETE changed.
   virtual int64_t Changes() const = 0;
+  // Whether a transaction is open (also one a failed statement aborted,
+  // which a ROLLBACK TO a savepoint recovers). False when the database
+  // ended it on its own (SQLite on I/O errors, a lost connection).
+  virtual bool InTransaction() const = 0;
 };
 
 // The statement the ledger's code writes: binds by index, steps through rows.

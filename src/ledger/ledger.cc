@@ -237,6 +237,8 @@ class SqliteLedger final : public Ledger {
   StatusOr<std::vector<ProcessRow>> Processes() override;
   StatusOr<std::vector<NotificationRow>> Notifications(const std::string& table, const std::string& state) override;
   Status CommitStaged(const StagedObject& staged, int64_t now_us) override;
+  StatusOr<std::vector<Status>> CommitStagedGroup(const std::vector<ColumnRecord>& columns,
+                                                  const std::vector<StagedObject>& staged, int64_t now_us) override;
   Status MarkFailed(int64_t object_id, const std::string& error, int64_t next_attempt_us) override;
   Status Restage(int64_t object_id, const std::string& reason) override;
   StatusOr<RestageCounts> RestageObjects(const std::string& table, const std::vector<int64_t>& object_ids,
@@ -736,7 +738,10 @@ Status SupersedeOlderVersions(Connection* db, const std::string& table, const st
 }
 
 // Each touched partition gets a new revision (so it loads again); obsolete
-// parts remember the revision that dropped them, for collection.
+// parts remember the revision that dropped them, for collection. Every part
+// made obsolete is in a touched partition (its caller touched it), so only
+// those are searched: the whole table per commit made a pass of n small
+// objects cost O(n^2).
 Status BumpPartitions(Connection* db, const std::string& table, std::vector<int64_t> touched, int64_t now_us) {
   std::sort(touched.begin(), touched.end());
   touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
@@ -747,13 +752,13 @@ Status BumpPartitions(Connection* db, const std::string& table, std::vector<int6
                 "updated_us=excluded.updated_us, "
                 "attempts=0, next_attempt_us=NULL");
     LF_RETURN_IF_ERROR(s.Bind(1, table).Bind(2, partition_us).Bind(3, now_us).Run());
+    Statement mark(db,
+                   "UPDATE parts SET obsoleted_revision=(SELECT revision FROM partitions q WHERE q.table_name=? AND "
+                   "q.partition_us=?) WHERE table_name=? AND partition_us=? AND state='obsolete' AND "
+                   "obsoleted_revision IS NULL");
+    LF_RETURN_IF_ERROR(mark.Bind(1, table).Bind(2, partition_us).Bind(3, table).Bind(4, partition_us).Run());
   }
-  Statement mark(
-      db,
-      "UPDATE parts SET obsoleted_revision=(SELECT revision FROM partitions q WHERE q.table_name=parts.table_name "
-      "AND q.partition_us=parts.partition_us) WHERE table_name=? AND state='obsolete' AND obsoleted_revision IS "
-      "NULL");
-  return mark.Bind(1, table).Run();
+  return Status::Ok();
 }
 
 Status ReplaceBadRecords(Connection* db, const StagedObject& st, const std::string& table, int64_t now_us) {
@@ -830,6 +835,61 @@ Status SqliteLedger::CommitStaged(const StagedObject& st, int64_t now_us) {
   LF_RETURN_IF_ERROR(MarkObjectStaged(db_, st, now_us));
   LF_RETURN_IF_ERROR(RecordSchemaChanges(db_, table, st.columns, now_us));
   return txn.Commit();
+}
+
+// One object of a group, under a savepoint so that its failure rolls back
+// only its own changes. *table is set once an object commits.
+namespace {
+
+Status ApplyStaged(Connection* db, const StagedObject& st, int64_t now_us, std::string* table) {
+  std::string key;
+  LF_RETURN_IF_ERROR(LookUpStagedObject(db, st.object_id, table, &key));
+  std::vector<int64_t> touched;
+  LF_RETURN_IF_ERROR(ReplaceParts(db, st, *table, &touched));
+  LF_RETURN_IF_ERROR(SupersedeOlderVersions(db, *table, key, st.object_id, &touched));
+  LF_RETURN_IF_ERROR(BumpPartitions(db, *table, std::move(touched), now_us));
+  LF_RETURN_IF_ERROR(ReplaceBadRecords(db, st, *table, now_us));
+  return MarkObjectStaged(db, st, now_us);
+}
+
+// *group_lost: the error took the whole transaction with it (SQLite rolls
+// back by itself on I/O errors, a full disk, ...).
+Status ApplyStagedInSavepoint(Connection* db, const StagedObject& st, int64_t now_us, std::string* committed_table,
+                              bool* group_lost) {
+  LF_RETURN_IF_ERROR(db->Exec("SAVEPOINT staged_object"));
+  std::string table;
+  Status s = ApplyStaged(db, st, now_us, &table);
+  if (!db->InTransaction()) {
+    *group_lost = true;
+    return s.ok() ? Status::Internal("the ledger transaction ended unexpectedly") : s;
+  }
+  Status ended = db->Exec(s.ok() ? "RELEASE SAVEPOINT staged_object"
+                                 : "ROLLBACK TO SAVEPOINT staged_object; RELEASE SAVEPOINT staged_object");
+  if (!ended.ok()) {
+    *group_lost = true;
+    return ended.WithContext("ending a savepoint");
+  }
+  if (s.ok()) *committed_table = table;
+  return s;
+}
+
+}  // namespace
+
+StatusOr<std::vector<Status>> SqliteLedger::CommitStagedGroup(const std::vector<ColumnRecord>& columns,
+                                                              const std::vector<StagedObject>& staged, int64_t now_us) {
+  std::lock_guard lock(mu_);
+  LF_TXN(txn);
+  std::vector<Status> out;
+  out.reserve(staged.size());
+  std::string table;  // of the objects that committed
+  bool group_lost = false;
+  for (const StagedObject& st : staged) {
+    out.push_back(ApplyStagedInSavepoint(db_, st, now_us, &table, &group_lost));
+    if (group_lost) return out.back();
+  }
+  if (!table.empty()) LF_RETURN_IF_ERROR(RecordSchemaChanges(db_, table, columns, now_us));
+  LF_RETURN_IF_ERROR(txn.Commit());
+  return out;
 }
 
 Status SqliteLedger::MarkFailed(int64_t object_id, const std::string& error, int64_t next_attempt_us) {
@@ -1299,6 +1359,23 @@ StatusOr<bool> SqliteLedger::LoadJobKnown(const std::string& job_id) {
   return s.Step();
 }
 
+StatusOr<std::vector<Status>> Ledger::CommitStagedGroup(const std::vector<ColumnRecord>& columns,
+                                                        const std::vector<StagedObject>& staged, int64_t now_us) {
+  std::vector<Status> out;
+  bool columns_recorded = columns.empty();
+  for (const StagedObject& st : staged) {
+    if (columns_recorded) {
+      out.push_back(CommitStaged(st, now_us));
+      continue;
+    }
+    StagedObject with_columns = st;  // the first to commit records the group's columns
+    with_columns.columns.insert(with_columns.columns.end(), columns.begin(), columns.end());
+    out.push_back(CommitStaged(with_columns, now_us));
+    columns_recorded = out.back().ok();
+  }
+  return out;
+}
+
 std::string Ledger::MergedLoadId(const std::vector<LoadPlan>& plans) {
   if (plans.empty()) return "";
   // Every (partition, generation) goes into the name, so a restart with the
@@ -1638,10 +1715,11 @@ StatusOr<std::set<std::string>> SqliteLedger::LeasedVersions(const std::string& 
 
 StatusOr<std::vector<LeaseRow>> SqliteLedger::Leases(int64_t now_us) {
   std::lock_guard lock(mu_);
-  Statement s(db_,
-              "SELECT lease_worker, table_name, 'object', key, lease_until FROM objects WHERE lease_worker IS NOT "
-              "NULL AND lease_until>?1 UNION ALL SELECT lease_worker, table_name, 'partition', CAST(partition_us AS TEXT), "
-              "lease_until FROM partitions WHERE lease_worker IS NOT NULL AND lease_until>?1 ORDER BY 1, 2, 3, 4");
+  Statement s(
+      db_,
+      "SELECT lease_worker, table_name, 'object', key, lease_until FROM objects WHERE lease_worker IS NOT "
+      "NULL AND lease_until>?1 UNION ALL SELECT lease_worker, table_name, 'partition', CAST(partition_us AS TEXT), "
+      "lease_until FROM partitions WHERE lease_worker IS NOT NULL AND lease_until>?1 ORDER BY 1, 2, 3, 4");
   s.Bind(1, now_us);
   return s.Collect<LeaseRow>([](const Statement& r) {
     LeaseRow l{r.Text(0), r.Text(1), r.Text(2), r.Text(3), r.Int(4)};

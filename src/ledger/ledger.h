@@ -309,6 +309,16 @@ class Ledger {
   // superseded and every partition touched gets a new revision.
   // kFailedPrecondition when the version was superseded while it was staged.
   virtual Status CommitStaged(const StagedObject& staged, int64_t now_us) = 0;
+  // Commits several staged objects of one table as CommitStaged does, in one
+  // transaction (one sync of the ledger instead of one per object). Each
+  // object's outcome is its own, in the same order: one that cannot commit
+  // (superseded while it was staged, ...) is rolled back alone and the others
+  // still commit. `columns` are the schema changes their parts rely on: they
+  // are recorded when at least one object commits, and not otherwise. An
+  // error only when the group as a whole fails; then nothing is committed,
+  // columns included. The default commits the objects one by one.
+  virtual StatusOr<std::vector<Status>> CommitStagedGroup(const std::vector<ColumnRecord>& columns,
+                                                          const std::vector<StagedObject>& staged, int64_t now_us);
   virtual Status MarkFailed(int64_t object_id, const std::string& error, int64_t next_attempt_us) = 0;
   // Sends a staged object back to be staged again (its part is missing or damaged).
   virtual Status Restage(int64_t object_id, const std::string& reason) = 0;

@@ -147,6 +147,10 @@ class PgConnection final : public Connection {
   Status Commit() override;
   void Rollback() override;
   int64_t Changes() const override { return changes_; }
+  bool InTransaction() const override {
+    PGTransactionStatusType t = conn_ ? PQtransactionStatus(conn_) : PQTRANS_UNKNOWN;
+    return t == PQTRANS_INTRANS || t == PQTRANS_INERROR;
+  }
 
   // Runs one statement with text parameters (types and formats per
   // parameter); the result is the caller's. A write outside a transaction

@@ -110,6 +110,7 @@ class SqliteConnection final : public Connection {
   }
   void Rollback() override { sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr); }
   int64_t Changes() const override { return sqlite3_changes(db_); }
+  bool InTransaction() const override { return sqlite3_get_autocommit(db_) == 0; }
 
  private:
   sqlite3* db_;

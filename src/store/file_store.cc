@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <random>
+#include <set>
 
 #include "common/files.h"
 #include "common/strings.h"
@@ -81,8 +82,13 @@ class FileReadStream final : public ReadStream {
 
 class FileWriteStream final : public WriteStream {
  public:
-  FileWriteStream(int fd, std::string key, std::string dir, std::string tmp, std::string final_path)
-      : fd_(fd), key_(std::move(key)), dir_(std::move(dir)), tmp_(std::move(tmp)), final_(std::move(final_path)) {}
+  FileWriteStream(int fd, std::string key, std::string dir, std::string tmp, std::string final_path, bool sync_dir)
+      : fd_(fd),
+        sync_dir_(sync_dir),
+        key_(std::move(key)),
+        dir_(std::move(dir)),
+        tmp_(std::move(tmp)),
+        final_(std::move(final_path)) {}
   ~FileWriteStream() override {
     if (committed_) return;
     if (fd_ >= 0) close(fd_);
@@ -130,7 +136,7 @@ class FileWriteStream final : public WriteStream {
       unlink(tmp_.c_str());
       return s;
     }
-    LF_RETURN_IF_ERROR(FsyncDir(dir_));
+    if (sync_dir_) LF_RETURN_IF_ERROR(FsyncDir(dir_));
     WrittenObject out;
     out.key = key_;
     out.size = size_;
@@ -149,7 +155,8 @@ class FileWriteStream final : public WriteStream {
     return Status::Ok();
   }
 
-  int fd_;  // -1 while suspended or once committed
+  int fd_;         // -1 while suspended or once committed
+  bool sync_dir_;  // false: FileStore::SyncNames makes the rename durable
   bool committed_ = false;
   std::string key_, dir_, tmp_, final_;
   uint32_t crc_ = 0;
@@ -270,20 +277,53 @@ StatusOr<std::unique_ptr<ReadStream>> FileStore::OpenRead(std::string_view key, 
   return std::unique_ptr<ReadStream>(new FileReadStream(fd, std::move(path), options.if_etag));
 }
 
-StatusOr<std::unique_ptr<WriteStream>> FileStore::OpenWrite(std::string_view key) {
+namespace {
+
+// A new temp file beside path. Directories are made only when the file
+// cannot be created without them: most writes go to a directory that exists.
+StatusOr<int> CreateTemp(const std::string& dir, const std::string& tmp) {
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0 && errno == ENOENT) {
+    LF_RETURN_IF_ERROR(MakeDirectories(dir));
+    fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  }
+  if (fd < 0) return ErrnoStatus(errno, "create " + tmp);
+  return fd;
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<WriteStream>> FileStore::OpenWriteStream(std::string_view key, bool sync_name) {
   LF_RETURN_IF_ERROR(ValidateKey(key));
   std::string path = root_ + std::string(key);
   std::string dir = path.substr(0, path.rfind('/') + 1);
-  LF_RETURN_IF_ERROR(MakeDirectories(dir));
   static std::atomic<uint64_t> counter{0};
   thread_local std::mt19937_64 rng{std::random_device{}()};
   char suffix[64];
   snprintf(suffix, sizeof suffix, "%d-%llu-%llx", getpid(), static_cast<unsigned long long>(counter++),
            static_cast<unsigned long long>(rng()));
   std::string tmp = dir + std::string(kTempPrefix) + suffix;
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) return ErrnoStatus(errno, "create " + tmp);
-  return std::unique_ptr<WriteStream>(new FileWriteStream(fd, std::string(key), dir, tmp, path));
+  LF_ASSIGN_OR_RETURN(int fd, CreateTemp(dir, tmp));
+  return std::unique_ptr<WriteStream>(new FileWriteStream(fd, std::string(key), dir, tmp, path, sync_name));
+}
+
+StatusOr<std::unique_ptr<WriteStream>> FileStore::OpenWrite(std::string_view key) {
+  return OpenWriteStream(key, /*sync_name=*/true);
+}
+
+StatusOr<std::unique_ptr<WriteStream>> FileStore::OpenWriteSyncingNamesLater(std::string_view key) {
+  return OpenWriteStream(key, /*sync_name=*/false);
+}
+
+Status FileStore::SyncNames(const std::vector<std::string>& keys) {
+  std::set<std::string> dirs;
+  for (const std::string& key : keys) {
+    LF_RETURN_IF_ERROR(ValidateKey(key));
+    std::string path = root_ + key;
+    dirs.insert(path.substr(0, path.rfind('/') + 1));
+  }
+  for (const std::string& dir : dirs) LF_RETURN_IF_ERROR(FsyncDir(dir));
+  return Status::Ok();
 }
 
 Status FileStore::Delete(std::string_view key) {

@@ -26,11 +26,15 @@ class FileStore final : public ObjectStore {
   StatusOr<ObjectInfo> Stat(std::string_view key) override;
   StatusOr<std::unique_ptr<ReadStream>> OpenRead(std::string_view key, const ReadOptions& options) override;
   StatusOr<std::unique_ptr<WriteStream>> OpenWrite(std::string_view key) override;
+  StatusOr<std::unique_ptr<WriteStream>> OpenWriteSyncingNamesLater(std::string_view key) override;
+  Status SyncNames(const std::vector<std::string>& keys) override;
   Status Delete(std::string_view key) override;
   std::optional<std::string> LocalPath(std::string_view key) const override;
   Status RemoveStaleTemporaries(std::string_view prefix, int64_t min_age_us) override;
 
  private:
+  // sync_name: Commit makes the rename durable (else SyncNames does).
+  StatusOr<std::unique_ptr<WriteStream>> OpenWriteStream(std::string_view key, bool sync_name);
   FileStore(std::string uri, std::string root) : uri_(std::move(uri)), root_(std::move(root)) {}
   std::string uri_;
   std::string root_;  // absolute directory path with a trailing '/'

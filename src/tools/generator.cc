@@ -174,8 +174,8 @@ std::vector<int64_t> EventTimes(const GenOptions& o, int h, std::mt19937_64& rng
 }
 
 Status CheckOptions(const GenOptions& o) {
-  if (o.hours <= 0 || o.rows_per_hour <= 0)
-    return Status::InvalidArgument("--hours and --rows-per-hour must be positive");
+  if (o.hours <= 0 || o.rows_per_hour <= 0 || o.objects_per_hour <= 0)
+    return Status::InvalidArgument("--hours, --rows-per-hour and --objects-per-hour must be positive");
   static const char* kFormats[] = {"out_file", "json", "ltsv", "csv", "tsv", "single_value", "msgpack"};
   if (std::find(std::begin(kFormats), std::end(kFormats), o.format) == std::end(kFormats))
     return Status::InvalidArgument("--format must be out_file, json, ltsv, csv, tsv, single_value or msgpack");
@@ -194,10 +194,10 @@ StatusOr<GenResult> Generate(const GenOptions& o) {
   GenResult result;
   for (int h = 0; h < o.hours; ++h) {
     int64_t hour = o.start_us + h * kMicrosPerHour;
-    int objects = (o.split_every > 0 && h % o.split_every == o.split_every - 1) ? 2 : 1;
+    int objects = o.objects_per_hour * ((o.split_every > 0 && h % o.split_every == o.split_every - 1) ? 2 : 1);
     std::vector<int64_t> times = EventTimes(o, h, rng);
     size_t per_object = (times.size() + objects - 1) / objects;
-    for (int idx = 0; idx < objects; ++idx) {
+    for (int idx = 0; idx < objects && static_cast<size_t>(idx) * per_object < times.size(); ++idx) {
       std::string text;
       text.reserve(per_object * 420);
       size_t from = idx * per_object, to = std::min(times.size(), from + per_object);

@@ -16,6 +16,7 @@ struct GenOptions {
   int hours = 24;
   int64_t rows_per_hour = 10000;
   int split_every = 3;                        // every Nth hour is written as two objects (_0, _1); 0: never
+  int objects_per_hour = 1;                   // each hour's rows split over this many objects (x2 when split)
   double late_fraction = 0.01;                // rows that belong to the previous hour (late events)
   std::string format = "out_file";            // out_file | json
   TimeZone zone = TimeZone::Fixed(9 * 3600);  // of times and time slices (+09:00)

@@ -257,6 +257,46 @@ class ExactlyOnceTest(unittest.TestCase):
                  ws.ledger_scalar("SELECT count(*) FROM loads WHERE outcome='loaded'"),
                  len([p for p in ws.staged_parts() if p not in known]), temp_files))
 
+    def test_d_sigkill_while_small_objects_commit_in_groups(self):
+        """Small objects are committed to the ledger in groups, after their
+        parts are written: SIGKILL lands between part writes and a group's
+        commit, mid-commit, and between groups, while objects are rewritten.
+        One clean run then leaves the warehouse equal to the source, verify
+        passes, and no part file is left that the ledger does not name."""
+        ws = lf.Workspace(self)
+        opts = dict(hours=8, rows_per_hour=2500, objects_per_hour=50, split_every=0, late_fraction=0.02,
+                    timezone="+09:00")
+        ws.gen(seed=21, **opts)
+        alt = os.path.join(ws.root, "alt")
+        ws.gen(out=alt, seed=22, **dict(opts, rows_per_hour=2000))
+        ws.write_config()
+        keys = sorted(os.listdir(ws.source_dir))
+        self.assertEqual(len(keys), 400)
+
+        rng = random.Random(13)
+        kills, iterations = 0, 0
+        t_start = time.monotonic()
+        while kills < 12 and iterations < 30 and time.monotonic() - t_start < 90:
+            iterations += 1
+            for key in rng.sample(keys, 20 if iterations > 1 else 0):
+                tmp = os.path.join(ws.source_dir, ".e2e-%s" % key)
+                shutil.copyfile(os.path.join(alt, "logs", key), tmp)
+                os.replace(tmp, os.path.join(ws.source_dir, key))
+            p = ws.start("run", "--once")
+            time.sleep(rng.uniform(0.05, 1.0))
+            if lf.kill_hard(p):
+                kills += 1
+        self.assertGreaterEqual(kills, 5, "the harness did not manage to interrupt enough runs")
+
+        r = ws.run_once(timeout=300)
+        self.assertEqual(r.rc, 0, r)
+        self.assert_verify_ok(ws)
+        self.assert_matches_source(ws)
+        self.assertEqual(ws.ledger("SELECT count(*) FROM objects WHERE state IN ('pending', 'failed')"), [(0,)])
+        known = {k for (k,) in ws.ledger("SELECT key FROM parts")}
+        self.assertEqual([p for p in ws.staged_parts() if p not in known], [],
+                         "the first pass of a process sweeps the parts of groups killed before their commit")
+
     # e. -------------------------------------------------------------------
     def test_e_reload_range(self):
         ws = self.small_workspace()

@@ -1036,3 +1036,96 @@ TEST_P(LedgerAppendTest, AFailedAppendFreesItsPartsAndResumeOnlyFindsOnlyWhatIsI
 
 }  // namespace
 }  // namespace logferry
+
+namespace logferry {
+namespace {
+
+ColumnRecord NewColumn(const std::string& name) {
+  ColumnRecord c;
+  c.raw_key = name;
+  c.name = name;
+  c.type = ColumnType::kString;
+  return c;
+}
+
+StagedObject Staged(int64_t object_id, std::vector<PartRow> parts) {
+  StagedObject st;
+  st.object_id = object_id;
+  for (auto& p : parts) {
+    p.object_id = object_id;
+    st.rows_staged += p.rows;
+  }
+  st.lines_read = st.rows_staged;
+  st.parts = std::move(parts);
+  return st;
+}
+
+TEST_P(LedgerTest, AGroupCommitsEachObjectOnItsOwnAndAFailedOneTakesNothingWithIt) {
+  ObjectRow a = Discover("a", "e1");
+  ObjectRow b_old = Discover("b", "e1");
+  ObjectRow c = Discover("c", "e1");
+  Discover("b", "e2");  // b's first version is superseded while it is staged
+  auto results =
+      ledger_->CommitStagedGroup({NewColumn("user")},
+                                 {Staged(a.id, {Part(h0_, "p/a", 3)}), Staged(b_old.id, {Part(h0_, "p/b", 4)}),
+                                  Staged(c.id, {Part(h0_, "p/c0", 5), Part(h1_, "p/c1", 6)})},
+                                 now_);
+  ASSERT_TRUE(results.ok()) << results.status().ToString();
+  ASSERT_EQ(results->size(), 3u);
+  EXPECT_TRUE((*results)[0].ok()) << (*results)[0].ToString();
+  EXPECT_EQ((*results)[1].code(), StatusCode::kFailedPrecondition) << (*results)[1].ToString();
+  EXPECT_TRUE((*results)[2].ok()) << (*results)[2].ToString();
+
+  EXPECT_EQ(StateOf(a.id), ObjectState::kStaged);
+  EXPECT_EQ(StateOf(b_old.id), ObjectState::kSuperseded);
+  EXPECT_EQ(StateOf(c.id), ObjectState::kStaged);
+  auto live = ledger_->LiveParts("t");
+  ASSERT_TRUE(live.ok());
+  std::vector<std::string> keys;
+  for (const PartRow& p : *live) keys.push_back(p.key);
+  EXPECT_EQ(keys, (std::vector<std::string>{"p/a", "p/c0", "p/c1"})) << "nothing of the failed object";
+  EXPECT_EQ(Partition(h0_).revision, 2) << "one revision per object that touched it";
+  EXPECT_EQ(Partition(h1_).revision, 1);
+  auto columns = ledger_->Columns("t");
+  ASSERT_TRUE(columns.ok());
+  ASSERT_EQ(columns->size(), 1u);
+  EXPECT_EQ((*columns)[0].name, "user");
+  EXPECT_EQ(*ledger_->SchemaVersion("t"), 1);
+}
+
+TEST_P(LedgerTest, AGroupWhoseObjectsAllFailRecordsNoColumns) {
+  ObjectRow old = Discover("k", "e1");
+  Discover("k", "e2");
+  auto results = ledger_->CommitStagedGroup({NewColumn("user")}, {Staged(old.id, {Part(h0_, "p/old", 1)})}, now_);
+  ASSERT_TRUE(results.ok()) << results.status().ToString();
+  ASSERT_EQ(results->size(), 1u);
+  EXPECT_EQ((*results)[0].code(), StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(ledger_->Columns("t")->empty()) << "no staged part relies on them";
+  EXPECT_TRUE(ledger_->LiveParts("t")->empty());
+  EXPECT_TRUE(ledger_->Partitions("t")->empty());
+}
+
+TEST_P(LedgerTest, AGroupSupersedingAStagedVersionFreesItsPartAfterTheNextLoad) {
+  ObjectRow v1 = Discover("k", "e1");
+  ASSERT_TRUE(Stage(v1.id, {Part(h0_, "p/v1", 10)}).ok());
+  auto plan = ledger_->BeginLoad("t", h0_, now_);
+  ASSERT_TRUE(plan.ok());
+  ASSERT_TRUE(ledger_->FinishLoad(*plan, 10, now_).ok());
+  ObjectRow v2 = Discover("k", "e2");
+  ObjectRow other = Discover("other", "e1");
+  auto results = ledger_->CommitStagedGroup(
+      {}, {Staged(v2.id, {Part(h0_, "p/v2", 12)}), Staged(other.id, {Part(h1_, "p/other", 1)})}, now_);
+  ASSERT_TRUE(results.ok());
+  for (const Status& s : *results) EXPECT_TRUE(s.ok()) << s.ToString();
+  EXPECT_TRUE(ledger_->CollectableParts("t")->empty()) << "v1's rows are in the warehouse until h0 reloads";
+  auto plan2 = ledger_->BeginLoad("t", h0_, now_);
+  ASSERT_TRUE(plan2.ok());
+  ASSERT_TRUE(ledger_->FinishLoad(*plan2, 12, now_).ok());
+  auto collectable = ledger_->CollectableParts("t");
+  ASSERT_TRUE(collectable.ok());
+  ASSERT_EQ(collectable->size(), 1u);
+  EXPECT_EQ((*collectable)[0].key, "p/v1");
+}
+
+}  // namespace
+}  // namespace logferry

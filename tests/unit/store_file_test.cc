@@ -443,6 +443,24 @@ TEST_F(FileStoreTest, DeleteIfUnchangedKeepsANewerObject) {
   EXPECT_TRUE(store_->DeleteIfUnchanged("r/req.json", second->etag).ok()) << "missing means deleted";
 }
 
+TEST_F(FileStoreTest, AWriteWhoseNameIsSyncedLaterIsVisibleOnCommitAndSyncNamesCoversItsDirectory) {
+  std::vector<std::string> keys = {"t/dt=2016-08-01/hr=00/a.gz", "t/dt=2016-08-01/hr=00/b.gz",
+                                   "t/dt=2016-08-01/hr=01/c.gz"};
+  for (const std::string& key : keys) {
+    auto w = store_->OpenWriteSyncingNamesLater(key);
+    ASSERT_TRUE(w.ok()) << w.status().ToString();
+    ASSERT_TRUE((*w)->Write("rows of " + key).ok());
+    auto done = (*w)->Commit();
+    ASSERT_TRUE(done.ok()) << done.status().ToString();
+  }
+  EXPECT_EQ(Keys("t/"), keys) << "visible at once, like OpenWrite's";
+  EXPECT_EQ(*store_->ReadAll(keys[2]), "rows of " + keys[2]);
+  EXPECT_TRUE(store_->SyncNames(keys).ok());
+  EXPECT_TRUE(store_->SyncNames({}).ok());
+  EXPECT_FALSE(store_->SyncNames({"../escape"}).ok());
+  EXPECT_FALSE(store_->SyncNames({"t/never-written/x.gz"}).ok()) << "a directory that does not exist";
+}
+
 TEST_F(FileStoreTest, LocalPathPointsAtTheFile) {
   Put("p/q", "data");
   auto p = store_->LocalPath("p/q");
