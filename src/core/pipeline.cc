@@ -748,12 +748,22 @@ Status Pipeline::AppendOpen(TableRuntime& t, Warehouse& wh, LoadJobLog& jobs, co
     PartitionLeases lease(*this, cfg.name);
     LF_ASSIGN_OR_RETURN(bool mine, lease.Claim(p.partition_us));
     if (!mine) continue;  // another worker appends to it
-    LF_ASSIGN_OR_RETURN(AppendPlan plan, ledger_->BeginAppend(cfg.name, p.partition_us, now, false));
-    if (plan.kind == AppendPlan::Kind::kReplace) {
-      LF_RETURN_IF_ERROR(LoadJob(t, wh, jobs, {p}, 1, stats).status());
-    } else if (plan.kind == AppendPlan::Kind::kAppend) {
-      LF_RETURN_IF_ERROR(RunAppend(t, wh, plan, stats));
-    }
+    LF_RETURN_IF_ERROR(AppendNewParts(t, wh, jobs, p, stats));
+  }
+  return Status::Ok();
+}
+
+// A resumed append (a run stopped while it was in flight) carries only its
+// own parts, so the parts staged since follow in a second one at once.
+Status Pipeline::AppendNewParts(TableRuntime& t, Warehouse& wh, LoadJobLog& jobs, const PartitionRow& p,
+                                PassStats* stats) {
+  for (int round = 0; round < 2; ++round) {
+    LF_ASSIGN_OR_RETURN(AppendPlan plan,
+                        ledger_->BeginAppend(t.config->name, p.partition_us, env_->NowMicros(), false));
+    if (plan.kind == AppendPlan::Kind::kReplace) return LoadJob(t, wh, jobs, {p}, 1, stats).status();
+    if (plan.kind != AppendPlan::Kind::kAppend) return Status::Ok();
+    LF_RETURN_IF_ERROR(RunAppend(t, wh, plan, stats));
+    if (!plan.resumed) return Status::Ok();
   }
   return Status::Ok();
 }

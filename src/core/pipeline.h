@@ -164,6 +164,7 @@ class Pipeline {
   Status SettleAppends(TableRuntime& t, Warehouse& wh, const std::vector<PartitionRow>& due, PassStats* stats);
   Status AppendOpen(TableRuntime& t, Warehouse& wh, LoadJobLog& jobs, const std::vector<PartitionRow>& open,
                     const std::atomic<bool>& stop, PassStats* stats);
+  Status AppendNewParts(TableRuntime& t, Warehouse& wh, LoadJobLog& jobs, const PartitionRow& p, PassStats* stats);
   Status RunAppend(TableRuntime& t, Warehouse& wh, const AppendPlan& plan, PassStats* stats);
   StatusOr<std::unique_ptr<Warehouse>> OpenWarehouseForLoad(TableRuntime& t, const std::vector<PartitionRow>& due,
                                                             PassStats* stats);

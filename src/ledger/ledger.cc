@@ -1283,6 +1283,7 @@ StatusOr<AppendPlan> SqliteLedger::BeginAppend(const std::string& table, int64_t
   plan.table = table;
   plan.partition_us = partition_us;
   LF_ASSIGN_OR_RETURN(bool resumed, FindAppendInFlight(db_, &plan));
+  plan.resumed = resumed;
   if (!resumed && resume_only) return plan;
   if (!resumed) {
     LF_ASSIGN_OR_RETURN(bool replace, NeedsReplace(db_, plan));

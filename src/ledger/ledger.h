@@ -143,6 +143,9 @@ struct AppendPlan {
   std::string load_id;
   std::vector<PartRow> parts;
   int64_t expected_rows = 0;  // the partition's rows once the parts are in
+  // An append in flight that a stopped run left (its parts only: parts
+  // staged since wait for the next append).
+  bool resumed = false;
 };
 
 struct RequestRow {
