@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include "common/logging.h"
+#include "common/time.h"
 #include "ledger/ledger.h"
 #include "store/object_store.h"
 
@@ -20,16 +21,32 @@ std::optional<std::string> MissingLocalRoot(const ObjectStore& store) {
 }
 
 Status ListingDiscovery::Poll(const PollOptions& options, DiscoveryStats* stats) {
-  ObjectStore& source = *context_.source;
   int64_t now = context_.env->NowMicros();
+  return WindowDue(now) ? PollWindow(now, stats) : PollFull(now, stats);
+}
+
+// A window pays one LIST per prefix at least: with more prefixes than the
+// whole source has pages, the full listing is the cheaper one. With none
+// (an empty source at the last full listing), the first objects must not
+// wait for the next one.
+bool ListingDiscovery::WindowDue(int64_t now) const {
+  if (window_.lookback_us <= 0 || last_full_us_ == 0 || now - last_full_us_ >= window_.full_every_us) return false;
+  return !prefixes_.empty() && prefixes_.size() <= full_pages_;
+}
+
+Status ListingDiscovery::PollFull(int64_t now, DiscoveryStats* stats) {
+  ObjectStore& source = *context_.source;
   auto listed = source.ListAll("");
   if (!listed.ok()) return listed.status().WithContext("listing " + source.uri());
   WarnIfEmpty(listed->size());
   std::vector<ObjectInfo> ours;
   std::vector<std::string> ignored;
+  std::set<std::string> prefixes;
   int64_t ignored_count = 0;
   for (ObjectInfo& o : *listed) {
     if (context_.ours(o.key)) {
+      if (window_.prefix_of)
+        if (auto prefix = window_.prefix_of(o.key)) prefixes.insert(std::move(*prefix));
       ours.push_back(std::move(o));
     } else if (++ignored_count <= static_cast<int64_t>(Ledger::kMaxIgnoredKeyExamples)) {
       ignored.push_back(o.key);
@@ -39,7 +56,44 @@ Status ListingDiscovery::Poll(const PollOptions& options, DiscoveryStats* stats)
   WarnIfIgnored(ignored_count, ignored.empty() ? "" : ignored.front());
   LF_ASSIGN_OR_RETURN(int64_t found, context_.ledger->RecordDiscovered(context_.table, ours, "listing", now));
   stats->recorded += found;
+  ++stats->full_listings;
+  // Only a listing that got through teaches the window its prefixes.
+  size_t page = source.list_page_keys();
+  full_pages_ = listed->size() / page + 1;
+  prefixes_ = std::move(prefixes);
+  last_full_us_ = now;
   return Status::Ok();
+}
+
+Status ListingDiscovery::PollWindow(int64_t now, DiscoveryStats* stats) {
+  std::vector<ObjectInfo> ours;
+  for (const std::string& prefix : prefixes_) LF_RETURN_IF_ERROR(ListWindow(prefix, now, &ours));
+  LF_ASSIGN_OR_RETURN(int64_t found, context_.ledger->RecordDiscovered(context_.table, ours, "listing", now));
+  log::Debug("{}: windowed listing of {} prefix(es) saw {} key(s), {} new", context_.table, prefixes_.size(),
+             ours.size(), found);
+  stats->recorded += found;
+  ++stats->windowed_listings;
+  return Status::Ok();
+}
+
+// Keys under prefix sort by slice from the window's start on, up to the
+// slices of the present; what sorts after those (a longer path that starts
+// with this one, or keys from a clock far ahead) is left to its own window or
+// to the full listing.
+Status ListingDiscovery::ListWindow(const std::string& prefix, int64_t now, std::vector<ObjectInfo>* ours) {
+  constexpr int64_t kAhead = 2 * kMicrosPerDay;  // Fluentd hosts whose clocks run ahead
+  ObjectStore& source = *context_.source;
+  std::string token = window_.start_after(prefix, now - window_.lookback_us, now);
+  for (;;) {
+    auto page = source.List(prefix, token, source.list_page_keys());
+    if (!page.ok()) return page.status().WithContext("listing " + source.UriOf(prefix) + " from " + token);
+    for (ObjectInfo& o : page->objects) {
+      if (window_.past(prefix, o.key, now + kAhead)) return Status::Ok();
+      if (context_.ours(o.key)) ours->push_back(std::move(o));
+    }
+    if (page->next_token.empty()) return Status::Ok();
+    token = page->next_token;
+  }
 }
 
 void ListingDiscovery::WarnIfEmpty(size_t listed) {

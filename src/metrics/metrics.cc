@@ -48,6 +48,8 @@ struct PassCounters {
   Family<Counter>& load_failed;
   Family<Counter>& received;
   Family<Counter>& deleted;
+  Family<Counter>& list_requests;
+  Family<Counter>& listings;
 
   explicit PassCounters(prometheus::Registry& r)
       : discovered(CounterFamily(r, "logferry_objects_discovered_total",
@@ -64,7 +66,12 @@ struct PassCounters {
         received(CounterFamily(r, "logferry_sqs_messages_received_total",
                                "Event notification messages received from the table's SQS queue.")),
         deleted(CounterFamily(r, "logferry_sqs_messages_deleted_total",
-                              "Event notification messages deleted once their objects were staged.")) {}
+                              "Event notification messages deleted once their objects were staged.")),
+        list_requests(CounterFamily(r, "logferry_list_requests_total",
+                                    "LIST requests sent to the table's source and staging stores (one per page).")),
+        listings(CounterFamily(r, "logferry_source_listings_total",
+                               "Listings of the source, by kind: full (the whole source) or window (only the key "
+                               "ranges of recent time slices).")) {}
 };
 
 // The per-table gauges read from the ledger after each pass.
@@ -207,6 +214,9 @@ void Metrics::AddTablePass(const std::string& table, const PassStats& s) {
   c.bytes.Add(labels).Increment(static_cast<double>(s.bytes_read));
   c.loaded.Add(labels).Increment(static_cast<double>(s.partitions_loaded));
   c.load_failed.Add(labels).Increment(static_cast<double>(s.partitions_failed));
+  c.list_requests.Add(labels).Increment(static_cast<double>(s.list_requests));
+  c.listings.Add({{"table", table}, {"kind", "full"}}).Increment(static_cast<double>(s.full_listings));
+  c.listings.Add({{"table", table}, {"kind", "window"}}).Increment(static_cast<double>(s.windowed_listings));
   auto it = state_->tables.find(table);
   if (it == state_->tables.end() || it->second->notifications.empty()) return;
   c.received.Add(labels).Increment(static_cast<double>(s.messages_received));
