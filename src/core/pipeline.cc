@@ -184,7 +184,11 @@ ListingWindow ListingWindowFor(const TableConfig& tc, const KeyFormat* kf) {
   ListingWindow w;
   w.lookback_us = tc.lookback_us;
   w.full_every_us = tc.reconcile_every_us;
-  w.prefix_of = [kf](std::string_view key) { return kf->SlicePrefix(key); };
+  w.slice_of = [kf](std::string_view key) -> std::optional<std::pair<std::string, int64_t>> {
+    auto m = kf->Match(key);
+    if (!m || !m->time_slice_us) return std::nullopt;
+    return std::pair(std::string(key.substr(0, m->time_slice_pos)), *m->time_slice_us);
+  };
   w.start_after = [kf](std::string_view prefix, int64_t from_us, int64_t now_us) {
     return kf->WindowStart(prefix, from_us, now_us);
   };

@@ -2,6 +2,8 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
+
 #include "common/logging.h"
 #include "common/time.h"
 #include "ledger/ledger.h"
@@ -19,6 +21,15 @@ std::optional<std::string> MissingLocalRoot(const ObjectStore& store) {
   if (stat(root.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return std::nullopt;
   return root;
 }
+
+namespace {
+
+void Newest(std::map<std::string, int64_t>* prefixes, std::string prefix, int64_t slice_us) {
+  auto [it, added] = prefixes->emplace(std::move(prefix), slice_us);
+  if (!added) it->second = std::max(it->second, slice_us);
+}
+
+}  // namespace
 
 Status ListingDiscovery::Poll(const PollOptions& options, DiscoveryStats* stats) {
   int64_t now = context_.env->NowMicros();
@@ -41,12 +52,12 @@ Status ListingDiscovery::PollFull(int64_t now, DiscoveryStats* stats) {
   WarnIfEmpty(listed->size());
   std::vector<ObjectInfo> ours;
   std::vector<std::string> ignored;
-  std::set<std::string> prefixes;
+  std::map<std::string, int64_t> prefixes;
   int64_t ignored_count = 0;
   for (ObjectInfo& o : *listed) {
-    if (context_.ours(o.key)) {
-      if (window_.prefix_of)
-        if (auto prefix = window_.prefix_of(o.key)) prefixes.insert(std::move(*prefix));
+    auto slice = window_.slice_of ? window_.slice_of(o.key) : std::nullopt;
+    if (slice || context_.ours(o.key)) {
+      if (slice) Newest(&prefixes, std::move(slice->first), slice->second);
       ours.push_back(std::move(o));
     } else if (++ignored_count <= static_cast<int64_t>(Ledger::kMaxIgnoredKeyExamples)) {
       ignored.push_back(o.key);
@@ -67,7 +78,13 @@ Status ListingDiscovery::PollFull(int64_t now, DiscoveryStats* stats) {
 
 Status ListingDiscovery::PollWindow(int64_t now, DiscoveryStats* stats) {
   std::vector<ObjectInfo> ours;
-  for (const std::string& prefix : prefixes_) LF_RETURN_IF_ERROR(ListWindow(prefix, now, &ours));
+  for (auto& [prefix, newest] : prefixes_) {
+    size_t first = ours.size();
+    LF_RETURN_IF_ERROR(ListWindow(prefix, std::min(now, newest) - window_.lookback_us, now, &ours));
+    for (size_t i = first; i < ours.size(); ++i)
+      if (auto slice = window_.slice_of(ours[i].key); slice && slice->first == prefix)
+        newest = std::max(newest, slice->second);
+  }
   LF_ASSIGN_OR_RETURN(int64_t found, context_.ledger->RecordDiscovered(context_.table, ours, "listing", now));
   log::Debug("{}: windowed listing of {} prefix(es) saw {} key(s), {} new", context_.table, prefixes_.size(),
              ours.size(), found);
@@ -80,10 +97,11 @@ Status ListingDiscovery::PollWindow(int64_t now, DiscoveryStats* stats) {
 // slices of the present; what sorts after those (a longer path that starts
 // with this one, or keys from a clock far ahead) is left to its own window or
 // to the full listing.
-Status ListingDiscovery::ListWindow(const std::string& prefix, int64_t now, std::vector<ObjectInfo>* ours) {
+Status ListingDiscovery::ListWindow(const std::string& prefix, int64_t from, int64_t now,
+                                    std::vector<ObjectInfo>* ours) {
   constexpr int64_t kAhead = 2 * kMicrosPerDay;  // Fluentd hosts whose clocks run ahead
   ObjectStore& source = *context_.source;
-  std::string token = window_.start_after(prefix, now - window_.lookback_us, now);
+  std::string token = window_.start_after(prefix, from, now);
   for (;;) {
     auto page = source.List(prefix, token, source.list_page_keys());
     if (!page.ok()) return page.status().WithContext("listing " + source.UriOf(prefix) + " from " + token);

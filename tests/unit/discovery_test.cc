@@ -90,7 +90,11 @@ TEST_F(ListingDiscoveryTest, WindowsListRecentSlicesAndFullListingsFindTheRest) 
   ListingWindow window;
   window.lookback_us = 3 * kMicrosPerHour;
   window.full_every_us = kMicrosPerHour;
-  window.prefix_of = [key_format](std::string_view key) { return key_format->SlicePrefix(key); };
+  window.slice_of = [key_format](std::string_view key) -> std::optional<std::pair<std::string, int64_t>> {
+    auto m = key_format->Match(key);
+    if (!m) return std::nullopt;
+    return std::pair(std::string(key.substr(0, m->time_slice_pos)), *m->time_slice_us);
+  };
   window.start_after = [key_format](std::string_view p, int64_t from, int64_t now) {
     return key_format->WindowStart(p, from, now);
   };
@@ -139,12 +143,46 @@ TEST_F(ListingDiscoveryTest, WindowsListRecentSlicesAndFullListingsFindTheRest) 
   EXPECT_EQ(next.recorded, 1);
 }
 
+// A source replaying old days is windowed from its own newest slice: a
+// later day of the replay is found by the next window, an earlier one by
+// the next full listing.
+TEST_F(ListingDiscoveryTest, WindowsOfAReplayStartAtItsNewestSlice) {
+  env_.Advance(10 * 365 * kMicrosPerDay);
+  ListingWindow window;
+  window.lookback_us = 3 * kMicrosPerHour;
+  window.full_every_us = kMicrosPerHour;
+  window.slice_of = [](std::string_view key) -> std::optional<std::pair<std::string, int64_t>> {
+    auto t = ParseIso8601(std::string(key.substr(4, 13)));
+    if (!t) return std::nullopt;
+    return std::pair(std::string(key.substr(0, 4)), *t);
+  };
+  window.start_after = [](std::string_view p, int64_t from, int64_t) {
+    return std::string(p) + FormatIso8601(from).substr(0, 13);
+  };
+  window.past = [](std::string_view, std::string_view, int64_t) { return false; };
+  DiscoveryContext context = Context();
+  context.ours = [](std::string_view key) { return ParseIso8601(std::string(key.substr(4, 13))).has_value(); };
+  ListingDiscovery listing(context, window);
+  ASSERT_TRUE(source_->WriteAll("web/2016-07-31T10.log", "x\n").ok());
+  DiscoveryStats full, windowed;
+  ASSERT_TRUE(listing.Poll(PollOptions{}, &full).ok());
+  EXPECT_EQ(full.recorded, 1);
+  ASSERT_TRUE(source_->WriteAll("web/2016-08-01T05.log", "the next day\n").ok());
+  ASSERT_TRUE(source_->WriteAll("web/2016-07-31T08.log", "within lookback of the newest\n").ok());
+  ASSERT_TRUE(source_->WriteAll("web/2016-07-30T05.log", "older\n").ok());
+  ASSERT_TRUE(listing.Poll(PollOptions{}, &windowed).ok());
+  EXPECT_EQ(windowed.windowed_listings, 1);
+  EXPECT_EQ(windowed.recorded, 2);
+}
+
 // An empty source teaches no prefix: passes list it all until objects show.
 TEST_F(ListingDiscoveryTest, WindowsWaitForAFullListingThatSawPrefixes) {
   ListingWindow window;
   window.lookback_us = kMicrosPerHour;
   window.full_every_us = kMicrosPerHour;
-  window.prefix_of = [](std::string_view key) { return std::string(key.substr(0, key.find('/') + 1)); };
+  window.slice_of = [](std::string_view key) {
+    return std::optional(std::pair(std::string(key.substr(0, key.find('/') + 1)), int64_t{0}));
+  };
   ListingDiscovery listing(Context(), window);
   DiscoveryStats a, b;
   ASSERT_TRUE(listing.Poll(PollOptions{}, &a).ok());

@@ -72,10 +72,8 @@ TEST(KeyWindow, LayoutsThatAllowAWindow) {
     EXPECT_EQ(kf.WindowBlocker(), "");
     std::string path = "logs/web/";
     // Across a day, a month, a year (and a leap day) boundary.
-    ExpectWindowHolds(kf, path, T("2027-12-31T21:00:00Z"), T("2028-01-01T03:00:00Z"), 17 * kMinute,
-                      3 * kMicrosPerHour);
-    ExpectWindowHolds(kf, path, T("2028-02-28T23:00:00Z"), T("2028-03-01T01:00:00Z"), 59 * kMinute,
-                      2 * kMicrosPerHour);
+    ExpectWindowHolds(kf, path, T("2027-12-31T21:00:00Z"), T("2028-01-01T03:00:00Z"), 17 * kMinute, 3 * kMicrosPerHour);
+    ExpectWindowHolds(kf, path, T("2028-02-28T23:00:00Z"), T("2028-03-01T01:00:00Z"), 59 * kMinute, 2 * kMicrosPerHour);
   }
 }
 
@@ -158,8 +156,7 @@ TEST(KeyWindow, LookbackEdges) {
   // A lookback shorter than a slice still covers the whole current slice,
   // and one of days covers them all.
   ExpectWindowHolds(kf, "l/", T("2026-06-01T00:00:00Z"), T("2026-06-01T02:00:00Z"), 7 * kMinute, kMinute);
-  ExpectWindowHolds(kf, "l/", T("2026-06-01T00:00:00Z"), T("2026-06-01T00:10:00Z"), 7 * kMinute,
-                    3 * kMicrosPerDay);
+  ExpectWindowHolds(kf, "l/", T("2026-06-01T00:00:00Z"), T("2026-06-01T00:10:00Z"), 7 * kMinute, 3 * kMicrosPerDay);
   // Exactly on a slice boundary: the slice that starts there, not the one before.
   EXPECT_EQ(kf.WindowStart("l/", T("2026-06-01T05:00:00Z"), T("2026-06-01T08:00:00Z")), "l/2026060105");
 }
