@@ -200,12 +200,19 @@ ListingWindow ListingWindowFor(const TableConfig& tc, const KeyFormat* kf) {
 
 }  // namespace
 
+// "3h", "90m", "45s": durations as a config would say them.
+std::string ShortDuration(int64_t us) {
+  for (auto [unit, name] : {std::pair{kMicrosPerHour, "h"}, {60 * kMicrosPerSecond, "m"}, {kMicrosPerSecond, "s"}})
+    if (us % unit == 0) return std::to_string(us / unit) + name;
+  return FormatDuration(us);
+}
+
 std::string DescribeDiscovery(const TableConfig& tc, const KeyFormat& key_format) {
-  std::string every = tc.reconcile_every_us > 0 ? "every " + FormatDuration(tc.reconcile_every_us) : "every pass";
+  std::string every = tc.reconcile_every_us > 0 ? "every " + ShortDuration(tc.reconcile_every_us) : "every pass";
   if (!tc.notifications.empty()) return "notifications, full listing at start-up and " + every;
   std::string why = NoWindowReason(tc, key_format);
   if (!why.empty()) return "full listing every pass: " + why;
-  return "windowed listing: lookback " + FormatDuration(tc.lookback_us) + ", full listing " + every;
+  return "windowed listing: lookback " + ShortDuration(tc.lookback_us) + ", full listing " + every;
 }
 
 // A table with `notifications` learns of objects from S3 events on that

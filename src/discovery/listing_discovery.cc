@@ -36,13 +36,14 @@ Status ListingDiscovery::Poll(const PollOptions& options, DiscoveryStats* stats)
   return WindowDue(now) ? PollWindow(now, stats) : PollFull(now, stats);
 }
 
-// A window pays one LIST per prefix at least: with more prefixes than the
-// whole source has pages, the full listing is the cheaper one. With none
-// (an empty source at the last full listing), the first objects must not
-// wait for the next one.
+// A window pays one LIST per prefix at least: with many more prefixes than
+// the whole source has pages of 1,000 keys (a %{hostname} per object), the
+// full listing is the cheaper one. With none (an empty source at the last
+// full listing), the first objects must not wait for the next one.
 bool ListingDiscovery::WindowDue(int64_t now) const {
+  constexpr size_t kFewPrefixes = 100;
   if (window_.lookback_us <= 0 || last_full_us_ == 0 || now - last_full_us_ >= window_.full_every_us) return false;
-  return !prefixes_.empty() && prefixes_.size() <= full_pages_;
+  return !prefixes_.empty() && prefixes_.size() <= std::max(full_pages_, kFewPrefixes);
 }
 
 Status ListingDiscovery::PollFull(int64_t now, DiscoveryStats* stats) {
@@ -69,8 +70,7 @@ Status ListingDiscovery::PollFull(int64_t now, DiscoveryStats* stats) {
   stats->recorded += found;
   ++stats->full_listings;
   // Only a listing that got through teaches the window its prefixes.
-  size_t page = source.list_page_keys();
-  full_pages_ = listed->size() / page + 1;
+  full_pages_ = listed->size() / 1000 + 1;
   prefixes_ = std::move(prefixes);
   last_full_us_ = now;
   return Status::Ok();

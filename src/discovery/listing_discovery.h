@@ -72,7 +72,7 @@ class ListingDiscovery : public Discovery {
   bool warned_empty_ = false;   // once per stretch of empty listings
   int64_t ignored_warned_ = 0;  // warned again only when more keys are ignored
   int64_t last_full_us_ = 0;    // 0: no full listing yet
-  size_t full_pages_ = 0;       // pages of the last full listing
+  size_t full_pages_ = 0;       // of 1,000 keys, in the last full listing
   // Before the time slice, per the last full listing: the newest slice seen.
   std::map<std::string, int64_t> prefixes_;
 };
