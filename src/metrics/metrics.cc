@@ -130,6 +130,15 @@ struct Metrics::State {
   std::atomic<bool> ready{false};
   std::atomic<int64_t> last_pass_end_us{0};
 
+  // Reading a table's counts from the ledger costs time in proportion to
+  // its objects (seconds for millions): they are re-read after a pass that
+  // changed the table, and otherwise every kLedgerRefreshUs, which also
+  // picks up what other processes did (run --once, skip, other workers).
+  static constexpr int64_t kLedgerRefreshUs = 5 * 60 * kMicrosPerSecond;
+  std::mutex pass_mu;
+  std::map<std::string, bool> changed;        // guarded by pass_mu
+  std::map<std::string, int64_t> counted_us;  // guarded by pass_mu
+
   // What the lag gauges measure from, kept so a scrape computes them at its
   // own time rather than at the last pass's.
   std::mutex mu;
@@ -204,6 +213,11 @@ void Metrics::SetReady() {
 }
 
 void Metrics::AddTablePass(const std::string& table, const PassStats& s) {
+  if (s.discovered || s.staged_objects || s.failed_objects || s.partitions_loaded || s.partitions_failed ||
+      s.partitions_appended || s.messages_received || s.messages_deleted) {
+    std::lock_guard lock(state_->pass_mu);
+    state_->changed[table] = true;
+  }
   PassCounters& c = state_->counters;
   const prometheus::Labels labels = {{"table", table}};
   c.discovered.Add(labels).Increment(static_cast<double>(s.discovered));
@@ -233,6 +247,13 @@ void Metrics::EndPass(double seconds, bool ok, Ledger& ledger) {
   if (ok) st.last_success.Set(static_cast<double>(now) / kMicrosPerSecond);
   st.last_pass_end_us.store(now);
   for (auto& [name, table] : st.tables) {
+    {
+      std::lock_guard lock(st.pass_mu);
+      int64_t& counted = st.counted_us[name];
+      if (counted != 0 && !st.changed[name] && now - counted < State::kLedgerRefreshUs) continue;
+      counted = now;
+      st.changed[name] = false;
+    }
     auto counts = ledger.Counts(name, now);
     if (counts.ok()) st.UpdateTableGauges(*table, *counts);
   }
