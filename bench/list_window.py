@@ -21,6 +21,14 @@ prints CPU ms and LIST requests per pass, and the ratio.
     bench/list_window.py [--bin build/logferry] [--objects 1000000]
                          [--layout flat,dirs] [--dir /tmp/logferry-bench-list]
                          [--passes 20] [--full-passes 3]
+    bench/list_window.py --store moto --objects 50000 --full-passes 1 --passes 5
+
+--store moto holds the objects in moto's in-process S3 backend (moto
+ThreadedMotoServer on 127.0.0.1, keys put straight into its backend, not
+over HTTP) and lists them over HTTP as S3. moto answers each ListObjectsV2
+in time proportional to the whole bucket (about 1 s per page at 50,000
+keys, 4 KB of memory per key), so a million keys there is out of reach:
+the LIST counts it shows are what S3 would bill.
 """
 
 import argparse
@@ -51,6 +59,31 @@ def key_of(layout, i, newest):
     return "web/%s_%d.gz" % (t.strftime("%Y/%m/%d/%H"), i % PER_HOUR)
 
 
+MOTO_ENV = {"AWS_ACCESS_KEY_ID": "AKIDMOTOTEST", "AWS_SECRET_ACCESS_KEY": "moto-secret", "AWS_REGION": "us-east-1",
+            "AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": "/dev/null",
+            "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}
+EMPTY_MD5 = "d41d8cd98f00b204e9800998ecf8427e"
+
+
+def start_moto(n):
+    """moto in this process with n empty objects under s3://src/logs/; returns (server, endpoint, keys)."""
+    from moto.server import ThreadedMotoServer
+    from moto.s3.models import s3_backends
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    backend = s3_backends["123456789012"]["aws"]
+    backend.create_bucket("src", "us-east-1")
+    newest = datetime.datetime.now(datetime.timezone.utc).replace(minute=0, second=0, microsecond=0)
+    newest -= datetime.timedelta(hours=48)
+    keys = [key_of("flat", i, newest) for i in range(n)]
+    t0 = time.monotonic()
+    for k in keys:
+        backend.put_object("src", "logs/" + k, b"")
+    print("  moto: put %d objects in %.0f s" % (n, time.monotonic() - t0), flush=True)
+    return server, "http://%s:%d" % (host, port), keys
+
+
 def build_source(root, layout, n):
     source = os.path.join(root, "bucket", "logs")
     marker = os.path.join(root, "built-%d" % n)
@@ -74,7 +107,7 @@ def build_source(root, layout, n):
 
 
 def write_config(root, source, layout, port, **table):
-    t = dict(name="access", source="file://%s/" % source, staging="file://%s/staging/" % root,
+    t = dict(name="access", source=source if "://" in source else "file://%s/" % source, staging="file://%s/staging/" % root,
              warehouse="duckdb://%s/logs.duckdb" % root, format="out_file", timezone="+00:00", settle="0s",
              interval="200ms", time_slice_format="%Y/%m/%d/%H" if layout == "dirs" else "%Y%m%d%H")
     t.update(table)
@@ -87,8 +120,9 @@ def write_config(root, source, layout, port, **table):
     return path
 
 
-def build_ledger(binary, root, source, layout, fresh):
-    """A ledger that knows every object of the source (state skipped)."""
+def build_ledger(binary, root, source, layout, fresh, keys=None):
+    """A ledger that knows every object of the source (state skipped);
+    keys: the objects of a moto source (empty, so all of one etag)."""
     db = os.path.join(root, "state", "ledger.db")
     if os.path.exists(db) and not fresh:
         return
@@ -102,6 +136,10 @@ def build_ledger(binary, root, source, layout, fresh):
     con = sqlite3.connect(db)
 
     def rows():
+        if keys is not None:
+            for key in keys:
+                yield ("access", key, EMPTY_MD5, 0, 0, "bench-" + key, "skipped", "listing", now_us)
+            return
         for dirpath, _, names in os.walk(source):
             for name in names:
                 path = os.path.join(dirpath, name)
@@ -149,10 +187,10 @@ def wait_passes(p, port, at_least, timeout):
     raise RuntimeError("timed out waiting for %d passes" % at_least)
 
 
-def measure(binary, root, source, layout, passes, **table):
+def measure(binary, root, source, layout, passes, env=None, **table):
     port = free_port()
     cfg = write_config(root, source, layout, port, **table)
-    p = subprocess.Popen([binary, "run", "-c", cfg], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    p = subprocess.Popen([binary, "run", "-c", cfg], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
         m1 = wait_passes(p, port, 1, 3600)
         c1 = cpu_seconds(p.pid)
@@ -177,10 +215,26 @@ def main():
     ap.add_argument("--dir", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "logferry-bench-list"))
     ap.add_argument("--passes", type=int, default=20)
     ap.add_argument("--full-passes", type=int, default=3)
+    ap.add_argument("--store", choices=("file", "moto"), default="file")
     a = ap.parse_args()
     binary = os.path.abspath(a.bin)
     results = []
-    for layout in a.layout.split(","):
+    if a.store == "moto":
+        root = os.path.join(a.dir, "moto")
+        shutil.rmtree(root, ignore_errors=True)
+        os.makedirs(root)
+        server, endpoint, keys = start_moto(a.objects)
+        env = dict(os.environ, **MOTO_ENV)
+        try:
+            build_ledger(binary, root, os.path.join(root, "empty"), "flat", True, keys=keys)
+            s3 = dict(env=env, endpoint=endpoint)
+            full = measure(binary, root, "s3://src/logs/", "flat", a.full_passes, lookback="0", **s3)
+            windowed = measure(binary, root, "s3://src/logs/", "flat", a.passes, lookback="3h", reconcile_every="1h",
+                               **s3)
+        finally:
+            server.stop()
+        results.append(("moto S3, flat", full, windowed))
+    for layout in a.layout.split(",") if a.store == "file" else []:
         root = os.path.join(a.dir, layout)
         source, fresh = build_source(root, layout, a.objects)
         build_ledger(binary, root, source, layout, fresh)
@@ -191,7 +245,7 @@ def main():
                 print("warning: %s discovered %d objects: the ledger did not know them all" % (name, r["new"]))
         results.append((layout, full, windowed))
     print()
-    print("%d old objects, file://, %s; CPU per pass after the start-up pass" % (a.objects, binary))
+    print("%d old objects, %s, %s; CPU per pass after the start-up pass" % (a.objects, a.store, binary))
     print("| layout | listing | passes | CPU ms / pass | LIST requests / pass | listings |")
     print("| --- | --- | --- | --- | --- | --- |")
     for layout, full, windowed in results:

@@ -502,22 +502,27 @@ constexpr const char* kObjectColumns =
 
 StatusOr<std::vector<ObjectRow>> SqliteLedger::DueObjects(const std::string& table, int64_t now_us) {
   std::lock_guard lock(mu_);
-  Statement s(db_, std::string("SELECT ") + kObjectColumns +
-                       " FROM objects WHERE table_name=? AND (state='pending' OR (state='failed' AND "
-                       "(next_attempt_us IS NULL OR next_attempt_us<=?))) ORDER BY key");
+  // By state, then sorted: left to itself, SQLite walks objects_by_key to
+  // skip the sort, reading every object the table ever had (seconds per
+  // pass at a million).
+  Statement s(db_,
+              std::string("SELECT ") + kObjectColumns +
+                  " FROM objects INDEXED BY objects_by_state WHERE table_name=? AND state IN ('pending', 'failed') "
+                  "AND (state='pending' OR next_attempt_us IS NULL OR next_attempt_us<=?) ORDER BY key");
   s.Bind(1, table).Bind(2, now_us);
   return s.Collect<ObjectRow>(ReadObject);
 }
 
 StatusOr<std::vector<ObjectRow>> SqliteLedger::Objects(const std::string& table, std::optional<ObjectState> state) {
   std::lock_guard lock(mu_);
-  Statement s(db_, std::string("SELECT ") + kObjectColumns +
-                       " FROM objects WHERE table_name=? AND (? IS NULL OR state=?) ORDER BY key, id");
+  if (state) {  // by state, as DueObjects
+    Statement s(db_, std::string("SELECT ") + kObjectColumns +
+                         " FROM objects INDEXED BY objects_by_state WHERE table_name=? AND state=? ORDER BY key, id");
+    s.Bind(1, table).Bind(2, ObjectStateName(*state));
+    return s.Collect<ObjectRow>(ReadObject);
+  }
+  Statement s(db_, std::string("SELECT ") + kObjectColumns + " FROM objects WHERE table_name=? ORDER BY key, id");
   s.Bind(1, table);
-  if (state)
-    s.Bind(2, ObjectStateName(*state)).Bind(3, ObjectStateName(*state));
-  else
-    s.BindNull(2).BindNull(3);
   return s.Collect<ObjectRow>(ReadObject);
 }
 
