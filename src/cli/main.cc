@@ -684,6 +684,7 @@ void CheckSource(const TableConfig& t, CheckReport* r) {
     s = Status::FailedPrecondition("none of the " + std::to_string(listed) + " keys listed match key_format, e.g. '" +
                                    ignored.front() + "'");
   r->Line("source " + t.source + " (list)", s);
+  if (kf.ok()) printf("  discovery: %s\n", Shown(DescribeDiscovery(t, *kf)).c_str());
   if (!s.ok()) return;
   if (listed == 0) r->Warning("the source holds no objects yet");
   if (ignored.empty()) return;

@@ -609,8 +609,17 @@ const KeySpec kKeys[] = {
      "(https://sqs.REGION.amazonaws.com/ACCOUNT/QUEUE). Empty: discover by listing only.",
      SetNotifications},
     {"reconcile_every", Scope::kBoth, "1h",
-     "With notifications: how often a full listing looks for objects whose events were lost (0: every interval).",
+     "How often the whole source is listed when passes do not: behind notifications, for objects whose events were "
+     "lost; behind windowed listings (`lookback`), for objects that landed in an older time slice or under a new "
+     "%{path}. Also at start-up. 0: every interval.",
      SetDuration<&TableConfig::reconcile_every_us>},
+    {"lookback", Scope::kBoth, "3h",
+     "Without notifications: a pass lists, under each %{path} seen, only the keys from the time slice of now minus "
+     "this on; the whole source only at start-up and every `reconcile_every`. It must cover how long after its "
+     "slice ends an object may still be uploaded: Fluentd's timekey_wait, flush retries and clock skew. A later "
+     "object is found by the next full listing, so too short costs latency, never an object. Applies only when "
+     "key_format allows it (`logferry check` says); 0: list the whole source every pass.",
+     SetDuration<&TableConfig::lookback_us>},
     {"sqs_wait", Scope::kBoth, "20s", "With notifications: long-poll wait of each ReceiveMessage (0s..20s).",
      SetSqsWait},
     {"sqs_visibility", Scope::kBoth, "5m",

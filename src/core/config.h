@@ -35,6 +35,7 @@ struct TableConfig {
   int64_t daily_load_budget = 0;
   int64_t max_uris_per_load = 0;
   int64_t reconcile_every_us = 0;
+  int64_t lookback_us = 0;  // windowed listing; 0: none
   int64_t sqs_wait_us = 0;
   int64_t sqs_visibility_us = 0;
   std::string key_format;

@@ -223,17 +223,64 @@ StatusOr<std::string> ProbeNotifications(const TableConfig& tc) {
   return std::to_string(depth.first) + " waiting, " + std::to_string(depth.second) + " in flight";
 }
 
+namespace {
+
+// Why a table without notifications lists its whole source every pass;
+// empty when passes list windows (discovery/listing_discovery.h).
+std::string NoWindowReason(const TableConfig& tc, const KeyFormat& key_format) {
+  if (tc.lookback_us <= 0) return "lookback = 0";
+  if (tc.reconcile_every_us <= 0) return "reconcile_every = 0";
+  return key_format.WindowBlocker();
+}
+
+ListingWindow ListingWindowFor(const TableConfig& tc, const KeyFormat* kf) {
+  if (!tc.notifications.empty() || !NoWindowReason(tc, *kf).empty()) return {};
+  ListingWindow w;
+  w.lookback_us = tc.lookback_us;
+  w.full_every_us = tc.reconcile_every_us;
+  w.slice_of = [kf](std::string_view key) -> std::optional<std::pair<std::string, int64_t>> {
+    auto m = kf->Match(key);
+    if (!m || !m->time_slice_us) return std::nullopt;
+    return std::pair(std::string(key.substr(0, m->time_slice_pos)), *m->time_slice_us);
+  };
+  w.start_after = [kf](std::string_view prefix, int64_t from_us, int64_t now_us) {
+    return kf->WindowStart(prefix, from_us, now_us);
+  };
+  w.past = [kf](std::string_view prefix, std::string_view key, int64_t until_us) {
+    return kf->PastWindow(prefix, key, until_us);
+  };
+  return w;
+}
+
+}  // namespace
+
+// "3h", "90m", "45s": durations as a config would say them.
+std::string ShortDuration(int64_t us) {
+  for (auto [unit, name] : {std::pair{kMicrosPerHour, "h"}, {60 * kMicrosPerSecond, "m"}, {kMicrosPerSecond, "s"}})
+    if (us % unit == 0) return std::to_string(us / unit) + name;
+  return FormatDuration(us);
+}
+
+std::string DescribeDiscovery(const TableConfig& tc, const KeyFormat& key_format) {
+  std::string every = tc.reconcile_every_us > 0 ? "every " + ShortDuration(tc.reconcile_every_us) : "every pass";
+  if (!tc.notifications.empty()) return "notifications, full listing at start-up and " + every;
+  std::string why = NoWindowReason(tc, key_format);
+  if (!why.empty()) return "full listing every pass: " + why;
+  return "windowed listing: lookback " + ShortDuration(tc.lookback_us) + ", full listing " + every;
+}
+
 // A table with `notifications` learns of objects from S3 events on that
 // queue (config validation has checked that its source's scheme announces
 // them), with a listing every reconcile_every as the safety net; any other
-// table lists its source every pass.
+// table lists its source: the recent key ranges every pass where its
+// key_format allows, and all of it at start-up and every reconcile_every.
 StatusOr<std::unique_ptr<Discovery>> Pipeline::OpenDiscovery(const TableRuntime& t) {
   const TableConfig& tc = *t.config;
   const KeyFormat* key_format = t.key_format.get();
   DiscoveryContext context{tc.name, t.source.get(),
                            [key_format](std::string_view key) { return key_format->Match(key).has_value(); }, ledger_,
                            env_};
-  auto listing = std::make_unique<ListingDiscovery>(context);
+  auto listing = std::make_unique<ListingDiscovery>(context, ListingWindowFor(tc, key_format));
   if (tc.notifications.empty()) return std::unique_ptr<Discovery>(std::move(listing));
   SqsDiscoveryOptions sqs;
   sqs.queue_url = tc.notifications;
@@ -256,7 +303,11 @@ TableRuntime* Pipeline::table(const std::string& name) {
 StatusOr<int64_t> Pipeline::Discover(TableRuntime& t, PassStats* stats) {
   DiscoveryStats found;
   Status s = t.discovery->Poll(PollOptions{single_pass_}, &found);
-  if (stats) stats->messages_received += found.received;
+  if (stats) {
+    stats->messages_received += found.received;
+    stats->full_listings += found.full_listings;
+    stats->windowed_listings += found.windowed_listings;
+  }
   if (!s.ok()) return s;
   return found.recorded;
 }
@@ -980,6 +1031,9 @@ void PassStats::Add(const PassStats& o) {
   messages_received += o.messages_received;
   messages_deleted += o.messages_deleted;
   messages_in_flight += o.messages_in_flight;
+  list_requests += o.list_requests;
+  full_listings += o.full_listings;
+  windowed_listings += o.windowed_listings;
   stage_seconds += o.stage_seconds;
 }
 
@@ -990,7 +1044,9 @@ StatusOr<PassStats> Pipeline::RunOnce(const std::atomic<bool>& stop) {
   for (TableRuntime& t : tables_) {
     if (stop.load()) break;
     PassStats table_stats;
+    int64_t lists = t.source->list_requests() + t.staging->list_requests();
     Status s = RunTable(t, stop, &table_stats);
+    table_stats.list_requests = t.source->list_requests() + t.staging->list_requests() - lists;
     stats.Add(table_stats);
     if (table_observer_) table_observer_(t, table_stats);
     if (first_error.ok()) first_error = s;

@@ -44,6 +44,10 @@ std::shared_ptr<gcp::TokenProvider> SharedGcpTokens(const std::string& credentia
 // The process's AWS credential chain, shared so temporary credentials are
 // fetched and refreshed once.
 std::shared_ptr<aws::CredentialsProvider> SharedAwsCredentials();
+// How a table discovers objects, for `check`: "windowed listing: lookback
+// 3h, full listing every 1h", "full listing every pass: <why no window>",
+// or notifications with a full listing every reconcile_every.
+std::string DescribeDiscovery(const TableConfig& table, const KeyFormat& key_format);
 // Reads the depth of a table's notification queue, for `check`:
 // "3 waiting, 0 in flight".
 StatusOr<std::string> ProbeNotifications(const TableConfig& table);
@@ -73,6 +77,9 @@ struct PassStats {
   int64_t messages_received = 0;
   int64_t messages_deleted = 0;
   int64_t messages_in_flight = 0;  // after the pass: received, not yet deleted
+  int64_t list_requests = 0;       // LIST requests to the source and staging stores
+  int64_t full_listings = 0;       // listings of the whole source
+  int64_t windowed_listings = 0;   // listings of its recent key ranges
   double stage_seconds = 0;
 
   void Add(const PassStats& other);

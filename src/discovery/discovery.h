@@ -42,9 +42,11 @@ struct PollOptions {
 
 // What Poll and Acknowledge did, added up over calls.
 struct DiscoveryStats {
-  int64_t recorded = 0;      // object versions the ledger did not know before
-  int64_t received = 0;      // announcements received (queue messages)
-  int64_t acknowledged = 0;  // announcements acknowledged (deleted from their queue)
+  int64_t recorded = 0;           // object versions the ledger did not know before
+  int64_t received = 0;           // announcements received (queue messages)
+  int64_t acknowledged = 0;       // announcements acknowledged (deleted from their queue)
+  int64_t full_listings = 0;      // listings of the whole source
+  int64_t windowed_listings = 0;  // listings of the recent key ranges only (listing_discovery.h)
 };
 
 // What every implementation works with; the pointers outlive it.

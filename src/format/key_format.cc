@@ -1,5 +1,6 @@
 #include "format/key_format.h"
 
+#include <algorithm>
 #include <optional>
 #include <utility>
 
@@ -35,6 +36,34 @@ StatusOr<std::optional<std::pair<std::string, std::string>>> InlineTimeSlice(std
                                    "'); use one");
   std::string rewritten = std::string(fmt.substr(0, first)) + "%{time_slice}" + std::string(fmt.substr(last_end));
   return std::optional(std::pair(rewritten, std::string(fmt.substr(first, last_end - first))));
+}
+
+// Why a time_slice_format's text does not sort like the times it names;
+// empty when it does. It does when its fields run from the year down
+// without a gap (%Y%m%d%H, %Y-%m-%d/%H%M, %Y%j), each zero-padded to a fixed
+// width, between constant literals: two slices' texts then first differ in
+// the most significant field that differs.
+std::string UnsortedSliceLayout(std::string_view layout) {
+  std::string fields;
+  for (size_t i = 0; i + 1 < layout.size(); ++i) {
+    if (layout[i] != '%') continue;
+    char c = layout[++i];
+    if (c == '%') continue;
+    if (c == 'F')
+      fields += "Ymd";
+    else if (c == 'T')
+      fields += "HMS";
+    else if (std::string_view("YmdjHMS").find(c) != std::string_view::npos)
+      fields += c;
+    else
+      return "time_slice_format '" + std::string(layout) + "' has %" + c +
+             ", whose text does not sort like time (names, unpadded, two-digit or epoch fields, offsets)";
+  }
+  if (fields.empty()) return "time_slice_format '" + std::string(layout) + "' names no time";
+  if (std::string_view("YmdHMS").substr(0, fields.size()) == fields ||
+      std::string_view("YjHMS").substr(0, fields.size()) == fields)
+    return "";
+  return "time_slice_format '" + std::string(layout) + "' does not run from the year down to its finest field";
 }
 
 }  // namespace
@@ -128,6 +157,7 @@ bool KeyFormat::MatchItem(size_t item, std::string_view key, size_t pos, KeyMatc
       if (n == 0) return false;
       auto saved = m->time_slice_us;
       m->time_slice_us = t;
+      m->time_slice_pos = pos;
       if (MatchFrom(item + 1, key, pos + n, m, failed)) return true;
       m->time_slice_us = saved;
       return false;
@@ -141,6 +171,48 @@ std::optional<KeyMatch> KeyFormat::Match(std::string_view key) const {
   std::vector<bool> failed(items_.size() * (key.size() + 1));
   if (!MatchFrom(0, key, 0, &m, &failed)) return std::nullopt;
   return m;
+}
+
+std::string KeyFormat::WindowBlocker() const {
+  auto slice = std::find_if(items_.begin(), items_.end(), [](const Item& it) { return it.kind == Kind::kTimeSlice; });
+  if (slice == items_.end()) return "key_format has no time slice";
+  for (auto it = items_.begin(); it != slice; ++it) {
+    if (it->kind == Kind::kIndex) return "%{index} comes before the time slice";
+    if (it->kind == Kind::kHex) return "a random or per-chunk placeholder comes before the time slice";
+    if (it->kind == Kind::kExtension) return "%{file_extension} comes before the time slice";
+  }
+  return UnsortedSliceLayout(slice_.layout());
+}
+
+std::optional<std::string> KeyFormat::SlicePrefix(std::string_view key) const {
+  auto m = Match(key);
+  if (!m || m->time_slice_pos == std::string_view::npos) return std::nullopt;
+  return std::string(key.substr(0, m->time_slice_pos));
+}
+
+std::string KeyFormat::WindowStart(std::string_view prefix, int64_t from_us, int64_t now_us) const {
+  // The wall clock is not monotonic where the zone's offset drops: a key
+  // written after from_us may name an earlier wall-clock slice, by at most
+  // the drop. Offsets change at most every half hour or so; sample at that.
+  int32_t first = zone_.OffsetAt(from_us), lowest = first;
+  if (!zone_.is_fixed()) {
+    int64_t step = std::max<int64_t>(30 * 60 * kMicrosPerSecond, (now_us - from_us) / 2000);
+    for (int64_t t = from_us; t < now_us; t += step) lowest = std::min(lowest, zone_.OffsetAt(t));
+    lowest = std::min(lowest, zone_.OffsetAt(now_us));
+  }
+  std::string start = std::string(prefix) + slice_.Format(from_us - (first - lowest) * kMicrosPerSecond, zone_);
+  // Keys of that slice are longer than the text above, and so after it,
+  // unless nothing may follow the slice: then start just before the text.
+  auto slice = std::find_if(items_.begin(), items_.end(), [](const Item& it) { return it.kind == Kind::kTimeSlice; });
+  bool may_end = slice + 1 == items_.end() || slice[1].kind == Kind::kPath;
+  if (may_end && start.size() > prefix.size()) --start.back();
+  return start;
+}
+
+bool KeyFormat::PastWindow(std::string_view prefix, std::string_view key, int64_t until_us) const {
+  std::string last = slice_.Format(until_us, zone_);
+  if (key.size() < prefix.size() + last.size() || key.substr(0, prefix.size()) != prefix) return false;
+  return key.substr(prefix.size(), last.size()) > last;
 }
 
 std::string KeyFormat::Format(std::string_view path, int64_t slice_us, int index, std::string_view ext) const {

@@ -18,6 +18,7 @@ namespace logferry {
 struct KeyMatch {
   std::optional<int64_t> time_slice_us;  // start of the slice, UTC
   int64_t index = -1;
+  size_t time_slice_pos = std::string_view::npos;  // where the time slice starts in the key
 };
 
 class KeyFormat {
@@ -29,6 +30,25 @@ class KeyFormat {
   // The key Fluentd would write (used by the generator).
   std::string Format(std::string_view path, int64_t slice_us, int index, std::string_view ext) const;
   const TimeLayout& time_slice() const { return slice_; }
+
+  // Windowed listing (discovery/listing_discovery.h) lists, under each
+  // prefix a key has before its time slice, only the keys from a slice on.
+  // That finds every newer key only when the slice follows a prefix that is
+  // the same for all of a writer's keys (literals, %{path}, %{hostname},
+  // %{tag}) and its text sorts like time (fixed-width fields from the year
+  // down). Empty when it does; otherwise why not, for `check`.
+  std::string WindowBlocker() const;
+  // The part of one of our keys before its time slice; nullopt when the key
+  // is not ours or has no time slice.
+  std::optional<std::string> SlicePrefix(std::string_view key) const;
+  // A start-after key under prefix such that every key there whose slice
+  // holds an instant in [from_us, now_us] sorts after it. On a zone whose
+  // clock goes back (daylight saving ends) inside that span, it starts
+  // earlier by the amount the clock goes back.
+  std::string WindowStart(std::string_view prefix, int64_t from_us, int64_t now_us) const;
+  // Whether key, under prefix, sorts after the keys of every slice up to
+  // until_us: a listing in key order may stop there.
+  bool PastWindow(std::string_view prefix, std::string_view key, int64_t until_us) const;
 
  private:
   enum class Kind { kLiteral, kPath, kTimeSlice, kIndex, kExtension, kHex, kAnyNoSlash };

@@ -48,6 +48,8 @@ struct PassCounters {
   Family<Counter>& load_failed;
   Family<Counter>& received;
   Family<Counter>& deleted;
+  Family<Counter>& list_requests;
+  Family<Counter>& listings;
 
   explicit PassCounters(prometheus::Registry& r)
       : discovered(CounterFamily(r, "logferry_objects_discovered_total",
@@ -64,7 +66,12 @@ struct PassCounters {
         received(CounterFamily(r, "logferry_sqs_messages_received_total",
                                "Event notification messages received from the table's SQS queue.")),
         deleted(CounterFamily(r, "logferry_sqs_messages_deleted_total",
-                              "Event notification messages deleted once their objects were staged.")) {}
+                              "Event notification messages deleted once their objects were staged.")),
+        list_requests(CounterFamily(r, "logferry_list_requests_total",
+                                    "LIST requests sent to the table's source and staging stores (one per page).")),
+        listings(CounterFamily(r, "logferry_source_listings_total",
+                               "Listings of the source, by kind: full (the whole source) or window (only the key "
+                               "ranges of recent time slices).")) {}
 };
 
 // The per-table gauges read from the ledger after each pass.
@@ -122,6 +129,15 @@ struct Metrics::State {
                             .Add({});
   std::atomic<bool> ready{false};
   std::atomic<int64_t> last_pass_end_us{0};
+
+  // Reading a table's counts from the ledger costs time in proportion to
+  // its objects (seconds for millions): they are re-read after a pass that
+  // changed the table, and otherwise every kLedgerRefreshUs, which also
+  // picks up what other processes did (run --once, skip, other workers).
+  static constexpr int64_t kLedgerRefreshUs = 5 * 60 * kMicrosPerSecond;
+  std::mutex pass_mu;
+  std::map<std::string, bool> changed;        // guarded by pass_mu
+  std::map<std::string, int64_t> counted_us;  // guarded by pass_mu
 
   // What the lag gauges measure from, kept so a scrape computes them at its
   // own time rather than at the last pass's.
@@ -197,6 +213,11 @@ void Metrics::SetReady() {
 }
 
 void Metrics::AddTablePass(const std::string& table, const PassStats& s) {
+  if (s.discovered || s.staged_objects || s.failed_objects || s.partitions_loaded || s.partitions_failed ||
+      s.partitions_appended || s.messages_received || s.messages_deleted) {
+    std::lock_guard lock(state_->pass_mu);
+    state_->changed[table] = true;
+  }
   PassCounters& c = state_->counters;
   const prometheus::Labels labels = {{"table", table}};
   c.discovered.Add(labels).Increment(static_cast<double>(s.discovered));
@@ -207,6 +228,9 @@ void Metrics::AddTablePass(const std::string& table, const PassStats& s) {
   c.bytes.Add(labels).Increment(static_cast<double>(s.bytes_read));
   c.loaded.Add(labels).Increment(static_cast<double>(s.partitions_loaded));
   c.load_failed.Add(labels).Increment(static_cast<double>(s.partitions_failed));
+  c.list_requests.Add(labels).Increment(static_cast<double>(s.list_requests));
+  c.listings.Add({{"table", table}, {"kind", "full"}}).Increment(static_cast<double>(s.full_listings));
+  c.listings.Add({{"table", table}, {"kind", "window"}}).Increment(static_cast<double>(s.windowed_listings));
   auto it = state_->tables.find(table);
   if (it == state_->tables.end() || it->second->notifications.empty()) return;
   c.received.Add(labels).Increment(static_cast<double>(s.messages_received));
@@ -223,6 +247,13 @@ void Metrics::EndPass(double seconds, bool ok, Ledger& ledger) {
   if (ok) st.last_success.Set(static_cast<double>(now) / kMicrosPerSecond);
   st.last_pass_end_us.store(now);
   for (auto& [name, table] : st.tables) {
+    {
+      std::lock_guard lock(st.pass_mu);
+      int64_t& counted = st.counted_us[name];
+      if (counted != 0 && !st.changed[name] && now - counted < State::kLedgerRefreshUs) continue;
+      counted = now;
+      st.changed[name] = false;
+    }
     auto counts = ledger.Counts(name, now);
     if (counts.ok()) st.UpdateTableGauges(*table, *counts);
   }

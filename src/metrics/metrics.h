@@ -45,8 +45,10 @@ class Metrics {
   // Adds one table's counts of one pass.
   void AddTablePass(const std::string& table, const PassStats& stats);
   // After a pass: its duration and outcome; then the ledger's view of each
-  // table (objects and partitions by state, lag, load jobs). A table whose
-  // counts cannot be read keeps its previous values.
+  // table (objects and partitions by state, lag, load jobs), read again
+  // when the table's pass changed something, at the first pass, and at
+  // least every 5 minutes. A table whose counts cannot be read keeps its
+  // previous values.
   void EndPass(double seconds, bool ok, Ledger& ledger);
 
   // The Prometheus text exposition, as /metrics serves it.

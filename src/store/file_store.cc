@@ -163,6 +163,17 @@ class FileWriteStream final : public WriteStream {
   uint64_t size_ = 0;
 };
 
+// Whether a directory entry (a directory's key ends in '/') can be left
+// out: a directory is kept if it could hold keys with the prefix after the
+// page token.
+bool Pruned(const std::string& key, bool is_dir, std::string_view prefix, std::string_view after) {
+  if (is_dir) {
+    if (!StartsWith(key, prefix) && !StartsWith(prefix, key)) return true;
+    return !after.empty() && key < after && !StartsWith(after, key);
+  }
+  return !StartsWith(key, prefix) || (!after.empty() && key <= after);
+}
+
 // Collects keys in byte order by a depth-first walk whose siblings are sorted
 // as full keys would be (a directory "d" sorts as "d/"), skipping subtrees
 // that lie entirely at or before the page token.
@@ -180,23 +191,23 @@ Status Walk(const std::string& root, const std::string& rel_dir, std::string_vie
     struct stat st;
   };
   std::vector<Entry> entries;
+  // Names are pruned before anything is stat'ed: a listing from a key on
+  // (a windowed listing, a later page) costs a readdir, not a stat, per key
+  // it skips. The type comes from the directory entry where the
+  // filesystem gives it.
   while (struct dirent* e = readdir(d)) {
     std::string_view name = e->d_name;
     if (name == "." || name == ".." || StartsWith(name, kTempPrefix)) continue;
     std::string rel = rel_dir + std::string(name);
-    struct stat st;
-    if (lstat((root + rel).c_str(), &st) != 0) continue;  // vanished meanwhile
-    bool is_dir = S_ISDIR(st.st_mode);
-    if (!is_dir && !S_ISREG(st.st_mode)) continue;
+    struct stat st {};
+    bool have_stat = e->d_type == DT_UNKNOWN;
+    if (have_stat && lstat((root + rel).c_str(), &st) != 0) continue;  // vanished meanwhile
+    bool is_dir = have_stat ? S_ISDIR(st.st_mode) : e->d_type == DT_DIR;
+    bool is_file = have_stat ? S_ISREG(st.st_mode) : e->d_type == DT_REG;
+    if (!is_dir && !is_file) continue;
     std::string key = is_dir ? rel + "/" : rel;
-    // Prune by prefix: a directory is kept if it could hold keys with the prefix.
-    if (is_dir) {
-      if (!StartsWith(key, prefix) && !StartsWith(prefix, key)) continue;
-      if (!after.empty() && key < after && !StartsWith(after, key)) continue;
-    } else {
-      if (!StartsWith(key, prefix)) continue;
-      if (!after.empty() && key <= after) continue;
-    }
+    if (Pruned(key, is_dir, prefix, after)) continue;
+    if (is_file && !have_stat && lstat((root + rel).c_str(), &st) != 0) continue;
     entries.push_back({std::move(key), is_dir, st});
   }
   closedir(d);
@@ -245,6 +256,7 @@ StatusOr<std::unique_ptr<ObjectStore>> FileStore::Open(std::string_view uri) {
 }
 
 StatusOr<ListPage> FileStore::List(std::string_view prefix, std::string_view page_token, size_t max_keys) {
+  CountListRequest();
   ListPage page;
   bool truncated = false;
   LF_RETURN_IF_ERROR(Walk(root_, "", prefix, page_token, std::max<size_t>(max_keys, 1), &page.objects, &truncated));

@@ -23,6 +23,7 @@ class FileStore final : public ObjectStore {
 
   const std::string& uri() const override { return uri_; }
   StatusOr<ListPage> List(std::string_view prefix, std::string_view page_token, size_t max_keys) override;
+  size_t list_page_keys() const override { return SIZE_MAX; }
   StatusOr<ObjectInfo> Stat(std::string_view key) override;
   StatusOr<std::unique_ptr<ReadStream>> OpenRead(std::string_view key, const ReadOptions& options) override;
   StatusOr<std::unique_ptr<WriteStream>> OpenWrite(std::string_view key) override;

@@ -157,6 +157,7 @@ class GcsStore final : public ObjectStore {
       if (!google_token.empty()) url += "&pageToken=" + UriEncode(google_token);
       HttpRequest req;
       req.url = url;
+      CountListRequest();
       LF_ASSIGN_OR_RETURN(HttpResponse resp, client_.Send("GCS list " + uri_ + std::string(prefix), req));
       json j = json::parse(resp.body, nullptr, false);
       if (!j.is_object()) return Status::Unavailable("GCS list " + uri_ + ": unparseable response");

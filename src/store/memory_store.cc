@@ -80,6 +80,7 @@ class MemoryStore final : public ObjectStore {
   const std::string& uri() const override { return uri_; }
 
   StatusOr<ListPage> List(std::string_view prefix, std::string_view page_token, size_t max_keys) override {
+    CountListRequest();
     ListPage page;
     std::string from = root_ + std::string(std::max(prefix, page_token));
     std::lock_guard lock(objects_->mu);

@@ -21,7 +21,7 @@ StatusOr<std::vector<ObjectInfo>> ObjectStore::ListAll(std::string_view prefix) 
   std::vector<ObjectInfo> all;
   std::string token;
   do {
-    LF_ASSIGN_OR_RETURN(ListPage page, List(prefix, token, 1000));
+    LF_ASSIGN_OR_RETURN(ListPage page, List(prefix, token, list_page_keys()));
     for (auto& o : page.objects) all.push_back(std::move(o));
     token = page.next_token;
   } while (!token.empty());

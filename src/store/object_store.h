@@ -14,6 +14,7 @@
 // with backoff. All methods are thread-safe.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -91,8 +92,17 @@ class ObjectStore {
   virtual const std::string& uri() const = 0;
 
   // Lists objects whose key starts with prefix and sorts after page_token
-  // (start-after semantics), at most max_keys of them.
+  // (start-after semantics), at most max_keys of them. A page token is
+  // always a key: any key may be given to start after it, on every backend.
   virtual StatusOr<ListPage> List(std::string_view prefix, std::string_view page_token, size_t max_keys) = 0;
+  // The page size ListAll and the listings ask for: 1000, what S3 and Cloud
+  // Storage return at most. file:// walks its tree again for every call,
+  // so it lists everything in one.
+  virtual size_t list_page_keys() const { return 1000; }
+  // LIST requests this store has sent: one per page (per List call;
+  // Cloud Storage: per request, when it follows its own short pages), for
+  // metrics. Thread-safe.
+  int64_t list_requests() const { return list_requests_.load(std::memory_order_relaxed); }
   // kNotFound if there is no such object.
   virtual StatusOr<ObjectInfo> Stat(std::string_view key) = 0;
   virtual StatusOr<std::unique_ptr<ReadStream>> OpenRead(std::string_view key, const ReadOptions& options = {}) = 0;
@@ -134,6 +144,13 @@ class ObjectStore {
   StatusOr<WrittenObject> WriteAll(std::string_view key, std::string_view data);
   // The full URI of a key, for messages and the ledger.
   std::string UriOf(std::string_view key) const { return uri() + std::string(key); }
+
+ protected:
+  // Every backend calls it once per LIST request it sends.
+  void CountListRequest() { list_requests_.fetch_add(1, std::memory_order_relaxed); }
+
+ private:
+  std::atomic<int64_t> list_requests_{0};
 };
 
 // Rejects keys that would escape the store's root: empty keys, absolute

@@ -107,6 +107,7 @@ class S3Store final : public ObjectStore {
     if (!page_token.empty()) query += "&start-after=" + UriEncode(prefix_ + std::string(page_token));
     HttpRequest req;
     req.url = addressing_.origin + (addressing_.bucket_path.empty() ? "/" : addressing_.bucket_path) + "?" + query;
+    CountListRequest();
     LF_ASSIGN_OR_RETURN(HttpResponse resp, client_.Send("S3 ListObjectsV2 " + uri_ + std::string(prefix), req));
     pugi::xml_document doc;
     if (!doc.load_buffer(resp.body.data(), resp.body.size()))

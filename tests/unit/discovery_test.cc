@@ -12,6 +12,7 @@
 
 #include "common/strings.h"
 #include "discovery/listing_discovery.h"
+#include "format/key_format.h"
 #include "ledger/ledger.h"
 #include "store/memory_store.h"
 #include "support/fake_env.h"
@@ -77,6 +78,118 @@ TEST_F(ListingDiscoveryTest, RecordsNewAndChangedVersionsOfOurKeysOnly) {
   DiscoveryStats stats;
   EXPECT_TRUE(listing.Acknowledge(&stats).ok()) << "a listing has nothing to acknowledge";
   EXPECT_EQ(listing.extend_every_us(), 0);
+}
+
+// Windowed: the whole source at the first poll and every full_every_us; in
+// between, under each prefix the last full listing saw, only the keys from
+// the slice of now - lookback on, one LIST per prefix when they fit a page.
+TEST_F(ListingDiscoveryTest, WindowsListRecentSlicesAndFullListingsFindTheRest) {
+  auto kf = KeyFormat::Compile("%{path}%{time_slice}_%{index}.log", "%Y%m%d%H", TimeZone());
+  ASSERT_TRUE(kf.ok());
+  const KeyFormat* key_format = &*kf;
+  ListingWindow window;
+  window.lookback_us = 3 * kMicrosPerHour;
+  window.full_every_us = kMicrosPerHour;
+  window.slice_of = [key_format](std::string_view key) -> std::optional<std::pair<std::string, int64_t>> {
+    auto m = key_format->Match(key);
+    if (!m) return std::nullopt;
+    return std::pair(std::string(key.substr(0, m->time_slice_pos)), *m->time_slice_us);
+  };
+  window.start_after = [key_format](std::string_view p, int64_t from, int64_t now) {
+    return key_format->WindowStart(p, from, now);
+  };
+  window.past = [key_format](std::string_view p, std::string_view key, int64_t until) {
+    return key_format->PastWindow(p, key, until);
+  };
+  DiscoveryContext context = Context();
+  context.ours = [key_format](std::string_view key) { return key_format->Match(key).has_value(); };
+  // 2,500 objects of July 2016 under web/ (three pages), ten under app/.
+  int64_t now = env_.NowMicros();
+  for (int i = 0; i < 2500; ++i)
+    ASSERT_TRUE(
+        source_->WriteAll(key_format->Format("web/", now - (i / 10 + 24) * kMicrosPerHour, i, "log"), "x\n").ok());
+  for (int i = 0; i < 10; ++i)
+    ASSERT_TRUE(source_->WriteAll(key_format->Format("app/", now - 48 * kMicrosPerHour, i, "log"), "x\n").ok());
+  ListingDiscovery listing(context, window);
+  DiscoveryStats first;
+  ASSERT_TRUE(listing.Poll(PollOptions{}, &first).ok());
+  EXPECT_EQ(first.recorded, 2510);
+  EXPECT_EQ(first.full_listings, 1);
+
+  env_.Advance((60 * kMicrosPerSecond));
+  ASSERT_TRUE(source_->WriteAll("web/2016080100_0.log", "new\n").ok());
+  ASSERT_TRUE(source_->WriteAll("app/2016073122_0.log", "new, in the window\n").ok());
+  ASSERT_TRUE(source_->WriteAll("web/2016072000_9999.log", "late, in an old slice\n").ok());
+  ASSERT_TRUE(source_->WriteAll("db/2016080100_0.log", "under a new path\n").ok());
+  int64_t lists = source_->list_requests();
+  DiscoveryStats windowed;
+  ASSERT_TRUE(listing.Poll(PollOptions{}, &windowed).ok());
+  EXPECT_EQ(windowed.windowed_listings, 1);
+  EXPECT_EQ(windowed.full_listings, 0);
+  EXPECT_EQ(windowed.recorded, 2) << "the two in the window's slices";
+  EXPECT_EQ(source_->list_requests() - lists, 2) << "one LIST per prefix";
+
+  env_.Advance(kMicrosPerHour);
+  DiscoveryStats full;
+  ASSERT_TRUE(listing.Poll(PollOptions{}, &full).ok());
+  EXPECT_EQ(full.full_listings, 1);
+  EXPECT_EQ(full.recorded, 2) << "the late object and the new path";
+  // The new path is now one of the window's prefixes.
+  env_.Advance((60 * kMicrosPerSecond));
+  ASSERT_TRUE(source_->WriteAll("db/2016080101_0.log", "new\n").ok());
+  DiscoveryStats next;
+  ASSERT_TRUE(listing.Poll(PollOptions{}, &next).ok());
+  EXPECT_EQ(next.windowed_listings, 1);
+  EXPECT_EQ(next.recorded, 1);
+}
+
+// A source replaying old days is windowed from its own newest slice: a
+// later day of the replay is found by the next window, an earlier one by
+// the next full listing.
+TEST_F(ListingDiscoveryTest, WindowsOfAReplayStartAtItsNewestSlice) {
+  env_.Advance(10 * 365 * kMicrosPerDay);
+  ListingWindow window;
+  window.lookback_us = 3 * kMicrosPerHour;
+  window.full_every_us = kMicrosPerHour;
+  window.slice_of = [](std::string_view key) -> std::optional<std::pair<std::string, int64_t>> {
+    auto t = ParseIso8601(std::string(key.substr(4, 13)));
+    if (!t) return std::nullopt;
+    return std::pair(std::string(key.substr(0, 4)), *t);
+  };
+  window.start_after = [](std::string_view p, int64_t from, int64_t) {
+    return std::string(p) + FormatIso8601(from).substr(0, 13);
+  };
+  window.past = [](std::string_view, std::string_view, int64_t) { return false; };
+  DiscoveryContext context = Context();
+  context.ours = [](std::string_view key) { return ParseIso8601(std::string(key.substr(4, 13))).has_value(); };
+  ListingDiscovery listing(context, window);
+  ASSERT_TRUE(source_->WriteAll("web/2016-07-31T10.log", "x\n").ok());
+  DiscoveryStats full, windowed;
+  ASSERT_TRUE(listing.Poll(PollOptions{}, &full).ok());
+  EXPECT_EQ(full.recorded, 1);
+  ASSERT_TRUE(source_->WriteAll("web/2016-08-01T05.log", "the next day\n").ok());
+  ASSERT_TRUE(source_->WriteAll("web/2016-07-31T08.log", "within lookback of the newest\n").ok());
+  ASSERT_TRUE(source_->WriteAll("web/2016-07-30T05.log", "older\n").ok());
+  ASSERT_TRUE(listing.Poll(PollOptions{}, &windowed).ok());
+  EXPECT_EQ(windowed.windowed_listings, 1);
+  EXPECT_EQ(windowed.recorded, 2);
+}
+
+// An empty source teaches no prefix: passes list it all until objects show.
+TEST_F(ListingDiscoveryTest, WindowsWaitForAFullListingThatSawPrefixes) {
+  ListingWindow window;
+  window.lookback_us = kMicrosPerHour;
+  window.full_every_us = kMicrosPerHour;
+  window.slice_of = [](std::string_view key) {
+    return std::optional(std::pair(std::string(key.substr(0, key.find('/') + 1)), int64_t{0}));
+  };
+  ListingDiscovery listing(Context(), window);
+  DiscoveryStats a, b;
+  ASSERT_TRUE(listing.Poll(PollOptions{}, &a).ok());
+  ASSERT_TRUE(source_->WriteAll("web/2016080100_0.log", "x\n").ok());
+  ASSERT_TRUE(listing.Poll(PollOptions{}, &b).ok());
+  EXPECT_EQ(b.full_listings, 1);
+  EXPECT_EQ(b.recorded, 1);
 }
 
 // Stands in for event discovery: counts polls, fails when told to.

@@ -94,6 +94,46 @@ TEST(MetricsTest, CountersAddUpPassesAndGaugesComeFromTheLedger) {
   EXPECT_EQ(text.find("logferry_lag_seconds{"), std::string::npos);
 }
 
+// Reading the ledger's counts costs in proportion to its objects: not after
+// every pass, but after a pass that changed the table, and every 5 minutes.
+TEST(MetricsTest, LedgerCountsAreReadAfterChangesAndEveryFiveMinutes) {
+  FakeEnv env;
+  Config config = TestConfig();
+  Metrics m(config, &env);
+  fs::path dir = fs::temp_directory_path() / ("metrics_refresh_" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  auto ledger = Ledger::Open((dir / "ledger.db").string());
+  ASSERT_TRUE(ledger.ok());
+  auto discover = [&](const char* key) {
+    ASSERT_TRUE((*ledger)->RecordDiscovered("access", {{key, 10, 0, key}}, "listing", env.NowMicros()).ok());
+  };
+  auto pending = [&] { return Sample(m.Scrape(), "logferry_objects{state=\"pending\",table=\"access\"}"); };
+  discover("a.log");
+  m.EndPass(0.1, true, **ledger);
+  EXPECT_EQ(pending(), 1) << "the first pass reads them";
+  discover("b.log");  // by another process: this one's pass saw nothing
+  env.Advance(60 * kSecond);
+  m.AddTablePass("access", PassStats{});
+  m.EndPass(0.1, true, **ledger);
+  EXPECT_EQ(pending(), 1);
+  PassStats found;
+  found.discovered = 1;
+  found.list_requests = 3;
+  found.windowed_listings = 1;
+  m.AddTablePass("access", found);
+  m.EndPass(0.1, true, **ledger);
+  EXPECT_EQ(pending(), 2);
+  discover("c.log");
+  env.Advance(5 * 60 * kSecond);
+  m.EndPass(0.1, true, **ledger);
+  EXPECT_EQ(pending(), 3) << "five minutes on";
+  std::string text = m.Scrape();
+  EXPECT_EQ(Sample(text, "logferry_list_requests_total{table=\"access\"}"), 3);
+  EXPECT_EQ(Sample(text, "logferry_source_listings_total{kind=\"window\",table=\"access\"}"), 1);
+  EXPECT_EQ(Sample(text, "logferry_source_listings_total{kind=\"full\",table=\"access\"}"), 0);
+  fs::remove_all(dir);
+}
+
 TEST(MetricsTest, HealthFailsAfterThreeIntervalsWithoutAPass) {
   FakeEnv env;
   Config config = TestConfig();  // interval 10s
