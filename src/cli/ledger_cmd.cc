@@ -9,6 +9,7 @@
 #include "common/strings.h"
 #include "core/config.h"
 #include "core/liveness.h"
+#include "fail.h"
 #include "ledger/ledger.h"
 
 namespace logferry::cli {
@@ -20,18 +21,6 @@ struct Args {
   std::string to;
   bool force = false;
 };
-
-[[noreturn]] void Fail(const std::string& message, int code = 1) {
-  fflush(stdout);
-  fprintf(stderr, "logferry: %s\n", EscapeForDisplay(message).c_str());
-  exit(code);
-}
-
-template <typename T>
-T OrFail(StatusOr<T> v, int code = 1) {
-  if (!v.ok()) Fail(v.status().message(), v.status().code() == StatusCode::kInvalidArgument ? 2 : code);
-  return std::move(v).value();
-}
 
 // A `logferry run` still working on the SQLite ledger would go on writing
 // there, and what it wrote after the copy would be lost.

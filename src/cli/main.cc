@@ -124,21 +124,35 @@ struct Env {
 // Only `run` creates the state directory and the ledger: for any other
 // command a missing ledger means a wrong state_dir, not an empty one.
 // after_config runs once the config is read, before the ledger and stores open.
+// The ledger and the pipeline on it. A daemon (wait) whose shared ledger
+// cannot be reached keeps trying, saying so, as it does when the ledger
+// goes away later: workers started during a PostgreSQL outage wait for it.
+Status OpenLedgerAndPipeline(Env& env, bool create) {
+  if (create) {
+    LF_ASSIGN_OR_RETURN(env.ledger, Ledger::Open(env.config.LedgerPath()));
+  } else {
+    LF_ASSIGN_OR_RETURN(env.ledger, Ledger::OpenExisting(env.config.LedgerPath()));
+  }
+  env.pipeline = std::make_unique<Pipeline>(env.config, env.ledger.get());
+  return env.pipeline->Init();
+}
+
 Env Open(const std::string& config_path, bool verbose, bool create = false,
-         const std::function<void(const Config&)>& after_config = {}) {
+         const std::function<void(const Config&)>& after_config = {}, bool wait = false) {
   Env env;
   env.config = OrDie(LoadConfig(config_path), 2);
   SetupLogging(env.config, verbose);
   if (after_config) after_config(env.config);
-  if (create) {
-    OrDie(EnsureDir(env.config.state_dir));
-    env.ledger = OrDie(Ledger::Open(env.config.LedgerPath()));
-  } else {
-    env.ledger = OrDie(Ledger::OpenExisting(env.config.LedgerPath()));
+  if (create) OrDie(EnsureDir(env.config.state_dir));
+  for (int64_t delay_s = 1;; delay_s = std::min<int64_t>(delay_s * 2, 30)) {
+    Status s = OpenLedgerAndPipeline(env, create);
+    if (s.ok() || !wait || !s.IsTransient()) OrDie(s);
+    if (s.ok()) return env;
+    log::Error("cannot reach the ledger, retrying in {}s: {}", delay_s, s.ToString());
+    env.pipeline.reset();
+    env.ledger.reset();
+    std::this_thread::sleep_for(std::chrono::seconds(delay_s));
   }
-  env.pipeline = std::make_unique<Pipeline>(env.config, env.ledger.get());
-  OrDie(env.pipeline->Init());
-  return env;
 }
 
 std::string TableNames(const Config& config) {
@@ -335,9 +349,12 @@ struct DaemonReports {
 
 int CmdRun(const std::string& config_path, bool once, bool verbose) {
   DaemonReports reports;
-  Env env = Open(config_path, verbose, /*create=*/true, [&](const Config& c) {
-    if (!once) reports.Start(c);
-  });
+  Env env = Open(
+      config_path, verbose, /*create=*/true,
+      [&](const Config& c) {
+        if (!once) reports.Start(c);
+      },
+      /*wait=*/!once);
   InstallSignalHandlers();
   bool tty = isatty(2);
   env.pipeline->set_single_pass(once);

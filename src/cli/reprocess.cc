@@ -13,6 +13,7 @@
 #include "core/config.h"
 #include "core/preview.h"
 #include "core/restage.h"
+#include "fail.h"
 #include "ledger/ledger.h"
 
 namespace logferry::cli {
@@ -26,18 +27,6 @@ struct Args {
   bool failed = false, as_json = false;
   size_t rows = 10;
 };
-
-[[noreturn]] void Fail(const std::string& message, int code = 1) {
-  fflush(stdout);
-  fprintf(stderr, "logferry: %s\n", EscapeForDisplay(message).c_str());
-  exit(code);
-}
-
-template <typename T>
-T OrFail(StatusOr<T> v, int code = 1) {
-  if (!v.ok()) Fail(v.status().message(), v.status().code() == StatusCode::kInvalidArgument ? 2 : code);
-  return std::move(v).value();
-}
 
 const TableConfig& TableOrFail(const Config& config, const std::string& name) {
   if (name.empty()) {

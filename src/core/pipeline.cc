@@ -1055,6 +1055,19 @@ StatusOr<PassStats> Pipeline::RunOnce(const std::atomic<bool>& stop) {
   return stats;
 }
 
+// Other workers sharing the ledger record columns too: read them when the
+// ledger's schema version moved, so that staging offers values to the
+// table's real types and loads know every column the parts hold. Only
+// between steps: no normalizer is running then.
+Status Pipeline::RefreshSchema(TableRuntime& t) {
+  LF_ASSIGN_OR_RETURN(int64_t version, ledger_->SchemaVersion(t.config->name));
+  if (version == t.schema_version) return Status::Ok();
+  LF_ASSIGN_OR_RETURN(auto columns, ledger_->Columns(t.config->name));
+  t.schema->Restore(columns);
+  t.schema_version = version;
+  return Status::Ok();
+}
+
 Status Pipeline::RunTable(TableRuntime& t, const std::atomic<bool>& stop, PassStats* stats) {
   LogScope scope(t.config->name);
   Status first_error;
@@ -1069,10 +1082,12 @@ Status Pipeline::RunTable(TableRuntime& t, const std::atomic<bool>& stop, PassSt
   if (discovered.ok()) stats->discovered += *discovered;
   step("discover", discovered.status());
   if (stop.load()) return first_error;
+  step("schema", RefreshSchema(t));
   step("stage", StageAndExtend(t, stop, stats));
   step("notifications", Acknowledge(t, stats));
   if (stop.load()) return first_error;
   step("requests", ProcessRequests(t));
+  step("schema", RefreshSchema(t));
   step("load", Load(t, stop, stats));
   step("requests", FinishRequests(t));
   step("gc", CollectGarbage(t));

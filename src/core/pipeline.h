@@ -58,6 +58,7 @@ struct TableRuntime {
   std::unique_ptr<ObjectStore> staging;
   std::unique_ptr<KeyFormat> key_format;
   std::unique_ptr<SchemaRegistry> schema;
+  int64_t schema_version = -1;  // the ledger's, when schema last read it
   int64_t last_sweep_us = 0;
   // A listing, or events backed by one (discovery/discovery.h).
   std::unique_ptr<Discovery> discovery;
@@ -172,6 +173,7 @@ class Pipeline {
   Status AppendOpen(TableRuntime& t, Warehouse& wh, LoadJobLog& jobs, const std::vector<PartitionRow>& open,
                     const std::atomic<bool>& stop, PassStats* stats);
   Status AppendNewParts(TableRuntime& t, Warehouse& wh, LoadJobLog& jobs, const PartitionRow& p, PassStats* stats);
+  Status RefreshSchema(TableRuntime& t);
   Status RunAppend(TableRuntime& t, Warehouse& wh, const AppendPlan& plan, PassStats* stats);
   StatusOr<std::unique_ptr<Warehouse>> OpenWarehouseForLoad(TableRuntime& t, const std::vector<PartitionRow>& due,
                                                             PassStats* stats);

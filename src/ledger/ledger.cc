@@ -804,13 +804,35 @@ StatusOr<int64_t> ReadSchemaVersion(Connection* db, const std::string& table) {
 }
 
 // The columns the parts rely on, as one new schema version with its history entry.
+// The type a column must have once c is recorded over what the ledger
+// holds, which another worker may have recorded since this one last read it
+// (several workers stage one table). Only a widening that every part already
+// staged fits is accepted; a column two workers first saw with different
+// types is refused, so the object is staged again against the ledger's.
+StatusOr<ColumnType> MergedType(Connection* db, const std::string& table, const ColumnRecord& c) {
+  Statement s(db, "SELECT type, repeated FROM columns WHERE table_name=? AND parent_path=? AND raw_key=?");
+  s.Bind(1, table).Bind(2, c.parent_path).BindBlob(3, c.raw_key);
+  LF_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return c.type;
+  ColumnType held = ColumnTypeFromName(s.Text(0));
+  bool numbers = (held == ColumnType::kInt64 || held == ColumnType::kFloat64) &&
+                 (c.type == ColumnType::kInt64 || c.type == ColumnType::kFloat64);
+  bool as_text = held == ColumnType::kString && !c.repeated && c.type != ColumnType::kRecord;
+  if ((s.Int(1) != 0) == c.repeated && (held == c.type || numbers || as_text || held == ColumnType::kNone))
+    return numbers ? ColumnType::kFloat64 : held == ColumnType::kNone ? c.type : held;
+  return Status::FailedPrecondition("column " + c.name + " of table " + table + " is " + ColumnTypeName(held) +
+                                    " in the ledger (another worker recorded it), not " + ColumnTypeName(c.type) +
+                                    ": staged again with the ledger's schema");
+}
+
 Status RecordSchemaChanges(Connection* db, const std::string& table, const std::vector<ColumnRecord>& columns,
                            int64_t now_us) {
   if (columns.empty()) return Status::Ok();
   LF_ASSIGN_OR_RETURN(int64_t version, ReadSchemaVersion(db, table));
   ++version;
   nlohmann::json changes = nlohmann::json::array();
-  for (const ColumnRecord& c : columns) {
+  for (ColumnRecord c : columns) {
+    LF_ASSIGN_OR_RETURN(c.type, MergedType(db, table, c));
     Statement up(db,
                  "INSERT INTO columns(table_name, parent_path, raw_key, name, type, repeated, companion, "
                  "schema_version, updated_us, inexact_ints) "

@@ -3,10 +3,11 @@ while workers are SIGKILLed and restarted at random; in the end every hour
 holds exactly the source's rows, `verify` passes, and the load records show
 that no partition was ever loaded by two workers at once.
 
-The ledger is a parameter (SharedStateDir): today the workers share one
-state_dir and its SQLite ledger; a shared-ledger backend runs the same
-tests by giving each worker its own config (own state_dir, same `ledger`)
-and its own way to read the load records.
+The ledger is a parameter: SharedStateDir (the workers share one state_dir
+and its SQLite ledger, as on one host) and SharedPostgres (each worker its
+own config and state_dir, one `ledger = "postgresql://..."` on a real
+PostgreSQL 15, as on several hosts). With PostgreSQL, the server is also
+stopped for a while mid-run and started again: workers pause and resume.
 
 Expected numbers come from reading the source objects (lf.count_source)."""
 
@@ -20,6 +21,7 @@ import unittest
 
 import lf
 import moto
+import pg
 
 BUCKET = "app-logs"
 QUEUE = "s3-events"
@@ -42,6 +44,35 @@ class SharedStateDir:
 
     def rows(self, sql):
         return self.ws.ledger(sql)
+
+
+class SharedPostgres:
+    """Each worker its own config and state_dir; one PostgreSQL ledger."""
+
+    def __init__(self, ws, testcase):
+        self.ws = ws
+        self.server = pg.Server(testcase)
+        self.uri = self.server.new_database()
+        self.database = self.uri.rsplit("/", 1)[1]
+
+    def configs(self, n, tables, top):
+        paths = []
+        for i in range(n):
+            self.ws.state = os.path.join(self.ws.root, "state%d" % i)
+            self.ws.config_path = os.path.join(self.ws.root, "worker%d.toml" % i)
+            paths.append(self.ws.write_config(tables=tables, top=dict(top, ledger=self.uri)))
+        self.ws.config_path = paths[0]  # status, verify and query read through worker 0's config
+        return paths
+
+    def rows(self, sql):
+        def value(v):
+            return None if v == "" else int(v) if v.lstrip("-").isdigit() else v
+        return [tuple(value(v) for v in row) for row in self.server.query(self.database, sql)]
+
+    def outage(self, seconds):
+        self.server.stop()
+        time.sleep(seconds)
+        self.server.start()
 
 
 def wait_for(predicate, timeout, what, step=0.5):
@@ -94,6 +125,11 @@ class Fleet:
 
 class WorkersBase(unittest.TestCase):
     ledger_kind = SharedStateDir
+
+    def make_ledger(self):
+        if self.ledger_kind is SharedPostgres:
+            return SharedPostgres(self.ws, self)
+        return self.ledger_kind(self.ws)
 
     def status(self):
         r = self.ws.cli("status", "--json")
@@ -149,9 +185,10 @@ class WorkersBase(unittest.TestCase):
     def finish(self, fleet, kills):
         expected = lf.count_source(self.ws.source_dir)
         wait_for(lambda: self.drained(expected.total), DRAIN_SECONDS, "every row to load")
-        st = self.status()
-        workers = st["daemon"]["workers"]
-        self.assertEqual(len([w for w in workers if w["state"] == "running"]), WORKERS, workers)
+        # A worker restarted during a ledger outage waits for the ledger (its
+        # retry spacing grows to 30 s) before it records itself.
+        wait_for(lambda: len([w for w in self.status()["daemon"]["workers"] if w["state"] == "running"]) == WORKERS,
+                 60, "every worker to be running")
         fleet.stop_all()
         self.assertEqual(self.ws.warehouse_hour_counts(), expected.per_hour)
         v = self.ws.verify()
@@ -165,7 +202,7 @@ class WorkersBase(unittest.TestCase):
 class FileSourceWorkers(WorkersBase):
     def test_three_workers_killed_at_random_load_every_row_once(self):
         self.ws = lf.Workspace(self)
-        self.ledger = self.ledger_kind(self.ws)
+        self.ledger = self.make_ledger()
         incoming = os.path.join(self.ws.root, "incoming")
         self.ws.gen(out=incoming, hours=8, rows_per_hour=5000, split_every=1)
         names = sorted(os.listdir(os.path.join(incoming, "logs")))
@@ -179,6 +216,14 @@ class FileSourceWorkers(WorkersBase):
             return step * 2 + 2 < len(names)
 
         kills = self.chaos(fleet, arrive)
+        if hasattr(self.ledger, "outage"):
+            # Objects keep landing while the ledger is gone; nobody can claim them.
+            for name in names[len(names) // 2:]:
+                if os.path.exists(os.path.join(incoming, "logs", name)):
+                    shutil.move(os.path.join(incoming, "logs", name), os.path.join(self.ws.source_dir, name))
+            self.ledger.outage(8)
+            self.assertTrue(all(p.poll() is None for p in fleet.procs), "workers survive a ledger outage")
+            self.assertIn("UNAVAILABLE", fleet.logs(), "the outage is logged")
         self.finish(fleet, kills)
 
 
@@ -187,7 +232,7 @@ class FrozenWorker(WorkersBase):
         # SIGSTOP keeps the process (and its pid) alive but silent: only the
         # lapse of its leases hands its objects to another worker.
         self.ws = lf.Workspace(self)
-        self.ledger = self.ledger_kind(self.ws)
+        self.ledger = self.make_ledger()
         self.ws.gen(hours=24, rows_per_hour=20000, split_every=1)
         expected = lf.count_source(self.ws.source_dir)
         configs = self.ledger.configs(2, [self.ws.table_config(interval="500ms")], TOP)
@@ -229,7 +274,7 @@ class S3SqsWorkers(WorkersBase):
         self.moto = moto.Moto(self)
         self.ws = lf.Workspace(self)
         self.ws.env = self.moto.env()
-        self.ledger = self.ledger_kind(self.ws)
+        self.ledger = self.make_ledger()
         self.moto.make_bucket(BUCKET)
         queue_url = self.moto.make_queue(QUEUE)
         self.moto.notify(BUCKET, QUEUE)
@@ -254,6 +299,14 @@ class S3SqsWorkers(WorkersBase):
         self.finish(fleet, kills)
         # Every announcement was handled: none waits, none is held.
         self.assertEqual(self.moto.queue_depth(queue_url), (0, 0))
+
+
+class FileSourceWorkersOnPostgres(FileSourceWorkers):
+    ledger_kind = SharedPostgres
+
+
+class S3SqsWorkersOnPostgres(S3SqsWorkers):
+    ledger_kind = SharedPostgres
 
 
 if __name__ == "__main__":

@@ -1129,3 +1129,49 @@ TEST_P(LedgerTest, AGroupSupersedingAStagedVersionFreesItsPartAfterTheNextLoad) 
 
 }  // namespace
 }  // namespace logferry
+
+namespace logferry {
+namespace {
+
+ColumnRecord TypedColumn(const std::string& name, ColumnType type) {
+  ColumnRecord c = NewColumn(name);
+  c.type = type;
+  return c;
+}
+
+// Several workers record columns of one table: the ledger only widens a
+// column in ways every staged part fits, and refuses a commit whose column
+// another worker first recorded with a type its values do not fit.
+TEST_P(LedgerTest, ColumnsRecordedByTwoWorkersOnlyWiden) {
+  auto type_of = [&](const std::string& name) {
+    auto cols = ledger_->Columns("t");
+    EXPECT_TRUE(cols.ok());
+    for (const ColumnRecord& c : *cols)
+      if (c.name == name) return std::string(ColumnTypeName(c.type));
+    return std::string("none");
+  };
+  ObjectRow a = Discover("a", "e1"), b = Discover("b", "e1"), c = Discover("c", "e1"), d = Discover("d", "e1");
+  ASSERT_TRUE(
+      Stage(a.id, {Part(h0_, "p/a", 1)}, {TypedColumn("n", ColumnType::kInt64), TypedColumn("s", ColumnType::kString)})
+          .ok());
+  // A worker that saw floats first: INT64 widens to FLOAT64; ints fit it.
+  ASSERT_TRUE(Stage(b.id, {Part(h0_, "p/b", 1)}, {TypedColumn("n", ColumnType::kFloat64)}).ok());
+  EXPECT_EQ(type_of("n"), "FLOAT64");
+  // A stale INT64 and an INT64 into a STRING column: the wider type stays.
+  ASSERT_TRUE(
+      Stage(c.id, {Part(h0_, "p/c", 1)}, {TypedColumn("n", ColumnType::kInt64), TypedColumn("s", ColumnType::kInt64)})
+          .ok());
+  EXPECT_EQ(type_of("n"), "FLOAT64");
+  EXPECT_EQ(type_of("s"), "STRING");
+  // Strings cannot go into a FLOAT64 column: refused, nothing of it kept.
+  Status refused = Stage(d.id, {Part(h0_, "p/d", 1)}, {TypedColumn("n", ColumnType::kString)});
+  EXPECT_EQ(refused.code(), StatusCode::kFailedPrecondition) << refused.ToString();
+  EXPECT_NE(refused.message().find("column n of table t is FLOAT64"), std::string::npos) << refused.ToString();
+  EXPECT_EQ(type_of("n"), "FLOAT64");
+  auto obj = ledger_->FindObject("t", "d", "e1");
+  ASSERT_TRUE(obj.ok() && obj->has_value());
+  EXPECT_EQ((*obj)->state, ObjectState::kPending);
+}
+
+}  // namespace
+}  // namespace logferry
