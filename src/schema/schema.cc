@@ -271,6 +271,7 @@ void SchemaRegistry::Restore(const std::vector<ColumnRecord>& records) {
   std::lock_guard lock(mu_);
   std::unordered_map<std::string, Column*> by_path{{"", &root_}};
   for (Column* c : root_.ordered_children_) by_path[c->path_] = c;
+  std::unordered_set<const Column*> restored;
   for (const ColumnRecord& r : records) {
     auto it = by_path.find(r.parent_path);
     if (it == by_path.end()) continue;  // orphan: parent lost; skipped rather than guessed
@@ -293,14 +294,18 @@ void SchemaRegistry::Restore(const std::vector<ColumnRecord>& records) {
     c->repeated_ = r.repeated;
     c->inexact_ints_ = r.inexact_ints;
     c->persisted_ = true;
+    restored.insert(c);
     by_path[c->path_] = c;
     if (r.companion && r.raw_key.size() > 4 && EndsWith(r.raw_key, kCompanionSuffix)) {
       auto base = parent->children_.find(r.raw_key.substr(0, r.raw_key.size() - 4));
       if (base != parent->children_.end()) base->second->companion_ = c;
     }
   }
-  dirty_.clear();
-  unpersisted_ = false;
+  // What the ledger holds wins; columns it does not hold yet (made since the
+  // last commit, or lineage columns added after the first Restore) stay to
+  // be recorded.
+  std::erase_if(dirty_, [&](const Column* c) { return restored.count(c) > 0; });
+  unpersisted_ = !dirty_.empty();
 }
 
 ColumnSchema SchemaRegistry::SchemaOf(const Column* c) const {

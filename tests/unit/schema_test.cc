@@ -411,3 +411,35 @@ TEST(SchemaRegistry, KeysLongerThanTheBoundNeverBecomeColumns) {
 
 }  // namespace
 }  // namespace logferry
+
+namespace logferry {
+namespace {
+
+// Another worker's columns are read into a live registry between passes:
+// the ledger's records win for the columns they name, and columns made here
+// that the ledger does not hold yet stay to be recorded.
+TEST(SchemaRegistry, RestoreIntoALiveRegistryKeepsWhatTheLedgerLacks) {
+  SchemaRegistry reg(Fixed());
+  Column* mine = reg.Child(reg.root(), "mine");
+  ASSERT_EQ(reg.Offer(mine, ColumnType::kString, false), Fit::kOk);
+  Column* shared = reg.Child(reg.root(), "shared");
+  ASSERT_EQ(reg.Offer(shared, ColumnType::kInt64, false), Fit::kOk);
+
+  SchemaRegistry other(Fixed());
+  Column* o = other.Child(other.root(), "shared");
+  ASSERT_EQ(other.Offer(o, ColumnType::kInt64, false), Fit::kOk);
+  ASSERT_EQ(other.Offer(o, ColumnType::kFloat64, false), Fit::kOk);
+  Column* theirs = other.Child(other.root(), "theirs");
+  ASSERT_EQ(other.Offer(theirs, ColumnType::kBool, false), Fit::kOk);
+
+  reg.Restore(other.TakeUnpersisted());
+  EXPECT_EQ(shared->type(), ColumnType::kFloat64);
+  ASSERT_NE(reg.Find(reg.root(), "theirs"), nullptr);
+  EXPECT_TRUE(reg.HasUnpersisted());
+  std::vector<ColumnRecord> left = reg.TakeUnpersisted();
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0].name, "mine");
+}
+
+}  // namespace
+}  // namespace logferry
