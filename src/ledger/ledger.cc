@@ -815,11 +815,12 @@ StatusOr<ColumnType> MergedType(Connection* db, const std::string& table, const 
   LF_ASSIGN_OR_RETURN(bool row, s.Step());
   if (!row) return c.type;
   ColumnType held = ColumnTypeFromName(s.Text(0));
+  if (held == ColumnType::kNone) return c.type;  // recorded before a value typed it
   bool numbers = (held == ColumnType::kInt64 || held == ColumnType::kFloat64) &&
                  (c.type == ColumnType::kInt64 || c.type == ColumnType::kFloat64);
   bool as_text = held == ColumnType::kString && !c.repeated && c.type != ColumnType::kRecord;
-  if ((s.Int(1) != 0) == c.repeated && (held == c.type || numbers || as_text || held == ColumnType::kNone))
-    return numbers ? ColumnType::kFloat64 : held == ColumnType::kNone ? c.type : held;
+  if ((s.Int(1) != 0) == c.repeated && (held == c.type || numbers || as_text))
+    return numbers ? ColumnType::kFloat64 : held;
   return Status::FailedPrecondition("column " + c.name + " of table " + table + " is " + ColumnTypeName(held) +
                                     " in the ledger (another worker recorded it), not " + ColumnTypeName(c.type) +
                                     ": staged again with the ledger's schema");

@@ -1171,6 +1171,13 @@ TEST_P(LedgerTest, ColumnsRecordedByTwoWorkersOnlyWiden) {
   auto obj = ledger_->FindObject("t", "d", "e1");
   ASSERT_TRUE(obj.ok() && obj->has_value());
   EXPECT_EQ((*obj)->state, ObjectState::kPending);
+  // A column recorded before any value typed it takes the first type, repeated or not.
+  ObjectRow e = Discover("e", "e1"), f = Discover("f", "e1");
+  ASSERT_TRUE(Stage(e.id, {Part(h0_, "p/e", 1)}, {TypedColumn("r", ColumnType::kNone)}).ok());
+  ColumnRecord nested = TypedColumn("r", ColumnType::kRecord);
+  nested.repeated = true;
+  ASSERT_TRUE(Stage(f.id, {Part(h0_, "p/f", 1)}, {nested}).ok());
+  EXPECT_EQ(type_of("r"), "RECORD");
 }
 
 }  // namespace
