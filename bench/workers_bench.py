@@ -73,6 +73,24 @@ class Services:
             self.pg = pg.Server()
         return self.pg
 
+    def cpu(self):
+        """CPU-s so far of the services this machine runs for the case: the GCS
+        emulator, PostgreSQL (its ended backends count in the postmaster's
+        children) and this process (the BigQuery stand-in, the sampling)."""
+        cpu = {"bench": sum(resource.getrusage(resource.RUSAGE_SELF)[:2])}
+        pids = {"gcs": self.gcs.proc.pid} if self.gcs is not None else {}
+        if self.pg is not None:
+            with open(os.path.join(self.pg.data, "postmaster.pid")) as f:
+                pids["pg"] = int(f.readline())
+        for name, pid in pids.items():
+            try:
+                with open("/proc/%d/stat" % pid) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                cpu[name] = sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+            except OSError:
+                pass
+        return cpu
+
     def env(self):
         env = dict(os.environ)
         if self.gcs is not None:
@@ -155,8 +173,10 @@ def schedstat(pid):
         return None
 
 
-def run_workers(binary, run, workers, env):
-    """(wall s, CPU-s, [(on-core s, waiting s, blocked s) per worker])"""
+def run_workers(binary, run, workers, services):
+    """(wall s, CPU-s, services' CPU-s, [(on-core s, waiting s, blocked s) per worker], [objects per worker])"""
+    env = services.env()
+    services_cpu0 = services.cpu()
     cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
     procs = [subprocess.Popen([binary, "run", "--once", "-c", run.config], stdout=subprocess.DEVNULL,
@@ -175,11 +195,12 @@ def run_workers(binary, run, workers, env):
     seconds = time.monotonic() - t0
     cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = cpu1.ru_utime - cpu0.ru_utime + cpu1.ru_stime - cpu0.ru_stime
+    services_cpu = {k: v - services_cpu0.get(k, 0) for k, v in services.cpu().items()}
     for p, err in zip(procs, errors):
         if p.returncode != 0:
             raise SystemExit("run --once exited %d: %s" % (p.returncode, err.decode(errors="replace")[-2000:]))
     split = [(on / 1e9, wait / 1e9, max(0.0, end - t0 - (on + wait) / 1e9)) for (on, wait), end in zip(last, ended)]
-    return seconds, cpu, split, [staged_by(err) for err in errors]
+    return seconds, cpu, services_cpu, split, [staged_by(err) for err in errors]
 
 
 def staged_by(stderr):
@@ -194,18 +215,20 @@ def bench_case(args, services, case, source, expected):
         for _ in range(args.repeat):
             run = Run(services, case, source, args.threads)
             try:
-                seconds, cpu, split, objects = run_workers(args.bin, run, n, services.env())
+                seconds, cpu, services_cpu, split, objects = run_workers(args.bin, run, n, services)
                 rows = run.rows(args.bin)
             finally:
                 run.cleanup()
             if rows != expected:
                 raise SystemExit("%s: %d worker(s) did %d rows, the source holds %d" % (case, n, rows, expected))
             if seconds < best.get(n, (1e9,))[0]:
-                best[n] = (seconds, cpu, split, os.getloadavg()[0], objects)
-        seconds, cpu, split, load, objects = best[n]
+                best[n] = (seconds, cpu, split, os.getloadavg()[0], objects, services_cpu)
+        seconds, cpu, split, load, objects, services_cpu = best[n]
         where = "; ".join("%.2f on a core, %.2f waiting, %.2f blocked" % s for s in split)
-        print("%-11s %d worker(s): %6.2f s wall, %5.2f CPU-s, load %4.1f, objects staged %s  [main thread s: %s]" %
-              (case, n, seconds, cpu, load, "/".join(map(str, objects)), where), flush=True)
+        others = ", ".join("%s %.2f" % kv for kv in sorted(services_cpu.items()))
+        print("%-11s %d worker(s): %6.2f s wall, %5.2f CPU-s (%s), load %4.1f, objects staged %s  "
+              "[main thread s: %s]" % (case, n, seconds, cpu, others, load, "/".join(map(str, objects)), where),
+              flush=True)
     # Each worker's wall clock had it never waited for a core: what an idle
     # machine would give, if the time on a core did not change with the load.
     alone = {n: max(on + blocked for on, _, blocked in best[n][2]) for n in best}
