@@ -199,6 +199,9 @@ def run_workers(binary, run, workers, services):
     for p, err in zip(procs, errors):
         if p.returncode != 0:
             raise SystemExit("run --once exited %d: %s" % (p.returncode, err.decode(errors="replace")[-2000:]))
+        warnings = [line for line in err.decode(errors="replace").splitlines() if " warning " in line]
+        for line in warnings[:3]:
+            print("  (worker %d) %s" % (p.pid, line[:300]), flush=True)
     split = [(on / 1e9, wait / 1e9, max(0.0, end - t0 - (on + wait) / 1e9)) for (on, wait), end in zip(last, ended)]
     return seconds, cpu, services_cpu, split, [staged_by(err) for err in errors]
 
