@@ -144,6 +144,7 @@ class Pipeline {
   struct StageRun;
   class PartitionLeases;
   struct CommitGroup;
+  class ClaimSize;
 
   const Config& config_;
   Ledger* ledger_;
@@ -158,9 +159,9 @@ class Pipeline {
   Status RunTable(TableRuntime& t, const std::atomic<bool>& stop, PassStats* stats);
 
   // Stages one claimed batch of objects not tried yet in this step (added
-  // to *tried); how many it took.
+  // to *tried), as many as *claim says; how many it took.
   StatusOr<size_t> StageBatch(TableRuntime& t, const std::atomic<bool>& stop, PassStats* stats,
-                              std::set<int64_t>* tried);
+                              std::set<int64_t>* tried, ClaimSize* claim);
   // Leases of workers on this host whose process is gone (killed, or it
   // stopped holding some) are freed at once instead of lapsing.
   void FreeLeasesOfGoneLocalWorkers();

@@ -469,10 +469,13 @@ class DuckDbWarehouse final : public Warehouse {
   WarehouseOptions opts_;
 };
 
+constexpr int64_t kCreateWaitUs = 2'000'000;
+
 StatusOr<std::unique_ptr<Warehouse>> OpenDuckDbWarehouse(const std::string& path, const WarehouseOptions& opts) {
   if (opts.read_only && access(path.c_str(), F_OK) != 0)
     return Status::NotFound("warehouse " + path + " does not exist yet (nothing has been loaded)");
-  const int64_t deadline_us = opts.retry.env->MonotonicMicros() + opts.lock_timeout_us;
+  const int64_t start_us = opts.retry.env->MonotonicMicros();
+  const int64_t deadline_us = start_us + opts.lock_timeout_us;
   for (int attempt = 0;; ++attempt) {
     duckdb_config config;
     duckdb_create_config(&config);
@@ -501,11 +504,18 @@ StatusOr<std::unique_ptr<Warehouse>> OpenDuckDbWarehouse(const std::string& path
     std::string message = err ? err : "unknown error";
     duckdb_free(err);
     bool locked = message.find("lock") != std::string::npos;
-    if (!locked) return Status::Internal("duckdb: cannot open " + path + ": " + message);
+    // Two workers starting on a new warehouse: the one that lost the race to
+    // create the file may read it before its header is written. That passes
+    // in milliseconds; a file that stays invalid is not DuckDB's.
+    bool being_created = message.find("not a valid DuckDB database file") != std::string::npos &&
+                         opts.retry.env->MonotonicMicros() - start_us < kCreateWaitUs;
+    if (!locked && !being_created) return Status::Internal("duckdb: cannot open " + path + ": " + message);
     if (opts.retry.env->MonotonicMicros() >= deadline_us)
       return Status::Unavailable("duckdb: " + path + " is locked by another process (waited " +
                                  FormatDuration(opts.lock_timeout_us) + ")");
-    opts.retry.env->SleepForMicroseconds(1000 * std::min(50 * (attempt + 1), 500));
+    // DuckDB cannot wait for its lock, so this polls; often enough that
+    // workers taking turns on loads lose little between turns.
+    opts.retry.env->SleepForMicroseconds(1000 * std::min(25 * (attempt + 1), 100));
   }
 }
 

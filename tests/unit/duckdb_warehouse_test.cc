@@ -15,6 +15,7 @@
 #include "format/normalizer.h"
 #include "registry/scheme_registry.h"
 #include "store/object_store.h"
+#include "support/fake_env.h"
 #include "warehouse/warehouse.h"
 
 extern char** environ;
@@ -679,6 +680,47 @@ TEST_F(DuckDbWarehouseTest, OpenWhileAnotherProcessWritesWaitsThenFailsOrSucceed
   ASSERT_TRUE(waited.ok()) << waited.status().ToString();
   EXPECT_EQ(Values(**waited, "SELECT count(*) FROM t"), (std::vector<std::string>{"0"}));
   EXPECT_EQ(holder.Wait(), 0) << "the lock-holding child failed";
+}
+
+// Two workers starting on a new warehouse: the second may find the file the
+// first is creating before its header is written. It waits a moment instead
+// of failing every due partition; a file that stays invalid is refused.
+TEST_F(DuckDbWarehouseTest, AFileBeingCreatedIsWaitedForBrieflyAnInvalidOneRefused) {
+  const std::string path = dir_ + "/x.duckdb";
+  auto write_junk = [&] { std::ofstream(path) << std::string(8192, 'x'); };
+  // The other worker's file is complete by the time this one has slept once.
+  class CreatedMeanwhile : public testutil::FakeEnv {
+   public:
+    explicit CreatedMeanwhile(std::string path) : path_(std::move(path)) {}
+    void SleepForMicroseconds(int64_t micros) override {
+      if (!done_.exchange(true)) fs::remove(path_);
+      FakeEnv::SleepForMicroseconds(micros);
+    }
+
+   private:
+    std::string path_;
+    std::atomic<bool> done_{false};
+  };
+  write_junk();
+  CreatedMeanwhile env(path);
+  WarehouseOptions o;
+  o.retry.env = &env;
+  o.lock_timeout_us = 60 * kMicrosPerSecond;
+  auto w = OpenWarehouse(uri_, o);
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  EXPECT_FALSE(env.sleeps().empty()) << "it waited";
+  w->reset();
+
+  fs::remove(path);
+  write_junk();
+  testutil::FakeEnv stays_invalid;
+  o.retry.env = &stays_invalid;
+  auto refused = OpenWarehouse(uri_, o);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kInternal) << refused.status().ToString();
+  EXPECT_NE(refused.status().message().find("not a valid DuckDB database file"), std::string::npos)
+      << refused.status().message();
+  EXPECT_LT(stays_invalid.slept_us(), 5 * kMicrosPerSecond) << "not the whole lock_timeout";
 }
 
 TEST_F(DuckDbWarehouseTest, LoadReadsOnlyTheColumnsItsPartsHold) {

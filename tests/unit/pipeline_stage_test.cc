@@ -114,5 +114,61 @@ TEST_F(PipelineStage, ManyWorkersStageEveryObjectOnceAndCountEveryLine) {
   EXPECT_EQ(*discovered, 0);
 }
 
+// Each line ~100 bytes of hex digits, which gzip cannot shrink much.
+void WriteLargeObject(const fs::path& path, int hour, size_t bytes) {
+  std::string text;
+  uint64_t x = 0x9e3779b97f4a7c15ULL ^ bytes ^ static_cast<uint64_t>(hour) ^ std::hash<std::string>{}(path);
+  while (text.size() < bytes) {
+    char digits[65];
+    for (int i = 0; i < 64; i += 16) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      snprintf(digits + i, 17, "%016llx", static_cast<unsigned long long>(x));
+    }
+    text += "2016-08-01T0" + std::to_string(hour) + ":00:00Z\tapp\t{\"h\":\"" + digits + "\"}\n";
+  }
+  WriteGzip(path, text);
+}
+
+// A worker claims about 2 MiB of source per staging thread, not 8 objects:
+// with objects of a megabyte or more, a second worker sharing the ledger
+// finds all but the object the first is on, so two split a backlog evenly
+// instead of one staging 8 objects while the other waits for its pass to end.
+TEST_F(PipelineStage, LargeObjectsAreClaimedOneAtATimeSoASecondWorkerSharesTheBacklog) {
+  constexpr int kObjects = 12;
+  for (int i = 0; i < kObjects; ++i) {
+    char name[64];
+    snprintf(name, sizeof name, "201608010%d_%d.gz", i % 3, i);
+    WriteLargeObject(dir_ / "src" / name, i % 3, 3 << 20);
+  }
+  Open(1);
+  TableRuntime& a = *pipeline_->table("access");
+  ASSERT_TRUE(pipeline_->Discover(a).ok());
+  ASSERT_GE(fs::file_size(dir_ / "src" / "2016080100_0.gz"), 1u << 20) << "the objects must be large";
+
+  auto ledger_b = Ledger::Open((dir_ / "state" / "ledger.db").string());
+  ASSERT_TRUE(ledger_b.ok()) << ledger_b.status().ToString();
+  Pipeline b(*config_, ledger_b->get());
+  b.set_worker("worker-b");
+  ASSERT_TRUE(b.Init().ok());
+  // Worker b runs its whole staging step when a has committed its second
+  // object: a's first claim takes one object whatever its size, the second
+  // is sized from it.
+  std::atomic<bool> stop{false};
+  PassStats stats_b;
+  int commits_a = 0;
+  pipeline_->set_progress([&](const std::string&) {
+    if (++commits_a != 2) return;
+    Status staged = b.Stage(*b.table("access"), stop, &stats_b);
+    EXPECT_TRUE(staged.ok()) << staged.ToString();
+  });
+  PassStats stats_a;
+  ASSERT_TRUE(pipeline_->Stage(a, stop, &stats_a).ok());
+  ASSERT_GE(commits_a, 2);
+  EXPECT_EQ(stats_a.staged_objects + stats_b.staged_objects, kObjects);
+  EXPECT_EQ(stats_a.staged_objects, 2) << "a held no claim on the rest when its second object committed";
+  EXPECT_EQ(stats_b.staged_objects, kObjects - 2);
+  EXPECT_EQ(stats_a.failed_objects + stats_b.failed_objects, 0);
+}
+
 }  // namespace
 }  // namespace logferry
