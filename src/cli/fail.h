@@ -18,9 +18,16 @@ namespace logferry::cli {
   exit(code);
 }
 
+// Fails with the status's message (its code name when it has none); a bad
+// argument is a usage error whatever `code` says.
+inline void OrFail(const Status& s, int code = 1) {
+  if (s.ok()) return;
+  Fail(s.message().empty() ? s.ToString() : s.message(), s.code() == StatusCode::kInvalidArgument ? 2 : code);
+}
+
 template <typename T>
 T OrFail(StatusOr<T> v, int code = 1) {
-  if (!v.ok()) Fail(v.status().message(), v.status().code() == StatusCode::kInvalidArgument ? 2 : code);
+  OrFail(v.status(), code);
   return std::move(v).value();
 }
 

@@ -32,6 +32,7 @@
 #include "core/stage.h"
 #include "core/verify.h"
 #include "discovery/listing_discovery.h"
+#include "fail.h"
 #include "format/key_format.h"
 #include "ledger/ledger.h"
 #include "ledger_cmd.h"
@@ -45,6 +46,8 @@
 #include "warehouse/warehouse.h"
 
 using namespace logferry;
+using logferry::cli::Fail;
+using logferry::cli::OrFail;
 
 namespace {
 
@@ -73,24 +76,6 @@ std::string Shown(std::string_view s) {
 // an exception; control characters are escaped by the JSON encoder.
 std::string JsonText(const nlohmann::json& j) {
   return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
-[[noreturn]] void Die(const std::string& message, int code = 1) {
-  fflush(stdout);
-  fprintf(stderr, "logferry: %s\n", Shown(message).c_str());
-  exit(code);
-}
-
-template <typename T>
-T OrDie(StatusOr<T> v, int code = 1) {
-  if (!v.ok())
-    Die(v.status().message().empty() ? v.status().ToString() : v.status().message(),
-        v.status().code() == StatusCode::kInvalidArgument ? 2 : code);
-  return std::move(v).value();
-}
-
-void OrDie(const Status& s, int code = 1) {
-  if (!s.ok()) Die(s.message(), s.code() == StatusCode::kInvalidArgument ? 2 : code);
 }
 
 // The config validated the names.
@@ -140,13 +125,13 @@ Status OpenLedgerAndPipeline(Env& env, bool create) {
 Env Open(const std::string& config_path, bool verbose, bool create = false,
          const std::function<void(const Config&)>& after_config = {}, bool wait = false) {
   Env env;
-  env.config = OrDie(LoadConfig(config_path), 2);
+  env.config = OrFail(LoadConfig(config_path), 2);
   SetupLogging(env.config, verbose);
   if (after_config) after_config(env.config);
-  if (create) OrDie(EnsureDir(env.config.state_dir));
+  if (create) OrFail(EnsureDir(env.config.state_dir));
   for (int64_t delay_s = 1;; delay_s = std::min<int64_t>(delay_s * 2, 30)) {
     Status s = OpenLedgerAndPipeline(env, create);
-    if (s.ok() || !wait || !s.IsTransient()) OrDie(s);
+    if (s.ok() || !wait || !s.IsTransient()) OrFail(s);
     if (s.ok()) return env;
     log::Error("cannot reach the ledger, retrying in {}s: {}", delay_s, s.ToString());
     env.pipeline.reset();
@@ -161,20 +146,20 @@ std::string TableNames(const Config& config) {
   return out;
 }
 
-TableRuntime& TableOrDie(Env& env, const std::string& name) {
+TableRuntime& TableOrFail(Env& env, const std::string& name) {
   if (name.empty()) {
     if (env.pipeline->tables().size() == 1) return env.pipeline->tables().front();
-    Die("several tables are configured: say which with --table", 2);
+    Fail("several tables are configured: say which with --table", 2);
   }
   TableRuntime* t = env.pipeline->table(name);
-  if (!t) Die("no table '" + name + "' in " + env.config.path + " (tables: " + TableNames(env.config) + ")", 2);
+  if (!t) Fail("no table '" + name + "' in " + env.config.path + " (tables: " + TableNames(env.config) + ")", 2);
   return *t;
 }
 
 int64_t ParseTimeArg(const std::string& s, const char* flag) {
   auto t = ParseIso8601(s, 0);
   if (!t)
-    Die(std::string(flag) + " must be a time like 2016-08-01T00 (UTC) or 2016-08-01T09+09:00 (got '" + s + "')", 2);
+    Fail(std::string(flag) + " must be a time like 2016-08-01T00 (UTC) or 2016-08-01T09+09:00 (got '" + s + "')", 2);
   return *t;
 }
 
@@ -295,7 +280,7 @@ void Reload(Env& env, bool verbose) {
     env.pipeline.reset();
     env.config = std::move(current);
     env.pipeline = std::make_unique<Pipeline>(env.config, env.ledger.get());
-    OrDie(env.pipeline->Init());
+    OrFail(env.pipeline->Init());
     return;
   }
   SetupLogging(env.config, verbose);
@@ -320,7 +305,7 @@ struct DaemonReports {
 
   void Start(const Config& config) {
     if (config.metrics_listen.empty()) return;
-    metrics = OrDie(Metrics::Serve(config), 2);
+    metrics = OrFail(Metrics::Serve(config), 2);
     log::Info("serving metrics at http://{}/metrics, health checks at /healthz and /readyz", config.metrics_listen);
   }
   void Attach(Pipeline& pipeline) {
@@ -410,12 +395,12 @@ int CmdStatus(const std::string& config_path, bool as_json, bool check, const st
   std::optional<int64_t> max_lag_us;
   if (!max_lag.empty()) {
     auto d = ParseDuration(max_lag);
-    if (!d.ok()) Die("--max-lag: " + d.status().message(), 2);
+    if (!d.ok()) Fail("--max-lag: " + d.status().message(), 2);
     max_lag_us = *d;
   }
   Env env = Open(config_path, false);
   int64_t now = logferry::Env::Default()->NowMicros();
-  nlohmann::json report = OrDie(StatusReport(*env.ledger, env.pipeline->tables(), now));
+  nlohmann::json report = OrFail(StatusReport(*env.ledger, env.pipeline->tables(), now));
   std::vector<std::string> problems = check ? CheckProblems(report, max_lag_us) : std::vector<std::string>{};
   if (as_json) {
     std::cout << JsonText(report) << "\n";
@@ -435,22 +420,22 @@ int CmdStatus(const std::string& config_path, bool as_json, bool check, const st
 int CmdReload(const std::string& config_path, const std::string& table, const std::string& from_s,
               const std::string& to_s, bool verbose) {
   Env env = Open(config_path, verbose);
-  TableRuntime& t = TableOrDie(env, table);
+  TableRuntime& t = TableOrFail(env, table);
   int64_t from = ParseTimeArg(from_s, "--from");
   int64_t to = to_s.empty() ? from + t.config->partition_unit_us : ParseTimeArg(to_s, "--to");
-  if (to <= from) Die("--to must be after --from", 2);
-  auto [id, n] = OrDie(env.ledger->RecordRequest(t.config->name, "cli", "", from, to, t.config->partition_unit_us,
-                                                 logferry::Env::Default()->NowMicros()));
+  if (to <= from) Fail("--to must be after --from", 2);
+  auto [id, n] = OrFail(env.ledger->RecordRequest(t.config->name, "cli", "", from, to, t.config->partition_unit_us,
+                                                  logferry::Env::Default()->NowMicros()));
   if (n == 0) {
     printf("no staged partitions of %s in %s .. %s\n", t.config->name.c_str(), FormatHour(from).c_str(),
            FormatHour(to).c_str());
-    OrDie(env.ledger->FinishRequest(id, "done", "0 partition(s) loaded", logferry::Env::Default()->NowMicros()));
+    OrFail(env.ledger->FinishRequest(id, "done", "0 partition(s) loaded", logferry::Env::Default()->NowMicros()));
     return 0;
   }
   PassStats stats;
   std::atomic<bool> never{false};
-  OrDie(env.pipeline->Load(t, never, &stats, std::make_pair(from, to)));
-  OrDie(env.pipeline->FinishRequests(t));
+  OrFail(env.pipeline->Load(t, never, &stats, std::make_pair(from, to)));
+  OrFail(env.pipeline->FinishRequests(t));
   printf("reloaded %lld partition(s) of %s; %lld failed\n", static_cast<long long>(stats.partitions_loaded),
          t.config->name.c_str(), static_cast<long long>(stats.partitions_failed));
   return stats.partitions_failed > 0 ? 1 : 0;
@@ -460,11 +445,11 @@ int CmdReload(const std::string& config_path, const std::string& table, const st
 
 int CmdVerify(const std::string& config_path, const std::string& table, bool verbose) {
   Env env = Open(config_path, verbose);
-  if (!table.empty()) TableOrDie(env, table);
+  if (!table.empty()) TableOrFail(env, table);
   VerifyReport report;
   for (TableRuntime& t : env.pipeline->tables()) {
     if (!table.empty() && t.config->name != table) continue;
-    OrDie(VerifyTable(t, *env.ledger, env.config, &report));
+    OrFail(VerifyTable(t, *env.ledger, env.config, &report));
   }
   for (auto& n : report.notes) printf("note: %s\n", Shown(n).c_str());
   for (auto& d : report.differences) printf("DIFFERENCE: %s\n", Shown(d).c_str());
@@ -623,15 +608,15 @@ void PrintTable(QueryResult* r) {
 }
 
 int CmdQuery(const std::string& config_path, const std::string& table, const std::string& sql, bool csv, bool as_json) {
-  Config config = OrDie(LoadConfig(config_path), 2);
+  Config config = OrFail(LoadConfig(config_path), 2);
   SetupLogging(config, false);
   const TableConfig* tc = table.empty() ? &config.tables.front() : config.FindTable(table);
-  if (!tc) Die("no table '" + table + "' in " + config.path + " (tables: " + TableNames(config) + ")", 2);
+  if (!tc) Fail("no table '" + table + "' in " + config.path + " (tables: " + TableNames(config) + ")", 2);
   WarehouseOptions wo = WarehouseOptionsFor(config, *tc, /*read_only=*/true);
   wo.sql_file_access = false;  // the SQL is the user's: no files, no ATTACH, no extensions
-  auto wh = OrDie(OpenWarehouse(tc->warehouse, wo));
+  auto wh = OrFail(OpenWarehouse(tc->warehouse, wo));
   auto r = wh->Query(sql);
-  if (!r.ok()) Die("query failed: " + r.status().message());
+  if (!r.ok()) Fail("query failed: " + r.status().message());
   if (as_json)
     PrintJsonRows(*r);
   else if (csv)
@@ -742,7 +727,7 @@ void CheckWarehouse(const Config& config, const TableConfig& t, CheckReport* r) 
 }
 
 int CmdCheck(const std::string& config_path) {
-  Config config = OrDie(LoadConfig(config_path), 2);
+  Config config = OrFail(LoadConfig(config_path), 2);
   SetupLogging(config, false);
   printf("config %s: OK (%zu table%s)\n", config_path.c_str(), config.tables.size(),
          config.tables.size() == 1 ? "" : "s");
@@ -786,8 +771,8 @@ int CmdBadRecords(const std::string& config_path, const std::string& table, cons
                   bool as_json) {
   Env env = Open(config_path, false);
   int64_t since_us = since.empty() ? 0 : ParseTimeArg(since, "--since");
-  if (!table.empty()) TableOrDie(env, table);
-  auto rows = OrDie(env.ledger->BadRecords(table, since_us, limit));
+  if (!table.empty()) TableOrFail(env, table);
+  auto rows = OrFail(env.ledger->BadRecords(table, since_us, limit));
   if (as_json) {
     nlohmann::json out = nlohmann::json::array();
     for (auto& r : rows)
@@ -816,7 +801,7 @@ int CmdBadRecords(const std::string& config_path, const std::string& table, cons
 
 int CmdSchema(const std::string& config_path, const std::string& table, bool bigquery, bool duckdb) {
   Env env = Open(config_path, false);
-  TableRuntime& t = TableOrDie(env, table);
+  TableRuntime& t = TableOrFail(env, table);
   if (bigquery) {  // the JSON alone, for `bq mk --schema FILE` and scripts
     std::cout << BigQuerySchemaJson(t.schema->Columns(), 2) << "\n";
     return 0;
@@ -830,7 +815,7 @@ int CmdSchema(const std::string& config_path, const std::string& table, bool big
     printf(");\n");
   }
   printf("-- name mapping (source field -> column), schema version %lld\n",
-         static_cast<long long>(OrDie(env.ledger->SchemaVersion(t.config->name))));
+         static_cast<long long>(OrFail(env.ledger->SchemaVersion(t.config->name))));
   for (auto& [raw, col] : t.schema->NameMapping()) printf("%s -> %s\n", Shown(raw).c_str(), Shown(col).c_str());
   return 0;
 }
@@ -839,13 +824,13 @@ int CmdSchema(const std::string& config_path, const std::string& table, bool big
 
 int CmdGen(GenOptions gen, const std::string& start, const std::string& timezone, bool no_gzip) {
   gen.start_us = ParseTimeArg(start, "--start");
-  gen.zone = OrDie(TimeZone::Parse(timezone), 2);
+  gen.zone = OrFail(TimeZone::Parse(timezone), 2);
   gen.gzip = !no_gzip;
   if (gen.out_dir.empty() || gen.out_dir[0] != '/') {
     char cwd[4096];
     if (getcwd(cwd, sizeof cwd)) gen.out_dir = std::string(cwd) + "/" + gen.out_dir;
   }
-  GenResult r = OrDie(Generate(gen));
+  GenResult r = OrFail(Generate(gen));
   printf("wrote %lld objects, %lld records (%s uncompressed) under %s/%s\n", static_cast<long long>(r.objects),
          static_cast<long long>(r.rows), HumanBytes(r.bytes_uncompressed).c_str(), gen.out_dir.c_str(),
          gen.prefix.c_str());
@@ -1028,8 +1013,8 @@ int main(int argc, char** argv) {
   try {
     return Main(argc, argv);
   } catch (const std::exception& e) {
-    Die(std::string("internal error: ") + e.what());
+    Fail(std::string("internal error: ") + e.what());
   } catch (...) {
-    Die("internal error: an exception that is not a std::exception");
+    Fail("internal error: an exception that is not a std::exception");
   }
 }

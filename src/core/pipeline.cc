@@ -746,6 +746,16 @@ StatusOr<std::vector<std::vector<PartitionRow>>> GroupIntoJobs(Warehouse& wh, Lo
   return batches;
 }
 
+// A finish the ledger refused because this worker lost the partition while
+// its load ran (stopped, or cut off from the ledger, for longer than
+// `lease`, and another worker took the partition over): the ledger marked
+// the partition to be replaced again, and the step goes on.
+bool WarnIfLapsed(const Status& recorded) {
+  if (recorded.code() != StatusCode::kFailedPrecondition) return false;
+  log::Warn("{}", recorded.message());
+  return true;
+}
+
 }  // namespace
 
 // plan → budget → replace → record: the core plans which partitions are due
@@ -865,7 +875,9 @@ Status Pipeline::RunAppend(TableRuntime& t, Warehouse& wh, const AppendPlan& pla
                                         : StatusOr<int64_t>(checked);
   now = env_->NowMicros();
   if (rows.ok()) {
-    LF_RETURN_IF_ERROR(ledger_->FinishAppend(plan, *rows, now));
+    Status recorded = ledger_->FinishAppend(plan, *rows, now);
+    if (WarnIfLapsed(recorded)) return Status::Ok();
+    LF_RETURN_IF_ERROR(recorded);
     ++stats->partitions_appended;
     log::Debug("appended {} part(s) to {} {} ({} rows now, job {})", plan.parts.size(), cfg.name,
                FormatHour(plan.partition_us), *rows, plan.load_id);
@@ -981,7 +993,9 @@ Status Pipeline::RecordLoads(TableRuntime& t, const std::vector<LoadPlan>& plans
       ps = Status::Internal("partition " + FormatHour(plan.partition_us) + " holds " + std::to_string(n) +
                             " rows after the load but the ledger expects " + std::to_string(plan.expected_rows));
     if (ps.ok()) {
-      LF_RETURN_IF_ERROR(ledger_->FinishLoad(plan, n, now));
+      Status recorded = ledger_->FinishLoad(plan, n, now);
+      if (WarnIfLapsed(recorded)) continue;
+      LF_RETURN_IF_ERROR(recorded);
       ++stats->partitions_loaded;
       log::Debug("loaded {} {} ({} rows, {} parts, job {})", cfg.name, FormatHour(plan.partition_us), n,
                  plan.parts.size(), job_id);

@@ -284,6 +284,7 @@ class SqliteLedger final : public Ledger {
   Status ReleaseLeases(const std::string& worker) override;
   StatusOr<std::set<std::string>> LeasedVersions(const std::string& table, int64_t now_us) override;
   StatusOr<std::vector<LeaseRow>> Leases(int64_t now_us) override;
+  StatusOr<std::vector<LoadRow>> Loads(const std::string& table, std::optional<int64_t> partition_us) override;
 
  private:
   std::mutex mu_;
@@ -1129,13 +1130,16 @@ StatusOr<LoadPlan> SqliteLedger::BeginLoad(const std::string& table, int64_t par
       Statement up(db_, "UPDATE partitions SET generation=generation+1 WHERE table_name=? AND partition_us=?");
       LF_RETURN_IF_ERROR(up.Bind(1, table).Bind(2, partition_us).Run());
     }
-    Statement s(db_, "SELECT revision, generation, requested FROM partitions WHERE table_name=? AND partition_us=?");
+    Statement s(db_,
+                "SELECT revision, generation, requested, coalesce(lease_worker, '') FROM partitions WHERE "
+                "table_name=? AND partition_us=?");
     s.Bind(1, table).Bind(2, partition_us);
     LF_ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) return Status::NotFound("no partition " + FormatHour(partition_us) + " in table " + table);
     plan.revision = s.Int(0);
     plan.generation = s.Int(1);
     plan.requested = s.Int(2);
+    plan.worker = s.Text(3);
   }
   {
     Statement s(db_, std::string("SELECT ") + kPartColumns +
@@ -1188,11 +1192,71 @@ Status MarkReplaced(Connection* db, const LoadPlan& plan) {
   return p.Bind(1, plan.table).Bind(2, plan.partition_us).Run();
 }
 
+// Whether `worker` still holds the partition's lease (or let it lapse with
+// nobody taking it) and no load of it began after `generation`'s.
+StatusOr<bool> StillHolds(Connection* db, const std::string& table, int64_t partition_us, const std::string& worker,
+                          int64_t generation) {
+  Statement s(db,
+              "SELECT 1 FROM partitions WHERE table_name=? AND partition_us=? AND coalesce(lease_worker, '')=? AND "
+              "generation=?");
+  s.Bind(1, table).Bind(2, partition_us).Bind(3, worker).Bind(4, generation);
+  return s.Step();
+}
+
+// A load or append that finished after its worker lost the partition: its
+// job may have run after the newer load's, so the warehouse's partition is
+// unknown. Nothing of it becomes the partition's state; the partition takes
+// a replace at once (a request: due whatever its settle, and it outlives
+// the other worker's finish, which clears only the requests it saw), and
+// no append before that. The load's row is closed only if it is still this
+// worker's (another one may have resumed it).
+Status RecordLapsedLoad(Connection* db, const std::string& table, int64_t partition_us, const std::string& load_id,
+                        const std::string& worker, int64_t rows, int64_t now_us) {
+  Statement l(db,
+              "UPDATE loads SET finished_us=?, rows=?, outcome='lapsed', error=? WHERE load_id=? AND "
+              "coalesce(worker, '')=? AND outcome IS NULL");
+  l.Bind(1, now_us).Bind(2, rows).Bind(3, "its worker lost the partition's lease before the load was recorded");
+  LF_RETURN_IF_ERROR(l.Bind(4, load_id).Bind(5, worker).Run());
+  if (db->Changes() > 0) {
+    Statement parts(db, "UPDATE parts SET append_load=NULL WHERE append_load=?");
+    LF_RETURN_IF_ERROR(parts.Bind(1, load_id).Run());
+  }
+  Statement p(db,
+              "UPDATE partitions SET requested=requested+1, appendable=0, next_attempt_us=NULL WHERE table_name=? AND "
+              "partition_us=?");
+  return p.Bind(1, table).Bind(2, partition_us).Run();
+}
+
+// An append's version of StillHolds: its row is still in flight (a replace
+// since voids it; a newer append cannot begin while it is in flight). Its
+// generation may be older than the partition's: a replace that began
+// after it and failed leaves it to be resumed.
+StatusOr<bool> AppendStillHeld(Connection* db, const AppendPlan& plan) {
+  Statement s(db,
+              "SELECT 1 FROM partitions p JOIN loads l ON l.load_id=?3 AND l.outcome IS NULL WHERE "
+              "p.table_name=?1 AND p.partition_us=?2 AND coalesce(p.lease_worker, '')=?4");
+  s.Bind(1, plan.table).Bind(2, plan.partition_us).Bind(3, plan.load_id).Bind(4, plan.worker);
+  return s.Step();
+}
+
+Status LapsedError(const std::string& table, int64_t partition_us, const std::string& load_id) {
+  return Status::FailedPrecondition("load " + load_id + " of " + table + " " + FormatHour(partition_us) +
+                                    " finished after this worker's lease on the partition lapsed and another "
+                                    "worker took it over: not recorded; the partition will be replaced again");
+}
+
 }  // namespace
 
 Status SqliteLedger::FinishLoad(const LoadPlan& plan, int64_t rows_loaded, int64_t now_us) {
   std::lock_guard lock(mu_);
   LF_TXN(txn);
+  LF_ASSIGN_OR_RETURN(bool held, StillHolds(db_, plan.table, plan.partition_us, plan.worker, plan.generation));
+  if (!held) {
+    LF_RETURN_IF_ERROR(
+        RecordLapsedLoad(db_, plan.table, plan.partition_us, plan.load_id, plan.worker, rows_loaded, now_us));
+    LF_RETURN_IF_ERROR(txn.Commit());
+    return LapsedError(plan.table, plan.partition_us, plan.load_id);
+  }
   // `requested` counts requests; one that arrived after the snapshot was
   // taken is not satisfied by this load and stays.
   Statement s(
@@ -1304,6 +1368,14 @@ StatusOr<int64_t> RowsAfterAppend(Connection* db, const AppendPlan& plan) {
   return row ? s.Int(0) : 0;
 }
 
+// Who holds the partition's lease ("" for nobody).
+StatusOr<std::string> LeaseHolder(Connection* db, const std::string& table, int64_t partition_us) {
+  Statement s(db, "SELECT coalesce(lease_worker, '') FROM partitions WHERE table_name=? AND partition_us=?");
+  s.Bind(1, table).Bind(2, partition_us);
+  LF_ASSIGN_OR_RETURN(bool row, s.Step());
+  return row ? s.Text(0) : std::string();
+}
+
 }  // namespace
 
 StatusOr<AppendPlan> SqliteLedger::BeginAppend(const std::string& table, int64_t partition_us, int64_t now_us,
@@ -1327,6 +1399,9 @@ StatusOr<AppendPlan> SqliteLedger::BeginAppend(const std::string& table, int64_t
   if (plan.parts.empty()) return plan;  // kNothing
   plan.kind = AppendPlan::Kind::kAppend;
   LF_ASSIGN_OR_RETURN(plan.expected_rows, RowsAfterAppend(db_, plan));
+  LF_ASSIGN_OR_RETURN(plan.worker, LeaseHolder(db_, table, partition_us));
+  if (resumed)
+    LF_RETURN_IF_ERROR(SignResumedLoad(db_, {.table = table, .partition_us = partition_us, .load_id = plan.load_id}));
   LF_RETURN_IF_ERROR(txn.Commit());
   return plan;
 }
@@ -1334,6 +1409,13 @@ StatusOr<AppendPlan> SqliteLedger::BeginAppend(const std::string& table, int64_t
 Status SqliteLedger::FinishAppend(const AppendPlan& plan, int64_t rows_after, int64_t now_us) {
   std::lock_guard lock(mu_);
   LF_TXN(txn);
+  LF_ASSIGN_OR_RETURN(bool held, AppendStillHeld(db_, plan));
+  if (!held) {
+    LF_RETURN_IF_ERROR(
+        RecordLapsedLoad(db_, plan.table, plan.partition_us, plan.load_id, plan.worker, rows_after, now_us));
+    LF_RETURN_IF_ERROR(txn.Commit());
+    return LapsedError(plan.table, plan.partition_us, plan.load_id);
+  }
   Statement l(db_, "UPDATE loads SET finished_us=?, rows=?, outcome='appended' WHERE load_id=? AND outcome IS NULL");
   LF_RETURN_IF_ERROR(l.Bind(1, now_us).Bind(2, rows_after).Bind(3, plan.load_id).Run());
   Statement parts(db_, "UPDATE parts SET loaded=1, append_load=NULL WHERE append_load=?");
@@ -1758,6 +1840,28 @@ StatusOr<std::vector<LeaseRow>> SqliteLedger::Leases(int64_t now_us) {
     LeaseRow l{r.Text(0), r.Text(1), r.Text(2), r.Text(3), r.Int(4)};
     if (l.kind == "partition") l.what = FormatIso8601(std::stoll(l.what));
     return l;
+  });
+}
+
+StatusOr<std::vector<LoadRow>> SqliteLedger::Loads(const std::string& table, std::optional<int64_t> partition_us) {
+  std::lock_guard lock(mu_);
+  Statement s(db_,
+              "SELECT table_name, partition_us, load_id, generation, kind, coalesce(worker, ''), started_us, "
+              "finished_us, rows, coalesce(outcome, ''), coalesce(error, '') FROM loads WHERE table_name=?1 AND "
+              "(?2=0 OR partition_us=?3) ORDER BY id");
+  s.Bind(1, table).Bind(2, partition_us ? 1 : 0).Bind(3, partition_us.value_or(0));
+  return s.Collect<LoadRow>([](const Statement& r) {
+    return LoadRow{.table = r.Text(0),
+                   .partition_us = r.Int(1),
+                   .load_id = r.Text(2),
+                   .generation = r.Int(3),
+                   .kind = r.Text(4),
+                   .worker = r.Text(5),
+                   .started_us = r.Int(6),
+                   .finished_us = r.OptInt(7),
+                   .rows = r.OptInt(8),
+                   .outcome = r.Text(9),
+                   .error = r.Text(10)};
   });
 }
 

@@ -122,6 +122,9 @@ struct LoadPlan {
   std::vector<PartRow> parts;
   int64_t expected_rows = 0;
   int64_t requested = 0;  // the partition's request counter when the snapshot was taken
+  // Who held the partition's lease when the load began ("" for nobody):
+  // FinishLoad records the load only while they still hold it.
+  std::string worker;
 };
 
 // What to do for a partition that is still open (its period plus settle has
@@ -146,6 +149,9 @@ struct AppendPlan {
   // An append in flight that a stopped run left (its parts only: parts
   // staged since wait for the next append).
   bool resumed = false;
+  // Who held the partition's lease when the append was planned ("" for
+  // nobody): FinishAppend records it only while they still hold it.
+  std::string worker;
 };
 
 struct RequestRow {
@@ -235,6 +241,24 @@ struct LeaseRow {
   std::string kind;  // "object" | "partition"
   std::string what;  // the object's key, or the partition's start (ISO 8601)
   int64_t until_us = 0;
+};
+
+// One load of a partition (a replace or an append), as the ledger keeps it.
+struct LoadRow {
+  std::string table;
+  int64_t partition_us = 0;
+  std::string load_id;
+  int64_t generation = 0;
+  std::string kind;    // "replace" | "append"
+  std::string worker;  // the worker that ran it (ProcessRow::worker_id()); "" for loads before leases
+  int64_t started_us = 0;
+  std::optional<int64_t> finished_us;
+  std::optional<int64_t> rows;
+  // "" while in flight; "loaded" (a replace), "appended", "failed", "void"
+  // (an append a replace overtook), or "lapsed": it finished after its
+  // worker had lost the partition, and is not the partition's state.
+  std::string outcome;
+  std::string error;
 };
 
 // What `logferry ledger migrate` copied, per table.
@@ -354,6 +378,14 @@ class Ledger {
   virtual StatusOr<std::vector<PartitionRow>> Partitions(const std::string& table) = 0;
   // Snapshots a partition's live parts and revision and bumps its generation.
   virtual StatusOr<LoadPlan> BeginLoad(const std::string& table, int64_t partition_us, int64_t now_us) = 0;
+  // Records the load as the partition's state, if the plan's worker still
+  // holds the partition's lease and no other load of it began since (the
+  // generation is the plan's). Otherwise (the lease lapsed while the worker
+  // was stopped or cut off from the ledger, and another worker took the
+  // partition over) its job may have run after the newer load's:
+  // kFailedPrecondition, and, committed, the load is marked "lapsed" and
+  // the partition is due for another replace at once (its request count
+  // goes up, so the other worker's finish does not clear it).
   virtual Status FinishLoad(const LoadPlan& plan, int64_t rows_loaded, int64_t now_us) = 0;
   virtual Status FailLoad(const LoadPlan& plan, const std::string& error, int64_t next_attempt_us, int64_t now_us) = 0;
   // Partitions with new parts that are still open at now_us (their period
@@ -371,6 +403,9 @@ class Ledger {
   // The append is in the warehouse, which now holds rows_after rows in the
   // partition. A count other than the plan's expected one makes the
   // partition take a replace next (FinishAppend still records the append).
+  // As FinishLoad, kFailedPrecondition when the plan's worker lost the
+  // partition meanwhile: then the append is marked "lapsed", its parts are
+  // not marked loaded, and the partition is due for a replace at once.
   virtual Status FinishAppend(const AppendPlan& plan, int64_t rows_after, int64_t now_us) = 0;
   // The warehouse certainly did not apply the append: its parts are new again.
   virtual Status FailAppend(const AppendPlan& plan, const std::string& error, int64_t now_us) = 0;
@@ -434,7 +469,8 @@ class Ledger {
   // harmless (its parts keep their names), leases only keep workers from
   // doing the same work at once. CommitStaged and MarkFailed release the
   // object's lease; BeginLoad and BeginAppend record the partition's holder
-  // in the load they start.
+  // in the load they start, and FinishLoad and FinishAppend record the
+  // outcome as the partition's state only while that holder still holds it.
   //
   // Claims up to `limit` objects due now (as DueObjects) whose lease is free,
   // lapsed or the worker's own, leased to the worker until until_us; by key.
@@ -457,6 +493,9 @@ class Ledger {
   virtual StatusOr<std::set<std::string>> LeasedVersions(const std::string& table, int64_t now_us) = 0;
   // Every live lease, by worker.
   virtual StatusOr<std::vector<LeaseRow>> Leases(int64_t now_us) = 0;
+  // The table's loads (of one partition, or all), oldest first: who ran
+  // each, and how it ended.
+  virtual StatusOr<std::vector<LoadRow>> Loads(const std::string& table, std::optional<int64_t> partition_us = {}) = 0;
 };
 
 }  // namespace logferry

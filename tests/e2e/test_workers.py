@@ -16,9 +16,12 @@ import os
 import random
 import shutil
 import signal
+import tempfile
 import time
 import unittest
 
+import bq_standin
+import gcs
 import lf
 import moto
 import pg
@@ -160,8 +163,11 @@ class WorkersBase(unittest.TestCase):
     def assert_no_overlapping_loads(self, fleet):
         """From the load records: per partition, the loads of different workers
         never overlap in time. A load its worker never finished (SIGKILLed)
-        ended at the latest when that worker was killed."""
-        rows = self.ledger.rows("SELECT partition_us, worker, started_us, finished_us, outcome, kind FROM loads")
+        ended at the latest when that worker was killed. A "lapsed" load
+        finished after its worker had lost the partition to another one: the
+        ledger refused it (it is not the partition's state) and is left out."""
+        rows = self.ledger.rows("SELECT partition_us, worker, started_us, finished_us, outcome, kind FROM loads "
+                                "WHERE outcome IS NULL OR outcome <> 'lapsed'")
         self.assertTrue(rows, "no loads recorded")
         ends = dict(fleet.killed_at_us)
         ends.update(fleet.stopped_at_us)
@@ -267,6 +273,92 @@ class FrozenWorker(WorkersBase):
         v = self.ws.verify()
         self.assertEqual(v.rc, 0, v)
         self.assert_no_overlapping_loads(fleet)
+
+
+class LapsedLoad(WorkersBase):
+    """A worker stopped in the middle of a BigQuery load until its lease
+    lapses; another takes the partition over and loads a newer snapshot of
+    it. When the first one comes back, its older job runs last (the stand-in
+    runs a job when it is polled) and puts the older rows back: the ledger
+    refuses that load, and the partition is replaced again."""
+
+    PROJECT, DATASET, STAGING = "logferry-test", "logs", "acme-staging"
+
+    def setUp(self):
+        self.gcs = gcs.GcsEmulator(self)
+        self.bq = bq_standin.BigQueryStandin(self, gcs_endpoint=self.gcs.endpoint, polls_until_done=2)
+        self.ws = lf.Workspace(self)
+        gcloud = tempfile.mkdtemp(prefix="gcloud-")
+        self.addCleanup(shutil.rmtree, gcloud, True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("GOOGLE_", "CLOUDSDK_"))}
+        env.update(self.gcs.env())
+        env.update({"GOOGLE_OAUTH_ACCESS_TOKEN": "e2e-access-token", "CLOUDSDK_CONFIG": gcloud,
+                    "GCE_METADATA_HOST": "127.0.0.1:1"})
+        self.ws.env = env
+        self.ledger = self.make_ledger()
+
+    def load_inserts(self):
+        """The load jobs the stand-in accepted, as their request bodies."""
+        bodies = [r.body if isinstance(r.body, dict) else json.loads(r.body or "{}")
+                  for r in self.bq.requests_for(method_id="bigquery.jobs.insert") if r.status == 200]
+        return [b for b in bodies if "load" in b.get("configuration", {})]
+
+    def bq_counts(self):
+        return self.bq.partition_counts(self.PROJECT, self.DATASET, "access")
+
+    def test_a_load_finished_after_its_lease_lapsed_is_refused_and_the_partition_replaced(self):
+        incoming = os.path.join(self.ws.root, "incoming")
+        self.ws.gen(out=incoming, hours=1, rows_per_hour=3000, objects_per_hour=3, split_every=0, late_fraction=0)
+        names = sorted(os.listdir(os.path.join(incoming, "logs")))
+        self.assertEqual(len(names), 3)
+        os.makedirs(self.ws.source_dir)
+        for name in names[:2]:
+            shutil.move(os.path.join(incoming, "logs", name), os.path.join(self.ws.source_dir, name))
+        table = self.ws.table_config(interval="500ms", staging="gs://%s/parts/" % self.STAGING,
+                                     warehouse="bigquery://%s/%s" % (self.PROJECT, self.DATASET),
+                                     bigquery_endpoint=self.bq.endpoint)
+        configs = self.ledger.configs(2, [table], dict(TOP, lease="4s"))
+
+        # A's load job stays RUNNING until A is stopped.
+        self.bq.held_job_types = {"LOAD"}
+        self.ws.config_path = configs[0]
+        a = self.ws.start("run", log_name="worker0.log")
+        self.addCleanup(lambda: a.poll() is None and (a.send_signal(signal.SIGCONT), lf.kill_hard(a)))
+        wait_for(self.load_inserts, 60, "the first worker to send its load job", step=0.05)
+        a.send_signal(signal.SIGSTOP)
+        old_job = self.load_inserts()[0]["jobReference"]["jobId"]
+        self.bq.held_job_types = set()
+
+        # A newer snapshot of the partition, loaded by B once A's lease lapsed.
+        shutil.move(os.path.join(incoming, "logs", names[2]), os.path.join(self.ws.source_dir, names[2]))
+        expected = lf.count_source(self.ws.source_dir)
+        per_hour = {h.replace("-", "").replace("T", ""): n for h, n in expected.per_hour.items()}
+        self.ws.config_path = configs[1]
+        b = self.ws.start("run", log_name="worker1.log")
+        wait_for(lambda: self.drained(expected.total) and self.bq_counts() == per_hour, DRAIN_SECONDS,
+                 "the second worker to load the newer snapshot")
+        self.assertNotEqual(self.bq.job(self.PROJECT, old_job).state, "DONE", "A's job has not run yet")
+
+        # A comes back: its job runs now, after B's, with the older rows.
+        a.send_signal(signal.SIGCONT)
+        wait_for(lambda: self.bq.job(self.PROJECT, old_job).state == "DONE", 60, "A's old job to run")
+        wait_for(lambda: "lease on the partition lapsed" in self.logs(0), 60, "A's refusal to be logged")
+        wait_for(lambda: self.drained(expected.total) and self.bq_counts() == per_hour, DRAIN_SECONDS,
+                 "the partition to be replaced again")
+        fleet = Fleet.__new__(Fleet)
+        fleet.t, fleet.ws, fleet.procs = self, self.ws, [a, b]
+        fleet.killed_at_us, fleet.stopped_at_us = {}, {}
+        fleet.stop_all()
+        self.assertEqual(self.bq_counts(), per_hour)
+        v = self.ws.verify()
+        self.assertEqual(v.rc, 0, v)
+        self.assert_no_overlapping_loads(fleet)
+        outcomes = self.ledger.rows("SELECT load_id, outcome FROM loads WHERE outcome = 'lapsed'")
+        self.assertEqual([load_id for load_id, _ in outcomes], [old_job])
+
+    def logs(self, i):
+        with open(os.path.join(self.ws.root, "worker%d.log" % i), errors="replace") as f:
+            return f.read()
 
 
 class S3SqsWorkers(WorkersBase):

@@ -1,14 +1,16 @@
 // Leases of several workers on one ledger: objects and partitions are
 // claimed by one live worker at a time, lapse unless renewed, are taken over
-// once lapsed, and are released when the work's outcome is recorded.
+// once lapsed, and are released when the work's outcome is recorded; a load
+// that finishes after its worker lost the partition is not recorded. On both
+// backends (support/ledger_backends.h).
 #include <gtest/gtest.h>
-#include <sqlite3.h>
 #include <unistd.h>
 
 #include <filesystem>
 
 #include "common/time.h"
 #include "ledger/ledger.h"
+#include "support/ledger_backends.h"
 
 namespace logferry {
 namespace {
@@ -18,13 +20,15 @@ namespace fs = std::filesystem;
 constexpr int64_t kSecond = kMicrosPerSecond;
 constexpr int64_t kLease = 120 * kSecond;
 
-class LeaseTest : public ::testing::Test {
+class LeaseTest : public ::testing::TestWithParam<testing::Backend> {
  protected:
   void SetUp() override {
     char tmpl[] = "/tmp/lf-lease-test-XXXXXX";
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
-    auto l = Ledger::Open(dir_ + "/ledger.db");
+    std::string location = testing::NewLedgerLocation(GetParam(), dir_);
+    ASSERT_FALSE(location.empty());
+    auto l = Ledger::Open(location);
     ASSERT_TRUE(l.ok()) << l.status().ToString();
     ledger_ = std::move(l).value();
   }
@@ -79,16 +83,21 @@ class LeaseTest : public ::testing::Test {
 
   // The workers that recorded the table's loads, oldest first.
   std::vector<std::string> LoadWorkers() {
-    sqlite3* db = nullptr;
-    EXPECT_EQ(sqlite3_open_v2((dir_ + "/ledger.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
-    sqlite3_stmt* st = nullptr;
-    EXPECT_EQ(sqlite3_prepare_v2(db, "SELECT coalesce(worker, '') FROM loads ORDER BY id", -1, &st, nullptr),
-              SQLITE_OK);
     std::vector<std::string> out;
-    while (sqlite3_step(st) == SQLITE_ROW) out.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)));
-    sqlite3_finalize(st);
-    sqlite3_close(db);
+    for (const LoadRow& l : Loads()) out.push_back(l.worker);
     return out;
+  }
+
+  std::vector<LoadRow> Loads() {
+    auto loads = ledger_->Loads("t");
+    EXPECT_TRUE(loads.ok()) << loads.status().ToString();
+    return loads.ok() ? *loads : std::vector<LoadRow>{};
+  }
+
+  PartitionRow Partition() {
+    auto all = ledger_->Partitions("t");
+    EXPECT_TRUE(all.ok() && all->size() == 1);
+    return all.ok() && !all->empty() ? all->front() : PartitionRow{};
   }
 
   std::string dir_;
@@ -96,8 +105,9 @@ class LeaseTest : public ::testing::Test {
   int64_t now_ = *ParseIso8601("2016-08-02T00:00:00Z");
   const int64_t h0_ = *ParseIso8601("2016-08-01T00:00:00Z");
 };
+LF_INSTANTIATE_LEDGER_BACKENDS(LeaseTest);
 
-TEST_F(LeaseTest, WorkerIdsNameHostPidAndStart) {
+TEST(WorkerIdTest, NamesHostPidAndStart) {
   ProcessRow p{.host = "h1", .pid = 42, .started_us = 1000};
   EXPECT_EQ(p.worker_id(), "h1:42:1000");
   ProcessRow reused = p;
@@ -105,7 +115,7 @@ TEST_F(LeaseTest, WorkerIdsNameHostPidAndStart) {
   EXPECT_NE(reused.worker_id(), p.worker_id()) << "a reused pid is another worker";
 }
 
-TEST_F(LeaseTest, AClaimNeverReturnsAnObjectAnotherLiveLeaseHolds) {
+TEST_P(LeaseTest, AClaimNeverReturnsAnObjectAnotherLiveLeaseHolds) {
   DiscoverKeys({"a", "b", "c"});
   EXPECT_EQ(Claim("A", now_, 2), (std::vector<std::string>{"a", "b"}));
   EXPECT_EQ(Claim("B", now_), (std::vector<std::string>{"c"}));
@@ -116,7 +126,7 @@ TEST_F(LeaseTest, AClaimNeverReturnsAnObjectAnotherLiveLeaseHolds) {
   EXPECT_EQ(ledger_->DueObjects("t", now_)->size(), 3u);
 }
 
-TEST_F(LeaseTest, ALapsedLeaseIsTakenOver) {
+TEST_P(LeaseTest, ALapsedLeaseIsTakenOver) {
   DiscoverKeys({"a"});
   EXPECT_EQ(Claim("A", now_).size(), 1u);
   EXPECT_TRUE(Claim("B", now_ + kLease - 1).empty()) << "still A's";
@@ -124,7 +134,7 @@ TEST_F(LeaseTest, ALapsedLeaseIsTakenOver) {
   EXPECT_TRUE(Claim("A", now_ + kLease + 1).empty()) << "A lost it";
 }
 
-TEST_F(LeaseTest, RenewingKeepsTheLeaseAndReleasingFreesIt) {
+TEST_P(LeaseTest, RenewingKeepsTheLeaseAndReleasingFreesIt) {
   DiscoverKeys({"a"});
   ASSERT_EQ(Claim("A", now_).size(), 1u);
   ASSERT_TRUE(ledger_->RenewLeases("A", now_ + 2 * kLease).ok());
@@ -133,7 +143,7 @@ TEST_F(LeaseTest, RenewingKeepsTheLeaseAndReleasingFreesIt) {
   EXPECT_EQ(Claim("B", now_ + kLease + 1).size(), 1u);
 }
 
-TEST_F(LeaseTest, CommittingOrFailingReleasesTheObject) {
+TEST_P(LeaseTest, CommittingOrFailingReleasesTheObject) {
   DiscoverKeys({"a", "b"});
   ASSERT_EQ(Claim("A", now_).size(), 2u);
   StageOne("a");
@@ -148,7 +158,7 @@ TEST_F(LeaseTest, CommittingOrFailingReleasesTheObject) {
   EXPECT_EQ(Claim("B", now_ + 10 * kSecond), (std::vector<std::string>{"b"})) << "due again: anyone's";
 }
 
-TEST_F(LeaseTest, LeasesAndLeasedVersionsListOnlyLiveLeases) {
+TEST_P(LeaseTest, LeasesAndLeasedVersionsListOnlyLiveLeases) {
   DiscoverKeys({"a", "b"});
   ASSERT_EQ(Claim("A", now_, 1).size(), 1u);
   ASSERT_EQ(Claim("B", now_ + kSecond, 1).size(), 1u);
@@ -164,7 +174,7 @@ TEST_F(LeaseTest, LeasesAndLeasedVersionsListOnlyLiveLeases) {
   EXPECT_EQ(ledger_->LeasedVersions("t", now_ + kLease + kSecond)->size(), 0u);
 }
 
-TEST_F(LeaseTest, APartitionIsClaimedByOneWorkerAtATime) {
+TEST_P(LeaseTest, APartitionIsClaimedByOneWorkerAtATime) {
   DiscoverKeys({"a"});
   StageOne("a");
   EXPECT_TRUE(ClaimPartition("A", now_));
@@ -182,7 +192,7 @@ TEST_F(LeaseTest, APartitionIsClaimedByOneWorkerAtATime) {
   EXPECT_EQ((*leases)[0].what, "2016-08-01T00:00:00Z");
 }
 
-TEST_F(LeaseTest, ALoadedPartitionIsNotClaimedUntilItNeedsLoadingAgain) {
+TEST_P(LeaseTest, ALoadedPartitionIsNotClaimedUntilItNeedsLoadingAgain) {
   DiscoverKeys({"a"});
   StageOne("a");
   ASSERT_TRUE(ClaimPartition("A", now_));
@@ -195,7 +205,7 @@ TEST_F(LeaseTest, ALoadedPartitionIsNotClaimedUntilItNeedsLoadingAgain) {
   EXPECT_TRUE(ClaimPartition("B", now_ + 2 * kSecond)) << "a reload was requested";
 }
 
-TEST_F(LeaseTest, LoadsRecordTheWorkerThatRanThem) {
+TEST_P(LeaseTest, LoadsRecordTheWorkerThatRanThem) {
   DiscoverKeys({"a"});
   StageOne("a");
   ASSERT_TRUE(ClaimPartition("A", now_));
@@ -218,7 +228,149 @@ TEST_F(LeaseTest, LoadsRecordTheWorkerThatRanThem) {
   EXPECT_EQ(LoadWorkers(), (std::vector<std::string>{"B", "C"}));
 }
 
-TEST_F(LeaseTest, EveryRecentlyLiveProcessIsKeptHoweverMany) {
+// The case the finish check is for: A's lease lapses while its load runs (A
+// stopped, or cut off from the ledger); B takes the partition over and loads
+// a newer snapshot; A's job may then run after B's and put the older rows
+// back. A's finish must not become the partition's state, and the partition
+// must be replaced again.
+TEST_P(LeaseTest, ALoadFinishedAfterItsWorkerLostThePartitionIsRefusedAndReplacedAgain) {
+  DiscoverKeys({"a"});
+  StageOne("a");
+  ASSERT_TRUE(ClaimPartition("A", now_));
+  auto a = ledger_->BeginLoad("t", h0_, now_);
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->worker, "A");
+  DiscoverKeys({"b"});
+  StageOne("b");
+  int64_t later = now_ + kLease;
+  ASSERT_TRUE(ClaimPartition("B", later)) << "A's lease lapsed";
+  auto b = ledger_->BeginLoad("t", h0_, later);
+  ASSERT_TRUE(b.ok());
+  EXPECT_NE(b->load_id, a->load_id) << "the partition changed: a new load";
+  ASSERT_TRUE(ledger_->FinishLoad(*b, 2, later + kSecond).ok());
+  ASSERT_TRUE(ledger_->ReleasePartition("t", h0_, "B").ok());
+  EXPECT_FALSE(Partition().pending());
+
+  Status late = ledger_->FinishLoad(*a, 1, later + 2 * kSecond);
+  EXPECT_EQ(late.code(), StatusCode::kFailedPrecondition) << late.ToString();
+  PartitionRow p = Partition();
+  EXPECT_EQ(p.load_id, b->load_id) << "B's load stays the partition's record";
+  EXPECT_EQ(p.rows_loaded, 2);
+  EXPECT_TRUE(p.pending()) << "the warehouse may hold A's older rows";
+  auto due = ledger_->DuePartitions("t", kMicrosPerHour, 0, later + 2 * kSecond);
+  ASSERT_TRUE(due.ok());
+  EXPECT_EQ(due->size(), 1u);
+  std::vector<LoadRow> loads = Loads();
+  ASSERT_EQ(loads.size(), 2u);
+  EXPECT_EQ(loads[0].worker, "A");
+  EXPECT_EQ(loads[0].outcome, "lapsed");
+  EXPECT_EQ(loads[0].rows, 1);
+  EXPECT_EQ(loads[1].worker, "B");
+  EXPECT_EQ(loads[1].outcome, "loaded");
+
+  // The next load replaces the partition with every live part, and settles it.
+  ASSERT_TRUE(ClaimPartition("A", later + 3 * kSecond));
+  auto again = ledger_->BeginLoad("t", h0_, later + 3 * kSecond);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->parts.size(), 2u);
+  EXPECT_EQ(again->expected_rows, 2);
+  ASSERT_TRUE(ledger_->FinishLoad(*again, 2, later + 4 * kSecond).ok());
+  EXPECT_FALSE(Partition().pending());
+  EXPECT_EQ(Partition().load_id, again->load_id);
+}
+
+TEST_P(LeaseTest, ARefusedFinishOutlivesTheNewHoldersFinish) {
+  DiscoverKeys({"a"});
+  StageOne("a");
+  ASSERT_TRUE(ClaimPartition("A", now_));
+  auto a = ledger_->BeginLoad("t", h0_, now_);
+  ASSERT_TRUE(a.ok());
+  int64_t later = now_ + kLease;
+  ASSERT_TRUE(ClaimPartition("B", later));
+  // Nothing changed: B resumes A's load under its id (one BigQuery job for both).
+  auto b = ledger_->BeginLoad("t", h0_, later);
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->load_id, a->load_id);
+  EXPECT_EQ(b->worker, "B");
+  EXPECT_EQ(ledger_->FinishLoad(*a, 1, later + kSecond).code(), StatusCode::kFailedPrecondition)
+      << "B holds the partition now";
+  EXPECT_EQ(Loads().at(0).outcome, "") << "B's load (resumed): A leaves it to B";
+  ASSERT_TRUE(ledger_->FinishLoad(*b, 1, later + 2 * kSecond).ok());
+  EXPECT_EQ(Loads().at(0).outcome, "loaded");
+  EXPECT_TRUE(Partition().pending()) << "A's refusal still calls for a replace";
+}
+
+TEST_P(LeaseTest, ALapsedLeaseNobodyTookStillRecordsTheLoad) {
+  DiscoverKeys({"a"});
+  StageOne("a");
+  ASSERT_TRUE(ClaimPartition("A", now_));
+  auto a = ledger_->BeginLoad("t", h0_, now_);
+  ASSERT_TRUE(a.ok());
+  EXPECT_TRUE(ledger_->Leases(now_ + kLease)->empty()) << "lapsed";
+  ASSERT_TRUE(ledger_->FinishLoad(*a, 1, now_ + 2 * kLease).ok()) << "no other load began";
+  EXPECT_FALSE(Partition().pending());
+  EXPECT_EQ(Loads().at(0).outcome, "loaded");
+}
+
+TEST_P(LeaseTest, AnAppendFinishedAfterItsWorkerLostThePartitionIsRefused) {
+  DiscoverKeys({"a"});
+  StageOne("a");
+  ASSERT_TRUE(ClaimPartition("A", now_));
+  auto a = ledger_->BeginAppend("t", h0_, now_, /*resume_only=*/false);
+  ASSERT_TRUE(a.ok());
+  ASSERT_EQ(a->kind, AppendPlan::Kind::kAppend);
+  EXPECT_EQ(a->worker, "A");
+  int64_t later = now_ + kLease;
+  ASSERT_TRUE(ClaimPartition("B", later));
+  auto b = ledger_->BeginLoad("t", h0_, later);
+  ASSERT_TRUE(b.ok());
+  ASSERT_TRUE(ledger_->FinishLoad(*b, 1, later + kSecond).ok());
+
+  Status late = ledger_->FinishAppend(*a, 2, later + 2 * kSecond);
+  EXPECT_EQ(late.code(), StatusCode::kFailedPrecondition) << late.ToString();
+  PartitionRow p = Partition();
+  EXPECT_EQ(p.appends, 0) << "not recorded";
+  EXPECT_FALSE(p.appendable) << "no append before the replace";
+  EXPECT_TRUE(p.pending());
+  EXPECT_EQ(p.rows_in_warehouse, 1) << "the parts B's replace loaded stay so";
+}
+
+TEST_P(LeaseTest, AnAppendResumedByAnotherWorkerIsThatWorkersToFinish) {
+  DiscoverKeys({"a"});
+  StageOne("a");
+  ASSERT_TRUE(ClaimPartition("A", now_));
+  auto a = ledger_->BeginAppend("t", h0_, now_, /*resume_only=*/false);
+  ASSERT_TRUE(a.ok());
+  int64_t later = now_ + kLease;
+  ASSERT_TRUE(ClaimPartition("B", later));
+  auto b = ledger_->BeginAppend("t", h0_, later, /*resume_only=*/true);
+  ASSERT_TRUE(b.ok());
+  ASSERT_TRUE(b->resumed);
+  EXPECT_EQ(b->load_id, a->load_id);
+  EXPECT_EQ(LoadWorkers(), (std::vector<std::string>{"B"}));
+  EXPECT_EQ(ledger_->FinishAppend(*a, 1, later + kSecond).code(), StatusCode::kFailedPrecondition);
+  Status finished = ledger_->FinishAppend(*b, 1, later + 2 * kSecond);
+  EXPECT_TRUE(finished.ok()) << finished.ToString();
+  EXPECT_EQ(Loads().at(0).outcome, "appended");
+  EXPECT_EQ(Partition().rows_in_warehouse, 1);
+  EXPECT_TRUE(Partition().requested) << "replaced after A's refusal";
+}
+
+TEST_P(LeaseTest, LoadsListsOnePartitionOrAll) {
+  DiscoverKeys({"a"});
+  StageOne("a");
+  ASSERT_TRUE(ledger_->BeginLoad("t", h0_, now_).ok());
+  EXPECT_EQ(ledger_->Loads("t", h0_)->size(), 1u);
+  EXPECT_EQ(ledger_->Loads("t", h0_ + kMicrosPerHour)->size(), 0u);
+  EXPECT_EQ(ledger_->Loads("other")->size(), 0u);
+  LoadRow l = Loads().at(0);
+  EXPECT_EQ(l.kind, "replace");
+  EXPECT_EQ(l.partition_us, h0_);
+  EXPECT_EQ(l.started_us, now_);
+  EXPECT_FALSE(l.finished_us.has_value());
+}
+
+TEST_P(LeaseTest, EveryRecentlyLiveProcessIsKeptHoweverMany) {
   for (int64_t i = 0; i < Ledger::kKeptProcesses + 5; ++i) {
     ProcessRow p{.host = "h", .pid = 1000 + i, .started_us = now_, .mode = "daemon", .heartbeat_us = now_ + i};
     ASSERT_TRUE(ledger_->RecordProcess(p).ok());

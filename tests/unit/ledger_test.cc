@@ -43,6 +43,19 @@ PartRow Part(int64_t hour_us, std::string key, int64_t rows) {
   return p;
 }
 
+// What staging an object into these parts commits: every line a row.
+StagedObject Staged(int64_t object_id, std::vector<PartRow> parts) {
+  StagedObject st;
+  st.object_id = object_id;
+  for (auto& p : parts) {
+    p.object_id = object_id;
+    st.rows_staged += p.rows;
+  }
+  st.lines_read = st.rows_staged;
+  st.parts = std::move(parts);
+  return st;
+}
+
 using testing::Backend;
 
 // The tests of the ledger's contract (LedgerTest) run on every backend;
@@ -83,14 +96,7 @@ class LedgerFixture : public ::testing::Test {
   }
 
   Status Stage(int64_t object_id, std::vector<PartRow> parts, std::vector<ColumnRecord> columns = {}) {
-    StagedObject st;
-    st.object_id = object_id;
-    for (auto& p : parts) {
-      p.object_id = object_id;
-      st.rows_staged += p.rows;
-    }
-    st.lines_read = st.rows_staged;
-    st.parts = std::move(parts);
+    StagedObject st = Staged(object_id, std::move(parts));
     st.columns = std::move(columns);
     return ledger_->CommitStaged(st, now_);
   }
@@ -1046,18 +1052,6 @@ ColumnRecord NewColumn(const std::string& name) {
   c.name = name;
   c.type = ColumnType::kString;
   return c;
-}
-
-StagedObject Staged(int64_t object_id, std::vector<PartRow> parts) {
-  StagedObject st;
-  st.object_id = object_id;
-  for (auto& p : parts) {
-    p.object_id = object_id;
-    st.rows_staged += p.rows;
-  }
-  st.lines_read = st.rows_staged;
-  st.parts = std::move(parts);
-  return st;
 }
 
 TEST_P(LedgerTest, AGroupCommitsEachObjectOnItsOwnAndAFailedOneTakesNothingWithIt) {
