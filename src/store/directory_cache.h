@@ -19,6 +19,10 @@
 // start by kTrustMargin: a later change then carries a later timestamp. A
 // directory changed within that margin is read again at every listing.
 //
+// Only file systems known to stamp directories so are trusted (the file
+// store's TimesTrackEntries: ext2-4, XFS, Btrfs, tmpfs, F2FS, overlayfs,
+// ZFS, NFS); FUSE mounts of buckets often keep fixed directory times.
+//
 // Files themselves are stat'ed by every listing (a rewrite in place changes
 // the file, not its directory). Memory is bounded by the windows' names,
 // never a whole directory's: a read that kept more than kMaxNames names is

@@ -2,7 +2,9 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -180,6 +182,28 @@ DirectoryStamp StampOf(const struct stat& st) {
           st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec};
 }
 
+// Whether the file system under fd stamps a directory whenever its entries
+// change, as POSIX asks. FUSE file systems (s3fs, goofys, gcsfuse over a
+// bucket) often keep fixed directory times; there every listing reads.
+bool TimesTrackEntries(int fd) {
+  constexpr int64_t kZfsMagic = 0x2FC12FC1;  // not in linux/magic.h
+  struct statfs fs;
+  if (fstatfs(fd, &fs) != 0) return false;
+  switch (static_cast<int64_t>(fs.f_type)) {
+    case EXT4_SUPER_MAGIC:  // ext2 and ext3 too
+    case XFS_SUPER_MAGIC:
+    case BTRFS_SUPER_MAGIC:
+    case TMPFS_MAGIC:
+    case F2FS_SUPER_MAGIC:
+    case OVERLAYFS_SUPER_MAGIC:
+    case NFS_SUPER_MAGIC:
+    case kZfsMagic:
+      return true;
+    default:
+      return false;
+  }
+}
+
 // What one List call walks with.
 struct WalkContext {
   const std::string& root;
@@ -240,7 +264,9 @@ StatusOr<std::vector<DirectoryName>> NamesOf(const WalkContext& w, const std::st
     return ErrnoStatus(err, "stat " + dir);
   }
   DirectoryStamp stamp = StampOf(st);
-  std::optional<std::vector<DirectoryName>> names = w.cache->Lookup(rel_dir, stamp, w.prefix, w.after);
+  bool trusted = TimesTrackEntries(fd);
+  std::optional<std::vector<DirectoryName>> names;
+  if (trusted) names = w.cache->Lookup(rel_dir, stamp, w.prefix, w.after);
   if (names) {
     close(fd);
     std::erase_if(*names, [&](const DirectoryName& n) { return Pruned(n.key, n.is_dir, w.prefix, w.after); });
@@ -248,7 +274,7 @@ StatusOr<std::vector<DirectoryName>> NamesOf(const WalkContext& w, const std::st
     w.reads->fetch_add(1, std::memory_order_relaxed);
     LF_ASSIGN_OR_RETURN(names, ReadNames(w, rel_dir, fd));
   }
-  w.cache->Remember(rel_dir, stamp, start_us, w.prefix, w.after, *names);
+  if (trusted) w.cache->Remember(rel_dir, stamp, start_us, w.prefix, w.after, *names);
   return std::move(*names);
 }
 
