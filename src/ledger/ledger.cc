@@ -1631,16 +1631,20 @@ namespace {
 Status CountObjects(Connection* db, TableCounts* c) {
   struct ByState {
     std::string state;
-    int64_t objects, rows_staged, bad_records, warnings, oldest_discovered_us;
+    int64_t objects, rows_staged, bad_records, warnings, oldest_discovered_us, found_by_listing;
   };
+  // One pass over the table's rows for every figure: a second query for
+  // found_by alone walked objects_by_key and cost 2.8 of 3.3 CPU-s at a
+  // million objects.
   Statement s(db,
-              "SELECT state, COUNT(*), SUM(rows_staged), SUM(bad_records), SUM(warnings), MIN(discovered_us) FROM "
-              "objects WHERE table_name=? GROUP BY state");
+              "SELECT state, COUNT(*), SUM(rows_staged), SUM(bad_records), SUM(warnings), MIN(discovered_us), "
+              "SUM(CASE WHEN found_by='listing' THEN 1 ELSE 0 END) FROM objects WHERE table_name=? GROUP BY state");
   s.Bind(1, c->table);
   LF_ASSIGN_OR_RETURN(std::vector<ByState> states, s.Collect<ByState>([](const Statement& r) {
-    return ByState{r.Text(0), r.Int(1), r.Int(2), r.Int(3), r.Int(4), r.Int(5)};
+    return ByState{r.Text(0), r.Int(1), r.Int(2), r.Int(3), r.Int(4), r.Int(5), r.Int(6)};
   }));
   for (const ByState& b : states) {
+    if (b.state != "superseded") c->found_by_listing_only += b.found_by_listing;
     if (b.state == "pending" || b.state == "failed")
       c->oldest_unstaged_object_us = std::min(c->oldest_unstaged_object_us.value_or(INT64_MAX), b.oldest_discovered_us);
     if (b.state == "pending") {
@@ -1721,10 +1725,6 @@ StatusOr<TableCounts> SqliteLedger::Counts(const std::string& table, int64_t now
   TableCounts c;
   c.table = table;
   LF_RETURN_IF_ERROR(CountObjects(db_, &c));
-  LF_ASSIGN_OR_RETURN(
-      c.found_by_listing_only,
-      CountRows(db_, "SELECT COUNT(*) FROM objects WHERE table_name=? AND found_by='listing' AND state<>'superseded'",
-                table));
   LF_ASSIGN_OR_RETURN(
       c.notifications_failing,
       CountRows(db_, "SELECT COUNT(*) FROM notifications WHERE table_name=? AND state='failing'", table));

@@ -2,7 +2,9 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,6 +16,7 @@
 
 #include "common/files.h"
 #include "common/strings.h"
+#include "store/directory_cache.h"
 
 namespace logferry {
 
@@ -174,55 +177,127 @@ bool Pruned(const std::string& key, bool is_dir, std::string_view prefix, std::s
   return !StartsWith(key, prefix) || (!after.empty() && key <= after);
 }
 
-// Collects keys in byte order by a depth-first walk whose siblings are sorted
-// as full keys would be (a directory "d" sorts as "d/"), skipping subtrees
-// that lie entirely at or before the page token.
-Status Walk(const std::string& root, const std::string& rel_dir, std::string_view prefix, std::string_view after,
-            size_t max_keys, std::vector<ObjectInfo>* out, bool* truncated) {
-  std::string dir = root + rel_dir;
-  DIR* d = opendir(dir.c_str());
-  if (!d) {
-    if (errno == ENOENT || errno == ENOTDIR) return Status::Ok();
-    return ErrnoStatus(errno, "list " + dir);
+DirectoryStamp StampOf(const struct stat& st) {
+  return {st.st_dev, st.st_ino, st.st_ctim.tv_sec * 1000000000LL + st.st_ctim.tv_nsec,
+          st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec};
+}
+
+// Whether the file system under fd stamps a directory whenever its entries
+// change, as POSIX asks. FUSE file systems (s3fs, goofys, gcsfuse over a
+// bucket) often keep fixed directory times; there every listing reads.
+bool TimesTrackEntries(int fd) {
+  constexpr int64_t kZfsMagic = 0x2FC12FC1;  // not in linux/magic.h
+  struct statfs fs;
+  if (fstatfs(fd, &fs) != 0) return false;
+  switch (static_cast<int64_t>(fs.f_type)) {
+    case EXT4_SUPER_MAGIC:  // ext2 and ext3 too
+    case XFS_SUPER_MAGIC:
+    case BTRFS_SUPER_MAGIC:
+    case TMPFS_MAGIC:
+    case F2FS_SUPER_MAGIC:
+    case OVERLAYFS_SUPER_MAGIC:
+    case NFS_SUPER_MAGIC:
+    case kZfsMagic:
+      return true;
+    default:
+      return false;
   }
-  struct Entry {
-    std::string sort_key;
-    bool is_dir;
-    struct stat st;
-  };
-  std::vector<Entry> entries;
-  // Names are pruned before anything is stat'ed: a listing from a key on
-  // (a windowed listing, a later page) costs a readdir, not a stat, per key
-  // it skips. The type comes from the directory entry where the
-  // filesystem gives it.
+}
+
+// What one List call walks with.
+struct WalkContext {
+  const std::string& root;
+  std::string prefix;
+  std::string after;  // the page token
+  size_t max_keys;
+  Env* env;
+  DirectoryCache* cache;
+  std::atomic<int64_t>* reads;
+};
+
+// The names of the open directory fd that the walk keeps, in key order.
+// Names are pruned before anything is stat'ed: a listing from a key on (a
+// windowed listing, a later page) costs a readdir, not a stat, per key it
+// skips. The type comes from the directory entry where the filesystem
+// gives it.
+StatusOr<std::vector<DirectoryName>> ReadNames(const WalkContext& w, const std::string& rel_dir, int fd) {
+  DIR* d = fdopendir(fd);
+  if (!d) {
+    int err = errno;
+    close(fd);
+    return ErrnoStatus(err, "list " + w.root + rel_dir);
+  }
+  std::vector<DirectoryName> names;
   while (struct dirent* e = readdir(d)) {
     std::string_view name = e->d_name;
     if (name == "." || name == ".." || StartsWith(name, kTempPrefix)) continue;
     std::string rel = rel_dir + std::string(name);
     struct stat st {};
     bool have_stat = e->d_type == DT_UNKNOWN;
-    if (have_stat && lstat((root + rel).c_str(), &st) != 0) continue;  // vanished meanwhile
+    if (have_stat && lstat((w.root + rel).c_str(), &st) != 0) continue;  // vanished meanwhile
     bool is_dir = have_stat ? S_ISDIR(st.st_mode) : e->d_type == DT_DIR;
     bool is_file = have_stat ? S_ISREG(st.st_mode) : e->d_type == DT_REG;
     if (!is_dir && !is_file) continue;
     std::string key = is_dir ? rel + "/" : rel;
-    if (Pruned(key, is_dir, prefix, after)) continue;
-    if (is_file && !have_stat && lstat((root + rel).c_str(), &st) != 0) continue;
-    entries.push_back({std::move(key), is_dir, st});
+    if (!Pruned(key, is_dir, w.prefix, w.after)) names.push_back({std::move(key), is_dir});
   }
   closedir(d);
-  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.sort_key < b.sort_key; });
-  for (Entry& e : entries) {
-    if (out->size() >= max_keys) {
+  std::sort(names.begin(), names.end(), [](const DirectoryName& a, const DirectoryName& b) { return a.key < b.key; });
+  return names;
+}
+
+// The names of rel_dir the walk keeps, in key order: from an earlier read
+// while the directory is unchanged since, else read now.
+StatusOr<std::vector<DirectoryName>> NamesOf(const WalkContext& w, const std::string& rel_dir) {
+  std::string dir = w.root + rel_dir;
+  // Before the directory is opened: a change from here on must show in its timestamps.
+  int64_t start_us = w.env->NowMicros();
+  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return std::vector<DirectoryName>{};
+    return ErrnoStatus(errno, "list " + dir);
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    int err = errno;
+    close(fd);
+    return ErrnoStatus(err, "stat " + dir);
+  }
+  DirectoryStamp stamp = StampOf(st);
+  bool trusted = TimesTrackEntries(fd);
+  std::optional<std::vector<DirectoryName>> names;
+  if (trusted) names = w.cache->Lookup(rel_dir, stamp, w.prefix, w.after);
+  if (names) {
+    close(fd);
+    std::erase_if(*names, [&](const DirectoryName& n) { return Pruned(n.key, n.is_dir, w.prefix, w.after); });
+  } else {
+    w.reads->fetch_add(1, std::memory_order_relaxed);
+    LF_ASSIGN_OR_RETURN(names, ReadNames(w, rel_dir, fd));
+  }
+  if (trusted) w.cache->Remember(rel_dir, stamp, start_us, w.prefix, w.after, *names);
+  return std::move(*names);
+}
+
+// Collects keys in byte order by a depth-first walk whose siblings are sorted
+// as full keys would be (a directory "d" sorts as "d/"), skipping subtrees
+// that lie entirely at or before the page token. Files are stat'ed as they
+// are listed, never from an earlier read: a rewrite in place changes the
+// file, not its directory.
+Status Walk(const WalkContext& w, const std::string& rel_dir, std::vector<ObjectInfo>* out, bool* truncated) {
+  LF_ASSIGN_OR_RETURN(std::vector<DirectoryName> names, NamesOf(w, rel_dir));
+  for (const DirectoryName& n : names) {
+    if (out->size() >= w.max_keys) {
       *truncated = true;
       return Status::Ok();
     }
-    if (e.is_dir) {
-      LF_RETURN_IF_ERROR(Walk(root, e.sort_key, prefix, after, max_keys, out, truncated));
+    if (n.is_dir) {
+      LF_RETURN_IF_ERROR(Walk(w, n.key, out, truncated));
       if (*truncated) return Status::Ok();
-    } else {
-      out->push_back(InfoOf(e.sort_key, e.st));
+      continue;
     }
+    struct stat st;
+    if (lstat((w.root + n.key).c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;  // gone or replaced meanwhile
+    out->push_back(InfoOf(n.key, st));
   }
   return Status::Ok();
 }
@@ -243,7 +318,12 @@ std::string FileUri(std::string_view dir) {
   return "file://" + std::string(dir);
 }
 
-StatusOr<std::unique_ptr<ObjectStore>> FileStore::Open(std::string_view uri) {
+FileStore::FileStore(std::string uri, std::string root, Env* env)
+    : uri_(std::move(uri)), root_(std::move(root)), env_(env), directories_(std::make_unique<DirectoryCache>()) {}
+
+FileStore::~FileStore() = default;
+
+StatusOr<std::unique_ptr<ObjectStore>> FileStore::Open(std::string_view uri, Env* env) {
   Uri u;
   if (!ParseUri(uri, &u) || u.scheme != "file")
     return Status::InvalidArgument("not a file:// URI: '" + std::string(uri) + "'");
@@ -252,14 +332,21 @@ StatusOr<std::unique_ptr<ObjectStore>> FileStore::Open(std::string_view uri) {
   std::string root = "/" + u.path;
   if (root.back() != '/') root += '/';
   std::string norm = "file://" + root;
-  return std::unique_ptr<ObjectStore>(new FileStore(std::move(norm), std::move(root)));
+  return std::unique_ptr<ObjectStore>(new FileStore(std::move(norm), std::move(root), env));
 }
 
 StatusOr<ListPage> FileStore::List(std::string_view prefix, std::string_view page_token, size_t max_keys) {
   CountListRequest();
   ListPage page;
   bool truncated = false;
-  LF_RETURN_IF_ERROR(Walk(root_, "", prefix, page_token, std::max<size_t>(max_keys, 1), &page.objects, &truncated));
+  WalkContext walk{.root = root_,
+                   .prefix = std::string(prefix),
+                   .after = std::string(page_token),
+                   .max_keys = std::max<size_t>(max_keys, 1),
+                   .env = env_,
+                   .cache = directories_.get(),
+                   .reads = &directory_reads_};
+  LF_RETURN_IF_ERROR(Walk(walk, "", &page.objects, &truncated));
   if (truncated && !page.objects.empty()) page.next_token = page.objects.back().key;
   return page;
 }

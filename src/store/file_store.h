@@ -4,12 +4,23 @@
 // the directory) so a crash leaves the old object or the new one. Temp files
 // are named ".lf-tmp-*" and never listed. The etag is derived from
 // (mtime_ns, size, inode): an atomic replace always changes it.
+//
+// A listing from a key on (a windowed listing) answers from the names an
+// earlier listing read from a directory while the directory has not changed
+// since (store/directory_cache.h): a flat directory of a million objects is
+// then not read again each pass, only the window's files are stat'ed.
 #pragma once
 
+#include <atomic>
+#include <memory>
+
+#include "common/env.h"
 #include "registry/scheme.h"
 #include "store/object_store.h"
 
 namespace logferry {
+
+class DirectoryCache;
 
 // file://: a source or staging directory on this machine.
 SchemeInfo FileScheme();
@@ -19,7 +30,9 @@ std::string FileUri(std::string_view dir);
 class FileStore final : public ObjectStore {
  public:
   // uri: file:///absolute/dir/ (the directory is created on first write).
-  static StatusOr<std::unique_ptr<ObjectStore>> Open(std::string_view uri);
+  // env: the wall clock that directory timestamps are compared with.
+  static StatusOr<std::unique_ptr<ObjectStore>> Open(std::string_view uri, Env* env = Env::Default());
+  ~FileStore() override;
 
   const std::string& uri() const override { return uri_; }
   StatusOr<ListPage> List(std::string_view prefix, std::string_view page_token, size_t max_keys) override;
@@ -32,13 +45,19 @@ class FileStore final : public ObjectStore {
   Status Delete(std::string_view key) override;
   std::optional<std::string> LocalPath(std::string_view key) const override;
   Status RemoveStaleTemporaries(std::string_view prefix, int64_t min_age_us) override;
+  // Directories List has read from disk (not those it answered from an
+  // earlier read), for tests and benches.
+  int64_t directory_reads() const { return directory_reads_.load(std::memory_order_relaxed); }
 
  private:
   // sync_name: Commit makes the rename durable (else SyncNames does).
   StatusOr<std::unique_ptr<WriteStream>> OpenWriteStream(std::string_view key, bool sync_name);
-  FileStore(std::string uri, std::string root) : uri_(std::move(uri)), root_(std::move(root)) {}
+  FileStore(std::string uri, std::string root, Env* env);
   std::string uri_;
   std::string root_;  // absolute directory path with a trailing '/'
+  Env* env_;
+  std::unique_ptr<DirectoryCache> directories_;
+  std::atomic<int64_t> directory_reads_{0};
 };
 
 }  // namespace logferry

@@ -1174,5 +1174,22 @@ TEST_P(LedgerTest, ColumnsRecordedByTwoWorkersOnlyWiden) {
   EXPECT_EQ(type_of("r"), "RECORD");
 }
 
+// found_only_by_listing in status and the metrics: versions no event
+// announced, except those a newer version replaced.
+TEST_P(LedgerTest, CountsTellVersionsFoundOnlyByListing) {
+  (void)Discover("a", "e1");
+  (void)Discover("a", "e2");  // supersedes a's first version
+  ObjectRow b = Discover("b", "e1");
+  ASSERT_TRUE(Stage(b.id, {Part(h0_, "p/b", 3)}).ok());
+  ASSERT_TRUE(ledger_->RecordDiscovered("t", {Obj("c", "e1"), Obj("d", "e1")}, "event", now_).ok());
+  auto c = ledger_->Counts("t", now_);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->found_by_listing_only, 2) << "a's second version and b";
+  EXPECT_EQ(c->objects_superseded, 1);
+  EXPECT_EQ(c->objects_pending, 3);
+  EXPECT_EQ(c->objects_staged, 1);
+  EXPECT_EQ(c->rows_staged, 3);
+}
+
 }  // namespace
 }  // namespace logferry
