@@ -111,9 +111,7 @@ class ObjectStore {
   // survive a power loss until SyncWritten has covered it: file:// leaves
   // its syncs to SyncWritten, so that a group of objects shares them. It is
   // visible once committed. The default is OpenWrite.
-  virtual StatusOr<std::unique_ptr<WriteStream>> OpenWriteSyncedLater(std::string_view key) {
-    return OpenWrite(key);
-  }
+  virtual StatusOr<std::unique_ptr<WriteStream>> OpenWriteSyncedLater(std::string_view key) { return OpenWrite(key); }
   // Makes objects committed through OpenWriteSyncedLater durable, bytes and
   // names (file://: one syncfs(2) of the filesystem for a large group, else
   // an fsync per file and per directory). A no-op where commits are durable

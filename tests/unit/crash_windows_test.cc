@@ -9,8 +9,8 @@
 
 #include <algorithm>
 #include <atomic>
-#include <functional>
 #include <filesystem>
+#include <functional>
 #include <regex>
 #include <set>
 #include <string>
@@ -488,9 +488,8 @@ TEST_F(CrashWindows, AGroupsPartsAreSyncedBeforeTheLedgerCommitThatNamesThem) {
   auto* recording = new SyncRecordingStore(std::move(Table().staging), [&](const std::vector<std::string>& keys) {
     auto known = ledger_->PartKeys("access");
     EXPECT_TRUE(known.ok());
-    return static_cast<size_t>(std::count_if(keys.begin(), keys.end(), [&](const std::string& k) {
-      return known.ok() && known->count(k) > 0;
-    }));
+    return static_cast<size_t>(std::count_if(keys.begin(), keys.end(),
+                                             [&](const std::string& k) { return known.ok() && known->count(k) > 0; }));
   });
   Table().staging.reset(recording);
   ASSERT_NO_FATAL_FAILURE(DiscoverAndStage());

@@ -106,17 +106,19 @@ class SqliteConnectionTest : public ::testing::Test {
   std::unique_ptr<Connection> db_;
 };
 
-TEST_F(SqliteConnectionTest, RunsTheSameSqlManyTimesOnOneStatement) { RunsTheSameSqlManyTimes(db_.get()); }
-TEST_F(SqliteConnectionTest, TwoCursorsOnOneSqlEachReadTheirOwnRows) { TwoCursorsOnOneSql(db_.get()); }
+TEST_F(SqliteConnectionTest, RunsTheSameSqlManyTimesOnOneStatement) {
+  RunsTheSameSqlManyTimes(db_.get());
+}
+TEST_F(SqliteConnectionTest, TwoCursorsOnOneSqlEachReadTheirOwnRows) {
+  TwoCursorsOnOneSql(db_.get());
+}
 TEST_F(SqliteConnectionTest, AFailingStatementKeepsItsClassification) {
   AFailingStatementKeepsItsClassification(db_.get());
 }
 
 TEST_F(SqliteConnectionTest, TheCacheIsBoundedAndClosingWithCachedStatementsFinalizesThem) {
   for (int i = 0; i < 1000; ++i) {
-    auto v = Statement(db_.get(), "SELECT " + std::to_string(i)).First<int64_t>([](Statement& s) {
-      return s.Int(0);
-    });
+    auto v = Statement(db_.get(), "SELECT " + std::to_string(i)).First<int64_t>([](Statement& s) { return s.Int(0); });
     ASSERT_TRUE(v.ok());
     EXPECT_EQ(**v, i);
   }
@@ -159,7 +161,9 @@ class PostgresConnectionTest : public ::testing::Test {
 TEST_F(PostgresConnectionTest, RunsTheSameSqlManyTimesOnOnePreparedStatement) {
   RunsTheSameSqlManyTimes(db_.get());
 }
-TEST_F(PostgresConnectionTest, TwoCursorsOnOneSqlEachReadTheirOwnRows) { TwoCursorsOnOneSql(db_.get()); }
+TEST_F(PostgresConnectionTest, TwoCursorsOnOneSqlEachReadTheirOwnRows) {
+  TwoCursorsOnOneSql(db_.get());
+}
 TEST_F(PostgresConnectionTest, AFailingStatementKeepsItsClassification) {
   AFailingStatementKeepsItsClassification(db_.get());
 }
