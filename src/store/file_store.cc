@@ -367,9 +367,13 @@ FileStore::~FileStore() {
   if (syncfs_fd_ >= 0) close(syncfs_fd_);
 }
 
+// Once per store: a write never waits for another thread's sync here.
 void FileStore::WatchFilesystem() {
+  std::call_once(watched_, [this] { OpenWatch(); });
+}
+
+void FileStore::OpenWatch() {
   std::lock_guard lock(sync_mu_);
-  if (syncfs_fd_ != kUnknown) return;
   syncfs_fd_ = kPerFile;
   int fd = open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   struct stat st {};
@@ -389,16 +393,18 @@ Status FileStore::SyncWritten(const std::vector<std::string>& keys) {
     std::string path = root_ + key;
     dirs.insert(path.substr(0, path.rfind('/') + 1));
   }
-  // One writer of syncs at a time: a write-back error that syncfs reports
-  // is reported once, so whoever sees it first makes every later sync
-  // per file (each file's own error is still there for its fsync).
-  std::lock_guard lock(sync_mu_);
-  if (keys.size() >= kSyncfsMinFiles && syncfs_fd_ >= 0 && OnWatchedFilesystem(dirs)) {
-    if (syncfs(syncfs_fd_) == 0) return Status::Ok();
-    Status s = ErrnoStatus(errno, "syncfs " + root_);
-    close(syncfs_fd_);
-    syncfs_fd_ = kPerFile;
-    return s;
+  if (keys.size() >= kSyncfsMinFiles) {
+    // One syncfs at a time: a write-back error that syncfs reports is
+    // reported once, so whoever sees it first makes every later sync per
+    // file (each file's own error is still there for its fsync).
+    std::lock_guard lock(sync_mu_);
+    if (syncfs_fd_ >= 0 && OnWatchedFilesystem(dirs)) {
+      if (syncfs(syncfs_fd_) == 0) return Status::Ok();
+      Status s = ErrnoStatus(errno, "syncfs " + root_);
+      close(syncfs_fd_);
+      syncfs_fd_ = kPerFile;
+      return s;
+    }
   }
   for (const std::string& key : keys) LF_RETURN_IF_ERROR(FsyncFile(root_ + key));
   for (const std::string& dir : dirs) LF_RETURN_IF_ERROR(FsyncDir(dir));

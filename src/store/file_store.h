@@ -49,7 +49,7 @@ class FileStore final : public ObjectStore {
   // A group this big is synced with one syncfs(2), a smaller one file by
   // file: syncfs also writes whatever else is dirty on the filesystem.
   static constexpr size_t kSyncfsMinFiles = 8;
-  static constexpr int kUnknown = -2, kPerFile = -1;
+  static constexpr int kPerFile = -1;
 
   // sync_now: Commit makes the bytes and the rename durable (else SyncWritten does).
   StatusOr<std::unique_ptr<WriteStream>> OpenWriteStream(std::string_view key, bool sync_now);
@@ -57,12 +57,14 @@ class FileStore final : public ObjectStore {
   // Opens the root's filesystem for syncfs on the first write synced later:
   // syncfs reports the write-back errors that came after this open.
   void WatchFilesystem();
+  void OpenWatch();
   bool OnWatchedFilesystem(const std::set<std::string>& dirs) const;
 
   std::string uri_;
   std::string root_;  // absolute directory path with a trailing '/'
+  std::once_flag watched_;
   std::mutex sync_mu_;
-  int syncfs_fd_ = kUnknown;  // the root directory, or kPerFile: fsync each file
+  int syncfs_fd_ = kPerFile;  // the root directory, or kPerFile: fsync each file
   dev_t syncfs_dev_ = 0;
 };
 
