@@ -302,6 +302,9 @@ Result RunLogferry(const DataSet& d, const std::string& format, int threads, con
     RowNormalizer norm(t.schema.get(), tc.format, tc.lineage);
     for (size_t i; (i = next.fetch_add(1)) < rows.size();) {
       StageOutcome o = OrDie(StageObject(t, rows[i], norm), "staging " + rows[i].key);
+      std::vector<std::string> keys;  // durable as OpenWrite's were (the pipeline syncs per commit group)
+      for (const PartRow& p : o.staged.parts) keys.push_back(p.key);
+      if (Status synced = t.staging->SyncWritten(keys); !synced.ok()) Die("syncing " + rows[i].key, synced);
       bytes += o.bytes_uncompressed;
       staged += o.staged.rows_staged;
       bad += o.staged.bad_total;

@@ -58,7 +58,7 @@ StatusOr<PartWriter*> PartWriterSet::Open(int64_t hour_us) {
     }
     if (w == nullptr) {
       std::string key = key_of_(hour_us);
-      LF_ASSIGN_OR_RETURN(auto stream, staging_.OpenWriteSyncingNamesLater(key));
+      LF_ASSIGN_OR_RETURN(auto stream, staging_.OpenWriteSyncedLater(key));
       auto created = std::make_unique<PartWriter>(hour_us, std::move(key), std::move(stream));
       w = created.get();
       writers_.emplace(hour_us, std::move(created));

@@ -9,8 +9,8 @@
 // read them, tested end to end), and the stream's size and CRC32C cover
 // every member, so what the ledger records for a part is what it holds.
 //
-// Parts are written with OpenWriteSyncingNamesLater: their bytes are durable
-// when Finish returns, their names once the caller's SyncNames has run
+// Parts are written with OpenWriteSyncedLater: they are visible when Finish
+// returns, durable (bytes and names) once the caller's SyncWritten has run
 // (staging syncs a whole commit group's at once, before its ledger commit).
 //
 // Not thread-safe: one set per object being staged.

@@ -570,7 +570,7 @@ Status SyncPartNames(TableRuntime& t, const std::vector<StageOutcome>& outcomes)
   std::vector<std::string> keys;
   for (const StageOutcome& o : outcomes)
     for (const PartRow& p : o.staged.parts) keys.push_back(p.key);
-  return t.staging->SyncNames(keys);
+  return t.staging->SyncWritten(keys);
 }
 
 }  // namespace
@@ -578,7 +578,7 @@ Status SyncPartNames(TableRuntime& t, const std::vector<StageOutcome>& outcomes)
 // The columns the parts rely on go with the group; put back for the next
 // commit when no object of it committed.
 void Pipeline::CommitGroupNow(TableRuntime& t, StageRun& run, CommitGroup& group) {
-  // The parts' names are made durable before the ledger says they exist.
+  // The parts (bytes and names) are made durable before the ledger says they exist.
   if (Status synced = SyncPartNames(t, group.outcomes); !synced.ok()) {
     for (const ObjectRow* obj : group.objects) {
       FailObject(t, run, *obj, synced);

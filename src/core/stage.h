@@ -26,9 +26,9 @@ struct StageOutcome {
 // past max_partitions_per_object partitions are bad records. Fails (writing
 // nothing visible to the ledger) if the object cannot be read or decoded:
 // kCorruption names the byte offset; kFailedPrecondition means the object
-// changed while being read. The parts' names are durable only once
-// `table.staging->SyncNames` has named them: call it before the ledger
-// commit that records them.
+// changed while being read. The parts are durable (bytes and names) only
+// once `table.staging->SyncWritten` has covered them: call it before the
+// ledger commit that records them.
 StatusOr<StageOutcome> StageObject(TableRuntime& table, const ObjectRow& object, RowNormalizer& normalizer,
                                    const RowTap& tap = {});
 

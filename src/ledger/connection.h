@@ -67,6 +67,8 @@ class Connection {
   // which a ROLLBACK TO a savepoint recovers). False when the database
   // ended it on its own (SQLite on I/O errors, a lost connection).
   virtual bool InTransaction() const = 0;
+  // Prepared statements the connection keeps for reuse (bounded), for tests.
+  virtual size_t CachedStatements() const { return 0; }
 };
 
 // The statement the ledger's code writes: binds by index, steps through rows.

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <regex>
+#include <unordered_map>
 #include <vector>
 
 #include "common/strings.h"
@@ -147,6 +148,7 @@ class PgConnection final : public Connection {
   Status Commit() override;
   void Rollback() override;
   int64_t Changes() const override { return changes_; }
+  size_t CachedStatements() const override { return prepared_.size(); }
   bool InTransaction() const override {
     PGTransactionStatusType t = conn_ ? PQtransactionStatus(conn_) : PQTRANS_UNKNOWN;
     return t == PQTRANS_INTRANS || t == PQTRANS_INERROR;
@@ -167,6 +169,8 @@ class PgConnection final : public Connection {
   Status ResultStatus(PGresult* res, std::string_view what);
   Status Simple(const char* sql, std::string_view what);
   std::string Scrub(std::string m) const;
+  StatusOr<const std::string*> PreparedName(const std::string& sql, const std::vector<Oid>& types);
+  void ForgetPrepared(const std::string& key);
 
   std::string conninfo_, describe_, password_;
   bool read_only_;
@@ -174,7 +178,16 @@ class PgConnection final : public Connection {
   bool in_txn_ = false;
   bool txn_broken_ = false;
   int64_t changes_ = 0;
+  // Statements prepared in this session, by their SQL and parameter types
+  // (a NULL parameter's type is inferred at prepare time): name lf_<n>.
+  std::unordered_map<std::string, std::string> prepared_;
+  size_t server_statements_ = 0;  // prepared_ plus those forgotten after an error
+  uint64_t next_statement_ = 0;
 };
+
+// Bounds the statements a session keeps on the server; past it they are all
+// deallocated and prepared again as used (the ledger has fewer distinct ones).
+constexpr size_t kMaxPreparedStatements = 256;
 
 std::string PgConnection::Scrub(std::string m) const {
   m = RedactConninfo(m);
@@ -185,6 +198,9 @@ std::string PgConnection::Scrub(std::string m) const {
 
 Status PgConnection::Connect() {
   if (conn_) PQfinish(conn_);
+  // A new session has none of the old one's prepared statements.
+  prepared_.clear();
+  server_statements_ = 0;
   // Defaults first: what the URI says overrides them (libpq keeps the last value).
   const char* keys[] = {"connect_timeout",
                         "application_name",
@@ -281,14 +297,52 @@ void PgConnection::Rollback() {
   in_txn_ = txn_broken_ = false;
 }
 
+std::string PreparedKey(const std::string& sql, const std::vector<Oid>& types) {
+  std::string key = sql;
+  key.push_back('\0');
+  for (Oid t : types) key += std::to_string(t) + ",";
+  return key;
+}
+
+// The name of sql prepared with these parameter types, prepared now if it is
+// not yet. nullptr when the transaction has failed already: the statement
+// then runs unprepared, to fail as any statement would.
+StatusOr<const std::string*> PgConnection::PreparedName(const std::string& sql, const std::vector<Oid>& types) {
+  std::string key = PreparedKey(sql, types);
+  if (auto it = prepared_.find(key); it != prepared_.end()) return &it->second;
+  if (PQtransactionStatus(conn_) == PQTRANS_INERROR) return nullptr;
+  if (server_statements_ >= kMaxPreparedStatements) {
+    LF_RETURN_IF_ERROR(Simple("DEALLOCATE ALL", "deallocate prepared statements"));
+    prepared_.clear();
+    server_statements_ = 0;
+  }
+  std::string name = "lf_" + std::to_string(++next_statement_);
+  PGresult* res = PQprepare(conn_, name.c_str(), sql.c_str(), static_cast<int>(types.size()), types.data());
+  Status s = ResultStatus(res, "'" + sql.substr(0, 80) + "'");
+  PQclear(res);
+  if (!s.ok()) return s;
+  ++server_statements_;
+  return &prepared_.emplace(std::move(key), std::move(name)).first->second;
+}
+
+// After a failed run: prepared again next time (a table changed under a
+// `SELECT *` fails every later run of the old plan, 0A000).
+void PgConnection::ForgetPrepared(const std::string& key) {
+  prepared_.erase(key);
+}
+
 StatusOr<PGresult*> PgConnection::Send(const std::string& sql, const std::vector<Oid>& types,
                                        const std::vector<const char*>& values, const std::vector<int>& lengths,
                                        const std::vector<int>& formats) {
-  PGresult* res = PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()), types.data(), values.data(),
-                               lengths.data(), formats.data(), /*resultFormat=*/0);
+  LF_ASSIGN_OR_RETURN(const std::string* name, PreparedName(sql, types));
+  int n = static_cast<int>(values.size());
+  PGresult* res = name ? PQexecPrepared(conn_, name->c_str(), n, values.data(), lengths.data(), formats.data(), 0)
+                       : PQexecParams(conn_, sql.c_str(), n, types.data(), values.data(), lengths.data(),
+                                      formats.data(), /*resultFormat=*/0);
   Status s = ResultStatus(res, "'" + sql.substr(0, 80) + "'");
   if (!s.ok()) {
     PQclear(res);
+    if (name) ForgetPrepared(PreparedKey(sql, types));
     return s;
   }
   changes_ = std::atoll(PQcmdTuples(res));

@@ -107,18 +107,16 @@ class ObjectStore {
   virtual StatusOr<ObjectInfo> Stat(std::string_view key) = 0;
   virtual StatusOr<std::unique_ptr<ReadStream>> OpenRead(std::string_view key, const ReadOptions& options = {}) = 0;
   virtual StatusOr<std::unique_ptr<WriteStream>> OpenWrite(std::string_view key) = 0;
-  // As OpenWrite, except that the object's name may not survive a power
-  // loss until SyncNames names it: file:// leaves the sync of the directory
-  // entry to SyncNames, so that many objects written into one directory
-  // share one sync. The object's bytes are as durable as OpenWrite's, and it
-  // is visible once committed. The default is OpenWrite.
-  virtual StatusOr<std::unique_ptr<WriteStream>> OpenWriteSyncingNamesLater(std::string_view key) {
-    return OpenWrite(key);
-  }
-  // Makes the names of objects committed through OpenWriteSyncingNamesLater
-  // durable (file://: one sync per distinct directory). A no-op where commits
-  // are durable by themselves.
-  virtual Status SyncNames(const std::vector<std::string>& keys) { return Status::Ok(); }
+  // As OpenWrite, except that the object (its bytes and its name) may not
+  // survive a power loss until SyncWritten has covered it: file:// leaves
+  // its syncs to SyncWritten, so that a group of objects shares them. It is
+  // visible once committed. The default is OpenWrite.
+  virtual StatusOr<std::unique_ptr<WriteStream>> OpenWriteSyncedLater(std::string_view key) { return OpenWrite(key); }
+  // Makes objects committed through OpenWriteSyncedLater durable, bytes and
+  // names (file://: one syncfs(2) of the filesystem for a large group, else
+  // an fsync per file and per directory). A no-op where commits are durable
+  // by themselves (s3://, gs://).
+  virtual Status SyncWritten(const std::vector<std::string>& keys) { return Status::Ok(); }
   // Deleting a missing object succeeds.
   virtual Status Delete(std::string_view key) = 0;
   // Deletes the object only while its etag is still `etag`: a newer object

@@ -7,8 +7,10 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <functional>
 #include <regex>
 #include <set>
 #include <string>
@@ -44,6 +46,42 @@ std::string Lines(int64_t hours, int from, int to) {
     out += FormatIso8601(kT0 + hours * kHour) + "\tt\t{\"n\":" + std::to_string(n) + "}\n";
   return out;
 }
+
+// Staging through a store that records what a group's sync covers and what
+// the ledger knew of those keys at that moment (queried by `known`).
+class SyncRecordingStore final : public ObjectStore {
+ public:
+  using Known = std::function<size_t(const std::vector<std::string>&)>;
+  SyncRecordingStore(std::unique_ptr<ObjectStore> inner, Known known)
+      : inner_(std::move(inner)), known_(std::move(known)) {}
+
+  const std::string& uri() const override { return inner_->uri(); }
+  StatusOr<ListPage> List(std::string_view p, std::string_view t, size_t n) override { return inner_->List(p, t, n); }
+  StatusOr<ObjectInfo> Stat(std::string_view key) override { return inner_->Stat(key); }
+  StatusOr<std::unique_ptr<ReadStream>> OpenRead(std::string_view key, const ReadOptions& o) override {
+    return inner_->OpenRead(key, o);
+  }
+  StatusOr<std::unique_ptr<WriteStream>> OpenWrite(std::string_view key) override { return inner_->OpenWrite(key); }
+  StatusOr<std::unique_ptr<WriteStream>> OpenWriteSyncedLater(std::string_view key) override {
+    written_later.insert(std::string(key));
+    return inner_->OpenWriteSyncedLater(key);
+  }
+  Status SyncWritten(const std::vector<std::string>& keys) override {
+    ++syncs;
+    known_at_sync += known_(keys);
+    synced.insert(keys.begin(), keys.end());
+    return inner_->SyncWritten(keys);
+  }
+  Status Delete(std::string_view key) override { return inner_->Delete(key); }
+
+  int syncs = 0;
+  size_t known_at_sync = 0;
+  std::set<std::string> written_later, synced;
+
+ private:
+  std::unique_ptr<ObjectStore> inner_;
+  Known known_;
+};
 
 // The numbers in hour h after kT0: {from, ..., to-1}.
 std::set<int> Range(int from, int to) {
@@ -438,6 +476,30 @@ TEST_F(CrashWindowsRequests, ARecordedRequestWhoseOriginalSurvivedIsNotRunTwice)
   EXPECT_EQ(RequestsIn("queued"), 0u);
   ExpectExactlyOnce({{0, Range(0, 10)}});
   EXPECT_EQ(Replacements(0), 2) << "loaded once, then reloaded once for the request";
+}
+
+// Order: a commit group's parts are synced (bytes and names, SyncWritten)
+// before the ledger commit that names them, and every part the ledger
+// names was covered by a sync.
+TEST_F(CrashWindows, AGroupsPartsAreSyncedBeforeTheLedgerCommitThatNamesThem) {
+  for (int i = 0; i < 6; ++i)
+    ASSERT_NO_FATAL_FAILURE(PutSource("2016080100_" + std::to_string(i) + ".log",
+                                      Lines(0, i * 100, i * 100 + 5) + Lines(1 + i % 2, i * 100 + 5, i * 100 + 9)));
+  auto* recording = new SyncRecordingStore(std::move(Table().staging), [&](const std::vector<std::string>& keys) {
+    auto known = ledger_->PartKeys("access");
+    EXPECT_TRUE(known.ok());
+    return static_cast<size_t>(std::count_if(keys.begin(), keys.end(),
+                                             [&](const std::string& k) { return known.ok() && known->count(k) > 0; }));
+  });
+  Table().staging.reset(recording);
+  ASSERT_NO_FATAL_FAILURE(DiscoverAndStage());
+  auto named = ledger_->PartKeys("access");
+  ASSERT_TRUE(named.ok());
+  EXPECT_EQ(named->size(), 12u);
+  EXPECT_GE(recording->syncs, 1);
+  EXPECT_EQ(recording->known_at_sync, 0u) << "the ledger named a part before its sync";
+  EXPECT_EQ(recording->written_later, recording->synced);
+  for (const std::string& key : *named) EXPECT_EQ(recording->synced.count(key), 1u) << key << " never synced";
 }
 
 }  // namespace

@@ -443,22 +443,31 @@ TEST_F(FileStoreTest, DeleteIfUnchangedKeepsANewerObject) {
   EXPECT_TRUE(store_->DeleteIfUnchanged("r/req.json", second->etag).ok()) << "missing means deleted";
 }
 
-TEST_F(FileStoreTest, AWriteWhoseNameIsSyncedLaterIsVisibleOnCommitAndSyncNamesCoversItsDirectory) {
+// Small groups are synced file by file, large ones (8 files or more) by one
+// syncfs of the filesystem: both cover every key, and refuse bad ones.
+TEST_F(FileStoreTest, AWriteSyncedLaterIsVisibleOnCommitAndSyncWrittenCoversGroupsOfEverySize) {
   std::vector<std::string> keys = {"t/dt=2016-08-01/hr=00/a.gz", "t/dt=2016-08-01/hr=00/b.gz",
                                    "t/dt=2016-08-01/hr=01/c.gz"};
+  for (int i = 0; i < 10; ++i) keys.push_back("t/dt=2016-08-02/hr=00/many-" + std::to_string(i) + ".gz");
   for (const std::string& key : keys) {
-    auto w = store_->OpenWriteSyncingNamesLater(key);
+    auto w = store_->OpenWriteSyncedLater(key);
     ASSERT_TRUE(w.ok()) << w.status().ToString();
     ASSERT_TRUE((*w)->Write("rows of " + key).ok());
     auto done = (*w)->Commit();
     ASSERT_TRUE(done.ok()) << done.status().ToString();
   }
-  EXPECT_EQ(Keys("t/"), keys) << "visible at once, like OpenWrite's";
+  auto listed = Keys("t/");
+  EXPECT_EQ(std::set<std::string>(listed.begin(), listed.end()), std::set<std::string>(keys.begin(), keys.end()))
+      << "visible at once, like OpenWrite's";
   EXPECT_EQ(*store_->ReadAll(keys[2]), "rows of " + keys[2]);
-  EXPECT_TRUE(store_->SyncNames(keys).ok());
-  EXPECT_TRUE(store_->SyncNames({}).ok());
-  EXPECT_FALSE(store_->SyncNames({"../escape"}).ok());
-  EXPECT_FALSE(store_->SyncNames({"t/never-written/x.gz"}).ok()) << "a directory that does not exist";
+  EXPECT_TRUE(store_->SyncWritten({keys.begin(), keys.begin() + 3}).ok()) << "file by file";
+  EXPECT_TRUE(store_->SyncWritten(keys).ok()) << "the filesystem at once";
+  EXPECT_TRUE(store_->SyncWritten({}).ok());
+  EXPECT_FALSE(store_->SyncWritten({"../escape"}).ok());
+  EXPECT_FALSE(store_->SyncWritten({"t/never-written/x.gz"}).ok()) << "a file that does not exist";
+  std::vector<std::string> with_missing(keys.begin() + 3, keys.end());
+  with_missing.push_back("t/never-written/x.gz");
+  EXPECT_FALSE(store_->SyncWritten(with_missing).ok()) << "a directory that does not exist, in a large group";
 }
 
 TEST_F(FileStoreTest, LocalPathPointsAtTheFile) {
