@@ -360,7 +360,13 @@ class DuckDbWarehouse final : public Warehouse {
       LF_RETURN_IF_ERROR(Exec("DELETE FROM " + Ident(load.table) + " WHERE " + RangeOf(load.partition_us, unit_us)));
     LF_RETURN_IF_ERROR(AppendParts(loads, staging, schema).status());
     LF_ASSIGN_OR_RETURN(auto rows, CountPartitions(loads, unit_us));
-    for (const PartitionLoad& load : loads) LF_RETURN_IF_ERROR(RecordLoad(load, "replace", rows[load.partition_us]));
+    for (const PartitionLoad& load : loads) {
+      // A replace resumed after a crash between this commit and the
+      // ledger's record runs again under its id: still one replace.
+      if (!load.load_id.empty())
+        LF_RETURN_IF_ERROR(Exec(std::string("DELETE FROM ") + kLoadsTable + " WHERE load_id=" + Literal(load.load_id)));
+      LF_RETURN_IF_ERROR(RecordLoad(load, "replace", rows[load.partition_us]));
+    }
     LF_RETURN_IF_ERROR(PruneLoadHistory());
     return rows;
   }

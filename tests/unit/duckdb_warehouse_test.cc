@@ -274,6 +274,25 @@ TEST_F(DuckDbWarehouseTest, LoadHistoryKeepsAppendsForTwoWeeks) {
             (std::vector<std::string>{"2"}));
 }
 
+// A replace that committed before its ledger record (the process was
+// killed) is sent again under the same id when the load resumes: the
+// history keeps one row for it, with the rows of the last run.
+TEST_F(DuckDbWarehouseTest, AReplaceRunAgainUnderItsIdKeepsOneHistoryRow) {
+  auto w = Open();
+  ASSERT_TRUE(w);
+  ASSERT_TRUE(w->EnsureTable("t", *schema_).ok());
+  StagedPart a = WritePart("t/dt=2016-08-01/hr=00/a.ndjson.gz", {Row("2016-08-01T00:00:00Z", 1, "a1")});
+  StagedPart b = WritePart("t/dt=2016-08-01/hr=00/b.ndjson.gz", {Row("2016-08-01T00:10:00Z", 2, "b1")});
+  PartitionLoad first = Plan(h0_, {a});
+  first.load_id = "logferry_t_2016080100_g1";
+  ASSERT_TRUE(w->ReplacePartition(first, kMicrosPerHour, *staging_, *schema_).ok());
+  PartitionLoad again = Plan(h0_, {a, b});
+  again.load_id = first.load_id;
+  ASSERT_TRUE(w->ReplacePartition(again, kMicrosPerHour, *staging_, *schema_).ok());
+  EXPECT_EQ(Values(*w, "SELECT kind || ' ' || load_id || ' ' || parts || ' ' || rows FROM _logferry_loads"),
+            (std::vector<std::string>{"replace logferry_t_2016080100_g1 2 2"}));
+}
+
 // DuckDB has no job quota: the partitions due share one job (one
 // transaction), never held back, and the record of jobs sent is never read.
 TEST_F(DuckDbWarehouseTest, HasNoJobBudget) {
